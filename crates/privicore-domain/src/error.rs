@@ -1,0 +1,211 @@
+//! One error type for the whole engine. Every failure carries a stable dotted
+//! [`Reason`]; the edge maps the [`ErrorKind`] to a transport status.
+
+use std::fmt;
+
+/// Transport-neutral category of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    TooLarge,
+    UnsupportedMedia,
+    Validation,
+    RateLimited,
+    Internal,
+    Unavailable,
+}
+
+macro_rules! reasons {
+    ($($variant:ident => $code:literal, $kind:ident, $message:literal;)*) => {
+        /// Every dotted error key the engine can emit (README §10.3).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason { $($variant),* }
+
+        impl Reason {
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant),*];
+
+            pub fn code(self) -> &'static str {
+                match self { $(Reason::$variant => $code),* }
+            }
+
+            pub fn kind(self) -> ErrorKind {
+                match self { $(Reason::$variant => ErrorKind::$kind),* }
+            }
+
+            pub fn default_message(self) -> &'static str {
+                match self { $(Reason::$variant => $message),* }
+            }
+
+            pub fn from_code(code: &str) -> Option<Reason> {
+                match code { $($code => Some(Reason::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+reasons! {
+    RequestMalformed => "request.malformed", BadRequest, "The request body or frame cannot be parsed.";
+    RequestUnsupportedMediaType => "request.unsupported_media_type", UnsupportedMedia, "This content type is not accepted.";
+    RequestTooLarge => "request.too_large", TooLarge, "The request is too large.";
+    RequestUnknownRoute => "request.unknown_route", NotFound, "No such route.";
+    RequestMethodNotAllowed => "request.method_not_allowed", MethodNotAllowed, "This method is not allowed on this path.";
+    RequestUnknownAction => "request.unknown_action", BadRequest, "Unknown WebSocket action.";
+    RequestIdempotencyConflict => "request.idempotency_conflict", Conflict, "The Idempotency-Key was used with another body.";
+    ChannelNotFound => "channel.not_found", NotFound, "Unknown channel id.";
+    ValidationMissingField => "validation.missing_field", Validation, "A required field is absent or empty.";
+    ValidationInvalidType => "validation.invalid_type", Validation, "A field has the wrong type.";
+    ValidationInvalidFormat => "validation.invalid_format", Validation, "A field is malformed.";
+    ValidationOutOfRange => "validation.out_of_range", Validation, "A value is outside its bounds.";
+    ValidationUnknownFilter => "validation.unknown_filter", Validation, "Unknown filter.";
+    ValidationNoChanges => "validation.no_changes", Validation, "Nothing to change.";
+    ValidationAmbiguousShape => "validation.ambiguous_shape", Validation, "Mutually exclusive fields were both present, or neither.";
+    ValidationInvalidCredentialsForm => "validation.invalid_credentials_form", Validation, "Send either username and password, or qrToken.";
+    RateLimitExceeded => "rate_limit.exceeded", RateLimited, "Too many requests; retry later.";
+    InternalError => "internal.error", Internal, "The engine failed unexpectedly.";
+    ServiceUnavailable => "service.unavailable", Unavailable, "A dependency of the engine is unavailable.";
+    CommandNotFound => "command.not_found", NotFound, "Unknown command id.";
+    AuthMissingToken => "auth.missing_token", Unauthorized, "The X-DPT-AUTHORIZATION header is missing.";
+    AuthInvalidToken => "auth.invalid_token", Unauthorized, "Invalid authorization token.";
+    AuthTokenExpired => "auth.token_expired", Unauthorized, "The authorization token has expired.";
+    AuthTokenRevoked => "auth.token_revoked", Unauthorized, "The authorization token was revoked.";
+    AuthInvalidCredentials => "auth.invalid_credentials", Unauthorized, "Invalid username or password.";
+    AuthInvalidQrToken => "auth.invalid_qr_token", Unauthorized, "The QR token is unknown, used or expired.";
+    ProfileInactive => "profile.inactive", Forbidden, "The profile is not active.";
+    ProfilePublicKeyRequired => "profile.public_key_required", Forbidden, "Register a public key before using this endpoint.";
+    ProfileInvalidUsername => "profile.invalid_username", Validation, "Usernames are 3 to 254 characters of A-Z a-z 0-9 . _ @ + - and start with a letter or digit.";
+    ProfilePasswordTooShort => "profile.password_too_short", Validation, "Passwords have at least 10 characters.";
+    ProfilePasswordTooLong => "profile.password_too_long", Validation, "Passwords have at most 1024 characters.";
+    ProfilePasswordEqualsUsername => "profile.password_equals_username", Validation, "The password must differ from the username.";
+    ProfilePasswordUnchanged => "profile.password_unchanged", Validation, "The new password equals the current one.";
+    ProfileUsernameTaken => "profile.username_taken", Conflict, "The username is taken.";
+    ProfileInvalidCurrentPassword => "profile.invalid_current_password", Validation, "The current password does not match.";
+    PublicKeyInvalidFormat => "public_key.invalid_format", Validation, "A signed public key is exactly 200 hexadecimal characters.";
+    PublicKeyUnsupportedVersion => "public_key.unsupported_version", Validation, "The key's version tag must be 31420500.";
+    PublicKeyInvalidDigest => "public_key.invalid_digest", Validation, "The key's BLAKE2b-512 digest does not match.";
+    PublicKeyWeakKey => "public_key.weak_key", Validation, "The key is all-zero or a small-order point.";
+    OauthProfileTokenRequired => "oauth.profile_token_required", Forbidden, "This endpoint needs a profile token.";
+    OauthScopeDenied => "oauth.scope_denied", Forbidden, "The token lacks the scope this call needs.";
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A failure as clients see it: a reason, a human message and, for validation, the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub reason: Reason,
+    pub message: String,
+    pub field: Option<String>,
+    /// Seconds, for rate limits.
+    pub retry_after: Option<u64>,
+}
+
+impl Error {
+    pub fn new(reason: Reason) -> Self {
+        Self {
+            reason,
+            message: reason.default_message().to_owned(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.reason.kind()
+    }
+
+    /// An unexpected failure: the detail is for the log, never for the client.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(detail = %detail, "internal error");
+        Self::new(Reason::InternalError)
+    }
+
+    pub fn missing(field: &str) -> Self {
+        Self::new(Reason::ValidationMissingField)
+            .with_field(field)
+            .with_message(format!("The field {field} is required."))
+    }
+
+    pub fn invalid_type(field: &str, expected: &str) -> Self {
+        Self::new(Reason::ValidationInvalidType)
+            .with_field(field)
+            .with_message(format!("The field {field} must be {expected}."))
+    }
+
+    pub fn out_of_range(field: &str, bounds: impl fmt::Display) -> Self {
+        Self::new(Reason::ValidationOutOfRange)
+            .with_field(field)
+            .with_message(format!("The field {field} must be within {bounds}."))
+    }
+
+    pub fn invalid_format(field: &str) -> Self {
+        Self::new(Reason::ValidationInvalidFormat)
+            .with_field(field)
+            .with_message(format!("The field {field} is malformed."))
+    }
+}
+
+impl From<Reason> for Error {
+    fn from(reason: Reason) -> Self {
+        Self::new(reason)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.code(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<privicore_wire::SignedKeyError> for Error {
+    fn from(e: privicore_wire::SignedKeyError) -> Self {
+        let reason = Reason::from_code(e.code()).expect("public_key codes are in the catalogue");
+        Self::new(reason).with_field("publicKey")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_dotted_snake_case_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            let code = reason.code();
+            let (domain, rest) = code.split_once('.').expect("dotted");
+            assert!(!domain.is_empty() && !rest.is_empty(), "{code}");
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                "{code}"
+            );
+            assert!(seen.insert(code), "duplicate {code}");
+            assert_eq!(Reason::from_code(code), Some(*reason));
+        }
+    }
+}

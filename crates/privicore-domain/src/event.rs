@@ -1,0 +1,48 @@
+//! Events carried by the bus: what WebSocket channels deliver, and notices that end
+//! channels. They cross process boundaries as JSON.
+
+use crate::secret::TokenHash;
+use crate::{CommandId, ProfileId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BusEvent {
+    /// An event for every socket joined on the profile's channel.
+    Profile(ProfileEvent),
+    /// Sockets joined with this token must be told and leave (README §8.7).
+    TokenEnded { token: TokenHash, code: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileEvent {
+    pub profile_id: ProfileId,
+    /// The application that caused it; app-token sockets only see their own (README §8.5).
+    pub application_id: Option<Uuid>,
+    /// The `data` member of the frame sent to the client.
+    pub data: Value,
+}
+
+impl ProfileEvent {
+    /// `{"type":"X-DPT-CAB-ID","id":…,"command_status":…,"body":…}`.
+    pub fn command_status(
+        profile_id: ProfileId,
+        application_id: Option<Uuid>,
+        command_id: CommandId,
+        status: u8,
+        body: Value,
+    ) -> Self {
+        Self {
+            profile_id,
+            application_id,
+            data: json!({
+                "type": "X-DPT-CAB-ID",
+                "id": command_id.to_string(),
+                "command_status": status,
+                "body": body,
+            }),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The privicore domain: what profiles, tokens, keys and commands are, the rules they obey,
+//! and the ports (metadata store, bus) the engine needs from the outside world.
+//! Nothing here knows about HTTP or SQL.
+
+pub mod auth;
+pub mod command;
+pub mod effect;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod keys;
+pub mod password;
+pub mod ports;
+pub mod profile;
+pub mod secret;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Reason};
+pub use ids::{CommandId, ProfileId};
+pub use time::Timestamp;

@@ -1,0 +1,21 @@
+use crate::event::BusEvent;
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Every event published on the bus, as seen by one subscriber.
+pub type EventStream = BoxStream<'static, BusEvent>;
+
+/// Fan-out of events to every engine node (and, later, device traffic).
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    async fn publish(&self, event: BusEvent) -> Result<(), BusError>;
+    /// A new subscription that receives every event published after this call.
+    async fn subscribe(&self) -> Result<EventStream, BusError>;
+    async fn ping(&self) -> Result<(), BusError>;
+}

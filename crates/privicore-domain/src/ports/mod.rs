@@ -1,0 +1,11 @@
+//! What the engine needs from the outside world. Each port has an embedded adapter
+//! (SQLite, in-process bus) and a distributed one (PostgreSQL, RabbitMQ).
+
+mod bus;
+mod store;
+
+pub use bus::{Bus, BusError, EventStream};
+pub use store::{MetadataStore, StoreError};
+
+#[cfg(feature = "testkit")]
+pub mod conformance;

@@ -1,0 +1,202 @@
+//! SQLite adapter of the metadata-store port. WAL mode; one writer connection (SQLite
+//! serializes writers anyway) and a small pool of readers.
+
+mod apply;
+mod commands;
+mod rows;
+
+use async_trait::async_trait;
+use privicore_domain::auth::AuthToken;
+use privicore_domain::command::{CommandRecord, Completion};
+use privicore_domain::effect::Effect;
+use privicore_domain::keys::EngineKeyRecord;
+use privicore_domain::ports::{MetadataStore, StoreError};
+use privicore_domain::profile::{Profile, username_key};
+use privicore_domain::secret::TokenHash;
+use privicore_domain::{CommandId, ProfileId, Timestamp};
+use secrecy::ExposeSecret;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs pending migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(unavailable)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged command survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(unavailable)?;
+        Ok(Self { writer, reader })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
+        commands::insert(&self.writer, command).await
+    }
+
+    async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
+        commands::get(&self.reader, id).await
+    }
+
+    async fn unfinished_commands(&self) -> Result<Vec<CommandRecord>, StoreError> {
+        commands::unfinished(&self.reader).await
+    }
+
+    async fn purge_finished_commands(&self, before: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM commands WHERE status <> 'pending' AND finished_at < ?")
+            .bind(before.unix())
+            .execute(&self.writer)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(unavailable)
+    }
+
+    async fn apply(
+        &self,
+        effects: &[Effect],
+        completion: Option<&Completion>,
+    ) -> Result<Vec<u64>, StoreError> {
+        apply::apply(&self.writer, effects, completion).await
+    }
+
+    async fn profile(&self, id: ProfileId) -> Result<Option<Profile>, StoreError> {
+        sqlx::query("SELECT * FROM profiles WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?
+            .map(|r| rows::profile(&r))
+            .transpose()
+    }
+
+    async fn profile_by_username(&self, username: &str) -> Result<Option<Profile>, StoreError> {
+        sqlx::query("SELECT * FROM profiles WHERE username_key = ?")
+            .bind(username_key(username))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?
+            .map(|r| rows::profile(&r))
+            .transpose()
+    }
+
+    async fn auth_token(&self, hash: &TokenHash) -> Result<Option<AuthToken>, StoreError> {
+        sqlx::query("SELECT * FROM auth_tokens WHERE hash = ?")
+            .bind(hash.to_hex())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?
+            .map(|r| rows::auth_token(&r))
+            .transpose()
+    }
+
+    async fn purge_expired_tokens(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let tokens = sqlx::query("DELETE FROM auth_tokens WHERE expires_at < ?")
+            .bind(before.unix())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        let qr = sqlx::query("DELETE FROM qr_tokens WHERE expires_at < ?")
+            .bind(before.unix())
+            .execute(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        Ok(tokens.rows_affected() + qr.rows_affected())
+    }
+
+    async fn take_qr_token(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<ProfileId>, StoreError> {
+        let row = sqlx::query("DELETE FROM qr_tokens WHERE hash = ? AND expires_at > ? RETURNING profile_id")
+            .bind(hash.to_hex())
+            .bind(now.unix())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| rows::profile_id(&r.get::<String, _>("profile_id")))
+            .transpose()
+    }
+
+    async fn engine_key(&self) -> Result<Option<EngineKeyRecord>, StoreError> {
+        sqlx::query("SELECT * FROM engine_keys ORDER BY created_at DESC, key_id DESC LIMIT 1")
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(unavailable)?
+            .map(|r| rows::engine_key(&r))
+            .transpose()
+    }
+
+    async fn ensure_engine_key(&self, key: &EngineKeyRecord) -> Result<EngineKeyRecord, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        let existing = sqlx::query("SELECT COUNT(*) AS n FROM engine_keys")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .get::<i64, _>("n");
+        if existing == 0 {
+            sqlx::query("INSERT INTO engine_keys (key_id, private_hex, public_key, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&key.key_id)
+                .bind(key.private_hex.expose_secret())
+                .bind(&key.public_key)
+                .bind(key.created_at.unix())
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        self.engine_key()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("engine key vanished".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests;
