@@ -14,6 +14,12 @@ pub enum BusEvent {
     Profile(ProfileEvent),
     /// Sockets joined with this token must be told and leave (README §8.7).
     TokenEnded { token: TokenHash, code: String },
+    /// Every token of the profile but `keep` ended (password change with revocation).
+    ProfileTokensEnded {
+        profile_id: ProfileId,
+        keep: Option<TokenHash>,
+        code: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -136,6 +136,25 @@ impl MetadataStore for SqliteStore {
             .transpose()
     }
 
+    async fn count_live_tokens(
+        &self,
+        profile_id: ProfileId,
+        except: Option<&TokenHash>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM auth_tokens
+             WHERE profile_id = ? AND revoked_at IS NULL AND expires_at > ? AND hash <> ?",
+        )
+        .bind(profile_id.to_string())
+        .bind(now.unix())
+        .bind(except.map(|h| h.to_hex()).unwrap_or_default())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(unavailable)?;
+        Ok(n as u64)
+    }
+
     async fn purge_expired_tokens(&self, before: Timestamp) -> Result<u64, StoreError> {
         let tokens = sqlx::query("DELETE FROM auth_tokens WHERE expires_at < ?")
             .bind(before.unix())

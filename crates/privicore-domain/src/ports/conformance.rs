@@ -121,6 +121,11 @@ async fn tokens_revoke_and_purge(store: &dyn MetadataStore) {
     let read = store.auth_token(&TokenHash::of("keep")).await.unwrap().unwrap();
     assert_eq!(read.profile_id, p.id);
     assert_eq!(read.owner, TokenOwner::Profile);
+    assert_eq!(
+        store.count_live_tokens(p.id, Some(&TokenHash::of("keep")), now).await.unwrap(),
+        2
+    );
+    assert_eq!(store.count_live_tokens(p.id, None, now).await.unwrap(), 3);
     let counts = store
         .apply(
             &[Effect::RevokeProfileTokens { profile_id: p.id, keep: Some(TokenHash::of("keep")), at: now }],

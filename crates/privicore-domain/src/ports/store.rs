@@ -17,6 +17,16 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Conflicts that are business outcomes of a command rather than faults.
+    pub fn business_reason(&self) -> Option<Reason> {
+        match self {
+            Self::UsernameTaken => Some(Reason::ProfileUsernameTaken),
+            _ => None,
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
@@ -57,6 +67,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn profile_by_username(&self, username: &str) -> Result<Option<Profile>, StoreError>;
 
     async fn auth_token(&self, hash: &TokenHash) -> Result<Option<AuthToken>, StoreError>;
+    /// Live (unexpired, unrevoked) tokens of a profile, `except` excluded.
+    async fn count_live_tokens(
+        &self,
+        profile_id: ProfileId,
+        except: Option<&TokenHash>,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
     /// Drops tokens that expired before `before`.
     async fn purge_expired_tokens(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// Consumes a QR token if it is live; single-use even under concurrency.
