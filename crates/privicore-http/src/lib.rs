@@ -1,0 +1,13 @@
+//! The edge: axum routers for the API and WebSocket listeners. Handlers parse the wire,
+//! call the engine and turn its errors into the contract's JSON envelope.
+
+mod body;
+mod error;
+mod guard;
+mod reply;
+mod routes;
+mod ws;
+
+pub use body::{Fields, parse_body};
+pub use error::ApiError;
+pub use routes::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};

@@ -1,0 +1,99 @@
+mod keys;
+mod profile;
+mod utility;
+
+use crate::body::Fields;
+use crate::error::ApiError;
+use crate::guard;
+use crate::ws;
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use privicore_domain::auth::{Access, Caller};
+use privicore_domain::{Error, Reason};
+use privicore_engine::Engine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Free space of the engine spool, for `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpoolStatus {
+    Ok,
+    LowSpace,
+    Down,
+}
+
+pub type SpoolProbe = Arc<dyn Fn() -> SpoolStatus + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub spool: SpoolProbe,
+}
+
+/// Every REST route of the API listener, plus the WebSocket at `/ws`.
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(utility::health))
+        .route(
+            "/request-status/{command_id}",
+            post(utility::request_status).get(utility::request_status),
+        )
+        .route("/profile/register-profile", post(profile::register))
+        .route("/profile/authenticate", post(profile::authenticate))
+        .route("/profile/retrieve-profile-id", get(profile::retrieve_profile_id))
+        .route("/profile/change-password", post(profile::change_password))
+        .route("/profile/generate-token-qr", post(profile::generate_qr_token))
+        .route(
+            "/profile/reauthorize-authorization-token",
+            post(profile::reauthorize),
+        )
+        .route("/profile/revoke-authorization-token", post(profile::revoke))
+        .route("/profile/authorization-token/expiry", post(profile::token_expiry))
+        .route("/generate-keys", get(keys::generate))
+        .route("/public-key/register-public-key", post(keys::register))
+        .route("/public-key/retrieve-public-key", get(keys::retrieve))
+        .route("/dptcab/public-key", get(keys::cab))
+        .route("/ws", get(ws::upgrade))
+        .fallback(guard::unknown_route)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
+        .layer(CatchPanicLayer::custom(guard::panic_response))
+}
+
+/// The WebSocket listener: an upgrade on any path.
+pub fn ws_router(state: AppState) -> Router {
+    Router::new()
+        .fallback(get(ws::upgrade))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
+        .layer(CatchPanicLayer::custom(guard::panic_response))
+}
+
+fn token_header(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    match headers.get("x-dpt-authorization") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::new(Reason::AuthInvalidToken)),
+    }
+}
+
+/// Authenticates before the body is read (README §7.4 order).
+async fn caller(state: &AppState, headers: &HeaderMap, access: Access) -> Result<Caller, ApiError> {
+    Ok(state.engine.authorize(token_header(headers)?, access).await?)
+}
+
+async fn fields(req: Request) -> Result<Fields, ApiError> {
+    Fields::from_request(req, &()).await
+}
+
+fn client_address(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
