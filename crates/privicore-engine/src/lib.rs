@@ -13,7 +13,7 @@ mod profiles;
 mod status;
 pub mod workers;
 
-pub use config::EngineConfig;
+pub use config::{EngineConfig, RateLimits};
 pub use engine::{Engine, Health};
 pub use keys::{CabKey, GeneratedKeys};
 pub use profiles::{Authenticated, Credentials, QrIssued, TokenExpiry};

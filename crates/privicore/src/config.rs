@@ -1,0 +1,256 @@
+//! Settings from, in rising priority: embedded defaults, an optional TOML file, `PRIVICORE_*`
+//! environment variables and command-line flags (clap reads the last two together).
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Effective settings of `privicore serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    /// Address every listener binds to. Loopback by default: expose the engine through a
+    /// TLS-terminating proxy, or bind wider on purpose.
+    pub bind: IpAddr,
+    pub api: Listener,
+    pub ws: Listener,
+    pub log: Log,
+    pub auth: Auth,
+    pub keys: Keys,
+    pub rate_limits: RateLimits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listener {
+    pub port: u16,
+    /// Base URL clients use to reach this listener (never taken from `Host`).
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    pub token_ttl_seconds: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Keys {
+    pub generate_endpoint_enabled: bool,
+}
+
+/// 0 switches a limit off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    pub failed_logins_per_15min: u32,
+    pub registrations_per_hour: u32,
+    pub generate_keys_per_minute: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./privicore-data"),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            api: Listener {
+                port: 8009,
+                public_url: None,
+            },
+            ws: Listener {
+                port: 8083,
+                public_url: None,
+            },
+            log: Log::default(),
+            auth: Auth::default(),
+            keys: Keys::default(),
+            rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            public_url: None,
+        }
+    }
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            token_ttl_seconds: privicore_domain::auth::DEFAULT_TOKEN_TTL_SECONDS,
+        }
+    }
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            generate_endpoint_enabled: true,
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            failed_logins_per_15min: 10,
+            registrations_per_hour: 20,
+            generate_keys_per_minute: 60,
+        }
+    }
+}
+
+/// Flags of `privicore serve`; each also reads a `PRIVICORE_*` variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML settings file.
+    #[arg(long, env = "PRIVICORE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "PRIVICORE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, env = "PRIVICORE_BIND")]
+    pub bind: Option<IpAddr>,
+    #[arg(long, env = "PRIVICORE_API_PORT")]
+    pub api_port: Option<u16>,
+    #[arg(long, env = "PRIVICORE_WS_PORT")]
+    pub ws_port: Option<u16>,
+    #[arg(long, env = "PRIVICORE_API_PUBLIC_URL")]
+    pub api_public_url: Option<String>,
+    #[arg(long, env = "PRIVICORE_WS_PUBLIC_URL")]
+    pub ws_public_url: Option<String>,
+    #[arg(long, value_enum, env = "PRIVICORE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    #[arg(long, env = "PRIVICORE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    #[arg(long, env = "PRIVICORE_TOKEN_TTL_SECONDS")]
+    pub token_ttl_seconds: Option<i64>,
+    #[arg(long, env = "PRIVICORE_GENERATE_KEYS_ENDPOINT_ENABLED")]
+    pub generate_keys_endpoint_enabled: Option<bool>,
+    #[arg(long, env = "PRIVICORE_FAILED_LOGINS_PER_15MIN")]
+    pub failed_logins_per_15min: Option<u32>,
+    #[arg(long, env = "PRIVICORE_REGISTRATIONS_PER_HOUR")]
+    pub registrations_per_hour: Option<u32>,
+    #[arg(long, env = "PRIVICORE_GENERATE_KEYS_PER_MINUTE")]
+    pub generate_keys_per_minute: Option<u32>,
+}
+
+impl Settings {
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading settings file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing settings file {}", path.display()))
+    }
+
+    /// Defaults, then the file named by `--config`, then env and flags.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut s = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        macro_rules! take {
+            ($($arg:ident => $($field:ident).+;)*) => {
+                $(if let Some(v) = &args.$arg { s.$($field).+ = v.clone().into(); })*
+            };
+        }
+        take! {
+            data_dir => data_dir;
+            bind => bind;
+            api_port => api.port;
+            ws_port => ws.port;
+            log_format => log.format;
+            log_level => log.level;
+            token_ttl_seconds => auth.token_ttl_seconds;
+            generate_keys_endpoint_enabled => keys.generate_endpoint_enabled;
+            failed_logins_per_15min => rate_limits.failed_logins_per_15min;
+            registrations_per_hour => rate_limits.registrations_per_hour;
+            generate_keys_per_minute => rate_limits.generate_keys_per_minute;
+        }
+        if let Some(url) = &args.api_public_url {
+            s.api.public_url = Some(url.clone());
+        }
+        if let Some(url) = &args.ws_public_url {
+            s.ws.public_url = Some(url.clone());
+        }
+        if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds) {
+            anyhow::bail!("auth.token_ttl_seconds must be between 1 and 2592000");
+        }
+        Ok(s)
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("privicore.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::default();
+        assert_eq!((s.api.port, s.ws.port), (8009, 8083));
+        assert_eq!(s.data_dir, PathBuf::from("./privicore-data"));
+        assert_eq!(s.auth.token_ttl_seconds, 8 * 3600);
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/privicore\"\n[api]\nport = 9000\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            api_port: Some(9100),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/privicore"));
+        assert_eq!(s.api.port, 9100, "flags win over the file");
+        assert_eq!(s.ws.port, 8083, "unset values keep their defaults");
+        assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(&path, "api_prot = 1\n").unwrap();
+        assert!(Settings::from_file(&path).is_err());
+    }
+}

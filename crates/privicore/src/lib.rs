@@ -1,0 +1,6 @@
+//! The `privicore` binary's library half: settings, logging and the server wiring, so the
+//! integration tests can start the very same server on ephemeral ports.
+
+pub mod config;
+pub mod logging;
+pub mod server;

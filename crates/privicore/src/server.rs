@@ -1,0 +1,185 @@
+//! Wires the adapters to the engine and serves the listeners until shutdown.
+
+use crate::config::Settings;
+use anyhow::Context;
+use axum::Router;
+use axum::extract::Request;
+use privicore_bus_local::LocalBus;
+use privicore_engine::{Engine, EngineConfig};
+use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
+use privicore_store_sqlite::SqliteStore;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+/// A running engine with its bound listeners.
+pub struct Server {
+    pub api_addr: SocketAddr,
+    pub ws_addr: SocketAddr,
+    engine: Arc<Engine>,
+    store: Arc<SqliteStore>,
+    listeners: JoinSet<std::io::Result<()>>,
+    stop_listening: CancellationToken,
+}
+
+fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
+    let off_if_zero = |n: u32| (n > 0).then_some(n);
+    EngineConfig {
+        token_ttl_seconds: s.auth.token_ttl_seconds,
+        api_public_url: s
+            .api
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{api_addr}")),
+        generate_keys_enabled: s.keys.generate_endpoint_enabled,
+        limits: privicore_engine::RateLimits {
+            failed_logins_per_15min: off_if_zero(s.rate_limits.failed_logins_per_15min),
+            registrations_per_hour: off_if_zero(s.rate_limits.registrations_per_hour),
+            generate_keys_per_minute: off_if_zero(s.rate_limits.generate_keys_per_minute),
+        },
+        ..EngineConfig::default()
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Below 10 % free space the spool reports `low_space` (profile-and-keys.md §1.1).
+fn spool_probe(dir: PathBuf) -> SpoolProbe {
+    Arc::new(move || match fs4::statvfs(&dir) {
+        Ok(stats) if stats.total_space() == 0 => SpoolStatus::Down,
+        Ok(stats) if stats.available_space() * 10 < stats.total_space() => SpoolStatus::LowSpace,
+        Ok(_) => SpoolStatus::Ok,
+        Err(_) => SpoolStatus::Down,
+    })
+}
+
+/// Request log lines carry method, path and status only: no query, headers or bodies.
+fn traced(router: Router) -> Router {
+    router.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+    )
+}
+
+impl Server {
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        create_private_dir(&settings.data_dir)?;
+        let store = Arc::new(
+            SqliteStore::open(&settings.database_path())
+                .await
+                .context("opening the metadata store")?,
+        );
+        let bus = Arc::new(LocalBus::default());
+
+        let api_listener = TcpListener::bind((settings.bind, settings.api.port))
+            .await
+            .with_context(|| format!("binding the API listener on port {}", settings.api.port))?;
+        let ws_listener = TcpListener::bind((settings.bind, settings.ws.port))
+            .await
+            .with_context(|| format!("binding the WebSocket listener on port {}", settings.ws.port))?;
+        let api_addr = api_listener.local_addr()?;
+        let ws_addr = ws_listener.local_addr()?;
+
+        let engine = Engine::start(store.clone(), bus, engine_config(settings, api_addr))
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
+        let state = AppState {
+            engine: engine.clone(),
+            spool: spool_probe(settings.data_dir.clone()),
+        };
+
+        let stop_listening = CancellationToken::new();
+        let mut listeners = JoinSet::new();
+        for (listener, router) in [
+            (api_listener, traced(api_router(state.clone()))),
+            (ws_listener, traced(ws_router(state))),
+        ] {
+            let stop = stop_listening.clone();
+            listeners.spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            });
+        }
+        tracing::info!(%api_addr, %ws_addr, data_dir = %settings.data_dir.display(), "privicore is serving");
+        write_endpoints(&settings.data_dir, api_addr, ws_addr)?;
+        Ok(Self {
+            api_addr,
+            ws_addr,
+            engine,
+            store,
+            listeners,
+            stop_listening,
+        })
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.ws_addr)
+    }
+
+    /// Stops accepting, closes sockets (1001), stops workers; pending commands stay
+    /// persisted and resume on the next start.
+    pub async fn shutdown(mut self) {
+        self.stop_listening.cancel();
+        self.engine.shutdown().await;
+        while self.listeners.join_next().await.is_some() {}
+        self.store.close().await;
+        tracing::info!("privicore stopped");
+    }
+}
+
+/// Where a supervisor or a test finds the bound ports (`<data-dir>/run/endpoints.json`).
+fn write_endpoints(data_dir: &Path, api: SocketAddr, ws: SocketAddr) -> anyhow::Result<()> {
+    let run = data_dir.join("run");
+    std::fs::create_dir_all(&run)?;
+    let body = serde_json::json!({ "api": format!("http://{api}"), "ws": format!("ws://{ws}") });
+    let tmp = run.join("endpoints.json.tmp");
+    std::fs::write(&tmp, body.to_string())?;
+    std::fs::rename(tmp, run.join("endpoints.json"))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
