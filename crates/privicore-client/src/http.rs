@@ -1,0 +1,292 @@
+use crate::api::*;
+use crate::error::ClientError;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// An HTTP answer, whatever its status.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The error code of an error envelope.
+    pub fn error_code(&self) -> Option<String> {
+        self.json()["error"]["code"].as_str().map(str::to_owned)
+    }
+
+    fn into_error(self) -> ClientError {
+        let body = self.json();
+        match body["error"]["code"].as_str() {
+            Some(code) => ClientError::Api {
+                status: self.status,
+                code: code.to_owned(),
+                message: body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+                field: body["error"]["field"].as_str().map(str::to_owned),
+            },
+            None => ClientError::Unexpected {
+                status: self.status,
+                body: String::from_utf8_lossy(&self.body).into_owned(),
+            },
+        }
+    }
+
+    fn expect<T: DeserializeOwned>(self, status: u16) -> Result<T, ClientError> {
+        if self.status != status {
+            return Err(self.into_error());
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ClientError::Unexpected {
+            status: self.status,
+            body: format!("{e}: {}", String::from_utf8_lossy(&self.body)),
+        })
+    }
+
+    fn accepted(self) -> Result<Accepted, ClientError> {
+        let header_id = self.header("x-dpt-cab-id").map(str::to_owned);
+        let body: Value = self.expect(202)?;
+        let command_id = body["commandId"]
+            .as_str()
+            .ok_or_else(|| ClientError::Unexpected {
+                status: 202,
+                body: body.to_string(),
+            })?
+            .to_owned();
+        Ok(Accepted {
+            command_id,
+            header_id,
+        })
+    }
+}
+
+/// A body to send.
+pub enum Body<'a> {
+    Empty,
+    Form(&'a [(&'a str, &'a str)]),
+    Json(Value),
+    Raw {
+        content_type: &'a str,
+        bytes: Vec<u8>,
+    },
+}
+
+/// HTTP client for the API listener. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client without custom TLS settings builds");
+        Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: None,
+        }
+    }
+
+    /// The same client, authenticated with `token` (`X-DPT-AUTHORIZATION`).
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Any request, answered whatever the status (for tests and tools).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<RawResponse, ClientError> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            req = req.header("X-DPT-AUTHORIZATION", token);
+        }
+        req = match body {
+            Body::Empty => req,
+            Body::Form(pairs) => req.form(pairs),
+            Body::Json(value) => req.json(&value),
+            Body::Raw {
+                content_type,
+                bytes,
+            } => req.header("content-type", content_type).body(bytes),
+        };
+        let res = req.send().await?;
+        Ok(RawResponse {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            body: res.bytes().await?.to_vec(),
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<RawResponse, ClientError> {
+        self.send(Method::GET, path, Body::Empty).await
+    }
+
+    pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Result<RawResponse, ClientError> {
+        self.send(Method::POST, path, Body::Form(pairs)).await
+    }
+
+    pub async fn post_json(&self, path: &str, value: Value) -> Result<RawResponse, ClientError> {
+        self.send(Method::POST, path, Body::Json(value)).await
+    }
+
+    pub async fn health(&self) -> Result<Value, ClientError> {
+        self.get("/health").await?.expect(200)
+    }
+
+    pub async fn request_status(&self, command_id: &str) -> Result<RequestStatus, ClientError> {
+        let res = self
+            .post_json(&format!("/request-status/{command_id}"), json!({}))
+            .await?;
+        let status = res.status;
+        if status != 200 && status != 202 {
+            return Err(res.into_error());
+        }
+        let body: Vec<Value> = res.expect(status)?;
+        Ok(match body.first().and_then(Value::as_str) {
+            Some("started") => RequestStatus::Started,
+            Some("succeeded") => RequestStatus::Succeeded(body.get(1).cloned()),
+            Some("failed") => RequestStatus::Failed(
+                body.get(1).and_then(Value::as_str).unwrap_or_default().to_owned(),
+            ),
+            _ => {
+                return Err(ClientError::Unexpected {
+                    status,
+                    body: Value::Array(body).to_string(),
+                });
+            }
+        })
+    }
+
+    /// Polls `/request-status` every 100 ms until the command ends (for callers without a
+    /// WebSocket, such as a profile that is still being registered).
+    pub async fn poll_command(
+        &self,
+        command_id: &str,
+        timeout: Duration,
+    ) -> Result<RequestStatus, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.request_status(command_id).await? {
+                RequestStatus::Started if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                RequestStatus::Started => return Err(ClientError::Timeout(command_id.to_owned())),
+                done => return Ok(done),
+            }
+        }
+    }
+
+    pub async fn register_profile(&self, username: &str, password: &str) -> Result<Accepted, ClientError> {
+        self.post_form(
+            "/profile/register-profile",
+            &[("username", username), ("password", password)],
+        )
+        .await?
+        .accepted()
+    }
+
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Authenticated, ClientError> {
+        self.post_form(
+            "/profile/authenticate",
+            &[("username", username), ("password", password)],
+        )
+        .await?
+        .expect(200)
+    }
+
+    pub async fn authenticate_qr(&self, qr_token: &str) -> Result<Authenticated, ClientError> {
+        self.post_form("/profile/authenticate", &[("qrToken", qr_token)])
+            .await?
+            .expect(200)
+    }
+
+    pub async fn retrieve_profile_id(&self) -> Result<ProfileInfo, ClientError> {
+        self.get("/profile/retrieve-profile-id").await?.expect(200)
+    }
+
+    pub async fn change_password(
+        &self,
+        current: &str,
+        new: &str,
+        revoke_tokens: bool,
+    ) -> Result<Accepted, ClientError> {
+        self.post_json(
+            "/profile/change-password",
+            json!({ "currentPassword": current, "newPassword": new, "revokeTokens": revoke_tokens }),
+        )
+        .await?
+        .accepted()
+    }
+
+    pub async fn generate_qr_token(&self, ttl: Option<i64>) -> Result<QrToken, ClientError> {
+        let body = ttl.map_or_else(|| json!({}), |ttl| json!({ "ttl": ttl }));
+        self.post_json("/profile/generate-token-qr", body).await?.expect(200)
+    }
+
+    pub async fn reauthorize(&self, ttl: Option<i64>) -> Result<TokenGrant, ClientError> {
+        let body = ttl.map_or_else(|| json!({}), |ttl| json!({ "ttl": ttl }));
+        self.post_json("/profile/reauthorize-authorization-token", body)
+            .await?
+            .expect(200)
+    }
+
+    pub async fn revoke(&self) -> Result<Value, ClientError> {
+        self.send(Method::POST, "/profile/revoke-authorization-token", Body::Empty)
+            .await?
+            .expect(200)
+    }
+
+    pub async fn token_expiry(&self) -> Result<TokenExpiry, ClientError> {
+        self.send(Method::POST, "/profile/authorization-token/expiry", Body::Empty)
+            .await?
+            .expect(200)
+    }
+
+    pub async fn generate_keys(&self) -> Result<GeneratedKeys, ClientError> {
+        self.get("/generate-keys").await?.expect(200)
+    }
+
+    pub async fn register_public_key(&self, signed_key: &str) -> Result<Accepted, ClientError> {
+        self.post_form("/public-key/register-public-key", &[("publicKey", signed_key)])
+            .await?
+            .accepted()
+    }
+
+    pub async fn retrieve_public_key(&self) -> Result<PublicKeyInfo, ClientError> {
+        self.get("/public-key/retrieve-public-key").await?.expect(200)
+    }
+
+    pub async fn cab_public_key(&self) -> Result<CabKey, ClientError> {
+        self.get("/dptcab/public-key").await?.expect(200)
+    }
+}

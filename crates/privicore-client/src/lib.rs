@@ -1,0 +1,17 @@
+//! A client for the privicore engine, as an application would use it: typed HTTP calls,
+//! a WebSocket session that joins the profile's channel, and an awaiter that turns the
+//! asynchronous command model into `await`.
+
+mod api;
+mod error;
+mod http;
+mod session;
+
+pub use api::{
+    Accepted, Authenticated, CabKey, GeneratedKeys, ProfileInfo, PublicKeyInfo, QrToken,
+    RequestStatus, TokenExpiry, TokenGrant,
+};
+pub use error::ClientError;
+pub use http::{Body, Client, RawResponse};
+pub use privicore_wire::{KeyPair, SignedPublicKey};
+pub use session::{CommandOutcome, Session};

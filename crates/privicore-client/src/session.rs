@@ -1,0 +1,259 @@
+//! A WebSocket session on the engine's channel protocol (README §8). Frames are collected
+//! by a reader task; callers wait on what they need: a join reply, a command's final
+//! status, a notice.
+
+use crate::error::ClientError;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+
+/// The final status of a command, as delivered on the channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandOutcome {
+    /// `command_status: 2` with its result body.
+    Succeeded(Value),
+    /// `command_status: 3` with its dotted error key.
+    Failed(String),
+}
+
+impl CommandOutcome {
+    pub fn result(self) -> Result<Value, ClientError> {
+        match self {
+            Self::Succeeded(v) => Ok(v),
+            Self::Failed(code) => Err(ClientError::Api {
+                status: 0,
+                message: format!("command failed: {code}"),
+                code,
+                field: None,
+            }),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Frames with a `status`: replies to actions and notices.
+    replies: Vec<Value>,
+    /// Event `data` objects by their `id`.
+    events: HashMap<String, Vec<Value>>,
+    /// Every frame, in arrival order.
+    log: Vec<Value>,
+    /// Set when the connection ended, with the close code if one was sent.
+    closed: Option<Option<u16>>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+pub struct Session {
+    sink: tokio::sync::Mutex<Sink>,
+    shared: Arc<Shared>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+fn correlation() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Session {
+    /// Connects to `ws_url` (the WebSocket listener, or `<api>/ws`).
+    pub async fn connect(ws_url: &str) -> Result<Self, ClientError> {
+        let (stream, _) = connect_async(ws_url)
+            .await
+            .map_err(|e| ClientError::WebSocket(e.to_string()))?;
+        let (sink, mut source) = stream.split();
+        let shared = Arc::new(Shared::default());
+        let reader_shared = shared.clone();
+        let reader = tokio::spawn(async move {
+            let mut close_code = None;
+            while let Some(frame) = source.next().await {
+                match frame {
+                    Ok(Message::Text(text)) => {
+                        let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                        let mut st = reader_shared.state.lock().expect("session lock");
+                        if value.get("status").is_some() {
+                            st.replies.push(value.clone());
+                        } else if let Some(id) = value["data"]["id"].as_str() {
+                            st.events.entry(id.to_owned()).or_default().push(value["data"].clone());
+                        }
+                        st.log.push(value);
+                        drop(st);
+                        reader_shared.notify.notify_waiters();
+                    }
+                    Ok(Message::Close(frame)) => {
+                        close_code = frame.map(|f| u16::from(f.code));
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            reader_shared.state.lock().expect("session lock").closed = Some(close_code);
+            reader_shared.notify.notify_waiters();
+        });
+        Ok(Self {
+            sink: tokio::sync::Mutex::new(sink),
+            shared,
+            reader,
+        })
+    }
+
+    /// Sends any text frame (for protocol tests).
+    pub async fn send_text(&self, text: &str) -> Result<(), ClientError> {
+        self.sink
+            .lock()
+            .await
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .map_err(|e| ClientError::WebSocket(e.to_string()))
+    }
+
+    async fn send_action(&self, action: &str, data: Value) -> Result<(), ClientError> {
+        self.send_text(&json!({ "action": action, "data": data }).to_string())
+            .await
+    }
+
+    async fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&mut State) -> Option<T>,
+    ) -> Result<T, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = self.shared.state.lock().expect("session lock");
+                if let Some(found) = check(&mut st) {
+                    return Ok(found);
+                }
+                if st.closed.is_some() {
+                    return Err(ClientError::WebSocket(format!("connection closed while waiting for {what}")));
+                }
+            }
+            tokio::time::timeout_at(deadline, notified)
+                .await
+                .map_err(|_| ClientError::Timeout(what.to_owned()))?;
+        }
+    }
+
+    /// Takes the reply whose `correlationId` is `id`.
+    pub async fn reply(&self, id: &str, timeout: Duration) -> Result<Value, ClientError> {
+        self.wait_until(&format!("reply {id}"), timeout, |st| {
+            let at = st.replies.iter().position(|r| r["correlationId"] == id)?;
+            Some(st.replies.remove(at))
+        })
+        .await
+    }
+
+    fn reply_result(reply: Value) -> Result<Value, ClientError> {
+        match reply["status"].as_u64() {
+            Some(200) => Ok(reply["data"].clone()),
+            status => Err(ClientError::Api {
+                status: status.unwrap_or_default() as u16,
+                code: reply["data"]["code"].as_str().unwrap_or_default().to_owned(),
+                message: reply["data"]["message"].as_str().unwrap_or_default().to_owned(),
+                field: None,
+            }),
+        }
+    }
+
+    /// Joins the channel of the token's profile; returns the channel id.
+    pub async fn join(&self, token: &str) -> Result<String, ClientError> {
+        let id = correlation();
+        self.send_action("joinChannel", json!({ "authorizationToken": token, "correlationId": id }))
+            .await?;
+        let data = Self::reply_result(self.reply(&id, Duration::from_secs(10)).await?)?;
+        Ok(data["channelId"].as_str().unwrap_or_default().to_owned())
+    }
+
+    pub async fn leave(&self, channel_id: &str) -> Result<Value, ClientError> {
+        let id = correlation();
+        self.send_action("leaveChannel", json!({ "channelId": channel_id, "correlationId": id }))
+            .await?;
+        Self::reply_result(self.reply(&id, Duration::from_secs(10)).await?)
+    }
+
+    pub async fn ping(&self) -> Result<Value, ClientError> {
+        let id = correlation();
+        self.send_action("ping", json!({ "correlationId": id })).await?;
+        Self::reply_result(self.reply(&id, Duration::from_secs(10)).await?)
+    }
+
+    /// Waits for the final `command_status` (2 or 3) of `command_id`.
+    pub async fn wait_command(
+        &self,
+        command_id: &str,
+        timeout: Duration,
+    ) -> Result<CommandOutcome, ClientError> {
+        self.wait_until(&format!("command {command_id}"), timeout, |st| {
+            st.events.get(command_id)?.iter().find_map(|e| {
+                match (e["type"].as_str(), e["command_status"].as_u64()) {
+                    (Some("X-DPT-CAB-ID"), Some(2)) => Some(CommandOutcome::Succeeded(e["body"].clone())),
+                    (Some("X-DPT-CAB-ID"), Some(3)) => Some(CommandOutcome::Failed(
+                        e["body"].as_str().unwrap_or_default().to_owned(),
+                    )),
+                    _ => None,
+                }
+            })
+        })
+        .await
+    }
+
+    /// Waits for the first notice (an uncorrelated reply), such as "token ended".
+    pub async fn notice(&self, timeout: Duration) -> Result<Value, ClientError> {
+        self.wait_until("a notice", timeout, |st| {
+            let at = st.replies.iter().position(|r| r["correlationId"].is_null())?;
+            Some(st.replies.remove(at))
+        })
+        .await
+    }
+
+    /// Every event `data` seen so far with this id.
+    pub fn events_for(&self, id: &str) -> Vec<Value> {
+        let st = self.shared.state.lock().expect("session lock");
+        st.events.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Every frame seen so far.
+    pub fn frames(&self) -> Vec<Value> {
+        self.shared.state.lock().expect("session lock").log.clone()
+    }
+
+    /// Waits until the server closes the connection; returns its close code.
+    pub async fn closed(&self, timeout: Duration) -> Result<Option<u16>, ClientError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(code) = self.shared.state.lock().expect("session lock").closed {
+                return Ok(code);
+            }
+            tokio::time::timeout_at(deadline, notified)
+                .await
+                .map_err(|_| ClientError::Timeout("close".into()))?;
+        }
+    }
+}
