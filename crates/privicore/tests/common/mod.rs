@@ -1,0 +1,131 @@
+//! Shared test harness: the real server on ephemeral loopback ports, and profiles
+//! provisioned exactly as flows.md §1 describes, through `privicore-client`.
+#![allow(dead_code)]
+
+use privicore::config::Settings;
+use privicore::server::Server;
+use privicore_client::{Client, KeyPair, RequestStatus, Session};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.data_dir = dir.to_path_buf();
+    s.api.port = 0;
+    s.ws.port = 0;
+    s.rate_limits.registrations_per_hour = 0;
+    s.rate_limits.failed_logins_per_15min = 0;
+    s.rate_limits.generate_keys_per_minute = 0;
+    s
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = test_settings(dir.path());
+        adjust(&mut settings);
+        let server = Server::start(&settings).await.unwrap();
+        Self {
+            server: Some(server),
+            dir,
+        }
+    }
+
+    fn running(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.running().api_url())
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.running().ws_url()
+    }
+
+    pub fn api_ws_url(&self) -> String {
+        format!("ws://{}/ws", self.running().api_addr)
+    }
+
+    pub async fn session(&self) -> Session {
+        Session::connect(&self.ws_url()).await.unwrap()
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+pub fn unique_username(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}@example.com",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A profile after flow 1: registered, authenticated, joined, key registered.
+pub struct Provisioned {
+    pub username: String,
+    pub profile_id: String,
+    pub token: String,
+    pub api: Client,
+    pub session: Session,
+    pub keys: KeyPair,
+}
+
+/// Steps 1–3 of flow 1: register, poll without a token, authenticate.
+pub async fn register_and_login(server: &TestServer, username: &str) -> (String, String) {
+    let api = server.client();
+    let accepted = api.register_profile(username, PASSWORD).await.unwrap();
+    assert_eq!(accepted.header_id.as_deref(), Some(accepted.command_id.as_str()));
+    let status = api.poll_command(&accepted.command_id, WAIT).await.unwrap();
+    assert_eq!(status, RequestStatus::Succeeded(None), "no result without a token");
+    let auth = api.authenticate(username, PASSWORD).await.unwrap();
+    assert_eq!(auth.profile_id, accepted.command_id, "profileId equals the register command id");
+    assert!(!auth.public_key_registered);
+    (auth.profile_id, auth.authorization_token)
+}
+
+/// The whole of flow 1, with a WebSocket joined before the key command.
+pub async fn provision(server: &TestServer, prefix: &str) -> Provisioned {
+    let username = unique_username(prefix);
+    let (profile_id, token) = register_and_login(server, &username).await;
+    let session = server.session().await;
+    session.join(&token).await.unwrap();
+    let api = server.client().with_token(&token);
+    let keys = KeyPair::generate();
+    let accepted = api.register_public_key(&keys.public().to_hex()).await.unwrap();
+    let result = session
+        .wait_command(&accepted.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!(result["publicKey"], keys.public().to_hex());
+    assert_eq!(result["replaced"], false);
+    Provisioned {
+        username,
+        profile_id,
+        token,
+        api,
+        session,
+        keys,
+    }
+}
