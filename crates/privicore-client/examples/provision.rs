@@ -14,7 +14,11 @@ struct Args {
     ws: String,
     #[arg(long)]
     username: String,
-    #[arg(long, env = "PRIVICORE_PASSWORD", default_value = "correct-horse-battery")]
+    #[arg(
+        long,
+        env = "PRIVICORE_PASSWORD",
+        default_value = "correct-horse-battery"
+    )]
     password: String,
 }
 
@@ -24,14 +28,23 @@ async fn main() -> anyhow::Result<()> {
     let api = Client::new(&args.api);
 
     let registered = api.register_profile(&args.username, &args.password).await?;
-    println!("1. register-profile → 202 commandId {}", registered.command_id);
-    match api.poll_command(&registered.command_id, Duration::from_secs(30)).await? {
+    println!(
+        "1. register-profile → 202 commandId {}",
+        registered.command_id
+    );
+    match api
+        .poll_command(&registered.command_id, Duration::from_secs(30))
+        .await?
+    {
         RequestStatus::Succeeded(_) => println!("2. request-status → succeeded"),
         other => anyhow::bail!("registration did not succeed: {other:?}"),
     }
 
     let auth = api.authenticate(&args.username, &args.password).await?;
-    println!("3. authenticate → profile {} (token expires {})", auth.profile_id, auth.expires_at);
+    println!(
+        "3. authenticate → profile {} (token expires {})",
+        auth.profile_id, auth.expires_at
+    );
     let me = api.with_token(&auth.authorization_token);
 
     let session = Session::connect(&args.ws).await?;
@@ -48,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     println!("6. register-public-key → ack command_status 2: {ack}");
 
     let profile = me.retrieve_profile_id().await?;
-    println!("7. retrieve-profile-id → publicKeyRegistered = {}", profile.public_key_registered);
+    println!(
+        "7. retrieve-profile-id → publicKeyRegistered = {}",
+        profile.public_key_registered
+    );
     Ok(())
 }

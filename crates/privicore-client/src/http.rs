@@ -34,7 +34,10 @@ impl RawResponse {
             Some(code) => ClientError::Api {
                 status: self.status,
                 code: code.to_owned(),
-                message: body["error"]["message"].as_str().unwrap_or_default().to_owned(),
+                message: body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 field: body["error"]["field"].as_str().map(str::to_owned),
             },
             None => ClientError::Unexpected {
@@ -151,7 +154,11 @@ impl Client {
         self.send(Method::GET, path, Body::Empty).await
     }
 
-    pub async fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Result<RawResponse, ClientError> {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<RawResponse, ClientError> {
         self.send(Method::POST, path, Body::Form(pairs)).await
     }
 
@@ -176,7 +183,10 @@ impl Client {
             Some("started") => RequestStatus::Started,
             Some("succeeded") => RequestStatus::Succeeded(body.get(1).cloned()),
             Some("failed") => RequestStatus::Failed(
-                body.get(1).and_then(Value::as_str).unwrap_or_default().to_owned(),
+                body.get(1)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
             ),
             _ => {
                 return Err(ClientError::Unexpected {
@@ -206,7 +216,11 @@ impl Client {
         }
     }
 
-    pub async fn register_profile(&self, username: &str, password: &str) -> Result<Accepted, ClientError> {
+    pub async fn register_profile(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Accepted, ClientError> {
         self.post_form(
             "/profile/register-profile",
             &[("username", username), ("password", password)],
@@ -215,7 +229,11 @@ impl Client {
         .accepted()
     }
 
-    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Authenticated, ClientError> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Authenticated, ClientError> {
         self.post_form(
             "/profile/authenticate",
             &[("username", username), ("password", password)],
@@ -250,7 +268,9 @@ impl Client {
 
     pub async fn generate_qr_token(&self, ttl: Option<i64>) -> Result<QrToken, ClientError> {
         let body = ttl.map_or_else(|| json!({}), |ttl| json!({ "ttl": ttl }));
-        self.post_json("/profile/generate-token-qr", body).await?.expect(200)
+        self.post_json("/profile/generate-token-qr", body)
+            .await?
+            .expect(200)
     }
 
     pub async fn reauthorize(&self, ttl: Option<i64>) -> Result<TokenGrant, ClientError> {
@@ -261,15 +281,23 @@ impl Client {
     }
 
     pub async fn revoke(&self) -> Result<Value, ClientError> {
-        self.send(Method::POST, "/profile/revoke-authorization-token", Body::Empty)
-            .await?
-            .expect(200)
+        self.send(
+            Method::POST,
+            "/profile/revoke-authorization-token",
+            Body::Empty,
+        )
+        .await?
+        .expect(200)
     }
 
     pub async fn token_expiry(&self) -> Result<TokenExpiry, ClientError> {
-        self.send(Method::POST, "/profile/authorization-token/expiry", Body::Empty)
-            .await?
-            .expect(200)
+        self.send(
+            Method::POST,
+            "/profile/authorization-token/expiry",
+            Body::Empty,
+        )
+        .await?
+        .expect(200)
     }
 
     pub async fn generate_keys(&self) -> Result<GeneratedKeys, ClientError> {
@@ -277,13 +305,18 @@ impl Client {
     }
 
     pub async fn register_public_key(&self, signed_key: &str) -> Result<Accepted, ClientError> {
-        self.post_form("/public-key/register-public-key", &[("publicKey", signed_key)])
-            .await?
-            .accepted()
+        self.post_form(
+            "/public-key/register-public-key",
+            &[("publicKey", signed_key)],
+        )
+        .await?
+        .accepted()
     }
 
     pub async fn retrieve_public_key(&self) -> Result<PublicKeyInfo, ClientError> {
-        self.get("/public-key/retrieve-public-key").await?.expect(200)
+        self.get("/public-key/retrieve-public-key")
+            .await?
+            .expect(200)
     }
 
     pub async fn cab_public_key(&self) -> Result<CabKey, ClientError> {

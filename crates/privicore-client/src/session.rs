@@ -88,12 +88,16 @@ impl Session {
             while let Some(frame) = source.next().await {
                 match frame {
                     Ok(Message::Text(text)) => {
-                        let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                        let value: Value =
+                            serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                         let mut st = reader_shared.state.lock().expect("session lock");
                         if value.get("status").is_some() {
                             st.replies.push(value.clone());
                         } else if let Some(id) = value["data"]["id"].as_str() {
-                            st.events.entry(id.to_owned()).or_default().push(value["data"].clone());
+                            st.events
+                                .entry(id.to_owned())
+                                .or_default()
+                                .push(value["data"].clone());
                         }
                         st.log.push(value);
                         drop(st);
@@ -149,7 +153,9 @@ impl Session {
                     return Ok(found);
                 }
                 if st.closed.is_some() {
-                    return Err(ClientError::WebSocket(format!("connection closed while waiting for {what}")));
+                    return Err(ClientError::WebSocket(format!(
+                        "connection closed while waiting for {what}"
+                    )));
                 }
             }
             tokio::time::timeout_at(deadline, notified)
@@ -172,8 +178,14 @@ impl Session {
             Some(200) => Ok(reply["data"].clone()),
             status => Err(ClientError::Api {
                 status: status.unwrap_or_default() as u16,
-                code: reply["data"]["code"].as_str().unwrap_or_default().to_owned(),
-                message: reply["data"]["message"].as_str().unwrap_or_default().to_owned(),
+                code: reply["data"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                message: reply["data"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 field: None,
             }),
         }
@@ -182,22 +194,29 @@ impl Session {
     /// Joins the channel of the token's profile; returns the channel id.
     pub async fn join(&self, token: &str) -> Result<String, ClientError> {
         let id = correlation();
-        self.send_action("joinChannel", json!({ "authorizationToken": token, "correlationId": id }))
-            .await?;
+        self.send_action(
+            "joinChannel",
+            json!({ "authorizationToken": token, "correlationId": id }),
+        )
+        .await?;
         let data = Self::reply_result(self.reply(&id, Duration::from_secs(10)).await?)?;
         Ok(data["channelId"].as_str().unwrap_or_default().to_owned())
     }
 
     pub async fn leave(&self, channel_id: &str) -> Result<Value, ClientError> {
         let id = correlation();
-        self.send_action("leaveChannel", json!({ "channelId": channel_id, "correlationId": id }))
-            .await?;
+        self.send_action(
+            "leaveChannel",
+            json!({ "channelId": channel_id, "correlationId": id }),
+        )
+        .await?;
         Self::reply_result(self.reply(&id, Duration::from_secs(10)).await?)
     }
 
     pub async fn ping(&self) -> Result<Value, ClientError> {
         let id = correlation();
-        self.send_action("ping", json!({ "correlationId": id })).await?;
+        self.send_action("ping", json!({ "correlationId": id }))
+            .await?;
         Self::reply_result(self.reply(&id, Duration::from_secs(10)).await?)
     }
 
@@ -210,7 +229,9 @@ impl Session {
         self.wait_until(&format!("command {command_id}"), timeout, |st| {
             st.events.get(command_id)?.iter().find_map(|e| {
                 match (e["type"].as_str(), e["command_status"].as_u64()) {
-                    (Some("X-DPT-CAB-ID"), Some(2)) => Some(CommandOutcome::Succeeded(e["body"].clone())),
+                    (Some("X-DPT-CAB-ID"), Some(2)) => {
+                        Some(CommandOutcome::Succeeded(e["body"].clone()))
+                    }
                     (Some("X-DPT-CAB-ID"), Some(3)) => Some(CommandOutcome::Failed(
                         e["body"].as_str().unwrap_or_default().to_owned(),
                     )),
@@ -224,7 +245,10 @@ impl Session {
     /// Waits for the first notice (an uncorrelated reply), such as "token ended".
     pub async fn notice(&self, timeout: Duration) -> Result<Value, ClientError> {
         self.wait_until("a notice", timeout, |st| {
-            let at = st.replies.iter().position(|r| r["correlationId"].is_null())?;
+            let at = st
+                .replies
+                .iter()
+                .position(|r| r["correlationId"].is_null())?;
             Some(st.replies.remove(at))
         })
         .await

@@ -109,4 +109,3 @@ pub struct QrToken {
     pub profile_id: ProfileId,
     pub expires_at: Timestamp,
 }
-

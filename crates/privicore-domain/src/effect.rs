@@ -23,7 +23,10 @@ pub enum Effect {
     },
     InsertAuthToken(AuthToken),
     /// Revokes one token; affects 0 rows when it was already revoked.
-    RevokeAuthToken { hash: TokenHash, at: Timestamp },
+    RevokeAuthToken {
+        hash: TokenHash,
+        at: Timestamp,
+    },
     /// Revokes every live token of the profile except `keep`.
     RevokeProfileTokens {
         profile_id: ProfileId,

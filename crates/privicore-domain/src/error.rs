@@ -201,7 +201,8 @@ mod tests {
             let (domain, rest) = code.split_once('.').expect("dotted");
             assert!(!domain.is_empty() && !rest.is_empty(), "{code}");
             assert!(
-                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
+                code.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_'),
                 "{code}"
             );
             assert!(seen.insert(code), "duplicate {code}");

@@ -8,7 +8,9 @@ use uuid::Uuid;
 macro_rules! uuid_id {
     ($name:ident, $doc:literal) => {
         #[doc = $doc]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -79,7 +81,11 @@ mod tests {
     fn ids_parse_case_insensitively_and_print_lower() {
         let id: CommandId = "019C80D5-D7C0-76BB-95C4-43D783E8EFCB".parse().unwrap();
         assert_eq!(id.to_string(), "019c80d5-d7c0-76bb-95c4-43d783e8efcb");
-        assert!("019c80d5d7c076bb95c443d783e8efcb".parse::<CommandId>().is_err());
+        assert!(
+            "019c80d5d7c076bb95c443d783e8efcb"
+                .parse::<CommandId>()
+                .is_err()
+        );
         assert!("nope".parse::<CommandId>().is_err());
     }
 

@@ -46,7 +46,8 @@ mod tests {
 
     #[test]
     fn generated_record_is_consistent() {
-        let rec = EngineKeyRecord::generate(Timestamp::parse_rfc3339("2026-01-05T09:00:00Z").unwrap());
+        let rec =
+            EngineKeyRecord::generate(Timestamp::parse_rfc3339("2026-01-05T09:00:00Z").unwrap());
         assert_eq!(rec.key_id, "cab-2026-01");
         assert_eq!(rec.key_pair().unwrap().public().to_hex(), rec.public_key);
         assert!(!format!("{rec:?}").contains(rec.private_hex.expose_secret()));

@@ -46,7 +46,7 @@ pub fn redact(value: &str) -> String {
 }
 
 /// SHA-256 digest of a secret; the only form in which secrets are stored.
-#[derive(Clone, Copy, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Eq, Serialize, Deserialize)]
 pub struct TokenHash(#[serde(with = "hex_bytes")] pub [u8; 32]);
 
 impl TokenHash {

@@ -57,9 +57,6 @@ mod tests {
     fn formats_with_explicit_offset() {
         let t = Timestamp::parse_rfc3339("2026-02-21T16:33:44.9+01:00").unwrap();
         assert_eq!(t.rfc3339(), "2026-02-21T15:33:44+00:00");
-        assert_eq!(
-            Timestamp::parse_rfc3339("2026-02-21T15:33:44Z").unwrap(),
-            t
-        );
+        assert_eq!(Timestamp::parse_rfc3339("2026-02-21T15:33:44Z").unwrap(), t);
     }
 }

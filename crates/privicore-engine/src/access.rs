@@ -36,11 +36,11 @@ impl Engine {
             if access.profile_token_only {
                 return Err(Reason::OauthProfileTokenRequired.into());
             }
-            if let Some(scope) = access.scope {
-                if !token.scopes.iter().any(|s| s == scope) {
-                    return Err(Error::new(Reason::OauthScopeDenied)
-                        .with_message(format!("This call needs the scope {scope}.")));
-                }
+            if let Some(scope) = access.scope
+                && !token.scopes.iter().any(|s| s == scope)
+            {
+                return Err(Error::new(Reason::OauthScopeDenied)
+                    .with_message(format!("This call needs the scope {scope}.")));
             }
         }
         if !access.key_exempt && profile.public_key.is_none() {
@@ -57,7 +57,8 @@ impl Engine {
 
     /// For `joinChannel`: any live token of an active profile; the key rule does not apply.
     pub async fn authorize_join(&self, token: &str) -> Result<Caller, Error> {
-        self.authorize(Some(token), Access::any().key_exempt()).await
+        self.authorize(Some(token), Access::any().key_exempt())
+            .await
     }
 
     async fn live_token(&self, value: &str) -> Result<AuthToken, Error> {

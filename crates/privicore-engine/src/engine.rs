@@ -84,7 +84,10 @@ impl Engine {
                         .purge_finished_commands(now.plus_seconds(-RETENTION_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
-                    store.purge_expired_tokens(now).await.map_err(|e| e.to_string())?;
+                    store
+                        .purge_expired_tokens(now)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     Ok(())
                 }
             },

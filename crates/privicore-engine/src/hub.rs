@@ -5,12 +5,12 @@
 use crate::workers::Worker;
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use privicore_domain::ProfileId;
 use privicore_domain::auth::{Caller, TokenOwner};
 use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::ids::ChannelId;
 use privicore_domain::ports::{Bus, EventStream};
 use privicore_domain::secret::TokenHash;
-use privicore_domain::ProfileId;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -87,17 +87,7 @@ impl EventHub {
 
     /// Leaves a channel; `false` when it is unknown.
     pub fn leave(&self, channel: ChannelId) -> bool {
-        let mut state = self.state.lock().expect("hub lock");
-        let Some(profile) = state.channels.remove(&channel) else {
-            return false;
-        };
-        if let Some(members) = state.members.get_mut(&profile) {
-            members.retain(|m| m.channel != channel);
-            if members.is_empty() {
-                state.members.remove(&profile);
-            }
-        }
-        true
+        drop_channel(&mut self.state.lock().expect("hub lock"), channel)
     }
 
     pub fn joined_channels(&self) -> usize {
@@ -135,7 +125,11 @@ impl EventHub {
         match state.members.get(&event.profile_id) {
             Some(members) if !members.is_empty() => {
                 for member in members.iter().filter(|m| visible_to(&m.owner, &event)) {
-                    if member.tx.try_send(Outbound::Event(event.data.clone())).is_err() {
+                    if member
+                        .tx
+                        .try_send(Outbound::Event(event.data.clone()))
+                        .is_err()
+                    {
                         slow.push(member.channel);
                     }
                 }
@@ -192,15 +186,17 @@ fn end_channels(state: &mut State, matches: impl Fn(&Member) -> bool, code: &str
     }
 }
 
-fn drop_channel(state: &mut State, channel: ChannelId) {
-    if let Some(profile) = state.channels.remove(&channel) {
-        if let Some(members) = state.members.get_mut(&profile) {
-            members.retain(|m| m.channel != channel);
-            if members.is_empty() {
-                state.members.remove(&profile);
-            }
+fn drop_channel(state: &mut State, channel: ChannelId) -> bool {
+    let Some(profile) = state.channels.remove(&channel) else {
+        return false;
+    };
+    if let Some(members) = state.members.get_mut(&profile) {
+        members.retain(|m| m.channel != channel);
+        if members.is_empty() {
+            state.members.remove(&profile);
         }
     }
+    true
 }
 
 /// Feeds bus events into the hub; resubscribes after a failure.

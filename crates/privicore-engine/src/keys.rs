@@ -43,7 +43,11 @@ impl Engine {
     }
 
     /// Validates the signed key synchronously, then registers it as a command.
-    pub async fn register_public_key(&self, caller: &Caller, text: &str) -> Result<CommandId, Error> {
+    pub async fn register_public_key(
+        &self,
+        caller: &Caller,
+        text: &str,
+    ) -> Result<CommandId, Error> {
         let key = SignedPublicKey::parse(text)?;
         self.accept(CommandRecord::new(
             CommandId::new(),

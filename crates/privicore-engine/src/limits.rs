@@ -25,8 +25,7 @@ impl RateLimiter {
         let hits = self.hits.lock().expect("limiter lock");
         let (start, count) = hits.get(key)?;
         let elapsed = start.elapsed();
-        (elapsed < self.window && *count >= limit)
-            .then(|| (self.window - elapsed).as_secs().max(1))
+        (elapsed < self.window && *count >= limit).then(|| (self.window - elapsed).as_secs().max(1))
     }
 
     /// Counts a hit; returns the wait in seconds when the hit goes over the limit.

@@ -156,7 +156,10 @@ impl Runner {
     }
 
     async fn fail_internally(&self, command: &CommandRecord) -> Option<Outcome> {
-        match self.finish(command, Outcome::failed(Reason::InternalError)).await {
+        match self
+            .finish(command, Outcome::failed(Reason::InternalError))
+            .await
+        {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(command = %command.id, %error, "could not record the failure; command stays pending");

@@ -130,7 +130,11 @@ impl Engine {
         })
     }
 
-    async fn check_password_login(&self, username: &str, password: String) -> Result<Profile, Error> {
+    async fn check_password_login(
+        &self,
+        username: &str,
+        password: String,
+    ) -> Result<Profile, Error> {
         let key = username_key(username);
         if let Some(wait) = self.limits.failed_logins.blocked_for(&key) {
             return Err(Error::new(Reason::RateLimitExceeded).with_retry_after(wait));
@@ -191,8 +195,7 @@ impl Engine {
         revoke_tokens: bool,
     ) -> Result<CommandId, Error> {
         let profile = self.profile_of(caller).await?;
-        password::check_rules(&profile.username, new)
-            .map_err(|e| e.with_field("newPassword"))?;
+        password::check_rules(&profile.username, new).map_err(|e| e.with_field("newPassword"))?;
         if current == new {
             return Err(Error::new(Reason::ProfilePasswordUnchanged).with_field("newPassword"));
         }
@@ -204,7 +207,9 @@ impl Engine {
         let current_password_ok =
             profile.password_hash.is_some() && verify_password(stored, current.to_owned()).await?;
         if !current_password_ok {
-            self.limits.failed_logins.hit(&username_key(&profile.username));
+            self.limits
+                .failed_logins
+                .hit(&username_key(&profile.username));
         }
         let new_password_hash = hash_password(new.to_owned(), self.config.hash_cost).await?;
         self.accept(CommandRecord::new(
@@ -221,7 +226,11 @@ impl Engine {
         .await
     }
 
-    pub async fn generate_qr_token(&self, caller: &Caller, ttl: Option<i64>) -> Result<QrIssued, Error> {
+    pub async fn generate_qr_token(
+        &self,
+        caller: &Caller,
+        ttl: Option<i64>,
+    ) -> Result<QrIssued, Error> {
         let ttl = ttl_in("ttl", ttl, QR_TTL_DEFAULT, QR_TTL_MIN, QR_TTL_MAX)?;
         let token = Secret::generate(TokenKind::Qr);
         let expires_at = Timestamp::now().plus_seconds(ttl);
@@ -251,13 +260,25 @@ impl Engine {
     }
 
     /// A new token; the presented one is revoked in the same transaction.
-    pub async fn reauthorize(&self, caller: &Caller, ttl: Option<i64>) -> Result<(Secret, Timestamp), Error> {
-        let ttl = ttl_in("ttl", ttl, self.config.token_ttl_seconds, 1, MAX_TOKEN_TTL_SECONDS)?;
+    pub async fn reauthorize(
+        &self,
+        caller: &Caller,
+        ttl: Option<i64>,
+    ) -> Result<(Secret, Timestamp), Error> {
+        let ttl = ttl_in(
+            "ttl",
+            ttl,
+            self.config.token_ttl_seconds,
+            1,
+            MAX_TOKEN_TTL_SECONDS,
+        )?;
         let revoke = Effect::RevokeAuthToken {
             hash: caller.token_hash,
             at: Timestamp::now(),
         };
-        let issued = self.issue_token(caller.profile_id, ttl, vec![revoke]).await?;
+        let issued = self
+            .issue_token(caller.profile_id, ttl, vec![revoke])
+            .await?;
         self.token_ended(caller).await;
         Ok(issued)
     }

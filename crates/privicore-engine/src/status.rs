@@ -25,10 +25,10 @@ impl Engine {
             .command(id)
             .await?
             .ok_or(Reason::CommandNotFound)?;
-        if let Some(caller) = caller {
-            if !caller.may_read_command(command.profile_id, command.application_id) {
-                return Err(Reason::CommandNotFound.into());
-            }
+        if let Some(caller) = caller
+            && !caller.may_read_command(command.profile_id, command.application_id)
+        {
+            return Err(Reason::CommandNotFound.into());
         }
         Ok(match command.state {
             CommandState::Pending => CommandStatus::Started,

@@ -138,6 +138,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3);
-        tokio::time::timeout(Duration::from_secs(5), sup.stop()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), sup.stop())
+            .await
+            .unwrap();
     }
 }

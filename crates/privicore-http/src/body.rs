@@ -58,7 +58,10 @@ fn parse_json(bytes: &[u8]) -> Result<Fields, Error> {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, Error> {
-    let plus_as_space: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
     percent_encoding::percent_decode(&plus_as_space)
         .decode_utf8()
         .map(|s| s.into_owned())
@@ -133,10 +136,7 @@ impl Fields {
             return Err(malformed("Bracket notation nests at most 3 levels."));
         }
         let conflict = || malformed("A field is given both as a value and as a list or object.");
-        let mut slot = self
-            .0
-            .entry(name.to_owned())
-            .or_insert(Value::Null);
+        let mut slot = self.0.entry(name.to_owned()).or_insert(Value::Null);
         for (i, segment) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
             if segment.is_empty() {

@@ -23,7 +23,10 @@ pub fn ok(body: &impl Serialize) -> Response {
 
 /// 202 with `{"commandId"}` and the `X-DPT-CAB-ID` header (README §7.1).
 pub fn accepted(id: CommandId) -> Response {
-    let mut response = json(StatusCode::ACCEPTED, &json!({ "commandId": id.to_string() }));
+    let mut response = json(
+        StatusCode::ACCEPTED,
+        &json!({ "commandId": id.to_string() }),
+    );
     response.headers_mut().insert(
         "X-DPT-CAB-ID",
         HeaderValue::from_str(&id.to_string()).expect("uuid is a valid header value"),

@@ -4,7 +4,10 @@
 use crate::error::ApiError;
 use crate::routes::AppState;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
+    rejection::WebSocketUpgradeRejection,
+};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use privicore_domain::ids::ChannelId;
@@ -38,7 +41,8 @@ pub async fn upgrade(
             .on_upgrade(move |socket| Session::new(state.engine).run(socket))
             .into_response(),
         Err(_) => ApiError(
-            Error::new(Reason::RequestMalformed).with_message("A WebSocket upgrade is expected here."),
+            Error::new(Reason::RequestMalformed)
+                .with_message("A WebSocket upgrade is expected here."),
         )
         .into_response(),
     }
@@ -66,7 +70,11 @@ fn reply(correlation: Value, status: u16, data: Value) -> Value {
 }
 
 fn error_reply(correlation: Value, status: u16, reason: Reason, message: &str) -> Value {
-    reply(correlation, status, json!({ "message": message, "code": reason.code() }))
+    reply(
+        correlation,
+        status,
+        json!({ "message": message, "code": reason.code() }),
+    )
 }
 
 impl Session {
@@ -80,7 +88,8 @@ impl Session {
     async fn run(mut self, socket: WebSocket) {
         let (mut sink, mut stream) = socket.split();
         let shutdown = self.engine.shutdown_token();
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut last_pong = Instant::now();
         let close = loop {
             let deadline = self.joined.as_ref().map(|j| j.expires_at);
@@ -125,9 +134,8 @@ impl Session {
                     }
                 }
                 _ = ping.tick() => {
-                    if last_pong.elapsed() > DEAD_AFTER {
-                        Step::Stop
-                    } else if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    let dead = last_pong.elapsed() > DEAD_AFTER;
+                    if dead || sink.send(Message::Ping(Default::default())).await.is_err() {
                         Step::Stop
                     } else {
                         Step::Continue
@@ -158,24 +166,44 @@ impl Session {
 
     async fn handle(&mut self, text: &str) -> Value {
         let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(text) else {
-            return error_reply(Value::Null, 400, Reason::RequestMalformed, "frame is not a JSON object");
+            return error_reply(
+                Value::Null,
+                400,
+                Reason::RequestMalformed,
+                "frame is not a JSON object",
+            );
         };
         let data = frame.get("data").cloned().unwrap_or(Value::Null);
         let correlation = data.get("correlationId").cloned().unwrap_or(Value::Null);
         let Some(action) = frame.get("action").and_then(Value::as_str) else {
-            return error_reply(correlation, 400, Reason::RequestMalformed, "frame has no action");
+            return error_reply(
+                correlation,
+                400,
+                Reason::RequestMalformed,
+                "frame has no action",
+            );
         };
         match action {
             "joinChannel" => self.join(correlation, &data).await,
             "leaveChannel" => self.leave(correlation, &data),
             "ping" => reply(correlation, 200, json!({ "message": "pong" })),
-            _ => error_reply(correlation, 400, Reason::RequestUnknownAction, "unknown action"),
+            _ => error_reply(
+                correlation,
+                400,
+                Reason::RequestUnknownAction,
+                "unknown action",
+            ),
         }
     }
 
     async fn join(&mut self, correlation: Value, data: &Value) -> Value {
         let Some(token) = data.get("authorizationToken").and_then(Value::as_str) else {
-            return error_reply(correlation, 401, Reason::AuthMissingToken, "authorization token missing");
+            return error_reply(
+                correlation,
+                401,
+                Reason::AuthMissingToken,
+                "authorization token missing",
+            );
         };
         // A connection holds one channel: joining again leaves the first.
         self.leave_current();
@@ -188,7 +216,11 @@ impl Session {
                     events: rx,
                     expires_at: caller.expires_at,
                 });
-                reply(correlation, 200, json!({ "channelId": channel.to_string(), "message": "joined" }))
+                reply(
+                    correlation,
+                    200,
+                    json!({ "channelId": channel.to_string(), "message": "joined" }),
+                )
             }
             Err(e) if e.kind() == privicore_domain::ErrorKind::Unauthorized => {
                 error_reply(correlation, 401, e.reason, "invalid authorization token")
@@ -208,7 +240,11 @@ impl Session {
         match (&self.joined, requested) {
             (Some(joined), Some(id)) if joined.channel == id => {
                 self.leave_current();
-                reply(correlation, 200, json!({ "channelId": id.to_string(), "message": "left" }))
+                reply(
+                    correlation,
+                    200,
+                    json!({ "channelId": id.to_string(), "message": "left" }),
+                )
             }
             _ => error_reply(correlation, 404, Reason::ChannelNotFound, "unknown channel"),
         }

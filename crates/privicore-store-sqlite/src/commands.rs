@@ -7,8 +7,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 pub async fn insert(pool: &SqlitePool, c: &CommandRecord) -> Result<(), StoreError> {
-    let payload = serde_json::to_string(&c.payload)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payload =
+        serde_json::to_string(&c.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO commands (id, profile_id, application_id, kind, payload, status, created_at)
          VALUES (?, ?, ?, ?, ?, 'pending', ?)",
@@ -73,12 +73,14 @@ pub async fn complete(conn: &mut SqliteConnection, c: &Completion) -> Result<(),
 
 fn record(r: &SqliteRow) -> Result<CommandRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("unreadable command {what}"));
-    let payload = serde_json::from_str(&r.get::<String, _>("payload"))
-        .map_err(|_| corrupt("payload"))?;
+    let payload =
+        serde_json::from_str(&r.get::<String, _>("payload")).map_err(|_| corrupt("payload"))?;
     let state = match r.get::<String, _>("status").as_str() {
         "pending" => CommandState::Pending,
         status => {
-            let text: String = r.get::<Option<String>, _>("outcome").ok_or_else(|| corrupt("outcome"))?;
+            let text: String = r
+                .get::<Option<String>, _>("outcome")
+                .ok_or_else(|| corrupt("outcome"))?;
             let outcome = if status == "succeeded" {
                 Outcome::Succeeded(serde_json::from_str(&text).map_err(|_| corrupt("result"))?)
             } else {

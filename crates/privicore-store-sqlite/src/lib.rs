@@ -174,12 +174,14 @@ impl MetadataStore for SqliteStore {
         hash: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<ProfileId>, StoreError> {
-        let row = sqlx::query("DELETE FROM qr_tokens WHERE hash = ? AND expires_at > ? RETURNING profile_id")
-            .bind(hash.to_hex())
-            .bind(now.unix())
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(unavailable)?;
+        let row = sqlx::query(
+            "DELETE FROM qr_tokens WHERE hash = ? AND expires_at > ? RETURNING profile_id",
+        )
+        .bind(hash.to_hex())
+        .bind(now.unix())
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(unavailable)?;
         row.map(|r| rows::profile_id(&r.get::<String, _>("profile_id")))
             .transpose()
     }
@@ -193,7 +195,10 @@ impl MetadataStore for SqliteStore {
             .transpose()
     }
 
-    async fn ensure_engine_key(&self, key: &EngineKeyRecord) -> Result<EngineKeyRecord, StoreError> {
+    async fn ensure_engine_key(
+        &self,
+        key: &EngineKeyRecord,
+    ) -> Result<EngineKeyRecord, StoreError> {
         let mut tx = self.writer.begin().await.map_err(unavailable)?;
         let existing = sqlx::query("SELECT COUNT(*) AS n FROM engine_keys")
             .fetch_one(&mut *tx)

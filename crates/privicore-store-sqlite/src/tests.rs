@@ -4,21 +4,29 @@ use privicore_domain::ports::conformance;
 #[tokio::test]
 async fn sqlite_store_meets_the_port_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("meta.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("meta.db"))
+        .await
+        .unwrap();
     conformance::run_all(&store).await;
     store.close().await;
 }
 
 #[tokio::test]
 async fn data_survives_reopening() {
+    use privicore_domain::Timestamp;
     use privicore_domain::keys::EngineKeyRecord;
     use privicore_domain::ports::MetadataStore;
-    use privicore_domain::Timestamp;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let key = store.ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now())).await.unwrap();
+    let key = store
+        .ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now()))
+        .await
+        .unwrap();
     store.close().await;
     let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(reopened.engine_key().await.unwrap().unwrap().public_key, key.public_key);
+    assert_eq!(
+        reopened.engine_key().await.unwrap().unwrap().public_key,
+        key.public_key
+    );
 }

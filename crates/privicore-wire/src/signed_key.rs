@@ -195,7 +195,10 @@ mod tests {
     fn spec_test_vector_round_trips() {
         let pair = KeyPair::from_private_hex(VECTOR_PRIVATE).unwrap();
         assert_eq!(pair.public().to_hex(), VECTOR_SIGNED);
-        assert_eq!(SignedPublicKey::parse(VECTOR_SIGNED).unwrap(), *pair.public());
+        assert_eq!(
+            SignedPublicKey::parse(VECTOR_SIGNED).unwrap(),
+            *pair.public()
+        );
     }
 
     #[test]
@@ -211,7 +214,10 @@ mod tests {
             Err(SignedKeyError::InvalidFormat)
         );
         let not_hex = format!("zz{}", &VECTOR_SIGNED[2..]);
-        assert_eq!(SignedPublicKey::parse(&not_hex), Err(SignedKeyError::InvalidFormat));
+        assert_eq!(
+            SignedPublicKey::parse(&not_hex),
+            Err(SignedKeyError::InvalidFormat)
+        );
         let wrong_tag = format!("41{}", &VECTOR_SIGNED[2..]);
         assert_eq!(
             SignedPublicKey::parse(&wrong_tag),
@@ -219,7 +225,10 @@ mod tests {
         );
         let mut tampered = VECTOR_SIGNED.to_string();
         tampered.replace_range(199..200, "d");
-        assert_eq!(SignedPublicKey::parse(&tampered), Err(SignedKeyError::InvalidDigest));
+        assert_eq!(
+            SignedPublicKey::parse(&tampered),
+            Err(SignedKeyError::InvalidDigest)
+        );
         let zero = SignedPublicKey::from_x25519(&[0; 32]).to_hex();
         assert_eq!(SignedPublicKey::parse(&zero), Err(SignedKeyError::WeakKey));
         let one = SignedPublicKey::from_x25519(&SMALL_ORDER_POINTS[1]).to_hex();

@@ -37,14 +37,12 @@ pub fn generate_token(kind: TokenKind) -> String {
 }
 
 pub fn is_well_formed_token(kind: TokenKind, value: &str) -> bool {
-    value
-        .strip_prefix(kind.prefix())
-        .is_some_and(|rest| {
-            rest.len() == 43
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    value.strip_prefix(kind.prefix()).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Listener {
     pub port: u16,
     /// Base URL clients use to reach this listener (never taken from `Host`).
@@ -83,15 +84,6 @@ impl Default for Settings {
             auth: Auth::default(),
             keys: Keys::default(),
             rate_limits: RateLimits::default(),
-        }
-    }
-}
-
-impl Default for Listener {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            public_url: None,
         }
     }
 }
@@ -202,7 +194,8 @@ impl Settings {
         if let Some(url) = &args.ws_public_url {
             s.ws.public_url = Some(url.clone());
         }
-        if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds) {
+        if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds)
+        {
             anyhow::bail!("auth.token_ttl_seconds must be between 1 and 2592000");
         }
         Ok(s)

@@ -8,7 +8,9 @@ pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     // A second init (tests) keeps the first subscriber.
     let _ = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

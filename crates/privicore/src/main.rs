@@ -3,7 +3,11 @@ use privicore::config::{ServeArgs, Settings};
 use privicore::{logging, server};
 
 #[derive(Parser)]
-#[command(name = "privicore", version, about = "Self-hostable client-side tokenization vault")]
+#[command(
+    name = "privicore",
+    version,
+    about = "Self-hostable client-side tokenization vault"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -92,7 +92,12 @@ impl Server {
             .with_context(|| format!("binding the API listener on port {}", settings.api.port))?;
         let ws_listener = TcpListener::bind((settings.bind, settings.ws.port))
             .await
-            .with_context(|| format!("binding the WebSocket listener on port {}", settings.ws.port))?;
+            .with_context(|| {
+                format!(
+                    "binding the WebSocket listener on port {}",
+                    settings.ws.port
+                )
+            })?;
         let api_addr = api_listener.local_addr()?;
         let ws_addr = ws_listener.local_addr()?;
 

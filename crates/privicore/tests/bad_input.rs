@@ -15,21 +15,46 @@ async fn authentication_errors() {
     let server = TestServer::start().await;
     let api = server.client();
     let missing = api.get("/profile/retrieve-profile-id").await.unwrap();
-    assert_eq!((missing.status, missing.error_code().as_deref()), (401, Some("auth.missing_token")));
-    let invalid = api.with_token("T-unknown").get("/profile/retrieve-profile-id").await.unwrap();
-    assert_eq!((invalid.status, invalid.error_code().as_deref()), (401, Some("auth.invalid_token")));
+    assert_eq!(
+        (missing.status, missing.error_code().as_deref()),
+        (401, Some("auth.missing_token"))
+    );
+    let invalid = api
+        .with_token("T-unknown")
+        .get("/profile/retrieve-profile-id")
+        .await
+        .unwrap();
+    assert_eq!(
+        (invalid.status, invalid.error_code().as_deref()),
+        (401, Some("auth.invalid_token"))
+    );
     let body = invalid.json();
     assert!(body["error"]["message"].is_string());
     assert!(body["error"]["field"].is_null());
 
     let username = unique_username("creds");
     register_and_login(&server, &username).await;
-    let wrong = api.authenticate(&username, "wrong-password-1").await.unwrap_err();
-    assert_eq!((wrong.status(), wrong.code()), (Some(401), Some("auth.invalid_credentials")));
-    let unknown = api.authenticate("nobody@example.com", PASSWORD).await.unwrap_err();
+    let wrong = api
+        .authenticate(&username, "wrong-password-1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (wrong.status(), wrong.code()),
+        (Some(401), Some("auth.invalid_credentials"))
+    );
+    let unknown = api
+        .authenticate("nobody@example.com", PASSWORD)
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Some("auth.invalid_credentials"));
-    let only_user = api.post_form("/profile/authenticate", &[("username", "a")]).await.unwrap();
-    assert_eq!(only_user.error_code().as_deref(), Some("validation.missing_field"));
+    let only_user = api
+        .post_form("/profile/authenticate", &[("username", "a")])
+        .await
+        .unwrap();
+    assert_eq!(
+        only_user.error_code().as_deref(),
+        Some("validation.missing_field")
+    );
     assert_eq!(only_user.json()["error"]["field"], "password");
 }
 
@@ -50,32 +75,84 @@ async fn an_unfinished_registration_cannot_log_in() {
 async fn registration_validation() {
     let server = TestServer::start().await;
     let api = server.client();
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
-        (&[("password", PASSWORD)], "validation.missing_field", "username"),
-        (&[("username", "valid-name")], "validation.missing_field", "password"),
-        (&[("username", ""), ("password", PASSWORD)], "validation.missing_field", "username"),
-        (&[("username", "-bad"), ("password", PASSWORD)], "profile.invalid_username", "username"),
-        (&[("username", "ab"), ("password", PASSWORD)], "profile.invalid_username", "username"),
-        (&[("username", "has space"), ("password", PASSWORD)], "profile.invalid_username", "username"),
-        (&[("username", "valid-name"), ("password", "short")], "profile.password_too_short", "password"),
-        (&[("username", "valid-name-1"), ("password", "VALID-NAME-1")], "profile.password_equals_username", "password"),
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[("password", PASSWORD)],
+            "validation.missing_field",
+            "username",
+        ),
+        (
+            &[("username", "valid-name")],
+            "validation.missing_field",
+            "password",
+        ),
+        (
+            &[("username", ""), ("password", PASSWORD)],
+            "validation.missing_field",
+            "username",
+        ),
+        (
+            &[("username", "-bad"), ("password", PASSWORD)],
+            "profile.invalid_username",
+            "username",
+        ),
+        (
+            &[("username", "ab"), ("password", PASSWORD)],
+            "profile.invalid_username",
+            "username",
+        ),
+        (
+            &[("username", "has space"), ("password", PASSWORD)],
+            "profile.invalid_username",
+            "username",
+        ),
+        (
+            &[("username", "valid-name"), ("password", "short")],
+            "profile.password_too_short",
+            "password",
+        ),
+        (
+            &[("username", "valid-name-1"), ("password", "VALID-NAME-1")],
+            "profile.password_equals_username",
+            "password",
+        ),
     ];
     for (form, code, field) in cases {
-        let res = api.post_form("/profile/register-profile", form).await.unwrap();
-        assert_eq!((res.status, res.error_code().as_deref()), (422, Some(*code)), "{form:?}");
+        let res = api
+            .post_form("/profile/register-profile", form)
+            .await
+            .unwrap();
+        assert_eq!(
+            (res.status, res.error_code().as_deref()),
+            (422, Some(*code)),
+            "{form:?}"
+        );
         assert_eq!(res.json()["error"]["field"], *field);
     }
     let long = "p".repeat(1025);
     let res = api
-        .post_form("/profile/register-profile", &[("username", "valid-name"), ("password", &long)])
+        .post_form(
+            "/profile/register-profile",
+            &[("username", "valid-name"), ("password", &long)],
+        )
         .await
         .unwrap();
-    assert_eq!(res.error_code().as_deref(), Some("profile.password_too_long"));
+    assert_eq!(
+        res.error_code().as_deref(),
+        Some("profile.password_too_long")
+    );
     let typed = api
-        .post_json("/profile/register-profile", serde_json::json!({"username": 42, "password": PASSWORD}))
+        .post_json(
+            "/profile/register-profile",
+            serde_json::json!({"username": 42, "password": PASSWORD}),
+        )
         .await
         .unwrap();
-    assert_eq!((typed.status, typed.error_code().as_deref()), (422, Some("validation.invalid_type")));
+    assert_eq!(
+        (typed.status, typed.error_code().as_deref()),
+        (422, Some("validation.invalid_type"))
+    );
 }
 
 #[tokio::test]
@@ -83,28 +160,67 @@ async fn encodings_and_sizes() {
     let server = TestServer::start().await;
     let api = server.client();
     let path = "/profile/register-profile";
-    let raw = |ct: &'static str, bytes: Vec<u8>| Body::Raw { content_type: ct, bytes };
+    let raw = |ct: &'static str, bytes: Vec<u8>| Body::Raw {
+        content_type: ct,
+        bytes,
+    };
     let cases = [
-        (raw("text/plain", b"x".to_vec()), 415, "request.unsupported_media_type"),
-        (raw("application/json", b"{".to_vec()), 400, "request.malformed"),
-        (raw("application/json", b"[]".to_vec()), 400, "request.malformed"),
-        (raw("application/x-www-form-urlencoded", b"a=%FF".to_vec()), 400, "request.malformed"),
-        (raw("multipart/form-data; boundary=x", b"garbage".to_vec()), 400, "request.malformed"),
         (
-            raw("application/x-www-form-urlencoded", vec![b'a'; 2 * 1024 * 1024 + 1]),
+            raw("text/plain", b"x".to_vec()),
+            415,
+            "request.unsupported_media_type",
+        ),
+        (
+            raw("application/json", b"{".to_vec()),
+            400,
+            "request.malformed",
+        ),
+        (
+            raw("application/json", b"[]".to_vec()),
+            400,
+            "request.malformed",
+        ),
+        (
+            raw("application/x-www-form-urlencoded", b"a=%FF".to_vec()),
+            400,
+            "request.malformed",
+        ),
+        (
+            raw("multipart/form-data; boundary=x", b"garbage".to_vec()),
+            400,
+            "request.malformed",
+        ),
+        (
+            raw(
+                "application/x-www-form-urlencoded",
+                vec![b'a'; 2 * 1024 * 1024 + 1],
+            ),
             413,
             "request.too_large",
         ),
     ];
     for (body, status, code) in cases {
         let res = api.send(Method::POST, path, body).await.unwrap();
-        assert_eq!((res.status, res.error_code().as_deref()), (status, Some(code)));
+        assert_eq!(
+            (res.status, res.error_code().as_deref()),
+            (status, Some(code))
+        );
     }
     let long_query = format!("/health?{}", "q".repeat(8 * 1024 + 1));
     let res = api.get(&long_query).await.unwrap();
-    assert_eq!((res.status, res.error_code().as_deref()), (413, Some("request.too_large")));
-    let res = api.with_token(&"T".repeat(17 * 1024)).get("/profile/retrieve-profile-id").await.unwrap();
-    assert_eq!((res.status, res.error_code().as_deref()), (413, Some("request.too_large")));
+    assert_eq!(
+        (res.status, res.error_code().as_deref()),
+        (413, Some("request.too_large"))
+    );
+    let res = api
+        .with_token(&"T".repeat(17 * 1024))
+        .get("/profile/retrieve-profile-id")
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status, res.error_code().as_deref()),
+        (413, Some("request.too_large"))
+    );
 }
 
 #[tokio::test]
@@ -137,15 +253,24 @@ async fn unknown_routes_and_methods() {
     let server = TestServer::start().await;
     let api = server.client();
     let res = api.get("/no/such/route").await.unwrap();
-    assert_eq!((res.status, res.error_code().as_deref()), (404, Some("request.unknown_route")));
+    assert_eq!(
+        (res.status, res.error_code().as_deref()),
+        (404, Some("request.unknown_route"))
+    );
     let res = api.post_form("/health", &[]).await.unwrap();
-    assert_eq!((res.status, res.error_code().as_deref()), (405, Some("request.method_not_allowed")));
+    assert_eq!(
+        (res.status, res.error_code().as_deref()),
+        (405, Some("request.method_not_allowed"))
+    );
     assert!(res.header("allow").unwrap().contains("GET"));
     let res = api.get("/profile/register-profile").await.unwrap();
     assert_eq!(res.status, 405);
     assert_eq!(res.header("allow"), Some("POST"));
     let res = api.get("/ws").await.unwrap();
-    assert_eq!((res.status, res.error_code().as_deref()), (400, Some("request.malformed")));
+    assert_eq!(
+        (res.status, res.error_code().as_deref()),
+        (400, Some("request.malformed"))
+    );
 }
 
 #[tokio::test]
@@ -158,9 +283,17 @@ async fn rate_limits_answer_429_with_retry_after() {
     let api = server.client();
     let username = unique_username("limited");
     register_and_login(&server, &username).await;
-    api.register_profile(&unique_username("limited"), PASSWORD).await.unwrap();
-    let err = api.register_profile(&unique_username("limited"), PASSWORD).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(429), Some("rate_limit.exceeded")));
+    api.register_profile(&unique_username("limited"), PASSWORD)
+        .await
+        .unwrap();
+    let err = api
+        .register_profile(&unique_username("limited"), PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(429), Some("rate_limit.exceeded"))
+    );
     let res = api
         .post_form(
             "/profile/register-profile",
@@ -171,11 +304,18 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert!(res.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
 
     for _ in 0..2 {
-        let e = api.authenticate(&username, "wrong-password-1").await.unwrap_err();
+        let e = api
+            .authenticate(&username, "wrong-password-1")
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Some("auth.invalid_credentials"));
     }
     let e = api.authenticate(&username, PASSWORD).await.unwrap_err();
-    assert_eq!(e.code(), Some("rate_limit.exceeded"), "locked even with the right password");
+    assert_eq!(
+        e.code(),
+        Some("rate_limit.exceeded"),
+        "locked even with the right password"
+    );
     // Health is never limited.
     for _ in 0..5 {
         assert_eq!(api.health().await.unwrap()["status"], "ok");
@@ -219,12 +359,16 @@ fn body_strategy() -> impl Strategy<Value = Vec<u8>> {
         .prop_flat_map(|field| {
             prop_oneof![
                 any::<i64>().prop_map(|n| serde_json::json!(n)),
-                any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| serde_json::json!(f)),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| serde_json::json!(f)),
                 "\\PC{0,64}".prop_map(|s| serde_json::json!(s)),
                 Just(serde_json::json!([1, "a"])),
                 Just(serde_json::json!({"nested": {"deep": true}})),
             ]
-            .prop_map(move |v| serde_json::to_vec(&serde_json::json!({ field.clone(): v })).unwrap())
+            .prop_map(move |v| {
+                serde_json::to_vec(&serde_json::json!({ field.clone(): v })).unwrap()
+            })
         }),
     ]
 }
@@ -248,14 +392,25 @@ fn arbitrary_requests_never_cause_a_server_error() {
     });
     runner
         .run(
-            &(0..POSTS.len(), 0..=CONTENT_TYPES.len(), body_strategy(), any::<bool>()),
+            &(
+                0..POSTS.len(),
+                0..=CONTENT_TYPES.len(),
+                body_strategy(),
+                any::<bool>(),
+            ),
             |(route, ct, body, with_token)| {
                 let client = if with_token { &authed } else { &anonymous };
                 let res = rt.block_on(async {
                     let body = match CONTENT_TYPES.get(ct) {
-                        Some(ct) => Body::Raw { content_type: ct, bytes: body },
+                        Some(ct) => Body::Raw {
+                            content_type: ct,
+                            bytes: body,
+                        },
                         None if body.is_empty() => Body::Empty,
-                        None => Body::Raw { content_type: "", bytes: body },
+                        None => Body::Raw {
+                            content_type: "",
+                            bytes: body,
+                        },
                     };
                     client.send(Method::POST, POSTS[route], body).await.unwrap()
                 });

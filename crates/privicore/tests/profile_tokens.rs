@@ -12,7 +12,11 @@ use std::time::Duration;
 async fn change_password_keeps_or_revokes_tokens() {
     let server = TestServer::start().await;
     let alice = provision(&server, "pw").await;
-    let other = server.client().authenticate(&alice.username, PASSWORD).await.unwrap();
+    let other = server
+        .client()
+        .authenticate(&alice.username, PASSWORD)
+        .await
+        .unwrap();
     let other_socket = server.session().await;
     other_socket.join(&other.authorization_token).await.unwrap();
 
@@ -22,9 +26,22 @@ async fn change_password_keeps_or_revokes_tokens() {
         .change_password(PASSWORD, "second-password-1", false)
         .await
         .unwrap();
-    let result = alice.session.wait_command(&accepted.command_id, WAIT).await.unwrap().result().unwrap();
-    assert_eq!(result, json!({ "profileId": alice.profile_id, "revokedTokens": 0, "revokedGrants": 0 }));
-    let err = server.client().authenticate(&alice.username, PASSWORD).await.unwrap_err();
+    let result = alice
+        .session
+        .wait_command(&accepted.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!(
+        result,
+        json!({ "profileId": alice.profile_id, "revokedTokens": 0, "revokedGrants": 0 })
+    );
+    let err = server
+        .client()
+        .authenticate(&alice.username, PASSWORD)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("auth.invalid_credentials"));
     let other_api = server.client().with_token(&other.authorization_token);
     other_api.token_expiry().await.unwrap();
@@ -35,14 +52,31 @@ async fn change_password_keeps_or_revokes_tokens() {
         .change_password("second-password-1", "third-password-1", true)
         .await
         .unwrap();
-    let result = alice.session.wait_command(&accepted.command_id, WAIT).await.unwrap().result().unwrap();
+    let result = alice
+        .session
+        .wait_command(&accepted.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
     assert_eq!(result["revokedTokens"], 1);
     let notice = other_socket.notice(WAIT).await.unwrap();
     assert_eq!(notice["status"], 401);
     assert_eq!(notice["data"]["code"], "auth.token_revoked");
-    assert_eq!(other_api.token_expiry().await.unwrap_err().code(), Some("auth.token_revoked"));
-    alice.api.token_expiry().await.expect("the calling token stays valid");
-    server.client().authenticate(&alice.username, "third-password-1").await.unwrap();
+    assert_eq!(
+        other_api.token_expiry().await.unwrap_err().code(),
+        Some("auth.token_revoked")
+    );
+    alice
+        .api
+        .token_expiry()
+        .await
+        .expect("the calling token stays valid");
+    server
+        .client()
+        .authenticate(&alice.username, "third-password-1")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -54,19 +88,34 @@ async fn change_password_errors() {
         .change_password("not-the-password", "another-password", false)
         .await
         .unwrap();
-    let outcome = alice.session.wait_command(&accepted.command_id, WAIT).await.unwrap();
-    assert_eq!(outcome, CommandOutcome::Failed("profile.invalid_current_password".into()));
+    let outcome = alice
+        .session
+        .wait_command(&accepted.command_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        CommandOutcome::Failed("profile.invalid_current_password".into())
+    );
 
     for (new, code) in [
         (PASSWORD, "profile.password_unchanged"),
         ("short", "profile.password_too_short"),
         (alice.username.as_str(), "profile.password_equals_username"),
     ] {
-        let err = alice.api.change_password(PASSWORD, new, false).await.unwrap_err();
+        let err = alice
+            .api
+            .change_password(PASSWORD, new, false)
+            .await
+            .unwrap_err();
         assert_eq!((err.status(), err.code()), (Some(422), Some(code)));
     }
     let long = "x".repeat(1025);
-    let err = alice.api.change_password(PASSWORD, &long, false).await.unwrap_err();
+    let err = alice
+        .api
+        .change_password(PASSWORD, &long, false)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("profile.password_too_long"));
 }
 
@@ -82,21 +131,40 @@ async fn qr_tokens_log_in_once() {
     let phone = server.client().authenticate_qr(&qr.qr_token).await.unwrap();
     assert_eq!(phone.profile_id, alice.profile_id);
     assert!(phone.public_key_registered);
-    let again = server.client().authenticate_qr(&qr.qr_token).await.unwrap_err();
-    assert_eq!((again.status(), again.code()), (Some(401), Some("auth.invalid_qr_token")));
+    let again = server
+        .client()
+        .authenticate_qr(&qr.qr_token)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(401), Some("auth.invalid_qr_token"))
+    );
 
     // A new QR token invalidates the previous one.
     let first = alice.api.generate_qr_token(None).await.unwrap();
     let second = alice.api.generate_qr_token(None).await.unwrap();
     assert_eq!(
-        server.client().authenticate_qr(&first.qr_token).await.unwrap_err().code(),
+        server
+            .client()
+            .authenticate_qr(&first.qr_token)
+            .await
+            .unwrap_err()
+            .code(),
         Some("auth.invalid_qr_token")
     );
-    server.client().authenticate_qr(&second.qr_token).await.unwrap();
+    server
+        .client()
+        .authenticate_qr(&second.qr_token)
+        .await
+        .unwrap();
 
     for ttl in [29, 601] {
         let err = alice.api.generate_qr_token(Some(ttl)).await.unwrap_err();
-        assert_eq!((err.code(), err.status()), (Some("validation.out_of_range"), Some(422)));
+        assert_eq!(
+            (err.code(), err.status()),
+            (Some("validation.out_of_range"), Some(422))
+        );
     }
     let both = server
         .client()
@@ -106,9 +174,19 @@ async fn qr_tokens_log_in_once() {
         )
         .await
         .unwrap();
-    assert_eq!(both.error_code().as_deref(), Some("validation.invalid_credentials_form"));
-    let neither = server.client().post_form("/profile/authenticate", &[]).await.unwrap();
-    assert_eq!(neither.error_code().as_deref(), Some("validation.invalid_credentials_form"));
+    assert_eq!(
+        both.error_code().as_deref(),
+        Some("validation.invalid_credentials_form")
+    );
+    let neither = server
+        .client()
+        .post_form("/profile/authenticate", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        neither.error_code().as_deref(),
+        Some("validation.invalid_credentials_form")
+    );
 }
 
 #[tokio::test]
@@ -128,7 +206,11 @@ async fn reauthorize_replaces_the_token_and_ends_its_channel() {
     let expiry = fresh.token_expiry().await.unwrap();
     assert!((3590..=3600).contains(&expiry.seconds_remaining));
     // The connection stays open: join again with the new token.
-    alice.session.join(&grant.authorization_token).await.unwrap();
+    alice
+        .session
+        .join(&grant.authorization_token)
+        .await
+        .unwrap();
 
     for ttl in [0, 2_592_001] {
         let err = fresh.reauthorize(Some(ttl)).await.unwrap_err();
@@ -147,21 +229,34 @@ async fn expired_tokens_are_refused_and_their_channels_ended() {
     assert_eq!(notice["data"]["code"], "auth.token_expired");
     let api = server.client().with_token(&short.authorization_token);
     let err = api.token_expiry().await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(401), Some("auth.token_expired")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some("auth.token_expired"))
+    );
     let err = socket.join(&short.authorization_token).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(401), Some("auth.token_expired")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some("auth.token_expired"))
+    );
 }
 
 #[tokio::test]
 async fn revoke_ends_only_the_presented_token() {
     let server = TestServer::start().await;
     let alice = provision(&server, "revoke").await;
-    let second = server.client().authenticate(&alice.username, PASSWORD).await.unwrap();
+    let second = server
+        .client()
+        .authenticate(&alice.username, PASSWORD)
+        .await
+        .unwrap();
     let revoked = alice.api.revoke().await.unwrap();
     assert_eq!(revoked["revoked"], true);
     assert!(revoked["revokedAt"].as_str().unwrap().ends_with("+00:00"));
     let err = alice.api.retrieve_profile_id().await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(401), Some("auth.token_revoked")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), Some("auth.token_revoked"))
+    );
     let still = server.client().with_token(&second.authorization_token);
     still.retrieve_profile_id().await.unwrap();
     let expiry = still.token_expiry().await.unwrap();
@@ -173,6 +268,11 @@ async fn revoke_ends_only_the_presented_token() {
 async fn bearer_prefix_is_tolerated() {
     let server = TestServer::start().await;
     let alice = provision(&server, "bearer").await;
-    let api = server.client().with_token(&format!("Bearer {}", alice.token));
-    assert_eq!(api.retrieve_profile_id().await.unwrap().profile_id, alice.profile_id);
+    let api = server
+        .client()
+        .with_token(&format!("Bearer {}", alice.token));
+    assert_eq!(
+        api.retrieve_profile_id().await.unwrap().profile_id,
+        alice.profile_id
+    );
 }

@@ -49,7 +49,10 @@ async fn a_taken_username_fails_the_command_asynchronously() {
         .await
         .unwrap();
     let status = api.poll_command(&again.command_id, WAIT).await.unwrap();
-    assert_eq!(status, RequestStatus::Failed("profile.username_taken".into()));
+    assert_eq!(
+        status,
+        RequestStatus::Failed("profile.username_taken".into())
+    );
 }
 
 #[tokio::test]
@@ -68,19 +71,32 @@ async fn request_status_answers_by_state_and_caller() {
         .unwrap()
         .result()
         .unwrap();
-    assert_eq!(result["replaced"], true, "registering again replaces the key");
+    assert_eq!(
+        result["replaced"], true,
+        "registering again replaces the key"
+    );
 
     // The owner sees the result, anonymous callers only the state, GET works too.
     let path = format!("/request-status/{}", accepted.command_id);
     let owner = alice.api.post_json(&path, json!({})).await.unwrap();
     assert_eq!(owner.status, 200);
     assert_eq!(owner.json(), json!(["succeeded", result]));
-    assert_eq!(owner.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        owner.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let anonymous = server.client().get(&path).await.unwrap();
-    assert_eq!((anonymous.status, anonymous.json()), (200, json!(["succeeded"])));
+    assert_eq!(
+        (anonymous.status, anonymous.json()),
+        (200, json!(["succeeded"]))
+    );
     let upper = server
         .client()
-        .get(&path.to_uppercase().replace("/REQUEST-STATUS/", "/request-status/"))
+        .get(
+            &path
+                .to_uppercase()
+                .replace("/REQUEST-STATUS/", "/request-status/"),
+        )
         .await
         .unwrap();
     assert_eq!(upper.status, 200, "command ids are case-insensitive");
@@ -88,17 +104,30 @@ async fn request_status_answers_by_state_and_caller() {
     // Another profile's token cannot read it.
     let bob = provision(&server, "status-bob").await;
     let foreign = bob.api.post_json(&path, json!({})).await.unwrap();
-    assert_eq!((foreign.status, foreign.error_code().as_deref()), (404, Some("command.not_found")));
+    assert_eq!(
+        (foreign.status, foreign.error_code().as_deref()),
+        (404, Some("command.not_found"))
+    );
 
     let unknown = server
         .client()
         .get("/request-status/019c80d5-d7c0-76bb-95c4-43d783e8efcb")
         .await
         .unwrap();
-    assert_eq!((unknown.status, unknown.error_code().as_deref()), (404, Some("command.not_found")));
-    let malformed = server.client().get("/request-status/not-a-uuid").await.unwrap();
+    assert_eq!(
+        (unknown.status, unknown.error_code().as_deref()),
+        (404, Some("command.not_found"))
+    );
+    let malformed = server
+        .client()
+        .get("/request-status/not-a-uuid")
+        .await
+        .unwrap();
     assert_eq!(malformed.status, 422);
-    assert_eq!(malformed.error_code().as_deref(), Some("validation.invalid_format"));
+    assert_eq!(
+        malformed.error_code().as_deref(),
+        Some("validation.invalid_format")
+    );
 
     let bad_token = server
         .client()
@@ -106,7 +135,10 @@ async fn request_status_answers_by_state_and_caller() {
         .post_json(&path, json!({}))
         .await
         .unwrap();
-    assert_eq!((bad_token.status, bad_token.error_code().as_deref()), (401, Some("auth.invalid_token")));
+    assert_eq!(
+        (bad_token.status, bad_token.error_code().as_deref()),
+        (401, Some("auth.invalid_token"))
+    );
 }
 
 #[tokio::test]
@@ -121,7 +153,10 @@ async fn every_event_reaches_every_socket_of_the_profile() {
         .await
         .unwrap();
     for session in [&alice.session, &on_api_listener] {
-        let outcome = session.wait_command(&accepted.command_id, WAIT).await.unwrap();
+        let outcome = session
+            .wait_command(&accepted.command_id, WAIT)
+            .await
+            .unwrap();
         assert!(matches!(outcome, CommandOutcome::Succeeded(_)));
     }
     // Another profile's socket sees nothing of it.
@@ -141,6 +176,9 @@ async fn accepted_commands_are_durable_before_the_202() {
             .await
             .unwrap();
         let status = api.request_status(&accepted.command_id).await.unwrap();
-        assert!(matches!(status, RequestStatus::Started | RequestStatus::Succeeded(None)));
+        assert!(matches!(
+            status,
+            RequestStatus::Started | RequestStatus::Succeeded(None)
+        ));
     }
 }

@@ -24,7 +24,10 @@ async fn join_replies_echo_the_correlation_id() {
 
     // Without a correlation id the reply carries null.
     session
-        .send_text(&json!({"action": "joinChannel", "data": {"authorizationToken": alice.token}}).to_string())
+        .send_text(
+            &json!({"action": "joinChannel", "data": {"authorizationToken": alice.token}})
+                .to_string(),
+        )
         .await
         .unwrap();
     let reply = session.notice(WAIT).await.unwrap();
@@ -32,13 +35,19 @@ async fn join_replies_echo_the_correlation_id() {
     assert_eq!(reply["data"]["message"], "joined");
     assert!(reply["correlationId"].is_null());
     let channel = reply["data"]["channelId"].as_str().unwrap().to_owned();
-    assert_eq!(uuid::Uuid::parse_str(&channel).unwrap().get_version_num(), 4);
+    assert_eq!(
+        uuid::Uuid::parse_str(&channel).unwrap().get_version_num(),
+        4
+    );
 
     // A second join leaves the first channel.
     let second = session.join(&alice.token).await.unwrap();
     assert_ne!(second, channel);
     let err = session.leave(&channel).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(404), Some("channel.not_found")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(404), Some("channel.not_found"))
+    );
     let left = session.leave(&second).await.unwrap();
     assert_eq!(left, json!({"channelId": second, "message": "left"}));
     // Still connected after leaving.
@@ -51,15 +60,24 @@ async fn protocol_errors_are_answered_not_dropped() {
     let session = server.session().await;
     session.send_text("not json").await.unwrap();
     let reply = session.notice(WAIT).await.unwrap();
-    assert_eq!((reply["status"].as_u64(), reply["data"]["code"].as_str()), (Some(400), Some("request.malformed")));
+    assert_eq!(
+        (reply["status"].as_u64(), reply["data"]["code"].as_str()),
+        (Some(400), Some("request.malformed"))
+    );
     session.send_text(r#"{"data":{}}"#).await.unwrap();
-    assert_eq!(session.notice(WAIT).await.unwrap()["data"]["code"], "request.malformed");
+    assert_eq!(
+        session.notice(WAIT).await.unwrap()["data"]["code"],
+        "request.malformed"
+    );
     session
         .send_text(r#"{"action":"dance","data":{"correlationId":"c-9"}}"#)
         .await
         .unwrap();
     let reply = session.reply("c-9", WAIT).await.unwrap();
-    assert_eq!((reply["status"].as_u64(), reply["data"]["code"].as_str()), (Some(400), Some("request.unknown_action")));
+    assert_eq!(
+        (reply["status"].as_u64(), reply["data"]["code"].as_str()),
+        (Some(400), Some("request.unknown_action"))
+    );
     session.ping().await.unwrap();
 }
 
@@ -67,7 +85,8 @@ async fn protocol_errors_are_answered_not_dropped() {
 async fn frames_over_16_kib_close_with_1009() {
     let server = TestServer::start().await;
     let session = server.session().await;
-    let big = json!({"action": "ping", "data": {"correlationId": "x".repeat(17 * 1024)}}).to_string();
+    let big =
+        json!({"action": "ping", "data": {"correlationId": "x".repeat(17 * 1024)}}).to_string();
     session.send_text(&big).await.unwrap();
     assert_eq!(session.closed(WAIT).await.unwrap(), Some(1009));
 
@@ -81,7 +100,9 @@ async fn frames_over_16_kib_close_with_1009() {
 async fn the_websocket_listener_accepts_any_path() {
     let server = TestServer::start().await;
     let alice = provision(&server, "ws-path").await;
-    let session = Session::connect(&format!("{}/some/where", server.ws_url())).await.unwrap();
+    let session = Session::connect(&format!("{}/some/where", server.ws_url()))
+        .await
+        .unwrap();
     session.join(&alice.token).await.unwrap();
 }
 
@@ -90,5 +111,8 @@ async fn shutdown_closes_sockets_with_1001() {
     let mut server = TestServer::start().await;
     let alice = provision(&server, "ws-shutdown").await;
     server.stop().await;
-    assert_eq!(alice.session.closed(Duration::from_secs(10)).await.unwrap(), Some(1001));
+    assert_eq!(
+        alice.session.closed(Duration::from_secs(10)).await.unwrap(),
+        Some(1001)
+    );
 }

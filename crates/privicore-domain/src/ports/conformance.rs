@@ -39,10 +39,19 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         id,
         id.into(),
         None,
-        CommandPayload::RegisterPublicKey { public_key: "k".into() },
+        CommandPayload::RegisterPublicKey {
+            public_key: "k".into(),
+        },
     );
     store.insert_command(&cmd).await.unwrap();
-    assert!(store.unfinished_commands().await.unwrap().iter().any(|c| c.id == id));
+    assert!(
+        store
+            .unfinished_commands()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.id == id)
+    );
     let done = Completion {
         command_id: id,
         outcome: Outcome::Succeeded(json!({"ok": true})),
@@ -54,7 +63,14 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         read.state,
         CommandState::Finished { outcome: Outcome::Succeeded(ref v), .. } if v == &json!({"ok": true})
     ));
-    assert!(!store.unfinished_commands().await.unwrap().iter().any(|c| c.id == id));
+    assert!(
+        !store
+            .unfinished_commands()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.id == id)
+    );
     assert!(
         store.apply(&[], Some(&done)).await.is_err(),
         "a command finishes only once"
@@ -69,15 +85,29 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
 
 async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {
     let alice = profile("Alice@Example.com");
-    store.apply(&[Effect::CreateProfile(alice.clone())], None).await.unwrap();
-    let found = store.profile_by_username("alice@example.COM").await.unwrap().unwrap();
+    store
+        .apply(&[Effect::CreateProfile(alice.clone())], None)
+        .await
+        .unwrap();
+    let found = store
+        .profile_by_username("alice@example.COM")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.id, alice.id);
     assert_eq!(found.username, "Alice@Example.com");
 
     // A failed effect rolls back the completion recorded with it.
     let id = CommandId::new();
     store
-        .insert_command(&CommandRecord::new(id, id.into(), None, CommandPayload::RegisterPublicKey { public_key: "k".into() }))
+        .insert_command(&CommandRecord::new(
+            id,
+            id.into(),
+            None,
+            CommandPayload::RegisterPublicKey {
+                public_key: "k".into(),
+            },
+        ))
         .await
         .unwrap();
     let completion = Completion {
@@ -86,16 +116,25 @@ async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {
         finished_at: Timestamp::now(),
     };
     let err = store
-        .apply(&[Effect::CreateProfile(profile("alice@example.com"))], Some(&completion))
+        .apply(
+            &[Effect::CreateProfile(profile("alice@example.com"))],
+            Some(&completion),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UsernameTaken));
-    assert!(matches!(store.command(id).await.unwrap().unwrap().state, CommandState::Pending));
+    assert!(matches!(
+        store.command(id).await.unwrap().unwrap().state,
+        CommandState::Pending
+    ));
 }
 
 async fn tokens_revoke_and_purge(store: &dyn MetadataStore) {
     let p = profile("token-owner");
-    store.apply(&[Effect::CreateProfile(p.clone())], None).await.unwrap();
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
     let now = Timestamp::now();
     let token = |name: &str, expires: i64| AuthToken {
         hash: TokenHash::of(name),
@@ -118,48 +157,117 @@ async fn tokens_revoke_and_purge(store: &dyn MetadataStore) {
         )
         .await
         .unwrap();
-    let read = store.auth_token(&TokenHash::of("keep")).await.unwrap().unwrap();
+    let read = store
+        .auth_token(&TokenHash::of("keep"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(read.profile_id, p.id);
     assert_eq!(read.owner, TokenOwner::Profile);
     assert_eq!(
-        store.count_live_tokens(p.id, Some(&TokenHash::of("keep")), now).await.unwrap(),
+        store
+            .count_live_tokens(p.id, Some(&TokenHash::of("keep")), now)
+            .await
+            .unwrap(),
         2
     );
     assert_eq!(store.count_live_tokens(p.id, None, now).await.unwrap(), 3);
     let counts = store
         .apply(
-            &[Effect::RevokeProfileTokens { profile_id: p.id, keep: Some(TokenHash::of("keep")), at: now }],
+            &[Effect::RevokeProfileTokens {
+                profile_id: p.id,
+                keep: Some(TokenHash::of("keep")),
+                at: now,
+            }],
             None,
         )
         .await
         .unwrap();
     assert_eq!(counts, vec![2]);
-    assert!(store.auth_token(&TokenHash::of("other-1")).await.unwrap().unwrap().revoked_at.is_some());
-    assert!(store.auth_token(&TokenHash::of("keep")).await.unwrap().unwrap().revoked_at.is_none());
+    assert!(
+        store
+            .auth_token(&TokenHash::of("other-1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .auth_token(&TokenHash::of("keep"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
     let counts = store
-        .apply(&[Effect::RevokeAuthToken { hash: TokenHash::of("keep"), at: now }], None)
+        .apply(
+            &[Effect::RevokeAuthToken {
+                hash: TokenHash::of("keep"),
+                at: now,
+            }],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(counts, vec![1]);
     assert!(store.purge_expired_tokens(now).await.unwrap() >= 1);
-    assert!(store.auth_token(&TokenHash::of("old")).await.unwrap().is_none());
+    assert!(
+        store
+            .auth_token(&TokenHash::of("old"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn qr_tokens_are_single_use(store: &dyn MetadataStore) {
     let p = profile("qr-owner");
-    store.apply(&[Effect::CreateProfile(p.clone())], None).await.unwrap();
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
     let now = Timestamp::now();
     let qr = |name: &str| {
-        Effect::PutQrToken(QrToken { hash: TokenHash::of(name), profile_id: p.id, expires_at: now.plus_seconds(60) })
+        Effect::PutQrToken(QrToken {
+            hash: TokenHash::of(name),
+            profile_id: p.id,
+            expires_at: now.plus_seconds(60),
+        })
     };
     store.apply(&[qr("first")], None).await.unwrap();
     store.apply(&[qr("second")], None).await.unwrap();
-    assert_eq!(store.take_qr_token(&TokenHash::of("first"), now).await.unwrap(), None, "replaced");
-    assert_eq!(store.take_qr_token(&TokenHash::of("second"), now).await.unwrap(), Some(p.id));
-    assert_eq!(store.take_qr_token(&TokenHash::of("second"), now).await.unwrap(), None, "used");
+    assert_eq!(
+        store
+            .take_qr_token(&TokenHash::of("first"), now)
+            .await
+            .unwrap(),
+        None,
+        "replaced"
+    );
+    assert_eq!(
+        store
+            .take_qr_token(&TokenHash::of("second"), now)
+            .await
+            .unwrap(),
+        Some(p.id)
+    );
+    assert_eq!(
+        store
+            .take_qr_token(&TokenHash::of("second"), now)
+            .await
+            .unwrap(),
+        None,
+        "used"
+    );
     store.apply(&[qr("late")], None).await.unwrap();
     assert_eq!(
-        store.take_qr_token(&TokenHash::of("late"), now.plus_seconds(61)).await.unwrap(),
+        store
+            .take_qr_token(&TokenHash::of("late"), now.plus_seconds(61))
+            .await
+            .unwrap(),
         None,
         "expired"
     );

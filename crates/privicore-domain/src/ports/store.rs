@@ -86,5 +86,6 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn engine_key(&self) -> Result<Option<EngineKeyRecord>, StoreError>;
     /// Stores `key` unless one exists; returns the key that is stored afterwards, so
     /// concurrent first starts agree on one key.
-    async fn ensure_engine_key(&self, key: &EngineKeyRecord) -> Result<EngineKeyRecord, StoreError>;
+    async fn ensure_engine_key(&self, key: &EngineKeyRecord)
+    -> Result<EngineKeyRecord, StoreError>;
 }

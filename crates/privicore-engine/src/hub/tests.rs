@@ -13,7 +13,13 @@ fn caller(profile: ProfileId, owner: TokenOwner, token: &str) -> Caller {
 }
 
 fn event(profile: ProfileId, app: Option<uuid::Uuid>, n: u64) -> BusEvent {
-    BusEvent::Profile(ProfileEvent::command_status(profile, app, CommandId::new(), 2, json!({ "n": n })))
+    BusEvent::Profile(ProfileEvent::command_status(
+        profile,
+        app,
+        CommandId::new(),
+        2,
+        json!({ "n": n }),
+    ))
 }
 
 fn next_n(rx: &mut mpsc::Receiver<Outbound>) -> Option<u64> {
@@ -49,7 +55,11 @@ fn events_before_a_join_are_replayed_once_in_order() {
     assert!(hub.leave(channel));
     let (tx, mut rx) = mpsc::channel(8);
     hub.join(&caller(p, TokenOwner::Profile, "a"), tx);
-    assert_eq!(next_n(&mut rx), None, "delivered events are not replayed again");
+    assert_eq!(
+        next_n(&mut rx),
+        None,
+        "delivered events are not replayed again"
+    );
 }
 
 #[test]
@@ -81,7 +91,16 @@ fn app_sockets_see_only_their_application() {
     let p = ProfileId(CommandId::new().0);
     let app = uuid::Uuid::new_v4();
     let (tx, mut rx) = mpsc::channel(8);
-    hub.join(&caller(p, TokenOwner::App { application_id: app }, "a"), tx);
+    hub.join(
+        &caller(
+            p,
+            TokenOwner::App {
+                application_id: app,
+            },
+            "a",
+        ),
+        tx,
+    );
     hub.dispatch(event(p, None, 1));
     hub.dispatch(event(p, Some(app), 2));
     assert_eq!(next_n(&mut rx), Some(2));
@@ -96,11 +115,18 @@ fn ended_tokens_leave_their_channels() {
     let (tx_b, mut rx_b) = mpsc::channel(8);
     let a = hub.join(&caller(p, TokenOwner::Profile, "a"), tx_a);
     hub.join(&caller(p, TokenOwner::Profile, "b"), tx_b);
-    hub.dispatch(BusEvent::TokenEnded { token: TokenHash::of("a"), code: "auth.token_revoked".into() });
+    hub.dispatch(BusEvent::TokenEnded {
+        token: TokenHash::of("a"),
+        code: "auth.token_revoked".into(),
+    });
     assert!(matches!(rx_a.try_recv(), Ok(Outbound::TokenEnded { channel, .. }) if channel == a));
     assert!(rx_b.try_recv().is_err());
     assert!(!hub.leave(a));
-    hub.dispatch(BusEvent::ProfileTokensEnded { profile_id: p, keep: None, code: "auth.token_revoked".into() });
+    hub.dispatch(BusEvent::ProfileTokensEnded {
+        profile_id: p,
+        keep: None,
+        code: "auth.token_revoked".into(),
+    });
     assert!(matches!(rx_b.try_recv(), Ok(Outbound::TokenEnded { .. })));
     assert_eq!(hub.joined_channels(), 0);
 }

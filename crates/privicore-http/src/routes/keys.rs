@@ -26,7 +26,10 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
     Ok(reply::accepted(id))
 }
 
-pub async fn retrieve(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn retrieve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers, Access::scope("profile:read")).await?;
     let key = state.engine.public_key_of(&caller).await?;
     Ok(reply::ok(&json!({

@@ -43,15 +43,24 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route("/profile/register-profile", post(profile::register))
         .route("/profile/authenticate", post(profile::authenticate))
-        .route("/profile/retrieve-profile-id", get(profile::retrieve_profile_id))
+        .route(
+            "/profile/retrieve-profile-id",
+            get(profile::retrieve_profile_id),
+        )
         .route("/profile/change-password", post(profile::change_password))
-        .route("/profile/generate-token-qr", post(profile::generate_qr_token))
+        .route(
+            "/profile/generate-token-qr",
+            post(profile::generate_qr_token),
+        )
         .route(
             "/profile/reauthorize-authorization-token",
             post(profile::reauthorize),
         )
         .route("/profile/revoke-authorization-token", post(profile::revoke))
-        .route("/profile/authorization-token/expiry", post(profile::token_expiry))
+        .route(
+            "/profile/authorization-token/expiry",
+            post(profile::token_expiry),
+        )
         .route("/generate-keys", get(keys::generate))
         .route("/public-key/register-public-key", post(keys::register))
         .route("/public-key/retrieve-public-key", get(keys::retrieve))
@@ -84,7 +93,10 @@ fn token_header(headers: &HeaderMap) -> Result<Option<&str>, Error> {
 
 /// Authenticates before the body is read (README §7.4 order).
 async fn caller(state: &AppState, headers: &HeaderMap, access: Access) -> Result<Caller, ApiError> {
-    Ok(state.engine.authorize(token_header(headers)?, access).await?)
+    Ok(state
+        .engine
+        .authorize(token_header(headers)?, access)
+        .await?)
 }
 
 async fn fields(req: Request) -> Result<Fields, ApiError> {

@@ -21,7 +21,10 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
     Ok(reply::accepted(id))
 }
 
-pub async fn authenticate(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let f = fields(req).await?;
     let qr = f.opt_str("qrToken")?;
     let username = f.opt_str("username")?;
@@ -60,7 +63,10 @@ pub async fn retrieve_profile_id(
     })))
 }
 
-pub async fn change_password(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn change_password(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), Access::profile_only()).await?;
     let f = fields(req).await?;
     let current = f.str("currentPassword")?;
@@ -73,7 +79,10 @@ pub async fn change_password(State(state): State<AppState>, req: Request) -> Res
     Ok(reply::accepted(id))
 }
 
-pub async fn generate_qr_token(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn generate_qr_token(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), Access::profile_only()).await?;
     let f = fields(req).await?;
     let qr = state
@@ -87,7 +96,10 @@ pub async fn generate_qr_token(State(state): State<AppState>, req: Request) -> R
     }))))
 }
 
-pub async fn reauthorize(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn reauthorize(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), Access::profile_only().key_exempt()).await?;
     let f = fields(req).await?;
     let (token, expires_at) = state.engine.reauthorize(&caller, f.opt_int("ttl")?).await?;
@@ -101,10 +113,15 @@ pub async fn revoke(State(state): State<AppState>, req: Request) -> Result<Respo
     let caller = caller(&state, req.headers(), Access::any().key_exempt()).await?;
     fields(req).await?;
     let at = state.engine.revoke(&caller).await?;
-    Ok(reply::ok(&json!({ "revoked": true, "revokedAt": at.rfc3339() })))
+    Ok(reply::ok(
+        &json!({ "revoked": true, "revokedAt": at.rfc3339() }),
+    ))
 }
 
-pub async fn token_expiry(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn token_expiry(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), Access::any().key_exempt()).await?;
     fields(req).await?;
     let expiry = state.engine.token_expiry(&caller);

@@ -61,10 +61,12 @@ pub async fn request_status(
     let id: CommandId = command_id
         .parse()
         .map_err(|_| Error::invalid_format("commandId"))?;
-    Ok(match state.engine.command_status(id, caller.as_ref()).await? {
-        CommandStatus::Started => reply::json(StatusCode::ACCEPTED, &json!(["started"])),
-        CommandStatus::Succeeded(Some(result)) => reply::ok(&json!(["succeeded", result])),
-        CommandStatus::Succeeded(None) => reply::ok(&json!(["succeeded"])),
-        CommandStatus::Failed(key) => reply::ok(&json!(["failed", key])),
-    })
+    Ok(
+        match state.engine.command_status(id, caller.as_ref()).await? {
+            CommandStatus::Started => reply::json(StatusCode::ACCEPTED, &json!(["started"])),
+            CommandStatus::Succeeded(Some(result)) => reply::ok(&json!(["succeeded", result])),
+            CommandStatus::Succeeded(None) => reply::ok(&json!(["succeeded"])),
+            CommandStatus::Failed(key) => reply::ok(&json!(["failed", key])),
+        },
+    )
 }

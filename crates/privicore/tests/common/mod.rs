@@ -2,7 +2,7 @@
 //! provisioned exactly as flows.md §1 describes, through `privicore-client`.
 #![allow(dead_code)]
 
-use privicore::config::Settings;
+use privicore::config::{Listener, RateLimits, Settings};
 use privicore::server::Server;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,15 +15,26 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
+/// Ephemeral ports, a private data directory, rate limits off.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.data_dir = dir.to_path_buf();
-    s.api.port = 0;
-    s.ws.port = 0;
-    s.rate_limits.registrations_per_hour = 0;
-    s.rate_limits.failed_logins_per_15min = 0;
-    s.rate_limits.generate_keys_per_minute = 0;
-    s
+    let defaults = Settings::default();
+    Settings {
+        data_dir: dir.to_path_buf(),
+        api: Listener {
+            port: 0,
+            ..defaults.api
+        },
+        ws: Listener {
+            port: 0,
+            ..defaults.ws
+        },
+        rate_limits: RateLimits {
+            registrations_per_hour: 0,
+            failed_logins_per_15min: 0,
+            generate_keys_per_minute: 0,
+        },
+        ..Settings::default()
+    }
 }
 
 impl TestServer {
@@ -94,11 +105,21 @@ pub struct Provisioned {
 pub async fn register_and_login(server: &TestServer, username: &str) -> (String, String) {
     let api = server.client();
     let accepted = api.register_profile(username, PASSWORD).await.unwrap();
-    assert_eq!(accepted.header_id.as_deref(), Some(accepted.command_id.as_str()));
+    assert_eq!(
+        accepted.header_id.as_deref(),
+        Some(accepted.command_id.as_str())
+    );
     let status = api.poll_command(&accepted.command_id, WAIT).await.unwrap();
-    assert_eq!(status, RequestStatus::Succeeded(None), "no result without a token");
+    assert_eq!(
+        status,
+        RequestStatus::Succeeded(None),
+        "no result without a token"
+    );
     let auth = api.authenticate(username, PASSWORD).await.unwrap();
-    assert_eq!(auth.profile_id, accepted.command_id, "profileId equals the register command id");
+    assert_eq!(
+        auth.profile_id, accepted.command_id,
+        "profileId equals the register command id"
+    );
     assert!(!auth.public_key_registered);
     (auth.profile_id, auth.authorization_token)
 }
@@ -111,7 +132,10 @@ pub async fn provision(server: &TestServer, prefix: &str) -> Provisioned {
     session.join(&token).await.unwrap();
     let api = server.client().with_token(&token);
     let keys = KeyPair::generate();
-    let accepted = api.register_public_key(&keys.public().to_hex()).await.unwrap();
+    let accepted = api
+        .register_public_key(&keys.public().to_hex())
+        .await
+        .unwrap();
     let result = session
         .wait_command(&accepted.command_id, WAIT)
         .await
