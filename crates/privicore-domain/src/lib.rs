@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod command;
 pub mod effect;
+pub mod envelope;
 pub mod error;
 pub mod event;
 pub mod ids;
