@@ -1,5 +1,6 @@
 //! Wire formats that both the engine and its clients must agree on, byte for byte.
 
+pub mod bus;
 pub mod signed_key;
 pub mod token;
 
