@@ -1,0 +1,348 @@
+//! The device side of the bus contract: hello/welcome, heartbeat, and the idempotent
+//! storage handlers (store, fetch, delete, inventory).
+
+use crate::at_rest::ObjectInfo;
+use crate::link::{Link, LinkError};
+use crate::objects::{ObjectStore, ReadError};
+use privicore_wire::bus::{self, Envelope, kind};
+use privicore_wire::{KeyPair, SignedPublicKey};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const HEARTBEAT: Duration = Duration::from_secs(30);
+const STAGING_IDLE: Duration = Duration::from_secs(600);
+const REMEMBERED_IDS: usize = 10_000;
+
+/// Who the device is and the secrets that never leave it.
+pub struct DeviceIdentity {
+    pub device_identifier: String,
+    pub engine_public_key: SignedPublicKey,
+    keys: KeyPair,
+    dmk: [u8; 32],
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+impl DeviceIdentity {
+    /// Loads the device key pair and master key from `dir`, creating them on first start.
+    pub fn load_or_create(dir: &Path, device_identifier: &str, engine_public_key: SignedPublicKey) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let key_path = dir.join("device-key.hex");
+        let dmk_path = dir.join("dmk.key");
+        if !key_path.exists() {
+            write_private(&key_path, KeyPair::generate().private_hex().as_bytes())?;
+        }
+        if !dmk_path.exists() {
+            let mut dmk = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut dmk);
+            write_private(&dmk_path, &dmk)?;
+        }
+        let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unreadable {what}"));
+        let keys = KeyPair::from_private_hex(std::fs::read_to_string(&key_path)?.trim()).ok_or_else(|| invalid("device key"))?;
+        let dmk: [u8; 32] = std::fs::read(&dmk_path)?.try_into().map_err(|_| invalid("master key"))?;
+        Ok(Self { device_identifier: device_identifier.to_owned(), engine_public_key, keys, dmk })
+    }
+
+    pub fn public_key(&self) -> &SignedPublicKey {
+        self.keys.public()
+    }
+}
+
+struct Staging {
+    chunk_count: u32,
+    sha256: String,
+    header: Vec<u8>,
+    chunks: BTreeMap<u32, Vec<u8>>,
+    touched: Instant,
+}
+
+/// What handling one message produced.
+#[derive(Default)]
+pub struct Handled {
+    pub replies: Vec<Envelope>,
+    pub stop: bool,
+}
+
+pub struct StorageDevice {
+    identity: DeviceIdentity,
+    store: ObjectStore,
+    staging: HashMap<(String, u32, String), Staging>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    hello_id: Option<String>,
+    roles: Vec<String>,
+}
+
+impl StorageDevice {
+    pub fn open(data_dir: &Path, identity: DeviceIdentity) -> std::io::Result<Self> {
+        let store = ObjectStore::open(data_dir, identity.dmk)?;
+        Ok(Self {
+            identity,
+            store,
+            staging: HashMap::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            hello_id: None,
+            roles: vec!["storage".into()],
+        })
+    }
+
+    pub fn objects(&self) -> &ObjectStore {
+        &self.store
+    }
+
+    fn envelope(&self, kind: &str, correlation: Option<&str>, body: &impl serde::Serialize) -> Envelope {
+        Envelope::new(kind, &self.identity.device_identifier, correlation, body)
+    }
+
+    pub fn hello(&mut self) -> Envelope {
+        let env = self.envelope(
+            kind::HELLO,
+            None,
+            &bus::Hello {
+                public_key: self.identity.public_key().to_hex(),
+                software: bus::Software { name: "privicore-storage".into(), version: env!("CARGO_PKG_VERSION").into() },
+                roles: self.roles.clone(),
+                capacity: self.store.capacity(),
+                object_count: self.store.object_count(),
+            },
+        );
+        self.hello_id = Some(env.message_id.clone());
+        env
+    }
+
+    pub fn heartbeat(&self) -> Envelope {
+        self.envelope(
+            kind::HEARTBEAT,
+            None,
+            &bus::Heartbeat { capacity: self.store.capacity(), object_count: self.store.object_count() },
+        )
+    }
+
+    /// At-least-once delivery: a message id seen before is not handled twice.
+    fn first_time(&mut self, id: &str) -> bool {
+        if !self.seen.insert(id.to_owned()) {
+            return false;
+        }
+        self.seen_order.push_back(id.to_owned());
+        if self.seen_order.len() > REMEMBERED_IDS {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    pub fn handle(&mut self, env: Envelope) -> Handled {
+        let mut out = Handled::default();
+        if env.v != bus::PROTOCOL_VERSION || !self.first_time(&env.message_id) {
+            return out;
+        }
+        self.staging.retain(|_, s| s.touched.elapsed() < STAGING_IDLE);
+        let cid = Some(env.message_id.as_str());
+        match env.kind.as_str() {
+            kind::WELCOME => {
+                let ok = env.body::<bus::Welcome>().is_some_and(|w| self.welcome_is_genuine(&w));
+                if ok {
+                    tracing::info!(device = %self.identity.device_identifier, "device welcomed");
+                } else {
+                    tracing::error!(device = %self.identity.device_identifier, "welcome does not prove the engine key; disconnecting");
+                    out.stop = true;
+                }
+            }
+            kind::REJECTED | kind::REVOKED => {
+                let reason = env.body::<bus::Reason>().map(|r| r.reason).unwrap_or_default();
+                tracing::warn!(device = %self.identity.device_identifier, %reason, "engine ended this device's session");
+                out.stop = true;
+            }
+            kind::ROLES_CHANGED => {
+                if let Some(r) = env.body::<bus::Roles>() {
+                    self.roles = r.roles;
+                }
+            }
+            kind::STORE_CHUNK => {
+                if let Some(chunk) = env.body::<bus::StoreChunk>() {
+                    out.replies.extend(self.store_chunk(chunk, cid));
+                }
+            }
+            kind::FETCH => {
+                if let Some(fetch) = env.body::<bus::Fetch>() {
+                    out.replies.extend(self.fetch(fetch, cid));
+                }
+            }
+            kind::DELETE => {
+                if let Some(delete) = env.body::<bus::Delete>() {
+                    let versions = match &delete.versions {
+                        bus::Versions::List(v) => Some(v.as_slice()),
+                        bus::Versions::All(_) => None,
+                    };
+                    let removed = self.store.delete(&delete.token, versions);
+                    out.replies.push(self.envelope(
+                        kind::DELETED,
+                        cid,
+                        &bus::Deleted { delete_id: delete.delete_id, token: delete.token, versions_removed: removed },
+                    ));
+                }
+            }
+            kind::INVENTORY_REQUEST => {
+                if let Some(req) = env.body::<bus::InventoryRequest>() {
+                    let (items, cursor) = self.store.inventory(req.cursor.as_deref(), req.page_size.clamp(1, 1000) as usize, req.verify);
+                    out.replies.push(self.envelope(
+                        kind::INVENTORY,
+                        cid,
+                        &bus::Inventory { sync_id: req.sync_id, items, cursor, capacity: self.store.capacity() },
+                    ));
+                }
+            }
+            // sync_complete and unknown types: acknowledged and ignored.
+            _ => {}
+        }
+        out
+    }
+
+    fn welcome_is_genuine(&self, welcome: &bus::Welcome) -> bool {
+        let Some(hello_id) = &self.hello_id else { return false };
+        let shared = self.identity.keys.diffie_hellman(&self.identity.engine_public_key);
+        let k_dc = bus::channel_key(&shared, &self.identity.device_identifier);
+        bus::verify_key_confirmation(&k_dc, &self.identity.device_identifier, hello_id, &welcome.key_confirmation)
+    }
+
+    fn store_chunk(&mut self, c: bus::StoreChunk, cid: Option<&str>) -> Option<Envelope> {
+        let failed = |this: &Self, c: &bus::StoreChunk, reason: &str| {
+            this.envelope(
+                kind::STORE_FAILED,
+                cid,
+                &bus::StoreFailed { transfer_id: c.transfer_id.clone(), token: c.token.clone(), version: c.version, reason: reason.into() },
+            )
+        };
+        if let Some(digest) = self.store.digest_of(&c.token, c.version) {
+            if hex::encode(digest) == c.sha256 {
+                return Some(self.stored(&c, cid, 0));
+            }
+        }
+        if c.chunk_count == 0 || c.chunk_index >= c.chunk_count {
+            return Some(failed(self, &c, "incomplete"));
+        }
+        let key = (c.token.clone(), c.version, c.transfer_id.clone());
+        let staging = self.staging.entry(key.clone()).or_insert_with(|| Staging {
+            chunk_count: c.chunk_count,
+            sha256: c.sha256.clone(),
+            header: c.header.clone(),
+            chunks: BTreeMap::new(),
+            touched: Instant::now(),
+        });
+        staging.touched = Instant::now();
+        staging.chunks.insert(c.chunk_index, c.data.clone());
+        if staging.chunks.len() < staging.chunk_count as usize {
+            return None;
+        }
+        let staging = self.staging.remove(&key).expect("just seen");
+        let chunks: Vec<Vec<u8>> = staging.chunks.into_values().collect();
+        let mut h = Sha256::new();
+        chunks.iter().for_each(|chunk| h.update(chunk));
+        let digest: [u8; 32] = h.finalize().into();
+        if hex::encode(digest) != staging.sha256 {
+            return Some(failed(self, &c, "digest_mismatch"));
+        }
+        let info = ObjectInfo {
+            token: c.token.clone(),
+            version: c.version,
+            chunk_count: staging.chunk_count,
+            digest,
+            layer2_header: staging.header,
+        };
+        match self.store.put(&info, &chunks) {
+            Ok(bytes) => Some(self.stored(&c, cid, bytes)),
+            Err(e) if e.raw_os_error() == Some(28) => Some(failed(self, &c, "disk_full")),
+            Err(e) => {
+                tracing::error!(error = %e, "could not write an object");
+                Some(failed(self, &c, "io_error"))
+            }
+        }
+    }
+
+    fn stored(&self, c: &bus::StoreChunk, cid: Option<&str>, bytes: u64) -> Envelope {
+        self.envelope(
+            kind::STORED,
+            cid,
+            &bus::Stored { transfer_id: c.transfer_id.clone(), token: c.token.clone(), version: c.version, sha256: c.sha256.clone(), bytes_stored: bytes },
+        )
+    }
+
+    fn fetch(&self, f: bus::Fetch, cid: Option<&str>) -> Vec<Envelope> {
+        let failed = |index: Option<u32>, reason: &str| {
+            vec![self.envelope(
+                kind::FETCH_FAILED,
+                cid,
+                &bus::FetchFailed { fetch_id: f.fetch_id.clone(), token: f.token.clone(), version: f.version, chunk_index: index, reason: reason.into() },
+            )]
+        };
+        match self.store.read(&f.token, f.version, f.from_chunk, f.count.clamp(1, 64)) {
+            Ok((total, chunks)) => chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, data)| {
+                    self.envelope(
+                        kind::FETCH_CHUNK,
+                        cid,
+                        &bus::FetchChunk { fetch_id: f.fetch_id.clone(), token: f.token.clone(), version: f.version, chunk_index: f.from_chunk + i as u32, chunk_count: total, data },
+                    )
+                })
+                .collect(),
+            Err(ReadError::NotFound) => failed(None, "not_found"),
+            Err(ReadError::Corrupt(index)) => failed(index, "corrupt"),
+            Err(ReadError::Io) => failed(None, "io_error"),
+        }
+    }
+
+    /// Runs the device on `link` until the engine ends the session, the link drops or
+    /// `shutdown` is cancelled.
+    pub async fn run(self, mut link: impl Link, shutdown: CancellationToken) -> Result<(), LinkError> {
+        let device = Arc::new(Mutex::new(self));
+        let hello = device.lock().expect("device lock").hello();
+        link.send(hello).await?;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = heartbeat.tick() => {
+                    let beat = device.lock().expect("device lock").heartbeat();
+                    link.send(beat).await?;
+                }
+                next = link.recv() => {
+                    let Some(env) = next else { return Err(LinkError::Closed) };
+                    let id = env.message_id.clone();
+                    let worker = device.clone();
+                    // File I/O and fsync happen off the async threads.
+                    let handled = tokio::task::spawn_blocking(move || worker.lock().expect("device lock").handle(env))
+                        .await
+                        .map_err(|e| LinkError::Transport(e.to_string()))?;
+                    for reply in handled.replies {
+                        link.send(reply).await?;
+                    }
+                    if link.wants_acks() {
+                        let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, &bus::Ack { message_ids: vec![id] });
+                        link.send(ack).await?;
+                    }
+                    if handled.stop {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Storage device software. A device keeps layer-2 sealed chunks for its profile and seals
+//! them again at rest (layer 3) with a key derived from its own master key, which never
+//! leaves it. It speaks the device bus contract over any [`Link`]: in-process when the
+//! engine hosts it, or the embedded WebSocket bus when it runs as its own process.
+
+pub mod at_rest;
+mod bundle;
+mod device;
+mod link;
+mod objects;
+
+pub use bundle::Bundle;
+pub use device::{DeviceIdentity, Handled, StorageDevice};
+pub use link::{Link, LinkError, channel_pair, connect_websocket};
+pub use objects::ObjectStore;
