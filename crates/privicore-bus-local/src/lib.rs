@@ -2,6 +2,10 @@
 //! process; a subscriber that falls too far behind loses the oldest events and says so
 //! in the log (the command log and `/request-status` stay authoritative).
 
+mod devices;
+
+pub use devices::{Attachment, LocalDeviceBus};
+
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use privicore_domain::event::BusEvent;

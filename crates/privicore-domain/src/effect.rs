@@ -6,7 +6,10 @@ use crate::auth::{AuthToken, QrToken};
 use crate::password::PasswordHash;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
+use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
+use crate::device::{Device, DeviceId};
 use crate::{ProfileId, Timestamp};
+use serde_json::Value;
 
 #[derive(Debug, Clone)]
 pub enum Effect {
@@ -35,4 +38,84 @@ pub enum Effect {
     },
     /// Replaces the profile's outstanding QR token.
     PutQrToken(QrToken),
+    Data(Box<DataEffect>),
+}
+
+/// Effects on devices and data tokens.
+#[derive(Debug, Clone)]
+pub enum DataEffect {
+    /// Inserts or replaces the whole device row (device commands are serialized per device).
+    SaveDevice(Device),
+    CreateDataToken(DataToken),
+    /// `reserved` → `exchanging`; fails with `data_token.already_exchanged` otherwise.
+    BeginExchange { token: String, at: Timestamp },
+    /// Back to `reserved` with a fresh upload value, or `expired` when time ran out.
+    AbortExchange {
+        token: String,
+        status: TokenStatus,
+        upload_hash: Option<TokenHash>,
+        at: Timestamp,
+    },
+    /// The version becomes current, the token `active`.
+    CommitVersion {
+        token: String,
+        version: u32,
+        stored_size: u64,
+        at: Timestamp,
+    },
+    /// `reserved` → `expired`; affects 0 rows if it changed meanwhile.
+    ExpireReservation { token: String, at: Timestamp },
+    SetFileMeta {
+        token: String,
+        file: Option<Value>,
+        context: Option<String>,
+        at: Timestamp,
+    },
+    SetRiskMeta {
+        token: String,
+        risk: Option<Value>,
+        at: Timestamp,
+    },
+    SetDataMeta {
+        token: String,
+        data: Option<Value>,
+        at: Timestamp,
+    },
+    /// Status `deleted`, metadata erased.
+    DeleteDataToken { token: String, at: Timestamp },
+    PutTokenVersion(TokenVersion),
+    SetReplica(Replica),
+    /// Only moves a replica that is in one of `from`.
+    TransitionReplica {
+        token: String,
+        version: u32,
+        device_id: DeviceId,
+        from: Vec<ReplicaState>,
+        to: ReplicaState,
+    },
+    DropReplicas {
+        token: String,
+        device_id: DeviceId,
+    },
+    /// All replicas of a device become `detached` (role lost or device removed).
+    DetachReplicas { device_id: DeviceId },
+    PutSpool {
+        token: String,
+        version: u32,
+        chunks: Vec<Vec<u8>>,
+    },
+    DropSpool { token: String, version: u32 },
+    /// One counted transaction, for the statistics.
+    CountEvent {
+        profile_id: ProfileId,
+        kind: &'static str,
+        context: String,
+        at: Timestamp,
+    },
+}
+
+impl From<DataEffect> for Effect {
+    fn from(e: DataEffect) -> Self {
+        Effect::Data(Box::new(e))
+    }
 }

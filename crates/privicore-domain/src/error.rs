@@ -90,6 +90,45 @@ reasons! {
     PublicKeyWeakKey => "public_key.weak_key", Validation, "The key is all-zero or a small-order point.";
     OauthProfileTokenRequired => "oauth.profile_token_required", Forbidden, "This endpoint needs a profile token.";
     OauthScopeDenied => "oauth.scope_denied", Forbidden, "The token lacks the scope this call needs.";
+    DataTokenNotFound => "data_token.not_found", NotFound, "Unknown, deleted or expired data token.";
+    DataTokenNotOwner => "data_token.not_owner", Forbidden, "The data token belongs to another profile.";
+    DataTokenReservationNotFound => "data_token.reservation_not_found", NotFound, "Unknown or unfinished reservation.";
+    DataTokenReservationExpired => "data_token.reservation_expired", NotFound, "The reservation expired.";
+    DataTokenAlreadyExchanged => "data_token.already_exchanged", Conflict, "The token is already exchanging or active.";
+    DataTokenNotActive => "data_token.not_active", Conflict, "The operation needs an active token.";
+    DataTokenBusy => "data_token.busy", Conflict, "The token is exchanging or being replaced.";
+    DataTokenUpdateInProgress => "data_token.update_in_progress", Conflict, "A data replacement is already running.";
+    DataTokenTooManyReservations => "data_token.too_many_reservations", Conflict, "Too many outstanding reservations.";
+    DataTokenInvalidContext => "data_token.invalid_context", Validation, "A context is 1 to 512 characters without control characters.";
+    DataTokenInvalidMeta => "data_token.invalid_meta", Validation, "The metadata breaks its rules.";
+    DataTokenInvalidDataEncoding => "data_token.invalid_data_encoding", Validation, "The data is not base64.";
+    DataTokenDataTooShort => "data_token.data_too_short", Validation, "A payload has at least 28 bytes (IV and tag).";
+    DataTokenPayloadTooLarge => "data_token.payload_too_large", TooLarge, "Inline payloads are at most 1 MiB; use the upstream listener.";
+    StreamInvalidAuth => "stream.invalid_auth", Unauthorized, "The stream value is unusable.";
+    StreamNotStarted => "stream.not_started", Conflict, "The replacement upload did not start in time.";
+    StatisticsInvalidRange => "statistics.invalid_range", Validation, "`to` must be after `from`.";
+    StatisticsRangeTooLarge => "statistics.range_too_large", Validation, "At most 1000 buckets.";
+    DeviceNotFound => "device.not_found", NotFound, "Unknown device.";
+    DeviceNotOwner => "device.not_owner", Forbidden, "The device belongs to another profile.";
+    DeviceRequestNotFound => "device.request_not_found", NotFound, "Unknown or unfinished identifier request.";
+    DeviceInvalidName => "device.invalid_name", Validation, "Device names are 1 to 100 characters without control characters.";
+    DeviceInvalidMeta => "device.invalid_meta", Validation, "Device meta breaks its rules.";
+    DeviceInvalidState => "device.invalid_state", Conflict, "The transition is not allowed from the device's status.";
+    DeviceNotApproved => "device.not_approved", Conflict, "The device is pending or rejected.";
+    DeviceInactive => "device.inactive", Conflict, "The device was removed.";
+    DeviceLimitReached => "device.limit_reached", Conflict, "Too many devices.";
+    DeviceInvalidCredentials => "device.invalid_credentials", Unauthorized, "Invalid device credentials.";
+    DevicePublicKeyMismatch => "device.public_key_mismatch", Conflict, "The device key differs from the pinned one.";
+    BusUnsupportedVersion => "bus.unsupported_version", BadRequest, "Unsupported bus protocol version.";
+    StorageNoStorageDevices => "storage.no_storage_devices", Conflict, "The profile has no storage device.";
+    StorageWriteFailed => "storage.write_failed", Unavailable, "The write quorum was not reached in time.";
+    StorageDataUnavailable => "storage.data_unavailable", Unavailable, "No device delivered data that authenticates.";
+    StorageAlreadyRegistered => "storage.already_registered", Conflict, "The device already has the storage role.";
+    StorageNotRegistered => "storage.not_registered", Conflict, "The device lacks the storage role.";
+    StorageLastReplica => "storage.last_replica", Conflict, "The device holds the last confirmed replica of some token.";
+    StorageDeviceOffline => "storage.device_offline", Conflict, "The device is not connected.";
+    StorageSyncInProgress => "storage.sync_in_progress", Conflict, "A sync of this device is running.";
+    StorageSyncInterrupted => "storage.sync_interrupted", Unavailable, "The device stopped answering during a sync.";
 }
 
 impl fmt::Display for Reason {

@@ -1,9 +1,11 @@
-//! The privicore domain: what profiles, tokens, keys and commands are, the rules they obey,
-//! and the ports (metadata store, bus) the engine needs from the outside world.
-//! Nothing here knows about HTTP or SQL.
+//! The privicore domain: what profiles, tokens, keys, devices and commands are, the rules
+//! they obey, and the ports (metadata store, buses) the engine needs from the outside
+//! world. Nothing here knows about HTTP or SQL.
 
 pub mod auth;
 pub mod command;
+pub mod data_token;
+pub mod device;
 pub mod effect;
 pub mod envelope;
 pub mod error;

@@ -6,7 +6,7 @@ use privicore_domain::{CommandId, Timestamp};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-pub async fn insert(pool: &SqlitePool, c: &CommandRecord) -> Result<(), StoreError> {
+pub async fn insert(conn: &mut SqliteConnection, c: &CommandRecord) -> Result<(), StoreError> {
     let payload =
         serde_json::to_string(&c.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
@@ -19,7 +19,7 @@ pub async fn insert(pool: &SqlitePool, c: &CommandRecord) -> Result<(), StoreErr
     .bind(c.payload.kind())
     .bind(payload)
     .bind(c.created_at.unix())
-    .execute(pool)
+    .execute(conn)
     .await
     .map_err(unavailable)?;
     Ok(())

@@ -3,10 +3,13 @@
 
 mod apply;
 mod commands;
+mod data;
 mod rows;
 
 use async_trait::async_trait;
 use privicore_domain::auth::AuthToken;
+use privicore_domain::data_token::{DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion};
+use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::command::{CommandRecord, Completion};
 use privicore_domain::effect::Effect;
 use privicore_domain::keys::EngineKeyRecord;
@@ -61,6 +64,21 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
+    async fn one<T>(
+        &self,
+        sql: &'static str,
+        key: String,
+        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(unavailable)?
+            .map(|r| convert(&r))
+            .transpose()
+    }
+
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
@@ -77,8 +95,11 @@ impl MetadataStore for SqliteStore {
             .map_err(unavailable)
     }
 
-    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError> {
-        commands::insert(&self.writer, command).await
+    async fn insert_command(&self, command: &CommandRecord, effects: &[Effect]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(unavailable)?;
+        apply::apply_in(&mut tx, effects).await?;
+        commands::insert(&mut tx, command).await?;
+        tx.commit().await.map_err(unavailable)
     }
 
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
@@ -184,6 +205,102 @@ impl MetadataStore for SqliteStore {
         .map_err(unavailable)?;
         row.map(|r| rows::profile_id(&r.get::<String, _>("profile_id")))
             .transpose()
+    }
+
+    async fn device(&self, id: DeviceId) -> Result<Option<Device>, StoreError> {
+        self.one("SELECT * FROM devices WHERE id = ?", id.to_string(), rows::device).await
+    }
+
+    async fn device_by_request(&self, command: CommandId) -> Result<Option<Device>, StoreError> {
+        self.one("SELECT * FROM devices WHERE request_command_id = ?", command.to_string(), rows::device).await
+    }
+
+    async fn device_by_client_id(&self, client_id: &str) -> Result<Option<Device>, StoreError> {
+        self.one("SELECT * FROM devices WHERE client_id = ?", client_id.to_owned(), rows::device).await
+    }
+
+    async fn list_devices(&self, profile_id: ProfileId, filter: &DeviceFilter, page: Page) -> Result<(Vec<Device>, u64), StoreError> {
+        data::list_devices(&self.reader, profile_id, filter, page).await
+    }
+
+    async fn storage_devices(&self, profile_id: Option<ProfileId>) -> Result<Vec<Device>, StoreError> {
+        let sql = "SELECT * FROM devices WHERE status = 'approved' AND (',' || roles || ',') LIKE '%,storage,%'";
+        let rows = match profile_id {
+            Some(p) => sqlx::query(&format!("{sql} AND profile_id = ? ORDER BY created_at")).bind(p.to_string()).fetch_all(&self.reader).await,
+            None => sqlx::query(&format!("{sql} ORDER BY created_at")).fetch_all(&self.reader).await,
+        }
+        .map_err(unavailable)?;
+        rows.iter().map(rows::device).collect()
+    }
+
+    async fn count_live_devices(&self, profile_id: ProfileId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE profile_id = ? AND status IN ('pending', 'approved')")
+            .bind(profile_id.to_string())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        Ok(n as u64)
+    }
+
+    async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError> {
+        self.one("SELECT * FROM data_tokens WHERE token = ?", token.to_owned(), rows::data_token).await
+    }
+
+    async fn data_token_by_reservation(&self, command: CommandId) -> Result<Option<DataToken>, StoreError> {
+        self.one("SELECT * FROM data_tokens WHERE reserve_command_id = ?", command.to_string(), rows::data_token).await
+    }
+
+    async fn list_data_tokens(&self, profile_id: ProfileId, filter: &TokenFilter, page: Page) -> Result<(Vec<DataToken>, u64), StoreError> {
+        data::list_tokens(&self.reader, profile_id, filter, page).await
+    }
+
+    async fn count_outstanding_reservations(&self, profile_id: ProfileId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_tokens WHERE profile_id = ? AND status IN ('reserved', 'exchanging')")
+            .bind(profile_id.to_string())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(unavailable)?;
+        Ok(n as u64)
+    }
+
+    async fn expired_reservations(&self, now: Timestamp, limit: u64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT token FROM data_tokens WHERE status = 'reserved' AND expires_at <= ? LIMIT ?")
+            .bind(now.unix())
+            .bind(limit as i64)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn token_version(&self, token: &str, version: u32) -> Result<Option<TokenVersion>, StoreError> {
+        data::token_version(&self.reader, token, version).await
+    }
+
+    async fn replicas(&self, token: &str, version: Option<u32>) -> Result<Vec<Replica>, StoreError> {
+        data::replicas(&self.reader, token, version).await
+    }
+
+    async fn device_replicas(&self, device_id: DeviceId) -> Result<Vec<Replica>, StoreError> {
+        sqlx::query("SELECT * FROM replicas WHERE device_id = ?")
+            .bind(device_id.to_string())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(rows::replica)
+            .collect()
+    }
+
+    async fn replica_counts(&self, token: &str, version: u32) -> Result<ReplicaCounts, StoreError> {
+        data::replica_counts(&self.reader, token, version).await
+    }
+
+    async fn spool(&self, token: &str, version: u32) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        data::spool(&self.reader, token, version).await
+    }
+
+    async fn event_counts(&self, profile_id: ProfileId, from: Timestamp, to: Timestamp, context: Option<&Match>) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        data::events(&self.reader, profile_id, from, to, context).await
     }
 
     async fn engine_key(&self) -> Result<Option<EngineKeyRecord>, StoreError> {

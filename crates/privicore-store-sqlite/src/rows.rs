@@ -82,3 +82,103 @@ pub fn engine_key(r: &SqliteRow) -> Result<EngineKeyRecord, StoreError> {
         created_at: Timestamp(r.get("created_at")),
     })
 }
+
+pub fn device(r: &SqliteRow) -> Result<privicore_domain::device::Device, StoreError> {
+    use privicore_domain::device::{Device, DeviceCredentials, DeviceId, DeviceStatus};
+    let hash = |col: &str| -> Result<Option<TokenHash>, StoreError> {
+        r.get::<Option<String>, _>(col)
+            .map(|h| TokenHash::from_hex(&h).ok_or_else(|| corrupt("device secret")))
+            .transpose()
+    };
+    let credentials = match (
+        r.get::<Option<String>, _>("client_id"),
+        hash("client_secret_hash")?,
+        hash("bus_password_hash")?,
+    ) {
+        (Some(client_id), Some(client_secret), Some(bus_password)) => Some(DeviceCredentials {
+            client_id,
+            client_secret,
+            bus_password,
+        }),
+        _ => None,
+    };
+    let meta = match serde_json::from_str(&r.get::<String, _>("meta")) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(corrupt("device meta")),
+    };
+    let ts = |col: &str| r.get::<Option<i64>, _>(col).map(Timestamp);
+    Ok(Device {
+        id: DeviceId(uuid(&r.get::<String, _>("id"))?),
+        profile_id: profile_id(&r.get::<String, _>("profile_id"))?,
+        request_command_id: command_id(&r.get::<String, _>("request_command_id"))?,
+        name: r.get("name"),
+        description: r.get("description"),
+        status: DeviceStatus::parse(&r.get::<String, _>("status")).ok_or_else(|| corrupt("device status"))?,
+        roles: r
+            .get::<String, _>("roles")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        public_key: r.get("public_key"),
+        meta,
+        credentials,
+        created_at: Timestamp(r.get("created_at")),
+        approved_at: ts("approved_at"),
+        removed_at: ts("removed_at"),
+        configuration_issued_at: ts("configuration_issued_at"),
+        storage_registered_at: ts("storage_registered_at"),
+    })
+}
+
+fn json_col(r: &SqliteRow, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    r.get::<Option<String>, _>(col)
+        .map(|t| serde_json::from_str(&t).map_err(|_| corrupt("token meta")))
+        .transpose()
+}
+
+pub fn data_token(r: &SqliteRow) -> Result<privicore_domain::data_token::DataToken, StoreError> {
+    use privicore_domain::data_token::{DataToken, TokenStatus};
+    Ok(DataToken {
+        token: r.get("token"),
+        profile_id: profile_id(&r.get::<String, _>("profile_id"))?,
+        application_id: r.get::<Option<String>, _>("application_id").map(|a| uuid(&a)).transpose()?,
+        reserve_command_id: command_id(&r.get::<String, _>("reserve_command_id"))?,
+        status: TokenStatus::parse(&r.get::<String, _>("status")).ok_or_else(|| corrupt("token status"))?,
+        context: r.get("context"),
+        expires_at: r.get::<Option<i64>, _>("expires_at").map(Timestamp),
+        upload_hash: r
+            .get::<Option<String>, _>("upload_hash")
+            .map(|h| TokenHash::from_hex(&h).ok_or_else(|| corrupt("upload hash")))
+            .transpose()?,
+        version: r.get::<Option<i64>, _>("version").map(|v| v as u32),
+        stored_size: r.get::<Option<i64>, _>("stored_size").map(|v| v as u64),
+        meta_file: json_col(r, "meta_file")?,
+        meta_risk: json_col(r, "meta_risk")?,
+        meta_data: json_col(r, "meta_data")?,
+        created_at: Timestamp(r.get("created_at")),
+        updated_at: Timestamp(r.get("updated_at")),
+    })
+}
+
+pub fn token_version(r: &SqliteRow) -> privicore_domain::data_token::TokenVersion {
+    privicore_domain::data_token::TokenVersion {
+        token: r.get("token"),
+        version: r.get::<i64, _>("version") as u32,
+        header: r.get("header"),
+        digest: r.get("digest"),
+        total_size: r.get::<i64, _>("total_size") as u64,
+        chunk_count: r.get::<i64, _>("chunk_count") as u32,
+        committed: r.get("committed"),
+    }
+}
+
+pub fn replica(r: &SqliteRow) -> Result<privicore_domain::data_token::Replica, StoreError> {
+    use privicore_domain::data_token::{Replica, ReplicaState};
+    Ok(Replica {
+        token: r.get("token"),
+        version: r.get::<i64, _>("version") as u32,
+        device_id: privicore_domain::device::DeviceId(uuid(&r.get::<String, _>("device_id"))?),
+        state: ReplicaState::parse(&r.get::<String, _>("state")).ok_or_else(|| corrupt("replica state"))?,
+    })
+}

@@ -43,7 +43,7 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
             public_key: "k".into(),
         },
     );
-    store.insert_command(&cmd).await.unwrap();
+    store.insert_command(&cmd, &[]).await.unwrap();
     assert!(
         store
             .unfinished_commands()
@@ -100,14 +100,17 @@ async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {
     // A failed effect rolls back the completion recorded with it.
     let id = CommandId::new();
     store
-        .insert_command(&CommandRecord::new(
-            id,
-            id.into(),
-            None,
-            CommandPayload::RegisterPublicKey {
-                public_key: "k".into(),
-            },
-        ))
+        .insert_command(
+            &CommandRecord::new(
+                id,
+                id.into(),
+                None,
+                CommandPayload::RegisterPublicKey {
+                    public_key: "k".into(),
+                },
+            ),
+            &[],
+        )
         .await
         .unwrap();
     let completion = Completion {

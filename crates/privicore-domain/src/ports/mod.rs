@@ -2,9 +2,11 @@
 //! (SQLite, in-process bus) and a distributed one (PostgreSQL, RabbitMQ).
 
 mod bus;
+mod device_bus;
 mod store;
 
 pub use bus::{Bus, BusError, EventStream};
+pub use device_bus::DeviceBus;
 pub use store::{MetadataStore, StoreError};
 
 #[cfg(feature = "testkit")]

@@ -3,6 +3,8 @@ use crate::command::{CommandRecord, Completion};
 use crate::effect::Effect;
 use crate::keys::EngineKeyRecord;
 use crate::profile::Profile;
+use crate::data_token::{DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion};
+use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::secret::TokenHash;
 use crate::{CommandId, Error, ProfileId, Reason, Timestamp};
 use async_trait::async_trait;
@@ -11,6 +13,9 @@ use async_trait::async_trait;
 pub enum StoreError {
     #[error("username taken")]
     UsernameTaken,
+    /// A conditional effect found the state changed; the transaction was rolled back.
+    #[error("conflict: {0}")]
+    Conflict(Reason),
     #[error("metadata store unavailable: {0}")]
     Unavailable(String),
     #[error("stored data is inconsistent: {0}")]
@@ -22,6 +27,7 @@ impl StoreError {
     pub fn business_reason(&self) -> Option<Reason> {
         match self {
             Self::UsernameTaken => Some(Reason::ProfileUsernameTaken),
+            Self::Conflict(reason) => Some(*reason),
             _ => None,
         }
     }
@@ -31,6 +37,7 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::UsernameTaken => Error::new(Reason::ProfileUsernameTaken),
+            StoreError::Conflict(reason) => Error::new(reason),
             StoreError::Unavailable(detail) => {
                 tracing::error!(%detail, "metadata store unavailable");
                 Error::new(Reason::ServiceUnavailable)
@@ -46,8 +53,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Cheap liveness probe for `/health`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Persists a new command; returns only once it is durable.
-    async fn insert_command(&self, command: &CommandRecord) -> Result<(), StoreError>;
+    /// Persists a new command together with `effects` (atomically); returns only once it
+    /// is durable.
+    async fn insert_command(&self, command: &CommandRecord, effects: &[Effect]) -> Result<(), StoreError>;
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError>;
     /// Commands accepted but not finished, oldest first (resumed after a restart).
     async fn unfinished_commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
@@ -82,6 +90,47 @@ pub trait MetadataStore: Send + Sync + 'static {
         hash: &TokenHash,
         now: Timestamp,
     ) -> Result<Option<ProfileId>, StoreError>;
+
+    async fn device(&self, id: DeviceId) -> Result<Option<Device>, StoreError>;
+    async fn device_by_request(&self, command: CommandId) -> Result<Option<Device>, StoreError>;
+    /// Devices holding these bus user / client id credentials.
+    async fn device_by_client_id(&self, client_id: &str) -> Result<Option<Device>, StoreError>;
+    async fn list_devices(
+        &self,
+        profile_id: ProfileId,
+        filter: &DeviceFilter,
+        page: Page,
+    ) -> Result<(Vec<Device>, u64), StoreError>;
+    /// Approved devices with the storage role: of one profile, or of all profiles.
+    async fn storage_devices(&self, profile_id: Option<ProfileId>) -> Result<Vec<Device>, StoreError>;
+    async fn count_live_devices(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
+
+    async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError>;
+    async fn data_token_by_reservation(&self, command: CommandId) -> Result<Option<DataToken>, StoreError>;
+    async fn list_data_tokens(
+        &self,
+        profile_id: ProfileId,
+        filter: &TokenFilter,
+        page: Page,
+    ) -> Result<(Vec<DataToken>, u64), StoreError>;
+    /// `reserved` + `exchanging` tokens of a profile.
+    async fn count_outstanding_reservations(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
+    /// `reserved` tokens whose deadline passed, at most `limit`.
+    async fn expired_reservations(&self, now: Timestamp, limit: u64) -> Result<Vec<String>, StoreError>;
+    async fn token_version(&self, token: &str, version: u32) -> Result<Option<TokenVersion>, StoreError>;
+    async fn replicas(&self, token: &str, version: Option<u32>) -> Result<Vec<Replica>, StoreError>;
+    /// Replicas held by one device, in any state.
+    async fn device_replicas(&self, device_id: DeviceId) -> Result<Vec<Replica>, StoreError>;
+    async fn replica_counts(&self, token: &str, version: u32) -> Result<ReplicaCounts, StoreError>;
+    async fn spool(&self, token: &str, version: u32) -> Result<Option<Vec<Vec<u8>>>, StoreError>;
+    /// Counts of `kind` events per bucket start (`%Y-%m-%d` style key) in `[from, to)`.
+    async fn event_counts(
+        &self,
+        profile_id: ProfileId,
+        from: Timestamp,
+        to: Timestamp,
+        context: Option<&Match>,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
 
     async fn engine_key(&self) -> Result<Option<EngineKeyRecord>, StoreError>;
     /// Stores `key` unless one exists; returns the key that is stored afterwards, so

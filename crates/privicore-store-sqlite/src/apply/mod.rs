@@ -1,3 +1,5 @@
+mod data;
+
 use crate::{commands, unavailable};
 use privicore_domain::auth::TokenOwner;
 use privicore_domain::command::Completion;
@@ -5,16 +7,24 @@ use privicore_domain::effect::Effect;
 use privicore_domain::ports::StoreError;
 use sqlx::{SqliteConnection, SqlitePool};
 
+pub async fn apply_in(
+    conn: &mut SqliteConnection,
+    effects: &[Effect],
+) -> Result<Vec<u64>, StoreError> {
+    let mut affected = Vec::with_capacity(effects.len());
+    for effect in effects {
+        affected.push(one(conn, effect).await?);
+    }
+    Ok(affected)
+}
+
 pub async fn apply(
     pool: &SqlitePool,
     effects: &[Effect],
     completion: Option<&Completion>,
 ) -> Result<Vec<u64>, StoreError> {
     let mut tx = pool.begin().await.map_err(unavailable)?;
-    let mut affected = Vec::with_capacity(effects.len());
-    for effect in effects {
-        affected.push(one(&mut tx, effect).await?);
-    }
+    let affected = apply_in(&mut tx, effects).await?;
     if let Some(c) = completion {
         commands::complete(&mut tx, c).await?;
     }
@@ -117,6 +127,7 @@ async fn one(conn: &mut SqliteConnection, effect: &Effect) -> Result<u64, StoreE
         .execute(conn)
         .await
         .map_err(unavailable)?,
+        Effect::Data(data) => return data::apply(conn, data).await,
     };
     Ok(result.rows_affected())
 }

@@ -1,0 +1,166 @@
+//! Embedded device bus: a routing table from device identifiers to live connections, and
+//! one engine inbox. Connections are in-process channels (hosted devices) or the
+//! `/device-bus` WebSocket of the edge. Messages for a device that is not connected wait
+//! in a bounded queue and are delivered when it connects.
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use privicore_domain::ports::{BusError, DeviceBus};
+use privicore_wire::bus::Envelope;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+/// Messages kept for a disconnected device.
+const OFFLINE_QUEUE: usize = 10_000;
+
+struct Route {
+    connection: u64,
+    tx: mpsc::UnboundedSender<Envelope>,
+}
+
+#[derive(Default)]
+struct Routes {
+    live: HashMap<String, Route>,
+    waiting: HashMap<String, VecDeque<Envelope>>,
+    next_connection: u64,
+}
+
+pub struct LocalDeviceBus {
+    routes: Mutex<Routes>,
+    inbox_tx: mpsc::UnboundedSender<Envelope>,
+    inbox_rx: Mutex<Option<mpsc::UnboundedReceiver<Envelope>>>,
+}
+
+/// A device's live connection: what the engine sends it, and where its messages go.
+pub struct Attachment {
+    pub connection: u64,
+    pub from_engine: mpsc::UnboundedReceiver<Envelope>,
+    pub to_engine: mpsc::UnboundedSender<Envelope>,
+}
+
+impl Default for LocalDeviceBus {
+    fn default() -> Self {
+        let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
+        Self {
+            routes: Mutex::new(Routes::default()),
+            inbox_tx,
+            inbox_rx: Mutex::new(Some(inbox_rx)),
+        }
+    }
+}
+
+impl LocalDeviceBus {
+    /// Connects a device; a second connection replaces the first (§6.2).
+    pub fn attach(&self, device: &str) -> Attachment {
+        let (tx, from_engine) = mpsc::unbounded_channel();
+        let mut routes = self.routes.lock().expect("routes lock");
+        routes.next_connection += 1;
+        let connection = routes.next_connection;
+        if let Some(queued) = routes.waiting.remove(device) {
+            for env in queued {
+                let _ = tx.send(env);
+            }
+        }
+        routes.live.insert(device.to_owned(), Route { connection, tx });
+        Attachment { connection, from_engine, to_engine: self.inbox_tx.clone() }
+    }
+
+    /// Ends a connection, unless it was already replaced by a newer one.
+    pub fn detach(&self, device: &str, connection: u64) {
+        let mut routes = self.routes.lock().expect("routes lock");
+        if routes.live.get(device).is_some_and(|r| r.connection == connection) {
+            routes.live.remove(device);
+        }
+    }
+}
+
+#[async_trait]
+impl DeviceBus for LocalDeviceBus {
+    async fn send(&self, device: &str, envelope: Envelope) -> Result<(), BusError> {
+        let mut routes = self.routes.lock().expect("routes lock");
+        let envelope = match routes.live.get(device) {
+            Some(route) => match route.tx.send(envelope) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(env)) => {
+                    routes.live.remove(device);
+                    env
+                }
+            },
+            None => envelope,
+        };
+        let queue = routes.waiting.entry(device.to_owned()).or_default();
+        queue.push_back(envelope);
+        while queue.len() > OFFLINE_QUEUE {
+            queue.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn inbox(&self) -> Result<BoxStream<'static, Envelope>, BusError> {
+        let rx = self
+            .inbox_rx
+            .lock()
+            .expect("inbox lock")
+            .take()
+            .ok_or_else(|| BusError::Unavailable("the engine inbox is already taken".into()))?;
+        Ok(UnboundedReceiverStream::new(rx).boxed())
+    }
+
+    fn connected(&self, device: &str) -> bool {
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .live
+            .get(device)
+            .is_some_and(|r| !r.tx.is_closed())
+    }
+
+    async fn disconnect(&self, device: &str) {
+        let mut routes = self.routes.lock().expect("routes lock");
+        routes.live.remove(device);
+        routes.waiting.remove(device);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(n: u64) -> Envelope {
+        Envelope::new("storage.fetch", "dev-1", None, &json!({ "n": n }))
+    }
+
+    #[tokio::test]
+    async fn queued_messages_reach_a_device_when_it_connects() {
+        let bus = LocalDeviceBus::default();
+        bus.send("dev-1", env(1)).await.unwrap();
+        assert!(!bus.connected("dev-1"));
+        let mut a = bus.attach("dev-1");
+        assert!(bus.connected("dev-1"));
+        assert_eq!(a.from_engine.recv().await.unwrap().body["n"], 1);
+        bus.send("dev-1", env(2)).await.unwrap();
+        assert_eq!(a.from_engine.recv().await.unwrap().body["n"], 2);
+
+        let mut inbox = bus.inbox().await.unwrap();
+        a.to_engine.send(env(3)).unwrap();
+        assert_eq!(inbox.next().await.unwrap().body["n"], 3);
+        assert!(bus.inbox().await.is_err(), "one consumer");
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_replaces_the_old_one() {
+        let bus = LocalDeviceBus::default();
+        let old = bus.attach("dev-1");
+        let mut new = bus.attach("dev-1");
+        bus.detach("dev-1", old.connection);
+        assert!(bus.connected("dev-1"));
+        bus.send("dev-1", env(1)).await.unwrap();
+        assert_eq!(new.from_engine.recv().await.unwrap().body["n"], 1);
+        bus.detach("dev-1", new.connection);
+        assert!(!bus.connected("dev-1"));
+    }
+}
