@@ -3,6 +3,7 @@
 
 use crate::password::PasswordHash;
 use crate::secret::TokenHash;
+use crate::device::DeviceId;
 use crate::{CommandId, ProfileId, Reason, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,6 +28,74 @@ pub enum CommandPayload {
     RegisterPublicKey {
         public_key: String,
     },
+    RequestDevice {
+        device_id: DeviceId,
+        name: String,
+        description: Option<String>,
+        public_key: Option<String>,
+    },
+    ApproveDevice {
+        device_id: DeviceId,
+    },
+    RejectDevice {
+        device_id: DeviceId,
+    },
+    ConfigureDevice {
+        device_id: DeviceId,
+        name: Option<String>,
+        /// `Some(None)` clears the description.
+        description: Option<Option<String>>,
+        meta: Option<serde_json::Map<String, Value>>,
+    },
+    RemoveDevice {
+        device_id: DeviceId,
+        force: bool,
+    },
+    RegisterStorage {
+        device_id: DeviceId,
+    },
+    RemoveStorage {
+        device_id: DeviceId,
+        force: bool,
+    },
+    ReserveTokenSpace {
+        token: String,
+        context: String,
+        ttl_minutes: i64,
+        meta_data: Option<Value>,
+    },
+    /// The sealed payload and its header were stored with the command.
+    ExchangeData {
+        token: String,
+        version: u32,
+    },
+    RequestData {
+        token: String,
+        request_id: CommandId,
+    },
+    DeleteData {
+        token: String,
+    },
+    ConfigureRisk {
+        token: String,
+        risk: Value,
+    },
+    /// Update data token: metadata changes (shape A merges file meta; shape B replaces groups).
+    UpdateTokenMeta {
+        token: String,
+        file: Option<Option<Value>>,
+        risk: Option<Option<Value>>,
+        data: Option<Option<Value>>,
+        context: Option<String>,
+    },
+    /// Update data token shape B with new inline data, sealed as `version`.
+    ReplaceData {
+        token: String,
+        version: u32,
+        file: Option<Option<Value>>,
+        risk: Option<Option<Value>>,
+        data: Option<Option<Value>>,
+    },
 }
 
 impl CommandPayload {
@@ -35,6 +104,41 @@ impl CommandPayload {
             Self::RegisterProfile { .. } => "register_profile",
             Self::ChangePassword { .. } => "change_password",
             Self::RegisterPublicKey { .. } => "register_public_key",
+            Self::RequestDevice { .. } => "request_device",
+            Self::ApproveDevice { .. } => "approve_device",
+            Self::RejectDevice { .. } => "reject_device",
+            Self::ConfigureDevice { .. } => "configure_device",
+            Self::RemoveDevice { .. } => "remove_device",
+            Self::RegisterStorage { .. } => "register_storage",
+            Self::RemoveStorage { .. } => "remove_storage",
+            Self::ReserveTokenSpace { .. } => "reserve_token_space",
+            Self::ExchangeData { .. } => "exchange_data",
+            Self::RequestData { .. } => "request_data",
+            Self::DeleteData { .. } => "delete_data",
+            Self::ConfigureRisk { .. } => "configure_risk",
+            Self::UpdateTokenMeta { .. } => "update_token_meta",
+            Self::ReplaceData { .. } => "replace_data",
+        }
+    }
+
+    /// The resource whose commands must run in acceptance order (README §7.5).
+    pub fn resource(&self) -> Option<String> {
+        match self {
+            Self::RequestDevice { device_id, .. }
+            | Self::ApproveDevice { device_id }
+            | Self::RejectDevice { device_id }
+            | Self::ConfigureDevice { device_id, .. }
+            | Self::RemoveDevice { device_id, .. }
+            | Self::RegisterStorage { device_id }
+            | Self::RemoveStorage { device_id, .. } => Some(device_id.to_string()),
+            Self::ReserveTokenSpace { token, .. }
+            | Self::ExchangeData { token, .. }
+            | Self::RequestData { token, .. }
+            | Self::DeleteData { token }
+            | Self::ConfigureRisk { token, .. }
+            | Self::UpdateTokenMeta { token, .. }
+            | Self::ReplaceData { token, .. } => Some(token.clone()),
+            _ => None,
         }
     }
 }
@@ -95,8 +199,10 @@ impl CommandRecord {
 
     /// Commands that address the same resource run in acceptance order (README §7.5);
     /// this is the key they are serialized on.
-    pub fn ordering_key(&self) -> Uuid {
-        self.profile_id.0
+    pub fn ordering_key(&self) -> String {
+        self.payload
+            .resource()
+            .unwrap_or_else(|| self.profile_id.to_string())
     }
 }
 

@@ -67,7 +67,9 @@ pub struct DataToken {
     pub status: TokenStatus,
     pub context: String,
     pub expires_at: Option<Timestamp>,
-    pub upload_hash: Option<TokenHash>,
+    /// Salt of the current upload value (the value is derived from it with an engine
+    /// secret, so it can be shown again without being stored).
+    pub upload_salt: Option<TokenHash>,
     pub version: Option<u32>,
     pub stored_size: Option<u64>,
     pub meta_file: Option<Value>,

@@ -53,7 +53,7 @@ pub enum DataEffect {
     AbortExchange {
         token: String,
         status: TokenStatus,
-        upload_hash: Option<TokenHash>,
+        upload_salt: Option<TokenHash>,
         at: Timestamp,
     },
     /// The version becomes current, the token `active`.

@@ -1,4 +1,6 @@
 use privicore_domain::auth::DEFAULT_TOKEN_TTL_SECONDS;
+use privicore_domain::data_token::INLINE_DELIVERY_MAX;
+use privicore_domain::envelope::DEFAULT_CHUNK_SIZE;
 use privicore_domain::password::HashCost;
 use std::time::Duration;
 
@@ -7,14 +9,48 @@ use std::time::Duration;
 pub struct EngineConfig {
     pub token_ttl_seconds: i64,
     pub hash_cost: HashCost,
-    /// Public base URL of the API, used in QR payloads.
+    /// Public base URL of the API, used in QR payloads and device bundles.
     pub api_public_url: String,
+    /// Public base URL of the upstream (upload) listener, used in `streamUrl`.
+    pub upstream_public_url: String,
     pub generate_keys_enabled: bool,
-    /// Parallel command lanes; commands of one profile always share a lane.
+    /// Parallel command lanes; commands on one resource always share a lane.
     pub command_lanes: usize,
     pub replay_window: Duration,
     pub replay_capacity: usize,
     pub limits: RateLimits,
+    pub storage: StorageConfig,
+}
+
+/// Replication settings (devices-and-storage.md §5).
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub write_quorum: usize,
+    pub chunk_size: u32,
+    pub fetch_window: u32,
+    pub inline_delivery_max: u64,
+    pub first_chunk_timeout: Duration,
+    pub chunk_gap_timeout: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            write_quorum: 1,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            fetch_window: 8,
+            inline_delivery_max: INLINE_DELIVERY_MAX,
+            first_chunk_timeout: Duration::from_secs(10),
+            chunk_gap_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// 60 s + 1 s per MiB of payload.
+    pub fn commit_timeout(&self, bytes: u64) -> Duration {
+        Duration::from_secs(60 + bytes / (1024 * 1024))
+    }
 }
 
 /// README §3.5; `None` switches a limit off.
@@ -41,11 +77,13 @@ impl Default for EngineConfig {
             token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
             hash_cost: HashCost::default(),
             api_public_url: "http://127.0.0.1:8009".into(),
+            upstream_public_url: "http://127.0.0.1:8010".into(),
             generate_keys_enabled: true,
-            command_lanes: 16,
+            command_lanes: 64,
             replay_window: Duration::from_secs(60),
             replay_capacity: 1000,
             limits: RateLimits::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -1,15 +1,39 @@
 use crate::config::EngineConfig;
 use crate::hub::{EventHub, HubWorker};
+use crate::inbox::InboxWorker;
 use crate::limits::RateLimiter;
 use crate::pipeline::{Pipeline, Runner};
+use crate::replication::{Coordinator, Presence};
 use crate::workers::{Periodic, Supervisor};
 use privicore_domain::command::{CommandRecord, RETENTION_SECONDS};
+use privicore_domain::data_token::DataToken;
+use privicore_domain::device::{Device, DeviceId};
+use privicore_domain::effect::{DataEffect, Effect};
+use privicore_domain::envelope::KeyRing;
+use privicore_domain::event::BusEvent;
 use privicore_domain::keys::EngineKeyRecord;
-use privicore_domain::ports::{Bus, MetadataStore};
+use privicore_domain::ports::{Bus, DeviceBus, MetadataStore};
 use privicore_domain::{CommandId, Error, Timestamp};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Runs storage devices inside the engine process (the embedded default).
+pub trait DeviceHost: Send + Sync + 'static {
+    /// Starts hosting the device if it is not hosted yet.
+    fn host(&self, device: &Device);
+    fn unhost(&self, device: DeviceId);
+}
+
+/// The outside world, as ports.
+pub struct Adapters {
+    pub store: Arc<dyn MetadataStore>,
+    pub bus: Arc<dyn Bus>,
+    pub devices: Arc<dyn DeviceBus>,
+    pub keyring: KeyRing,
+    pub host: Option<Arc<dyn DeviceHost>>,
+}
 
 pub(crate) struct Limiters {
     pub failed_logins: RateLimiter,
@@ -17,16 +41,51 @@ pub(crate) struct Limiters {
     pub generate_keys: RateLimiter,
 }
 
-/// The running engine; cheap to share behind an `Arc`.
-pub struct Engine {
+/// Everything commands and workers need; shared by the engine, its lanes and workers.
+pub struct Core {
     pub(crate) store: Arc<dyn MetadataStore>,
     pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) devices: Arc<dyn DeviceBus>,
+    pub(crate) keyring: KeyRing,
+    pub(crate) host: Option<Arc<dyn DeviceHost>>,
     pub(crate) config: EngineConfig,
-    pub(crate) pipeline: Pipeline,
     pub(crate) cab: EngineKeyRecord,
+    pub(crate) coordinator: Coordinator,
+    pub(crate) presence: Presence,
+}
+
+impl Core {
+    pub(crate) async fn publish(&self, event: BusEvent) {
+        if let Err(error) = self.bus.publish(event).await {
+            tracing::warn!(%error, "could not publish an event");
+        }
+    }
+
+    /// Applies effects outside a command (synchronous writes, bookkeeping).
+    pub(crate) async fn apply(&self, effects: Vec<DataEffect>) -> Result<Vec<u64>, Error> {
+        let effects: Vec<Effect> = effects.into_iter().map(Effect::from).collect();
+        Ok(self.store.apply(&effects, None).await?)
+    }
+
+    pub(crate) async fn owned_token(&self, token: &str, caller: &privicore_domain::auth::Caller) -> Result<DataToken, Error> {
+        crate::tokens::owned_token(self, token, caller).await
+    }
+}
+
+/// The running engine; cheap to share behind an `Arc`.
+pub struct Engine {
+    core: Arc<Core>,
+    pub(crate) pipeline: Pipeline,
     pub(crate) limits: Limiters,
     hub: Arc<EventHub>,
     supervisor: Supervisor,
+}
+
+impl Deref for Engine {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// What `/health` reports.
@@ -39,11 +98,8 @@ pub struct Health {
 impl Engine {
     /// Loads (or creates, once) the engine key, starts the workers and resumes the
     /// commands a previous run left unfinished.
-    pub async fn start(
-        store: Arc<dyn MetadataStore>,
-        bus: Arc<dyn Bus>,
-        config: EngineConfig,
-    ) -> Result<Arc<Self>, Error> {
+    pub async fn start(adapters: Adapters, config: EngineConfig) -> Result<Arc<Self>, Error> {
+        let Adapters { store, bus, devices, keyring, host } = adapters;
         let cab = match store.engine_key().await? {
             Some(key) => key,
             None => {
@@ -55,13 +111,26 @@ impl Engine {
             }
         };
         let supervisor = Supervisor::new(CancellationToken::new());
+        let core = Arc::new(Core {
+            store: store.clone(),
+            bus: bus.clone(),
+            devices: devices.clone(),
+            keyring,
+            host,
+            config: config.clone(),
+            cab,
+            coordinator: Coordinator::default(),
+            presence: Presence::default(),
+        });
 
         // Subscribe before anything can publish, so no event escapes the hub.
         let hub = Arc::new(EventHub::new(config.replay_window, config.replay_capacity));
         let events = bus.subscribe().await.map_err(Error::internal)?;
         supervisor.spawn(HubWorker::new(hub.clone(), bus.clone(), events));
+        let inbox = devices.inbox().await.map_err(Error::internal)?;
+        supervisor.spawn(InboxWorker::new(core.clone(), inbox));
 
-        let runner = Arc::new(Runner::new(store.clone(), bus.clone()));
+        let runner = Arc::new(Runner::new(core.clone()));
         let pipeline = Pipeline::start(&supervisor, runner, config.command_lanes.max(1));
 
         let pending = store.unfinished_commands().await?;
@@ -70,6 +139,12 @@ impl Engine {
         }
         for command in pending {
             pipeline.submit(command);
+        }
+
+        if let Some(host) = &core.host {
+            for device in store.storage_devices(None).await? {
+                host.host(&device);
+            }
         }
 
         let purge_store = store.clone();
@@ -84,12 +159,18 @@ impl Engine {
                         .purge_finished_commands(now.plus_seconds(-RETENTION_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
-                    store
-                        .purge_expired_tokens(now)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    store.purge_expired_tokens(now).await.map_err(|e| e.to_string())?;
                     Ok(())
                 }
+            },
+        });
+        let expiry_core = core.clone();
+        supervisor.spawn(Periodic {
+            name: "reservation-expiry",
+            every: Duration::from_secs(1),
+            job: move || {
+                let core = expiry_core.clone();
+                async move { crate::tokens::expire_reservations(&core).await.map_err(|e| e.to_string()) }
             },
         });
         let prune_hub = hub.clone();
@@ -103,29 +184,11 @@ impl Engine {
         });
 
         let limits = Limiters {
-            failed_logins: RateLimiter::new(
-                config.limits.failed_logins_per_15min,
-                Duration::from_secs(15 * 60),
-            ),
-            registrations: RateLimiter::new(
-                config.limits.registrations_per_hour,
-                Duration::from_secs(3600),
-            ),
-            generate_keys: RateLimiter::new(
-                config.limits.generate_keys_per_minute,
-                Duration::from_secs(60),
-            ),
+            failed_logins: RateLimiter::new(config.limits.failed_logins_per_15min, Duration::from_secs(15 * 60)),
+            registrations: RateLimiter::new(config.limits.registrations_per_hour, Duration::from_secs(3600)),
+            generate_keys: RateLimiter::new(config.limits.generate_keys_per_minute, Duration::from_secs(60)),
         };
-        Ok(Arc::new(Self {
-            store,
-            bus,
-            config,
-            pipeline,
-            cab,
-            limits,
-            hub,
-            supervisor,
-        }))
+        Ok(Arc::new(Self { core, pipeline, limits, hub, supervisor }))
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -153,13 +216,22 @@ impl Engine {
         }
     }
 
-    /// Persists the command (durably) and hands it to its lane. Returns once it is safe
-    /// to answer 202.
-    pub(crate) async fn accept(&self, command: CommandRecord) -> Result<CommandId, Error> {
-        self.store.insert_command(&command).await?;
+    /// Persists the command (durably, with `effects`) and hands it to its lane. Returns
+    /// once it is safe to answer 202.
+    pub(crate) async fn accept_with(&self, command: CommandRecord, effects: Vec<Effect>) -> Result<CommandId, Error> {
+        self.store.insert_command(&command, &effects).await?;
         let id = command.id;
-        tracing::info!(command = %id, kind = command.payload.kind(), "command accepted");
+        tracing::debug!(command = %id, kind = command.payload.kind(), "command accepted");
         self.pipeline.submit(command);
         Ok(id)
+    }
+
+    pub(crate) async fn accept(&self, command: CommandRecord) -> Result<CommandId, Error> {
+        self.accept_with(command, Vec::new()).await
+    }
+
+    /// Replicas marked `missing` because a copy failed to authenticate or was absent.
+    pub fn replicas_marked_missing(&self) -> u64 {
+        self.coordinator.missing_count()
     }
 }

@@ -4,7 +4,12 @@
 
 mod access;
 mod config;
+mod devices;
 mod engine;
+mod inbox;
+mod replication;
+mod storage;
+mod tokens;
 pub mod hub;
 mod keys;
 mod limits;
@@ -13,8 +18,11 @@ mod profiles;
 mod status;
 pub mod workers;
 
-pub use config::{EngineConfig, RateLimits};
-pub use engine::{Engine, Health};
+pub use config::{EngineConfig, RateLimits, StorageConfig};
+pub use engine::{Adapters, DeviceHost, Engine, Health};
+pub use devices::{DeviceBundle, DeviceListItem};
+pub use storage::StorageDeviceItem;
+pub use tokens::{Statistics, TemporaryToken, TokenListItem};
 pub use keys::{CabKey, GeneratedKeys};
 pub use profiles::{Authenticated, Credentials, QrIssued, TokenExpiry};
 pub use status::CommandStatus;

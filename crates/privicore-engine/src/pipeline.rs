@@ -1,14 +1,17 @@
 //! The command pipeline: lanes of supervised workers. Commands with the same ordering key
 //! share a lane and run in acceptance order; different keys run concurrently.
 
+mod devices;
 mod execute;
+mod tokens;
 
 use crate::workers::{Supervisor, Worker};
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use privicore_domain::command::{CommandRecord, Completion, Outcome};
 use privicore_domain::event::{BusEvent, ProfileEvent};
-use privicore_domain::ports::{Bus, MetadataStore, StoreError};
+use crate::engine::Core;
+use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
@@ -76,16 +79,15 @@ impl Worker for Lane {
 
 /// Executes one command: plan, commit effects with the outcome, publish the event.
 pub(crate) struct Runner {
-    store: Arc<dyn MetadataStore>,
-    bus: Arc<dyn Bus>,
+    core: Arc<Core>,
 }
 
 const RETRY_START: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Runner {
-    pub fn new(store: Arc<dyn MetadataStore>, bus: Arc<dyn Bus>) -> Self {
-        Self { store, bus }
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
     }
 
     async fn run(&self, command: CommandRecord, shutdown: &CancellationToken) {
@@ -121,16 +123,22 @@ impl Runner {
     }
 
     async fn commit(&self, command: &CommandRecord) -> Result<Option<Outcome>, StoreError> {
-        let plan = execute::plan(self.store.as_ref(), command).await?;
+        let plan = execute::plan(&self.core, command).await?;
+        for event in plan.before {
+            self.core.publish(event).await;
+        }
         let completion = Completion {
             command_id: command.id,
             outcome: plan.outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        match self.store.apply(&plan.effects, Some(&completion)).await {
+        match self.core.store.apply(&plan.effects, Some(&completion)).await {
             Ok(_) => {
                 for notice in plan.notices {
-                    self.publish(notice).await;
+                    self.core.publish(notice).await;
+                }
+                for action in plan.after {
+                    execute::after_commit(&self.core, action).await;
                 }
                 Ok(Some(plan.outcome))
             }
@@ -151,7 +159,7 @@ impl Runner {
             outcome: outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        self.store.apply(&[], Some(&completion)).await?;
+        self.core.store.apply(&[], Some(&completion)).await?;
         Ok(Some(outcome))
     }
 
@@ -176,20 +184,15 @@ impl Runner {
                 (3, serde_json::Value::String(key))
             }
         };
-        self.publish(BusEvent::Profile(ProfileEvent::command_status(
-            command.profile_id,
-            command.application_id,
-            command.id,
-            status,
-            body,
-        )))
-        .await;
-    }
-
-    async fn publish(&self, event: BusEvent) {
         // The outcome is already durable; a lost event is recovered by /request-status.
-        if let Err(error) = self.bus.publish(event).await {
-            tracing::warn!(%error, "could not publish an event");
-        }
+        self.core
+            .publish(BusEvent::Profile(ProfileEvent::command_status(
+                command.profile_id,
+                command.application_id,
+                command.id,
+                status,
+                body,
+            )))
+            .await;
     }
 }

@@ -27,7 +27,7 @@ CREATE TABLE data_tokens (
     status              TEXT NOT NULL,
     context             TEXT NOT NULL,
     expires_at          INTEGER,
-    upload_hash         TEXT,
+    upload_salt         TEXT,
     version             INTEGER,
     stored_size         INTEGER,
     meta_file           TEXT,

@@ -147,8 +147,8 @@ pub fn data_token(r: &SqliteRow) -> Result<privicore_domain::data_token::DataTok
         status: TokenStatus::parse(&r.get::<String, _>("status")).ok_or_else(|| corrupt("token status"))?,
         context: r.get("context"),
         expires_at: r.get::<Option<i64>, _>("expires_at").map(Timestamp),
-        upload_hash: r
-            .get::<Option<String>, _>("upload_hash")
+        upload_salt: r
+            .get::<Option<String>, _>("upload_salt")
             .map(|h| TokenHash::from_hex(&h).ok_or_else(|| corrupt("upload hash")))
             .transpose()?,
         version: r.get::<Option<i64>, _>("version").map(|v| v as u32),

@@ -1,49 +1,100 @@
 //! What each command does: a plan of effects and the outcome to record with them.
 //! Synchronous checks are re-made here, because state may have changed since acceptance.
 
+use super::{devices, tokens};
+use crate::engine::Core;
 use privicore_domain::command::{CommandPayload, CommandRecord, Outcome};
+use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::effect::Effect;
 use privicore_domain::event::BusEvent;
-use privicore_domain::ports::{MetadataStore, StoreError};
+use privicore_domain::ports::StoreError;
 use privicore_domain::profile::{Profile, ProfileKind, ProfileStatus};
 use privicore_domain::{Reason, Timestamp};
+use privicore_wire::bus::Versions;
 use serde_json::json;
+
+/// Work done after the commit (device notifications, hosting).
+pub(crate) enum After {
+    SendDeletes { token: String, devices: Vec<DeviceId>, versions: Versions },
+    Host(Device),
+    Unhost(DeviceId),
+    SendRoles(Device),
+    Revoke(DeviceId, &'static str),
+}
 
 pub(crate) struct Plan {
     pub effects: Vec<Effect>,
     pub outcome: Outcome,
+    /// Published before the commit (delivery that precedes the final status).
+    pub before: Vec<BusEvent>,
     /// Published after the commit.
     pub notices: Vec<BusEvent>,
+    pub after: Vec<After>,
 }
 
 impl Plan {
-    fn succeed(effects: Vec<Effect>, result: serde_json::Value) -> Self {
+    pub fn succeed(effects: Vec<Effect>, result: serde_json::Value) -> Self {
         Self {
             effects,
             outcome: Outcome::Succeeded(result),
+            before: Vec::new(),
             notices: Vec::new(),
+            after: Vec::new(),
         }
     }
 
-    fn fail(reason: Reason) -> Self {
+    pub fn fail(reason: Reason) -> Self {
+        Self::fail_with(reason, Vec::new())
+    }
+
+    /// A failure that still changes state (for example a reservation handed back).
+    pub fn fail_with(reason: Reason, effects: Vec<Effect>) -> Self {
         Self {
-            effects: Vec::new(),
+            effects,
             outcome: Outcome::failed(reason),
+            before: Vec::new(),
             notices: Vec::new(),
+            after: Vec::new(),
         }
     }
 }
 
-pub(crate) async fn plan(
-    store: &dyn MetadataStore,
-    command: &CommandRecord,
-) -> Result<Plan, StoreError> {
+pub(crate) async fn after_commit(core: &Core, action: After) {
+    match action {
+        After::SendDeletes { token, devices, versions } => {
+            for device in devices {
+                core.send_delete(device, &token, versions.clone()).await;
+            }
+        }
+        After::Host(device) => {
+            if let Some(host) = &core.host {
+                host.host(&device);
+            }
+        }
+        After::Unhost(device) => {
+            if let Some(host) = &core.host {
+                host.unhost(device);
+            }
+        }
+        After::SendRoles(device) => core.send_roles(&device).await,
+        After::Revoke(device, reason) => core.revoke_device(device, reason).await,
+    }
+}
+
+pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, StoreError> {
     let now = Timestamp::now();
+    let store = core.store.as_ref();
+    if !matches!(command.payload, CommandPayload::RegisterProfile { .. }) {
+        let active = store
+            .profile(command.profile_id)
+            .await?
+            .is_some_and(|p| p.status == ProfileStatus::Active);
+        if !active {
+            return Ok(Plan::fail(Reason::ProfileInactive));
+        }
+    }
     match &command.payload {
-        CommandPayload::RegisterProfile {
-            username,
-            password_hash,
-        } => {
+        CommandPayload::RegisterProfile { username, password_hash } => {
             let profile = Profile {
                 id: command.profile_id,
                 username: username.clone(),
@@ -58,75 +109,44 @@ pub(crate) async fn plan(
                 json!({ "profileId": command.profile_id.to_string(), "username": username }),
             ))
         }
-        CommandPayload::ChangePassword {
-            current_password_ok,
-            new_password_hash,
-            revoke_tokens,
-            keep_token,
-        } => {
-            let Some(profile) = active_profile(store, command).await? else {
-                return Ok(Plan::fail(Reason::ProfileInactive));
-            };
+        CommandPayload::ChangePassword { current_password_ok, new_password_hash, revoke_tokens, keep_token } => {
             if !current_password_ok {
                 return Ok(Plan::fail(Reason::ProfileInvalidCurrentPassword));
             }
-            let mut effects = vec![Effect::SetPassword {
-                profile_id: profile.id,
-                hash: new_password_hash.clone(),
-            }];
+            let profile_id = command.profile_id;
+            let mut effects = vec![Effect::SetPassword { profile_id, hash: new_password_hash.clone() }];
             let mut revoked = 0;
             let mut notices = Vec::new();
             if *revoke_tokens {
-                revoked = store
-                    .count_live_tokens(profile.id, Some(keep_token), now)
-                    .await?;
-                effects.push(Effect::RevokeProfileTokens {
-                    profile_id: profile.id,
-                    keep: Some(*keep_token),
-                    at: now,
-                });
+                revoked = store.count_live_tokens(profile_id, Some(keep_token), now).await?;
+                effects.push(Effect::RevokeProfileTokens { profile_id, keep: Some(*keep_token), at: now });
                 notices.push(BusEvent::ProfileTokensEnded {
-                    profile_id: profile.id,
+                    profile_id,
                     keep: Some(*keep_token),
                     code: Reason::AuthTokenRevoked.code().into(),
                 });
             }
-            Ok(Plan {
+            let mut plan = Plan::succeed(
                 effects,
-                outcome: Outcome::Succeeded(json!({
-                    "profileId": profile.id.to_string(),
-                    "revokedTokens": revoked,
-                    "revokedGrants": 0,
-                })),
-                notices,
-            })
+                json!({ "profileId": profile_id.to_string(), "revokedTokens": revoked, "revokedGrants": 0 }),
+            );
+            plan.notices = notices;
+            Ok(plan)
         }
         CommandPayload::RegisterPublicKey { public_key } => {
-            let Some(profile) = active_profile(store, command).await? else {
-                return Ok(Plan::fail(Reason::ProfileInactive));
-            };
+            let replaced = store.profile(command.profile_id).await?.is_some_and(|p| p.public_key.is_some());
             Ok(Plan::succeed(
-                vec![Effect::SetPublicKey {
-                    profile_id: profile.id,
-                    public_key: public_key.clone(),
-                    at: now,
-                }],
-                json!({
-                    "publicKey": public_key,
-                    "registeredAt": now.rfc3339(),
-                    "replaced": profile.public_key.is_some(),
-                }),
+                vec![Effect::SetPublicKey { profile_id: command.profile_id, public_key: public_key.clone(), at: now }],
+                json!({ "publicKey": public_key, "registeredAt": now.rfc3339(), "replaced": replaced }),
             ))
         }
+        CommandPayload::RequestDevice { .. }
+        | CommandPayload::ApproveDevice { .. }
+        | CommandPayload::RejectDevice { .. }
+        | CommandPayload::ConfigureDevice { .. }
+        | CommandPayload::RemoveDevice { .. }
+        | CommandPayload::RegisterStorage { .. }
+        | CommandPayload::RemoveStorage { .. } => devices::plan(core, command, now).await,
+        _ => tokens::plan(core, command, now).await,
     }
-}
-
-async fn active_profile(
-    store: &dyn MetadataStore,
-    command: &CommandRecord,
-) -> Result<Option<Profile>, StoreError> {
-    Ok(store
-        .profile(command.profile_id)
-        .await?
-        .filter(|p| p.status == ProfileStatus::Active))
 }

@@ -40,7 +40,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
         }
         DataEffect::CreateDataToken(t) => {
             sqlx::query(
-                "INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_hash,
+                "INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_salt,
                  version, stored_size, meta_file, meta_risk, meta_data, created_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -51,7 +51,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
             .bind(t.status.as_str())
             .bind(&t.context)
             .bind(t.expires_at.map(|e| e.unix()))
-            .bind(t.upload_hash.map(|h| h.to_hex()))
+            .bind(t.upload_salt.map(|h| h.to_hex()))
             .bind(t.version.map(i64::from))
             .bind(t.stored_size.map(|s| s as i64))
             .bind(json(&t.meta_file))
@@ -64,7 +64,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
         }
         DataEffect::BeginExchange { token, at } => {
             let r = sqlx::query(
-                "UPDATE data_tokens SET status = 'exchanging', upload_hash = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'",
+                "UPDATE data_tokens SET status = 'exchanging', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'",
             )
             .bind(at.unix())
             .bind(token)
@@ -76,10 +76,10 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
             }
             return Ok(1);
         }
-        DataEffect::AbortExchange { token, status, upload_hash, at } => {
-            sqlx::query("UPDATE data_tokens SET status = ?, upload_hash = ?, updated_at = ? WHERE token = ? AND status = 'exchanging'")
+        DataEffect::AbortExchange { token, status, upload_salt, at } => {
+            sqlx::query("UPDATE data_tokens SET status = ?, upload_salt = ?, updated_at = ? WHERE token = ? AND status = 'exchanging'")
                 .bind(status.as_str())
-                .bind(upload_hash.map(|h| h.to_hex()))
+                .bind(upload_salt.map(|h| h.to_hex()))
                 .bind(at.unix())
                 .bind(token)
                 .execute(conn)
@@ -93,7 +93,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
                 .await
                 .map_err(unavailable)?;
             sqlx::query(
-                "UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_hash = NULL, updated_at = ?
+                "UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_salt = NULL, updated_at = ?
                  WHERE token = ? AND status IN ('exchanging', 'active')",
             )
             .bind(i64::from(*version))
@@ -104,7 +104,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
             .await
         }
         DataEffect::ExpireReservation { token, at } => {
-            sqlx::query("UPDATE data_tokens SET status = 'expired', upload_hash = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'")
+            sqlx::query("UPDATE data_tokens SET status = 'expired', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'")
                 .bind(at.unix())
                 .bind(token)
                 .execute(conn)
@@ -137,7 +137,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
         }
         DataEffect::DeleteDataToken { token, at } => {
             sqlx::query(
-                "UPDATE data_tokens SET status = 'deleted', meta_file = NULL, meta_risk = NULL, meta_data = NULL, upload_hash = NULL,
+                "UPDATE data_tokens SET status = 'deleted', meta_file = NULL, meta_risk = NULL, meta_data = NULL, upload_salt = NULL,
                  expires_at = NULL, updated_at = ? WHERE token = ?",
             )
             .bind(at.unix())

@@ -1,0 +1,204 @@
+//! The engine inbox: every message devices send (devices-and-storage.md §6.5, §6.6).
+
+use crate::engine::Core;
+use crate::workers::Worker;
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use privicore_domain::data_token::ReplicaState;
+use privicore_domain::device::{DeviceId, DeviceStatus};
+use privicore_domain::effect::DataEffect;
+use privicore_domain::{Reason, Timestamp};
+use privicore_wire::SignedPublicKey;
+use privicore_wire::bus::{self, Envelope, kind};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) struct InboxWorker {
+    core: Arc<Core>,
+    inbox: BoxStream<'static, Envelope>,
+}
+
+impl InboxWorker {
+    pub fn new(core: Arc<Core>, inbox: BoxStream<'static, Envelope>) -> Self {
+        Self { core, inbox }
+    }
+}
+
+#[async_trait]
+impl Worker for InboxWorker {
+    fn name(&self) -> String {
+        "device-inbox".into()
+    }
+
+    async fn run(&mut self, shutdown: CancellationToken) -> Result<(), String> {
+        loop {
+            let env = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                next = self.inbox.next() => match next {
+                    Some(env) => env,
+                    None => return Ok(()),
+                },
+            };
+            if let Err(error) = handle(&self.core, env).await {
+                tracing::warn!(%error, "device message not handled");
+            }
+        }
+    }
+}
+
+async fn reply(core: &Core, to: &Envelope, kind: &str, body: &impl serde::Serialize) {
+    let env = Envelope::new(kind, &to.device_identifier, Some(&to.message_id), body);
+    if let Err(error) = core.devices.send(&to.device_identifier, env).await {
+        tracing::warn!(%error, "could not answer a device");
+    }
+}
+
+async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Error> {
+    let Ok(device_id) = env.device_identifier.parse::<DeviceId>() else {
+        return Ok(());
+    };
+    if env.v != bus::PROTOCOL_VERSION {
+        reply(core, &env, kind::REJECTED, &bus::Reason { reason: Reason::BusUnsupportedVersion.code().into() }).await;
+        return Ok(());
+    }
+    match env.kind.as_str() {
+        kind::HELLO => hello(core, device_id, &env).await?,
+        kind::HEARTBEAT => {
+            let capacity = env.body::<bus::Heartbeat>().map(|h| h.capacity);
+            core.presence.touch(device_id, capacity);
+        }
+        kind::STORED => {
+            core.presence.touch(device_id, None);
+            if let Some(s) = env.body::<bus::Stored>() {
+                stored(core, device_id, s).await?;
+            }
+        }
+        kind::STORE_FAILED => {
+            core.presence.touch(device_id, None);
+            if let Some(f) = env.body::<bus::StoreFailed>() {
+                tracing::warn!(device = %device_id, token = %f.token, reason = %f.reason, "device could not store an object");
+                core.coordinator.store_result(&f.token, f.version, device_id, false);
+                let mark = DataEffect::TransitionReplica {
+                    token: f.token,
+                    version: f.version,
+                    device_id,
+                    from: vec![ReplicaState::Pending],
+                    to: ReplicaState::Missing,
+                };
+                core.apply(vec![mark]).await?;
+            }
+        }
+        kind::FETCH_CHUNK | kind::FETCH_FAILED => {
+            core.presence.touch(device_id, None);
+            let fetch_id = env.body.get("fetchId").and_then(|v| v.as_str()).map(str::to_owned);
+            if let Some(fetch_id) = fetch_id {
+                core.coordinator.fetch_message(&fetch_id, env);
+            }
+        }
+        kind::DELETED => {
+            core.presence.touch(device_id, None);
+            if let Some(d) = env.body::<bus::Deleted>() {
+                core.apply(vec![DataEffect::DropReplicas { token: d.token, device_id }]).await?;
+            }
+        }
+        _ => core.presence.touch(device_id, None),
+    }
+    Ok(())
+}
+
+/// Authenticates the device, pins its key, answers the welcome, and re-sends what it missed.
+async fn hello(core: &Core, device_id: DeviceId, env: &Envelope) -> Result<(), privicore_domain::Error> {
+    let reject = |reason: Reason| bus::Reason { reason: reason.code().into() };
+    let Some(mut device) = core.store.device(device_id).await? else {
+        reply(core, env, kind::REJECTED, &reject(Reason::DeviceNotFound)).await;
+        return Ok(());
+    };
+    match device.status {
+        DeviceStatus::Approved => {}
+        DeviceStatus::Removed => {
+            reply(core, env, kind::REJECTED, &reject(Reason::DeviceInactive)).await;
+            return Ok(());
+        }
+        _ => {
+            reply(core, env, kind::REJECTED, &reject(Reason::DeviceNotApproved)).await;
+            return Ok(());
+        }
+    }
+    let Some(hello) = env.body::<bus::Hello>() else { return Ok(()) };
+    let Ok(key) = SignedPublicKey::parse(&hello.public_key) else {
+        reply(core, env, kind::REJECTED, &reject(Reason::DevicePublicKeyMismatch)).await;
+        return Ok(());
+    };
+    match &device.public_key {
+        Some(pinned) if *pinned != key.to_hex() => {
+            tracing::warn!(device = %device_id, "hello with a key other than the pinned one");
+            reply(core, env, kind::REJECTED, &reject(Reason::DevicePublicKeyMismatch)).await;
+            return Ok(());
+        }
+        Some(_) => {}
+        None => {
+            device.public_key = Some(key.to_hex());
+            core.apply(vec![DataEffect::SaveDevice(device.clone())]).await?;
+        }
+    }
+    core.presence.touch(device_id, Some(hello.capacity));
+    let pair = core.cab.key_pair().ok_or_else(|| privicore_domain::Error::internal("unreadable engine key"))?;
+    let k_dc = bus::channel_key(&pair.diffie_hellman(&key), &env.device_identifier);
+    let welcome = bus::Welcome {
+        device_identifier: env.device_identifier.clone(),
+        profile_id: device.profile_id.to_string(),
+        roles: device.roles.clone(),
+        chunk_size: core.config.storage.chunk_size,
+        heartbeat_interval: 30,
+        server_time: Timestamp::now().rfc3339(),
+        engine_key_id: core.cab.key_id.clone(),
+        key_confirmation: bus::key_confirmation(&k_dc, &env.device_identifier, &env.message_id),
+    };
+    reply(core, env, kind::WELCOME, &welcome).await;
+
+    // Catch up: pending objects still in the spool, and deletions not yet confirmed.
+    for replica in core.store.device_replicas(device_id).await? {
+        match replica.state {
+            ReplicaState::Pending => {
+                let version = core.store.token_version(&replica.token, replica.version).await?;
+                let chunks = core.store.spool(&replica.token, replica.version).await?;
+                if let (Some(v), Some(chunks)) = (version, chunks) {
+                    core.send_object(device_id, &v, &chunks).await;
+                }
+            }
+            ReplicaState::Deleting => {
+                core.send_delete(device_id, &replica.token, bus::Versions::List(vec![replica.version])).await;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn stored(core: &Core, device_id: DeviceId, s: bus::Stored) -> Result<(), privicore_domain::Error> {
+    let Some(version) = core.store.token_version(&s.token, s.version).await? else {
+        return Ok(());
+    };
+    let ok = version.digest == s.sha256;
+    if !ok {
+        tracing::warn!(device = %device_id, token = %s.token, "device stored an object with another digest");
+    }
+    let mark = DataEffect::TransitionReplica {
+        token: s.token.clone(),
+        version: s.version,
+        device_id,
+        from: vec![ReplicaState::Pending, ReplicaState::Missing],
+        to: if ok { ReplicaState::Confirmed } else { ReplicaState::Missing },
+    };
+    core.apply(vec![mark]).await?;
+    core.coordinator.store_result(&s.token, s.version, device_id, ok);
+    // Every target has it: the spool copy is no longer needed.
+    if ok && version.committed {
+        let counts = core.store.replica_counts(&s.token, s.version).await?;
+        if counts.pending == 0 {
+            core.apply(vec![DataEffect::DropSpool { token: s.token, version: s.version }]).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Data token commands (data-tokens.md §3).
+
+use super::execute::{After, Plan};
+use crate::engine::Core;
+use crate::replication::{self, Replicated};
+use crate::tokens::{encode_payload, fresh_salt};
+use privicore_domain::command::{CommandPayload, CommandRecord};
+use privicore_domain::data_token::*;
+use privicore_domain::effect::{DataEffect, Effect};
+use privicore_domain::event::{BusEvent, ProfileEvent};
+use privicore_domain::ports::StoreError;
+use privicore_domain::{Reason, Timestamp};
+use privicore_wire::bus::Versions;
+use serde_json::{Value, json};
+
+fn fx(effects: Vec<DataEffect>) -> Vec<Effect> {
+    effects.into_iter().map(Effect::from).collect()
+}
+
+fn count(row: &DataToken, kind: &'static str, at: Timestamp) -> DataEffect {
+    DataEffect::CountEvent { profile_id: row.profile_id, kind, context: row.context.clone(), at }
+}
+
+pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -> Result<Plan, StoreError> {
+    if let CommandPayload::ReserveTokenSpace { token, context, ttl_minutes, meta_data } = &command.payload {
+        let expires_at = now.plus_seconds(ttl_minutes * 60);
+        let row = DataToken {
+            token: token.clone(),
+            profile_id: command.profile_id,
+            application_id: command.application_id,
+            reserve_command_id: command.id,
+            status: TokenStatus::Reserved,
+            context: context.clone(),
+            expires_at: Some(expires_at),
+            upload_salt: Some(fresh_salt()),
+            version: None,
+            stored_size: None,
+            meta_file: None,
+            meta_risk: None,
+            meta_data: meta_data.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        return Ok(Plan::succeed(
+            fx(vec![DataEffect::CreateDataToken(row)]),
+            json!({ "tokenSpaceRequestId": command.id.to_string(), "token": token, "context": context, "expiresAt": expires_at.rfc3339() }),
+        ));
+    }
+    let token = command.payload.resource().unwrap_or_default();
+    let Some(row) = core.store.data_token(&token).await? else {
+        return Ok(Plan::fail(Reason::DataTokenNotFound));
+    };
+    match &command.payload {
+        CommandPayload::ExchangeData { version, .. } => exchange(core, command, row, *version, now).await,
+        CommandPayload::ReplaceData { version, file, risk, data, .. } => replace(core, row, *version, [file, risk, data], now).await,
+        CommandPayload::RequestData { request_id, .. } => {
+            let (Some(version), TokenStatus::Active) = (row.version, row.status) else {
+                return Ok(Plan::fail(if row.status == TokenStatus::Deleted { Reason::DataTokenNotFound } else { Reason::DataTokenNotActive }));
+            };
+            let Some(payload) = replication::retrieve(core, &row.token, version).await? else {
+                return Ok(Plan::fail(Reason::StorageDataUnavailable));
+            };
+            let size = payload.len();
+            let mut plan = Plan::succeed(
+                fx(vec![count(&row, EVENT_REQUESTED, now)]),
+                json!({ "requestId": request_id.to_string(), "token": row.token, "version": version, "outputType": 0,
+                        "storedSize": size, "expiresAt": null }),
+            );
+            plan.before.push(BusEvent::Profile(ProfileEvent {
+                profile_id: row.profile_id,
+                application_id: command.application_id,
+                data: json!({ "type": "X-DPT-CAB-REQUEST-ID", "id": request_id.to_string(), "output_type": 0,
+                              "data_context": row.context, "body": encode_payload(&payload),
+                              "commandId": command.id.to_string(), "token": row.token, "size": size }),
+            }));
+            Ok(plan)
+        }
+        CommandPayload::DeleteData { .. } => {
+            if !matches!(row.status, TokenStatus::Reserved | TokenStatus::Active) {
+                return Ok(Plan::fail(if row.status == TokenStatus::Exchanging { Reason::DataTokenBusy } else { Reason::DataTokenNotFound }));
+            }
+            let replicas = core.store.replicas(&row.token, None).await?;
+            let mut devices: Vec<_> = replicas.iter().map(|r| r.device_id).collect();
+            devices.sort();
+            devices.dedup();
+            let mut effects = vec![DataEffect::DeleteDataToken { token: row.token.clone(), at: now }];
+            for r in &replicas {
+                effects.push(DataEffect::SetReplica(Replica { state: ReplicaState::Deleting, ..r.clone() }));
+            }
+            if let Some(v) = row.version {
+                effects.push(DataEffect::DropSpool { token: row.token.clone(), version: v });
+            }
+            if row.status == TokenStatus::Active {
+                effects.push(count(&row, EVENT_DELETED, now));
+            }
+            let mut plan = Plan::succeed(
+                fx(effects),
+                json!({ "token": row.token, "deletedAt": now.rfc3339(), "devicesNotified": devices.len() }),
+            );
+            plan.after.push(After::SendDeletes { token: row.token, devices, versions: Versions::All("all".into()) });
+            Ok(plan)
+        }
+        CommandPayload::ConfigureRisk { risk, .. } => {
+            if row.status != TokenStatus::Active {
+                return Ok(Plan::fail(Reason::DataTokenNotActive));
+            }
+            Ok(Plan::succeed(
+                fx(vec![DataEffect::SetRiskMeta { token: row.token.clone(), risk: Some(risk.clone()), at: now }, count(&row, EVENT_UPDATED, now)]),
+                json!({ "token": row.token, "information_security_risk": risk }),
+            ))
+        }
+        CommandPayload::UpdateTokenMeta { file, risk, data, context, .. } => {
+            if row.status != TokenStatus::Active {
+                return Ok(Plan::fail(Reason::DataTokenNotActive));
+            }
+            let mut effects = meta_effects(&row.token, [file, risk, data], now);
+            if let Some(c) = context {
+                effects.push(DataEffect::SetFileMeta { token: row.token.clone(), file: row.meta_file.clone(), context: Some(c.clone()), at: now });
+            }
+            effects.push(count(&row, EVENT_UPDATED, now));
+            Ok(Plan::succeed(fx(effects), json!({ "token": row.token, "version": row.version, "storedSize": row.stored_size })))
+        }
+        _ => Err(StoreError::Corrupt("not a token command".into())),
+    }
+}
+
+fn meta_effects(token: &str, [file, risk, data]: [&Option<Option<Value>>; 3], now: Timestamp) -> Vec<DataEffect> {
+    let mut effects = Vec::new();
+    if let Some(file) = file {
+        effects.push(DataEffect::SetFileMeta { token: token.to_owned(), file: file.clone(), context: None, at: now });
+    }
+    if let Some(risk) = risk {
+        effects.push(DataEffect::SetRiskMeta { token: token.to_owned(), risk: risk.clone(), at: now });
+    }
+    if let Some(data) = data {
+        effects.push(DataEffect::SetDataMeta { token: token.to_owned(), data: data.clone(), at: now });
+    }
+    effects
+}
+
+async fn exchange(core: &Core, command: &CommandRecord, row: DataToken, version: u32, now: Timestamp) -> Result<Plan, StoreError> {
+    if row.status != TokenStatus::Exchanging {
+        return Ok(Plan::fail(Reason::DataTokenAlreadyExchanged));
+    }
+    // On failure the reservation is handed back, with a fresh upload value, if time is left.
+    let give_back = |reason: Reason| {
+        let expired = row.expires_at.is_some_and(|e| e <= now);
+        let (status, salt) = if expired { (TokenStatus::Expired, None) } else { (TokenStatus::Reserved, Some(fresh_salt())) };
+        Plan::fail_with(
+            reason,
+            fx(vec![
+                DataEffect::AbortExchange { token: row.token.clone(), status, upload_salt: salt, at: now },
+                DataEffect::DropSpool { token: row.token.clone(), version },
+            ]),
+        )
+    };
+    match replication::replicate(core, command.profile_id, &row.token, version).await? {
+        Replicated::NoDevices => Ok(give_back(Reason::StorageNoStorageDevices)),
+        Replicated::WriteFailed => {
+            let mut plan = give_back(Reason::StorageWriteFailed);
+            let devices = core.store.replicas(&row.token, Some(version)).await?.into_iter().map(|r| r.device_id).collect();
+            plan.after.push(After::SendDeletes { token: row.token.clone(), devices, versions: Versions::List(vec![version]) });
+            Ok(plan)
+        }
+        Replicated::Committed { confirmed, pending, stored_size } => {
+            let mut effects = vec![
+                DataEffect::CommitVersion { token: row.token.clone(), version, stored_size, at: now },
+                count(&row, EVENT_EXCHANGED, now),
+            ];
+            if pending == 0 {
+                effects.push(DataEffect::DropSpool { token: row.token.clone(), version });
+            }
+            Ok(Plan::succeed(
+                fx(effects),
+                json!({ "token": row.token, "version": version, "storedSize": stored_size,
+                        "replicas": { "confirmed": confirmed, "pending": pending } }),
+            ))
+        }
+    }
+}
+
+/// Shape B with data: version n+1 replicates like an exchange; n is dropped after commit.
+async fn replace(core: &Core, row: DataToken, version: u32, groups: [&Option<Option<Value>>; 3], now: Timestamp) -> Result<Plan, StoreError> {
+    let drop_new = |reason: Reason| Plan::fail_with(reason, fx(vec![DataEffect::DropSpool { token: row.token.clone(), version }]));
+    if row.status != TokenStatus::Active {
+        return Ok(drop_new(Reason::DataTokenNotActive));
+    }
+    match replication::replicate(core, row.profile_id, &row.token, version).await? {
+        Replicated::NoDevices => Ok(drop_new(Reason::StorageNoStorageDevices)),
+        Replicated::WriteFailed => Ok(drop_new(Reason::StorageWriteFailed)),
+        Replicated::Committed { pending, stored_size, .. } => {
+            let mut effects = vec![DataEffect::CommitVersion { token: row.token.clone(), version, stored_size, at: now }];
+            effects.extend(meta_effects(&row.token, groups, now));
+            effects.push(count(&row, EVENT_UPDATED, now));
+            if pending == 0 {
+                effects.push(DataEffect::DropSpool { token: row.token.clone(), version });
+            }
+            let mut after = Vec::new();
+            if let Some(old) = row.version {
+                let replicas = core.store.replicas(&row.token, Some(old)).await?;
+                for r in &replicas {
+                    effects.push(DataEffect::SetReplica(Replica { state: ReplicaState::Deleting, ..r.clone() }));
+                }
+                let devices = replicas.into_iter().map(|r| r.device_id).collect();
+                after.push(After::SendDeletes { token: row.token.clone(), devices, versions: Versions::List(vec![old]) });
+            }
+            let mut plan = Plan::succeed(fx(effects), json!({ "token": row.token, "version": version, "storedSize": stored_size }));
+            plan.after = after;
+            Ok(plan)
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Replication (devices-and-storage.md §5): fan-out of sealed objects to the storage devices,
+//! the write quorum, retrieval from the first replica whose chunks authenticate, deletion
+//! dispatch, and presence.
+
+use crate::engine::Core;
+use privicore_domain::data_token::{Replica, ReplicaState, TokenVersion};
+use privicore_domain::device::{Device, DeviceId};
+use privicore_domain::effect::DataEffect;
+use privicore_domain::envelope::{Header, Opener};
+use privicore_domain::ports::StoreError;
+use privicore_domain::Timestamp;
+use privicore_wire::bus::{self, Capacity, Envelope, kind};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc};
+
+const OFFLINE_AFTER: Duration = Duration::from_secs(90);
+
+#[derive(Default)]
+struct Confirmations {
+    confirmed: HashSet<DeviceId>,
+    failed: HashSet<DeviceId>,
+}
+
+#[derive(Default)]
+pub(crate) struct StoreWait {
+    state: Mutex<Confirmations>,
+    notify: Notify,
+}
+
+/// Routes device answers to the commands waiting for them.
+#[derive(Default)]
+pub(crate) struct Coordinator {
+    stores: Mutex<HashMap<(String, u32), Arc<StoreWait>>>,
+    fetches: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
+    missing: AtomicU64,
+}
+
+impl Coordinator {
+    fn watch_store(&self, token: &str, version: u32) -> Arc<StoreWait> {
+        self.stores
+            .lock()
+            .expect("coordinator lock")
+            .entry((token.to_owned(), version))
+            .or_default()
+            .clone()
+    }
+
+    fn unwatch_store(&self, token: &str, version: u32) {
+        self.stores.lock().expect("coordinator lock").remove(&(token.to_owned(), version));
+    }
+
+    pub fn store_result(&self, token: &str, version: u32, device: DeviceId, ok: bool) {
+        let wait = self.stores.lock().expect("coordinator lock").get(&(token.to_owned(), version)).cloned();
+        if let Some(wait) = wait {
+            let mut st = wait.state.lock().expect("wait lock");
+            if ok {
+                st.confirmed.insert(device);
+            } else {
+                st.failed.insert(device);
+            }
+            drop(st);
+            wait.notify.notify_waiters();
+        }
+    }
+
+    fn open_fetch(&self, fetch_id: &str) -> mpsc::UnboundedReceiver<Envelope> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.fetches.lock().expect("coordinator lock").insert(fetch_id.to_owned(), tx);
+        rx
+    }
+
+    fn close_fetch(&self, fetch_id: &str) {
+        self.fetches.lock().expect("coordinator lock").remove(fetch_id);
+    }
+
+    pub fn fetch_message(&self, fetch_id: &str, env: Envelope) {
+        if let Some(tx) = self.fetches.lock().expect("coordinator lock").get(fetch_id) {
+            let _ = tx.send(env);
+        }
+    }
+
+    pub fn missing_count(&self) -> u64 {
+        self.missing.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    at: Instant,
+    at_ts: Timestamp,
+}
+
+/// Which devices talked to the engine recently, and what capacity they reported.
+#[derive(Default)]
+pub(crate) struct Presence {
+    seen: Mutex<HashMap<DeviceId, Seen>>,
+    capacity: Mutex<HashMap<DeviceId, (Capacity, Timestamp)>>,
+}
+
+impl Presence {
+    pub fn touch(&self, device: DeviceId, capacity: Option<Capacity>) {
+        let now = Timestamp::now();
+        self.seen.lock().expect("presence lock").insert(device, Seen { at: Instant::now(), at_ts: now });
+        if let Some(c) = capacity {
+            self.capacity.lock().expect("presence lock").insert(device, (c, now));
+        }
+    }
+
+    pub fn last_seen(&self, device: DeviceId) -> Option<Timestamp> {
+        self.seen.lock().expect("presence lock").get(&device).map(|s| s.at_ts)
+    }
+
+    pub fn capacity(&self, device: DeviceId) -> Option<(Capacity, Timestamp)> {
+        self.capacity.lock().expect("presence lock").get(&device).copied()
+    }
+
+    fn recent(&self, device: DeviceId) -> bool {
+        self.seen
+            .lock()
+            .expect("presence lock")
+            .get(&device)
+            .is_some_and(|s| s.at.elapsed() < OFFLINE_AFTER)
+    }
+}
+
+impl Core {
+    /// Online: a live bus connection and a message within the last 90 s (§5.6).
+    pub(crate) fn online(&self, device: DeviceId) -> bool {
+        self.devices.connected(&device.to_string()) && self.presence.recent(device)
+    }
+
+    async fn send(&self, device: DeviceId, kind: &str, body: &impl serde::Serialize) {
+        let id = device.to_string();
+        if let Err(error) = self.devices.send(&id, Envelope::new(kind, &id, None, body)).await {
+            tracing::warn!(%device, %error, "could not send to a device");
+        }
+    }
+
+    /// Sends every chunk of one object version to a device.
+    pub(crate) async fn send_object(&self, device: DeviceId, version: &TokenVersion, chunks: &[Vec<u8>]) {
+        let transfer_id = uuid::Uuid::new_v4().to_string();
+        for (i, data) in chunks.iter().enumerate() {
+            let body = bus::StoreChunk {
+                transfer_id: transfer_id.clone(),
+                token: version.token.clone(),
+                version: version.version,
+                chunk_index: i as u32,
+                chunk_count: version.chunk_count,
+                total_size: version.total_size,
+                sha256: version.digest.clone(),
+                header: version.header.clone(),
+                data: data.clone(),
+            };
+            self.send(device, kind::STORE_CHUNK, &body).await;
+        }
+    }
+
+    pub(crate) async fn send_delete(&self, device: DeviceId, token: &str, versions: bus::Versions) {
+        let body = bus::Delete { delete_id: uuid::Uuid::new_v4().to_string(), token: token.to_owned(), versions };
+        self.send(device, kind::DELETE, &body).await;
+    }
+
+    pub(crate) async fn send_roles(&self, device: &Device) {
+        self.send(device.id, kind::ROLES_CHANGED, &bus::Roles { roles: device.roles.clone() }).await;
+    }
+
+    pub(crate) async fn revoke_device(&self, device: DeviceId, reason: &str) {
+        self.send(device, kind::REVOKED, &bus::Reason { reason: reason.into() }).await;
+        // Give the notice a moment to leave before the connection goes.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.devices.disconnect(&device.to_string()).await;
+    }
+}
+
+pub(crate) enum Replicated {
+    Committed { confirmed: u64, pending: u64, stored_size: u64 },
+    NoDevices,
+    WriteFailed,
+}
+
+/// Fans one object version out to the profile's storage devices and waits for the write
+/// quorum (§5.2).
+pub(crate) async fn replicate(
+    core: &Core,
+    profile: privicore_domain::ProfileId,
+    token: &str,
+    version: u32,
+) -> Result<Replicated, StoreError> {
+    let targets = core.store.storage_devices(Some(profile)).await?;
+    if targets.is_empty() {
+        return Ok(Replicated::NoDevices);
+    }
+    let tv = core
+        .store
+        .token_version(token, version)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
+    let chunks = core
+        .store
+        .spool(token, version)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?;
+    let existing = core.store.replicas(token, Some(version)).await?;
+    let known: HashSet<DeviceId> = existing.iter().map(|r| r.device_id).collect();
+    let fresh: Vec<DataEffect> = targets
+        .iter()
+        .filter(|d| !known.contains(&d.id))
+        .map(|d| {
+            DataEffect::SetReplica(Replica { token: token.to_owned(), version, device_id: d.id, state: ReplicaState::Pending })
+        })
+        .collect();
+    if !fresh.is_empty() {
+        core.apply(fresh).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
+
+    let wait = core.coordinator.watch_store(token, version);
+    {
+        let mut st = wait.state.lock().expect("wait lock");
+        for r in existing.iter().filter(|r| r.state == ReplicaState::Confirmed) {
+            st.confirmed.insert(r.device_id);
+        }
+    }
+    for device in &targets {
+        core.send_object(device.id, &tv, &chunks).await;
+    }
+    let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
+    let deadline = tokio::time::Instant::now() + core.config.storage.commit_timeout(tv.total_size);
+    let confirmed = loop {
+        let notified = wait.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (confirmed, failed) = {
+            let st = wait.state.lock().expect("wait lock");
+            (st.confirmed.len(), st.failed.len())
+        };
+        if confirmed >= quorum || confirmed + failed >= targets.len() {
+            break confirmed;
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            break confirmed;
+        }
+    };
+    core.coordinator.unwatch_store(token, version);
+    if confirmed >= quorum {
+        Ok(Replicated::Committed {
+            confirmed: confirmed as u64,
+            pending: (targets.len() - confirmed) as u64,
+            stored_size: tv.total_size,
+        })
+    } else {
+        Ok(Replicated::WriteFailed)
+    }
+}
+
+enum FetchProblem {
+    /// The copy is absent or does not authenticate: the replica becomes `missing`.
+    Bad(&'static str),
+    /// The device did not answer in time, or was busy.
+    Silent,
+}
+
+/// Fetches and opens the whole payload from the first candidate that delivers
+/// authenticating chunks, continuing from the same chunk on the next one (§5.3).
+pub(crate) async fn retrieve(core: &Core, token: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    let tv = core
+        .store
+        .token_version(token, version)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
+    let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let opener = Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut candidates = Vec::new();
+    for replica in core.store.replicas(token, Some(version)).await? {
+        if replica.state != ReplicaState::Confirmed || !core.online(replica.device_id) {
+            continue;
+        }
+        if let Some(device) = core.store.device(replica.device_id).await? {
+            if device.is_storage() {
+                candidates.push(device.id);
+            }
+        }
+    }
+    let mut payload = Vec::with_capacity(header.core.total_size as usize);
+    let mut next = 0u32;
+    for device in candidates {
+        match fetch_from(core, device, token, version, &opener, &mut next, &mut payload).await {
+            Ok(()) => return Ok(Some(payload)),
+            Err(FetchProblem::Bad(why)) => {
+                core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%device, token, version, reason = why, "replica failed to deliver; marked missing");
+                let mark = DataEffect::TransitionReplica {
+                    token: token.to_owned(),
+                    version,
+                    device_id: device,
+                    from: vec![ReplicaState::Confirmed],
+                    to: ReplicaState::Missing,
+                };
+                core.apply(vec![mark]).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            }
+            Err(FetchProblem::Silent) => {
+                tracing::warn!(%device, token, version, "device did not deliver in time; trying the next replica");
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn fetch_from(
+    core: &Core,
+    device: DeviceId,
+    token: &str,
+    version: u32,
+    opener: &Opener,
+    next: &mut u32,
+    payload: &mut Vec<u8>,
+) -> Result<(), FetchProblem> {
+    let total = opener.core().chunk_count;
+    let window = core.config.storage.fetch_window.max(1);
+    while *next < total {
+        let fetch_id = uuid::Uuid::new_v4().to_string();
+        let mut rx = core.coordinator.open_fetch(&fetch_id);
+        let body = bus::Fetch { fetch_id: fetch_id.clone(), token: token.to_owned(), version, from_chunk: *next, count: window };
+        core.send(device, kind::FETCH, &body).await;
+        let end = (*next + window).min(total);
+        let mut wait = core.config.storage.first_chunk_timeout;
+        let result = loop {
+            if *next >= end {
+                break Ok(());
+            }
+            let Ok(Some(env)) = tokio::time::timeout(wait, rx.recv()).await else {
+                break Err(FetchProblem::Silent);
+            };
+            wait = core.config.storage.chunk_gap_timeout;
+            match env.kind.as_str() {
+                kind::FETCH_CHUNK => {
+                    let Some(chunk) = env.body::<bus::FetchChunk>() else { break Err(FetchProblem::Bad("malformed chunk")) };
+                    if chunk.chunk_index != *next {
+                        break Err(FetchProblem::Bad("chunk out of order"));
+                    }
+                    match opener.open_chunk(chunk.chunk_index, &chunk.data) {
+                        Ok(plain) => {
+                            payload.extend_from_slice(&plain);
+                            *next += 1;
+                        }
+                        Err(_) => break Err(FetchProblem::Bad("chunk does not authenticate")),
+                    }
+                }
+                kind::FETCH_FAILED => {
+                    let reason = env.body::<bus::FetchFailed>().map(|f| f.reason).unwrap_or_default();
+                    break Err(match reason.as_str() {
+                        "not_found" => FetchProblem::Bad("not_found"),
+                        "corrupt" => FetchProblem::Bad("corrupt"),
+                        _ => FetchProblem::Silent,
+                    });
+                }
+                _ => {}
+            }
+        };
+        core.coordinator.close_fetch(&fetch_id);
+        result?;
+    }
+    Ok(())
+}
