@@ -22,7 +22,7 @@ pub use config::{EngineConfig, RateLimits, StorageConfig};
 pub use engine::{Adapters, DeviceHost, Engine, Health};
 pub use devices::{DeviceBundle, DeviceListItem};
 pub use storage::StorageDeviceItem;
-pub use tokens::{Statistics, TemporaryToken, TokenListItem};
+pub use tokens::{FileMeta, Statistics, TemporaryToken, TokenListItem};
 pub use keys::{CabKey, GeneratedKeys};
 pub use profiles::{Authenticated, Credentials, QrIssued, TokenExpiry};
 pub use status::CommandStatus;

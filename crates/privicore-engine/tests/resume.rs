@@ -2,13 +2,14 @@
 //! is published on the bus.
 
 use futures_util::StreamExt;
-use privicore_bus_local::LocalBus;
+use privicore_bus_local::{LocalBus, LocalDeviceBus};
+use privicore_domain::envelope::{Kek, KeyRing};
 use privicore_domain::CommandId;
 use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Outcome};
 use privicore_domain::event::BusEvent;
 use privicore_domain::password::{HashCost, PasswordHash};
 use privicore_domain::ports::{Bus, MetadataStore};
-use privicore_engine::{Engine, EngineConfig};
+use privicore_engine::{Adapters, Engine, EngineConfig};
 use privicore_store_sqlite::SqliteStore;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,15 +37,20 @@ async fn unfinished_commands_resume_on_start() {
                 username: "left-over@example.com".into(),
                 password_hash: PasswordHash::create("correct-horse-battery", cheap).unwrap(),
             },
-        ))
+        ), &[])
         .await
         .unwrap();
 
     let bus = Arc::new(LocalBus::default());
     let mut events = bus.subscribe().await.unwrap();
-    let engine = Engine::start(store.clone(), bus.clone(), EngineConfig::default())
-        .await
-        .unwrap();
+    let adapters = Adapters {
+        store: store.clone(),
+        bus: bus.clone(),
+        devices: Arc::new(LocalDeviceBus::default()),
+        keyring: KeyRing::new(Kek::generate("k").unwrap(), vec![]),
+        host: None,
+    };
+    let engine = Engine::start(adapters, EngineConfig::default()).await.unwrap();
 
     let event = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await

@@ -2,6 +2,7 @@
 //! call the engine and turn its errors into the contract's JSON envelope.
 
 mod body;
+mod device_bus;
 mod error;
 mod guard;
 mod reply;

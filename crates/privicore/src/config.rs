@@ -24,6 +24,9 @@ pub struct Settings {
     pub bind: IpAddr,
     pub api: Listener,
     pub ws: Listener,
+    /// Only its public URL is used so far (`streamUrl`); streaming arrives later.
+    pub upstream: Listener,
+    pub storage: Storage,
     pub log: Log,
     pub auth: Auth,
     pub keys: Keys,
@@ -37,6 +40,24 @@ pub struct Listener {
     pub port: u16,
     /// Base URL clients use to reach this listener (never taken from `Host`).
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// Run every registered storage device inside the engine (embedded default). Turn off
+    /// when devices run as their own processes (`privicore storage-device`).
+    pub host_devices: bool,
+    pub write_quorum: usize,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            host_devices: true,
+            write_quorum: 1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +101,11 @@ impl Default for Settings {
                 port: 8083,
                 public_url: None,
             },
+            upstream: Listener {
+                port: 8010,
+                public_url: None,
+            },
+            storage: Storage::default(),
             log: Log::default(),
             auth: Auth::default(),
             keys: Keys::default(),
@@ -141,6 +167,13 @@ pub struct ServeArgs {
     pub api_public_url: Option<String>,
     #[arg(long, env = "PRIVICORE_WS_PUBLIC_URL")]
     pub ws_public_url: Option<String>,
+    #[arg(long, env = "PRIVICORE_UPSTREAM_PUBLIC_URL")]
+    pub upstream_public_url: Option<String>,
+    /// Host registered storage devices in-process (true) or expect separate processes.
+    #[arg(long, env = "PRIVICORE_HOST_DEVICES")]
+    pub host_devices: Option<bool>,
+    #[arg(long, env = "PRIVICORE_WRITE_QUORUM")]
+    pub write_quorum: Option<usize>,
     #[arg(long, value_enum, env = "PRIVICORE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
     #[arg(long, env = "PRIVICORE_LOG_LEVEL")]
@@ -187,6 +220,11 @@ impl Settings {
             failed_logins_per_15min => rate_limits.failed_logins_per_15min;
             registrations_per_hour => rate_limits.registrations_per_hour;
             generate_keys_per_minute => rate_limits.generate_keys_per_minute;
+            host_devices => storage.host_devices;
+            write_quorum => storage.write_quorum;
+        }
+        if let Some(url) = &args.upstream_public_url {
+            s.upstream.public_url = Some(url.clone());
         }
         if let Some(url) = &args.api_public_url {
             s.api.public_url = Some(url.clone());
@@ -203,6 +241,14 @@ impl Settings {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("privicore.db")
+    }
+
+    pub fn kek_path(&self) -> PathBuf {
+        self.data_dir.join("keys").join("kek.json")
+    }
+
+    pub fn devices_dir(&self) -> PathBuf {
+        self.data_dir.join("devices")
     }
 }
 

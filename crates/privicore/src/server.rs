@@ -4,8 +4,13 @@ use crate::config::Settings;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
-use privicore_bus_local::LocalBus;
-use privicore_engine::{Engine, EngineConfig};
+use crate::hosting::InProcessHost;
+use privicore_bus_local::{LocalBus, LocalDeviceBus};
+use privicore_domain::Timestamp;
+use privicore_domain::keys::EngineKeyRecord;
+use privicore_domain::ports::MetadataStore;
+use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
+use privicore_wire::SignedPublicKey;
 use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
 use privicore_store_sqlite::SqliteStore;
 use std::net::SocketAddr;
@@ -22,6 +27,7 @@ pub struct Server {
     pub ws_addr: SocketAddr,
     engine: Arc<Engine>,
     store: Arc<SqliteStore>,
+    host: Option<Arc<InProcessHost>>,
     listeners: JoinSet<std::io::Result<()>>,
     stop_listening: CancellationToken,
 }
@@ -35,7 +41,16 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{api_addr}")),
+        upstream_public_url: s
+            .upstream
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{}", api_addr.ip(), s.upstream.port)),
         generate_keys_enabled: s.keys.generate_endpoint_enabled,
+        storage: StorageConfig {
+            write_quorum: s.storage.write_quorum.max(1),
+            ..StorageConfig::default()
+        },
         limits: privicore_engine::RateLimits {
             failed_logins_per_15min: off_if_zero(s.rate_limits.failed_logins_per_15min),
             registrations_per_hour: off_if_zero(s.rate_limits.registrations_per_hour),
@@ -86,6 +101,17 @@ impl Server {
                 .context("opening the metadata store")?,
         );
         let bus = Arc::new(LocalBus::default());
+        let device_bus = Arc::new(LocalDeviceBus::default());
+        let keyring = crate::keys::load_or_create(&settings.kek_path())?;
+        // The engine key must exist before hosted devices can verify their welcome.
+        let cab = match store.engine_key().await? {
+            Some(key) => key,
+            None => store.ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now())).await?,
+        };
+        let host = settings.storage.host_devices.then(|| {
+            let key = SignedPublicKey::parse(&cab.public_key).expect("the stored engine key is valid");
+            Arc::new(InProcessHost::new(device_bus.clone(), settings.devices_dir(), key))
+        });
 
         let api_listener = TcpListener::bind((settings.bind, settings.api.port))
             .await
@@ -101,12 +127,20 @@ impl Server {
         let api_addr = api_listener.local_addr()?;
         let ws_addr = ws_listener.local_addr()?;
 
-        let engine = Engine::start(store.clone(), bus, engine_config(settings, api_addr))
+        let adapters = Adapters {
+            store: store.clone(),
+            bus,
+            devices: device_bus.clone(),
+            keyring,
+            host: host.clone().map(|h| h as Arc<dyn DeviceHost>),
+        };
+        let engine = Engine::start(adapters, engine_config(settings, api_addr))
             .await
             .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
         let state = AppState {
             engine: engine.clone(),
             spool: spool_probe(settings.data_dir.clone()),
+            device_bus: Some(device_bus),
         };
 
         let stop_listening = CancellationToken::new();
@@ -132,6 +166,7 @@ impl Server {
             ws_addr,
             engine,
             store,
+            host,
             listeners,
             stop_listening,
         })
@@ -149,6 +184,9 @@ impl Server {
     /// persisted and resume on the next start.
     pub async fn shutdown(mut self) {
         self.stop_listening.cancel();
+        if let Some(host) = &self.host {
+            host.stop().await;
+        }
         self.engine.shutdown().await;
         while self.listeners.join_next().await.is_some() {}
         self.store.close().await;

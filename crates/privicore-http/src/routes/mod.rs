@@ -1,5 +1,9 @@
+mod devices;
 mod keys;
 mod profile;
+mod query;
+mod storage;
+mod tokens;
 mod utility;
 
 use crate::body::Fields;
@@ -31,6 +35,8 @@ pub type SpoolProbe = Arc<dyn Fn() -> SpoolStatus + Send + Sync>;
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub spool: SpoolProbe,
+    /// The embedded device bus, served at `/device-bus` (absent in AMQP mode).
+    pub device_bus: Option<Arc<privicore_bus_local::LocalDeviceBus>>,
 }
 
 /// Every REST route of the API listener, plus the WebSocket at `/ws`.
@@ -65,6 +71,40 @@ pub fn api_router(state: AppState) -> Router {
         .route("/public-key/register-public-key", post(keys::register))
         .route("/public-key/retrieve-public-key", get(keys::retrieve))
         .route("/dptcab/public-key", get(keys::cab))
+        .route("/device/request-unique-identifier", post(devices::request_identifier))
+        .route("/device/retrieve-unique-identifier", post(devices::retrieve_identifier))
+        .route("/device/retrieve-profile-devices", get(devices::list))
+        .route("/device/configure-meta", post(devices::configure_meta))
+        .route("/device/approve-device", post(devices::approve))
+        .route("/device/reject-device", post(devices::reject))
+        .route("/device/download-device-configuration", post(devices::download_configuration))
+        .route(
+            "/device/retrieve-device-configuration/{device}",
+            get(devices::retrieve_configuration),
+        )
+        .route("/device/remove", post(devices::remove))
+        .route("/storage/register", post(storage::register))
+        .route("/storage/list-storage-devices", get(storage::list))
+        .route("/storage/remove", post(storage::remove))
+        .route("/data-token/reserve-token-space", post(tokens::reserve))
+        .route(
+            "/data-token/retrieve-temporary-data-token/{reservation}",
+            get(tokens::temporary),
+        )
+        .route("/data-token/exchange-data-for-token", post(tokens::exchange))
+        .route("/data-token/request-data", post(tokens::request_data))
+        .route(
+            "/data-token/configure-information-security-risk-meta",
+            post(tokens::configure_risk),
+        )
+        .route("/data-token/configure-file-meta", post(tokens::configure_file_meta))
+        .route("/data-token/list-data-tokens", get(tokens::list))
+        .route("/data-token/update-data-token", post(tokens::update))
+        .route("/data-token/update-data", post(tokens::update))
+        .route("/data-token/delete-data", post(tokens::delete))
+        .route("/data-token/transaction-count-statistics", get(tokens::statistics))
+        .route("/data-token/statistics", get(tokens::statistics))
+        .route("/device-bus", get(crate::device_bus::upgrade))
         .route("/ws", get(ws::upgrade))
         .fallback(guard::unknown_route)
         .with_state(state)

@@ -1,0 +1,51 @@
+//! Query strings: pagination and `filters[…]` (README §9).
+
+use crate::body::{Fields, parse_form};
+use axum::http::Uri;
+use privicore_domain::data_token::Page;
+use privicore_domain::{Error, Reason};
+use serde_json::{Map, Value};
+
+pub fn query(uri: &Uri) -> Result<Fields, Error> {
+    parse_form(uri.query().unwrap_or_default().as_bytes())
+}
+
+pub fn page(q: &Fields) -> Result<Page, Error> {
+    let page = q.opt_int("page")?.unwrap_or(1);
+    let per_page = q.opt_int("perPage")?.unwrap_or(25);
+    if page < 1 {
+        return Err(Error::out_of_range("page", "1.."));
+    }
+    if !(1..=100).contains(&per_page) {
+        return Err(Error::out_of_range("perPage", "1..100"));
+    }
+    Ok(Page { page: page as u64, per_page: per_page as u64 })
+}
+
+/// The `filters` object; names outside `allowed` answer `validation.unknown_filter`.
+pub fn filters(q: &Fields, allowed: &[&str]) -> Result<Map<String, Value>, Error> {
+    let map = match q.0.get("filters") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(Error::new(Reason::ValidationUnknownFilter).with_field("filters")),
+    };
+    for (name, value) in &map {
+        if !allowed.contains(&name.as_str()) {
+            return Err(Error::new(Reason::ValidationUnknownFilter)
+                .with_field(format!("filters[{name}]"))
+                .with_message(format!("Unknown filter {name}.")));
+        }
+        if !value.is_string() {
+            return Err(Error::invalid_type(&format!("filters[{name}]"), "a string"));
+        }
+    }
+    Ok(map)
+}
+
+pub fn filter<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    map.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+pub fn items_page(items: Vec<Value>, page: Page, total: u64) -> Value {
+    serde_json::json!({ "items": items, "meta": { "page": page.page, "perPage": page.per_page, "total": total } })
+}

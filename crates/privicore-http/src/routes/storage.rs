@@ -1,0 +1,39 @@
+use super::query::{filter, filters, items_page, page, query};
+use super::{AppState, caller, fields};
+use crate::error::ApiError;
+use crate::reply;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use privicore_domain::Error;
+use privicore_domain::auth::Access;
+
+const STORAGE: Access = Access::scope("storage:manage");
+
+pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let caller = caller(&state, req.headers(), STORAGE).await?;
+    let f = fields(req).await?;
+    Ok(reply::accepted(state.engine.register_storage(&caller, f.str("deviceIdentifier")?).await?))
+}
+
+pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let caller = caller(&state, req.headers(), STORAGE).await?;
+    let f = fields(req).await?;
+    let force = f.opt_bool("force")?.unwrap_or(false);
+    Ok(reply::accepted(state.engine.remove_storage(&caller, f.str("deviceIdentifier")?, force).await?))
+}
+
+pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers, STORAGE).await?;
+    let q = query(&uri)?;
+    let page = page(&q)?;
+    let f = filters(&q, &["online"])?;
+    let online = match filter(&f, "online").map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some("true" | "1") => Some(true),
+        Some("false" | "0") => Some(false),
+        Some(_) => return Err(Error::invalid_type("filters[online]", "a boolean").into()),
+    };
+    let (items, total) = state.engine.list_storage_devices(&caller, online, page).await?;
+    Ok(reply::ok(&items_page(items.into_iter().map(|i| i.0).collect(), page, total)))
+}

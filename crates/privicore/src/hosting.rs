@@ -1,0 +1,106 @@
+//! The embedded default: every storage device registered with the engine runs inside the
+//! engine process, on the in-process bus, with its data under `<data_dir>/devices/<id>/`.
+
+use async_trait::async_trait;
+use privicore_bus_local::{Attachment, LocalDeviceBus};
+use privicore_domain::device::{Device, DeviceId};
+use privicore_engine::DeviceHost;
+use privicore_storage_device::{DeviceIdentity, Link, LinkError, StorageDevice};
+use privicore_wire::SignedPublicKey;
+use privicore_wire::bus::Envelope;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A hosted device's end of the in-process bus.
+struct AttachedLink(Attachment);
+
+#[async_trait]
+impl Link for AttachedLink {
+    async fn send(&mut self, envelope: Envelope) -> Result<(), LinkError> {
+        self.0.to_engine.send(envelope).map_err(|_| LinkError::Closed)
+    }
+
+    async fn recv(&mut self) -> Option<Envelope> {
+        self.0.from_engine.recv().await
+    }
+}
+
+pub struct InProcessHost {
+    bus: Arc<LocalDeviceBus>,
+    root: PathBuf,
+    engine_key: SignedPublicKey,
+    running: Mutex<HashMap<DeviceId, CancellationToken>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl InProcessHost {
+    pub fn new(bus: Arc<LocalDeviceBus>, root: PathBuf, engine_key: SignedPublicKey) -> Self {
+        Self {
+            bus,
+            root,
+            engine_key,
+            running: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+impl DeviceHost for InProcessHost {
+    fn host(&self, device: &Device) {
+        let mut running = self.running.lock().expect("host lock");
+        if running.get(&device.id).is_some_and(|t| !t.is_cancelled()) {
+            return;
+        }
+        let stop = self.shutdown.child_token();
+        running.insert(device.id, stop.clone());
+        let (bus, dir, key, id) = (self.bus.clone(), self.root.join(device.id.to_string()), self.engine_key.clone(), device.id.to_string());
+        self.tasks.spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            while !stop.is_cancelled() {
+                let opened = DeviceIdentity::load_or_create(&dir, &id, key.clone())
+                    .and_then(|identity| StorageDevice::open(&dir, identity));
+                let device = match opened {
+                    Ok(d) => d,
+                    Err(error) => {
+                        tracing::error!(device = %id, %error, "hosted device cannot open its data");
+                        return;
+                    }
+                };
+                let attachment = bus.attach(&id);
+                let connection = attachment.connection;
+                let result = device.run(AttachedLink(attachment), stop.clone()).await;
+                bus.detach(&id, connection);
+                match result {
+                    // Ended by the engine (revoked, rejected) or by shutdown.
+                    Ok(()) if stop.is_cancelled() => break,
+                    Ok(()) => tracing::info!(device = %id, "hosted device session ended; reconnecting"),
+                    Err(error) => tracing::debug!(device = %id, %error, "hosted device link dropped; reconnecting"),
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+        tracing::info!(device = %device.id, "hosting storage device in-process");
+    }
+
+    fn unhost(&self, device: DeviceId) {
+        if let Some(stop) = self.running.lock().expect("host lock").remove(&device) {
+            stop.cancel();
+        }
+    }
+}
