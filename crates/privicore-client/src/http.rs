@@ -28,7 +28,7 @@ impl RawResponse {
         self.json()["error"]["code"].as_str().map(str::to_owned)
     }
 
-    fn into_error(self) -> ClientError {
+    pub(crate) fn into_error(self) -> ClientError {
         let body = self.json();
         match body["error"]["code"].as_str() {
             Some(code) => ClientError::Api {
@@ -47,7 +47,7 @@ impl RawResponse {
         }
     }
 
-    fn expect<T: DeserializeOwned>(self, status: u16) -> Result<T, ClientError> {
+    pub(crate) fn expect<T: DeserializeOwned>(self, status: u16) -> Result<T, ClientError> {
         if self.status != status {
             return Err(self.into_error());
         }
@@ -57,7 +57,7 @@ impl RawResponse {
         })
     }
 
-    fn accepted(self) -> Result<Accepted, ClientError> {
+    pub(crate) fn accepted(self) -> Result<Accepted, ClientError> {
         let header_id = self.header("x-dpt-cab-id").map(str::to_owned);
         let body: Value = self.expect(202)?;
         let command_id = body["commandId"]

@@ -3,7 +3,9 @@
 //! asynchronous command model into `await`.
 
 mod api;
+mod data;
 mod error;
+mod flows;
 mod http;
 mod session;
 
@@ -11,7 +13,9 @@ pub use api::{
     Accepted, Authenticated, CabKey, GeneratedKeys, ProfileInfo, PublicKeyInfo, QrToken,
     RequestStatus, TokenExpiry, TokenGrant,
 };
+pub use data::DataRequest;
 pub use error::ClientError;
+pub use flows::ACK_WAIT;
 pub use http::{Body, Client, RawResponse};
 pub use privicore_wire::{KeyPair, SignedPublicKey};
 pub use session::{CommandOutcome, Session};
