@@ -59,6 +59,10 @@ impl Client {
         value(self.get(&format!("/storage/list-storage-devices{query}")).await?, 200)
     }
 
+    pub async fn sync_device(&self, device: &str, verify: bool) -> Result<Accepted, ClientError> {
+        self.post_json("/storage/sync-device", json!({ "deviceIdentifier": device, "verify": verify })).await?.accepted()
+    }
+
     pub async fn remove_storage(&self, device: &str, force: bool) -> Result<Accepted, ClientError> {
         self.post_json("/storage/remove", json!({ "deviceIdentifier": device, "force": force })).await?.accepted()
     }

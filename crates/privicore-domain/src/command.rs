@@ -58,6 +58,10 @@ pub enum CommandPayload {
         device_id: DeviceId,
         force: bool,
     },
+    SyncDevice {
+        device_id: DeviceId,
+        verify: bool,
+    },
     ReserveTokenSpace {
         token: String,
         context: String,
@@ -111,6 +115,7 @@ impl CommandPayload {
             Self::RemoveDevice { .. } => "remove_device",
             Self::RegisterStorage { .. } => "register_storage",
             Self::RemoveStorage { .. } => "remove_storage",
+            Self::SyncDevice { .. } => "sync_device",
             Self::ReserveTokenSpace { .. } => "reserve_token_space",
             Self::ExchangeData { .. } => "exchange_data",
             Self::RequestData { .. } => "request_data",
@@ -130,7 +135,8 @@ impl CommandPayload {
             | Self::ConfigureDevice { device_id, .. }
             | Self::RemoveDevice { device_id, .. }
             | Self::RegisterStorage { device_id }
-            | Self::RemoveStorage { device_id, .. } => Some(device_id.to_string()),
+            | Self::RemoveStorage { device_id, .. }
+            | Self::SyncDevice { device_id, .. } => Some(device_id.to_string()),
             Self::ReserveTokenSpace { token, .. }
             | Self::ExchangeData { token, .. }
             | Self::RequestData { token, .. }

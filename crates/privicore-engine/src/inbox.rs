@@ -96,6 +96,13 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
                 core.coordinator.fetch_message(&fetch_id, env);
             }
         }
+        kind::INVENTORY => {
+            core.presence.touch(device_id, None);
+            if let Some(page) = env.body::<bus::Inventory>() {
+                core.presence.touch(device_id, Some(page.capacity));
+                core.coordinator.inventory_page(page);
+            }
+        }
         kind::DELETED => {
             core.presence.touch(device_id, None);
             if let Some(d) = env.body::<bus::Deleted>() {

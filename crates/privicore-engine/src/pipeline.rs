@@ -3,6 +3,7 @@
 
 mod devices;
 mod execute;
+mod sync;
 mod tokens;
 
 use crate::workers::{Supervisor, Worker};

@@ -30,16 +30,39 @@ pub(crate) struct StoreWait {
     notify: Notify,
 }
 
+impl StoreWait {
+    /// Waits until `device` answered for this object; `Some(true)` when it stored it.
+    pub(crate) async fn device_answer(&self, device: DeviceId, timeout: Duration) -> Option<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.state.lock().expect("wait lock");
+                if st.confirmed.contains(&device) {
+                    return Some(true);
+                }
+                if st.failed.contains(&device) {
+                    return Some(false);
+                }
+            }
+            tokio::time::timeout_at(deadline, notified).await.ok()?;
+        }
+    }
+}
+
 /// Routes device answers to the commands waiting for them.
 #[derive(Default)]
 pub(crate) struct Coordinator {
     stores: Mutex<HashMap<(String, u32), Arc<StoreWait>>>,
     fetches: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
+    inventories: Mutex<HashMap<String, mpsc::UnboundedSender<bus::Inventory>>>,
     missing: AtomicU64,
 }
 
 impl Coordinator {
-    fn watch_store(&self, token: &str, version: u32) -> Arc<StoreWait> {
+    pub(crate) fn watch_store(&self, token: &str, version: u32) -> Arc<StoreWait> {
         self.stores
             .lock()
             .expect("coordinator lock")
@@ -48,7 +71,7 @@ impl Coordinator {
             .clone()
     }
 
-    fn unwatch_store(&self, token: &str, version: u32) {
+    pub(crate) fn unwatch_store(&self, token: &str, version: u32) {
         self.stores.lock().expect("coordinator lock").remove(&(token.to_owned(), version));
     }
 
@@ -79,6 +102,22 @@ impl Coordinator {
     pub fn fetch_message(&self, fetch_id: &str, env: Envelope) {
         if let Some(tx) = self.fetches.lock().expect("coordinator lock").get(fetch_id) {
             let _ = tx.send(env);
+        }
+    }
+
+    pub(crate) fn open_inventory(&self, sync_id: &str) -> mpsc::UnboundedReceiver<bus::Inventory> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inventories.lock().expect("coordinator lock").insert(sync_id.to_owned(), tx);
+        rx
+    }
+
+    pub(crate) fn close_inventory(&self, sync_id: &str) {
+        self.inventories.lock().expect("coordinator lock").remove(sync_id);
+    }
+
+    pub fn inventory_page(&self, page: bus::Inventory) {
+        if let Some(tx) = self.inventories.lock().expect("coordinator lock").get(&page.sync_id) {
+            let _ = tx.send(page);
         }
     }
 
@@ -132,7 +171,7 @@ impl Core {
         self.devices.connected(&device.to_string()) && self.presence.recent(device)
     }
 
-    async fn send(&self, device: DeviceId, kind: &str, body: &impl serde::Serialize) {
+    pub(crate) async fn send(&self, device: DeviceId, kind: &str, body: &impl serde::Serialize) {
         let id = device.to_string();
         if let Err(error) = self.devices.send(&id, Envelope::new(kind, &id, None, body)).await {
             tracing::warn!(%device, %error, "could not send to a device");
@@ -255,6 +294,31 @@ pub(crate) async fn replicate(
     }
 }
 
+/// The sealed chunks of a version, from the spool or from a replica whose chunks
+/// authenticate (for a synchronization push).
+pub(crate) async fn sealed_copy(core: &Core, version: &TokenVersion, skip: DeviceId) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    if let Some(chunks) = core.store.spool(&version.token, version.version).await? {
+        return Ok(Some(chunks));
+    }
+    let header = Header::parse(&version.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let opener = Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for replica in core.store.replicas(&version.token, Some(version.version)).await? {
+        if replica.device_id == skip || replica.state != ReplicaState::Confirmed || !core.online(replica.device_id) {
+            continue;
+        }
+        let mut sealed = Vec::new();
+        let mut next = 0;
+        let mut plain = Vec::new();
+        if fetch_from(core, replica.device_id, &version.token, version.version, &opener, &mut next, &mut plain, Some(&mut sealed))
+            .await
+            .is_ok()
+        {
+            return Ok(Some(sealed));
+        }
+    }
+    Ok(None)
+}
+
 enum FetchProblem {
     /// The copy is absent or does not authenticate: the replica becomes `missing`.
     Bad(&'static str),
@@ -286,7 +350,7 @@ pub(crate) async fn retrieve(core: &Core, token: &str, version: u32) -> Result<O
     let mut payload = Vec::with_capacity(header.core.total_size as usize);
     let mut next = 0u32;
     for device in candidates {
-        match fetch_from(core, device, token, version, &opener, &mut next, &mut payload).await {
+        match fetch_from(core, device, token, version, &opener, &mut next, &mut payload, None).await {
             Ok(()) => return Ok(Some(payload)),
             Err(FetchProblem::Bad(why)) => {
                 core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
@@ -316,6 +380,7 @@ async fn fetch_from(
     opener: &Opener,
     next: &mut u32,
     payload: &mut Vec<u8>,
+    mut sealed: Option<&mut Vec<Vec<u8>>>,
 ) -> Result<(), FetchProblem> {
     let total = opener.core().chunk_count;
     let window = core.config.storage.fetch_window.max(1);
@@ -343,6 +408,9 @@ async fn fetch_from(
                     match opener.open_chunk(chunk.chunk_index, &chunk.data) {
                         Ok(plain) => {
                             payload.extend_from_slice(&plain);
+                            if let Some(sealed) = sealed.as_deref_mut() {
+                                sealed.push(chunk.data);
+                            }
                             *next += 1;
                         }
                         Err(_) => break Err(FetchProblem::Bad("chunk does not authenticate")),

@@ -22,6 +22,12 @@ impl Engine {
         self.accept(CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)).await
     }
 
+    pub async fn sync_device(&self, caller: &Caller, device: &str, verify: bool) -> Result<CommandId, Error> {
+        let device = self.owned_device(caller, device).await?;
+        let payload = CommandPayload::SyncDevice { device_id: device.id, verify };
+        self.accept(CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)).await
+    }
+
     /// Devices holding the storage role, with replica counts and reported capacity.
     pub async fn list_storage_devices(
         &self,

@@ -1,7 +1,7 @@
 //! What each command does: a plan of effects and the outcome to record with them.
 //! Synchronous checks are re-made here, because state may have changed since acceptance.
 
-use super::{devices, tokens};
+use super::{devices, sync, tokens};
 use crate::engine::Core;
 use privicore_domain::command::{CommandPayload, CommandRecord, Outcome};
 use privicore_domain::device::{Device, DeviceId};
@@ -147,6 +147,7 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::RemoveDevice { .. }
         | CommandPayload::RegisterStorage { .. }
         | CommandPayload::RemoveStorage { .. } => devices::plan(core, command, now).await,
+        CommandPayload::SyncDevice { device_id, verify } => sync::plan(core, command, *device_id, *verify).await,
         _ => tokens::plan(core, command, now).await,
     }
 }

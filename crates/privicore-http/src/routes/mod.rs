@@ -85,6 +85,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/device/remove", post(devices::remove))
         .route("/storage/register", post(storage::register))
         .route("/storage/list-storage-devices", get(storage::list))
+        .route("/storage/sync-device", post(storage::sync))
         .route("/storage/remove", post(storage::remove))
         .route("/data-token/reserve-token-space", post(tokens::reserve))
         .route(

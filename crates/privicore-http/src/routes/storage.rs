@@ -16,6 +16,13 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
     Ok(reply::accepted(state.engine.register_storage(&caller, f.str("deviceIdentifier")?).await?))
 }
 
+pub async fn sync(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let caller = caller(&state, req.headers(), STORAGE).await?;
+    let f = fields(req).await?;
+    let verify = f.opt_bool("verify")?.unwrap_or(false);
+    Ok(reply::accepted(state.engine.sync_device(&caller, f.str("deviceIdentifier")?, verify).await?))
+}
+
 pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), STORAGE).await?;
     let f = fields(req).await?;
