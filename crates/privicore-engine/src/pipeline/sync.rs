@@ -36,22 +36,20 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
 
     // 1. Inventory, page by page.
     let mut held: HashMap<(String, u32), bus::InventoryItem> = HashMap::new();
-    let mut capacity = None;
     let mut pages = core.coordinator.open_inventory(&sync_id);
     let mut cursor = None;
     let mut misses = 0;
-    loop {
+    let capacity = loop {
         let request = bus::InventoryRequest { sync_id: sync_id.clone(), cursor: cursor.clone(), page_size: 1000, verify };
         core.send(device_id, kind::INVENTORY_REQUEST, &request).await;
         match tokio::time::timeout(PAGE_WAIT, pages.recv()).await {
             Ok(Some(page)) => {
-                capacity = Some(page.capacity);
                 for item in page.items {
                     held.insert((item.token.clone(), item.version), item);
                 }
                 match page.cursor {
                     Some(c) => cursor = Some(c),
-                    None => break,
+                    None => break page.capacity,
                 }
             }
             _ => {
@@ -62,7 +60,7 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
                 }
             }
         }
-    }
+    };
     core.coordinator.close_inventory(&sync_id);
 
     // 2. The expected set: every active token of the profile at its current version.
@@ -138,7 +136,6 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
     core.send(device_id, kind::SYNC_COMPLETE, &complete).await;
 
     let effects: Vec<Effect> = confirmations.into_iter().map(Effect::from).collect();
-    let capacity = capacity.unwrap_or_default();
     Ok(Plan::succeed(
         effects,
         json!({
