@@ -2,6 +2,7 @@
 //! integration tests can start the very same server on ephemeral ports.
 
 pub mod config;
+pub mod device_cmd;
 pub mod hosting;
 pub mod keys;
 pub mod logging;

@@ -153,3 +153,51 @@ pub async fn provision(server: &TestServer, prefix: &str) -> Provisioned {
         keys,
     }
 }
+
+impl Provisioned {
+    /// Flow 5 for each name: request, approve, register as storage (hosted by the engine).
+    pub async fn attach_devices(&self, names: &[&str]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for name in names {
+            ids.push(self.api.attach_storage_device(&self.session, name).await.unwrap());
+        }
+        ids
+    }
+
+    /// Waits until `n` replicas of the token's current version are confirmed.
+    pub async fn wait_confirmed(&self, token: &str, n: u64) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let list = self
+                .api
+                .list_data_tokens(&format!("?filters[token]={token}&filters[status]=all"))
+                .await
+                .unwrap();
+            if list["items"][0]["replicas"]["confirmed"].as_u64() == Some(n) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "replicas never confirmed: {list}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a command's final outcome on the socket.
+    pub async fn outcome(&self, command_id: &str) -> privicore_client::CommandOutcome {
+        self.session.wait_command(command_id, WAIT).await.unwrap()
+    }
+
+    /// The command's result, which must be a success.
+    pub async fn ok(&self, command_id: &str) -> serde_json::Value {
+        self.outcome(command_id).await.result().unwrap()
+    }
+}
+
+impl TestServer {
+    pub fn device_dir(&self, device: &str) -> std::path::PathBuf {
+        self.dir.path().join("devices").join(device)
+    }
+}
+
+pub fn random_payload(len: usize) -> Vec<u8> {
+    (0..len).map(|_| rand::random::<u8>()).collect()
+}
