@@ -93,6 +93,7 @@ pub enum DataEffect {
         from: Vec<ReplicaState>,
         to: ReplicaState,
     },
+    /// Forgets a device's replicas of a token that were being deleted (it confirmed).
     DropReplicas {
         token: String,
         device_id: DeviceId,

@@ -9,6 +9,7 @@ use privicore_domain::effect::DataEffect;
 use privicore_domain::envelope::{Header, Opener};
 use privicore_domain::ports::StoreError;
 use privicore_domain::Timestamp;
+use rand::seq::SliceRandom;
 use privicore_wire::bus::{self, Capacity, Envelope, kind};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -347,6 +348,8 @@ pub(crate) async fn retrieve(core: &Core, token: &str, version: u32) -> Result<O
             }
         }
     }
+    // Latency-based ordering is not tracked yet: equals are tried in random order.
+    candidates.shuffle(&mut rand::thread_rng());
     let mut payload = Vec::with_capacity(header.core.total_size as usize);
     let mut next = 0u32;
     for device in candidates {

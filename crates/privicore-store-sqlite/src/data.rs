@@ -52,7 +52,7 @@ pub async fn list_devices(pool: &SqlitePool, profile: ProfileId, f: &DeviceFilte
     let total: i64 = count.build().fetch_one(pool).await.map_err(unavailable)?.get("n");
     let mut q = QueryBuilder::new("SELECT * FROM devices");
     device_where(&mut q, profile, f);
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(page.per_page as i64);
+    q.push(" ORDER BY created_at DESC, request_command_id DESC LIMIT ").push_bind(page.per_page as i64);
     q.push(" OFFSET ").push_bind(page.offset() as i64);
     let items = q.build().fetch_all(pool).await.map_err(unavailable)?.iter().map(rows::device).collect::<Result<_, _>>()?;
     Ok((items, total as u64))
@@ -93,7 +93,7 @@ pub async fn list_tokens(pool: &SqlitePool, profile: ProfileId, f: &TokenFilter,
     let total: i64 = count.build().fetch_one(pool).await.map_err(unavailable)?.get("n");
     let mut q = QueryBuilder::new("SELECT * FROM data_tokens");
     token_where(&mut q, profile, f);
-    q.push(" ORDER BY created_at DESC, token DESC LIMIT ").push_bind(page.per_page as i64);
+    q.push(" ORDER BY created_at DESC, reserve_command_id DESC LIMIT ").push_bind(page.per_page as i64);
     q.push(" OFFSET ").push_bind(page.offset() as i64);
     let items = q.build().fetch_all(pool).await.map_err(unavailable)?.iter().map(rows::data_token).collect::<Result<_, _>>()?;
     Ok((items, total as u64))

@@ -113,9 +113,10 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
             if row.status != TokenStatus::Active {
                 return Ok(Plan::fail(Reason::DataTokenNotActive));
             }
-            let mut effects = meta_effects(&row.token, [file, risk, data], now);
-            if let Some(c) = context {
-                effects.push(DataEffect::SetFileMeta { token: row.token.clone(), file: row.meta_file.clone(), context: Some(c.clone()), at: now });
+            let mut effects = meta_effects(&row.token, [&None, risk, data], now);
+            if file.is_some() || context.is_some() {
+                let file_after = file.clone().unwrap_or_else(|| row.meta_file.clone());
+                effects.push(DataEffect::SetFileMeta { token: row.token.clone(), file: file_after, context: context.clone(), at: now });
             }
             effects.push(count(&row, EVENT_UPDATED, now));
             Ok(Plan::succeed(fx(effects), json!({ "token": row.token, "version": row.version, "storedSize": row.stored_size })))

@@ -184,7 +184,7 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
             q.build().execute(conn).await
         }
         DataEffect::DropReplicas { token, device_id } => {
-            sqlx::query("DELETE FROM replicas WHERE token = ? AND device_id = ?")
+            sqlx::query("DELETE FROM replicas WHERE token = ? AND device_id = ? AND state = 'deleting'")
                 .bind(token)
                 .bind(device_id.to_string())
                 .execute(conn)
