@@ -26,6 +26,10 @@ impl Drop for Engine {
 }
 
 fn start_binary(data_dir: &Path) -> Engine {
+    start_binary_with(data_dir, &[])
+}
+
+fn start_binary_with(data_dir: &Path, extra: &[&str]) -> Engine {
     let endpoints = data_dir.join("run/endpoints.json");
     let _ = std::fs::remove_file(&endpoints);
     let child = Command::new(env!("CARGO_BIN_EXE_privicore"))
@@ -40,6 +44,7 @@ fn start_binary(data_dir: &Path) -> Engine {
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env("PRIVICORE_REGISTRATIONS_PER_HOUR", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -151,4 +156,100 @@ async fn outcomes_and_the_cab_key_survive_a_restart() {
         "tokens survive too"
     );
     terminate(second);
+}
+
+fn kill_hard(mut engine: Engine) {
+    engine.child.kill().unwrap();
+    engine.child.wait().unwrap();
+}
+
+/// Flow 1 against a running binary: a profile with a joined socket and a key.
+async fn profile_on(engine: &Engine, prefix: &str) -> (Client, privicore_client::Session) {
+    let api = Client::new(&engine.api);
+    let username = unique_username(prefix);
+    let registered = api.register_profile(&username, PASSWORD).await.unwrap();
+    api.poll_command(&registered.command_id, WAIT).await.unwrap();
+    let token = api.authenticate(&username, PASSWORD).await.unwrap().authorization_token;
+    let me = api.with_token(&token);
+    let session = privicore_client::Session::connect(&engine.ws).await.unwrap();
+    session.join(&token).await.unwrap();
+    let key = me.register_public_key(&privicore_client::KeyPair::generate().public().to_hex()).await.unwrap();
+    session.wait_command(&key.command_id, WAIT).await.unwrap().result().unwrap();
+    (me, session)
+}
+
+#[tokio::test]
+async fn acknowledged_exchanges_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_binary(dir.path());
+    let (me, session) = profile_on(&first, "kill9").await;
+    for name in ["a", "b", "c"] {
+        me.attach_storage_device(&session, name).await.unwrap();
+    }
+    let mut stored = Vec::new();
+    for i in 0..60 {
+        let data = random_payload(200 + i);
+        let (token, result) = me.store_payload(&session, "/durable", &data).await.unwrap();
+        assert_eq!(result["version"], 1);
+        stored.push((token, data));
+    }
+    // Right after the last ack: no graceful anything.
+    drop(session);
+    kill_hard(first);
+
+    let second = start_binary(dir.path());
+    let api = Client::new(&second.api).with_token(me.token().unwrap());
+    let session = privicore_client::Session::connect(&second.ws).await.unwrap();
+    session.join(me.token().unwrap()).await.unwrap();
+    // Hosted devices reconnect on their own; wait until one is online.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.list_storage_devices("?filters[online]=true").await.unwrap()["meta"]["total"] == 0 {
+        assert!(Instant::now() < deadline, "no device came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (token, data) in &stored {
+        assert_eq!(&api.fetch_payload(&session, token).await.unwrap(), data, "{token}");
+    }
+    terminate(second);
+}
+
+#[tokio::test]
+async fn a_storage_device_can_run_as_its_own_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_binary_with(dir.path(), &["--host-devices", "false"]);
+    let (me, session) = profile_on(&engine, "external").await;
+    let requested = me.request_device("nas-external").await.unwrap();
+    let device = session.wait_command(&requested.command_id, WAIT).await.unwrap().result().unwrap();
+    let id = device["deviceIdentifier"].as_str().unwrap().to_owned();
+    let approved = me.approve_device(&id).await.unwrap();
+    session.wait_command(&approved.command_id, WAIT).await.unwrap().result().unwrap();
+    let bundle = me.download_device_configuration(&id).await.unwrap();
+    assert_eq!(bundle["bus"], "embedded");
+    let bundle_path = dir.path().join("bundle.json");
+    std::fs::write(&bundle_path, bundle.to_string()).unwrap();
+    let device_dir = tempfile::tempdir().unwrap();
+    let mut device_process = Command::new(env!("CARGO_BIN_EXE_privicore"))
+        .args(["storage-device", "--log-format", "json", "--config"])
+        .arg(&bundle_path)
+        .arg("--data-dir")
+        .arg(device_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let registered = me.register_storage(&id).await.unwrap();
+    session.wait_command(&registered.command_id, WAIT).await.unwrap().result().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while me.list_storage_devices("?filters[online]=true").await.unwrap()["meta"]["total"] == 0 {
+        assert!(Instant::now() < deadline, "the device process never came online");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let data = random_payload(5000);
+    let (token, result) = me.store_payload(&session, "/external", &data).await.unwrap();
+    assert_eq!(result["replicas"]["confirmed"], 1);
+    assert_eq!(me.fetch_payload(&session, &token).await.unwrap(), data);
+    assert!(device_dir.path().join("objects").join(&token).join("1.pvd").exists());
+    device_process.kill().unwrap();
+    device_process.wait().unwrap();
+    terminate(engine);
 }
