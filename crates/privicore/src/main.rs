@@ -1,16 +1,31 @@
 use clap::{Parser, Subcommand};
-use privicore::config::{ServeArgs, Settings};
-use privicore::{logging, server};
+use privicore::cli::{self, LocalProfile};
+use privicore::config::{LogFormat, ServeArgs, Settings};
+use privicore::{bench, logging, server};
+use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "privicore",
-    version,
-    about = "Self-hostable client-side tokenization vault"
-)]
+#[command(name = "privicore", version, about = "Self-hostable client-side tokenization vault")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::Args)]
+struct ProfileFile {
+    /// The local profile file (credentials and keys, mode 0600).
+    #[arg(long, global = true, env = "PRIVICORE_CLI_CONFIG")]
+    profile_file: Option<PathBuf>,
+}
+
+impl ProfileFile {
+    fn path(&self) -> PathBuf {
+        self.profile_file.clone().unwrap_or_else(cli::default_path)
+    }
+
+    fn load(&self) -> anyhow::Result<LocalProfile> {
+        LocalProfile::load(&self.path())
+    }
 }
 
 #[derive(Subcommand)]
@@ -21,13 +36,73 @@ enum Command {
     StorageDevice {
         /// The configuration bundle from `download-device-configuration`.
         #[arg(long)]
-        config: std::path::PathBuf,
+        config: PathBuf,
         /// Where the device keeps its keys and objects.
         #[arg(long)]
-        data_dir: std::path::PathBuf,
+        data_dir: PathBuf,
         #[arg(long, value_enum, default_value = "pretty", env = "PRIVICORE_LOG_FORMAT")]
-        log_format: privicore::config::LogFormat,
+        log_format: LogFormat,
     },
+    /// Manage the local profile.
+    Profile {
+        #[command(subcommand)]
+        action: ProfileAction,
+        #[command(flatten)]
+        file: ProfileFile,
+    },
+    /// Manage the profile's storage devices.
+    Devices {
+        #[command(subcommand)]
+        action: DevicesAction,
+        #[command(flatten)]
+        file: ProfileFile,
+    },
+    /// Encrypt a file locally and store it; prints the data token.
+    Store {
+        file: PathBuf,
+        #[arg(long, default_value = "/files")]
+        context: String,
+        #[command(flatten)]
+        profile: ProfileFile,
+    },
+    /// Fetch a data token and decrypt it locally into a file.
+    Fetch {
+        token: String,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        #[command(flatten)]
+        profile: ProfileFile,
+    },
+    /// Measure store and fetch flows over real HTTP and WebSocket.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ProfileAction {
+    /// Register a profile, generate and register its keys, save everything locally.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "PRIVICORE_PASSWORD")]
+        password: String,
+        #[arg(long, default_value = "http://127.0.0.1:8009")]
+        api: String,
+        #[arg(long, default_value = "ws://127.0.0.1:8083")]
+        ws: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevicesAction {
+    /// Request, approve and register storage devices hosted by the engine.
+    Attach {
+        #[arg(long, default_value_t = 3)]
+        count: usize,
+    },
+}
+
+fn quiet_logs() {
+    logging::init(&privicore::config::Log { format: LogFormat::Pretty, level: "warn".into() });
 }
 
 #[tokio::main]
@@ -51,6 +126,31 @@ async fn main() -> anyhow::Result<()> {
                 stop.cancel();
             });
             privicore::device_cmd::run(&config, &data_dir, shutdown).await?;
+        }
+        Command::Profile { action: ProfileAction::Create { username, password, api, ws }, file } => {
+            quiet_logs();
+            let path = file.path();
+            let profile = cli::create_profile(&path, &api, &ws, &username, &password).await?;
+            println!("profile {} created; keys and credentials saved to {}", profile.profile_id, path.display());
+        }
+        Command::Devices { action: DevicesAction::Attach { count }, file } => {
+            quiet_logs();
+            for id in cli::attach_devices(&file.load()?, count).await? {
+                println!("storage device {id} attached");
+            }
+        }
+        Command::Store { file, context, profile } => {
+            quiet_logs();
+            println!("{}", cli::store(&profile.load()?, &file, &context).await?);
+        }
+        Command::Fetch { token, output, profile } => {
+            quiet_logs();
+            let bytes = cli::fetch(&profile.load()?, &token, &output).await?;
+            println!("{bytes} bytes written to {}", output.display());
+        }
+        Command::Bench(args) => {
+            quiet_logs();
+            bench::run(args).await?;
         }
     }
     Ok(())

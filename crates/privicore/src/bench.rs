@@ -1,0 +1,258 @@
+//! `privicore bench`: the full flows over real HTTP and WebSocket, N concurrent clients,
+//! each with its own profile and three storage devices.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use privicore_client::{Client, KeyPair, RequestStatus, Session};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Barrier;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Store,
+    Fetch,
+    Both,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value = "both")]
+    pub mode: Mode,
+    /// API base URL of a running engine. Without it the bench starts its own engine
+    /// (`privicore serve` on ephemeral ports, a temporary data directory, rate limits off).
+    #[arg(long)]
+    pub api: Option<String>,
+    /// WebSocket URL of that engine.
+    #[arg(long)]
+    pub ws: Option<String>,
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Flows per client.
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+    /// Payload bytes (the client ciphertext).
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Target flows per second across all clients (0 = as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Storage devices per profile.
+    #[arg(long, default_value_t = 3)]
+    pub devices: usize,
+}
+
+struct Spawned {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_engine() -> anyhow::Result<(Spawned, String, String)> {
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(["serve", "--api-port", "0", "--ws-port", "0", "--log-level", "warn"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("PRIVICORE_REGISTRATIONS_PER_HOUR", "0")
+        .env("PRIVICORE_FAILED_LOGINS_PER_15MIN", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the engine")?;
+    let endpoints: PathBuf = dir.path().join("run/endpoints.json");
+    let spawned = Spawned { child, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&endpoints) {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            let api = v["api"].as_str().unwrap_or_default().to_owned();
+            let ws = v["ws"].as_str().unwrap_or_default().to_owned();
+            return Ok((spawned, api, ws));
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the engine did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Bencher {
+    api: Client,
+    session: Session,
+}
+
+async fn setup(api_url: &str, ws_url: &str, devices: usize) -> anyhow::Result<Bencher> {
+    let api = Client::new(api_url);
+    let username = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+    let password = "bench-password-1";
+    let registered = api.register_profile(&username, password).await?;
+    match api.poll_command(&registered.command_id, Duration::from_secs(60)).await? {
+        RequestStatus::Succeeded(_) => {}
+        other => anyhow::bail!("registration failed: {other:?}"),
+    }
+    let token = api.authenticate(&username, password).await?.authorization_token;
+    let me = api.with_token(&token);
+    let session = Session::connect(ws_url).await?;
+    session.join(&token).await?;
+    let key = me.register_public_key(&KeyPair::generate().public().to_hex()).await?;
+    session.wait_command(&key.command_id, Duration::from_secs(60)).await?.result()?;
+    for i in 0..devices {
+        me.attach_storage_device(&session, &format!("bench-{i}")).await?;
+    }
+    Ok(Bencher { api: me, session })
+}
+
+#[derive(Default)]
+struct Samples {
+    flows: Vec<Duration>,
+    acks: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples) {
+    s.flows.sort();
+    s.acks.sort();
+    let n = s.flows.len();
+    println!(
+        "{name:<6} {n:>7} flows  {:>9.1} flows/s  latency ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | ack ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | payload {size} B",
+        n as f64 / elapsed.as_secs_f64(),
+        percentile(&s.flows, 0.5),
+        percentile(&s.flows, 0.9),
+        percentile(&s.flows, 0.99),
+        percentile(&s.acks, 0.5),
+        percentile(&s.acks, 0.9),
+        percentile(&s.acks, 0.99),
+    );
+}
+
+/// One store flow: reserve → ack → temporary token → exchange → ack → file meta.
+async fn store_once(b: &Bencher, payload: &[u8], acks: &mut Vec<Duration>) -> anyhow::Result<String> {
+    let wait = Duration::from_secs(60);
+    let reserved = b.api.reserve_token_space("/bench", None).await?;
+    let token = b.session.wait_command(&reserved.command_id, wait).await?.result()?["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    b.api.temporary_data_token(&reserved.command_id).await?;
+    let sent = Instant::now();
+    let exchanged = b.api.exchange_data(&token, payload).await?;
+    b.session.wait_command(&exchanged.command_id, wait).await?.result()?;
+    acks.push(sent.elapsed());
+    b.api
+        .configure_file_meta(serde_json::json!({ "token": token, "fileName": "bench.bin", "size": payload.len() }))
+        .await?;
+    Ok(token)
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (_spawned, api, ws) = match (&args.api, &args.ws) {
+        (Some(api), Some(ws)) => (None, api.clone(), ws.clone()),
+        (None, None) => {
+            let (s, api, ws) = spawn_engine()?;
+            (Some(s), api, ws)
+        }
+        _ => anyhow::bail!("give both --api and --ws, or neither"),
+    };
+    println!(
+        "privicore bench: {} clients, {} flows each, {} B payloads, {} storage devices per profile, rate {}",
+        args.clients,
+        args.count,
+        args.size,
+        args.devices,
+        if args.rate > 0.0 { format!("{} flows/s", args.rate) } else { "unlimited".into() }
+    );
+    let mut benchers = Vec::new();
+    for _ in 0..args.clients {
+        benchers.push(Arc::new(setup(&api, &ws, args.devices).await?));
+    }
+    let payload: Vec<u8> = (0..args.size).map(|_| rand::random::<u8>()).collect();
+    let pause = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate));
+
+    // Store.
+    let barrier = Arc::new(Barrier::new(args.clients));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for b in &benchers {
+        let (b, payload, barrier, count) = (b.clone(), payload.clone(), barrier.clone(), args.count);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut samples = Samples::default();
+            let mut tokens = Vec::new();
+            let mut next = Instant::now();
+            for _ in 0..count {
+                if let Some(p) = pause {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += p;
+                }
+                let t = Instant::now();
+                tokens.push(store_once(&b, &payload, &mut samples.acks).await?);
+                samples.flows.push(t.elapsed());
+            }
+            anyhow::Ok((samples, tokens))
+        }));
+    }
+    let mut all = Samples::default();
+    let mut tokens = Vec::new();
+    for t in tasks {
+        let (s, tk) = t.await??;
+        all.flows.extend(s.flows);
+        all.acks.extend(s.acks);
+        tokens.push(tk);
+    }
+    let store_elapsed = started.elapsed();
+    if args.mode != Mode::Fetch {
+        report("store", args.size, store_elapsed, all);
+    }
+    if args.mode == Mode::Store {
+        return Ok(());
+    }
+
+    // Fetch: request-data → inline body, each client over its own tokens.
+    let barrier = Arc::new(Barrier::new(args.clients));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (b, tk) in benchers.iter().zip(tokens) {
+        let (b, barrier, expected) = (b.clone(), barrier.clone(), payload.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut samples = Samples::default();
+            let mut next = Instant::now();
+            for token in tk {
+                if let Some(p) = pause {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += p;
+                }
+                let t = Instant::now();
+                let got = b.api.fetch_payload(&b.session, &token).await?;
+                anyhow::ensure!(got == expected, "fetched bytes differ");
+                samples.flows.push(t.elapsed());
+                samples.acks.push(t.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut all = Samples::default();
+    for t in tasks {
+        let s = t.await??;
+        all.flows.extend(s.flows);
+        all.acks.extend(s.acks);
+    }
+    report("fetch", args.size, started.elapsed(), all);
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The user-facing CLI: create a profile, attach storage devices, store and fetch files.
+//! Client-side encryption (layer 1) happens here, with a key that never leaves this machine.
+
+mod local;
+
+pub use local::{LocalProfile, default_path};
+
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::Context;
+use privicore_client::{Client, KeyPair, RequestStatus, Session};
+use rand::RngCore;
+use std::path::Path;
+use std::time::Duration;
+
+/// `[12-byte IV][ciphertext][16-byte tag]` (data-tokens.md §1.4).
+pub fn encrypt(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    let mut iv = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut iv);
+    let ct = Aes256Gcm::new(key.into())
+        .encrypt(Nonce::from_slice(&iv), plaintext)
+        .expect("AES-GCM encryption cannot fail");
+    let mut out = iv.to_vec();
+    out.extend(ct);
+    out
+}
+
+pub fn decrypt(key: &[u8; 32], payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(payload.len() >= 28, "payload shorter than IV and tag");
+    Aes256Gcm::new(key.into())
+        .decrypt(Nonce::from_slice(&payload[..12]), &payload[12..])
+        .map_err(|_| anyhow::anyhow!("the payload does not decrypt with this profile's key"))
+}
+
+/// Logs in with the saved credentials and joins the channel.
+pub async fn connect(profile: &LocalProfile) -> anyhow::Result<(Client, Session)> {
+    let api = Client::new(&profile.api);
+    let auth = api.authenticate(&profile.username, &profile.password).await.context("authenticating")?;
+    let me = api.with_token(&auth.authorization_token);
+    let session = Session::connect(&profile.ws).await.context("connecting the WebSocket")?;
+    session.join(&auth.authorization_token).await?;
+    Ok((me, session))
+}
+
+pub async fn create_profile(config: &Path, api_url: &str, ws_url: &str, username: &str, password: &str) -> anyhow::Result<LocalProfile> {
+    let api = Client::new(api_url);
+    let registered = api.register_profile(username, password).await?;
+    match api.poll_command(&registered.command_id, Duration::from_secs(60)).await? {
+        RequestStatus::Succeeded(_) => {}
+        other => anyhow::bail!("registration failed: {other:?}"),
+    }
+    let keys = KeyPair::generate();
+    let mut data_key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut data_key);
+    let profile = LocalProfile {
+        api: api_url.to_owned(),
+        ws: ws_url.to_owned(),
+        username: username.to_owned(),
+        password: password.to_owned(),
+        profile_id: registered.command_id.clone(),
+        private_key: keys.private_hex(),
+        public_key: keys.public().to_hex(),
+        data_key: hex::encode(data_key),
+    };
+    profile.save(config)?;
+    let (me, session) = connect(&profile).await?;
+    let accepted = me.register_public_key(&profile.public_key).await?;
+    session.wait_command(&accepted.command_id, Duration::from_secs(60)).await?.result()?;
+    Ok(profile)
+}
+
+pub async fn attach_devices(profile: &LocalProfile, count: usize) -> anyhow::Result<Vec<String>> {
+    let (me, session) = connect(profile).await?;
+    let existing = me.list_storage_devices("?perPage=100").await?["meta"]["total"].as_u64().unwrap_or(0) as usize;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        ids.push(me.attach_storage_device(&session, &format!("storage-{}", existing + i + 1)).await?);
+    }
+    Ok(ids)
+}
+
+pub async fn store(profile: &LocalProfile, file: &Path, context: &str) -> anyhow::Result<String> {
+    let plaintext = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let payload = encrypt(&profile.data_key()?, &plaintext);
+    anyhow::ensure!(
+        payload.len() <= 1024 * 1024,
+        "files above 1 MiB need the streaming upload, which this build does not offer yet"
+    );
+    let (me, session) = connect(profile).await?;
+    let (token, _) = me.store_payload(&session, context, &payload).await?;
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut meta = serde_json::json!({ "token": token, "fileName": name, "size": plaintext.len() });
+    if let Some(ext) = file.extension().and_then(|e| e.to_str()) {
+        meta["extension"] = serde_json::json!(ext);
+    }
+    me.configure_file_meta(meta).await?;
+    Ok(token)
+}
+
+pub async fn fetch(profile: &LocalProfile, token: &str, out: &Path) -> anyhow::Result<usize> {
+    let (me, session) = connect(profile).await?;
+    let payload = me.fetch_payload(&session, token).await?;
+    let plaintext = decrypt(&profile.data_key()?, &payload)?;
+    std::fs::write(out, &plaintext).with_context(|| format!("writing {}", out.display()))?;
+    Ok(plaintext.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_one_round_trips_and_detects_tampering() {
+        let key = [9u8; 32];
+        let payload = encrypt(&key, b"Invoice 0042: EUR 1,250.00");
+        assert_eq!(payload.len(), 12 + 26 + 16);
+        assert_eq!(decrypt(&key, &payload).unwrap(), b"Invoice 0042: EUR 1,250.00");
+        let mut bad = payload.clone();
+        bad[20] ^= 1;
+        assert!(decrypt(&key, &bad).is_err());
+        assert!(decrypt(&[1u8; 32], &payload).is_err());
+    }
+}
