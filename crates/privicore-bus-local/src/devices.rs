@@ -64,14 +64,24 @@ impl LocalDeviceBus {
                 let _ = tx.send(env);
             }
         }
-        routes.live.insert(device.to_owned(), Route { connection, tx });
-        Attachment { connection, from_engine, to_engine: self.inbox_tx.clone() }
+        routes
+            .live
+            .insert(device.to_owned(), Route { connection, tx });
+        Attachment {
+            connection,
+            from_engine,
+            to_engine: self.inbox_tx.clone(),
+        }
     }
 
     /// Ends a connection, unless it was already replaced by a newer one.
     pub fn detach(&self, device: &str, connection: u64) {
         let mut routes = self.routes.lock().expect("routes lock");
-        if routes.live.get(device).is_some_and(|r| r.connection == connection) {
+        if routes
+            .live
+            .get(device)
+            .is_some_and(|r| r.connection == connection)
+        {
             routes.live.remove(device);
         }
     }

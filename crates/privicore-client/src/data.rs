@@ -20,80 +20,145 @@ fn value(res: RawResponse, status: u16) -> Result<Value, ClientError> {
 
 impl Client {
     pub async fn request_device(&self, name: &str) -> Result<Accepted, ClientError> {
-        self.post_form("/device/request-unique-identifier", &[("deviceName", name)]).await?.accepted()
+        self.post_form("/device/request-unique-identifier", &[("deviceName", name)])
+            .await?
+            .accepted()
     }
 
     pub async fn retrieve_unique_identifier(&self, command_id: &str) -> Result<Value, ClientError> {
-        value(self.post_form("/device/retrieve-unique-identifier", &[("id", command_id)]).await?, 200)
+        value(
+            self.post_form("/device/retrieve-unique-identifier", &[("id", command_id)])
+                .await?,
+            200,
+        )
     }
 
     pub async fn list_devices(&self, query: &str) -> Result<Value, ClientError> {
-        value(self.get(&format!("/device/retrieve-profile-devices{query}")).await?, 200)
+        value(
+            self.get(&format!("/device/retrieve-profile-devices{query}"))
+                .await?,
+            200,
+        )
     }
 
     pub async fn approve_device(&self, device: &str) -> Result<Accepted, ClientError> {
-        self.post_form("/device/approve-device", &[("deviceIdentifier", device)]).await?.accepted()
+        self.post_form("/device/approve-device", &[("deviceIdentifier", device)])
+            .await?
+            .accepted()
     }
 
     pub async fn reject_device(&self, device: &str) -> Result<Accepted, ClientError> {
-        self.post_form("/device/reject-device", &[("deviceIdentifier", device)]).await?.accepted()
+        self.post_form("/device/reject-device", &[("deviceIdentifier", device)])
+            .await?
+            .accepted()
     }
 
     pub async fn configure_device_meta(&self, body: Value) -> Result<Accepted, ClientError> {
-        self.post_json("/device/configure-meta", body).await?.accepted()
+        self.post_json("/device/configure-meta", body)
+            .await?
+            .accepted()
     }
 
     pub async fn download_device_configuration(&self, device: &str) -> Result<Value, ClientError> {
-        value(self.post_form("/device/download-device-configuration", &[("deviceIdentifier", device)]).await?, 200)
+        value(
+            self.post_form(
+                "/device/download-device-configuration",
+                &[("deviceIdentifier", device)],
+            )
+            .await?,
+            200,
+        )
     }
 
     pub async fn remove_device(&self, device: &str, force: bool) -> Result<Accepted, ClientError> {
-        self.post_json("/device/remove", json!({ "deviceIdentifier": device, "force": force })).await?.accepted()
+        self.post_json(
+            "/device/remove",
+            json!({ "deviceIdentifier": device, "force": force }),
+        )
+        .await?
+        .accepted()
     }
 
     pub async fn register_storage(&self, device: &str) -> Result<Accepted, ClientError> {
-        self.post_form("/storage/register", &[("deviceIdentifier", device)]).await?.accepted()
+        self.post_form("/storage/register", &[("deviceIdentifier", device)])
+            .await?
+            .accepted()
     }
 
     pub async fn list_storage_devices(&self, query: &str) -> Result<Value, ClientError> {
-        value(self.get(&format!("/storage/list-storage-devices{query}")).await?, 200)
+        value(
+            self.get(&format!("/storage/list-storage-devices{query}"))
+                .await?,
+            200,
+        )
     }
 
     pub async fn sync_device(&self, device: &str, verify: bool) -> Result<Accepted, ClientError> {
-        self.post_json("/storage/sync-device", json!({ "deviceIdentifier": device, "verify": verify })).await?.accepted()
+        self.post_json(
+            "/storage/sync-device",
+            json!({ "deviceIdentifier": device, "verify": verify }),
+        )
+        .await?
+        .accepted()
     }
 
     pub async fn remove_storage(&self, device: &str, force: bool) -> Result<Accepted, ClientError> {
-        self.post_json("/storage/remove", json!({ "deviceIdentifier": device, "force": force })).await?.accepted()
+        self.post_json(
+            "/storage/remove",
+            json!({ "deviceIdentifier": device, "force": force }),
+        )
+        .await?
+        .accepted()
     }
 
-    pub async fn reserve_token_space(&self, context: &str, ttl_minutes: Option<i64>) -> Result<Accepted, ClientError> {
+    pub async fn reserve_token_space(
+        &self,
+        context: &str,
+        ttl_minutes: Option<i64>,
+    ) -> Result<Accepted, ClientError> {
         let mut body = json!({ "context": context });
         if let Some(ttl) = ttl_minutes {
             body["ttl"] = json!(ttl);
         }
-        self.post_json("/data-token/reserve-token-space", body).await?.accepted()
+        self.post_json("/data-token/reserve-token-space", body)
+            .await?
+            .accepted()
     }
 
     pub async fn temporary_data_token(&self, reservation: &str) -> Result<Value, ClientError> {
-        value(self.get(&format!("/data-token/retrieve-temporary-data-token/{reservation}")).await?, 200)
+        value(
+            self.get(&format!(
+                "/data-token/retrieve-temporary-data-token/{reservation}"
+            ))
+            .await?,
+            200,
+        )
     }
 
     /// `data` is the client payload (IV | ciphertext | tag); it is sent as base64.
     pub async fn exchange_data(&self, token: &str, data: &[u8]) -> Result<Accepted, ClientError> {
         use base64::Engine as _;
         let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-        self.post_form("/data-token/exchange-data-for-token", &[("temporaryTokenSpace", token), ("data", &encoded)])
-            .await?
-            .accepted()
+        self.post_form(
+            "/data-token/exchange-data-for-token",
+            &[("temporaryTokenSpace", token), ("data", &encoded)],
+        )
+        .await?
+        .accepted()
     }
 
     pub async fn configure_file_meta(&self, body: Value) -> Result<Value, ClientError> {
-        value(self.post_json("/data-token/configure-file-meta", body).await?, 200)
+        value(
+            self.post_json("/data-token/configure-file-meta", body)
+                .await?,
+            200,
+        )
     }
 
     pub async fn request_data(&self, token: &str) -> Result<DataRequest, ClientError> {
-        let res = self.post_form("/data-token/request-data", &[("token", token)]).await?;
+        let res = self
+            .post_form("/data-token/request-data", &[("token", token)])
+            .await?;
         let header_command_id = res.header("x-dpt-cab-id").map(str::to_owned);
         let header_request_id = res.header("x-dpt-cab-request-id").map(str::to_owned);
         let body = value(res, 202)?;
@@ -106,22 +171,36 @@ impl Client {
     }
 
     pub async fn list_data_tokens(&self, query: &str) -> Result<Value, ClientError> {
-        value(self.get(&format!("/data-token/list-data-tokens{query}")).await?, 200)
+        value(
+            self.get(&format!("/data-token/list-data-tokens{query}"))
+                .await?,
+            200,
+        )
     }
 
     pub async fn update_data_token(&self, body: Value) -> Result<Accepted, ClientError> {
-        self.post_json("/data-token/update-data-token", body).await?.accepted()
+        self.post_json("/data-token/update-data-token", body)
+            .await?
+            .accepted()
     }
 
     pub async fn configure_risk_meta(&self, body: Value) -> Result<Accepted, ClientError> {
-        self.post_json("/data-token/configure-information-security-risk-meta", body).await?.accepted()
+        self.post_json("/data-token/configure-information-security-risk-meta", body)
+            .await?
+            .accepted()
     }
 
     pub async fn delete_data(&self, token: &str) -> Result<Accepted, ClientError> {
-        self.post_form("/data-token/delete-data", &[("token", token)]).await?.accepted()
+        self.post_form("/data-token/delete-data", &[("token", token)])
+            .await?
+            .accepted()
     }
 
     pub async fn token_statistics(&self, query: &str) -> Result<Value, ClientError> {
-        value(self.get(&format!("/data-token/transaction-count-statistics{query}")).await?, 200)
+        value(
+            self.get(&format!("/data-token/transaction-count-statistics{query}"))
+                .await?,
+            200,
+        )
     }
 }

@@ -13,32 +13,63 @@ pub const ACK_WAIT: Duration = Duration::from_secs(60);
 
 impl Client {
     /// Requests, approves and registers a storage device; returns its identifier.
-    pub async fn attach_storage_device(&self, session: &Session, name: &str) -> Result<String, ClientError> {
+    pub async fn attach_storage_device(
+        &self,
+        session: &Session,
+        name: &str,
+    ) -> Result<String, ClientError> {
         let requested = self.request_device(name).await?;
-        let device = session.wait_command(&requested.command_id, ACK_WAIT).await?.result()?;
-        let id = device["deviceIdentifier"].as_str().unwrap_or_default().to_owned();
+        let device = session
+            .wait_command(&requested.command_id, ACK_WAIT)
+            .await?
+            .result()?;
+        let id = device["deviceIdentifier"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let approved = self.approve_device(&id).await?;
-        session.wait_command(&approved.command_id, ACK_WAIT).await?.result()?;
+        session
+            .wait_command(&approved.command_id, ACK_WAIT)
+            .await?
+            .result()?;
         let registered = self.register_storage(&id).await?;
-        session.wait_command(&registered.command_id, ACK_WAIT).await?.result()?;
+        session
+            .wait_command(&registered.command_id, ACK_WAIT)
+            .await?
+            .result()?;
         Ok(id)
     }
 
     /// Reserve → ack → temporary token → exchange → ack. Returns the token and the
     /// exchange result.
-    pub async fn store_payload(&self, session: &Session, context: &str, payload: &[u8]) -> Result<(String, Value), ClientError> {
+    pub async fn store_payload(
+        &self,
+        session: &Session,
+        context: &str,
+        payload: &[u8],
+    ) -> Result<(String, Value), ClientError> {
         let reserved = self.reserve_token_space(context, None).await?;
-        let reservation = session.wait_command(&reserved.command_id, ACK_WAIT).await?.result()?;
+        let reservation = session
+            .wait_command(&reserved.command_id, ACK_WAIT)
+            .await?
+            .result()?;
         let token = reservation["token"].as_str().unwrap_or_default().to_owned();
         let temporary = self.temporary_data_token(&reserved.command_id).await?;
         debug_assert_eq!(temporary["token"], reservation["token"]);
         let exchanged = self.exchange_data(&token, payload).await?;
-        let result = session.wait_command(&exchanged.command_id, ACK_WAIT).await?.result()?;
+        let result = session
+            .wait_command(&exchanged.command_id, ACK_WAIT)
+            .await?
+            .result()?;
         Ok((token, result))
     }
 
     /// Request data → inline delivery → the payload bytes.
-    pub async fn fetch_payload(&self, session: &Session, token: &str) -> Result<Vec<u8>, ClientError> {
+    pub async fn fetch_payload(
+        &self,
+        session: &Session,
+        token: &str,
+    ) -> Result<Vec<u8>, ClientError> {
         let request = self.request_data(token).await?;
         let outcome = session.wait_command(&request.command_id, ACK_WAIT).await?;
         outcome.result()?;

@@ -1,9 +1,9 @@
 //! The async command model (README §7): a command is persisted before it is
 //! acknowledged, executed by a worker, and ends exactly once, succeeded or failed.
 
+use crate::device::DeviceId;
 use crate::password::PasswordHash;
 use crate::secret::TokenHash;
-use crate::device::DeviceId;
 use crate::{CommandId, ProfileId, Reason, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

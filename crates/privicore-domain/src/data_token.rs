@@ -1,9 +1,9 @@
 //! Data tokens (data-tokens.md §1): one identity for life, a lifecycle from reservation to
 //! deletion, versions of stored data, and the replicas of each version.
 
+use crate::device::DeviceId;
 use crate::secret::TokenHash;
 use crate::{CommandId, ProfileId, Timestamp};
-use crate::device::DeviceId;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -36,9 +36,15 @@ impl TokenStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Reserved, Self::Exchanging, Self::Active, Self::Expired, Self::Deleted]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Reserved,
+            Self::Exchanging,
+            Self::Active,
+            Self::Expired,
+            Self::Deleted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -48,7 +54,10 @@ pub fn new_token() -> String {
 
 /// `dtk-` + a UUID v4 (compared case-insensitively, emitted lower-case).
 pub fn normalize_token(text: &str) -> Option<String> {
-    let rest = text.get(..4).filter(|p| p.eq_ignore_ascii_case("dtk-")).map(|_| &text[4..])?;
+    let rest = text
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case("dtk-"))
+        .map(|_| &text[4..])?;
     let uuid = Uuid::parse_str(rest).ok().filter(|_| rest.len() == 36)?;
     Some(format!("dtk-{uuid}"))
 }
@@ -112,9 +121,15 @@ impl ReplicaState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Confirmed, Self::Missing, Self::Deleting, Self::Detached]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Pending,
+            Self::Confirmed,
+            Self::Missing,
+            Self::Deleting,
+            Self::Detached,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -188,10 +203,8 @@ pub struct PendingDelete {
     pub device_id: DeviceId,
 }
 
-
 #[derive(Debug, Clone)]
 pub struct SpoolObject {
     pub version: TokenVersion,
     pub chunks: Vec<Vec<u8>>,
 }
-

@@ -54,7 +54,8 @@ pub enum DeviceStatus {
 }
 
 impl DeviceStatus {
-    pub const ALL: [DeviceStatus; 4] = [Self::Pending, Self::Approved, Self::Rejected, Self::Removed];
+    pub const ALL: [DeviceStatus; 4] =
+        [Self::Pending, Self::Approved, Self::Rejected, Self::Removed];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,11 +3,11 @@
 //! never recorded without its effects or the other way round.
 
 use crate::auth::{AuthToken, QrToken};
+use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
+use crate::device::{Device, DeviceId};
 use crate::password::PasswordHash;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
-use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
-use crate::device::{Device, DeviceId};
 use crate::{ProfileId, Timestamp};
 use serde_json::Value;
 
@@ -48,7 +48,10 @@ pub enum DataEffect {
     SaveDevice(Device),
     CreateDataToken(DataToken),
     /// `reserved` → `exchanging`; fails with `data_token.already_exchanged` otherwise.
-    BeginExchange { token: String, at: Timestamp },
+    BeginExchange {
+        token: String,
+        at: Timestamp,
+    },
     /// Back to `reserved` with a fresh upload value, or `expired` when time ran out.
     AbortExchange {
         token: String,
@@ -64,7 +67,10 @@ pub enum DataEffect {
         at: Timestamp,
     },
     /// `reserved` → `expired`; affects 0 rows if it changed meanwhile.
-    ExpireReservation { token: String, at: Timestamp },
+    ExpireReservation {
+        token: String,
+        at: Timestamp,
+    },
     SetFileMeta {
         token: String,
         file: Option<Value>,
@@ -82,7 +88,10 @@ pub enum DataEffect {
         at: Timestamp,
     },
     /// Status `deleted`, metadata erased.
-    DeleteDataToken { token: String, at: Timestamp },
+    DeleteDataToken {
+        token: String,
+        at: Timestamp,
+    },
     PutTokenVersion(TokenVersion),
     SetReplica(Replica),
     /// Only moves a replica that is in one of `from`.
@@ -99,13 +108,18 @@ pub enum DataEffect {
         device_id: DeviceId,
     },
     /// All replicas of a device become `detached` (role lost or device removed).
-    DetachReplicas { device_id: DeviceId },
+    DetachReplicas {
+        device_id: DeviceId,
+    },
     PutSpool {
         token: String,
         version: u32,
         chunks: Vec<Vec<u8>>,
     },
-    DropSpool { token: String, version: u32 },
+    DropSpool {
+        token: String,
+        version: u32,
+    },
     /// One counted transaction, for the statistics.
     CountEvent {
         profile_id: ProfileId,

@@ -82,7 +82,8 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(active: Kek, retired: Vec<Kek>) -> Self {
-        let mut all: HashMap<String, Kek> = retired.into_iter().map(|k| (k.id.clone(), k)).collect();
+        let mut all: HashMap<String, Kek> =
+            retired.into_iter().map(|k| (k.id.clone(), k)).collect();
         all.insert(active.id.clone(), active.clone());
         Self { active, all }
     }
@@ -176,13 +177,17 @@ impl Header {
             return Err(bad);
         }
         let t = r.u8().ok_or(bad)? as usize;
-        let token = std::str::from_utf8(r.take(t).ok_or(bad)?).map_err(|_| bad)?.to_owned();
+        let token = std::str::from_utf8(r.take(t).ok_or(bad)?)
+            .map_err(|_| bad)?
+            .to_owned();
         let version = u32::from_be_bytes(r.take(4).ok_or(bad)?.try_into().map_err(|_| bad)?);
         let chunk_size = u32::from_be_bytes(r.take(4).ok_or(bad)?.try_into().map_err(|_| bad)?);
         let total_size = u64::from_be_bytes(r.take(8).ok_or(bad)?.try_into().map_err(|_| bad)?);
         let chunk_count = u32::from_be_bytes(r.take(4).ok_or(bad)?.try_into().map_err(|_| bad)?);
         let k = r.u8().ok_or(bad)? as usize;
-        let kek_id = std::str::from_utf8(r.take(k).ok_or(bad)?).map_err(|_| bad)?.to_owned();
+        let kek_id = std::str::from_utf8(r.take(k).ok_or(bad)?)
+            .map_err(|_| bad)?
+            .to_owned();
         let wrapped_dek: [u8; WRAPPED_DEK_LEN] = r
             .take(WRAPPED_DEK_LEN)
             .ok_or(bad)?
@@ -245,7 +250,13 @@ fn wrap_dek(kek: &Kek, token: &str, version: u32, dek: &[u8; 32]) -> [u8; WRAPPE
     let cipher = Aes256Gcm::new((&kek.key).into());
     let aad = dek_aad(token, version, &kek.id);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: dek, aad: &aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: dek,
+                aad: &aad,
+            },
+        )
         .expect("AES-GCM encryption of 32 bytes cannot fail");
     let mut out = [0u8; WRAPPED_DEK_LEN];
     out[..12].copy_from_slice(&nonce);
@@ -278,8 +289,17 @@ pub fn object_digest<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32]
 }
 
 /// Seals `payload` (non-empty) with a fresh data key wrapped by the active KEK.
-pub fn seal(ring: &KeyRing, token: &str, version: u32, chunk_size: u32, payload: &[u8]) -> SealedObject {
-    assert!(!payload.is_empty() && chunk_size > 0, "payloads are never empty");
+pub fn seal(
+    ring: &KeyRing,
+    token: &str,
+    version: u32,
+    chunk_size: u32,
+    payload: &[u8],
+) -> SealedObject {
+    assert!(
+        !payload.is_empty() && chunk_size > 0,
+        "payloads are never empty"
+    );
     let mut dek = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut dek);
     let kek = ring.active();
@@ -293,7 +313,13 @@ pub fn seal(ring: &KeyRing, token: &str, version: u32, chunk_size: u32, payload:
         .map(|(i, chunk)| {
             let nonce = chunk_nonce(i as u32, i as u32 + 1 == count);
             cipher
-                .encrypt(Nonce::from_slice(&nonce), Payload { msg: chunk, aad: &aad })
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: chunk,
+                        aad: &aad,
+                    },
+                )
                 .expect("AES-GCM encryption cannot fail")
         })
         .collect();
@@ -349,7 +375,13 @@ impl Opener {
         }
         let nonce = chunk_nonce(index, index + 1 == self.core.chunk_count);
         self.cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: sealed, aad: &self.aad })
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &self.aad,
+                },
+            )
             .map_err(|_| EnvelopeError::NotAuthentic)
     }
 }

@@ -5,7 +5,9 @@ use crate::engine::{Core, Engine};
 use privicore_domain::auth::Caller;
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::Page;
-use privicore_domain::device::{Device, DeviceCredentials, DeviceFilter, DeviceId, DeviceStatus, valid_name};
+use privicore_domain::device::{
+    Device, DeviceCredentials, DeviceFilter, DeviceId, DeviceStatus, valid_name,
+};
 use privicore_domain::effect::DataEffect;
 use privicore_domain::secret::Secret;
 use privicore_domain::{CommandId, Error, Reason, Timestamp};
@@ -57,7 +59,9 @@ pub(crate) fn check_description(description: &str) -> Result<(), Error> {
 /// Meta: at most 32 keys of 1..64 characters, string values of at most 256.
 pub fn check_device_meta(meta: &Value) -> Result<Map<String, Value>, Error> {
     let invalid = || Error::new(Reason::DeviceInvalidMeta).with_field("meta");
-    let Value::Object(map) = meta else { return Err(invalid()) };
+    let Value::Object(map) = meta else {
+        return Err(invalid());
+    };
     if map.len() > 32 {
         return Err(invalid());
     }
@@ -74,7 +78,9 @@ pub fn check_device_meta(meta: &Value) -> Result<Map<String, Value>, Error> {
 impl Engine {
     /// The device, if the caller owns it (§1.4).
     pub(crate) async fn owned_device(&self, caller: &Caller, text: &str) -> Result<Device, Error> {
-        let id: DeviceId = text.parse().map_err(|_| Error::invalid_format("deviceIdentifier"))?;
+        let id: DeviceId = text
+            .parse()
+            .map_err(|_| Error::invalid_format("deviceIdentifier"))?;
         let device = self.store.device(id).await?.ok_or(Reason::DeviceNotFound)?;
         if device.profile_id != caller.profile_id {
             return Err(Reason::DeviceNotOwner.into());
@@ -83,7 +89,12 @@ impl Engine {
     }
 
     fn device_command(&self, caller: &Caller, payload: CommandPayload) -> CommandRecord {
-        CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)
+        CommandRecord::new(
+            CommandId::new(),
+            caller.profile_id,
+            caller.application_id(),
+            payload,
+        )
     }
 
     pub async fn request_device(
@@ -99,7 +110,10 @@ impl Engine {
         if let Some(d) = description {
             check_description(d)?;
         }
-        let public_key = public_key.map(SignedPublicKey::parse).transpose()?.map(|k| k.to_hex());
+        let public_key = public_key
+            .map(SignedPublicKey::parse)
+            .transpose()?
+            .map(|k| k.to_hex());
         let payload = CommandPayload::RequestDevice {
             device_id: DeviceId::new(),
             name: name.to_owned(),
@@ -110,7 +124,11 @@ impl Engine {
     }
 
     /// Lookup by the request command id; other profiles' ids are not found (§2.2).
-    pub async fn retrieve_device_identifier(&self, caller: &Caller, id: &str) -> Result<Device, Error> {
+    pub async fn retrieve_device_identifier(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Device, Error> {
         let command: CommandId = id.parse().map_err(|_| Error::invalid_format("id"))?;
         self.store
             .device_by_request(command)
@@ -119,9 +137,23 @@ impl Engine {
             .ok_or_else(|| Reason::DeviceRequestNotFound.into())
     }
 
-    pub async fn list_devices(&self, caller: &Caller, filter: DeviceFilter, page: Page) -> Result<(Vec<DeviceListItem>, u64), Error> {
-        let (devices, total) = self.store.list_devices(caller.profile_id, &filter, page).await?;
-        Ok((devices.iter().map(|d| DeviceListItem(device_json(self, d))).collect(), total))
+    pub async fn list_devices(
+        &self,
+        caller: &Caller,
+        filter: DeviceFilter,
+        page: Page,
+    ) -> Result<(Vec<DeviceListItem>, u64), Error> {
+        let (devices, total) = self
+            .store
+            .list_devices(caller.profile_id, &filter, page)
+            .await?;
+        Ok((
+            devices
+                .iter()
+                .map(|d| DeviceListItem(device_json(self, d)))
+                .collect(),
+            total,
+        ))
     }
 
     pub async fn configure_device(
@@ -156,22 +188,50 @@ impl Engine {
 
     pub async fn approve_device(&self, caller: &Caller, device: &str) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.device_command(caller, CommandPayload::ApproveDevice { device_id: device.id })).await
+        self.accept(self.device_command(
+            caller,
+            CommandPayload::ApproveDevice {
+                device_id: device.id,
+            },
+        ))
+        .await
     }
 
     pub async fn reject_device(&self, caller: &Caller, device: &str) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.device_command(caller, CommandPayload::RejectDevice { device_id: device.id })).await
+        self.accept(self.device_command(
+            caller,
+            CommandPayload::RejectDevice {
+                device_id: device.id,
+            },
+        ))
+        .await
     }
 
-    pub async fn remove_device(&self, caller: &Caller, device: &str, force: bool) -> Result<CommandId, Error> {
+    pub async fn remove_device(
+        &self,
+        caller: &Caller,
+        device: &str,
+        force: bool,
+    ) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.device_command(caller, CommandPayload::RemoveDevice { device_id: device.id, force })).await
+        self.accept(self.device_command(
+            caller,
+            CommandPayload::RemoveDevice {
+                device_id: device.id,
+                force,
+            },
+        ))
+        .await
     }
 
     /// Issues a new bundle: fresh secrets, the old ones dead at once, the key unpinned
     /// and the running device disconnected (§2.7).
-    pub async fn issue_device_bundle(&self, caller: &Caller, device: &str) -> Result<DeviceBundle, Error> {
+    pub async fn issue_device_bundle(
+        &self,
+        caller: &Caller,
+        device: &str,
+    ) -> Result<DeviceBundle, Error> {
         let mut device = self.owned_device(caller, device).await?;
         match device.status {
             DeviceStatus::Approved => {}
@@ -191,7 +251,8 @@ impl Engine {
         });
         device.public_key = None;
         device.configuration_issued_at = Some(now);
-        self.apply(vec![DataEffect::SaveDevice(device.clone())]).await?;
+        self.apply(vec![DataEffect::SaveDevice(device.clone())])
+            .await?;
         self.revoke_device(device.id, "credentials_rotated").await;
 
         let (host, port, tls) = split_url(&self.config.api_public_url);
@@ -220,7 +281,10 @@ impl Engine {
             "chunk-size": self.config.storage.chunk_size,
             "issued-at": now.rfc3339(),
         });
-        Ok(DeviceBundle { device_id: device.id, json })
+        Ok(DeviceBundle {
+            device_id: device.id,
+            json,
+        })
     }
 
     /// Bus credentials of the embedded `/device-bus` (HTTP Basic on the upgrade).
@@ -229,7 +293,11 @@ impl Engine {
             .strip_prefix("device-")
             .and_then(|id| id.parse().ok())
             .ok_or(Reason::DeviceInvalidCredentials)?;
-        let device = self.store.device(id).await?.ok_or(Reason::DeviceInvalidCredentials)?;
+        let device = self
+            .store
+            .device(id)
+            .await?
+            .ok_or(Reason::DeviceInvalidCredentials)?;
         let ok = device
             .credentials
             .as_ref()
@@ -247,7 +315,11 @@ fn split_url(url: &str) -> (String, u16, bool) {
     let rest = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
     let authority = rest.split('/').next().unwrap_or(rest);
     match authority.rsplit_once(':') {
-        Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(if tls { 443 } else { 80 }), tls),
+        Some((host, port)) => (
+            host.to_owned(),
+            port.parse().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
+        ),
         None => (authority.to_owned(), if tls { 443 } else { 80 }, tls),
     }
 }
@@ -258,9 +330,18 @@ mod tests {
 
     #[test]
     fn urls_split_into_host_and_port() {
-        assert_eq!(split_url("https://api.example.com:8009"), ("api.example.com".into(), 8009, true));
-        assert_eq!(split_url("http://127.0.0.1:18009/"), ("127.0.0.1".into(), 18009, false));
-        assert_eq!(split_url("https://vault.example.com"), ("vault.example.com".into(), 443, true));
+        assert_eq!(
+            split_url("https://api.example.com:8009"),
+            ("api.example.com".into(), 8009, true)
+        );
+        assert_eq!(
+            split_url("http://127.0.0.1:18009/"),
+            ("127.0.0.1".into(), 18009, false)
+        );
+        assert_eq!(
+            split_url("https://vault.example.com"),
+            ("vault.example.com".into(), 443, true)
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl Core {
         Ok(self.store.apply(&effects, None).await?)
     }
 
-    pub(crate) async fn owned_token(&self, token: &str, caller: &privicore_domain::auth::Caller) -> Result<DataToken, Error> {
+    pub(crate) async fn owned_token(
+        &self,
+        token: &str,
+        caller: &privicore_domain::auth::Caller,
+    ) -> Result<DataToken, Error> {
         crate::tokens::owned_token(self, token, caller).await
     }
 }
@@ -99,7 +103,13 @@ impl Engine {
     /// Loads (or creates, once) the engine key, starts the workers and resumes the
     /// commands a previous run left unfinished.
     pub async fn start(adapters: Adapters, config: EngineConfig) -> Result<Arc<Self>, Error> {
-        let Adapters { store, bus, devices, keyring, host } = adapters;
+        let Adapters {
+            store,
+            bus,
+            devices,
+            keyring,
+            host,
+        } = adapters;
         let cab = match store.engine_key().await? {
             Some(key) => key,
             None => {
@@ -159,7 +169,10 @@ impl Engine {
                         .purge_finished_commands(now.plus_seconds(-RETENTION_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
-                    store.purge_expired_tokens(now).await.map_err(|e| e.to_string())?;
+                    store
+                        .purge_expired_tokens(now)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     Ok(())
                 }
             },
@@ -170,7 +183,11 @@ impl Engine {
             every: Duration::from_secs(1),
             job: move || {
                 let core = expiry_core.clone();
-                async move { crate::tokens::expire_reservations(&core).await.map_err(|e| e.to_string()) }
+                async move {
+                    crate::tokens::expire_reservations(&core)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
             },
         });
         let prune_hub = hub.clone();
@@ -184,11 +201,26 @@ impl Engine {
         });
 
         let limits = Limiters {
-            failed_logins: RateLimiter::new(config.limits.failed_logins_per_15min, Duration::from_secs(15 * 60)),
-            registrations: RateLimiter::new(config.limits.registrations_per_hour, Duration::from_secs(3600)),
-            generate_keys: RateLimiter::new(config.limits.generate_keys_per_minute, Duration::from_secs(60)),
+            failed_logins: RateLimiter::new(
+                config.limits.failed_logins_per_15min,
+                Duration::from_secs(15 * 60),
+            ),
+            registrations: RateLimiter::new(
+                config.limits.registrations_per_hour,
+                Duration::from_secs(3600),
+            ),
+            generate_keys: RateLimiter::new(
+                config.limits.generate_keys_per_minute,
+                Duration::from_secs(60),
+            ),
         };
-        Ok(Arc::new(Self { core, pipeline, limits, hub, supervisor }))
+        Ok(Arc::new(Self {
+            core,
+            pipeline,
+            limits,
+            hub,
+            supervisor,
+        }))
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -218,7 +250,11 @@ impl Engine {
 
     /// Persists the command (durably, with `effects`) and hands it to its lane. Returns
     /// once it is safe to answer 202.
-    pub(crate) async fn accept_with(&self, command: CommandRecord, effects: Vec<Effect>) -> Result<CommandId, Error> {
+    pub(crate) async fn accept_with(
+        &self,
+        command: CommandRecord,
+        effects: Vec<Effect>,
+    ) -> Result<CommandId, Error> {
         self.store.insert_command(&command, &effects).await?;
         let id = command.id;
         tracing::debug!(command = %id, kind = command.payload.kind(), "command accepted");

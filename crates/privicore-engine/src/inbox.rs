@@ -40,9 +40,23 @@ impl Worker for InboxWorker {
                     None => return Ok(()),
                 },
             };
-            if let Err(error) = handle(&self.core, env).await {
-                tracing::warn!(%error, "device message not handled");
+            // Fetched chunks must stay in order: routed here, in memory. Everything else
+            // writes to the store and runs concurrently, so writes share group commits.
+            if matches!(
+                env.kind.as_str(),
+                kind::FETCH_CHUNK | kind::FETCH_FAILED | kind::INVENTORY
+            ) {
+                if let Err(error) = handle(&self.core, env).await {
+                    tracing::warn!(%error, "device message not handled");
+                }
+                continue;
             }
+            let core = self.core.clone();
+            tokio::spawn(async move {
+                if let Err(error) = handle(&core, env).await {
+                    tracing::warn!(%error, "device message not handled");
+                }
+            });
         }
     }
 }
@@ -59,7 +73,15 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
         return Ok(());
     };
     if env.v != bus::PROTOCOL_VERSION {
-        reply(core, &env, kind::REJECTED, &bus::Reason { reason: Reason::BusUnsupportedVersion.code().into() }).await;
+        reply(
+            core,
+            &env,
+            kind::REJECTED,
+            &bus::Reason {
+                reason: Reason::BusUnsupportedVersion.code().into(),
+            },
+        )
+        .await;
         return Ok(());
     }
     match env.kind.as_str() {
@@ -78,7 +100,8 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
             core.presence.touch(device_id, None);
             if let Some(f) = env.body::<bus::StoreFailed>() {
                 tracing::warn!(device = %device_id, token = %f.token, reason = %f.reason, "device could not store an object");
-                core.coordinator.store_result(&f.token, f.version, device_id, false);
+                core.coordinator
+                    .store_result(&f.token, f.version, device_id, false);
                 let mark = DataEffect::TransitionReplica {
                     token: f.token,
                     version: f.version,
@@ -91,7 +114,11 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
         }
         kind::FETCH_CHUNK | kind::FETCH_FAILED => {
             core.presence.touch(device_id, None);
-            let fetch_id = env.body.get("fetchId").and_then(|v| v.as_str()).map(str::to_owned);
+            let fetch_id = env
+                .body
+                .get("fetchId")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
             if let Some(fetch_id) = fetch_id {
                 core.coordinator.fetch_message(&fetch_id, env);
             }
@@ -106,7 +133,11 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
         kind::DELETED => {
             core.presence.touch(device_id, None);
             if let Some(d) = env.body::<bus::Deleted>() {
-                core.apply(vec![DataEffect::DropReplicas { token: d.token, device_id }]).await?;
+                core.apply(vec![DataEffect::DropReplicas {
+                    token: d.token,
+                    device_id,
+                }])
+                .await?;
             }
         }
         _ => core.presence.touch(device_id, None),
@@ -115,8 +146,14 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
 }
 
 /// Authenticates the device, pins its key, answers the welcome, and re-sends what it missed.
-async fn hello(core: &Core, device_id: DeviceId, env: &Envelope) -> Result<(), privicore_domain::Error> {
-    let reject = |reason: Reason| bus::Reason { reason: reason.code().into() };
+async fn hello(
+    core: &Core,
+    device_id: DeviceId,
+    env: &Envelope,
+) -> Result<(), privicore_domain::Error> {
+    let reject = |reason: Reason| bus::Reason {
+        reason: reason.code().into(),
+    };
     let Some(mut device) = core.store.device(device_id).await? else {
         reply(core, env, kind::REJECTED, &reject(Reason::DeviceNotFound)).await;
         return Ok(());
@@ -128,29 +165,53 @@ async fn hello(core: &Core, device_id: DeviceId, env: &Envelope) -> Result<(), p
             return Ok(());
         }
         _ => {
-            reply(core, env, kind::REJECTED, &reject(Reason::DeviceNotApproved)).await;
+            reply(
+                core,
+                env,
+                kind::REJECTED,
+                &reject(Reason::DeviceNotApproved),
+            )
+            .await;
             return Ok(());
         }
     }
-    let Some(hello) = env.body::<bus::Hello>() else { return Ok(()) };
+    let Some(hello) = env.body::<bus::Hello>() else {
+        return Ok(());
+    };
     let Ok(key) = SignedPublicKey::parse(&hello.public_key) else {
-        reply(core, env, kind::REJECTED, &reject(Reason::DevicePublicKeyMismatch)).await;
+        reply(
+            core,
+            env,
+            kind::REJECTED,
+            &reject(Reason::DevicePublicKeyMismatch),
+        )
+        .await;
         return Ok(());
     };
     match &device.public_key {
         Some(pinned) if *pinned != key.to_hex() => {
             tracing::warn!(device = %device_id, "hello with a key other than the pinned one");
-            reply(core, env, kind::REJECTED, &reject(Reason::DevicePublicKeyMismatch)).await;
+            reply(
+                core,
+                env,
+                kind::REJECTED,
+                &reject(Reason::DevicePublicKeyMismatch),
+            )
+            .await;
             return Ok(());
         }
         Some(_) => {}
         None => {
             device.public_key = Some(key.to_hex());
-            core.apply(vec![DataEffect::SaveDevice(device.clone())]).await?;
+            core.apply(vec![DataEffect::SaveDevice(device.clone())])
+                .await?;
         }
     }
     core.presence.touch(device_id, Some(hello.capacity));
-    let pair = core.cab.key_pair().ok_or_else(|| privicore_domain::Error::internal("unreadable engine key"))?;
+    let pair = core
+        .cab
+        .key_pair()
+        .ok_or_else(|| privicore_domain::Error::internal("unreadable engine key"))?;
     let k_dc = bus::channel_key(&pair.diffie_hellman(&key), &env.device_identifier);
     let welcome = bus::Welcome {
         device_identifier: env.device_identifier.clone(),
@@ -168,14 +229,22 @@ async fn hello(core: &Core, device_id: DeviceId, env: &Envelope) -> Result<(), p
     for replica in core.store.device_replicas(device_id).await? {
         match replica.state {
             ReplicaState::Pending => {
-                let version = core.store.token_version(&replica.token, replica.version).await?;
+                let version = core
+                    .store
+                    .token_version(&replica.token, replica.version)
+                    .await?;
                 let chunks = core.store.spool(&replica.token, replica.version).await?;
                 if let (Some(v), Some(chunks)) = (version, chunks) {
                     core.send_object(device_id, &v, &chunks).await;
                 }
             }
             ReplicaState::Deleting => {
-                core.send_delete(device_id, &replica.token, bus::Versions::List(vec![replica.version])).await;
+                core.send_delete(
+                    device_id,
+                    &replica.token,
+                    bus::Versions::List(vec![replica.version]),
+                )
+                .await;
             }
             _ => {}
         }
@@ -183,7 +252,11 @@ async fn hello(core: &Core, device_id: DeviceId, env: &Envelope) -> Result<(), p
     Ok(())
 }
 
-async fn stored(core: &Core, device_id: DeviceId, s: bus::Stored) -> Result<(), privicore_domain::Error> {
+async fn stored(
+    core: &Core,
+    device_id: DeviceId,
+    s: bus::Stored,
+) -> Result<(), privicore_domain::Error> {
     let Some(version) = core.store.token_version(&s.token, s.version).await? else {
         return Ok(());
     };
@@ -191,20 +264,30 @@ async fn stored(core: &Core, device_id: DeviceId, s: bus::Stored) -> Result<(), 
     if !ok {
         tracing::warn!(device = %device_id, token = %s.token, "device stored an object with another digest");
     }
+    // The waiting exchange only needs to know; it records the confirmation with its commit.
+    core.coordinator
+        .store_result(&s.token, s.version, device_id, ok);
     let mark = DataEffect::TransitionReplica {
         token: s.token.clone(),
         version: s.version,
         device_id,
         from: vec![ReplicaState::Pending, ReplicaState::Missing],
-        to: if ok { ReplicaState::Confirmed } else { ReplicaState::Missing },
+        to: if ok {
+            ReplicaState::Confirmed
+        } else {
+            ReplicaState::Missing
+        },
     };
     core.apply(vec![mark]).await?;
-    core.coordinator.store_result(&s.token, s.version, device_id, ok);
     // Every target has it: the spool copy is no longer needed.
     if ok && version.committed {
         let counts = core.store.replica_counts(&s.token, s.version).await?;
         if counts.pending == 0 {
-            core.apply(vec![DataEffect::DropSpool { token: s.token, version: s.version }]).await?;
+            core.apply(vec![DataEffect::DropSpool {
+                token: s.token,
+                version: s.version,
+            }])
+            .await?;
         }
     }
     Ok(())

@@ -6,12 +6,12 @@ mod execute;
 mod sync;
 mod tokens;
 
+use crate::engine::Core;
 use crate::workers::{Supervisor, Worker};
 use async_trait::async_trait;
 use futures_util::FutureExt;
 use privicore_domain::command::{CommandRecord, Completion, Outcome};
 use privicore_domain::event::{BusEvent, ProfileEvent};
-use crate::engine::Core;
 use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
 use std::hash::{Hash, Hasher};
@@ -133,7 +133,12 @@ impl Runner {
             outcome: plan.outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        match self.core.store.apply(&plan.effects, Some(&completion)).await {
+        match self
+            .core
+            .store
+            .apply(&plan.effects, Some(&completion))
+            .await
+        {
             Ok(_) => {
                 for notice in plan.notices {
                     self.core.publish(notice).await;

@@ -3,14 +3,14 @@
 //! dispatch, and presence.
 
 use crate::engine::Core;
+use privicore_domain::Timestamp;
 use privicore_domain::data_token::{Replica, ReplicaState, TokenVersion};
 use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::effect::DataEffect;
 use privicore_domain::envelope::{Header, Opener};
 use privicore_domain::ports::StoreError;
-use privicore_domain::Timestamp;
-use rand::seq::SliceRandom;
 use privicore_wire::bus::{self, Capacity, Envelope, kind};
+use rand::seq::SliceRandom;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,11 +73,19 @@ impl Coordinator {
     }
 
     pub(crate) fn unwatch_store(&self, token: &str, version: u32) {
-        self.stores.lock().expect("coordinator lock").remove(&(token.to_owned(), version));
+        self.stores
+            .lock()
+            .expect("coordinator lock")
+            .remove(&(token.to_owned(), version));
     }
 
     pub fn store_result(&self, token: &str, version: u32, device: DeviceId, ok: bool) {
-        let wait = self.stores.lock().expect("coordinator lock").get(&(token.to_owned(), version)).cloned();
+        let wait = self
+            .stores
+            .lock()
+            .expect("coordinator lock")
+            .get(&(token.to_owned(), version))
+            .cloned();
         if let Some(wait) = wait {
             let mut st = wait.state.lock().expect("wait lock");
             if ok {
@@ -92,12 +100,18 @@ impl Coordinator {
 
     fn open_fetch(&self, fetch_id: &str) -> mpsc::UnboundedReceiver<Envelope> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.fetches.lock().expect("coordinator lock").insert(fetch_id.to_owned(), tx);
+        self.fetches
+            .lock()
+            .expect("coordinator lock")
+            .insert(fetch_id.to_owned(), tx);
         rx
     }
 
     fn close_fetch(&self, fetch_id: &str) {
-        self.fetches.lock().expect("coordinator lock").remove(fetch_id);
+        self.fetches
+            .lock()
+            .expect("coordinator lock")
+            .remove(fetch_id);
     }
 
     pub fn fetch_message(&self, fetch_id: &str, env: Envelope) {
@@ -108,16 +122,27 @@ impl Coordinator {
 
     pub(crate) fn open_inventory(&self, sync_id: &str) -> mpsc::UnboundedReceiver<bus::Inventory> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.inventories.lock().expect("coordinator lock").insert(sync_id.to_owned(), tx);
+        self.inventories
+            .lock()
+            .expect("coordinator lock")
+            .insert(sync_id.to_owned(), tx);
         rx
     }
 
     pub(crate) fn close_inventory(&self, sync_id: &str) {
-        self.inventories.lock().expect("coordinator lock").remove(sync_id);
+        self.inventories
+            .lock()
+            .expect("coordinator lock")
+            .remove(sync_id);
     }
 
     pub fn inventory_page(&self, page: bus::Inventory) {
-        if let Some(tx) = self.inventories.lock().expect("coordinator lock").get(&page.sync_id) {
+        if let Some(tx) = self
+            .inventories
+            .lock()
+            .expect("coordinator lock")
+            .get(&page.sync_id)
+        {
             let _ = tx.send(page);
         }
     }
@@ -143,18 +168,35 @@ pub(crate) struct Presence {
 impl Presence {
     pub fn touch(&self, device: DeviceId, capacity: Option<Capacity>) {
         let now = Timestamp::now();
-        self.seen.lock().expect("presence lock").insert(device, Seen { at: Instant::now(), at_ts: now });
+        self.seen.lock().expect("presence lock").insert(
+            device,
+            Seen {
+                at: Instant::now(),
+                at_ts: now,
+            },
+        );
         if let Some(c) = capacity {
-            self.capacity.lock().expect("presence lock").insert(device, (c, now));
+            self.capacity
+                .lock()
+                .expect("presence lock")
+                .insert(device, (c, now));
         }
     }
 
     pub fn last_seen(&self, device: DeviceId) -> Option<Timestamp> {
-        self.seen.lock().expect("presence lock").get(&device).map(|s| s.at_ts)
+        self.seen
+            .lock()
+            .expect("presence lock")
+            .get(&device)
+            .map(|s| s.at_ts)
     }
 
     pub fn capacity(&self, device: DeviceId) -> Option<(Capacity, Timestamp)> {
-        self.capacity.lock().expect("presence lock").get(&device).copied()
+        self.capacity
+            .lock()
+            .expect("presence lock")
+            .get(&device)
+            .copied()
     }
 
     fn recent(&self, device: DeviceId) -> bool {
@@ -174,13 +216,22 @@ impl Core {
 
     pub(crate) async fn send(&self, device: DeviceId, kind: &str, body: &impl serde::Serialize) {
         let id = device.to_string();
-        if let Err(error) = self.devices.send(&id, Envelope::new(kind, &id, None, body)).await {
+        if let Err(error) = self
+            .devices
+            .send(&id, Envelope::new(kind, &id, None, body))
+            .await
+        {
             tracing::warn!(%device, %error, "could not send to a device");
         }
     }
 
     /// Sends every chunk of one object version to a device.
-    pub(crate) async fn send_object(&self, device: DeviceId, version: &TokenVersion, chunks: &[Vec<u8>]) {
+    pub(crate) async fn send_object(
+        &self,
+        device: DeviceId,
+        version: &TokenVersion,
+        chunks: &[Vec<u8>],
+    ) {
         let transfer_id = uuid::Uuid::new_v4().to_string();
         for (i, data) in chunks.iter().enumerate() {
             let body = bus::StoreChunk {
@@ -199,16 +250,34 @@ impl Core {
     }
 
     pub(crate) async fn send_delete(&self, device: DeviceId, token: &str, versions: bus::Versions) {
-        let body = bus::Delete { delete_id: uuid::Uuid::new_v4().to_string(), token: token.to_owned(), versions };
+        let body = bus::Delete {
+            delete_id: uuid::Uuid::new_v4().to_string(),
+            token: token.to_owned(),
+            versions,
+        };
         self.send(device, kind::DELETE, &body).await;
     }
 
     pub(crate) async fn send_roles(&self, device: &Device) {
-        self.send(device.id, kind::ROLES_CHANGED, &bus::Roles { roles: device.roles.clone() }).await;
+        self.send(
+            device.id,
+            kind::ROLES_CHANGED,
+            &bus::Roles {
+                roles: device.roles.clone(),
+            },
+        )
+        .await;
     }
 
     pub(crate) async fn revoke_device(&self, device: DeviceId, reason: &str) {
-        self.send(device, kind::REVOKED, &bus::Reason { reason: reason.into() }).await;
+        self.send(
+            device,
+            kind::REVOKED,
+            &bus::Reason {
+                reason: reason.into(),
+            },
+        )
+        .await;
         // Give the notice a moment to leave before the connection goes.
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.devices.disconnect(&device.to_string()).await;
@@ -216,7 +285,12 @@ impl Core {
 }
 
 pub(crate) enum Replicated {
-    Committed { confirmed: u64, pending: u64, stored_size: u64 },
+    Committed {
+        /// Devices known to hold the object; their replicas become `confirmed` with the commit.
+        devices: Vec<DeviceId>,
+        pending: u64,
+        stored_size: u64,
+    },
     NoDevices,
     WriteFailed,
 }
@@ -249,17 +323,27 @@ pub(crate) async fn replicate(
         .iter()
         .filter(|d| !known.contains(&d.id))
         .map(|d| {
-            DataEffect::SetReplica(Replica { token: token.to_owned(), version, device_id: d.id, state: ReplicaState::Pending })
+            DataEffect::SetReplica(Replica {
+                token: token.to_owned(),
+                version,
+                device_id: d.id,
+                state: ReplicaState::Pending,
+            })
         })
         .collect();
     if !fresh.is_empty() {
-        core.apply(fresh).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        core.apply(fresh)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     }
 
     let wait = core.coordinator.watch_store(token, version);
     {
         let mut st = wait.state.lock().expect("wait lock");
-        for r in existing.iter().filter(|r| r.state == ReplicaState::Confirmed) {
+        for r in existing
+            .iter()
+            .filter(|r| r.state == ReplicaState::Confirmed)
+        {
             st.confirmed.insert(r.device_id);
         }
     }
@@ -268,15 +352,18 @@ pub(crate) async fn replicate(
     }
     let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
     let deadline = tokio::time::Instant::now() + core.config.storage.commit_timeout(tv.total_size);
-    let confirmed = loop {
+    let devices: Vec<DeviceId> = loop {
         let notified = wait.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let (confirmed, failed) = {
             let st = wait.state.lock().expect("wait lock");
-            (st.confirmed.len(), st.failed.len())
+            (
+                st.confirmed.iter().copied().collect::<Vec<_>>(),
+                st.failed.len(),
+            )
         };
-        if confirmed >= quorum || confirmed + failed >= targets.len() {
+        if confirmed.len() >= quorum || confirmed.len() + failed >= targets.len() {
             break confirmed;
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -284,10 +371,10 @@ pub(crate) async fn replicate(
         }
     };
     core.coordinator.unwatch_store(token, version);
-    if confirmed >= quorum {
+    if devices.len() >= quorum {
         Ok(Replicated::Committed {
-            confirmed: confirmed as u64,
-            pending: (targets.len() - confirmed) as u64,
+            pending: (targets.len() - devices.len()) as u64,
+            devices,
             stored_size: tv.total_size,
         })
     } else {
@@ -297,22 +384,43 @@ pub(crate) async fn replicate(
 
 /// The sealed chunks of a version, from the spool or from a replica whose chunks
 /// authenticate (for a synchronization push).
-pub(crate) async fn sealed_copy(core: &Core, version: &TokenVersion, skip: DeviceId) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+pub(crate) async fn sealed_copy(
+    core: &Core,
+    version: &TokenVersion,
+    skip: DeviceId,
+) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
     if let Some(chunks) = core.store.spool(&version.token, version.version).await? {
         return Ok(Some(chunks));
     }
     let header = Header::parse(&version.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let opener = Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    for replica in core.store.replicas(&version.token, Some(version.version)).await? {
-        if replica.device_id == skip || replica.state != ReplicaState::Confirmed || !core.online(replica.device_id) {
+    let opener =
+        Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for replica in core
+        .store
+        .replicas(&version.token, Some(version.version))
+        .await?
+    {
+        if replica.device_id == skip
+            || replica.state != ReplicaState::Confirmed
+            || !core.online(replica.device_id)
+        {
             continue;
         }
         let mut sealed = Vec::new();
         let mut next = 0;
         let mut plain = Vec::new();
-        if fetch_from(core, replica.device_id, &version.token, version.version, &opener, &mut next, &mut plain, Some(&mut sealed))
-            .await
-            .is_ok()
+        if fetch_from(
+            core,
+            replica.device_id,
+            &version.token,
+            version.version,
+            &opener,
+            &mut next,
+            &mut plain,
+            Some(&mut sealed),
+        )
+        .await
+        .is_ok()
         {
             return Ok(Some(sealed));
         }
@@ -329,14 +437,19 @@ enum FetchProblem {
 
 /// Fetches and opens the whole payload from the first candidate that delivers
 /// authenticating chunks, continuing from the same chunk on the next one (§5.3).
-pub(crate) async fn retrieve(core: &Core, token: &str, version: u32) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) async fn retrieve(
+    core: &Core,
+    token: &str,
+    version: u32,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let tv = core
         .store
         .token_version(token, version)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
     let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let opener = Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let opener =
+        Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut candidates = Vec::new();
     for replica in core.store.replicas(token, Some(version)).await? {
         if replica.state != ReplicaState::Confirmed || !core.online(replica.device_id) {
@@ -353,7 +466,18 @@ pub(crate) async fn retrieve(core: &Core, token: &str, version: u32) -> Result<O
     let mut payload = Vec::with_capacity(header.core.total_size as usize);
     let mut next = 0u32;
     for device in candidates {
-        match fetch_from(core, device, token, version, &opener, &mut next, &mut payload, None).await {
+        match fetch_from(
+            core,
+            device,
+            token,
+            version,
+            &opener,
+            &mut next,
+            &mut payload,
+            None,
+        )
+        .await
+        {
             Ok(()) => return Ok(Some(payload)),
             Err(FetchProblem::Bad(why)) => {
                 core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
@@ -365,7 +489,9 @@ pub(crate) async fn retrieve(core: &Core, token: &str, version: u32) -> Result<O
                     from: vec![ReplicaState::Confirmed],
                     to: ReplicaState::Missing,
                 };
-                core.apply(vec![mark]).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                core.apply(vec![mark])
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             }
             Err(FetchProblem::Silent) => {
                 tracing::warn!(%device, token, version, "device did not deliver in time; trying the next replica");
@@ -390,7 +516,13 @@ async fn fetch_from(
     while *next < total {
         let fetch_id = uuid::Uuid::new_v4().to_string();
         let mut rx = core.coordinator.open_fetch(&fetch_id);
-        let body = bus::Fetch { fetch_id: fetch_id.clone(), token: token.to_owned(), version, from_chunk: *next, count: window };
+        let body = bus::Fetch {
+            fetch_id: fetch_id.clone(),
+            token: token.to_owned(),
+            version,
+            from_chunk: *next,
+            count: window,
+        };
         core.send(device, kind::FETCH, &body).await;
         let end = (*next + window).min(total);
         let mut wait = core.config.storage.first_chunk_timeout;
@@ -404,7 +536,9 @@ async fn fetch_from(
             wait = core.config.storage.chunk_gap_timeout;
             match env.kind.as_str() {
                 kind::FETCH_CHUNK => {
-                    let Some(chunk) = env.body::<bus::FetchChunk>() else { break Err(FetchProblem::Bad("malformed chunk")) };
+                    let Some(chunk) = env.body::<bus::FetchChunk>() else {
+                        break Err(FetchProblem::Bad("malformed chunk"));
+                    };
                     if chunk.chunk_index != *next {
                         break Err(FetchProblem::Bad("chunk out of order"));
                     }
@@ -420,7 +554,10 @@ async fn fetch_from(
                     }
                 }
                 kind::FETCH_FAILED => {
-                    let reason = env.body::<bus::FetchFailed>().map(|f| f.reason).unwrap_or_default();
+                    let reason = env
+                        .body::<bus::FetchFailed>()
+                        .map(|f| f.reason)
+                        .unwrap_or_default();
                     break Err(match reason.as_str() {
                         "not_found" => FetchProblem::Bad("not_found"),
                         "corrupt" => FetchProblem::Bad("corrupt"),

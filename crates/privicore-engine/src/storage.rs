@@ -10,22 +10,62 @@ use serde_json::{Value, json};
 pub struct StorageDeviceItem(pub Value);
 
 impl Engine {
-    pub async fn register_storage(&self, caller: &Caller, device: &str) -> Result<CommandId, Error> {
+    pub async fn register_storage(
+        &self,
+        caller: &Caller,
+        device: &str,
+    ) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        let payload = CommandPayload::RegisterStorage { device_id: device.id };
-        self.accept(CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)).await
+        let payload = CommandPayload::RegisterStorage {
+            device_id: device.id,
+        };
+        self.accept(CommandRecord::new(
+            CommandId::new(),
+            caller.profile_id,
+            caller.application_id(),
+            payload,
+        ))
+        .await
     }
 
-    pub async fn remove_storage(&self, caller: &Caller, device: &str, force: bool) -> Result<CommandId, Error> {
+    pub async fn remove_storage(
+        &self,
+        caller: &Caller,
+        device: &str,
+        force: bool,
+    ) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        let payload = CommandPayload::RemoveStorage { device_id: device.id, force };
-        self.accept(CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)).await
+        let payload = CommandPayload::RemoveStorage {
+            device_id: device.id,
+            force,
+        };
+        self.accept(CommandRecord::new(
+            CommandId::new(),
+            caller.profile_id,
+            caller.application_id(),
+            payload,
+        ))
+        .await
     }
 
-    pub async fn sync_device(&self, caller: &Caller, device: &str, verify: bool) -> Result<CommandId, Error> {
+    pub async fn sync_device(
+        &self,
+        caller: &Caller,
+        device: &str,
+        verify: bool,
+    ) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        let payload = CommandPayload::SyncDevice { device_id: device.id, verify };
-        self.accept(CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)).await
+        let payload = CommandPayload::SyncDevice {
+            device_id: device.id,
+            verify,
+        };
+        self.accept(CommandRecord::new(
+            CommandId::new(),
+            caller.profile_id,
+            caller.application_id(),
+            payload,
+        ))
+        .await
     }
 
     /// Devices holding the storage role, with replica counts and reported capacity.
@@ -42,7 +82,11 @@ impl Engine {
         }
         let total = devices.len() as u64;
         let mut items = Vec::new();
-        for d in devices.into_iter().skip(page.offset() as usize).take(page.per_page as usize) {
+        for d in devices
+            .into_iter()
+            .skip(page.offset() as usize)
+            .take(page.per_page as usize)
+        {
             let replicas = self.store.device_replicas(d.id).await?;
             let count = |s: ReplicaState| replicas.iter().filter(|r| r.state == s).count();
             let capacity = self.presence.capacity(d.id).map(|(c, at)| {

@@ -3,8 +3,10 @@
 
 use crate::engine::{Core, Engine};
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{
+    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
+};
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Timelike, Utc};
 use hmac::{Hmac, Mac};
 use privicore_domain::auth::Caller;
@@ -31,9 +33,17 @@ pub struct TokenListItem(pub Value);
 pub struct Statistics(pub Value);
 
 /// The token, if it exists and belongs to the caller.
-pub(crate) async fn owned_token(core: &Core, text: &str, caller: &Caller) -> Result<DataToken, Error> {
+pub(crate) async fn owned_token(
+    core: &Core,
+    text: &str,
+    caller: &Caller,
+) -> Result<DataToken, Error> {
     let token = normalize_token(text).ok_or(Reason::DataTokenNotFound)?;
-    let row = core.store.data_token(&token).await?.ok_or(Reason::DataTokenNotFound)?;
+    let row = core
+        .store
+        .data_token(&token)
+        .await?
+        .ok_or(Reason::DataTokenNotFound)?;
     if row.profile_id != caller.profile_id {
         return Err(Reason::DataTokenNotOwner.into());
     }
@@ -45,7 +55,10 @@ pub(crate) async fn expire_reservations(core: &Core) -> Result<(), Error> {
     let now = Timestamp::now();
     let due = core.store.expired_reservations(now, 500).await?;
     if !due.is_empty() {
-        let effects = due.into_iter().map(|token| DataEffect::ExpireReservation { token, at: now }).collect();
+        let effects = due
+            .into_iter()
+            .map(|token| DataEffect::ExpireReservation { token, at: now })
+            .collect();
         core.apply(effects).await?;
     }
     Ok(())
@@ -54,14 +67,21 @@ pub(crate) async fn expire_reservations(core: &Core) -> Result<(), Error> {
 /// Upload values are derived from a stored salt with an engine secret, so the same value
 /// can be shown again without being stored.
 pub(crate) fn upload_value(core: &Core, token: &str, salt: &TokenHash) -> Secret {
-    let hk = hkdf::Hkdf::<Sha256>::new(Some(b"privicore/upload-values/v1"), core.keyring.active().key_bytes());
+    let hk = hkdf::Hkdf::<Sha256>::new(
+        Some(b"privicore/upload-values/v1"),
+        core.keyring.active().key_bytes(),
+    );
     let mut key = [0u8; 32];
-    hk.expand(b"upload", &mut key).expect("32 bytes is a valid HKDF length");
+    hk.expand(b"upload", &mut key)
+        .expect("32 bytes is a valid HKDF length");
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
     mac.update(token.as_bytes());
     mac.update(&[0]);
     mac.update(&salt.0);
-    Secret::new(format!("U-{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())))
+    Secret::new(format!(
+        "U-{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 pub(crate) fn fresh_salt() -> TokenHash {
@@ -72,9 +92,17 @@ pub(crate) fn fresh_salt() -> TokenHash {
 
 /// Standard or URL-safe alphabet, padded or not (data-tokens.md §1.4).
 pub fn decode_payload(text: &str) -> Result<Vec<u8>, Error> {
-    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let engine = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-    let normalized: String = text.chars().map(|c| match c { '-' => '+', '_' => '/', c => c }).collect();
+    let normalized: String = text
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
     engine
         .decode(normalized.trim())
         .map_err(|_| Error::new(Reason::DataTokenInvalidDataEncoding).with_field("data"))
@@ -167,7 +195,10 @@ impl FileMeta {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.file_name.is_none() && self.extension.is_none() && self.path.is_none() && self.size.is_none()
+        self.file_name.is_none()
+            && self.extension.is_none()
+            && self.path.is_none()
+            && self.size.is_none()
     }
 }
 
@@ -182,7 +213,9 @@ pub fn risk_meta(fields: &Map<String, Value>) -> Result<Value, Error> {
             Some(_) => Err(invalid(k)),
         }
     };
-    let classification = text("classification")?.filter(|c| !c.is_empty()).ok_or_else(|| Error::missing("classification"))?;
+    let classification = text("classification")?
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::missing("classification"))?;
     if classification.chars().count() > 64 {
         return Err(invalid("classification"));
     }
@@ -200,14 +233,20 @@ pub fn risk_meta(fields: &Map<String, Value>) -> Result<Value, Error> {
     out.insert("handling".into(), json!(handling));
     let extras: Vec<(&String, &Value)> = fields
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "classification" | "label" | "handling" | "token"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "classification" | "label" | "handling" | "token"
+            )
+        })
         .collect();
     if extras.len() > 32 {
         return Err(invalid("meta"));
     }
     for (k, v) in extras {
         let ok_name = (1..=64).contains(&k.chars().count())
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
         let value = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -227,13 +266,21 @@ fn upstream_host_port(url: &str) -> (String, u16) {
     let rest = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
     match rest.rsplit_once(':') {
         Some((h, p)) => (h.to_owned(), p.parse().unwrap_or(8010)),
-        None => (rest.to_owned(), if url.starts_with("https") { 443 } else { 80 }),
+        None => (
+            rest.to_owned(),
+            if url.starts_with("https") { 443 } else { 80 },
+        ),
     }
 }
 
 impl Engine {
     fn token_command(&self, caller: &Caller, payload: CommandPayload) -> CommandRecord {
-        CommandRecord::new(CommandId::new(), caller.profile_id, caller.application_id(), payload)
+        CommandRecord::new(
+            CommandId::new(),
+            caller.profile_id,
+            caller.application_id(),
+            payload,
+        )
     }
 
     pub async fn reserve_token_space(
@@ -249,16 +296,32 @@ impl Engine {
             return Err(Error::out_of_range("ttl", format!("1..{TTL_MAX_MINUTES}")));
         }
         let meta_data = meta.map(|m| check_meta_object(m, "meta")).transpose()?;
-        if self.store.count_outstanding_reservations(caller.profile_id).await? >= OUTSTANDING_LIMIT {
+        if self
+            .store
+            .count_outstanding_reservations(caller.profile_id)
+            .await?
+            >= OUTSTANDING_LIMIT
+        {
             return Err(Reason::DataTokenTooManyReservations.into());
         }
-        let payload = CommandPayload::ReserveTokenSpace { token: new_token(), context: context.to_owned(), ttl_minutes: ttl, meta_data };
+        let payload = CommandPayload::ReserveTokenSpace {
+            token: new_token(),
+            context: context.to_owned(),
+            ttl_minutes: ttl,
+            meta_data,
+        };
         self.accept(self.token_command(caller, payload)).await
     }
 
     /// Lookup by reserve command id; other profiles' ids are not found (§3.2).
-    pub async fn temporary_token(&self, caller: &Caller, reservation: &str) -> Result<TemporaryToken, Error> {
-        let id: CommandId = reservation.parse().map_err(|_| Reason::DataTokenReservationNotFound)?;
+    pub async fn temporary_token(
+        &self,
+        caller: &Caller,
+        reservation: &str,
+    ) -> Result<TemporaryToken, Error> {
+        let id: CommandId = reservation
+            .parse()
+            .map_err(|_| Reason::DataTokenReservationNotFound)?;
         let row = self
             .store
             .data_token_by_reservation(id)
@@ -271,10 +334,14 @@ impl Engine {
             }
             TokenStatus::Reserved => {}
             TokenStatus::Expired => return Err(Reason::DataTokenReservationExpired.into()),
-            TokenStatus::Exchanging | TokenStatus::Active => return Err(Reason::DataTokenAlreadyExchanged.into()),
+            TokenStatus::Exchanging | TokenStatus::Active => {
+                return Err(Reason::DataTokenAlreadyExchanged.into());
+            }
             TokenStatus::Deleted => return Err(Reason::DataTokenReservationNotFound.into()),
         }
-        let salt = row.upload_salt.ok_or_else(|| Error::internal("reservation without upload salt"))?;
+        let salt = row
+            .upload_salt
+            .ok_or_else(|| Error::internal("reservation without upload salt"))?;
         let stream = upload_value(self, &row.token, &salt);
         let (host, port) = upstream_host_port(&self.config.upstream_public_url);
         let base = self.config.upstream_public_url.trim_end_matches('/');
@@ -291,7 +358,12 @@ impl Engine {
 
     /// Seals the payload at once (the client ciphertext never reaches disk), persists the
     /// sealed object with the command, and lets the command replicate it.
-    pub async fn exchange(&self, caller: &Caller, token: &str, data: &str) -> Result<CommandId, Error> {
+    pub async fn exchange(
+        &self,
+        caller: &Caller,
+        token: &str,
+        data: &str,
+    ) -> Result<CommandId, Error> {
         let row = self.owned_token(token, caller).await?;
         match row.status {
             TokenStatus::Reserved if row.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
@@ -299,21 +371,38 @@ impl Engine {
             }
             TokenStatus::Reserved => {}
             TokenStatus::Expired => return Err(Reason::DataTokenReservationExpired.into()),
-            TokenStatus::Exchanging | TokenStatus::Active => return Err(Reason::DataTokenAlreadyExchanged.into()),
+            TokenStatus::Exchanging | TokenStatus::Active => {
+                return Err(Reason::DataTokenAlreadyExchanged.into());
+            }
             TokenStatus::Deleted => return Err(Reason::DataTokenNotFound.into()),
         }
         let payload = decode_payload(data)?;
         check_payload_size(&payload)?;
         let version = 1;
         let effects = self.seal_effects(&row.token, version, &payload);
-        let mut all = vec![Effect::from(DataEffect::BeginExchange { token: row.token.clone(), at: Timestamp::now() })];
+        let mut all = vec![Effect::from(DataEffect::BeginExchange {
+            token: row.token.clone(),
+            at: Timestamp::now(),
+        })];
         all.extend(effects);
-        let command = self.token_command(caller, CommandPayload::ExchangeData { token: row.token, version });
+        let command = self.token_command(
+            caller,
+            CommandPayload::ExchangeData {
+                token: row.token,
+                version,
+            },
+        );
         self.accept_with(command, all).await
     }
 
     fn seal_effects(&self, token: &str, version: u32, payload: &[u8]) -> Vec<Effect> {
-        let sealed = envelope::seal(&self.keyring, token, version, self.config.storage.chunk_size, payload);
+        let sealed = envelope::seal(
+            &self.keyring,
+            token,
+            version,
+            self.config.storage.chunk_size,
+            payload,
+        );
         vec![
             DataEffect::PutTokenVersion(TokenVersion {
                 token: token.to_owned(),
@@ -325,7 +414,12 @@ impl Engine {
                 committed: false,
             })
             .into(),
-            DataEffect::PutSpool { token: token.to_owned(), version, chunks: sealed.chunks }.into(),
+            DataEffect::PutSpool {
+                token: token.to_owned(),
+                version,
+                chunks: sealed.chunks,
+            }
+            .into(),
         ]
     }
 
@@ -345,7 +439,10 @@ impl Engine {
             check_context(c)?;
         }
         let row = self.owned_token(token, caller).await?;
-        if !matches!(row.status, TokenStatus::Reserved | TokenStatus::Exchanging | TokenStatus::Active) {
+        if !matches!(
+            row.status,
+            TokenStatus::Reserved | TokenStatus::Exchanging | TokenStatus::Active
+        ) {
             return Err(Reason::DataTokenNotFound.into());
         }
         let now = Timestamp::now();
@@ -356,27 +453,52 @@ impl Engine {
             at: now,
         }];
         if row.status == TokenStatus::Active {
-            effects.push(DataEffect::CountEvent { profile_id: row.profile_id, kind: EVENT_UPDATED, context: row.context.clone(), at: now });
+            effects.push(DataEffect::CountEvent {
+                profile_id: row.profile_id,
+                kind: EVENT_UPDATED,
+                context: row.context.clone(),
+                at: now,
+            });
         }
         self.apply(effects).await?;
         Ok(row.token)
     }
 
     /// Returns the command id and the request id.
-    pub async fn request_data(&self, caller: &Caller, token: &str) -> Result<(CommandId, CommandId), Error> {
+    pub async fn request_data(
+        &self,
+        caller: &Caller,
+        token: &str,
+    ) -> Result<(CommandId, CommandId), Error> {
         let row = self.owned_token(token, caller).await?;
         match row.status {
             TokenStatus::Active => {}
-            TokenStatus::Reserved | TokenStatus::Exchanging => return Err(Reason::DataTokenNotActive.into()),
+            TokenStatus::Reserved | TokenStatus::Exchanging => {
+                return Err(Reason::DataTokenNotActive.into());
+            }
             _ => return Err(Reason::DataTokenNotFound.into()),
         }
         let request_id = CommandId::new();
-        let command = self.token_command(caller, CommandPayload::RequestData { token: row.token, request_id });
+        let command = self.token_command(
+            caller,
+            CommandPayload::RequestData {
+                token: row.token,
+                request_id,
+            },
+        );
         Ok((self.accept(command).await?, request_id))
     }
 
-    pub async fn list_tokens(&self, caller: &Caller, filter: TokenFilter, page: Page) -> Result<(Vec<TokenListItem>, u64), Error> {
-        let (rows, total) = self.store.list_data_tokens(caller.profile_id, &filter, page).await?;
+    pub async fn list_tokens(
+        &self,
+        caller: &Caller,
+        filter: TokenFilter,
+        page: Page,
+    ) -> Result<(Vec<TokenListItem>, u64), Error> {
+        let (rows, total) = self
+            .store
+            .list_data_tokens(caller.profile_id, &filter, page)
+            .await?;
         let mut items = Vec::with_capacity(rows.len());
         for t in rows {
             let counts = match t.version {
@@ -399,23 +521,43 @@ impl Engine {
         Ok((items, total))
     }
 
-    pub async fn configure_risk(&self, caller: &Caller, token: &str, fields: &Map<String, Value>) -> Result<CommandId, Error> {
+    pub async fn configure_risk(
+        &self,
+        caller: &Caller,
+        token: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<CommandId, Error> {
         let risk = risk_meta(fields)?;
         let row = self.owned_token(token, caller).await?;
         self.require_active(&row)?;
-        self.accept(self.token_command(caller, CommandPayload::ConfigureRisk { token: row.token, risk })).await
+        self.accept(self.token_command(
+            caller,
+            CommandPayload::ConfigureRisk {
+                token: row.token,
+                risk,
+            },
+        ))
+        .await
     }
 
     fn require_active(&self, row: &DataToken) -> Result<(), Error> {
         match row.status {
             TokenStatus::Active => Ok(()),
-            TokenStatus::Reserved | TokenStatus::Exchanging => Err(Reason::DataTokenNotActive.into()),
+            TokenStatus::Reserved | TokenStatus::Exchanging => {
+                Err(Reason::DataTokenNotActive.into())
+            }
             _ => Err(Reason::DataTokenNotFound.into()),
         }
     }
 
     /// Shape A: merge file metadata and/or change the context.
-    pub async fn update_token_meta(&self, caller: &Caller, token: &str, file: FileMeta, context: Option<&str>) -> Result<CommandId, Error> {
+    pub async fn update_token_meta(
+        &self,
+        caller: &Caller,
+        token: &str,
+        file: FileMeta,
+        context: Option<&str>,
+    ) -> Result<CommandId, Error> {
         if file.is_empty() && context.is_none() {
             return Err(Reason::ValidationNoChanges.into());
         }
@@ -426,7 +568,13 @@ impl Engine {
         let row = self.owned_token(token, caller).await?;
         self.require_active(&row)?;
         let merged = (!file.is_empty()).then(|| Some(file.merged(row.meta_file.as_ref())));
-        let payload = CommandPayload::UpdateTokenMeta { token: row.token, file: merged, risk: None, data: None, context: context.map(str::to_owned) };
+        let payload = CommandPayload::UpdateTokenMeta {
+            token: row.token,
+            file: merged,
+            risk: None,
+            data: None,
+            context: context.map(str::to_owned),
+        };
         self.accept(self.token_command(caller, payload)).await
     }
 
@@ -443,13 +591,20 @@ impl Engine {
         }
         let (mut file, mut risk, mut data_group) = (None, None, None);
         if let Some(meta) = meta {
-            let Value::Object(groups) = check_meta_object(meta, "meta")? else { unreachable!("checked object") };
+            let Value::Object(groups) = check_meta_object(meta, "meta")? else {
+                unreachable!("checked object")
+            };
             for (name, group) in groups {
                 let value = match (&group, name.as_str()) {
                     (Value::Null, _) => None,
                     (Value::Object(g), "file") => {
                         let get = |k: &str| g.get(k).and_then(Value::as_str).map(str::to_owned);
-                        let f = FileMeta { file_name: get("fileName"), extension: get("extension"), path: get("path"), size: g.get("size").and_then(Value::as_i64) };
+                        let f = FileMeta {
+                            file_name: get("fileName"),
+                            extension: get("extension"),
+                            path: get("path"),
+                            size: g.get("size").and_then(Value::as_i64),
+                        };
                         if f.file_name.is_none() {
                             return Err(Error::missing("meta[file][fileName]"));
                         }
@@ -470,17 +625,37 @@ impl Engine {
         let row = self.owned_token(token, caller).await?;
         self.require_active(&row)?;
         let Some(data) = data else {
-            let payload = CommandPayload::UpdateTokenMeta { token: row.token, file, risk, data: data_group, context: None };
+            let payload = CommandPayload::UpdateTokenMeta {
+                token: row.token,
+                file,
+                risk,
+                data: data_group,
+                context: None,
+            };
             return self.accept(self.token_command(caller, payload)).await;
         };
         let payload = decode_payload(data)?;
         check_payload_size(&payload)?;
         let version = row.version.unwrap_or(0) + 1;
-        if self.store.token_version(&row.token, version).await?.is_some() {
+        if self
+            .store
+            .token_version(&row.token, version)
+            .await?
+            .is_some()
+        {
             return Err(Reason::DataTokenUpdateInProgress.into());
         }
         let effects = self.seal_effects(&row.token, version, &payload);
-        let command = self.token_command(caller, CommandPayload::ReplaceData { token: row.token, version, file, risk, data: data_group });
+        let command = self.token_command(
+            caller,
+            CommandPayload::ReplaceData {
+                token: row.token,
+                version,
+                file,
+                risk,
+                data: data_group,
+            },
+        );
         self.accept_with(command, effects).await
     }
 
@@ -496,7 +671,8 @@ impl Engine {
                 return Err(Reason::DataTokenBusy.into());
             }
         }
-        self.accept(self.token_command(caller, CommandPayload::DeleteData { token: row.token })).await
+        self.accept(self.token_command(caller, CommandPayload::DeleteData { token: row.token }))
+            .await
     }
 
     /// Transaction counts per bucket (§3.12).
@@ -527,12 +703,22 @@ impl Engine {
         if buckets.len() > 1000 {
             return Err(Reason::StatisticsRangeTooLarge.into());
         }
-        let events = self.store.event_counts(caller.profile_id, start, end, context.as_ref()).await?;
-        const KINDS: [&str; 4] = [EVENT_EXCHANGED, EVENT_REQUESTED, EVENT_UPDATED, EVENT_DELETED];
+        let events = self
+            .store
+            .event_counts(caller.profile_id, start, end, context.as_ref())
+            .await?;
+        const KINDS: [&str; 4] = [
+            EVENT_EXCHANGED,
+            EVENT_REQUESTED,
+            EVENT_UPDATED,
+            EVENT_DELETED,
+        ];
         let mut counts = vec![[0u64; 4]; buckets.len()];
         let mut totals = [0u64; 4];
         for (kind, at) in events {
-            let Some(k) = KINDS.iter().position(|x| *x == kind) else { continue };
+            let Some(k) = KINDS.iter().position(|x| *x == kind) else {
+                continue;
+            };
             let i = buckets.partition_point(|b| *b <= at).saturating_sub(1);
             counts[i][k] += 1;
             totals[k] += 1;
@@ -575,10 +761,17 @@ fn floor(t: Timestamp, interval: &str) -> Timestamp {
     let d = utc(t);
     let floored = match interval {
         "hour" => d.date_naive().and_hms_opt(d.hour(), 0, 0),
-        "month" => d.date_naive().with_day(1).and_then(|x| x.and_hms_opt(0, 0, 0)),
+        "month" => d
+            .date_naive()
+            .with_day(1)
+            .and_then(|x| x.and_hms_opt(0, 0, 0)),
         _ => d.date_naive().and_hms_opt(0, 0, 0),
     };
-    Timestamp(floored.map(|n| Utc.from_utc_datetime(&n).timestamp()).unwrap_or(t.unix()))
+    Timestamp(
+        floored
+            .map(|n| Utc.from_utc_datetime(&n).timestamp())
+            .unwrap_or(t.unix()),
+    )
 }
 
 fn advance(t: Timestamp, interval: &str) -> Timestamp {
@@ -586,8 +779,14 @@ fn advance(t: Timestamp, interval: &str) -> Timestamp {
     let next = match interval {
         "hour" => d + ChronoDuration::hours(1),
         "month" => {
-            let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
-            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(d + ChronoDuration::days(31))
+            let (y, m) = if d.month() == 12 {
+                (d.year() + 1, 1)
+            } else {
+                (d.year(), d.month() + 1)
+            };
+            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+                .single()
+                .unwrap_or(d + ChronoDuration::days(31))
         }
         _ => d + ChronoDuration::days(1),
     };
@@ -604,8 +803,14 @@ mod tests {
         let std = STANDARD.encode(&bytes);
         assert_eq!(decode_payload(&std).unwrap(), bytes);
         assert_eq!(decode_payload(std.trim_end_matches('=')).unwrap(), bytes);
-        assert_eq!(decode_payload(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap(), bytes);
-        assert_eq!(decode_payload("not base64!").unwrap_err().reason, Reason::DataTokenInvalidDataEncoding);
+        assert_eq!(
+            decode_payload(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap(),
+            bytes
+        );
+        assert_eq!(
+            decode_payload("not base64!").unwrap_err().reason,
+            Reason::DataTokenInvalidDataEncoding
+        );
     }
 
     #[test]
@@ -614,19 +819,38 @@ mod tests {
         assert_eq!(floor(t, "hour").rfc3339(), "2026-02-21T15:00:00+00:00");
         assert_eq!(floor(t, "day").rfc3339(), "2026-02-21T00:00:00+00:00");
         assert_eq!(floor(t, "month").rfc3339(), "2026-02-01T00:00:00+00:00");
-        assert_eq!(advance(floor(t, "month"), "month").rfc3339(), "2026-03-01T00:00:00+00:00");
+        assert_eq!(
+            advance(floor(t, "month"), "month").rfc3339(),
+            "2026-03-01T00:00:00+00:00"
+        );
         let dec = Timestamp::parse_rfc3339("2026-12-05T00:00:00Z").unwrap();
-        assert_eq!(advance(floor(dec, "month"), "month").rfc3339(), "2027-01-01T00:00:00+00:00");
+        assert_eq!(
+            advance(floor(dec, "month"), "month").rfc3339(),
+            "2027-01-01T00:00:00+00:00"
+        );
     }
 
     #[test]
     fn risk_meta_rules() {
-        let ok: Map<String, Value> = serde_json::from_value(json!({"classification": "confidential", "retentionDays": "365", "token": "x"})).unwrap();
+        let ok: Map<String, Value> = serde_json::from_value(
+            json!({"classification": "confidential", "retentionDays": "365", "token": "x"}),
+        )
+        .unwrap();
         let v = risk_meta(&ok).unwrap();
-        assert_eq!(v, json!({"classification": "confidential", "label": null, "handling": null, "retentionDays": "365"}));
+        assert_eq!(
+            v,
+            json!({"classification": "confidential", "label": null, "handling": null, "retentionDays": "365"})
+        );
         let missing: Map<String, Value> = serde_json::from_value(json!({"label": "x"})).unwrap();
-        assert_eq!(risk_meta(&missing).unwrap_err().reason, Reason::ValidationMissingField);
-        let bad_name: Map<String, Value> = serde_json::from_value(json!({"classification": "c", "bad name": "x"})).unwrap();
-        assert_eq!(risk_meta(&bad_name).unwrap_err().reason, Reason::DataTokenInvalidMeta);
+        assert_eq!(
+            risk_meta(&missing).unwrap_err().reason,
+            Reason::ValidationMissingField
+        );
+        let bad_name: Map<String, Value> =
+            serde_json::from_value(json!({"classification": "c", "bad name": "x"})).unwrap();
+        assert_eq!(
+            risk_meta(&bad_name).unwrap_err().reason,
+            Reason::DataTokenInvalidMeta
+        );
     }
 }

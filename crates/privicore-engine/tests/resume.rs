@@ -3,9 +3,9 @@
 
 use futures_util::StreamExt;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
-use privicore_domain::envelope::{Kek, KeyRing};
 use privicore_domain::CommandId;
 use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Outcome};
+use privicore_domain::envelope::{Kek, KeyRing};
 use privicore_domain::event::BusEvent;
 use privicore_domain::password::{HashCost, PasswordHash};
 use privicore_domain::ports::{Bus, MetadataStore};
@@ -29,15 +29,18 @@ async fn unfinished_commands_resume_on_start() {
     };
     let id = CommandId::new();
     store
-        .insert_command(&CommandRecord::new(
-            id,
-            id.into(),
-            None,
-            CommandPayload::RegisterProfile {
-                username: "left-over@example.com".into(),
-                password_hash: PasswordHash::create("correct-horse-battery", cheap).unwrap(),
-            },
-        ), &[])
+        .insert_command(
+            &CommandRecord::new(
+                id,
+                id.into(),
+                None,
+                CommandPayload::RegisterProfile {
+                    username: "left-over@example.com".into(),
+                    password_hash: PasswordHash::create("correct-horse-battery", cheap).unwrap(),
+                },
+            ),
+            &[],
+        )
         .await
         .unwrap();
 
@@ -50,7 +53,9 @@ async fn unfinished_commands_resume_on_start() {
         keyring: KeyRing::new(Kek::generate("k").unwrap(), vec![]),
         host: None,
     };
-    let engine = Engine::start(adapters, EngineConfig::default()).await.unwrap();
+    let engine = Engine::start(adapters, EngineConfig::default())
+        .await
+        .unwrap();
 
     let event = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await

@@ -4,7 +4,9 @@
 use crate::error::ApiError;
 use crate::routes::AppState;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -22,7 +24,9 @@ const DEAD_AFTER: Duration = Duration::from_secs(45);
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_owned(), pass.to_owned()))
@@ -48,11 +52,20 @@ pub async fn upgrade(
             .max_message_size(MAX_MESSAGE_BYTES + 1024)
             .on_upgrade(move |socket| serve(socket, bus, device, state.engine.shutdown_token()))
             .into_response(),
-        Err(_) => ApiError(Error::new(Reason::RequestMalformed).with_message("A WebSocket upgrade is expected here.")).into_response(),
+        Err(_) => ApiError(
+            Error::new(Reason::RequestMalformed)
+                .with_message("A WebSocket upgrade is expected here."),
+        )
+        .into_response(),
     }
 }
 
-async fn serve(socket: WebSocket, bus: Arc<LocalDeviceBus>, device: DeviceId, shutdown: tokio_util::sync::CancellationToken) {
+async fn serve(
+    socket: WebSocket,
+    bus: Arc<LocalDeviceBus>,
+    device: DeviceId,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let id = device.to_string();
     let mut attachment = bus.attach(&id);
     let (mut sink, mut stream) = socket.split();

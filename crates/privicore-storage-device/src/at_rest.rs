@@ -37,7 +37,8 @@ fn object_key(dmk: &[u8; 32], salt: &[u8; 32], token: &str, version: u32) -> [u8
     info.extend_from_slice(&version.to_be_bytes());
     let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), dmk);
     let mut out = [0u8; 32];
-    hk.expand(&info, &mut out).expect("32 bytes is a valid HKDF length");
+    hk.expand(&info, &mut out)
+        .expect("32 bytes is a valid HKDF length");
     out
 }
 
@@ -52,7 +53,9 @@ fn nonce(index: u32, last: bool) -> [u8; 12] {
 pub fn encode(dmk: &[u8; 32], info: &ObjectInfo, sealed_chunks: &[Vec<u8>]) -> Vec<u8> {
     let mut salt = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut salt);
-    let mut out = Vec::with_capacity(128 + info.layer2_header.len() + sealed_chunks.iter().map(|c| c.len() + 20).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        128 + info.layer2_header.len() + sealed_chunks.iter().map(|c| c.len() + 20).sum::<usize>(),
+    );
     out.extend_from_slice(&MAGIC);
     out.push(0x01);
     out.push(0x01);
@@ -70,7 +73,13 @@ pub fn encode(dmk: &[u8; 32], info: &ObjectInfo, sealed_chunks: &[Vec<u8>]) -> V
     for (i, chunk) in sealed_chunks.iter().enumerate() {
         let i = i as u32;
         let record = cipher
-            .encrypt(Nonce::from_slice(&nonce(i, i + 1 == count)), Payload { msg: chunk, aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce(i, i + 1 == count)),
+                Payload {
+                    msg: chunk,
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption cannot fail");
         out.extend_from_slice(&(record.len() as u32).to_be_bytes());
         out.extend_from_slice(&record);
@@ -100,7 +109,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn u32(&mut self) -> Result<u32, AtRestError> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| AtRestError::Malformed)?))
+        Ok(u32::from_be_bytes(
+            self.take(4)?
+                .try_into()
+                .map_err(|_| AtRestError::Malformed)?,
+        ))
     }
 }
 
@@ -111,7 +124,9 @@ pub fn decode<'a>(dmk: &[u8; 32], file: &'a [u8]) -> Result<Decoded<'a>, AtRestE
     }
     let salt: [u8; 32] = c.take(32)?.try_into().map_err(|_| AtRestError::Malformed)?;
     let t = c.take(1)?[0] as usize;
-    let token = std::str::from_utf8(c.take(t)?).map_err(|_| AtRestError::Malformed)?.to_owned();
+    let token = std::str::from_utf8(c.take(t)?)
+        .map_err(|_| AtRestError::Malformed)?
+        .to_owned();
     let version = c.u32()?;
     let chunk_count = c.u32()?;
     let digest: [u8; 32] = c.take(32)?.try_into().map_err(|_| AtRestError::Malformed)?;
@@ -144,10 +159,19 @@ pub fn decode<'a>(dmk: &[u8; 32], file: &'a [u8]) -> Result<Decoded<'a>, AtRestE
 impl Decoded<'_> {
     /// The layer-2 sealed chunk `index`, or `Corrupt` if its record does not authenticate.
     pub fn chunk(&self, index: u32) -> Result<Vec<u8>, AtRestError> {
-        let record = self.records.get(index as usize).ok_or(AtRestError::NoSuchChunk)?;
+        let record = self
+            .records
+            .get(index as usize)
+            .ok_or(AtRestError::NoSuchChunk)?;
         let last = index + 1 == self.info.chunk_count;
         self.cipher
-            .decrypt(Nonce::from_slice(&nonce(index, last)), Payload { msg: record, aad: &self.aad })
+            .decrypt(
+                Nonce::from_slice(&nonce(index, last)),
+                Payload {
+                    msg: record,
+                    aad: &self.aad,
+                },
+            )
             .map_err(|_| AtRestError::Corrupt)
     }
 
@@ -205,7 +229,10 @@ mod tests {
         assert_eq!(d.verify(), Err(AtRestError::Corrupt));
         let other_dmk = decode(&[4u8; 32], &file).unwrap();
         assert_eq!(other_dmk.chunk(0), Err(AtRestError::Corrupt));
-        assert_eq!(decode(&dmk, &file[..file.len() - 1]).err(), Some(AtRestError::Malformed));
+        assert_eq!(
+            decode(&dmk, &file[..file.len() - 1]).err(),
+            Some(AtRestError::Malformed)
+        );
     }
 
     proptest! {

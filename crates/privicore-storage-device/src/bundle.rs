@@ -49,6 +49,9 @@ impl Bundle {
     /// The embedded bus URL for `bus = "embedded"`.
     pub fn embedded_bus_url(&self) -> String {
         let scheme = if self.rabbit_tls { "wss" } else { "ws" };
-        format!("{scheme}://{}:{}/device-bus", self.rabbit_host, self.rabbit_port)
+        format!(
+            "{scheme}://{}:{}/device-bus",
+            self.rabbit_host, self.rabbit_port
+        )
     }
 }

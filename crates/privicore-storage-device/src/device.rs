@@ -39,7 +39,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl DeviceIdentity {
     /// Loads the device key pair and master key from `dir`, creating them on first start.
-    pub fn load_or_create(dir: &Path, device_identifier: &str, engine_public_key: SignedPublicKey) -> std::io::Result<Self> {
+    pub fn load_or_create(
+        dir: &Path,
+        device_identifier: &str,
+        engine_public_key: SignedPublicKey,
+    ) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let key_path = dir.join("device-key.hex");
         let dmk_path = dir.join("dmk.key");
@@ -51,10 +55,23 @@ impl DeviceIdentity {
             rand::rngs::OsRng.fill_bytes(&mut dmk);
             write_private(&dmk_path, &dmk)?;
         }
-        let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unreadable {what}"));
-        let keys = KeyPair::from_private_hex(std::fs::read_to_string(&key_path)?.trim()).ok_or_else(|| invalid("device key"))?;
-        let dmk: [u8; 32] = std::fs::read(&dmk_path)?.try_into().map_err(|_| invalid("master key"))?;
-        Ok(Self { device_identifier: device_identifier.to_owned(), engine_public_key, keys, dmk })
+        let invalid = |what: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unreadable {what}"),
+            )
+        };
+        let keys = KeyPair::from_private_hex(std::fs::read_to_string(&key_path)?.trim())
+            .ok_or_else(|| invalid("device key"))?;
+        let dmk: [u8; 32] = std::fs::read(&dmk_path)?
+            .try_into()
+            .map_err(|_| invalid("master key"))?;
+        Ok(Self {
+            device_identifier: device_identifier.to_owned(),
+            engine_public_key,
+            keys,
+            dmk,
+        })
     }
 
     pub fn public_key(&self) -> &SignedPublicKey {
@@ -105,7 +122,12 @@ impl StorageDevice {
         &self.store
     }
 
-    fn envelope(&self, kind: &str, correlation: Option<&str>, body: &impl serde::Serialize) -> Envelope {
+    fn envelope(
+        &self,
+        kind: &str,
+        correlation: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> Envelope {
         Envelope::new(kind, &self.identity.device_identifier, correlation, body)
     }
 
@@ -115,7 +137,10 @@ impl StorageDevice {
             None,
             &bus::Hello {
                 public_key: self.identity.public_key().to_hex(),
-                software: bus::Software { name: "privicore-storage".into(), version: env!("CARGO_PKG_VERSION").into() },
+                software: bus::Software {
+                    name: "privicore-storage".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                },
                 roles: self.roles.clone(),
                 capacity: self.store.capacity(),
                 object_count: self.store.object_count(),
@@ -129,7 +154,10 @@ impl StorageDevice {
         self.envelope(
             kind::HEARTBEAT,
             None,
-            &bus::Heartbeat { capacity: self.store.capacity(), object_count: self.store.object_count() },
+            &bus::Heartbeat {
+                capacity: self.store.capacity(),
+                object_count: self.store.object_count(),
+            },
         )
     }
 
@@ -152,11 +180,14 @@ impl StorageDevice {
         if env.v != bus::PROTOCOL_VERSION || !self.first_time(&env.message_id) {
             return out;
         }
-        self.staging.retain(|_, s| s.touched.elapsed() < STAGING_IDLE);
+        self.staging
+            .retain(|_, s| s.touched.elapsed() < STAGING_IDLE);
         let cid = Some(env.message_id.as_str());
         match env.kind.as_str() {
             kind::WELCOME => {
-                let ok = env.body::<bus::Welcome>().is_some_and(|w| self.welcome_is_genuine(&w));
+                let ok = env
+                    .body::<bus::Welcome>()
+                    .is_some_and(|w| self.welcome_is_genuine(&w));
                 if ok {
                     tracing::info!(device = %self.identity.device_identifier, "device welcomed");
                 } else {
@@ -165,7 +196,10 @@ impl StorageDevice {
                 }
             }
             kind::REJECTED | kind::REVOKED => {
-                let reason = env.body::<bus::Reason>().map(|r| r.reason).unwrap_or_default();
+                let reason = env
+                    .body::<bus::Reason>()
+                    .map(|r| r.reason)
+                    .unwrap_or_default();
                 tracing::warn!(device = %self.identity.device_identifier, %reason, "engine ended this device's session");
                 out.stop = true;
             }
@@ -194,17 +228,30 @@ impl StorageDevice {
                     out.replies.push(self.envelope(
                         kind::DELETED,
                         cid,
-                        &bus::Deleted { delete_id: delete.delete_id, token: delete.token, versions_removed: removed },
+                        &bus::Deleted {
+                            delete_id: delete.delete_id,
+                            token: delete.token,
+                            versions_removed: removed,
+                        },
                     ));
                 }
             }
             kind::INVENTORY_REQUEST => {
                 if let Some(req) = env.body::<bus::InventoryRequest>() {
-                    let (items, cursor) = self.store.inventory(req.cursor.as_deref(), req.page_size.clamp(1, 1000) as usize, req.verify);
+                    let (items, cursor) = self.store.inventory(
+                        req.cursor.as_deref(),
+                        req.page_size.clamp(1, 1000) as usize,
+                        req.verify,
+                    );
                     out.replies.push(self.envelope(
                         kind::INVENTORY,
                         cid,
-                        &bus::Inventory { sync_id: req.sync_id, items, cursor, capacity: self.store.capacity() },
+                        &bus::Inventory {
+                            sync_id: req.sync_id,
+                            items,
+                            cursor,
+                            capacity: self.store.capacity(),
+                        },
                     ));
                 }
             }
@@ -215,10 +262,20 @@ impl StorageDevice {
     }
 
     fn welcome_is_genuine(&self, welcome: &bus::Welcome) -> bool {
-        let Some(hello_id) = &self.hello_id else { return false };
-        let shared = self.identity.keys.diffie_hellman(&self.identity.engine_public_key);
+        let Some(hello_id) = &self.hello_id else {
+            return false;
+        };
+        let shared = self
+            .identity
+            .keys
+            .diffie_hellman(&self.identity.engine_public_key);
         let k_dc = bus::channel_key(&shared, &self.identity.device_identifier);
-        bus::verify_key_confirmation(&k_dc, &self.identity.device_identifier, hello_id, &welcome.key_confirmation)
+        bus::verify_key_confirmation(
+            &k_dc,
+            &self.identity.device_identifier,
+            hello_id,
+            &welcome.key_confirmation,
+        )
     }
 
     fn store_chunk(&mut self, c: bus::StoreChunk, cid: Option<&str>) -> Option<Envelope> {
@@ -226,7 +283,12 @@ impl StorageDevice {
             this.envelope(
                 kind::STORE_FAILED,
                 cid,
-                &bus::StoreFailed { transfer_id: c.transfer_id.clone(), token: c.token.clone(), version: c.version, reason: reason.into() },
+                &bus::StoreFailed {
+                    transfer_id: c.transfer_id.clone(),
+                    token: c.token.clone(),
+                    version: c.version,
+                    reason: reason.into(),
+                },
             )
         };
         if let Some(digest) = self.store.digest_of(&c.token, c.version) {
@@ -279,7 +341,13 @@ impl StorageDevice {
         self.envelope(
             kind::STORED,
             cid,
-            &bus::Stored { transfer_id: c.transfer_id.clone(), token: c.token.clone(), version: c.version, sha256: c.sha256.clone(), bytes_stored: bytes },
+            &bus::Stored {
+                transfer_id: c.transfer_id.clone(),
+                token: c.token.clone(),
+                version: c.version,
+                sha256: c.sha256.clone(),
+                bytes_stored: bytes,
+            },
         )
     }
 
@@ -288,10 +356,19 @@ impl StorageDevice {
             vec![self.envelope(
                 kind::FETCH_FAILED,
                 cid,
-                &bus::FetchFailed { fetch_id: f.fetch_id.clone(), token: f.token.clone(), version: f.version, chunk_index: index, reason: reason.into() },
+                &bus::FetchFailed {
+                    fetch_id: f.fetch_id.clone(),
+                    token: f.token.clone(),
+                    version: f.version,
+                    chunk_index: index,
+                    reason: reason.into(),
+                },
             )]
         };
-        match self.store.read(&f.token, f.version, f.from_chunk, f.count.clamp(1, 64)) {
+        match self
+            .store
+            .read(&f.token, f.version, f.from_chunk, f.count.clamp(1, 64))
+        {
             Ok((total, chunks)) => chunks
                 .into_iter()
                 .enumerate()
@@ -299,7 +376,14 @@ impl StorageDevice {
                     self.envelope(
                         kind::FETCH_CHUNK,
                         cid,
-                        &bus::FetchChunk { fetch_id: f.fetch_id.clone(), token: f.token.clone(), version: f.version, chunk_index: f.from_chunk + i as u32, chunk_count: total, data },
+                        &bus::FetchChunk {
+                            fetch_id: f.fetch_id.clone(),
+                            token: f.token.clone(),
+                            version: f.version,
+                            chunk_index: f.from_chunk + i as u32,
+                            chunk_count: total,
+                            data,
+                        },
                     )
                 })
                 .collect(),
@@ -311,11 +395,16 @@ impl StorageDevice {
 
     /// Runs the device on `link` until the engine ends the session, the link drops or
     /// `shutdown` is cancelled.
-    pub async fn run(self, mut link: impl Link, shutdown: CancellationToken) -> Result<(), LinkError> {
+    pub async fn run(
+        self,
+        mut link: impl Link,
+        shutdown: CancellationToken,
+    ) -> Result<(), LinkError> {
         let device = Arc::new(Mutex::new(self));
         let hello = device.lock().expect("device lock").hello();
         link.send(hello).await?;
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut heartbeat =
+            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),

@@ -36,10 +36,21 @@ pub struct ChannelLink {
 
 /// A device link plus the engine's ends: a sender to the device and a receiver of its
 /// messages.
-pub fn channel_pair() -> (ChannelLink, mpsc::UnboundedSender<Envelope>, mpsc::UnboundedReceiver<Envelope>) {
+pub fn channel_pair() -> (
+    ChannelLink,
+    mpsc::UnboundedSender<Envelope>,
+    mpsc::UnboundedReceiver<Envelope>,
+) {
     let (to_device, from_engine) = mpsc::unbounded_channel();
     let (to_engine, from_device) = mpsc::unbounded_channel();
-    (ChannelLink { from_engine, to_engine }, to_device, from_device)
+    (
+        ChannelLink {
+            from_engine,
+            to_engine,
+        },
+        to_device,
+        from_device,
+    )
 }
 
 #[async_trait]
@@ -53,19 +64,28 @@ impl Link for ChannelLink {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub struct WebSocketLink {
     ws: Ws,
 }
 
 /// Connects to `ws(s)://host:port/device-bus` with the bundle's bus credentials.
-pub async fn connect_websocket(url: &str, user: &str, pass: &str) -> Result<WebSocketLink, LinkError> {
-    let mut request = url.into_client_request().map_err(|e| LinkError::Transport(e.to_string()))?;
+pub async fn connect_websocket(
+    url: &str,
+    user: &str,
+    pass: &str,
+) -> Result<WebSocketLink, LinkError> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| LinkError::Transport(e.to_string()))?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     request.headers_mut().insert(
         "authorization",
-        format!("Basic {basic}").parse().map_err(|_| LinkError::Transport("bad credentials".into()))?,
+        format!("Basic {basic}")
+            .parse()
+            .map_err(|_| LinkError::Transport("bad credentials".into()))?,
     );
     let (ws, _) = tokio_tungstenite::connect_async(request)
         .await

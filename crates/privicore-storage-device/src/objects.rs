@@ -34,7 +34,9 @@ pub struct ObjectStore {
 pub fn safe_token(token: &str) -> bool {
     token.len() == 40
         && token.starts_with("dtk-")
-        && token[4..].bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        && token[4..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// Total payload size, read from the layer-2 header core (offset 15 + T).
@@ -59,7 +61,9 @@ impl ObjectStore {
         let mut index = BTreeMap::new();
         for token_dir in std::fs::read_dir(&objects)? {
             let token_dir = token_dir?;
-            let Some(token) = token_dir.file_name().to_str().map(str::to_owned) else { continue };
+            let Some(token) = token_dir.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
             if !safe_token(&token) {
                 continue;
             }
@@ -77,34 +81,61 @@ impl ObjectStore {
                 let stored_at = file
                     .metadata()
                     .and_then(|m| m.modified())
-                    .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+                    .map(|t| {
+                        chrono::DateTime::<chrono::Utc>::from(t)
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+                    })
                     .unwrap_or_else(|_| now());
                 // An unreadable header still counts as an object, reported corrupt later.
                 let (digest, chunk_count, total_size) = match at_rest::decode(&dmk, &bytes) {
-                    Ok(d) => (d.info.digest, d.info.chunk_count, total_size_of(&d.info.layer2_header)),
+                    Ok(d) => (
+                        d.info.digest,
+                        d.info.chunk_count,
+                        total_size_of(&d.info.layer2_header),
+                    ),
                     Err(_) => ([0; 32], 0, 0),
                 };
                 index.insert(
                     (token.clone(), version),
-                    Entry { digest, chunk_count, total_size, bytes: bytes.len() as u64, stored_at },
+                    Entry {
+                        digest,
+                        chunk_count,
+                        total_size,
+                        bytes: bytes.len() as u64,
+                        stored_at,
+                    },
                 );
             }
         }
-        Ok(Self { root: root.to_path_buf(), dmk, index: Mutex::new(index) })
+        Ok(Self {
+            root: root.to_path_buf(),
+            dmk,
+            index: Mutex::new(index),
+        })
     }
 
     fn path(&self, token: &str, version: u32) -> PathBuf {
-        self.root.join("objects").join(token).join(format!("{version}.pvd"))
+        self.root
+            .join("objects")
+            .join(token)
+            .join(format!("{version}.pvd"))
     }
 
     pub fn digest_of(&self, token: &str, version: u32) -> Option<[u8; 32]> {
-        self.index.lock().expect("index lock").get(&(token.to_owned(), version)).map(|e| e.digest)
+        self.index
+            .lock()
+            .expect("index lock")
+            .get(&(token.to_owned(), version))
+            .map(|e| e.digest)
     }
 
     /// Seals with layer 3 and writes durably; returns the bytes written.
     pub fn put(&self, info: &ObjectInfo, sealed_chunks: &[Vec<u8>]) -> std::io::Result<u64> {
         if !safe_token(&info.token) {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "unsafe token"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "unsafe token",
+            ));
         }
         let file = at_rest::encode(&self.dmk, info, sealed_chunks);
         let path = self.path(&info.token, info.version);
@@ -125,12 +156,21 @@ impl ObjectStore {
             bytes: file.len() as u64,
             stored_at: now(),
         };
-        self.index.lock().expect("index lock").insert((info.token.clone(), info.version), entry);
+        self.index
+            .lock()
+            .expect("index lock")
+            .insert((info.token.clone(), info.version), entry);
         Ok(file.len() as u64)
     }
 
     /// Layer-2 chunks `from..from+count`, each authenticated at rest first.
-    pub fn read(&self, token: &str, version: u32, from: u32, count: u32) -> Result<(u32, Vec<Vec<u8>>), ReadError> {
+    pub fn read(
+        &self,
+        token: &str,
+        version: u32,
+        from: u32,
+        count: u32,
+    ) -> Result<(u32, Vec<Vec<u8>>), ReadError> {
         if !safe_token(token) || self.digest_of(token, version).is_none() {
             return Err(ReadError::NotFound);
         }
@@ -172,11 +212,21 @@ impl ObjectStore {
     }
 
     /// A page of the inventory; the cursor is the position in token order.
-    pub fn inventory(&self, cursor: Option<&str>, page_size: usize, verify: bool) -> (Vec<InventoryItem>, Option<String>) {
+    pub fn inventory(
+        &self,
+        cursor: Option<&str>,
+        page_size: usize,
+        verify: bool,
+    ) -> (Vec<InventoryItem>, Option<String>) {
         let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         let entries: Vec<((String, u32), Entry)> = {
             let index = self.index.lock().expect("index lock");
-            index.iter().skip(start).take(page_size.max(1)).map(|(k, e)| (k.clone(), e.clone())).collect()
+            index
+                .iter()
+                .skip(start)
+                .take(page_size.max(1))
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect()
         };
         let items: Vec<InventoryItem> = entries
             .iter()
@@ -189,7 +239,12 @@ impl ObjectStore {
                     total_size: e.total_size,
                     sha256: hex::encode(e.digest),
                     stored_at: e.stored_at.clone(),
-                    status: if healthy && e.chunk_count > 0 { "ok" } else { "corrupt" }.into(),
+                    status: if healthy && e.chunk_count > 0 {
+                        "ok"
+                    } else {
+                        "corrupt"
+                    }
+                    .into(),
                 }
             })
             .collect();
@@ -201,7 +256,11 @@ impl ObjectStore {
     fn verify_one(&self, token: &str, version: u32) -> bool {
         std::fs::read(self.path(token, version))
             .ok()
-            .and_then(|bytes| at_rest::decode(&self.dmk, &bytes).ok().map(|d| d.verify().is_ok()))
+            .and_then(|bytes| {
+                at_rest::decode(&self.dmk, &bytes)
+                    .ok()
+                    .map(|d| d.verify().is_ok())
+            })
             .unwrap_or(false)
     }
 
@@ -210,9 +269,20 @@ impl ObjectStore {
     }
 
     pub fn capacity(&self) -> Capacity {
-        let used = self.index.lock().expect("index lock").values().map(|e| e.bytes).sum();
-        let free = fs4::statvfs(&self.root).map(|s| s.available_space()).unwrap_or(0);
-        Capacity { bytes_used: used, bytes_free: free }
+        let used = self
+            .index
+            .lock()
+            .expect("index lock")
+            .values()
+            .map(|e| e.bytes)
+            .sum();
+        let free = fs4::statvfs(&self.root)
+            .map(|s| s.available_space())
+            .unwrap_or(0);
+        Capacity {
+            bytes_used: used,
+            bytes_free: free,
+        }
     }
 }
 
@@ -226,7 +296,13 @@ mod tests {
     fn object(version: u32, chunks: &[Vec<u8>]) -> ObjectInfo {
         let mut h = Sha256::new();
         chunks.iter().for_each(|c| h.update(c));
-        ObjectInfo { token: TOKEN.into(), version, chunk_count: chunks.len() as u32, digest: h.finalize().into(), layer2_header: vec![0; 30] }
+        ObjectInfo {
+            token: TOKEN.into(),
+            version,
+            chunk_count: chunks.len() as u32,
+            digest: h.finalize().into(),
+            layer2_header: vec![0; 30],
+        }
     }
 
     #[test]
@@ -236,9 +312,15 @@ mod tests {
         let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
         store.put(&object(1, &chunks), &chunks).unwrap();
         store.put(&object(2, &chunks[..1]), &chunks[..1]).unwrap();
-        assert_eq!(store.read(TOKEN, 1, 1, 8).unwrap(), (3, chunks[1..].to_vec()));
+        assert_eq!(
+            store.read(TOKEN, 1, 1, 8).unwrap(),
+            (3, chunks[1..].to_vec())
+        );
         assert_eq!(store.read(TOKEN, 3, 0, 8), Err(ReadError::NotFound));
-        assert_eq!(store.read("../../etc/passwd", 1, 0, 8), Err(ReadError::NotFound));
+        assert_eq!(
+            store.read("../../etc/passwd", 1, 0, 8),
+            Err(ReadError::NotFound)
+        );
 
         let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
         assert_eq!(reopened.object_count(), 2);

@@ -1,7 +1,9 @@
 //! Reads of devices, data tokens, versions, replicas, the spool and statistics.
 
 use crate::{rows, unavailable};
-use privicore_domain::data_token::{DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenStatus, TokenVersion};
+use privicore_domain::data_token::{
+    DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenStatus, TokenVersion,
+};
 use privicore_domain::device::{Device, DeviceFilter};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{ProfileId, Timestamp};
@@ -13,16 +15,20 @@ fn push_match(q: &mut QueryBuilder<'_, Sqlite>, expr: &str, m: &Match) {
             q.push(format!(" AND {expr} = ")).push_bind(v.clone());
         }
         Match::ExactNoCase(v) => {
-            q.push(format!(" AND lower({expr}) = lower(")).push_bind(v.clone()).push(")");
+            q.push(format!(" AND lower({expr}) = lower("))
+                .push_bind(v.clone())
+                .push(")");
         }
         Match::Prefix(p) => {
-            q.push(format!(" AND substr({expr}, 1, {}) = ", p.chars().count())).push_bind(p.clone());
+            q.push(format!(" AND substr({expr}, 1, {}) = ", p.chars().count()))
+                .push_bind(p.clone());
         }
     }
 }
 
 fn device_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &DeviceFilter) {
-    q.push(" WHERE profile_id = ").push_bind(profile.to_string());
+    q.push(" WHERE profile_id = ")
+        .push_bind(profile.to_string());
     if !f.statuses.is_empty() {
         q.push(" AND status IN (");
         let mut sep = q.separated(", ");
@@ -36,31 +42,59 @@ fn device_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &Device
             q.push(" AND roles = ''");
         }
         Some(role) => {
-            q.push(" AND (',' || roles || ',') LIKE ").push_bind(format!("%,{role},%"));
+            q.push(" AND (',' || roles || ',') LIKE ")
+                .push_bind(format!("%,{role},%"));
         }
         None => {}
     }
     if let Some(name) = &f.name {
-        let m = if f.name_prefix { Match::Prefix(name.clone()) } else { Match::Exact(name.clone()) };
+        let m = if f.name_prefix {
+            Match::Prefix(name.clone())
+        } else {
+            Match::Exact(name.clone())
+        };
         push_match(q, "name", &m);
     }
 }
 
-pub async fn list_devices(pool: &SqlitePool, profile: ProfileId, f: &DeviceFilter, page: Page) -> Result<(Vec<Device>, u64), StoreError> {
+pub async fn list_devices(
+    pool: &SqlitePool,
+    profile: ProfileId,
+    f: &DeviceFilter,
+    page: Page,
+) -> Result<(Vec<Device>, u64), StoreError> {
     let mut count = QueryBuilder::new("SELECT COUNT(*) AS n FROM devices");
     device_where(&mut count, profile, f);
-    let total: i64 = count.build().fetch_one(pool).await.map_err(unavailable)?.get("n");
+    let total: i64 = count
+        .build()
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?
+        .get("n");
     let mut q = QueryBuilder::new("SELECT * FROM devices");
     device_where(&mut q, profile, f);
-    q.push(" ORDER BY created_at DESC, request_command_id DESC LIMIT ").push_bind(page.per_page as i64);
+    q.push(" ORDER BY created_at DESC, request_command_id DESC LIMIT ")
+        .push_bind(page.per_page as i64);
     q.push(" OFFSET ").push_bind(page.offset() as i64);
-    let items = q.build().fetch_all(pool).await.map_err(unavailable)?.iter().map(rows::device).collect::<Result<_, _>>()?;
+    let items = q
+        .build()
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(rows::device)
+        .collect::<Result<_, _>>()?;
     Ok((items, total as u64))
 }
 
 fn token_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &TokenFilter) {
-    q.push(" WHERE profile_id = ").push_bind(profile.to_string());
-    let statuses = if f.statuses.is_empty() { vec![TokenStatus::Active] } else { f.statuses.clone() };
+    q.push(" WHERE profile_id = ")
+        .push_bind(profile.to_string());
+    let statuses = if f.statuses.is_empty() {
+        vec![TokenStatus::Active]
+    } else {
+        f.statuses.clone()
+    };
     q.push(" AND status IN (");
     let mut sep = q.separated(", ");
     for s in &statuses {
@@ -87,44 +121,89 @@ fn token_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &TokenFi
     }
 }
 
-pub async fn list_tokens(pool: &SqlitePool, profile: ProfileId, f: &TokenFilter, page: Page) -> Result<(Vec<DataToken>, u64), StoreError> {
+pub async fn list_tokens(
+    pool: &SqlitePool,
+    profile: ProfileId,
+    f: &TokenFilter,
+    page: Page,
+) -> Result<(Vec<DataToken>, u64), StoreError> {
     let mut count = QueryBuilder::new("SELECT COUNT(*) AS n FROM data_tokens");
     token_where(&mut count, profile, f);
-    let total: i64 = count.build().fetch_one(pool).await.map_err(unavailable)?.get("n");
+    let total: i64 = count
+        .build()
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable)?
+        .get("n");
     let mut q = QueryBuilder::new("SELECT * FROM data_tokens");
     token_where(&mut q, profile, f);
-    q.push(" ORDER BY created_at DESC, reserve_command_id DESC LIMIT ").push_bind(page.per_page as i64);
+    q.push(" ORDER BY created_at DESC, reserve_command_id DESC LIMIT ")
+        .push_bind(page.per_page as i64);
     q.push(" OFFSET ").push_bind(page.offset() as i64);
-    let items = q.build().fetch_all(pool).await.map_err(unavailable)?.iter().map(rows::data_token).collect::<Result<_, _>>()?;
+    let items = q
+        .build()
+        .fetch_all(pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(rows::data_token)
+        .collect::<Result<_, _>>()?;
     Ok((items, total as u64))
 }
 
-pub async fn token_version(pool: &SqlitePool, token: &str, version: u32) -> Result<Option<TokenVersion>, StoreError> {
-    Ok(sqlx::query("SELECT * FROM token_versions WHERE token = ? AND version = ?")
-        .bind(token)
-        .bind(i64::from(version))
-        .fetch_optional(pool)
-        .await
-        .map_err(unavailable)?
-        .map(|r| rows::token_version(&r)))
+pub async fn token_version(
+    pool: &SqlitePool,
+    token: &str,
+    version: u32,
+) -> Result<Option<TokenVersion>, StoreError> {
+    Ok(
+        sqlx::query("SELECT * FROM token_versions WHERE token = ? AND version = ?")
+            .bind(token)
+            .bind(i64::from(version))
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?
+            .map(|r| rows::token_version(&r)),
+    )
 }
 
-pub async fn replicas(pool: &SqlitePool, token: &str, version: Option<u32>) -> Result<Vec<Replica>, StoreError> {
+pub async fn replicas(
+    pool: &SqlitePool,
+    token: &str,
+    version: Option<u32>,
+) -> Result<Vec<Replica>, StoreError> {
     let rows = match version {
-        Some(v) => sqlx::query("SELECT * FROM replicas WHERE token = ? AND version = ?").bind(token).bind(i64::from(v)).fetch_all(pool).await,
-        None => sqlx::query("SELECT * FROM replicas WHERE token = ?").bind(token).fetch_all(pool).await,
+        Some(v) => {
+            sqlx::query("SELECT * FROM replicas WHERE token = ? AND version = ?")
+                .bind(token)
+                .bind(i64::from(v))
+                .fetch_all(pool)
+                .await
+        }
+        None => {
+            sqlx::query("SELECT * FROM replicas WHERE token = ?")
+                .bind(token)
+                .fetch_all(pool)
+                .await
+        }
     }
     .map_err(unavailable)?;
     rows.iter().map(rows::replica).collect()
 }
 
-pub async fn replica_counts(pool: &SqlitePool, token: &str, version: u32) -> Result<ReplicaCounts, StoreError> {
-    let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM replicas WHERE token = ? AND version = ? GROUP BY state")
-        .bind(token)
-        .bind(i64::from(version))
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?;
+pub async fn replica_counts(
+    pool: &SqlitePool,
+    token: &str,
+    version: u32,
+) -> Result<ReplicaCounts, StoreError> {
+    let rows = sqlx::query(
+        "SELECT state, COUNT(*) AS n FROM replicas WHERE token = ? AND version = ? GROUP BY state",
+    )
+    .bind(token)
+    .bind(i64::from(version))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
     let mut counts = ReplicaCounts::default();
     for r in rows {
         let n = r.get::<i64, _>("n") as u64;
@@ -138,17 +217,29 @@ pub async fn replica_counts(pool: &SqlitePool, token: &str, version: u32) -> Res
     Ok(counts)
 }
 
-pub async fn spool(pool: &SqlitePool, token: &str, version: u32) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-    let rows = sqlx::query("SELECT sealed FROM spool WHERE token = ? AND version = ? ORDER BY chunk_index")
-        .bind(token)
-        .bind(i64::from(version))
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?;
+pub async fn spool(
+    pool: &SqlitePool,
+    token: &str,
+    version: u32,
+) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT sealed FROM spool WHERE token = ? AND version = ? ORDER BY chunk_index",
+    )
+    .bind(token)
+    .bind(i64::from(version))
+    .fetch_all(pool)
+    .await
+    .map_err(unavailable)?;
     Ok((!rows.is_empty()).then(|| rows.iter().map(|r| r.get::<Vec<u8>, _>("sealed")).collect()))
 }
 
-pub async fn events(pool: &SqlitePool, profile: ProfileId, from: Timestamp, to: Timestamp, context: Option<&Match>) -> Result<Vec<(String, Timestamp)>, StoreError> {
+pub async fn events(
+    pool: &SqlitePool,
+    profile: ProfileId,
+    from: Timestamp,
+    to: Timestamp,
+    context: Option<&Match>,
+) -> Result<Vec<(String, Timestamp)>, StoreError> {
     let mut q = QueryBuilder::new("SELECT kind, at FROM token_events WHERE profile_id = ");
     q.push_bind(profile.to_string());
     q.push(" AND at >= ").push_bind(from.unix());
@@ -157,5 +248,8 @@ pub async fn events(pool: &SqlitePool, profile: ProfileId, from: Timestamp, to: 
         push_match(&mut q, "context", m);
     }
     let rows = q.build().fetch_all(pool).await.map_err(unavailable)?;
-    Ok(rows.iter().map(|r| (r.get::<String, _>("kind"), Timestamp(r.get("at")))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<String, _>("kind"), Timestamp(r.get("at"))))
+        .collect())
 }

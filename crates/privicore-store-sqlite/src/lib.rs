@@ -2,15 +2,18 @@
 //! serializes writers anyway) and a small pool of readers.
 
 mod apply;
+mod batch;
 mod commands;
 mod data;
 mod rows;
 
 use async_trait::async_trait;
 use privicore_domain::auth::AuthToken;
-use privicore_domain::data_token::{DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion};
-use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::command::{CommandRecord, Completion};
+use privicore_domain::data_token::{
+    DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion,
+};
+use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::effect::Effect;
 use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::{MetadataStore, StoreError};
@@ -27,8 +30,11 @@ use std::time::Duration;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct SqliteStore {
+    /// Rare maintenance writes (migrations, purges, keys).
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Group-committed writes of commands and effects.
+    jobs: tokio::sync::mpsc::Sender<batch::Job>,
 }
 
 pub(crate) fn unavailable(e: sqlx::Error) -> StoreError {
@@ -58,10 +64,19 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(unavailable)?;
-        Ok(Self { writer, reader })
+        let conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .map_err(unavailable)?;
+        let (jobs, queue) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(batch::writer(conn, queue));
+        Ok(Self {
+            writer,
+            reader,
+            jobs,
+        })
     }
 
     async fn one<T>(
@@ -77,6 +92,16 @@ impl SqliteStore {
             .map_err(unavailable)?
             .map(|r| convert(&r))
             .transpose()
+    }
+
+    async fn submit(
+        &self,
+        job: batch::Job,
+        answer: tokio::sync::oneshot::Receiver<Result<Vec<u64>, StoreError>>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let gone = || StoreError::Unavailable("the store writer stopped".into());
+        self.jobs.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     pub async fn close(&self) {
@@ -95,11 +120,18 @@ impl MetadataStore for SqliteStore {
             .map_err(unavailable)
     }
 
-    async fn insert_command(&self, command: &CommandRecord, effects: &[Effect]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(unavailable)?;
-        apply::apply_in(&mut tx, effects).await?;
-        commands::insert(&mut tx, command).await?;
-        tx.commit().await.map_err(unavailable)
+    async fn insert_command(
+        &self,
+        command: &CommandRecord,
+        effects: &[Effect],
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = batch::Job::Insert {
+            command: Box::new(command.clone()),
+            effects: effects.to_vec(),
+            reply,
+        };
+        self.submit(job, answer).await.map(|_| ())
     }
 
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
@@ -124,7 +156,13 @@ impl MetadataStore for SqliteStore {
         effects: &[Effect],
         completion: Option<&Completion>,
     ) -> Result<Vec<u64>, StoreError> {
-        apply::apply(&self.writer, effects, completion).await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = batch::Job::Apply {
+            effects: effects.to_vec(),
+            completion: completion.cloned(),
+            reply,
+        };
+        self.submit(job, answer).await
     }
 
     async fn profile(&self, id: ProfileId) -> Result<Option<Profile>, StoreError> {
@@ -208,26 +246,58 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn device(&self, id: DeviceId) -> Result<Option<Device>, StoreError> {
-        self.one("SELECT * FROM devices WHERE id = ?", id.to_string(), rows::device).await
+        self.one(
+            "SELECT * FROM devices WHERE id = ?",
+            id.to_string(),
+            rows::device,
+        )
+        .await
     }
 
     async fn device_by_request(&self, command: CommandId) -> Result<Option<Device>, StoreError> {
-        self.one("SELECT * FROM devices WHERE request_command_id = ?", command.to_string(), rows::device).await
+        self.one(
+            "SELECT * FROM devices WHERE request_command_id = ?",
+            command.to_string(),
+            rows::device,
+        )
+        .await
     }
 
     async fn device_by_client_id(&self, client_id: &str) -> Result<Option<Device>, StoreError> {
-        self.one("SELECT * FROM devices WHERE client_id = ?", client_id.to_owned(), rows::device).await
+        self.one(
+            "SELECT * FROM devices WHERE client_id = ?",
+            client_id.to_owned(),
+            rows::device,
+        )
+        .await
     }
 
-    async fn list_devices(&self, profile_id: ProfileId, filter: &DeviceFilter, page: Page) -> Result<(Vec<Device>, u64), StoreError> {
+    async fn list_devices(
+        &self,
+        profile_id: ProfileId,
+        filter: &DeviceFilter,
+        page: Page,
+    ) -> Result<(Vec<Device>, u64), StoreError> {
         data::list_devices(&self.reader, profile_id, filter, page).await
     }
 
-    async fn storage_devices(&self, profile_id: Option<ProfileId>) -> Result<Vec<Device>, StoreError> {
+    async fn storage_devices(
+        &self,
+        profile_id: Option<ProfileId>,
+    ) -> Result<Vec<Device>, StoreError> {
         let sql = "SELECT * FROM devices WHERE status = 'approved' AND (',' || roles || ',') LIKE '%,storage,%'";
         let rows = match profile_id {
-            Some(p) => sqlx::query(&format!("{sql} AND profile_id = ? ORDER BY created_at")).bind(p.to_string()).fetch_all(&self.reader).await,
-            None => sqlx::query(&format!("{sql} ORDER BY created_at")).fetch_all(&self.reader).await,
+            Some(p) => {
+                sqlx::query(&format!("{sql} AND profile_id = ? ORDER BY created_at"))
+                    .bind(p.to_string())
+                    .fetch_all(&self.reader)
+                    .await
+            }
+            None => {
+                sqlx::query(&format!("{sql} ORDER BY created_at"))
+                    .fetch_all(&self.reader)
+                    .await
+            }
         }
         .map_err(unavailable)?;
         rows.iter().map(rows::device).collect()
@@ -243,18 +313,39 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError> {
-        self.one("SELECT * FROM data_tokens WHERE token = ?", token.to_owned(), rows::data_token).await
+        self.one(
+            "SELECT * FROM data_tokens WHERE token = ?",
+            token.to_owned(),
+            rows::data_token,
+        )
+        .await
     }
 
-    async fn data_token_by_reservation(&self, command: CommandId) -> Result<Option<DataToken>, StoreError> {
-        self.one("SELECT * FROM data_tokens WHERE reserve_command_id = ?", command.to_string(), rows::data_token).await
+    async fn data_token_by_reservation(
+        &self,
+        command: CommandId,
+    ) -> Result<Option<DataToken>, StoreError> {
+        self.one(
+            "SELECT * FROM data_tokens WHERE reserve_command_id = ?",
+            command.to_string(),
+            rows::data_token,
+        )
+        .await
     }
 
-    async fn list_data_tokens(&self, profile_id: ProfileId, filter: &TokenFilter, page: Page) -> Result<(Vec<DataToken>, u64), StoreError> {
+    async fn list_data_tokens(
+        &self,
+        profile_id: ProfileId,
+        filter: &TokenFilter,
+        page: Page,
+    ) -> Result<(Vec<DataToken>, u64), StoreError> {
         data::list_tokens(&self.reader, profile_id, filter, page).await
     }
 
-    async fn count_outstanding_reservations(&self, profile_id: ProfileId) -> Result<u64, StoreError> {
+    async fn count_outstanding_reservations(
+        &self,
+        profile_id: ProfileId,
+    ) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM data_tokens WHERE profile_id = ? AND status IN ('reserved', 'exchanging')")
             .bind(profile_id.to_string())
             .fetch_one(&self.reader)
@@ -263,20 +354,34 @@ impl MetadataStore for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn expired_reservations(&self, now: Timestamp, limit: u64) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar("SELECT token FROM data_tokens WHERE status = 'reserved' AND expires_at <= ? LIMIT ?")
-            .bind(now.unix())
-            .bind(limit as i64)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(unavailable)
+    async fn expired_reservations(
+        &self,
+        now: Timestamp,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT token FROM data_tokens WHERE status = 'reserved' AND expires_at <= ? LIMIT ?",
+        )
+        .bind(now.unix())
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(unavailable)
     }
 
-    async fn token_version(&self, token: &str, version: u32) -> Result<Option<TokenVersion>, StoreError> {
+    async fn token_version(
+        &self,
+        token: &str,
+        version: u32,
+    ) -> Result<Option<TokenVersion>, StoreError> {
         data::token_version(&self.reader, token, version).await
     }
 
-    async fn replicas(&self, token: &str, version: Option<u32>) -> Result<Vec<Replica>, StoreError> {
+    async fn replicas(
+        &self,
+        token: &str,
+        version: Option<u32>,
+    ) -> Result<Vec<Replica>, StoreError> {
         data::replicas(&self.reader, token, version).await
     }
 
@@ -299,7 +404,13 @@ impl MetadataStore for SqliteStore {
         data::spool(&self.reader, token, version).await
     }
 
-    async fn event_counts(&self, profile_id: ProfileId, from: Timestamp, to: Timestamp, context: Option<&Match>) -> Result<Vec<(String, Timestamp)>, StoreError> {
+    async fn event_counts(
+        &self,
+        profile_id: ProfileId,
+        from: Timestamp,
+        to: Timestamp,
+        context: Option<&Match>,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
         data::events(&self.reader, profile_id, from, to, context).await
     }
 

@@ -113,7 +113,8 @@ pub fn device(r: &SqliteRow) -> Result<privicore_domain::device::Device, StoreEr
         request_command_id: command_id(&r.get::<String, _>("request_command_id"))?,
         name: r.get("name"),
         description: r.get("description"),
-        status: DeviceStatus::parse(&r.get::<String, _>("status")).ok_or_else(|| corrupt("device status"))?,
+        status: DeviceStatus::parse(&r.get::<String, _>("status"))
+            .ok_or_else(|| corrupt("device status"))?,
         roles: r
             .get::<String, _>("roles")
             .split(',')
@@ -142,9 +143,13 @@ pub fn data_token(r: &SqliteRow) -> Result<privicore_domain::data_token::DataTok
     Ok(DataToken {
         token: r.get("token"),
         profile_id: profile_id(&r.get::<String, _>("profile_id"))?,
-        application_id: r.get::<Option<String>, _>("application_id").map(|a| uuid(&a)).transpose()?,
+        application_id: r
+            .get::<Option<String>, _>("application_id")
+            .map(|a| uuid(&a))
+            .transpose()?,
         reserve_command_id: command_id(&r.get::<String, _>("reserve_command_id"))?,
-        status: TokenStatus::parse(&r.get::<String, _>("status")).ok_or_else(|| corrupt("token status"))?,
+        status: TokenStatus::parse(&r.get::<String, _>("status"))
+            .ok_or_else(|| corrupt("token status"))?,
         context: r.get("context"),
         expires_at: r.get::<Option<i64>, _>("expires_at").map(Timestamp),
         upload_salt: r
@@ -179,6 +184,7 @@ pub fn replica(r: &SqliteRow) -> Result<privicore_domain::data_token::Replica, S
         token: r.get("token"),
         version: r.get::<i64, _>("version") as u32,
         device_id: privicore_domain::device::DeviceId(uuid(&r.get::<String, _>("device_id"))?),
-        state: ReplicaState::parse(&r.get::<String, _>("state")).ok_or_else(|| corrupt("replica state"))?,
+        state: ReplicaState::parse(&r.get::<String, _>("state"))
+            .ok_or_else(|| corrupt("replica state"))?,
     })
 }

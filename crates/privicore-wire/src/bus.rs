@@ -294,7 +294,11 @@ pub fn channel_key(shared: &[u8; 32], device_identifier: &str) -> [u8; 32] {
 }
 
 /// `base64(HMAC-SHA256(K_dc, "device.welcome\n" + deviceIdentifier + "\n" + helloMessageId))`.
-pub fn key_confirmation(channel_key: &[u8; 32], device_identifier: &str, hello_message_id: &str) -> String {
+pub fn key_confirmation(
+    channel_key: &[u8; 32],
+    device_identifier: &str,
+    hello_message_id: &str,
+) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(channel_key).expect("any key length");
     mac.update(format!("device.welcome\n{device_identifier}\n{hello_message_id}").as_bytes());
     STANDARD.encode(mac.finalize().into_bytes())
@@ -335,7 +339,16 @@ mod tests {
         };
         let env = Envelope::new(kind::STORE_CHUNK, "dev", None, &chunk);
         let text = env.to_text();
-        for field in ["\"v\":1", "\"type\":\"storage.store_chunk\"", "\"messageId\"", "\"correlationId\":null", "\"deviceIdentifier\":\"dev\"", "\"sentAt\"", "\"transferId\"", "\"data\":\"////\""] {
+        for field in [
+            "\"v\":1",
+            "\"type\":\"storage.store_chunk\"",
+            "\"messageId\"",
+            "\"correlationId\":null",
+            "\"deviceIdentifier\":\"dev\"",
+            "\"sentAt\"",
+            "\"transferId\"",
+            "\"data\":\"////\"",
+        ] {
             assert!(text.contains(field), "{field} in {text}");
         }
         let back = Envelope::parse(&text).unwrap();
@@ -345,9 +358,11 @@ mod tests {
 
     #[test]
     fn versions_are_a_list_or_all() {
-        let all: Delete = serde_json::from_str(r#"{"deleteId":"d","token":"t","versions":"all"}"#).unwrap();
+        let all: Delete =
+            serde_json::from_str(r#"{"deleteId":"d","token":"t","versions":"all"}"#).unwrap();
         assert_eq!(all.versions, Versions::All("all".into()));
-        let list: Delete = serde_json::from_str(r#"{"deleteId":"d","token":"t","versions":[1,2]}"#).unwrap();
+        let list: Delete =
+            serde_json::from_str(r#"{"deleteId":"d","token":"t","versions":[1,2]}"#).unwrap();
         assert_eq!(list.versions, Versions::List(vec![1, 2]));
     }
 
@@ -360,7 +375,14 @@ mod tests {
         assert_eq!(k_engine, k_device);
         let tag = key_confirmation(&k_engine, "dev-1", "hello-1");
         assert!(verify_key_confirmation(&k_device, "dev-1", "hello-1", &tag));
-        assert!(!verify_key_confirmation(&k_device, "dev-1", "hello-2", &tag));
-        assert!(!verify_key_confirmation(&k_device, "dev-1", "hello-1", "not base64"));
+        assert!(!verify_key_confirmation(
+            &k_device, "dev-1", "hello-2", &tag
+        ));
+        assert!(!verify_key_confirmation(
+            &k_device,
+            "dev-1",
+            "hello-1",
+            "not base64"
+        ));
     }
 }

@@ -61,7 +61,15 @@ fn spawn_engine() -> anyhow::Result<(Spawned, String, String)> {
     let dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let child = Command::new(exe)
-        .args(["serve", "--api-port", "0", "--ws-port", "0", "--log-level", "warn"])
+        .args([
+            "serve",
+            "--api-port",
+            "0",
+            "--ws-port",
+            "0",
+            "--log-level",
+            "warn",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env("PRIVICORE_REGISTRATIONS_PER_HOUR", "0")
@@ -95,18 +103,30 @@ async fn setup(api_url: &str, ws_url: &str, devices: usize) -> anyhow::Result<Be
     let username = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let password = "bench-password-1";
     let registered = api.register_profile(&username, password).await?;
-    match api.poll_command(&registered.command_id, Duration::from_secs(60)).await? {
+    match api
+        .poll_command(&registered.command_id, Duration::from_secs(60))
+        .await?
+    {
         RequestStatus::Succeeded(_) => {}
         other => anyhow::bail!("registration failed: {other:?}"),
     }
-    let token = api.authenticate(&username, password).await?.authorization_token;
+    let token = api
+        .authenticate(&username, password)
+        .await?
+        .authorization_token;
     let me = api.with_token(&token);
     let session = Session::connect(ws_url).await?;
     session.join(&token).await?;
-    let key = me.register_public_key(&KeyPair::generate().public().to_hex()).await?;
-    session.wait_command(&key.command_id, Duration::from_secs(60)).await?.result()?;
+    let key = me
+        .register_public_key(&KeyPair::generate().public().to_hex())
+        .await?;
+    session
+        .wait_command(&key.command_id, Duration::from_secs(60))
+        .await?
+        .result()?;
     for i in 0..devices {
-        me.attach_storage_device(&session, &format!("bench-{i}")).await?;
+        me.attach_storage_device(&session, &format!("bench-{i}"))
+            .await?;
     }
     Ok(Bencher { api: me, session })
 }
@@ -142,20 +162,33 @@ fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples) {
 }
 
 /// One store flow: reserve → ack → temporary token → exchange → ack → file meta.
-async fn store_once(b: &Bencher, payload: &[u8], acks: &mut Vec<Duration>) -> anyhow::Result<String> {
+async fn store_once(
+    b: &Bencher,
+    payload: &[u8],
+    acks: &mut Vec<Duration>,
+) -> anyhow::Result<String> {
     let wait = Duration::from_secs(60);
     let reserved = b.api.reserve_token_space("/bench", None).await?;
-    let token = b.session.wait_command(&reserved.command_id, wait).await?.result()?["token"]
+    let token = b
+        .session
+        .wait_command(&reserved.command_id, wait)
+        .await?
+        .result()?["token"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     b.api.temporary_data_token(&reserved.command_id).await?;
     let sent = Instant::now();
     let exchanged = b.api.exchange_data(&token, payload).await?;
-    b.session.wait_command(&exchanged.command_id, wait).await?.result()?;
+    b.session
+        .wait_command(&exchanged.command_id, wait)
+        .await?
+        .result()?;
     acks.push(sent.elapsed());
     b.api
-        .configure_file_meta(serde_json::json!({ "token": token, "fileName": "bench.bin", "size": payload.len() }))
+        .configure_file_meta(
+            serde_json::json!({ "token": token, "fileName": "bench.bin", "size": payload.len() }),
+        )
         .await?;
     Ok(token)
 }
@@ -175,7 +208,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.count,
         args.size,
         args.devices,
-        if args.rate > 0.0 { format!("{} flows/s", args.rate) } else { "unlimited".into() }
+        if args.rate > 0.0 {
+            format!("{} flows/s", args.rate)
+        } else {
+            "unlimited".into()
+        }
     );
     let mut benchers = Vec::new();
     for _ in 0..args.clients {
@@ -189,7 +226,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for b in &benchers {
-        let (b, payload, barrier, count) = (b.clone(), payload.clone(), barrier.clone(), args.count);
+        let (b, payload, barrier, count) =
+            (b.clone(), payload.clone(), barrier.clone(), args.count);
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut samples = Samples::default();

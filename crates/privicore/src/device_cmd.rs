@@ -8,17 +8,30 @@ use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(config: &Path, data_dir: &Path, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+pub async fn run(
+    config: &Path,
+    data_dir: &Path,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let bundle = Bundle::from_json(&text).context("parsing the device bundle")?;
     if bundle.bus != "embedded" {
-        anyhow::bail!("this build connects to the embedded bus only (bundle says {})", bundle.bus);
+        anyhow::bail!(
+            "this build connects to the embedded bus only (bundle says {})",
+            bundle.bus
+        );
     }
-    let engine_key = SignedPublicKey::parse(&bundle.engine_public_key).map_err(|e| anyhow::anyhow!("engine-public-key: {e}"))?;
+    let engine_key = SignedPublicKey::parse(&bundle.engine_public_key)
+        .map_err(|e| anyhow::anyhow!("engine-public-key: {e}"))?;
     let url = bundle.embedded_bus_url();
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let identity = DeviceIdentity::load_or_create(data_dir, &bundle.device_identifier, engine_key.clone())?;
+        let identity = DeviceIdentity::load_or_create(
+            data_dir,
+            &bundle.device_identifier,
+            engine_key.clone(),
+        )?;
         let device = StorageDevice::open(data_dir, identity)?;
         match connect_websocket(&url, &bundle.rabbit_user, &bundle.rabbit_pass).await {
             Ok(link) => {
@@ -27,7 +40,9 @@ pub async fn run(config: &Path, data_dir: &Path, shutdown: CancellationToken) ->
                 match device.run(link, shutdown.clone()).await {
                     Ok(()) if shutdown.is_cancelled() => break,
                     Ok(()) => {
-                        tracing::warn!("the engine ended this device's session; waiting for a new bundle");
+                        tracing::warn!(
+                            "the engine ended this device's session; waiting for a new bundle"
+                        );
                         return Ok(());
                     }
                     Err(error) => tracing::warn!(%error, "bus connection lost"),

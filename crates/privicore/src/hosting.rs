@@ -21,7 +21,10 @@ struct AttachedLink(Attachment);
 #[async_trait]
 impl Link for AttachedLink {
     async fn send(&mut self, envelope: Envelope) -> Result<(), LinkError> {
-        self.0.to_engine.send(envelope).map_err(|_| LinkError::Closed)
+        self.0
+            .to_engine
+            .send(envelope)
+            .map_err(|_| LinkError::Closed)
     }
 
     async fn recv(&mut self) -> Option<Envelope> {
@@ -65,7 +68,12 @@ impl DeviceHost for InProcessHost {
         }
         let stop = self.shutdown.child_token();
         running.insert(device.id, stop.clone());
-        let (bus, dir, key, id) = (self.bus.clone(), self.root.join(device.id.to_string()), self.engine_key.clone(), device.id.to_string());
+        let (bus, dir, key, id) = (
+            self.bus.clone(),
+            self.root.join(device.id.to_string()),
+            self.engine_key.clone(),
+            device.id.to_string(),
+        );
         self.tasks.spawn(async move {
             let mut backoff = Duration::from_millis(100);
             while !stop.is_cancelled() {

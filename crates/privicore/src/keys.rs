@@ -28,17 +28,21 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<KeyRing> {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         use std::io::Write;
-        let mut f = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut f = options
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
         f.write_all(serde_json::to_string_pretty(&file)?.as_bytes())?;
         f.sync_all()?;
         tracing::info!(path = %path.display(), "generated the engine key-encryption key");
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let file: KekFile = serde_json::from_str(&text).context("parsing the KEK file")?;
     let mut keys = Vec::new();
     for (id, hex_key) in &file.keys {
         let mut raw = [0u8; 32];
-        hex::decode_to_slice(hex_key, &mut raw).with_context(|| format!("KEK {id} is not 64 hex characters"))?;
+        hex::decode_to_slice(hex_key, &mut raw)
+            .with_context(|| format!("KEK {id} is not 64 hex characters"))?;
         keys.push(Kek::new(id, raw).with_context(|| format!("invalid KEK id {id}"))?);
     }
     let position = keys

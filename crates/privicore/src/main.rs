@@ -5,7 +5,11 @@ use privicore::{bench, logging, server};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "privicore", version, about = "Self-hostable client-side tokenization vault")]
+#[command(
+    name = "privicore",
+    version,
+    about = "Self-hostable client-side tokenization vault"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,12 @@ enum Command {
         /// Where the device keeps its keys and objects.
         #[arg(long)]
         data_dir: PathBuf,
-        #[arg(long, value_enum, default_value = "pretty", env = "PRIVICORE_LOG_FORMAT")]
+        #[arg(
+            long,
+            value_enum,
+            default_value = "pretty",
+            env = "PRIVICORE_LOG_FORMAT"
+        )]
         log_format: LogFormat,
     },
     /// Manage the local profile.
@@ -102,7 +111,10 @@ enum DevicesAction {
 }
 
 fn quiet_logs() {
-    logging::init(&privicore::config::Log { format: LogFormat::Pretty, level: "warn".into() });
+    logging::init(&privicore::config::Log {
+        format: LogFormat::Pretty,
+        level: "warn".into(),
+    });
 }
 
 #[tokio::main]
@@ -117,8 +129,15 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("shutdown requested");
             running.shutdown().await;
         }
-        Command::StorageDevice { config, data_dir, log_format } => {
-            logging::init(&privicore::config::Log { format: log_format, level: "info".into() });
+        Command::StorageDevice {
+            config,
+            data_dir,
+            log_format,
+        } => {
+            logging::init(&privicore::config::Log {
+                format: log_format,
+                level: "info".into(),
+            });
             let shutdown = tokio_util::sync::CancellationToken::new();
             let stop = shutdown.clone();
             tokio::spawn(async move {
@@ -127,23 +146,47 @@ async fn main() -> anyhow::Result<()> {
             });
             privicore::device_cmd::run(&config, &data_dir, shutdown).await?;
         }
-        Command::Profile { action: ProfileAction::Create { username, password, api, ws }, file } => {
+        Command::Profile {
+            action:
+                ProfileAction::Create {
+                    username,
+                    password,
+                    api,
+                    ws,
+                },
+            file,
+        } => {
             quiet_logs();
             let path = file.path();
             let profile = cli::create_profile(&path, &api, &ws, &username, &password).await?;
-            println!("profile {} created; keys and credentials saved to {}", profile.profile_id, path.display());
+            println!(
+                "profile {} created; keys and credentials saved to {}",
+                profile.profile_id,
+                path.display()
+            );
         }
-        Command::Devices { action: DevicesAction::Attach { count }, file } => {
+        Command::Devices {
+            action: DevicesAction::Attach { count },
+            file,
+        } => {
             quiet_logs();
             for id in cli::attach_devices(&file.load()?, count).await? {
                 println!("storage device {id} attached");
             }
         }
-        Command::Store { file, context, profile } => {
+        Command::Store {
+            file,
+            context,
+            profile,
+        } => {
             quiet_logs();
             println!("{}", cli::store(&profile.load()?, &file, &context).await?);
         }
-        Command::Fetch { token, output, profile } => {
+        Command::Fetch {
+            token,
+            output,
+            profile,
+        } => {
             quiet_logs();
             let bytes = cli::fetch(&profile.load()?, &token, &output).await?;
             println!("{bytes} bytes written to {}", output.display());

@@ -1,18 +1,18 @@
 //! Wires the adapters to the engine and serves the listeners until shutdown.
 
 use crate::config::Settings;
+use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
-use crate::hosting::InProcessHost;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
 use privicore_domain::Timestamp;
 use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::MetadataStore;
 use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
-use privicore_wire::SignedPublicKey;
 use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
 use privicore_store_sqlite::SqliteStore;
+use privicore_wire::SignedPublicKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -106,11 +106,20 @@ impl Server {
         // The engine key must exist before hosted devices can verify their welcome.
         let cab = match store.engine_key().await? {
             Some(key) => key,
-            None => store.ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now())).await?,
+            None => {
+                store
+                    .ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now()))
+                    .await?
+            }
         };
         let host = settings.storage.host_devices.then(|| {
-            let key = SignedPublicKey::parse(&cab.public_key).expect("the stored engine key is valid");
-            Arc::new(InProcessHost::new(device_bus.clone(), settings.devices_dir(), key))
+            let key =
+                SignedPublicKey::parse(&cab.public_key).expect("the stored engine key is valid");
+            Arc::new(InProcessHost::new(
+                device_bus.clone(),
+                settings.devices_dir(),
+                key,
+            ))
         });
 
         let api_listener = TcpListener::bind((settings.bind, settings.api.port))

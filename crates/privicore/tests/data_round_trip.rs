@@ -15,10 +15,18 @@ async fn store_and_fetch_through_three_hosted_devices() {
     let server = TestServer::start().await;
     let alice = provision(&server, "vault").await;
     for name in ["nas-1", "nas-2", "nas-3"] {
-        alice.api.attach_storage_device(&alice.session, name).await.unwrap();
+        alice
+            .api
+            .attach_storage_device(&alice.session, name)
+            .await
+            .unwrap();
     }
     let data = payload(54);
-    let (token, result) = alice.api.store_payload(&alice.session, "/finance/2026", &data).await.unwrap();
+    let (token, result) = alice
+        .api
+        .store_payload(&alice.session, "/finance/2026", &data)
+        .await
+        .unwrap();
     assert!(token.starts_with("dtk-"));
     assert_eq!(result["token"], token);
     assert_eq!(result["version"], 1);
@@ -34,7 +42,11 @@ async fn store_and_fetch_through_three_hosted_devices() {
         .unwrap();
     assert_eq!(meta, json!({ "token": token }));
 
-    let fetched = alice.api.fetch_payload(&alice.session, &token).await.unwrap();
+    let fetched = alice
+        .api
+        .fetch_payload(&alice.session, &token)
+        .await
+        .unwrap();
     assert_eq!(fetched, data);
 
     let list = alice.api.list_data_tokens("").await.unwrap();

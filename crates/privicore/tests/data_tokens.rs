@@ -19,75 +19,181 @@ async fn reservation_and_exchange_errors() {
 
     for (body, code) in [
         (json!({}), "validation.missing_field"),
-        (json!({ "context": "bad\u{1}context" }), "data_token.invalid_context"),
-        (json!({ "context": "x".repeat(513) }), "data_token.invalid_context"),
-        (json!({ "context": "/a", "ttl": 0 }), "validation.out_of_range"),
-        (json!({ "context": "/a", "ttl": 61 }), "validation.out_of_range"),
-        (json!({ "context": "/a", "ttl": 1.5 }), "validation.invalid_type"),
-        (json!({ "context": "/a", "meta": [1] }), "data_token.invalid_meta"),
+        (
+            json!({ "context": "bad\u{1}context" }),
+            "data_token.invalid_context",
+        ),
+        (
+            json!({ "context": "x".repeat(513) }),
+            "data_token.invalid_context",
+        ),
+        (
+            json!({ "context": "/a", "ttl": 0 }),
+            "validation.out_of_range",
+        ),
+        (
+            json!({ "context": "/a", "ttl": 61 }),
+            "validation.out_of_range",
+        ),
+        (
+            json!({ "context": "/a", "ttl": 1.5 }),
+            "validation.invalid_type",
+        ),
+        (
+            json!({ "context": "/a", "meta": [1] }),
+            "data_token.invalid_meta",
+        ),
     ] {
-        let res = alice.api.post_json("/data-token/reserve-token-space", body.clone()).await.unwrap();
+        let res = alice
+            .api
+            .post_json("/data-token/reserve-token-space", body.clone())
+            .await
+            .unwrap();
         assert_eq!(res.error_code().as_deref(), Some(code), "{body}");
         assert_eq!(res.status, 422);
     }
     // Bracket notation for meta works in forms.
     let res = alice
         .api
-        .post_form("/data-token/reserve-token-space", &[("context", "/f"), ("meta[type]", "invoice")])
+        .post_form(
+            "/data-token/reserve-token-space",
+            &[("context", "/f"), ("meta[type]", "invoice")],
+        )
         .await
         .unwrap();
     assert_eq!(res.status, 202);
 
-    let reserved = alice.api.reserve_token_space("/finance/2026", Some(5)).await.unwrap();
+    let reserved = alice
+        .api
+        .reserve_token_space("/finance/2026", Some(5))
+        .await
+        .unwrap();
     let reservation = alice.ok(&reserved.command_id).await;
     assert_eq!(reservation["tokenSpaceRequestId"], reserved.command_id);
     assert_eq!(reservation["context"], "/finance/2026");
     let token = reservation["token"].as_str().unwrap().to_owned();
-    let temp = alice.api.temporary_data_token(&reserved.command_id).await.unwrap();
+    let temp = alice
+        .api
+        .temporary_data_token(&reserved.command_id)
+        .await
+        .unwrap();
     assert_eq!(temp["token"], token);
     let stream = temp["stream"].as_str().unwrap();
     assert!(stream.starts_with("U-") && stream.len() == 45);
-    assert_eq!(temp["streamUrl"], format!("{}/?auth={stream}", temp["streamUrl"].as_str().unwrap().split("/?auth=").next().unwrap()));
+    assert_eq!(
+        temp["streamUrl"],
+        format!(
+            "{}/?auth={stream}",
+            temp["streamUrl"]
+                .as_str()
+                .unwrap()
+                .split("/?auth=")
+                .next()
+                .unwrap()
+        )
+    );
     assert!(temp["stream_server_port"].is_u64());
-    assert_eq!(alice.api.temporary_data_token(&reserved.command_id).await.unwrap()["stream"], stream, "stable while nothing changed");
+    assert_eq!(
+        alice
+            .api
+            .temporary_data_token(&reserved.command_id)
+            .await
+            .unwrap()["stream"],
+        stream,
+        "stable while nothing changed"
+    );
 
     let cases: Vec<(String, u16, &str)> = vec![
         ("***".into(), 422, "data_token.invalid_data_encoding"),
         (b64(&[0u8; 27]), 422, "data_token.data_too_short"),
-        (b64(&vec![0u8; 1024 * 1024 + 1]), 413, "data_token.payload_too_large"),
+        (
+            b64(&vec![0u8; 1024 * 1024 + 1]),
+            413,
+            "data_token.payload_too_large",
+        ),
     ];
     for (data, status, code) in cases {
         let res = alice
             .api
-            .post_form("/data-token/exchange-data-for-token", &[("temporaryTokenSpace", &token), ("data", &data)])
+            .post_form(
+                "/data-token/exchange-data-for-token",
+                &[("temporaryTokenSpace", &token), ("data", &data)],
+            )
             .await
             .unwrap();
-        assert_eq!((res.status, res.error_code().as_deref()), (status, Some(code)));
+        assert_eq!(
+            (res.status, res.error_code().as_deref()),
+            (status, Some(code))
+        );
     }
-    let unknown = alice.api.exchange_data("dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5", &[1; 40]).await.unwrap_err();
-    assert_eq!((unknown.status(), unknown.code()), (Some(404), Some("data_token.not_found")));
-    let missing = alice.api.post_form("/data-token/exchange-data-for-token", &[("temporaryTokenSpace", &token)]).await.unwrap();
-    assert_eq!(missing.error_code().as_deref(), Some("validation.missing_field"));
+    let unknown = alice
+        .api
+        .exchange_data("dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5", &[1; 40])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (unknown.status(), unknown.code()),
+        (Some(404), Some("data_token.not_found"))
+    );
+    let missing = alice
+        .api
+        .post_form(
+            "/data-token/exchange-data-for-token",
+            &[("temporaryTokenSpace", &token)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.error_code().as_deref(),
+        Some("validation.missing_field")
+    );
 
     // URL-safe base64 without padding is accepted.
     let data = random_payload(40);
     let urlsafe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&data);
     let res = alice
         .api
-        .post_form("/data-token/exchange-data-for-token", &[("temporaryTokenSpace", &token), ("data", &urlsafe)])
+        .post_form(
+            "/data-token/exchange-data-for-token",
+            &[("temporaryTokenSpace", &token), ("data", &urlsafe)],
+        )
         .await
         .unwrap();
     assert_eq!(res.status, 202);
     let command = res.json()["commandId"].as_str().unwrap().to_owned();
     let again = alice.api.exchange_data(&token, &data).await.unwrap_err();
-    assert_eq!((again.status(), again.code()), (Some(409), Some("data_token.already_exchanged")));
+    assert_eq!(
+        (again.status(), again.code()),
+        (Some(409), Some("data_token.already_exchanged"))
+    );
     alice.ok(&command).await;
-    let temp = alice.api.temporary_data_token(&reserved.command_id).await.unwrap_err();
-    assert_eq!((temp.status(), temp.code()), (Some(409), Some("data_token.already_exchanged")));
-    assert_eq!(alice.api.fetch_payload(&alice.session, &token).await.unwrap(), data);
+    let temp = alice
+        .api
+        .temporary_data_token(&reserved.command_id)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (temp.status(), temp.code()),
+        (Some(409), Some("data_token.already_exchanged"))
+    );
+    assert_eq!(
+        alice
+            .api
+            .fetch_payload(&alice.session, &token)
+            .await
+            .unwrap(),
+        data
+    );
 
-    let not_found = alice.api.temporary_data_token("019c80d5-e7d1-75f7-9e48-4ff5122cef92").await.unwrap_err();
-    assert_eq!((not_found.status(), not_found.code()), (Some(404), Some("data_token.reservation_not_found")));
+    let not_found = alice
+        .api
+        .temporary_data_token("019c80d5-e7d1-75f7-9e48-4ff5122cef92")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (not_found.status(), not_found.code()),
+        (Some(404), Some("data_token.reservation_not_found"))
+    );
 }
 
 #[tokio::test]
@@ -95,15 +201,40 @@ async fn without_storage_devices_the_exchange_fails_and_the_reservation_returns(
     let server = TestServer::start().await;
     let alice = provision(&server, "nodev").await;
     let reserved = alice.api.reserve_token_space("/x", None).await.unwrap();
-    let token = alice.ok(&reserved.command_id).await["token"].as_str().unwrap().to_owned();
-    let stream_before = alice.api.temporary_data_token(&reserved.command_id).await.unwrap()["stream"].clone();
-    let exchanged = alice.api.exchange_data(&token, &random_payload(64)).await.unwrap();
-    assert_eq!(alice.outcome(&exchanged.command_id).await, CommandOutcome::Failed("storage.no_storage_devices".into()));
-    let after = alice.api.temporary_data_token(&reserved.command_id).await.unwrap();
+    let token = alice.ok(&reserved.command_id).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stream_before = alice
+        .api
+        .temporary_data_token(&reserved.command_id)
+        .await
+        .unwrap()["stream"]
+        .clone();
+    let exchanged = alice
+        .api
+        .exchange_data(&token, &random_payload(64))
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.outcome(&exchanged.command_id).await,
+        CommandOutcome::Failed("storage.no_storage_devices".into())
+    );
+    let after = alice
+        .api
+        .temporary_data_token(&reserved.command_id)
+        .await
+        .unwrap();
     assert_eq!(after["token"], token, "back to reserved");
-    assert_ne!(after["stream"], stream_before, "a fresh upload value is issued");
+    assert_ne!(
+        after["stream"], stream_before,
+        "a fresh upload value is issued"
+    );
     let request = alice.api.request_data(&token).await.unwrap_err();
-    assert_eq!((request.status(), request.code()), (Some(409), Some("data_token.not_active")));
+    assert_eq!(
+        (request.status(), request.code()),
+        (Some(409), Some("data_token.not_active"))
+    );
 }
 
 #[tokio::test]
@@ -112,7 +243,11 @@ async fn retrieval_survives_two_of_three_devices_removed() {
     let alice = provision(&server, "two-gone").await;
     let devices = alice.attach_devices(&["a", "b", "c"]).await;
     let data = random_payload(3000);
-    let (token, _) = alice.api.store_payload(&alice.session, "/r", &data).await.unwrap();
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/r", &data)
+        .await
+        .unwrap();
     alice.wait_confirmed(&token, 3).await;
     for id in &devices[..2] {
         let removed = alice.api.remove_device(id, false).await.unwrap();
@@ -120,8 +255,18 @@ async fn retrieval_survives_two_of_three_devices_removed() {
     }
     // The last one holds the only replica now: the safeguard refuses without force.
     let guarded = alice.api.remove_storage(&devices[2], false).await.unwrap();
-    assert_eq!(alice.outcome(&guarded.command_id).await, CommandOutcome::Failed("storage.last_replica".into()));
-    assert_eq!(alice.api.fetch_payload(&alice.session, &token).await.unwrap(), data);
+    assert_eq!(
+        alice.outcome(&guarded.command_id).await,
+        CommandOutcome::Failed("storage.last_replica".into())
+    );
+    assert_eq!(
+        alice
+            .api
+            .fetch_payload(&alice.session, &token)
+            .await
+            .unwrap(),
+        data
+    );
 }
 
 #[tokio::test]
@@ -130,26 +275,52 @@ async fn a_corrupted_copy_is_skipped_marked_missing_and_repaired_by_sync() {
     let alice = provision(&server, "corrupt").await;
     let devices = alice.attach_devices(&["a", "b"]).await;
     let data = random_payload(500);
-    let (token, _) = alice.api.store_payload(&alice.session, "/c", &data).await.unwrap();
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/c", &data)
+        .await
+        .unwrap();
     alice.wait_confirmed(&token, 2).await;
     // Damage every stored copy but one: the engine must still return the right bytes.
     let damaged = &devices[0];
-    let file = server.device_dir(damaged).join("objects").join(&token).join("1.pvd");
+    let file = server
+        .device_dir(damaged)
+        .join("objects")
+        .join(&token)
+        .join("1.pvd");
     let mut bytes = std::fs::read(&file).unwrap();
     let n = bytes.len();
     bytes[n - 5] ^= 0x55;
     std::fs::write(&file, bytes).unwrap();
     // Ask until the damaged device has been tried (equal candidates are tried in random order).
     for _ in 0..40 {
-        assert_eq!(alice.api.fetch_payload(&alice.session, &token).await.unwrap(), data);
+        assert_eq!(
+            alice
+                .api
+                .fetch_payload(&alice.session, &token)
+                .await
+                .unwrap(),
+            data
+        );
         let storage = alice.api.list_storage_devices("").await.unwrap();
-        let missing: u64 = storage["items"].as_array().unwrap().iter().map(|d| d["replicas"]["missing"].as_u64().unwrap()).sum();
+        let missing: u64 = storage["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["replicas"]["missing"].as_u64().unwrap())
+            .sum();
         if missing == 1 {
             break;
         }
     }
     let storage = alice.api.list_storage_devices("").await.unwrap();
-    let item = storage["items"].as_array().unwrap().iter().find(|d| d["deviceIdentifier"] == *damaged).unwrap().clone();
+    let item = storage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deviceIdentifier"] == *damaged)
+        .unwrap()
+        .clone();
     assert_eq!(item["replicas"]["missing"], 1, "{storage}");
 
     let sync = alice.api.sync_device(damaged, true).await.unwrap();
@@ -161,7 +332,14 @@ async fn a_corrupted_copy_is_skipped_marked_missing_and_repaired_by_sync() {
     // With the healthy copy removed, the repaired one alone serves the data.
     let removed = alice.api.remove_device(&devices[1], true).await.unwrap();
     alice.ok(&removed.command_id).await;
-    assert_eq!(alice.api.fetch_payload(&alice.session, &token).await.unwrap(), data);
+    assert_eq!(
+        alice
+            .api
+            .fetch_payload(&alice.session, &token)
+            .await
+            .unwrap(),
+        data
+    );
 }
 
 #[tokio::test]
@@ -172,25 +350,54 @@ async fn a_late_device_is_backfilled_by_synchronization() {
     let mut stored = Vec::new();
     for _ in 0..3 {
         let data = random_payload(100);
-        let (token, _) = alice.api.store_payload(&alice.session, "/b", &data).await.unwrap();
+        let (token, _) = alice
+            .api
+            .store_payload(&alice.session, "/b", &data)
+            .await
+            .unwrap();
         stored.push((token, data));
     }
     let late = alice.attach_devices(&["late"]).await;
     let sync = alice.api.sync_device(&late[0], false).await.unwrap();
     let result = alice.ok(&sync.command_id).await;
-    assert_eq!((result["objectsChecked"].as_u64(), result["objectsPushed"].as_u64()), (Some(3), Some(3)), "{result}");
+    assert_eq!(
+        (
+            result["objectsChecked"].as_u64(),
+            result["objectsPushed"].as_u64()
+        ),
+        (Some(3), Some(3)),
+        "{result}"
+    );
     assert_eq!(result["objectsUnavailable"], 0);
     let again = alice.api.sync_device(&late[0], false).await.unwrap();
-    assert_eq!(alice.ok(&again.command_id).await["objectsPushed"], 0, "safe to repeat");
+    assert_eq!(
+        alice.ok(&again.command_id).await["objectsPushed"],
+        0,
+        "safe to repeat"
+    );
     let removed = alice.api.remove_device(&first[0], true).await.unwrap();
     alice.ok(&removed.command_id).await;
     for (token, data) in stored {
-        assert_eq!(alice.api.fetch_payload(&alice.session, &token).await.unwrap(), data);
+        assert_eq!(
+            alice
+                .api
+                .fetch_payload(&alice.session, &token)
+                .await
+                .unwrap(),
+            data
+        );
     }
-    let unknown = alice.api.sync_device("819d67e2-bda7-49b3-87e2-5ce4f29c704a", false).await.unwrap_err();
+    let unknown = alice
+        .api
+        .sync_device("819d67e2-bda7-49b3-87e2-5ce4f29c704a", false)
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Some("device.not_found"));
     let removed_sync = alice.api.sync_device(&first[0], false).await.unwrap();
-    assert_eq!(alice.outcome(&removed_sync.command_id).await, CommandOutcome::Failed("storage.not_registered".into()));
+    assert_eq!(
+        alice.outcome(&removed_sync.command_id).await,
+        CommandOutcome::Failed("storage.not_registered".into())
+    );
 }
 
 #[tokio::test]
@@ -198,25 +405,42 @@ async fn delete_reaches_every_device() {
     let server = TestServer::start().await;
     let alice = provision(&server, "delete").await;
     let devices = alice.attach_devices(&["a", "b", "c"]).await;
-    let (token, _) = alice.api.store_payload(&alice.session, "/d", &random_payload(64)).await.unwrap();
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/d", &random_payload(64))
+        .await
+        .unwrap();
     alice.wait_confirmed(&token, 3).await;
     let deleted = alice.api.delete_data(&token).await.unwrap();
     let result = alice.ok(&deleted.command_id).await;
     assert_eq!(result["token"], token);
     assert_eq!(result["devicesNotified"], 3);
     let err = alice.api.request_data(&token).await.unwrap_err();
-    assert_eq!((err.status(), err.code()), (Some(404), Some("data_token.not_found")));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(404), Some("data_token.not_found"))
+    );
     let deadline = std::time::Instant::now() + WAIT;
     for device in &devices {
-        let file = server.device_dir(device).join("objects").join(&token).join("1.pvd");
+        let file = server
+            .device_dir(device)
+            .join("objects")
+            .join(&token)
+            .join("1.pvd");
         while file.exists() {
-            assert!(std::time::Instant::now() < deadline, "device kept a deleted object");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "device kept a deleted object"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
     // A reservation can be cancelled too; an unknown token cannot be deleted.
     let reserved = alice.api.reserve_token_space("/d", None).await.unwrap();
-    let t2 = alice.ok(&reserved.command_id).await["token"].as_str().unwrap().to_owned();
+    let t2 = alice.ok(&reserved.command_id).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let cancel = alice.api.delete_data(&t2).await.unwrap();
     assert_eq!(alice.ok(&cancel.command_id).await["devicesNotified"], 0);
     let err = alice.api.delete_data(&t2).await.unwrap_err();
@@ -229,23 +453,49 @@ async fn listing_filters_and_pagination() {
     let alice = provision(&server, "list").await;
     alice.attach_devices(&["a"]).await;
     let mut tokens = Vec::new();
-    for (context, file, ext) in [("/finance/2026", "a.pdf", "PDF"), ("/finance/2025", "b.txt", "txt"), ("/hr", "c.pdf", "pdf")] {
-        let (token, _) = alice.api.store_payload(&alice.session, context, &random_payload(30)).await.unwrap();
-        alice.api.configure_file_meta(json!({ "token": token, "fileName": file, "extension": ext })).await.unwrap();
+    for (context, file, ext) in [
+        ("/finance/2026", "a.pdf", "PDF"),
+        ("/finance/2025", "b.txt", "txt"),
+        ("/hr", "c.pdf", "pdf"),
+    ] {
+        let (token, _) = alice
+            .api
+            .store_payload(&alice.session, context, &random_payload(30))
+            .await
+            .unwrap();
+        alice
+            .api
+            .configure_file_meta(json!({ "token": token, "fileName": file, "extension": ext }))
+            .await
+            .unwrap();
         tokens.push(token);
     }
-    let risk = alice.api.configure_risk_meta(json!({ "token": tokens[2], "classification": "Confidential", "retentionDays": "365" })).await.unwrap();
+    let risk = alice
+        .api
+        .configure_risk_meta(
+            json!({ "token": tokens[2], "classification": "Confidential", "retentionDays": "365" }),
+        )
+        .await
+        .unwrap();
     assert_eq!(
         alice.ok(&risk.command_id).await,
         json!({ "token": tokens[2], "information_security_risk": { "classification": "Confidential", "label": null, "handling": null, "retentionDays": "365" } })
     );
-    let reserved = alice.api.reserve_token_space("/finance/open", None).await.unwrap();
+    let reserved = alice
+        .api
+        .reserve_token_space("/finance/open", None)
+        .await
+        .unwrap();
     alice.ok(&reserved.command_id).await;
 
     let total = |q: &str| {
         let api = alice.api.clone();
         let q = q.to_owned();
-        async move { api.list_data_tokens(&q).await.unwrap()["meta"]["total"].as_u64().unwrap() }
+        async move {
+            api.list_data_tokens(&q).await.unwrap()["meta"]["total"]
+                .as_u64()
+                .unwrap()
+        }
     };
     assert_eq!(total("").await, 3);
     assert_eq!(total("?filters[status]=all").await, 4);
@@ -254,15 +504,30 @@ async fn listing_filters_and_pagination() {
     assert_eq!(total("?filters[context]=/finance/2026").await, 1);
     assert_eq!(total("?filters[meta.file.extension]=pdf").await, 2);
     assert_eq!(total("?filters[meta.file.fileName]=a.*").await, 1);
-    assert_eq!(total("?filters[meta.information_security_risk.classification]=confidential").await, 1);
+    assert_eq!(
+        total("?filters[meta.information_security_risk.classification]=confidential").await,
+        1
+    );
     assert_eq!(total(&format!("?filters[token]={}", tokens[1])).await, 1);
-    let page = alice.api.list_data_tokens("?perPage=2&page=2").await.unwrap();
+    let page = alice
+        .api
+        .list_data_tokens("?perPage=2&page=2")
+        .await
+        .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["meta"], json!({ "page": 2, "perPage": 2, "total": 3 }));
     let newest = alice.api.list_data_tokens("?perPage=1").await.unwrap();
     assert_eq!(newest["items"][0]["token"], tokens[2], "newest first");
-    let reserved_item = &alice.api.list_data_tokens("?filters[status]=reserved").await.unwrap()["items"][0];
-    assert!(reserved_item["expiresAt"].is_string() && reserved_item["version"].is_null() && reserved_item["storedSize"].is_null());
+    let reserved_item = &alice
+        .api
+        .list_data_tokens("?filters[status]=reserved")
+        .await
+        .unwrap()["items"][0];
+    assert!(
+        reserved_item["expiresAt"].is_string()
+            && reserved_item["version"].is_null()
+            && reserved_item["storedSize"].is_null()
+    );
     for q in ["?filters[nope]=1", "?perPage=0", "?perPage=101", "?page=0"] {
         let err = alice.api.list_data_tokens(q).await.unwrap_err();
         assert_eq!(err.status(), Some(422), "{q}");
@@ -275,11 +540,26 @@ async fn update_shapes_and_replacement() {
     let alice = provision(&server, "update").await;
     alice.attach_devices(&["a", "b"]).await;
     let first = random_payload(50);
-    let (token, _) = alice.api.store_payload(&alice.session, "/u", &first).await.unwrap();
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/u", &first)
+        .await
+        .unwrap();
 
-    let a = alice.api.update_data_token(json!({ "token": token, "fileName": "new.pdf", "context": "/moved" })).await.unwrap();
-    assert_eq!(alice.ok(&a.command_id).await, json!({ "token": token, "version": 1, "storedSize": 50 }));
-    let item = &alice.api.list_data_tokens("?filters[context]=/moved").await.unwrap()["items"][0];
+    let a = alice
+        .api
+        .update_data_token(json!({ "token": token, "fileName": "new.pdf", "context": "/moved" }))
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.ok(&a.command_id).await,
+        json!({ "token": token, "version": 1, "storedSize": 50 })
+    );
+    let item = &alice
+        .api
+        .list_data_tokens("?filters[context]=/moved")
+        .await
+        .unwrap()["items"][0];
     assert_eq!(item["meta"]["file"]["fileName"], "new.pdf");
 
     let second = random_payload(80);
@@ -290,19 +570,46 @@ async fn update_shapes_and_replacement() {
         .unwrap();
     assert_eq!(b.status, 202);
     let result = alice.ok(b.json()["commandId"].as_str().unwrap()).await;
-    assert_eq!(result, json!({ "token": token, "version": 2, "storedSize": 80 }));
-    assert_eq!(alice.api.fetch_payload(&alice.session, &token).await.unwrap(), second);
-    assert_eq!(alice.api.list_data_tokens("?filters[meta.data.type]=invoice").await.unwrap()["meta"]["total"], 1);
+    assert_eq!(
+        result,
+        json!({ "token": token, "version": 2, "storedSize": 80 })
+    );
+    assert_eq!(
+        alice
+            .api
+            .fetch_payload(&alice.session, &token)
+            .await
+            .unwrap(),
+        second
+    );
+    assert_eq!(
+        alice
+            .api
+            .list_data_tokens("?filters[meta.data.type]=invoice")
+            .await
+            .unwrap()["meta"]["total"],
+        1
+    );
 
     for (body, code) in [
-        (json!({ "token": token, "dataToken": token }), "validation.ambiguous_shape"),
+        (
+            json!({ "token": token, "dataToken": token }),
+            "validation.ambiguous_shape",
+        ),
         (json!({ "fileName": "x" }), "validation.ambiguous_shape"),
         (json!({ "token": token }), "validation.no_changes"),
         (json!({ "dataToken": token }), "validation.no_changes"),
-        (json!({ "dataToken": token, "data": "AAAA", "stream": true }), "validation.ambiguous_shape"),
+        (
+            json!({ "dataToken": token, "data": "AAAA", "stream": true }),
+            "validation.ambiguous_shape",
+        ),
     ] {
         let err = alice.api.update_data_token(body.clone()).await.unwrap_err();
-        assert_eq!((err.status(), err.code()), (Some(422), Some(code)), "{body}");
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(422), Some(code)),
+            "{body}"
+        );
     }
 }
 
@@ -312,10 +619,20 @@ async fn request_data_answers_with_both_ids_and_delivers_inline() {
     let alice = provision(&server, "request").await;
     alice.attach_devices(&["a"]).await;
     let data = random_payload(54);
-    let (token, _) = alice.api.store_payload(&alice.session, "/finance/2026", &data).await.unwrap();
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/finance/2026", &data)
+        .await
+        .unwrap();
     let request = alice.api.request_data(&token).await.unwrap();
-    assert_eq!(request.header_command_id.as_deref(), Some(request.command_id.as_str()));
-    assert_eq!(request.header_request_id.as_deref(), Some(request.request_id.as_str()));
+    assert_eq!(
+        request.header_command_id.as_deref(),
+        Some(request.command_id.as_str())
+    );
+    assert_eq!(
+        request.header_request_id.as_deref(),
+        Some(request.request_id.as_str())
+    );
     assert_ne!(request.command_id, request.request_id);
     let result = alice.ok(&request.command_id).await;
     assert_eq!(
@@ -330,7 +647,8 @@ async fn request_data_answers_with_both_ids_and_delivers_inline() {
     assert_eq!(delivery["body"], b64(&data));
     // The delivery arrives before the final status.
     let frames = alice.session.frames();
-    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| frames.iter().position(|f| pred(f)).unwrap();
+    let pos =
+        |pred: &dyn Fn(&serde_json::Value) -> bool| frames.iter().position(|f| pred(f)).unwrap();
     let delivered = pos(&|f| f["data"]["id"] == request.request_id);
     let acked = pos(&|f| f["data"]["id"] == request.command_id && f["data"]["command_status"] == 2);
     assert!(delivered < acked);
@@ -341,22 +659,52 @@ async fn statistics_count_successful_operations() {
     let server = TestServer::start().await;
     let alice = provision(&server, "stats").await;
     alice.attach_devices(&["a"]).await;
-    let (token, _) = alice.api.store_payload(&alice.session, "/s", &random_payload(40)).await.unwrap();
-    alice.api.fetch_payload(&alice.session, &token).await.unwrap();
-    alice.api.configure_file_meta(json!({ "token": token, "fileName": "f" })).await.unwrap();
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/s", &random_payload(40))
+        .await
+        .unwrap();
+    alice
+        .api
+        .fetch_payload(&alice.session, &token)
+        .await
+        .unwrap();
+    alice
+        .api
+        .configure_file_meta(json!({ "token": token, "fileName": "f" }))
+        .await
+        .unwrap();
     let deleted = alice.api.delete_data(&token).await.unwrap();
     alice.ok(&deleted.command_id).await;
-    let stats = alice.api.token_statistics("?interval=hour&from=2020-01-01T00:00:00Z&to=2020-01-01T05:00:00Z").await.unwrap();
+    let stats = alice
+        .api
+        .token_statistics("?interval=hour&from=2020-01-01T00:00:00Z&to=2020-01-01T05:00:00Z")
+        .await
+        .unwrap();
     assert_eq!(stats["items"].as_array().unwrap().len(), 5);
     let now = alice.api.token_statistics("").await.unwrap();
     assert_eq!(now["interval"], "day");
-    assert_eq!(now["totals"], json!({ "exchanged": 1, "requested": 1, "updated": 1, "deleted": 1 }));
+    assert_eq!(
+        now["totals"],
+        json!({ "exchanged": 1, "requested": 1, "updated": 1, "deleted": 1 })
+    );
     assert_eq!(now["items"].as_array().unwrap().len(), 31);
-    let alias = alice.api.get("/data-token/statistics?filters[context]=/other").await.unwrap().json();
+    let alias = alice
+        .api
+        .get("/data-token/statistics?filters[context]=/other")
+        .await
+        .unwrap()
+        .json();
     assert_eq!(alias["totals"]["exchanged"], 0);
     for (q, code) in [
-        ("?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "statistics.invalid_range"),
-        ("?interval=hour&from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z", "statistics.range_too_large"),
+        (
+            "?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "statistics.invalid_range",
+        ),
+        (
+            "?interval=hour&from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z",
+            "statistics.range_too_large",
+        ),
         ("?interval=week", "validation.invalid_format"),
         ("?from=yesterday", "validation.invalid_format"),
     ] {
@@ -373,7 +721,11 @@ async fn client_ciphertext_never_reaches_the_disk() {
     let mut payloads = Vec::new();
     for size in [64, 4096, 70_000] {
         let data = random_payload(size);
-        let (token, _) = alice.api.store_payload(&alice.session, "/secret", &data).await.unwrap();
+        let (token, _) = alice
+            .api
+            .store_payload(&alice.session, "/secret", &data)
+            .await
+            .unwrap();
         alice.wait_confirmed(&token, 3).await;
         payloads.push(data);
     }
@@ -395,8 +747,16 @@ async fn client_ciphertext_never_reaches_the_disk() {
         let probe = &data[7..39];
         let encoded = b64(&data[..48]);
         for bytes in &files {
-            assert!(!bytes.windows(probe.len()).any(|w| w == probe), "client bytes found on disk");
-            assert!(!bytes.windows(encoded.len()).any(|w| w == encoded.as_bytes()), "client base64 found on disk");
+            assert!(
+                !bytes.windows(probe.len()).any(|w| w == probe),
+                "client bytes found on disk"
+            );
+            assert!(
+                !bytes
+                    .windows(encoded.len())
+                    .any(|w| w == encoded.as_bytes()),
+                "client base64 found on disk"
+            );
         }
     }
 }

@@ -168,13 +168,29 @@ async fn profile_on(engine: &Engine, prefix: &str) -> (Client, privicore_client:
     let api = Client::new(&engine.api);
     let username = unique_username(prefix);
     let registered = api.register_profile(&username, PASSWORD).await.unwrap();
-    api.poll_command(&registered.command_id, WAIT).await.unwrap();
-    let token = api.authenticate(&username, PASSWORD).await.unwrap().authorization_token;
+    api.poll_command(&registered.command_id, WAIT)
+        .await
+        .unwrap();
+    let token = api
+        .authenticate(&username, PASSWORD)
+        .await
+        .unwrap()
+        .authorization_token;
     let me = api.with_token(&token);
-    let session = privicore_client::Session::connect(&engine.ws).await.unwrap();
+    let session = privicore_client::Session::connect(&engine.ws)
+        .await
+        .unwrap();
     session.join(&token).await.unwrap();
-    let key = me.register_public_key(&privicore_client::KeyPair::generate().public().to_hex()).await.unwrap();
-    session.wait_command(&key.command_id, WAIT).await.unwrap().result().unwrap();
+    let key = me
+        .register_public_key(&privicore_client::KeyPair::generate().public().to_hex())
+        .await
+        .unwrap();
+    session
+        .wait_command(&key.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
     (me, session)
 }
 
@@ -199,16 +215,27 @@ async fn acknowledged_exchanges_survive_kill_9() {
 
     let second = start_binary(dir.path());
     let api = Client::new(&second.api).with_token(me.token().unwrap());
-    let session = privicore_client::Session::connect(&second.ws).await.unwrap();
+    let session = privicore_client::Session::connect(&second.ws)
+        .await
+        .unwrap();
     session.join(me.token().unwrap()).await.unwrap();
     // Hosted devices reconnect on their own; wait until one is online.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while api.list_storage_devices("?filters[online]=true").await.unwrap()["meta"]["total"] == 0 {
+    while api
+        .list_storage_devices("?filters[online]=true")
+        .await
+        .unwrap()["meta"]["total"]
+        == 0
+    {
         assert!(Instant::now() < deadline, "no device came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for (token, data) in &stored {
-        assert_eq!(&api.fetch_payload(&session, token).await.unwrap(), data, "{token}");
+        assert_eq!(
+            &api.fetch_payload(&session, token).await.unwrap(),
+            data,
+            "{token}"
+        );
     }
     terminate(second);
 }
@@ -219,10 +246,20 @@ async fn a_storage_device_can_run_as_its_own_process() {
     let engine = start_binary_with(dir.path(), &["--host-devices", "false"]);
     let (me, session) = profile_on(&engine, "external").await;
     let requested = me.request_device("nas-external").await.unwrap();
-    let device = session.wait_command(&requested.command_id, WAIT).await.unwrap().result().unwrap();
+    let device = session
+        .wait_command(&requested.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
     let id = device["deviceIdentifier"].as_str().unwrap().to_owned();
     let approved = me.approve_device(&id).await.unwrap();
-    session.wait_command(&approved.command_id, WAIT).await.unwrap().result().unwrap();
+    session
+        .wait_command(&approved.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
     let bundle = me.download_device_configuration(&id).await.unwrap();
     assert_eq!(bundle["bus"], "embedded");
     let bundle_path = dir.path().join("bundle.json");
@@ -238,17 +275,40 @@ async fn a_storage_device_can_run_as_its_own_process() {
         .spawn()
         .unwrap();
     let registered = me.register_storage(&id).await.unwrap();
-    session.wait_command(&registered.command_id, WAIT).await.unwrap().result().unwrap();
+    session
+        .wait_command(&registered.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while me.list_storage_devices("?filters[online]=true").await.unwrap()["meta"]["total"] == 0 {
-        assert!(Instant::now() < deadline, "the device process never came online");
+    while me
+        .list_storage_devices("?filters[online]=true")
+        .await
+        .unwrap()["meta"]["total"]
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the device process never came online"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let data = random_payload(5000);
-    let (token, result) = me.store_payload(&session, "/external", &data).await.unwrap();
+    let (token, result) = me
+        .store_payload(&session, "/external", &data)
+        .await
+        .unwrap();
     assert_eq!(result["replicas"]["confirmed"], 1);
     assert_eq!(me.fetch_payload(&session, &token).await.unwrap(), data);
-    assert!(device_dir.path().join("objects").join(&token).join("1.pvd").exists());
+    assert!(
+        device_dir
+            .path()
+            .join("objects")
+            .join(&token)
+            .join("1.pvd")
+            .exists()
+    );
     device_process.kill().unwrap();
     device_process.wait().unwrap();
     terminate(engine);

@@ -33,7 +33,10 @@ fn round_trip_across_chunk_boundaries() {
     let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
     for cs in [1, 7, 4096, 10_000, 20_000] {
         let obj = seal(&ring(), TOKEN, 3, cs, &payload);
-        assert_eq!(obj.header.core.chunk_count as usize, payload.len().div_ceil(cs as usize));
+        assert_eq!(
+            obj.header.core.chunk_count as usize,
+            payload.len().div_ceil(cs as usize)
+        );
         assert_eq!(open_all(&ring(), &obj).unwrap(), payload);
     }
 }
@@ -51,24 +54,42 @@ fn tampering_is_detected() {
     assert_eq!(opener.open_chunk(0, &bad), Err(EnvelopeError::NotAuthentic));
     // Truncation: a full-size chunk offered as the last one.
     assert!(opener.open_chunk(2, &obj.chunks[1]).is_err());
-    assert_eq!(opener.open_chunk(3, &obj.chunks[0]), Err(EnvelopeError::BadIndex));
+    assert_eq!(
+        opener.open_chunk(3, &obj.chunks[0]),
+        Err(EnvelopeError::BadIndex)
+    );
     // Another version's data key.
     let other = seal(&ring(), TOKEN, 2, 40, &payload);
     assert!(opener.open_chunk(0, &other.chunks[0]).is_err());
     // Unknown KEK.
     let other_ring = KeyRing::new(Kek::new("kek-2", [8; 32]).unwrap(), vec![]);
-    assert!(matches!(Opener::new(&other_ring, &obj.header), Err(EnvelopeError::UnknownKek)));
+    assert!(matches!(
+        Opener::new(&other_ring, &obj.header),
+        Err(EnvelopeError::UnknownKek)
+    ));
     // Same id, different key material.
     let forged = KeyRing::new(Kek::new("kek-1", [9; 32]).unwrap(), vec![]);
-    assert!(matches!(Opener::new(&forged, &obj.header), Err(EnvelopeError::DekUnwrap)));
+    assert!(matches!(
+        Opener::new(&forged, &obj.header),
+        Err(EnvelopeError::DekUnwrap)
+    ));
 }
 
 #[test]
 fn retired_keks_still_unwrap() {
     let old = Kek::new("kek-1", [7; 32]).unwrap();
-    let obj = seal(&KeyRing::new(old.clone(), vec![]), TOKEN, 1, 64, b"payload-of-some-bytes-here!!!!");
+    let obj = seal(
+        &KeyRing::new(old.clone(), vec![]),
+        TOKEN,
+        1,
+        64,
+        b"payload-of-some-bytes-here!!!!",
+    );
     let rotated = KeyRing::new(Kek::new("kek-2", [8; 32]).unwrap(), vec![old]);
-    assert_eq!(open_all(&rotated, &obj).unwrap(), b"payload-of-some-bytes-here!!!!");
+    assert_eq!(
+        open_all(&rotated, &obj).unwrap(),
+        b"payload-of-some-bytes-here!!!!"
+    );
 }
 
 #[test]

@@ -1,10 +1,12 @@
 use crate::auth::AuthToken;
 use crate::command::{CommandRecord, Completion};
+use crate::data_token::{
+    DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion,
+};
+use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::effect::Effect;
 use crate::keys::EngineKeyRecord;
 use crate::profile::Profile;
-use crate::data_token::{DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion};
-use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::secret::TokenHash;
 use crate::{CommandId, Error, ProfileId, Reason, Timestamp};
 use async_trait::async_trait;
@@ -55,7 +57,11 @@ pub trait MetadataStore: Send + Sync + 'static {
 
     /// Persists a new command together with `effects` (atomically); returns only once it
     /// is durable.
-    async fn insert_command(&self, command: &CommandRecord, effects: &[Effect]) -> Result<(), StoreError>;
+    async fn insert_command(
+        &self,
+        command: &CommandRecord,
+        effects: &[Effect],
+    ) -> Result<(), StoreError>;
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError>;
     /// Commands accepted but not finished, oldest first (resumed after a restart).
     async fn unfinished_commands(&self) -> Result<Vec<CommandRecord>, StoreError>;
@@ -102,11 +108,17 @@ pub trait MetadataStore: Send + Sync + 'static {
         page: Page,
     ) -> Result<(Vec<Device>, u64), StoreError>;
     /// Approved devices with the storage role: of one profile, or of all profiles.
-    async fn storage_devices(&self, profile_id: Option<ProfileId>) -> Result<Vec<Device>, StoreError>;
+    async fn storage_devices(
+        &self,
+        profile_id: Option<ProfileId>,
+    ) -> Result<Vec<Device>, StoreError>;
     async fn count_live_devices(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError>;
-    async fn data_token_by_reservation(&self, command: CommandId) -> Result<Option<DataToken>, StoreError>;
+    async fn data_token_by_reservation(
+        &self,
+        command: CommandId,
+    ) -> Result<Option<DataToken>, StoreError>;
     async fn list_data_tokens(
         &self,
         profile_id: ProfileId,
@@ -114,11 +126,23 @@ pub trait MetadataStore: Send + Sync + 'static {
         page: Page,
     ) -> Result<(Vec<DataToken>, u64), StoreError>;
     /// `reserved` + `exchanging` tokens of a profile.
-    async fn count_outstanding_reservations(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
+    async fn count_outstanding_reservations(
+        &self,
+        profile_id: ProfileId,
+    ) -> Result<u64, StoreError>;
     /// `reserved` tokens whose deadline passed, at most `limit`.
-    async fn expired_reservations(&self, now: Timestamp, limit: u64) -> Result<Vec<String>, StoreError>;
-    async fn token_version(&self, token: &str, version: u32) -> Result<Option<TokenVersion>, StoreError>;
-    async fn replicas(&self, token: &str, version: Option<u32>) -> Result<Vec<Replica>, StoreError>;
+    async fn expired_reservations(
+        &self,
+        now: Timestamp,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError>;
+    async fn token_version(
+        &self,
+        token: &str,
+        version: u32,
+    ) -> Result<Option<TokenVersion>, StoreError>;
+    async fn replicas(&self, token: &str, version: Option<u32>)
+    -> Result<Vec<Replica>, StoreError>;
     /// Replicas held by one device, in any state.
     async fn device_replicas(&self, device_id: DeviceId) -> Result<Vec<Replica>, StoreError>;
     async fn replica_counts(&self, token: &str, version: u32) -> Result<ReplicaCounts, StoreError>;

@@ -20,20 +20,40 @@ async fn holds_last_replica(core: &Core, device: &Device) -> Result<bool, StoreE
         if replica.state != ReplicaState::Confirmed {
             continue;
         }
-        let Some(token) = core.store.data_token(&replica.token).await? else { continue };
-        if token.version != Some(replica.version) || token.status != privicore_domain::data_token::TokenStatus::Active {
+        let Some(token) = core.store.data_token(&replica.token).await? else {
+            continue;
+        };
+        if token.version != Some(replica.version)
+            || token.status != privicore_domain::data_token::TokenStatus::Active
+        {
             continue;
         }
-        if core.store.replica_counts(&replica.token, replica.version).await?.confirmed <= 1 {
+        if core
+            .store
+            .replica_counts(&replica.token, replica.version)
+            .await?
+            .confirmed
+            <= 1
+        {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -> Result<Plan, StoreError> {
+pub(crate) async fn plan(
+    core: &Core,
+    command: &CommandRecord,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
     let store = core.store.as_ref();
-    if let CommandPayload::RequestDevice { device_id, name, description, public_key } = &command.payload {
+    if let CommandPayload::RequestDevice {
+        device_id,
+        name,
+        description,
+        public_key,
+    } = &command.payload
+    {
         if store.count_live_devices(command.profile_id).await? >= DEVICE_LIMIT {
             return Ok(Plan::fail(Reason::DeviceLimitReached));
         }
@@ -82,17 +102,31 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
             }
             device.status = DeviceStatus::Approved;
             device.approved_at = Some(now);
-            Ok(Plan::succeed(save(&device), json!({ "deviceIdentifier": id, "status": "approved", "approvedAt": now.rfc3339() })))
+            Ok(Plan::succeed(
+                save(&device),
+                json!({ "deviceIdentifier": id, "status": "approved", "approvedAt": now.rfc3339() }),
+            ))
         }
         CommandPayload::RejectDevice { .. } => {
             if device.status != DeviceStatus::Pending {
                 return Ok(Plan::fail(Reason::DeviceInvalidState));
             }
             device.status = DeviceStatus::Rejected;
-            Ok(Plan::succeed(save(&device), json!({ "deviceIdentifier": id, "status": "rejected" })))
+            Ok(Plan::succeed(
+                save(&device),
+                json!({ "deviceIdentifier": id, "status": "rejected" }),
+            ))
         }
-        CommandPayload::ConfigureDevice { name, description, meta, .. } => {
-            if !matches!(device.status, DeviceStatus::Pending | DeviceStatus::Approved) {
+        CommandPayload::ConfigureDevice {
+            name,
+            description,
+            meta,
+            ..
+        } => {
+            if !matches!(
+                device.status,
+                DeviceStatus::Pending | DeviceStatus::Approved
+            ) {
                 return Ok(Plan::fail(Reason::DeviceInvalidState));
             }
             if let Some(n) = name {
@@ -110,7 +144,10 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
             ))
         }
         CommandPayload::RemoveDevice { force, .. } => {
-            if !matches!(device.status, DeviceStatus::Pending | DeviceStatus::Approved) {
+            if !matches!(
+                device.status,
+                DeviceStatus::Pending | DeviceStatus::Approved
+            ) {
                 return Ok(Plan::fail(Reason::DeviceInvalidState));
             }
             if !force && holds_last_replica(core, &device).await? {
@@ -121,12 +158,20 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
             device.removed_at = Some(now);
             device.credentials = None;
             let mut effects = save(&device);
-            effects.push(DataEffect::DetachReplicas { device_id: device.id }.into());
+            effects.push(
+                DataEffect::DetachReplicas {
+                    device_id: device.id,
+                }
+                .into(),
+            );
             let mut plan = Plan::succeed(
                 effects,
                 json!({ "deviceIdentifier": id, "status": "removed", "removedAt": now.rfc3339(), "rolesDropped": dropped }),
             );
-            plan.after = vec![After::Unhost(device.id), After::Revoke(device.id, "removed")];
+            plan.after = vec![
+                After::Unhost(device.id),
+                After::Revoke(device.id, "removed"),
+            ];
             Ok(plan)
         }
         CommandPayload::RegisterStorage { .. } => {
@@ -156,8 +201,16 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
             }
             device.roles.retain(|r| r != ROLE_STORAGE);
             let mut effects = save(&device);
-            effects.push(DataEffect::DetachReplicas { device_id: device.id }.into());
-            let mut plan = Plan::succeed(effects, json!({ "deviceIdentifier": id, "roles": device.roles }));
+            effects.push(
+                DataEffect::DetachReplicas {
+                    device_id: device.id,
+                }
+                .into(),
+            );
+            let mut plan = Plan::succeed(
+                effects,
+                json!({ "deviceIdentifier": id, "roles": device.roles }),
+            );
             plan.after = vec![After::SendRoles(device.clone()), After::Unhost(device.id)];
             Ok(plan)
         }

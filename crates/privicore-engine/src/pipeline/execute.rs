@@ -15,7 +15,11 @@ use serde_json::json;
 
 /// Work done after the commit (device notifications, hosting).
 pub(crate) enum After {
-    SendDeletes { token: String, devices: Vec<DeviceId>, versions: Versions },
+    SendDeletes {
+        token: String,
+        devices: Vec<DeviceId>,
+        versions: Versions,
+    },
     Host(Device),
     Unhost(DeviceId),
     SendRoles(Device),
@@ -61,7 +65,11 @@ impl Plan {
 
 pub(crate) async fn after_commit(core: &Core, action: After) {
     match action {
-        After::SendDeletes { token, devices, versions } => {
+        After::SendDeletes {
+            token,
+            devices,
+            versions,
+        } => {
             for device in devices {
                 core.send_delete(device, &token, versions.clone()).await;
             }
@@ -94,7 +102,10 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         }
     }
     match &command.payload {
-        CommandPayload::RegisterProfile { username, password_hash } => {
+        CommandPayload::RegisterProfile {
+            username,
+            password_hash,
+        } => {
             let profile = Profile {
                 id: command.profile_id,
                 username: username.clone(),
@@ -109,17 +120,31 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                 json!({ "profileId": command.profile_id.to_string(), "username": username }),
             ))
         }
-        CommandPayload::ChangePassword { current_password_ok, new_password_hash, revoke_tokens, keep_token } => {
+        CommandPayload::ChangePassword {
+            current_password_ok,
+            new_password_hash,
+            revoke_tokens,
+            keep_token,
+        } => {
             if !current_password_ok {
                 return Ok(Plan::fail(Reason::ProfileInvalidCurrentPassword));
             }
             let profile_id = command.profile_id;
-            let mut effects = vec![Effect::SetPassword { profile_id, hash: new_password_hash.clone() }];
+            let mut effects = vec![Effect::SetPassword {
+                profile_id,
+                hash: new_password_hash.clone(),
+            }];
             let mut revoked = 0;
             let mut notices = Vec::new();
             if *revoke_tokens {
-                revoked = store.count_live_tokens(profile_id, Some(keep_token), now).await?;
-                effects.push(Effect::RevokeProfileTokens { profile_id, keep: Some(*keep_token), at: now });
+                revoked = store
+                    .count_live_tokens(profile_id, Some(keep_token), now)
+                    .await?;
+                effects.push(Effect::RevokeProfileTokens {
+                    profile_id,
+                    keep: Some(*keep_token),
+                    at: now,
+                });
                 notices.push(BusEvent::ProfileTokensEnded {
                     profile_id,
                     keep: Some(*keep_token),
@@ -134,9 +159,16 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
             Ok(plan)
         }
         CommandPayload::RegisterPublicKey { public_key } => {
-            let replaced = store.profile(command.profile_id).await?.is_some_and(|p| p.public_key.is_some());
+            let replaced = store
+                .profile(command.profile_id)
+                .await?
+                .is_some_and(|p| p.public_key.is_some());
             Ok(Plan::succeed(
-                vec![Effect::SetPublicKey { profile_id: command.profile_id, public_key: public_key.clone(), at: now }],
+                vec![Effect::SetPublicKey {
+                    profile_id: command.profile_id,
+                    public_key: public_key.clone(),
+                    at: now,
+                }],
                 json!({ "publicKey": public_key, "registeredAt": now.rfc3339(), "replaced": replaced }),
             ))
         }
@@ -147,7 +179,9 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::RemoveDevice { .. }
         | CommandPayload::RegisterStorage { .. }
         | CommandPayload::RemoveStorage { .. } => devices::plan(core, command, now).await,
-        CommandPayload::SyncDevice { device_id, verify } => sync::plan(core, command, *device_id, *verify).await,
+        CommandPayload::SyncDevice { device_id, verify } => {
+            sync::plan(core, command, *device_id, *verify).await
+        }
         _ => tokens::plan(core, command, now).await,
     }
 }

@@ -4,12 +4,12 @@
 use super::execute::Plan;
 use crate::engine::Core;
 use crate::replication::sealed_copy;
+use privicore_domain::Reason;
 use privicore_domain::command::CommandRecord;
 use privicore_domain::data_token::{Page, Replica, ReplicaState, TokenFilter, TokenStatus};
 use privicore_domain::device::DeviceId;
 use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::ports::StoreError;
-use privicore_domain::Reason;
 use privicore_wire::bus::{self, Versions, kind};
 use serde_json::json;
 use std::collections::HashMap;
@@ -19,7 +19,12 @@ const PAGE_WAIT: Duration = Duration::from_secs(60);
 const PAGE_MISSES: u32 = 3;
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
-pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: DeviceId, verify: bool) -> Result<Plan, StoreError> {
+pub(crate) async fn plan(
+    core: &Core,
+    command: &CommandRecord,
+    device_id: DeviceId,
+    verify: bool,
+) -> Result<Plan, StoreError> {
     let Some(device) = core.store.device(device_id).await? else {
         return Ok(Plan::fail(Reason::DeviceNotFound));
     };
@@ -40,8 +45,14 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
     let mut cursor = None;
     let mut misses = 0;
     let capacity = loop {
-        let request = bus::InventoryRequest { sync_id: sync_id.clone(), cursor: cursor.clone(), page_size: 1000, verify };
-        core.send(device_id, kind::INVENTORY_REQUEST, &request).await;
+        let request = bus::InventoryRequest {
+            sync_id: sync_id.clone(),
+            cursor: cursor.clone(),
+            page_size: 1000,
+            verify,
+        };
+        core.send(device_id, kind::INVENTORY_REQUEST, &request)
+            .await;
         match tokio::time::timeout(PAGE_WAIT, pages.recv()).await {
             Ok(Some(page)) => {
                 for item in page.items {
@@ -65,10 +76,23 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
 
     // 2. The expected set: every active token of the profile at its current version.
     let mut expected = Vec::new();
-    let filter = TokenFilter { statuses: vec![TokenStatus::Active], ..TokenFilter::default() };
+    let filter = TokenFilter {
+        statuses: vec![TokenStatus::Active],
+        ..TokenFilter::default()
+    };
     let mut page = 1;
     loop {
-        let (rows, total) = core.store.list_data_tokens(command.profile_id, &filter, Page { page, per_page: 500 }).await?;
+        let (rows, total) = core
+            .store
+            .list_data_tokens(
+                command.profile_id,
+                &filter,
+                Page {
+                    page,
+                    per_page: 500,
+                },
+            )
+            .await?;
         for row in &rows {
             if let Some(v) = row.version {
                 if let Some(version) = core.store.token_version(&row.token, v).await? {
@@ -83,28 +107,49 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
     }
 
     // 3. Push what is absent or wrong.
-    let (mut checked, mut pushed, mut repaired, mut unavailable, mut bytes_pushed) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut checked, mut pushed, mut repaired, mut unavailable, mut bytes_pushed) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut confirmations = Vec::new();
     for version in &expected {
         checked += 1;
         let key = (version.token.clone(), version.version);
         let present = held.remove(&key);
-        let healthy = present.as_ref().is_some_and(|i| i.status == "ok" && i.sha256 == version.digest);
+        let healthy = present
+            .as_ref()
+            .is_some_and(|i| i.status == "ok" && i.sha256 == version.digest);
         if healthy {
-            confirmations.push(DataEffect::SetReplica(Replica { token: key.0, version: key.1, device_id, state: ReplicaState::Confirmed }));
+            confirmations.push(DataEffect::SetReplica(Replica {
+                token: key.0,
+                version: key.1,
+                device_id,
+                state: ReplicaState::Confirmed,
+            }));
             continue;
         }
         let Some(chunks) = sealed_copy(core, version, device_id).await? else {
             unavailable += 1;
-            confirmations.push(DataEffect::SetReplica(Replica { token: key.0, version: key.1, device_id, state: ReplicaState::Pending }));
+            confirmations.push(DataEffect::SetReplica(Replica {
+                token: key.0,
+                version: key.1,
+                device_id,
+                state: ReplicaState::Pending,
+            }));
             continue;
         };
-        confirmations.push(DataEffect::SetReplica(Replica { token: key.0.clone(), version: key.1, device_id, state: ReplicaState::Pending }));
-        core.apply(std::mem::take(&mut confirmations)).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        confirmations.push(DataEffect::SetReplica(Replica {
+            token: key.0.clone(),
+            version: key.1,
+            device_id,
+            state: ReplicaState::Pending,
+        }));
+        core.apply(std::mem::take(&mut confirmations))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let wait = core.coordinator.watch_store(&key.0, key.1);
         if present.is_some() {
             // A wrong copy is removed first so the device stores the good one.
-            core.send_delete(device_id, &key.0, Versions::List(vec![key.1])).await;
+            core.send_delete(device_id, &key.0, Versions::List(vec![key.1]))
+                .await;
         }
         core.send_object(device_id, version, &chunks).await;
         let stored = wait.device_answer(device_id, PUSH_WAIT).await;
@@ -130,9 +175,16 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, device_id: Device
     }
     for (token, versions) in by_token {
         pruned += versions.len() as u64;
-        core.send_delete(device_id, &token, Versions::List(versions)).await;
+        core.send_delete(device_id, &token, Versions::List(versions))
+            .await;
     }
-    let complete = bus::SyncComplete { sync_id: sync_id.clone(), pushed, repaired, pruned, unavailable };
+    let complete = bus::SyncComplete {
+        sync_id: sync_id.clone(),
+        pushed,
+        repaired,
+        pruned,
+        unavailable,
+    };
     core.send(device_id, kind::SYNC_COMPLETE, &complete).await;
 
     let effects: Vec<Effect> = confirmations.into_iter().map(Effect::from).collect();

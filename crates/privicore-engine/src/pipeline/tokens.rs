@@ -18,11 +18,26 @@ fn fx(effects: Vec<DataEffect>) -> Vec<Effect> {
 }
 
 fn count(row: &DataToken, kind: &'static str, at: Timestamp) -> DataEffect {
-    DataEffect::CountEvent { profile_id: row.profile_id, kind, context: row.context.clone(), at }
+    DataEffect::CountEvent {
+        profile_id: row.profile_id,
+        kind,
+        context: row.context.clone(),
+        at,
+    }
 }
 
-pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -> Result<Plan, StoreError> {
-    if let CommandPayload::ReserveTokenSpace { token, context, ttl_minutes, meta_data } = &command.payload {
+pub(crate) async fn plan(
+    core: &Core,
+    command: &CommandRecord,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
+    if let CommandPayload::ReserveTokenSpace {
+        token,
+        context,
+        ttl_minutes,
+        meta_data,
+    } = &command.payload
+    {
         let expires_at = now.plus_seconds(ttl_minutes * 60);
         let row = DataToken {
             token: token.clone(),
@@ -51,11 +66,23 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
         return Ok(Plan::fail(Reason::DataTokenNotFound));
     };
     match &command.payload {
-        CommandPayload::ExchangeData { version, .. } => exchange(core, command, row, *version, now).await,
-        CommandPayload::ReplaceData { version, file, risk, data, .. } => replace(core, row, *version, [file, risk, data], now).await,
+        CommandPayload::ExchangeData { version, .. } => {
+            exchange(core, command, row, *version, now).await
+        }
+        CommandPayload::ReplaceData {
+            version,
+            file,
+            risk,
+            data,
+            ..
+        } => replace(core, row, *version, [file, risk, data], now).await,
         CommandPayload::RequestData { request_id, .. } => {
             let (Some(version), TokenStatus::Active) = (row.version, row.status) else {
-                return Ok(Plan::fail(if row.status == TokenStatus::Deleted { Reason::DataTokenNotFound } else { Reason::DataTokenNotActive }));
+                return Ok(Plan::fail(if row.status == TokenStatus::Deleted {
+                    Reason::DataTokenNotFound
+                } else {
+                    Reason::DataTokenNotActive
+                }));
             };
             let Some(payload) = replication::retrieve(core, &row.token, version).await? else {
                 return Ok(Plan::fail(Reason::StorageDataUnavailable));
@@ -77,18 +104,31 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
         }
         CommandPayload::DeleteData { .. } => {
             if !matches!(row.status, TokenStatus::Reserved | TokenStatus::Active) {
-                return Ok(Plan::fail(if row.status == TokenStatus::Exchanging { Reason::DataTokenBusy } else { Reason::DataTokenNotFound }));
+                return Ok(Plan::fail(if row.status == TokenStatus::Exchanging {
+                    Reason::DataTokenBusy
+                } else {
+                    Reason::DataTokenNotFound
+                }));
             }
             let replicas = core.store.replicas(&row.token, None).await?;
             let mut devices: Vec<_> = replicas.iter().map(|r| r.device_id).collect();
             devices.sort();
             devices.dedup();
-            let mut effects = vec![DataEffect::DeleteDataToken { token: row.token.clone(), at: now }];
+            let mut effects = vec![DataEffect::DeleteDataToken {
+                token: row.token.clone(),
+                at: now,
+            }];
             for r in &replicas {
-                effects.push(DataEffect::SetReplica(Replica { state: ReplicaState::Deleting, ..r.clone() }));
+                effects.push(DataEffect::SetReplica(Replica {
+                    state: ReplicaState::Deleting,
+                    ..r.clone()
+                }));
             }
             if let Some(v) = row.version {
-                effects.push(DataEffect::DropSpool { token: row.token.clone(), version: v });
+                effects.push(DataEffect::DropSpool {
+                    token: row.token.clone(),
+                    version: v,
+                });
             }
             if row.status == TokenStatus::Active {
                 effects.push(count(&row, EVENT_DELETED, now));
@@ -97,7 +137,11 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
                 fx(effects),
                 json!({ "token": row.token, "deletedAt": now.rfc3339(), "devicesNotified": devices.len() }),
             );
-            plan.after.push(After::SendDeletes { token: row.token, devices, versions: Versions::All("all".into()) });
+            plan.after.push(After::SendDeletes {
+                token: row.token,
+                devices,
+                versions: Versions::All("all".into()),
+            });
             Ok(plan)
         }
         CommandPayload::ConfigureRisk { risk, .. } => {
@@ -105,53 +149,128 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord, now: Timestamp) -
                 return Ok(Plan::fail(Reason::DataTokenNotActive));
             }
             Ok(Plan::succeed(
-                fx(vec![DataEffect::SetRiskMeta { token: row.token.clone(), risk: Some(risk.clone()), at: now }, count(&row, EVENT_UPDATED, now)]),
+                fx(vec![
+                    DataEffect::SetRiskMeta {
+                        token: row.token.clone(),
+                        risk: Some(risk.clone()),
+                        at: now,
+                    },
+                    count(&row, EVENT_UPDATED, now),
+                ]),
                 json!({ "token": row.token, "information_security_risk": risk }),
             ))
         }
-        CommandPayload::UpdateTokenMeta { file, risk, data, context, .. } => {
+        CommandPayload::UpdateTokenMeta {
+            file,
+            risk,
+            data,
+            context,
+            ..
+        } => {
             if row.status != TokenStatus::Active {
                 return Ok(Plan::fail(Reason::DataTokenNotActive));
             }
             let mut effects = meta_effects(&row.token, [&None, risk, data], now);
             if file.is_some() || context.is_some() {
                 let file_after = file.clone().unwrap_or_else(|| row.meta_file.clone());
-                effects.push(DataEffect::SetFileMeta { token: row.token.clone(), file: file_after, context: context.clone(), at: now });
+                effects.push(DataEffect::SetFileMeta {
+                    token: row.token.clone(),
+                    file: file_after,
+                    context: context.clone(),
+                    at: now,
+                });
             }
             effects.push(count(&row, EVENT_UPDATED, now));
-            Ok(Plan::succeed(fx(effects), json!({ "token": row.token, "version": row.version, "storedSize": row.stored_size })))
+            Ok(Plan::succeed(
+                fx(effects),
+                json!({ "token": row.token, "version": row.version, "storedSize": row.stored_size }),
+            ))
         }
         _ => Err(StoreError::Corrupt("not a token command".into())),
     }
 }
 
-fn meta_effects(token: &str, [file, risk, data]: [&Option<Option<Value>>; 3], now: Timestamp) -> Vec<DataEffect> {
+/// The replicas confirmed in memory become durable with the commit itself, so a fetch
+/// right after the ack always finds them.
+fn confirmations(
+    token: &str,
+    version: u32,
+    devices: &[privicore_domain::device::DeviceId],
+) -> Vec<DataEffect> {
+    devices
+        .iter()
+        .map(|d| DataEffect::TransitionReplica {
+            token: token.to_owned(),
+            version,
+            device_id: *d,
+            from: vec![ReplicaState::Pending, ReplicaState::Missing],
+            to: ReplicaState::Confirmed,
+        })
+        .collect()
+}
+
+fn meta_effects(
+    token: &str,
+    [file, risk, data]: [&Option<Option<Value>>; 3],
+    now: Timestamp,
+) -> Vec<DataEffect> {
     let mut effects = Vec::new();
     if let Some(file) = file {
-        effects.push(DataEffect::SetFileMeta { token: token.to_owned(), file: file.clone(), context: None, at: now });
+        effects.push(DataEffect::SetFileMeta {
+            token: token.to_owned(),
+            file: file.clone(),
+            context: None,
+            at: now,
+        });
     }
     if let Some(risk) = risk {
-        effects.push(DataEffect::SetRiskMeta { token: token.to_owned(), risk: risk.clone(), at: now });
+        effects.push(DataEffect::SetRiskMeta {
+            token: token.to_owned(),
+            risk: risk.clone(),
+            at: now,
+        });
     }
     if let Some(data) = data {
-        effects.push(DataEffect::SetDataMeta { token: token.to_owned(), data: data.clone(), at: now });
+        effects.push(DataEffect::SetDataMeta {
+            token: token.to_owned(),
+            data: data.clone(),
+            at: now,
+        });
     }
     effects
 }
 
-async fn exchange(core: &Core, command: &CommandRecord, row: DataToken, version: u32, now: Timestamp) -> Result<Plan, StoreError> {
+async fn exchange(
+    core: &Core,
+    command: &CommandRecord,
+    row: DataToken,
+    version: u32,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
     if row.status != TokenStatus::Exchanging {
         return Ok(Plan::fail(Reason::DataTokenAlreadyExchanged));
     }
     // On failure the reservation is handed back, with a fresh upload value, if time is left.
     let give_back = |reason: Reason| {
         let expired = row.expires_at.is_some_and(|e| e <= now);
-        let (status, salt) = if expired { (TokenStatus::Expired, None) } else { (TokenStatus::Reserved, Some(fresh_salt())) };
+        let (status, salt) = if expired {
+            (TokenStatus::Expired, None)
+        } else {
+            (TokenStatus::Reserved, Some(fresh_salt()))
+        };
         Plan::fail_with(
             reason,
             fx(vec![
-                DataEffect::AbortExchange { token: row.token.clone(), status, upload_salt: salt, at: now },
-                DataEffect::DropSpool { token: row.token.clone(), version },
+                DataEffect::AbortExchange {
+                    token: row.token.clone(),
+                    status,
+                    upload_salt: salt,
+                    at: now,
+                },
+                DataEffect::DropSpool {
+                    token: row.token.clone(),
+                    version,
+                },
             ]),
         )
     };
@@ -159,17 +278,39 @@ async fn exchange(core: &Core, command: &CommandRecord, row: DataToken, version:
         Replicated::NoDevices => Ok(give_back(Reason::StorageNoStorageDevices)),
         Replicated::WriteFailed => {
             let mut plan = give_back(Reason::StorageWriteFailed);
-            let devices = core.store.replicas(&row.token, Some(version)).await?.into_iter().map(|r| r.device_id).collect();
-            plan.after.push(After::SendDeletes { token: row.token.clone(), devices, versions: Versions::List(vec![version]) });
+            let devices = core
+                .store
+                .replicas(&row.token, Some(version))
+                .await?
+                .into_iter()
+                .map(|r| r.device_id)
+                .collect();
+            plan.after.push(After::SendDeletes {
+                token: row.token.clone(),
+                devices,
+                versions: Versions::List(vec![version]),
+            });
             Ok(plan)
         }
-        Replicated::Committed { confirmed, pending, stored_size } => {
-            let mut effects = vec![
-                DataEffect::CommitVersion { token: row.token.clone(), version, stored_size, at: now },
-                count(&row, EVENT_EXCHANGED, now),
-            ];
+        Replicated::Committed {
+            devices,
+            pending,
+            stored_size,
+        } => {
+            let confirmed = devices.len();
+            let mut effects = confirmations(&row.token, version, &devices);
+            effects.push(DataEffect::CommitVersion {
+                token: row.token.clone(),
+                version,
+                stored_size,
+                at: now,
+            });
+            effects.push(count(&row, EVENT_EXCHANGED, now));
             if pending == 0 {
-                effects.push(DataEffect::DropSpool { token: row.token.clone(), version });
+                effects.push(DataEffect::DropSpool {
+                    token: row.token.clone(),
+                    version,
+                });
             }
             Ok(Plan::succeed(
                 fx(effects),
@@ -181,31 +322,68 @@ async fn exchange(core: &Core, command: &CommandRecord, row: DataToken, version:
 }
 
 /// Shape B with data: version n+1 replicates like an exchange; n is dropped after commit.
-async fn replace(core: &Core, row: DataToken, version: u32, groups: [&Option<Option<Value>>; 3], now: Timestamp) -> Result<Plan, StoreError> {
-    let drop_new = |reason: Reason| Plan::fail_with(reason, fx(vec![DataEffect::DropSpool { token: row.token.clone(), version }]));
+async fn replace(
+    core: &Core,
+    row: DataToken,
+    version: u32,
+    groups: [&Option<Option<Value>>; 3],
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
+    let drop_new = |reason: Reason| {
+        Plan::fail_with(
+            reason,
+            fx(vec![DataEffect::DropSpool {
+                token: row.token.clone(),
+                version,
+            }]),
+        )
+    };
     if row.status != TokenStatus::Active {
         return Ok(drop_new(Reason::DataTokenNotActive));
     }
     match replication::replicate(core, row.profile_id, &row.token, version).await? {
         Replicated::NoDevices => Ok(drop_new(Reason::StorageNoStorageDevices)),
         Replicated::WriteFailed => Ok(drop_new(Reason::StorageWriteFailed)),
-        Replicated::Committed { pending, stored_size, .. } => {
-            let mut effects = vec![DataEffect::CommitVersion { token: row.token.clone(), version, stored_size, at: now }];
+        Replicated::Committed {
+            devices,
+            pending,
+            stored_size,
+        } => {
+            let mut effects = confirmations(&row.token, version, &devices);
+            effects.push(DataEffect::CommitVersion {
+                token: row.token.clone(),
+                version,
+                stored_size,
+                at: now,
+            });
             effects.extend(meta_effects(&row.token, groups, now));
             effects.push(count(&row, EVENT_UPDATED, now));
             if pending == 0 {
-                effects.push(DataEffect::DropSpool { token: row.token.clone(), version });
+                effects.push(DataEffect::DropSpool {
+                    token: row.token.clone(),
+                    version,
+                });
             }
             let mut after = Vec::new();
             if let Some(old) = row.version {
                 let replicas = core.store.replicas(&row.token, Some(old)).await?;
                 for r in &replicas {
-                    effects.push(DataEffect::SetReplica(Replica { state: ReplicaState::Deleting, ..r.clone() }));
+                    effects.push(DataEffect::SetReplica(Replica {
+                        state: ReplicaState::Deleting,
+                        ..r.clone()
+                    }));
                 }
                 let devices = replicas.into_iter().map(|r| r.device_id).collect();
-                after.push(After::SendDeletes { token: row.token.clone(), devices, versions: Versions::List(vec![old]) });
+                after.push(After::SendDeletes {
+                    token: row.token.clone(),
+                    devices,
+                    versions: Versions::List(vec![old]),
+                });
             }
-            let mut plan = Plan::succeed(fx(effects), json!({ "token": row.token, "version": version, "storedSize": stored_size }));
+            let mut plan = Plan::succeed(
+                fx(effects),
+                json!({ "token": row.token, "version": version, "storedSize": stored_size }),
+            );
             plan.after = after;
             Ok(plan)
         }

@@ -12,24 +12,44 @@ use serde_json::{Value, json};
 
 const DEVICE: Access = Access::scope("device:manage");
 
-pub async fn request_identifier(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn request_identifier(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
     let id = state
         .engine
-        .request_device(&caller, f.str("deviceName")?, f.opt_str("description")?, f.opt_str("publicKey")?)
+        .request_device(
+            &caller,
+            f.str("deviceName")?,
+            f.opt_str("description")?,
+            f.opt_str("publicKey")?,
+        )
         .await?;
     Ok(reply::accepted(id))
 }
 
-pub async fn retrieve_identifier(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn retrieve_identifier(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
-    let d = state.engine.retrieve_device_identifier(&caller, f.str("id")?).await?;
-    Ok(reply::ok(&json!({ "deviceIdentifier": d.id.to_string(), "deviceName": d.name, "status": d.status.as_str() })))
+    let d = state
+        .engine
+        .retrieve_device_identifier(&caller, f.str("id")?)
+        .await?;
+    Ok(reply::ok(
+        &json!({ "deviceIdentifier": d.id.to_string(), "deviceName": d.name, "status": d.status.as_str() }),
+    ))
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers, DEVICE).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
@@ -45,7 +65,10 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
             .collect::<Result<_, _>>()?,
     };
     let role = filter(&f, "role").map(str::to_owned);
-    if role.as_deref().is_some_and(|r| !matches!(r, "storage" | "authenticator" | "none")) {
+    if role
+        .as_deref()
+        .is_some_and(|r| !matches!(r, "storage" | "authenticator" | "none"))
+    {
         return Err(Error::invalid_format("filters[role]").into());
     }
     let (name, name_prefix) = match filter(&f, "name") {
@@ -55,12 +78,24 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
         },
         None => (None, false),
     };
-    let filter = DeviceFilter { statuses, role, name, name_prefix };
+    let filter = DeviceFilter {
+        statuses,
+        role,
+        name,
+        name_prefix,
+    };
     let (items, total) = state.engine.list_devices(&caller, filter, page).await?;
-    Ok(reply::ok(&items_page(items.into_iter().map(|i| i.0).collect(), page, total)))
+    Ok(reply::ok(&items_page(
+        items.into_iter().map(|i| i.0).collect(),
+        page,
+        total,
+    )))
 }
 
-pub async fn configure_meta(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn configure_meta(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
     let description = match f.0.get("description") {
@@ -72,12 +107,21 @@ pub async fn configure_meta(State(state): State<AppState>, req: Request) -> Resu
     };
     let meta = match f.0.get("meta") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(serde_json::from_str::<Value>(s).map_err(|_| Error::new(Reason::DeviceInvalidMeta).with_field("meta"))?),
+        Some(Value::String(s)) => Some(
+            serde_json::from_str::<Value>(s)
+                .map_err(|_| Error::new(Reason::DeviceInvalidMeta).with_field("meta"))?,
+        ),
         Some(v) => Some(v.clone()),
     };
     let id = state
         .engine
-        .configure_device(&caller, f.str("deviceIdentifier")?, f.opt_str("name")?, description, meta.as_ref())
+        .configure_device(
+            &caller,
+            f.str("deviceIdentifier")?,
+            f.opt_str("name")?,
+            description,
+            meta.as_ref(),
+        )
         .await?;
     Ok(reply::accepted(id))
 }
@@ -85,33 +129,60 @@ pub async fn configure_meta(State(state): State<AppState>, req: Request) -> Resu
 pub async fn approve(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
-    Ok(reply::accepted(state.engine.approve_device(&caller, f.str("deviceIdentifier")?).await?))
+    Ok(reply::accepted(
+        state
+            .engine
+            .approve_device(&caller, f.str("deviceIdentifier")?)
+            .await?,
+    ))
 }
 
 pub async fn reject(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
-    Ok(reply::accepted(state.engine.reject_device(&caller, f.str("deviceIdentifier")?).await?))
+    Ok(reply::accepted(
+        state
+            .engine
+            .reject_device(&caller, f.str("deviceIdentifier")?)
+            .await?,
+    ))
 }
 
 pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
     let force = f.opt_bool("force")?.unwrap_or(false);
-    Ok(reply::accepted(state.engine.remove_device(&caller, f.str("deviceIdentifier")?, force).await?))
+    Ok(reply::accepted(
+        state
+            .engine
+            .remove_device(&caller, f.str("deviceIdentifier")?, force)
+            .await?,
+    ))
 }
 
-async fn bundle(state: &AppState, caller: &privicore_domain::auth::Caller, device: &str) -> Result<Response, ApiError> {
+async fn bundle(
+    state: &AppState,
+    caller: &privicore_domain::auth::Caller,
+    device: &str,
+) -> Result<Response, ApiError> {
     let bundle = state.engine.issue_device_bundle(caller, device).await?;
     let mut response = reply::no_store(reply::ok(&bundle.json));
-    let disposition = format!("attachment; filename=\"privicore-device-{}.json\"", bundle.device_id);
+    let disposition = format!(
+        "attachment; filename=\"privicore-device-{}.json\"",
+        bundle.device_id
+    );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
 }
 
-pub async fn download_configuration(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn download_configuration(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), DEVICE).await?;
     let f = fields(req).await?;
     bundle(&state, &caller, f.str("deviceIdentifier")?).await

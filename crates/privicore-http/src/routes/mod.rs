@@ -71,13 +71,22 @@ pub fn api_router(state: AppState) -> Router {
         .route("/public-key/register-public-key", post(keys::register))
         .route("/public-key/retrieve-public-key", get(keys::retrieve))
         .route("/dptcab/public-key", get(keys::cab))
-        .route("/device/request-unique-identifier", post(devices::request_identifier))
-        .route("/device/retrieve-unique-identifier", post(devices::retrieve_identifier))
+        .route(
+            "/device/request-unique-identifier",
+            post(devices::request_identifier),
+        )
+        .route(
+            "/device/retrieve-unique-identifier",
+            post(devices::retrieve_identifier),
+        )
         .route("/device/retrieve-profile-devices", get(devices::list))
         .route("/device/configure-meta", post(devices::configure_meta))
         .route("/device/approve-device", post(devices::approve))
         .route("/device/reject-device", post(devices::reject))
-        .route("/device/download-device-configuration", post(devices::download_configuration))
+        .route(
+            "/device/download-device-configuration",
+            post(devices::download_configuration),
+        )
         .route(
             "/device/retrieve-device-configuration/{device}",
             get(devices::retrieve_configuration),
@@ -92,18 +101,27 @@ pub fn api_router(state: AppState) -> Router {
             "/data-token/retrieve-temporary-data-token/{reservation}",
             get(tokens::temporary),
         )
-        .route("/data-token/exchange-data-for-token", post(tokens::exchange))
+        .route(
+            "/data-token/exchange-data-for-token",
+            post(tokens::exchange),
+        )
         .route("/data-token/request-data", post(tokens::request_data))
         .route(
             "/data-token/configure-information-security-risk-meta",
             post(tokens::configure_risk),
         )
-        .route("/data-token/configure-file-meta", post(tokens::configure_file_meta))
+        .route(
+            "/data-token/configure-file-meta",
+            post(tokens::configure_file_meta),
+        )
         .route("/data-token/list-data-tokens", get(tokens::list))
         .route("/data-token/update-data-token", post(tokens::update))
         .route("/data-token/update-data", post(tokens::update))
         .route("/data-token/delete-data", post(tokens::delete))
-        .route("/data-token/transaction-count-statistics", get(tokens::statistics))
+        .route(
+            "/data-token/transaction-count-statistics",
+            get(tokens::statistics),
+        )
         .route("/data-token/statistics", get(tokens::statistics))
         .route("/device-bus", get(crate::device_bus::upgrade))
         .route("/ws", get(ws::upgrade))

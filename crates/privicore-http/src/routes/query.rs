@@ -19,7 +19,10 @@ pub fn page(q: &Fields) -> Result<Page, Error> {
     if !(1..=100).contains(&per_page) {
         return Err(Error::out_of_range("perPage", "1..100"));
     }
-    Ok(Page { page: page as u64, per_page: per_page as u64 })
+    Ok(Page {
+        page: page as u64,
+        per_page: per_page as u64,
+    })
 }
 
 /// The `filters` object; names outside `allowed` answer `validation.unknown_filter`.
@@ -43,7 +46,9 @@ pub fn filters(q: &Fields, allowed: &[&str]) -> Result<Map<String, Value>, Error
 }
 
 pub fn filter<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    map.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    map.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 pub fn items_page(items: Vec<Value>, page: Page, total: u64) -> Value {

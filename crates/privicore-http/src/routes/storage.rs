@@ -13,24 +13,43 @@ const STORAGE: Access = Access::scope("storage:manage");
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), STORAGE).await?;
     let f = fields(req).await?;
-    Ok(reply::accepted(state.engine.register_storage(&caller, f.str("deviceIdentifier")?).await?))
+    Ok(reply::accepted(
+        state
+            .engine
+            .register_storage(&caller, f.str("deviceIdentifier")?)
+            .await?,
+    ))
 }
 
 pub async fn sync(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), STORAGE).await?;
     let f = fields(req).await?;
     let verify = f.opt_bool("verify")?.unwrap_or(false);
-    Ok(reply::accepted(state.engine.sync_device(&caller, f.str("deviceIdentifier")?, verify).await?))
+    Ok(reply::accepted(
+        state
+            .engine
+            .sync_device(&caller, f.str("deviceIdentifier")?, verify)
+            .await?,
+    ))
 }
 
 pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), STORAGE).await?;
     let f = fields(req).await?;
     let force = f.opt_bool("force")?.unwrap_or(false);
-    Ok(reply::accepted(state.engine.remove_storage(&caller, f.str("deviceIdentifier")?, force).await?))
+    Ok(reply::accepted(
+        state
+            .engine
+            .remove_storage(&caller, f.str("deviceIdentifier")?, force)
+            .await?,
+    ))
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers, STORAGE).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
@@ -41,6 +60,13 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
         Some("false" | "0") => Some(false),
         Some(_) => return Err(Error::invalid_type("filters[online]", "a boolean").into()),
     };
-    let (items, total) = state.engine.list_storage_devices(&caller, online, page).await?;
-    Ok(reply::ok(&items_page(items.into_iter().map(|i| i.0).collect(), page, total)))
+    let (items, total) = state
+        .engine
+        .list_storage_devices(&caller, online, page)
+        .await?;
+    Ok(reply::ok(&items_page(
+        items.into_iter().map(|i| i.0).collect(),
+        page,
+        total,
+    )))
 }

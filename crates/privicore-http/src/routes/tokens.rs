@@ -25,7 +25,12 @@ pub async fn reserve(State(state): State<AppState>, req: Request) -> Result<Resp
     let f = fields(req).await?;
     let id = state
         .engine
-        .reserve_token_space(&caller, f.str("context")?, f.opt_int("ttl")?, meta_field(&f))
+        .reserve_token_space(
+            &caller,
+            f.str("context")?,
+            f.opt_int("ttl")?,
+            meta_field(&f),
+        )
         .await?;
     Ok(reply::accepted(id))
 }
@@ -71,7 +76,10 @@ fn file_meta(f: &Fields) -> Result<FileMeta, Error> {
     })
 }
 
-pub async fn configure_file_meta(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn configure_file_meta(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), WRITE).await?;
     let f = fields(req).await?;
     let token = f.str("token")?;
@@ -83,7 +91,10 @@ pub async fn configure_file_meta(State(state): State<AppState>, req: Request) ->
     Ok(reply::ok(&json!({ "token": token })))
 }
 
-pub async fn request_data(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn request_data(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), READ).await?;
     let f = fields(req).await?;
     let (command, request) = state.engine.request_data(&caller, f.str("token")?).await?;
@@ -92,14 +103,19 @@ pub async fn request_data(State(state): State<AppState>, req: Request) -> Result
         &json!({ "commandId": command.to_string(), "requestId": request.to_string() }),
     );
     for (name, id) in [("X-DPT-CAB-ID", command), ("X-DPT-CAB-REQUEST-ID", request)] {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_str(&id.to_string()).expect("uuid header"));
+        response.headers_mut().insert(
+            name,
+            HeaderValue::from_str(&id.to_string()).expect("uuid header"),
+        );
     }
     Ok(response)
 }
 
-pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers, READ).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
@@ -117,28 +133,44 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
     )?;
     let statuses = match filter(&f, "status") {
         None | Some("active") => vec![TokenStatus::Active],
-        Some("all") => vec![TokenStatus::Reserved, TokenStatus::Exchanging, TokenStatus::Active],
+        Some("all") => vec![
+            TokenStatus::Reserved,
+            TokenStatus::Exchanging,
+            TokenStatus::Active,
+        ],
         Some(s @ ("reserved" | "exchanging")) => vec![TokenStatus::parse(s).expect("known status")],
         Some(_) => return Err(Error::invalid_format("filters[status]").into()),
     };
     let filter = TokenFilter {
-        token: filter(&f, "token").map(|t| privicore_domain::data_token::normalize_token(t).unwrap_or_else(|| t.to_owned())),
+        token: filter(&f, "token").map(|t| {
+            privicore_domain::data_token::normalize_token(t).unwrap_or_else(|| t.to_owned())
+        }),
         context: filter(&f, "context").map(Match::exact_or_prefix),
         file_name: filter(&f, "meta.file.fileName").map(Match::exact_or_prefix),
         extension: filter(&f, "meta.file.extension").map(|e| Match::ExactNoCase(e.to_owned())),
         data_type: filter(&f, "meta.data.type").map(|t| Match::Exact(t.to_owned())),
-        classification: filter(&f, "meta.information_security_risk.classification").map(|c| Match::ExactNoCase(c.to_owned())),
+        classification: filter(&f, "meta.information_security_risk.classification")
+            .map(|c| Match::ExactNoCase(c.to_owned())),
         statuses,
     };
     let (items, total) = state.engine.list_tokens(&caller, filter, page).await?;
-    Ok(reply::ok(&items_page(items.into_iter().map(|i| i.0).collect(), page, total)))
+    Ok(reply::ok(&items_page(
+        items.into_iter().map(|i| i.0).collect(),
+        page,
+        total,
+    )))
 }
 
-pub async fn configure_risk(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+pub async fn configure_risk(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), WRITE).await?;
     let f = fields(req).await?;
     let token = f.str("token")?.to_owned();
-    Ok(reply::accepted(state.engine.configure_risk(&caller, &token, &f.0).await?))
+    Ok(reply::accepted(
+        state.engine.configure_risk(&caller, &token, &f.0).await?,
+    ))
 }
 
 /// Both paths take both shapes; `token` → A, `dataToken` → B (§3.10).
@@ -149,7 +181,12 @@ pub async fn update(State(state): State<AppState>, req: Request) -> Result<Respo
         (true, false) => {
             state
                 .engine
-                .update_token_meta(&caller, f.str("token")?, file_meta(&f)?, f.opt_str("context")?)
+                .update_token_meta(
+                    &caller,
+                    f.str("token")?,
+                    file_meta(&f)?,
+                    f.opt_str("context")?,
+                )
                 .await?
         }
         (false, true) => {
@@ -178,10 +215,16 @@ pub async fn update(State(state): State<AppState>, req: Request) -> Result<Respo
 pub async fn delete(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), WRITE).await?;
     let f = fields(req).await?;
-    Ok(reply::accepted(state.engine.delete_data(&caller, f.str("token")?).await?))
+    Ok(reply::accepted(
+        state.engine.delete_data(&caller, f.str("token")?).await?,
+    ))
 }
 
-pub async fn statistics(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Result<Response, ApiError> {
+pub async fn statistics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers, READ).await?;
     let q = query(&uri)?;
     let time = |name: &str| -> Result<Option<Timestamp>, Error> {
@@ -196,7 +239,13 @@ pub async fn statistics(State(state): State<AppState>, headers: HeaderMap, uri: 
     let f = filters(&q, &["context"])?;
     let stats = state
         .engine
-        .statistics(&caller, time("from")?, time("to")?, interval, filter(&f, "context").map(Match::exact_or_prefix))
+        .statistics(
+            &caller,
+            time("from")?,
+            time("to")?,
+            interval,
+            filter(&f, "context").map(Match::exact_or_prefix),
+        )
         .await?;
     Ok(reply::ok(&stats.0))
 }

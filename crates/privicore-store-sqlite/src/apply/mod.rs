@@ -1,11 +1,10 @@
 mod data;
 
-use crate::{commands, unavailable};
+use crate::unavailable;
 use privicore_domain::auth::TokenOwner;
-use privicore_domain::command::Completion;
 use privicore_domain::effect::Effect;
 use privicore_domain::ports::StoreError;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
 
 pub async fn apply_in(
     conn: &mut SqliteConnection,
@@ -15,20 +14,6 @@ pub async fn apply_in(
     for effect in effects {
         affected.push(one(conn, effect).await?);
     }
-    Ok(affected)
-}
-
-pub async fn apply(
-    pool: &SqlitePool,
-    effects: &[Effect],
-    completion: Option<&Completion>,
-) -> Result<Vec<u64>, StoreError> {
-    let mut tx = pool.begin().await.map_err(unavailable)?;
-    let affected = apply_in(&mut tx, effects).await?;
-    if let Some(c) = completion {
-        commands::complete(&mut tx, c).await?;
-    }
-    tx.commit().await.map_err(unavailable)?;
     Ok(affected)
 }
 

@@ -33,14 +33,20 @@ pub fn default_path() -> PathBuf {
     if let Some(p) = std::env::var_os("PRIVICORE_CLI_CONFIG") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".config").join("privicore").join("cli.json")
 }
 
 impl LocalProfile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {} (create a profile first: privicore profile create)", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {} (create a profile first: privicore profile create)",
+                path.display()
+            )
+        })?;
         serde_json::from_str(&text).context("parsing the CLI profile file")
     }
 
@@ -65,8 +71,8 @@ impl LocalProfile {
 
     pub fn data_key(&self) -> anyhow::Result<[u8; 32]> {
         let mut key = [0u8; 32];
-        hex::decode_to_slice(&self.data_key, &mut key).context("the data key in the profile file is damaged")?;
+        hex::decode_to_slice(&self.data_key, &mut key)
+            .context("the data key in the profile file is damaged")?;
         Ok(key)
     }
 }
-

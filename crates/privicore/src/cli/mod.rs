@@ -35,17 +35,31 @@ pub fn decrypt(key: &[u8; 32], payload: &[u8]) -> anyhow::Result<Vec<u8>> {
 /// Logs in with the saved credentials and joins the channel.
 pub async fn connect(profile: &LocalProfile) -> anyhow::Result<(Client, Session)> {
     let api = Client::new(&profile.api);
-    let auth = api.authenticate(&profile.username, &profile.password).await.context("authenticating")?;
+    let auth = api
+        .authenticate(&profile.username, &profile.password)
+        .await
+        .context("authenticating")?;
     let me = api.with_token(&auth.authorization_token);
-    let session = Session::connect(&profile.ws).await.context("connecting the WebSocket")?;
+    let session = Session::connect(&profile.ws)
+        .await
+        .context("connecting the WebSocket")?;
     session.join(&auth.authorization_token).await?;
     Ok((me, session))
 }
 
-pub async fn create_profile(config: &Path, api_url: &str, ws_url: &str, username: &str, password: &str) -> anyhow::Result<LocalProfile> {
+pub async fn create_profile(
+    config: &Path,
+    api_url: &str,
+    ws_url: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<LocalProfile> {
     let api = Client::new(api_url);
     let registered = api.register_profile(username, password).await?;
-    match api.poll_command(&registered.command_id, Duration::from_secs(60)).await? {
+    match api
+        .poll_command(&registered.command_id, Duration::from_secs(60))
+        .await?
+    {
         RequestStatus::Succeeded(_) => {}
         other => anyhow::bail!("registration failed: {other:?}"),
     }
@@ -65,16 +79,24 @@ pub async fn create_profile(config: &Path, api_url: &str, ws_url: &str, username
     profile.save(config)?;
     let (me, session) = connect(&profile).await?;
     let accepted = me.register_public_key(&profile.public_key).await?;
-    session.wait_command(&accepted.command_id, Duration::from_secs(60)).await?.result()?;
+    session
+        .wait_command(&accepted.command_id, Duration::from_secs(60))
+        .await?
+        .result()?;
     Ok(profile)
 }
 
 pub async fn attach_devices(profile: &LocalProfile, count: usize) -> anyhow::Result<Vec<String>> {
     let (me, session) = connect(profile).await?;
-    let existing = me.list_storage_devices("?perPage=100").await?["meta"]["total"].as_u64().unwrap_or(0) as usize;
+    let existing = me.list_storage_devices("?perPage=100").await?["meta"]["total"]
+        .as_u64()
+        .unwrap_or(0) as usize;
     let mut ids = Vec::new();
     for i in 0..count {
-        ids.push(me.attach_storage_device(&session, &format!("storage-{}", existing + i + 1)).await?);
+        ids.push(
+            me.attach_storage_device(&session, &format!("storage-{}", existing + i + 1))
+                .await?,
+        );
     }
     Ok(ids)
 }
@@ -114,7 +136,10 @@ mod tests {
         let key = [9u8; 32];
         let payload = encrypt(&key, b"Invoice 0042: EUR 1,250.00");
         assert_eq!(payload.len(), 12 + 26 + 16);
-        assert_eq!(decrypt(&key, &payload).unwrap(), b"Invoice 0042: EUR 1,250.00");
+        assert_eq!(
+            decrypt(&key, &payload).unwrap(),
+            b"Invoice 0042: EUR 1,250.00"
+        );
         let mut bad = payload.clone();
         bad[20] ^= 1;
         assert!(decrypt(&key, &bad).is_err());

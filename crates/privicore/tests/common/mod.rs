@@ -159,7 +159,12 @@ impl Provisioned {
     pub async fn attach_devices(&self, names: &[&str]) -> Vec<String> {
         let mut ids = Vec::new();
         for name in names {
-            ids.push(self.api.attach_storage_device(&self.session, name).await.unwrap());
+            ids.push(
+                self.api
+                    .attach_storage_device(&self.session, name)
+                    .await
+                    .unwrap(),
+            );
         }
         ids
     }
@@ -176,7 +181,10 @@ impl Provisioned {
             if list["items"][0]["replicas"]["confirmed"].as_u64() == Some(n) {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "replicas never confirmed: {list}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas never confirmed: {list}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
