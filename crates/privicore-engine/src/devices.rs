@@ -167,10 +167,10 @@ impl Engine {
         if name.is_none() && description.is_none() && meta.is_none() {
             return Err(Reason::ValidationNoChanges.into());
         }
-        if let Some(n) = name {
-            if !valid_name(n) {
-                return Err(Error::new(Reason::DeviceInvalidName).with_field("name"));
-            }
+        if let Some(n) = name
+            && !valid_name(n)
+        {
+            return Err(Error::new(Reason::DeviceInvalidName).with_field("name"));
         }
         if let Some(Some(d)) = description {
             check_description(d)?;

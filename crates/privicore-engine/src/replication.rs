@@ -406,23 +406,20 @@ pub(crate) async fn sealed_copy(
         {
             continue;
         }
-        let mut sealed = Vec::new();
-        let mut next = 0;
-        let mut plain = Vec::new();
-        if fetch_from(
-            core,
-            replica.device_id,
-            &version.token,
-            version.version,
-            &opener,
-            &mut next,
-            &mut plain,
-            Some(&mut sealed),
-        )
-        .await
-        .is_ok()
+        let mut progress = Progress {
+            sealed: Some(Vec::new()),
+            ..Progress::default()
+        };
+        let source = Source {
+            token: &version.token,
+            version: version.version,
+            opener: &opener,
+        };
+        if fetch_from(core, replica.device_id, &source, &mut progress)
+            .await
+            .is_ok()
         {
-            return Ok(Some(sealed));
+            return Ok(progress.sealed);
         }
     }
     Ok(None)
@@ -455,30 +452,26 @@ pub(crate) async fn retrieve(
         if replica.state != ReplicaState::Confirmed || !core.online(replica.device_id) {
             continue;
         }
-        if let Some(device) = core.store.device(replica.device_id).await? {
-            if device.is_storage() {
-                candidates.push(device.id);
-            }
+        if let Some(device) = core.store.device(replica.device_id).await?
+            && device.is_storage()
+        {
+            candidates.push(device.id);
         }
     }
     // Latency-based ordering is not tracked yet: equals are tried in random order.
     candidates.shuffle(&mut rand::thread_rng());
-    let mut payload = Vec::with_capacity(header.core.total_size as usize);
-    let mut next = 0u32;
+    let mut progress = Progress {
+        payload: Vec::with_capacity(header.core.total_size as usize),
+        ..Progress::default()
+    };
+    let source = Source {
+        token,
+        version,
+        opener: &opener,
+    };
     for device in candidates {
-        match fetch_from(
-            core,
-            device,
-            token,
-            version,
-            &opener,
-            &mut next,
-            &mut payload,
-            None,
-        )
-        .await
-        {
-            Ok(()) => return Ok(Some(payload)),
+        match fetch_from(core, device, &source, &mut progress).await {
+            Ok(()) => return Ok(Some(progress.payload)),
             Err(FetchProblem::Bad(why)) => {
                 core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%device, token, version, reason = why, "replica failed to deliver; marked missing");
@@ -501,16 +494,38 @@ pub(crate) async fn retrieve(
     Ok(None)
 }
 
+/// What is being fetched.
+struct Source<'a> {
+    token: &'a str,
+    version: u32,
+    opener: &'a Opener,
+}
+
+/// How far a fetch got; the next device continues from `next`.
+#[derive(Default)]
+struct Progress {
+    next: u32,
+    payload: Vec<u8>,
+    /// Also keep the sealed chunks (to push them elsewhere).
+    sealed: Option<Vec<Vec<u8>>>,
+}
+
 async fn fetch_from(
     core: &Core,
     device: DeviceId,
-    token: &str,
-    version: u32,
-    opener: &Opener,
-    next: &mut u32,
-    payload: &mut Vec<u8>,
-    mut sealed: Option<&mut Vec<Vec<u8>>>,
+    source: &Source<'_>,
+    progress: &mut Progress,
 ) -> Result<(), FetchProblem> {
+    let Source {
+        token,
+        version,
+        opener,
+    } = *source;
+    let Progress {
+        next,
+        payload,
+        sealed,
+    } = progress;
     let total = opener.core().chunk_count;
     let window = core.config.storage.fetch_window.max(1);
     while *next < total {
@@ -545,7 +560,7 @@ async fn fetch_from(
                     match opener.open_chunk(chunk.chunk_index, &chunk.data) {
                         Ok(plain) => {
                             payload.extend_from_slice(&plain);
-                            if let Some(sealed) = sealed.as_deref_mut() {
+                            if let Some(sealed) = sealed.as_mut() {
                                 sealed.push(chunk.data);
                             }
                             *next += 1;

@@ -145,20 +145,20 @@ pub struct FileMeta {
 impl FileMeta {
     fn check(&self) -> Result<(), Error> {
         let invalid = |f: &str| Error::new(Reason::DataTokenInvalidMeta).with_field(f);
-        if let Some(n) = &self.file_name {
-            if !(1..=255).contains(&n.chars().count()) || n.contains('/') || n.contains('\0') {
-                return Err(invalid("fileName"));
-            }
+        if let Some(n) = &self.file_name
+            && (!(1..=255).contains(&n.chars().count()) || n.contains('/') || n.contains('\0'))
+        {
+            return Err(invalid("fileName"));
         }
-        if let Some(e) = &self.extension {
-            if e.trim_start_matches('.').chars().count() > 32 {
-                return Err(invalid("extension"));
-            }
+        if let Some(e) = &self.extension
+            && e.trim_start_matches('.').chars().count() > 32
+        {
+            return Err(invalid("extension"));
         }
-        if let Some(p) = &self.path {
-            if !p.starts_with('/') || p.chars().count() > 1024 {
-                return Err(invalid("path"));
-            }
+        if let Some(p) = &self.path
+            && (!p.starts_with('/') || p.chars().count() > 1024)
+        {
+            return Err(invalid("path"));
         }
         if self.size.is_some_and(|s| s < 0) {
             return Err(invalid("size"));
@@ -666,10 +666,10 @@ impl Engine {
             TokenStatus::Exchanging => return Err(Reason::DataTokenBusy.into()),
             _ => return Err(Reason::DataTokenNotFound.into()),
         }
-        if let Some(v) = row.version {
-            if self.store.token_version(&row.token, v + 1).await?.is_some() {
-                return Err(Reason::DataTokenBusy.into());
-            }
+        if let Some(v) = row.version
+            && self.store.token_version(&row.token, v + 1).await?.is_some()
+        {
+            return Err(Reason::DataTokenBusy.into());
         }
         self.accept(self.token_command(caller, CommandPayload::DeleteData { token: row.token }))
             .await

@@ -167,10 +167,10 @@ impl StorageDevice {
             return false;
         }
         self.seen_order.push_back(id.to_owned());
-        if self.seen_order.len() > REMEMBERED_IDS {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen.remove(&old);
-            }
+        if self.seen_order.len() > REMEMBERED_IDS
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
         }
         true
     }
@@ -291,10 +291,10 @@ impl StorageDevice {
                 },
             )
         };
-        if let Some(digest) = self.store.digest_of(&c.token, c.version) {
-            if hex::encode(digest) == c.sha256 {
-                return Some(self.stored(&c, cid, 0));
-            }
+        if let Some(digest) = self.store.digest_of(&c.token, c.version)
+            && hex::encode(digest) == c.sha256
+        {
+            return Some(self.stored(&c, cid, 0));
         }
         if c.chunk_count == 0 || c.chunk_index >= c.chunk_count {
             return Some(failed(self, &c, "incomplete"));

@@ -80,9 +80,9 @@ fn commit_batch<'a>(
     Box::pin(async move {
         raw(conn, "BEGIN IMMEDIATE").await?;
         let mut results = Vec::with_capacity(batch.len());
-        for i in 0..batch.len() {
+        for job in batch {
             raw(conn, "SAVEPOINT job").await?;
-            let result = run(conn, &batch[i]).await;
+            let result = run(conn, job).await;
             if result.is_err() {
                 raw(conn, "ROLLBACK TO job").await?;
             }

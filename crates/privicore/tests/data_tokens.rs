@@ -647,8 +647,7 @@ async fn request_data_answers_with_both_ids_and_delivers_inline() {
     assert_eq!(delivery["body"], b64(&data));
     // The delivery arrives before the final status.
     let frames = alice.session.frames();
-    let pos =
-        |pred: &dyn Fn(&serde_json::Value) -> bool| frames.iter().position(|f| pred(f)).unwrap();
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| frames.iter().position(pred).unwrap();
     let delivered = pos(&|f| f["data"]["id"] == request.request_id);
     let acked = pos(&|f| f["data"]["id"] == request.command_id && f["data"]["command_status"] == 2);
     assert!(delivered < acked);

@@ -94,10 +94,10 @@ pub(crate) async fn plan(
             )
             .await?;
         for row in &rows {
-            if let Some(v) = row.version {
-                if let Some(version) = core.store.token_version(&row.token, v).await? {
-                    expected.push(version);
-                }
+            if let Some(v) = row.version
+                && let Some(version) = core.store.token_version(&row.token, v).await?
+            {
+                expected.push(version);
             }
         }
         if page * 500 >= total || rows.is_empty() {
