@@ -4,7 +4,7 @@
 
 use crate::auth::{AuthToken, QrToken};
 use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
-use crate::device::{Device, DeviceId};
+use crate::device::{Device, DeviceCredentials, DeviceId};
 use crate::password::PasswordHash;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
@@ -44,8 +44,25 @@ pub enum Effect {
 /// Effects on devices and data tokens.
 #[derive(Debug, Clone)]
 pub enum DataEffect {
-    /// Inserts or replaces the whole device row (device commands are serialized per device).
+    /// Creates the device, or updates its status, roles, name, description and meta
+    /// (device commands are serialized per device). Credentials and the pinned key are
+    /// changed only by their own effects.
     SaveDevice(Device),
+    /// Revokes the device's client and bus credentials.
+    ClearDeviceCredentials {
+        device_id: DeviceId,
+    },
+    /// Pins the key from a device's first hello; no-op if one is pinned already.
+    PinDeviceKey {
+        device_id: DeviceId,
+        public_key: String,
+    },
+    /// A new bundle: new secrets, the pinned key cleared.
+    RotateDeviceCredentials {
+        device_id: DeviceId,
+        credentials: DeviceCredentials,
+        at: Timestamp,
+    },
     CreateDataToken(DataToken),
     /// `reserved` → `exchanging`; fails with `data_token.already_exchanged` otherwise.
     BeginExchange {

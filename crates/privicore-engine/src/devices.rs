@@ -232,7 +232,7 @@ impl Engine {
         caller: &Caller,
         device: &str,
     ) -> Result<DeviceBundle, Error> {
-        let mut device = self.owned_device(caller, device).await?;
+        let device = self.owned_device(caller, device).await?;
         match device.status {
             DeviceStatus::Approved => {}
             DeviceStatus::Removed => return Err(Reason::DeviceInactive.into()),
@@ -244,15 +244,17 @@ impl Engine {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
         let client_id = format!("device-{}", hex::encode(raw));
         let now = Timestamp::now();
-        device.credentials = Some(DeviceCredentials {
+        let credentials = DeviceCredentials {
             client_id: client_id.clone(),
             client_secret: client_secret.hash(),
             bus_password: bus_password.hash(),
-        });
-        device.public_key = None;
-        device.configuration_issued_at = Some(now);
-        self.apply(vec![DataEffect::SaveDevice(device.clone())])
-            .await?;
+        };
+        self.apply(vec![DataEffect::RotateDeviceCredentials {
+            device_id: device.id,
+            credentials,
+            at: now,
+        }])
+        .await?;
         self.revoke_device(device.id, "credentials_rotated").await;
 
         let (host, port, tls) = split_url(&self.config.api_public_url);

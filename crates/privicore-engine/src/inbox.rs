@@ -203,8 +203,12 @@ async fn hello(
         Some(_) => {}
         None => {
             device.public_key = Some(key.to_hex());
-            core.apply(vec![DataEffect::SaveDevice(device.clone())])
-                .await?;
+            // Targeted, so it never races a device command's row update.
+            core.apply(vec![DataEffect::PinDeviceKey {
+                device_id,
+                public_key: key.to_hex(),
+            }])
+            .await?;
         }
     }
     core.presence.touch(device_id, Some(hello.capacity));

@@ -267,11 +267,12 @@ async fn a_storage_device_can_run_as_its_own_process() {
     let device_dir = tempfile::tempdir().unwrap();
     let mut device_process = Command::new(env!("CARGO_BIN_EXE_privicore"))
         .args(["storage-device", "--log-format", "json", "--config"])
+        .env("RUST_LOG", "info")
         .arg(&bundle_path)
         .arg("--data-dir")
         .arg(device_dir.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let registered = me.register_storage(&id).await.unwrap();

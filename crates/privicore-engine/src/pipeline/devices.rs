@@ -159,6 +159,12 @@ pub(crate) async fn plan(
             device.credentials = None;
             let mut effects = save(&device);
             effects.push(
+                DataEffect::ClearDeviceCredentials {
+                    device_id: device.id,
+                }
+                .into(),
+            );
+            effects.push(
                 DataEffect::DetachReplicas {
                     device_id: device.id,
                 }

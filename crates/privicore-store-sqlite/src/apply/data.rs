@@ -12,11 +12,16 @@ fn json(v: &Option<serde_json::Value>) -> Option<String> {
 pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u64, StoreError> {
     let done: SqliteQueryResult = match effect {
         DataEffect::SaveDevice(d) => {
+            // Credentials and the pinned key have their own effects: a command's row update
+            // must never bring back rotated secrets.
             let creds = d.credentials.as_ref();
             sqlx::query(
-                "INSERT OR REPLACE INTO devices (id, profile_id, request_command_id, name, description, status, roles, public_key, meta,
+                "INSERT INTO devices (id, profile_id, request_command_id, name, description, status, roles, public_key, meta,
                  client_id, client_secret_hash, bus_password_hash, created_at, approved_at, removed_at, configuration_issued_at, storage_registered_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description, status = excluded.status,
+                 roles = excluded.roles, meta = excluded.meta, approved_at = excluded.approved_at, removed_at = excluded.removed_at,
+                 storage_registered_at = excluded.storage_registered_at",
             )
             .bind(d.id.to_string())
             .bind(d.profile_id.to_string())
@@ -35,6 +40,34 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
             .bind(d.removed_at.map(|t| t.unix()))
             .bind(d.configuration_issued_at.map(|t| t.unix()))
             .bind(d.storage_registered_at.map(|t| t.unix()))
+            .execute(conn)
+            .await
+        }
+        DataEffect::ClearDeviceCredentials { device_id } => {
+            sqlx::query(
+                "UPDATE devices SET client_id = NULL, client_secret_hash = NULL, bus_password_hash = NULL WHERE id = ?",
+            )
+            .bind(device_id.to_string())
+            .execute(conn)
+            .await
+        }
+        DataEffect::PinDeviceKey { device_id, public_key } => {
+            sqlx::query("UPDATE devices SET public_key = ? WHERE id = ? AND public_key IS NULL")
+                .bind(public_key)
+                .bind(device_id.to_string())
+                .execute(conn)
+                .await
+        }
+        DataEffect::RotateDeviceCredentials { device_id, credentials, at } => {
+            sqlx::query(
+                "UPDATE devices SET client_id = ?, client_secret_hash = ?, bus_password_hash = ?, public_key = NULL,
+                 configuration_issued_at = ? WHERE id = ?",
+            )
+            .bind(&credentials.client_id)
+            .bind(credentials.client_secret.to_hex())
+            .bind(credentials.bus_password.to_hex())
+            .bind(at.unix())
+            .bind(device_id.to_string())
             .execute(conn)
             .await
         }
