@@ -314,3 +314,67 @@ async fn a_storage_device_can_run_as_its_own_process() {
     device_process.wait().unwrap();
     terminate(engine);
 }
+
+fn cli(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_privicore"))
+        .args(args)
+        .env("PRIVICORE_CLI_CONFIG", config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_stores_and_fetches_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_binary(dir.path());
+    let config = dir.path().join("cli").join("profile.json");
+    let username = unique_username("cli");
+    let created = cli(
+        &config,
+        &["profile", "create", "--username", &username, "--password", PASSWORD, "--api", &engine.api, "--ws", &engine.ws],
+    );
+    assert!(created.contains("created"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the profile file holds secrets");
+    }
+    let attached = cli(&config, &["devices", "attach", "--count", "3"]);
+    assert_eq!(attached.lines().count(), 3);
+    let original = dir.path().join("report.txt");
+    let content = random_payload(10_000);
+    std::fs::write(&original, &content).unwrap();
+    let token = cli(&config, &["store", original.to_str().unwrap()]).trim().to_owned();
+    assert!(token.starts_with("dtk-"), "{token}");
+    let copy = dir.path().join("copy.txt");
+    cli(&config, &["fetch", &token, "-o", copy.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&copy).unwrap(), content);
+    // The engine only ever saw ciphertext: the plaintext is nowhere in its data directory.
+    let probe = &content[100..140];
+    let mut stack = vec![dir.path().join("devices"), dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path == original || path == copy {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(!bytes.windows(probe.len()).any(|w| w == probe), "plaintext in {}", path.display());
+            }
+        }
+    }
+    // The stored file carries its metadata.
+    let profile: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let api = Client::new(&engine.api);
+    let auth = api.authenticate(profile["username"].as_str().unwrap(), PASSWORD).await.unwrap();
+    let list = api.with_token(&auth.authorization_token).list_data_tokens("").await.unwrap();
+    assert_eq!(list["items"][0]["meta"]["file"]["fileName"], "report.txt");
+    assert_eq!(list["items"][0]["meta"]["file"]["size"], 10_000);
+    terminate(engine);
+}
