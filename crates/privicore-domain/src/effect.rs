@@ -111,6 +111,15 @@ pub enum DataEffect {
     },
     PutTokenVersion(TokenVersion),
     SetReplica(Replica),
+    /// Records a replica unless one exists.
+    AddReplica(Replica),
+    /// The device holds the version: `confirmed`, unless the replica is being deleted or
+    /// detached.
+    ConfirmReplica {
+        token: String,
+        version: u32,
+        device_id: DeviceId,
+    },
     /// Only moves a replica that is in one of `from`.
     TransitionReplica {
         token: String,

@@ -3,8 +3,11 @@
 use crate::engine::Engine;
 use privicore_domain::auth::{Access, AuthToken, Caller, TokenOwner};
 use privicore_domain::profile::ProfileStatus;
-use privicore_domain::secret::Secret;
-use privicore_domain::{Error, Reason, Timestamp};
+use privicore_domain::secret::{Secret, TokenHash};
+use privicore_domain::{Error, ProfileId, Reason, Timestamp};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// The raw `X-DPT-AUTHORIZATION` value; a leading `Bearer ` is tolerated.
 pub fn bearer_value(header: &str) -> &str {
@@ -16,20 +19,105 @@ pub fn bearer_value(header: &str) -> &str {
         .unwrap_or(trimmed)
 }
 
+/// Recently checked tokens, so that a burst of calls does not read the same rows again.
+/// Entries live briefly; this node forgets them at once on revoke, reauthorize, password
+/// change and key registration, other nodes within the TTL.
+#[derive(Default)]
+pub(crate) struct AuthCache {
+    entries: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: AuthToken,
+    active: bool,
+    has_key: bool,
+    at: Instant,
+}
+
+const CACHE_TTL: Duration = Duration::from_secs(2);
+const CACHE_MAX: usize = 100_000;
+
+impl AuthCache {
+    fn get(&self, hash: &TokenHash) -> Option<Cached> {
+        let entries = self.entries.lock().expect("auth cache lock");
+        entries
+            .get(&hash.0)
+            .filter(|c| c.at.elapsed() < CACHE_TTL)
+            .cloned()
+    }
+
+    fn put(&self, cached: Cached) {
+        let mut entries = self.entries.lock().expect("auth cache lock");
+        if entries.len() >= CACHE_MAX {
+            entries.retain(|_, c| c.at.elapsed() < CACHE_TTL);
+        }
+        entries.insert(cached.token.hash.0, cached);
+    }
+
+    pub fn forget_token(&self, hash: &TokenHash) {
+        self.entries
+            .lock()
+            .expect("auth cache lock")
+            .remove(&hash.0);
+    }
+
+    pub fn forget_profile(&self, profile: ProfileId) {
+        self.entries
+            .lock()
+            .expect("auth cache lock")
+            .retain(|_, c| c.token.profile_id != profile);
+    }
+}
+
 impl Engine {
+    async fn checked_token(&self, value: &str) -> Result<Cached, Error> {
+        let hash = Secret::new(value).hash();
+        let cached = match self.auth_cache.get(&hash) {
+            Some(c) => c,
+            None => {
+                let token = self
+                    .store
+                    .auth_token(&hash)
+                    .await?
+                    .ok_or(Reason::AuthInvalidToken)?;
+                let profile = self
+                    .store
+                    .profile(token.profile_id)
+                    .await?
+                    .ok_or(Reason::AuthInvalidToken)?;
+                let c = Cached {
+                    token,
+                    active: profile.status == ProfileStatus::Active,
+                    has_key: profile.public_key.is_some(),
+                    at: Instant::now(),
+                };
+                self.auth_cache.put(c.clone());
+                c
+            }
+        };
+        if cached.token.expires_at <= Timestamp::now() {
+            return Err(Reason::AuthTokenExpired.into());
+        }
+        if cached.token.revoked_at.is_some() {
+            return Err(Reason::AuthTokenRevoked.into());
+        }
+        Ok(cached)
+    }
+
     /// Authenticates the header value against `access`.
     pub async fn authorize(&self, header: Option<&str>, access: Access) -> Result<Caller, Error> {
         let value = header
             .map(bearer_value)
             .filter(|v| !v.is_empty())
             .ok_or(Reason::AuthMissingToken)?;
-        let token = self.live_token(value).await?;
-        let profile = self
-            .store
-            .profile(token.profile_id)
-            .await?
-            .ok_or(Reason::AuthInvalidToken)?;
-        if profile.status != ProfileStatus::Active {
+        let Cached {
+            token,
+            active,
+            has_key,
+            ..
+        } = self.checked_token(value).await?;
+        if !active {
             return Err(Reason::ProfileInactive.into());
         }
         if let TokenOwner::App { .. } = token.owner {
@@ -43,7 +131,7 @@ impl Engine {
                     .with_message(format!("This call needs the scope {scope}.")));
             }
         }
-        if !access.key_exempt && profile.public_key.is_none() {
+        if !access.key_exempt && !has_key {
             return Err(Reason::ProfilePublicKeyRequired.into());
         }
         Ok(Caller {
@@ -59,21 +147,6 @@ impl Engine {
     pub async fn authorize_join(&self, token: &str) -> Result<Caller, Error> {
         self.authorize(Some(token), Access::any().key_exempt())
             .await
-    }
-
-    async fn live_token(&self, value: &str) -> Result<AuthToken, Error> {
-        let token = self
-            .store
-            .auth_token(&Secret::new(value).hash())
-            .await?
-            .ok_or(Reason::AuthInvalidToken)?;
-        if token.expires_at <= Timestamp::now() {
-            return Err(Reason::AuthTokenExpired.into());
-        }
-        if token.revoked_at.is_some() {
-            return Err(Reason::AuthTokenRevoked.into());
-        }
-        Ok(token)
     }
 }
 

@@ -52,6 +52,7 @@ pub struct Core {
     pub(crate) cab: EngineKeyRecord,
     pub(crate) coordinator: Coordinator,
     pub(crate) presence: Presence,
+    pub(crate) auth_cache: crate::access::AuthCache,
 }
 
 impl Core {
@@ -131,6 +132,7 @@ impl Engine {
             cab,
             coordinator: Coordinator::default(),
             presence: Presence::default(),
+            auth_cache: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.

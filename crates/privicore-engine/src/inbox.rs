@@ -271,16 +271,20 @@ async fn stored(
     // The waiting exchange only needs to know; it records the confirmation with its commit.
     core.coordinator
         .store_result(&s.token, s.version, device_id, ok);
-    let mark = DataEffect::TransitionReplica {
-        token: s.token.clone(),
-        version: s.version,
-        device_id,
-        from: vec![ReplicaState::Pending, ReplicaState::Missing],
-        to: if ok {
-            ReplicaState::Confirmed
-        } else {
-            ReplicaState::Missing
-        },
+    let mark = if ok {
+        DataEffect::ConfirmReplica {
+            token: s.token.clone(),
+            version: s.version,
+            device_id,
+        }
+    } else {
+        DataEffect::TransitionReplica {
+            token: s.token.clone(),
+            version: s.version,
+            device_id,
+            from: vec![ReplicaState::Pending],
+            to: ReplicaState::Missing,
+        }
     };
     core.apply(vec![mark]).await?;
     // Every target has it: the spool copy is no longer needed.

@@ -299,6 +299,7 @@ impl Engine {
     }
 
     async fn token_ended(&self, caller: &Caller) {
+        self.auth_cache.forget_token(&caller.token_hash);
         let notice = BusEvent::TokenEnded {
             token: caller.token_hash,
             code: Reason::AuthTokenRevoked.code().into(),

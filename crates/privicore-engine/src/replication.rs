@@ -4,7 +4,7 @@
 
 use crate::engine::Core;
 use privicore_domain::Timestamp;
-use privicore_domain::data_token::{Replica, ReplicaState, TokenVersion};
+use privicore_domain::data_token::{ReplicaState, TokenVersion};
 use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::effect::DataEffect;
 use privicore_domain::envelope::{Header, Opener};
@@ -288,11 +288,15 @@ pub(crate) enum Replicated {
     Committed {
         /// Devices known to hold the object; their replicas become `confirmed` with the commit.
         devices: Vec<DeviceId>,
+        /// Targets without a replica row yet.
+        fresh: Vec<DeviceId>,
         pending: u64,
         stored_size: u64,
     },
     NoDevices,
-    WriteFailed,
+    WriteFailed {
+        targets: Vec<DeviceId>,
+    },
 }
 
 /// Fans one object version out to the profile's storage devices and waits for the write
@@ -319,23 +323,13 @@ pub(crate) async fn replicate(
         .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?;
     let existing = core.store.replicas(token, Some(version)).await?;
     let known: HashSet<DeviceId> = existing.iter().map(|r| r.device_id).collect();
-    let fresh: Vec<DataEffect> = targets
+    // Recorded with the commit (one write instead of two); a crash before it re-runs the
+    // command, which sends again.
+    let fresh: Vec<DeviceId> = targets
         .iter()
-        .filter(|d| !known.contains(&d.id))
-        .map(|d| {
-            DataEffect::SetReplica(Replica {
-                token: token.to_owned(),
-                version,
-                device_id: d.id,
-                state: ReplicaState::Pending,
-            })
-        })
+        .map(|d| d.id)
+        .filter(|id| !known.contains(id))
         .collect();
-    if !fresh.is_empty() {
-        core.apply(fresh)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    }
 
     let wait = core.coordinator.watch_store(token, version);
     {
@@ -375,10 +369,13 @@ pub(crate) async fn replicate(
         Ok(Replicated::Committed {
             pending: (targets.len() - devices.len()) as u64,
             devices,
+            fresh,
             stored_size: tv.total_size,
         })
     } else {
-        Ok(Replicated::WriteFailed)
+        Ok(Replicated::WriteFailed {
+            targets: targets.iter().map(|d| d.id).collect(),
+        })
     }
 }
 

@@ -321,7 +321,11 @@ fn cli(config: &Path, args: &[&str]) -> String {
         .env("PRIVICORE_CLI_CONFIG", config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -333,7 +337,18 @@ async fn the_cli_stores_and_fetches_a_file() {
     let username = unique_username("cli");
     let created = cli(
         &config,
-        &["profile", "create", "--username", &username, "--password", PASSWORD, "--api", &engine.api, "--ws", &engine.ws],
+        &[
+            "profile",
+            "create",
+            "--username",
+            &username,
+            "--password",
+            PASSWORD,
+            "--api",
+            &engine.api,
+            "--ws",
+            &engine.ws,
+        ],
     );
     assert!(created.contains("created"));
     #[cfg(unix)]
@@ -347,7 +362,9 @@ async fn the_cli_stores_and_fetches_a_file() {
     let original = dir.path().join("report.txt");
     let content = random_payload(10_000);
     std::fs::write(&original, &content).unwrap();
-    let token = cli(&config, &["store", original.to_str().unwrap()]).trim().to_owned();
+    let token = cli(&config, &["store", original.to_str().unwrap()])
+        .trim()
+        .to_owned();
     assert!(token.starts_with("dtk-"), "{token}");
     let copy = dir.path().join("copy.txt");
     cli(&config, &["fetch", &token, "-o", copy.to_str().unwrap()]);
@@ -365,15 +382,27 @@ async fn the_cli_stores_and_fetches_a_file() {
                 stack.push(path);
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                assert!(!bytes.windows(probe.len()).any(|w| w == probe), "plaintext in {}", path.display());
+                assert!(
+                    !bytes.windows(probe.len()).any(|w| w == probe),
+                    "plaintext in {}",
+                    path.display()
+                );
             }
         }
     }
     // The stored file carries its metadata.
-    let profile: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
     let api = Client::new(&engine.api);
-    let auth = api.authenticate(profile["username"].as_str().unwrap(), PASSWORD).await.unwrap();
-    let list = api.with_token(&auth.authorization_token).list_data_tokens("").await.unwrap();
+    let auth = api
+        .authenticate(profile["username"].as_str().unwrap(), PASSWORD)
+        .await
+        .unwrap();
+    let list = api
+        .with_token(&auth.authorization_token)
+        .list_data_tokens("")
+        .await
+        .unwrap();
     assert_eq!(list["items"][0]["meta"]["file"]["fileName"], "report.txt");
     assert_eq!(list["items"][0]["meta"]["file"]["size"], 10_000);
     terminate(engine);

@@ -24,6 +24,8 @@ pub(crate) enum After {
     Unhost(DeviceId),
     SendRoles(Device),
     Revoke(DeviceId, &'static str),
+    /// The profile's key or tokens changed: cached authorizations must be re-read.
+    ForgetProfile(privicore_domain::ProfileId),
 }
 
 pub(crate) struct Plan {
@@ -86,6 +88,7 @@ pub(crate) async fn after_commit(core: &Core, action: After) {
         }
         After::SendRoles(device) => core.send_roles(&device).await,
         After::Revoke(device, reason) => core.revoke_device(device, reason).await,
+        After::ForgetProfile(profile) => core.auth_cache.forget_profile(profile),
     }
 }
 
@@ -156,6 +159,7 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                 json!({ "profileId": profile_id.to_string(), "revokedTokens": revoked, "revokedGrants": 0 }),
             );
             plan.notices = notices;
+            plan.after.push(After::ForgetProfile(profile_id));
             Ok(plan)
         }
         CommandPayload::RegisterPublicKey { public_key } => {
@@ -163,14 +167,16 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                 .profile(command.profile_id)
                 .await?
                 .is_some_and(|p| p.public_key.is_some());
-            Ok(Plan::succeed(
+            let mut plan = Plan::succeed(
                 vec![Effect::SetPublicKey {
                     profile_id: command.profile_id,
                     public_key: public_key.clone(),
                     at: now,
                 }],
                 json!({ "publicKey": public_key, "registeredAt": now.rfc3339(), "replaced": replaced }),
-            ))
+            );
+            plan.after.push(After::ForgetProfile(command.profile_id));
+            Ok(plan)
         }
         CommandPayload::RequestDevice { .. }
         | CommandPayload::ApproveDevice { .. }

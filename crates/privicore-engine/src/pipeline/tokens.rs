@@ -195,18 +195,23 @@ pub(crate) async fn plan(
 fn confirmations(
     token: &str,
     version: u32,
+    fresh: &[privicore_domain::device::DeviceId],
     devices: &[privicore_domain::device::DeviceId],
 ) -> Vec<DataEffect> {
-    devices
-        .iter()
-        .map(|d| DataEffect::TransitionReplica {
+    let created = fresh.iter().map(|d| {
+        DataEffect::AddReplica(Replica {
             token: token.to_owned(),
             version,
             device_id: *d,
-            from: vec![ReplicaState::Pending, ReplicaState::Missing],
-            to: ReplicaState::Confirmed,
+            state: ReplicaState::Pending,
         })
-        .collect()
+    });
+    let confirmed = devices.iter().map(|d| DataEffect::ConfirmReplica {
+        token: token.to_owned(),
+        version,
+        device_id: *d,
+    });
+    created.chain(confirmed).collect()
 }
 
 fn meta_effects(
@@ -276,29 +281,23 @@ async fn exchange(
     };
     match replication::replicate(core, command.profile_id, &row.token, version).await? {
         Replicated::NoDevices => Ok(give_back(Reason::StorageNoStorageDevices)),
-        Replicated::WriteFailed => {
+        Replicated::WriteFailed { targets } => {
             let mut plan = give_back(Reason::StorageWriteFailed);
-            let devices = core
-                .store
-                .replicas(&row.token, Some(version))
-                .await?
-                .into_iter()
-                .map(|r| r.device_id)
-                .collect();
             plan.after.push(After::SendDeletes {
                 token: row.token.clone(),
-                devices,
+                devices: targets,
                 versions: Versions::List(vec![version]),
             });
             Ok(plan)
         }
         Replicated::Committed {
             devices,
+            fresh,
             pending,
             stored_size,
         } => {
             let confirmed = devices.len();
-            let mut effects = confirmations(&row.token, version, &devices);
+            let mut effects = confirmations(&row.token, version, &fresh, &devices);
             effects.push(DataEffect::CommitVersion {
                 token: row.token.clone(),
                 version,
@@ -343,13 +342,22 @@ async fn replace(
     }
     match replication::replicate(core, row.profile_id, &row.token, version).await? {
         Replicated::NoDevices => Ok(drop_new(Reason::StorageNoStorageDevices)),
-        Replicated::WriteFailed => Ok(drop_new(Reason::StorageWriteFailed)),
+        Replicated::WriteFailed { targets } => {
+            let mut plan = drop_new(Reason::StorageWriteFailed);
+            plan.after.push(After::SendDeletes {
+                token: row.token.clone(),
+                devices: targets,
+                versions: Versions::List(vec![version]),
+            });
+            Ok(plan)
+        }
         Replicated::Committed {
             devices,
+            fresh,
             pending,
             stored_size,
         } => {
-            let mut effects = confirmations(&row.token, version, &devices);
+            let mut effects = confirmations(&row.token, version, &fresh, &devices);
             effects.push(DataEffect::CommitVersion {
                 token: row.token.clone(),
                 version,

@@ -202,6 +202,27 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
                 .execute(conn)
                 .await
         }
+        DataEffect::AddReplica(r) => {
+            sqlx::query("INSERT OR IGNORE INTO replicas (token, version, device_id, state) VALUES (?, ?, ?, ?)")
+                .bind(&r.token)
+                .bind(i64::from(r.version))
+                .bind(r.device_id.to_string())
+                .bind(r.state.as_str())
+                .execute(conn)
+                .await
+        }
+        DataEffect::ConfirmReplica { token, version, device_id } => {
+            sqlx::query(
+                "INSERT INTO replicas (token, version, device_id, state) VALUES (?, ?, ?, 'confirmed')
+                 ON CONFLICT (token, version, device_id) DO UPDATE SET state = 'confirmed'
+                 WHERE replicas.state IN ('pending', 'missing')",
+            )
+            .bind(token)
+            .bind(i64::from(*version))
+            .bind(device_id.to_string())
+            .execute(conn)
+            .await
+        }
         DataEffect::TransitionReplica { token, version, device_id, from, to } => {
             let mut q = sqlx::QueryBuilder::new("UPDATE replicas SET state = ");
             q.push_bind(to.as_str());
