@@ -3,7 +3,7 @@
 
 use crate::engine::{Core, Engine};
 use privicore_domain::auth::Caller;
-use privicore_domain::command::{CommandPayload, CommandRecord};
+use privicore_domain::command::CommandPayload;
 use privicore_domain::data_token::Page;
 use privicore_domain::device::{
     Device, DeviceCredentials, DeviceFilter, DeviceId, DeviceStatus, valid_name,
@@ -88,15 +88,6 @@ impl Engine {
         Ok(device)
     }
 
-    fn device_command(&self, caller: &Caller, payload: CommandPayload) -> CommandRecord {
-        CommandRecord::new(
-            CommandId::new(),
-            caller.profile_id,
-            caller.application_id(),
-            payload,
-        )
-    }
-
     pub async fn request_device(
         &self,
         caller: &Caller,
@@ -120,7 +111,7 @@ impl Engine {
             description: description.map(str::to_owned),
             public_key,
         };
-        self.accept(self.device_command(caller, payload)).await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     /// Lookup by the request command id; other profiles' ids are not found (§2.2).
@@ -183,12 +174,12 @@ impl Engine {
             description: description.map(|d| d.map(str::to_owned)),
             meta,
         };
-        self.accept(self.device_command(caller, payload)).await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     pub async fn approve_device(&self, caller: &Caller, device: &str) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.device_command(
+        self.accept(self.command_for(
             caller,
             CommandPayload::ApproveDevice {
                 device_id: device.id,
@@ -199,7 +190,7 @@ impl Engine {
 
     pub async fn reject_device(&self, caller: &Caller, device: &str) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.device_command(
+        self.accept(self.command_for(
             caller,
             CommandPayload::RejectDevice {
                 device_id: device.id,
@@ -215,7 +206,7 @@ impl Engine {
         force: bool,
     ) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.device_command(
+        self.accept(self.command_for(
             caller,
             CommandPayload::RemoveDevice {
                 device_id: device.id,

@@ -264,6 +264,20 @@ impl Engine {
         Ok(id)
     }
 
+    /// A new command of the caller's profile, attributed to its application if any.
+    pub(crate) fn command_for(
+        &self,
+        caller: &privicore_domain::auth::Caller,
+        payload: privicore_domain::command::CommandPayload,
+    ) -> CommandRecord {
+        CommandRecord::new(
+            CommandId::new(),
+            caller.profile_id,
+            caller.application_id(),
+            payload,
+        )
+    }
+
     pub(crate) async fn accept(&self, command: CommandRecord) -> Result<CommandId, Error> {
         self.accept_with(command, Vec::new()).await
     }

@@ -2,7 +2,7 @@
 
 use crate::engine::Engine;
 use privicore_domain::auth::Caller;
-use privicore_domain::command::{CommandPayload, CommandRecord};
+use privicore_domain::command::CommandPayload;
 use privicore_domain::data_token::{Page, ReplicaState};
 use privicore_domain::{CommandId, Error, Timestamp};
 use serde_json::{Value, json};
@@ -19,13 +19,7 @@ impl Engine {
         let payload = CommandPayload::RegisterStorage {
             device_id: device.id,
         };
-        self.accept(CommandRecord::new(
-            CommandId::new(),
-            caller.profile_id,
-            caller.application_id(),
-            payload,
-        ))
-        .await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     pub async fn remove_storage(
@@ -39,13 +33,7 @@ impl Engine {
             device_id: device.id,
             force,
         };
-        self.accept(CommandRecord::new(
-            CommandId::new(),
-            caller.profile_id,
-            caller.application_id(),
-            payload,
-        ))
-        .await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     pub async fn sync_device(
@@ -59,13 +47,7 @@ impl Engine {
             device_id: device.id,
             verify,
         };
-        self.accept(CommandRecord::new(
-            CommandId::new(),
-            caller.profile_id,
-            caller.application_id(),
-            payload,
-        ))
-        .await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     /// Devices holding the storage role, with replica counts and reported capacity.

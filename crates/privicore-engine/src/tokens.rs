@@ -10,7 +10,7 @@ use base64::engine::general_purpose::{
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Timelike, Utc};
 use hmac::{Hmac, Mac};
 use privicore_domain::auth::Caller;
-use privicore_domain::command::{CommandPayload, CommandRecord};
+use privicore_domain::command::CommandPayload;
 use privicore_domain::data_token::*;
 use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::envelope;
@@ -274,15 +274,6 @@ fn upstream_host_port(url: &str) -> (String, u16) {
 }
 
 impl Engine {
-    fn token_command(&self, caller: &Caller, payload: CommandPayload) -> CommandRecord {
-        CommandRecord::new(
-            CommandId::new(),
-            caller.profile_id,
-            caller.application_id(),
-            payload,
-        )
-    }
-
     pub async fn reserve_token_space(
         &self,
         caller: &Caller,
@@ -310,7 +301,7 @@ impl Engine {
             ttl_minutes: ttl,
             meta_data,
         };
-        self.accept(self.token_command(caller, payload)).await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     /// Lookup by reserve command id; other profiles' ids are not found (§3.2).
@@ -328,17 +319,7 @@ impl Engine {
             .await?
             .filter(|t| t.profile_id == caller.profile_id)
             .ok_or(Reason::DataTokenReservationNotFound)?;
-        match row.status {
-            TokenStatus::Reserved if row.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
-                return Err(Reason::DataTokenReservationExpired.into());
-            }
-            TokenStatus::Reserved => {}
-            TokenStatus::Expired => return Err(Reason::DataTokenReservationExpired.into()),
-            TokenStatus::Exchanging | TokenStatus::Active => {
-                return Err(Reason::DataTokenAlreadyExchanged.into());
-            }
-            TokenStatus::Deleted => return Err(Reason::DataTokenReservationNotFound.into()),
-        }
+        open_reservation(&row, Reason::DataTokenReservationNotFound)?;
         let salt = row
             .upload_salt
             .ok_or_else(|| Error::internal("reservation without upload salt"))?;
@@ -365,17 +346,7 @@ impl Engine {
         data: &str,
     ) -> Result<CommandId, Error> {
         let row = self.owned_token(token, caller).await?;
-        match row.status {
-            TokenStatus::Reserved if row.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
-                return Err(Reason::DataTokenReservationExpired.into());
-            }
-            TokenStatus::Reserved => {}
-            TokenStatus::Expired => return Err(Reason::DataTokenReservationExpired.into()),
-            TokenStatus::Exchanging | TokenStatus::Active => {
-                return Err(Reason::DataTokenAlreadyExchanged.into());
-            }
-            TokenStatus::Deleted => return Err(Reason::DataTokenNotFound.into()),
-        }
+        open_reservation(&row, Reason::DataTokenNotFound)?;
         let payload = decode_payload(data)?;
         check_payload_size(&payload)?;
         let version = 1;
@@ -385,7 +356,7 @@ impl Engine {
             at: Timestamp::now(),
         })];
         all.extend(effects);
-        let command = self.token_command(
+        let command = self.command_for(
             caller,
             CommandPayload::ExchangeData {
                 token: row.token,
@@ -479,7 +450,7 @@ impl Engine {
             _ => return Err(Reason::DataTokenNotFound.into()),
         }
         let request_id = CommandId::new();
-        let command = self.token_command(
+        let command = self.command_for(
             caller,
             CommandPayload::RequestData {
                 token: row.token,
@@ -530,7 +501,7 @@ impl Engine {
         let risk = risk_meta(fields)?;
         let row = self.owned_token(token, caller).await?;
         self.require_active(&row)?;
-        self.accept(self.token_command(
+        self.accept(self.command_for(
             caller,
             CommandPayload::ConfigureRisk {
                 token: row.token,
@@ -575,7 +546,7 @@ impl Engine {
             data: None,
             context: context.map(str::to_owned),
         };
-        self.accept(self.token_command(caller, payload)).await
+        self.accept(self.command_for(caller, payload)).await
     }
 
     /// Shape B: replace whole metadata groups and/or the data (inline).
@@ -632,7 +603,7 @@ impl Engine {
                 data: data_group,
                 context: None,
             };
-            return self.accept(self.token_command(caller, payload)).await;
+            return self.accept(self.command_for(caller, payload)).await;
         };
         let payload = decode_payload(data)?;
         check_payload_size(&payload)?;
@@ -646,7 +617,7 @@ impl Engine {
             return Err(Reason::DataTokenUpdateInProgress.into());
         }
         let effects = self.seal_effects(&row.token, version, &payload);
-        let command = self.token_command(
+        let command = self.command_for(
             caller,
             CommandPayload::ReplaceData {
                 token: row.token,
@@ -671,7 +642,7 @@ impl Engine {
         {
             return Err(Reason::DataTokenBusy.into());
         }
-        self.accept(self.token_command(caller, CommandPayload::DeleteData { token: row.token }))
+        self.accept(self.command_for(caller, CommandPayload::DeleteData { token: row.token }))
             .await
     }
 
@@ -740,6 +711,21 @@ impl Engine {
             "totals": { "exchanged": totals[0], "requested": totals[1], "updated": totals[2], "deleted": totals[3] },
             "items": items,
         })))
+    }
+}
+
+/// A reservation that can still receive data; `deleted` is the key for a deleted token.
+fn open_reservation(row: &DataToken, deleted: Reason) -> Result<(), Error> {
+    match row.status {
+        TokenStatus::Reserved if row.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
+            Err(Reason::DataTokenReservationExpired.into())
+        }
+        TokenStatus::Reserved => Ok(()),
+        TokenStatus::Expired => Err(Reason::DataTokenReservationExpired.into()),
+        TokenStatus::Exchanging | TokenStatus::Active => {
+            Err(Reason::DataTokenAlreadyExchanged.into())
+        }
+        TokenStatus::Deleted => Err(deleted.into()),
     }
 }
 

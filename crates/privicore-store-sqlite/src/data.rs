@@ -63,28 +63,51 @@ pub async fn list_devices(
     f: &DeviceFilter,
     page: Page,
 ) -> Result<(Vec<Device>, u64), StoreError> {
-    let mut count = QueryBuilder::new("SELECT COUNT(*) AS n FROM devices");
-    device_where(&mut count, profile, f);
-    let total: i64 = count
-        .build()
-        .fetch_one(pool)
+    let query = Paged {
+        table: "devices",
+        tie_break: "request_command_id",
+        page,
+    };
+    query
+        .run(pool, |q| device_where(q, profile, f), rows::device)
         .await
-        .map_err(unavailable)?
-        .get("n");
-    let mut q = QueryBuilder::new("SELECT * FROM devices");
-    device_where(&mut q, profile, f);
-    q.push(" ORDER BY created_at DESC, request_command_id DESC LIMIT ")
-        .push_bind(page.per_page as i64);
-    q.push(" OFFSET ").push_bind(page.offset() as i64);
-    let items = q
-        .build()
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(rows::device)
-        .collect::<Result<_, _>>()?;
-    Ok((items, total as u64))
+}
+
+/// A filtered, newest-first page of a table, and the total across pages (README §9).
+struct Paged {
+    table: &'static str,
+    /// Orders rows created in the same second: a UUID v7 column, so creation order.
+    tie_break: &'static str,
+    page: Page,
+}
+
+impl Paged {
+    async fn run<T>(
+        &self,
+        pool: &SqlitePool,
+        filter: impl Fn(&mut QueryBuilder<'_, Sqlite>),
+        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+    ) -> Result<(Vec<T>, u64), StoreError> {
+        let mut count = QueryBuilder::new(format!("SELECT COUNT(*) AS n FROM {}", self.table));
+        filter(&mut count);
+        let total: i64 = count
+            .build()
+            .fetch_one(pool)
+            .await
+            .map_err(unavailable)?
+            .get("n");
+        let mut q = QueryBuilder::new(format!("SELECT * FROM {}", self.table));
+        filter(&mut q);
+        q.push(format!(
+            " ORDER BY created_at DESC, {} DESC LIMIT ",
+            self.tie_break
+        ))
+        .push_bind(self.page.per_page as i64);
+        q.push(" OFFSET ").push_bind(self.page.offset() as i64);
+        let rows = q.build().fetch_all(pool).await.map_err(unavailable)?;
+        let items = rows.iter().map(convert).collect::<Result<_, _>>()?;
+        Ok((items, total as u64))
+    }
 }
 
 fn token_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &TokenFilter) {
@@ -127,28 +150,14 @@ pub async fn list_tokens(
     f: &TokenFilter,
     page: Page,
 ) -> Result<(Vec<DataToken>, u64), StoreError> {
-    let mut count = QueryBuilder::new("SELECT COUNT(*) AS n FROM data_tokens");
-    token_where(&mut count, profile, f);
-    let total: i64 = count
-        .build()
-        .fetch_one(pool)
+    let query = Paged {
+        table: "data_tokens",
+        tie_break: "reserve_command_id",
+        page,
+    };
+    query
+        .run(pool, |q| token_where(q, profile, f), rows::data_token)
         .await
-        .map_err(unavailable)?
-        .get("n");
-    let mut q = QueryBuilder::new("SELECT * FROM data_tokens");
-    token_where(&mut q, profile, f);
-    q.push(" ORDER BY created_at DESC, reserve_command_id DESC LIMIT ")
-        .push_bind(page.per_page as i64);
-    q.push(" OFFSET ").push_bind(page.offset() as i64);
-    let items = q
-        .build()
-        .fetch_all(pool)
-        .await
-        .map_err(unavailable)?
-        .iter()
-        .map(rows::data_token)
-        .collect::<Result<_, _>>()?;
-    Ok((items, total as u64))
 }
 
 pub async fn token_version(

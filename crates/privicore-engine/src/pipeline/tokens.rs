@@ -190,6 +190,49 @@ pub(crate) async fn plan(
     }
 }
 
+/// Devices that stored part or all of a version that failed are told to drop it.
+fn undo_partial_writes(
+    mut plan: Plan,
+    token: &str,
+    version: u32,
+    targets: Vec<privicore_domain::device::DeviceId>,
+) -> Plan {
+    plan.after.push(After::SendDeletes {
+        token: token.to_owned(),
+        devices: targets,
+        versions: Versions::List(vec![version]),
+    });
+    plan
+}
+
+/// What a successful replication commits: replica rows, the current version, and the
+/// spool dropped when no target is still waiting for it.
+struct Commit<'a> {
+    fresh: &'a [privicore_domain::device::DeviceId],
+    devices: &'a [privicore_domain::device::DeviceId],
+    pending: u64,
+    stored_size: u64,
+}
+
+impl Commit<'_> {
+    fn effects(&self, token: &str, version: u32, now: Timestamp) -> Vec<DataEffect> {
+        let mut effects = confirmations(token, version, self.fresh, self.devices);
+        effects.push(DataEffect::CommitVersion {
+            token: token.to_owned(),
+            version,
+            stored_size: self.stored_size,
+            at: now,
+        });
+        if self.pending == 0 {
+            effects.push(DataEffect::DropSpool {
+                token: token.to_owned(),
+                version,
+            });
+        }
+        effects
+    }
+}
+
 /// The replicas confirmed in memory become durable with the commit itself, so a fetch
 /// right after the ack always finds them.
 fn confirmations(
@@ -281,15 +324,12 @@ async fn exchange(
     };
     match replication::replicate(core, command.profile_id, &row.token, version).await? {
         Replicated::NoDevices => Ok(give_back(Reason::StorageNoStorageDevices)),
-        Replicated::WriteFailed { targets } => {
-            let mut plan = give_back(Reason::StorageWriteFailed);
-            plan.after.push(After::SendDeletes {
-                token: row.token.clone(),
-                devices: targets,
-                versions: Versions::List(vec![version]),
-            });
-            Ok(plan)
-        }
+        Replicated::WriteFailed { targets } => Ok(undo_partial_writes(
+            give_back(Reason::StorageWriteFailed),
+            &row.token,
+            version,
+            targets,
+        )),
         Replicated::Committed {
             devices,
             fresh,
@@ -297,20 +337,14 @@ async fn exchange(
             stored_size,
         } => {
             let confirmed = devices.len();
-            let mut effects = confirmations(&row.token, version, &fresh, &devices);
-            effects.push(DataEffect::CommitVersion {
-                token: row.token.clone(),
-                version,
+            let commit = Commit {
+                fresh: &fresh,
+                devices: &devices,
+                pending,
                 stored_size,
-                at: now,
-            });
+            };
+            let mut effects = commit.effects(&row.token, version, now);
             effects.push(count(&row, EVENT_EXCHANGED, now));
-            if pending == 0 {
-                effects.push(DataEffect::DropSpool {
-                    token: row.token.clone(),
-                    version,
-                });
-            }
             Ok(Plan::succeed(
                 fx(effects),
                 json!({ "token": row.token, "version": version, "storedSize": stored_size,
@@ -342,36 +376,27 @@ async fn replace(
     }
     match replication::replicate(core, row.profile_id, &row.token, version).await? {
         Replicated::NoDevices => Ok(drop_new(Reason::StorageNoStorageDevices)),
-        Replicated::WriteFailed { targets } => {
-            let mut plan = drop_new(Reason::StorageWriteFailed);
-            plan.after.push(After::SendDeletes {
-                token: row.token.clone(),
-                devices: targets,
-                versions: Versions::List(vec![version]),
-            });
-            Ok(plan)
-        }
+        Replicated::WriteFailed { targets } => Ok(undo_partial_writes(
+            drop_new(Reason::StorageWriteFailed),
+            &row.token,
+            version,
+            targets,
+        )),
         Replicated::Committed {
             devices,
             fresh,
             pending,
             stored_size,
         } => {
-            let mut effects = confirmations(&row.token, version, &fresh, &devices);
-            effects.push(DataEffect::CommitVersion {
-                token: row.token.clone(),
-                version,
+            let commit = Commit {
+                fresh: &fresh,
+                devices: &devices,
+                pending,
                 stored_size,
-                at: now,
-            });
+            };
+            let mut effects = commit.effects(&row.token, version, now);
             effects.extend(meta_effects(&row.token, groups, now));
             effects.push(count(&row, EVENT_UPDATED, now));
-            if pending == 0 {
-                effects.push(DataEffect::DropSpool {
-                    token: row.token.clone(),
-                    version,
-                });
-            }
             let mut after = Vec::new();
             if let Some(old) = row.version {
                 let replicas = core.store.replicas(&row.token, Some(old)).await?;
