@@ -4,7 +4,12 @@
 use super::{MetadataStore, StoreError};
 use crate::auth::{AuthToken, QrToken, TokenOwner};
 use crate::command::{CommandPayload, CommandRecord, CommandState, Completion, Outcome};
-use crate::effect::Effect;
+use crate::data_token::{
+    DataToken, EVENT_DELETED, EVENT_EXCHANGED, EVENT_REQUESTED, Match, Page, Replica, ReplicaState,
+    TokenFilter, TokenStatus, TokenVersion, new_token,
+};
+use crate::device::{Device, DeviceCredentials, DeviceFilter, DeviceId, DeviceStatus};
+use crate::effect::{DataEffect, Effect};
 use crate::keys::EngineKeyRecord;
 use crate::password::PasswordHash;
 use crate::profile::{Profile, ProfileKind, ProfileStatus};
@@ -19,6 +24,9 @@ pub async fn run_all(store: &dyn MetadataStore) {
     tokens_revoke_and_purge(store).await;
     qr_tokens_are_single_use(store).await;
     engine_key_is_created_once(store).await;
+    devices_keep_credentials_out_of_row_updates(store).await;
+    data_tokens_move_through_their_states(store).await;
+    replicas_spool_and_events(store).await;
 }
 
 fn profile(name: &str) -> Profile {
@@ -285,4 +293,505 @@ async fn engine_key_is_created_once(store: &dyn MetadataStore) {
     let still = store.ensure_engine_key(&second).await.unwrap();
     assert_eq!(still.public_key, first.public_key);
     assert!(still.key_pair().is_some());
+}
+
+fn data(effect: DataEffect) -> Effect {
+    effect.into()
+}
+
+fn device_of(profile: &Profile, name: &str) -> Device {
+    Device {
+        id: DeviceId::new(),
+        profile_id: profile.id,
+        request_command_id: CommandId::new(),
+        name: name.into(),
+        description: None,
+        status: DeviceStatus::Approved,
+        roles: vec!["storage".into()],
+        public_key: None,
+        meta: serde_json::Map::new(),
+        credentials: None,
+        created_at: Timestamp::now(),
+        approved_at: Some(Timestamp::now()),
+        removed_at: None,
+        configuration_issued_at: None,
+        storage_registered_at: Some(Timestamp::now()),
+    }
+}
+
+async fn devices_keep_credentials_out_of_row_updates(store: &dyn MetadataStore) {
+    let p = profile("device-owner");
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
+    let mut d = device_of(&p, "nas-1");
+    store
+        .apply(&[data(DataEffect::SaveDevice(d.clone()))], None)
+        .await
+        .unwrap();
+    let creds = DeviceCredentials {
+        client_id: "device-0123".into(),
+        client_secret: TokenHash::of("secret"),
+        bus_password: TokenHash::of("bus"),
+    };
+    store
+        .apply(
+            &[data(DataEffect::RotateDeviceCredentials {
+                device_id: d.id,
+                credentials: creds.clone(),
+                at: Timestamp::now(),
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &[data(DataEffect::PinDeviceKey {
+                device_id: d.id,
+                public_key: "31420500aa".into(),
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    // A command's row update from before the rotation does not bring old values back.
+    d.name = "renamed".into();
+    store
+        .apply(&[data(DataEffect::SaveDevice(d.clone()))], None)
+        .await
+        .unwrap();
+    let read = store.device(d.id).await.unwrap().unwrap();
+    assert_eq!(read.name, "renamed");
+    assert_eq!(read.credentials, Some(creds));
+    assert_eq!(read.public_key.as_deref(), Some("31420500aa"));
+    assert_eq!(
+        store
+            .device_by_client_id("device-0123")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        d.id
+    );
+    assert_eq!(
+        store
+            .device_by_request(d.request_command_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        d.id
+    );
+    let storage = store.storage_devices(Some(p.id)).await.unwrap();
+    assert_eq!(storage.len(), 1);
+    let (page, total) = store
+        .list_devices(
+            p.id,
+            &DeviceFilter {
+                name: Some("ren".into()),
+                name_prefix: true,
+                ..DeviceFilter::default()
+            },
+            Page {
+                page: 1,
+                per_page: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((page.len(), total), (1, 1));
+    store
+        .apply(
+            &[data(DataEffect::ClearDeviceCredentials { device_id: d.id })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .device(d.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .credentials
+            .is_none()
+    );
+    assert_eq!(store.count_live_devices(p.id).await.unwrap(), 1);
+}
+
+fn token_of(profile: &Profile, context: &str) -> DataToken {
+    DataToken {
+        token: new_token(),
+        profile_id: profile.id,
+        application_id: None,
+        reserve_command_id: CommandId::new(),
+        status: TokenStatus::Reserved,
+        context: context.into(),
+        expires_at: Some(Timestamp::now().plus_seconds(60)),
+        upload_salt: Some(TokenHash::of("salt")),
+        version: None,
+        stored_size: None,
+        meta_file: None,
+        meta_risk: None,
+        meta_data: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+async fn data_tokens_move_through_their_states(store: &dyn MetadataStore) {
+    let p = profile("token-states");
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
+    let t = token_of(&p, "/finance/2026");
+    let now = Timestamp::now();
+    store
+        .apply(&[data(DataEffect::CreateDataToken(t.clone()))], None)
+        .await
+        .unwrap();
+    assert_eq!(store.count_outstanding_reservations(p.id).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .data_token_by_reservation(t.reserve_command_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .token,
+        t.token
+    );
+
+    // Begin twice: the second conflicts and rolls back everything given with it.
+    store
+        .apply(
+            &[data(DataEffect::BeginExchange {
+                token: t.token.clone(),
+                at: now,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    let err = store
+        .apply(
+            &[
+                data(DataEffect::SetFileMeta {
+                    token: t.token.clone(),
+                    file: Some(json!({"fileName": "x"})),
+                    context: None,
+                    at: now,
+                }),
+                data(DataEffect::BeginExchange {
+                    token: t.token.clone(),
+                    at: now,
+                }),
+            ],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Conflict(crate::Reason::DataTokenAlreadyExchanged)
+    ));
+    assert!(
+        store
+            .data_token(&t.token)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta_file
+            .is_none()
+    );
+
+    store
+        .apply(
+            &[data(DataEffect::CommitVersion {
+                token: t.token.clone(),
+                version: 1,
+                stored_size: 54,
+                at: now,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &[data(DataEffect::SetFileMeta {
+                token: t.token.clone(),
+                file: Some(json!({"fileName": "a.PDF", "extension": "PDF"})),
+                context: None,
+                at: now,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    let read = store.data_token(&t.token).await.unwrap().unwrap();
+    assert_eq!(
+        (read.status, read.version, read.stored_size),
+        (TokenStatus::Active, Some(1), Some(54))
+    );
+    let page = Page {
+        page: 1,
+        per_page: 10,
+    };
+    let total = |filter: TokenFilter| async move {
+        store.list_data_tokens(p.id, &filter, page).await.unwrap().1
+    };
+    assert_eq!(total(TokenFilter::default()).await, 1);
+    assert_eq!(
+        total(TokenFilter {
+            context: Some(Match::Prefix("/finance/".into())),
+            ..TokenFilter::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        total(TokenFilter {
+            extension: Some(Match::ExactNoCase("pdf".into())),
+            ..TokenFilter::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        total(TokenFilter {
+            context: Some(Match::Exact("/finance".into())),
+            ..TokenFilter::default()
+        })
+        .await,
+        0
+    );
+
+    let expiring = DataToken {
+        expires_at: Some(now.plus_seconds(-1)),
+        ..token_of(&p, "/soon")
+    };
+    store
+        .apply(&[data(DataEffect::CreateDataToken(expiring.clone()))], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expired_reservations(now, 10).await.unwrap(),
+        vec![expiring.token.clone()]
+    );
+    store
+        .apply(
+            &[data(DataEffect::ExpireReservation {
+                token: expiring.token.clone(),
+                at: now,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .data_token(&expiring.token)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        TokenStatus::Expired
+    );
+
+    store
+        .apply(
+            &[data(DataEffect::DeleteDataToken {
+                token: t.token.clone(),
+                at: now,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    let deleted = store.data_token(&t.token).await.unwrap().unwrap();
+    assert_eq!(deleted.status, TokenStatus::Deleted);
+    assert!(deleted.meta_file.is_none(), "metadata is erased");
+}
+
+async fn replicas_spool_and_events(store: &dyn MetadataStore) {
+    let p = profile("replicas");
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
+    let t = token_of(&p, "/r");
+    let (a, b) = (DeviceId::new(), DeviceId::new());
+    let now = Timestamp::now();
+    let version = TokenVersion {
+        token: t.token.clone(),
+        version: 1,
+        header: vec![1, 2, 3],
+        digest: "ab".into(),
+        total_size: 54,
+        chunk_count: 1,
+        committed: false,
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutTokenVersion(version.clone())),
+                data(DataEffect::PutSpool {
+                    token: t.token.clone(),
+                    version: 1,
+                    chunks: vec![vec![9; 70]],
+                }),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .token_version(&t.token, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .header,
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        store.spool(&t.token, 1).await.unwrap(),
+        Some(vec![vec![9; 70]])
+    );
+
+    // A confirmation that arrives before the row exists is kept; adding it later keeps it.
+    store
+        .apply(
+            &[data(DataEffect::ConfirmReplica {
+                token: t.token.clone(),
+                version: 1,
+                device_id: a,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    let pending = |d| {
+        data(DataEffect::AddReplica(Replica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: d,
+            state: ReplicaState::Pending,
+        }))
+    };
+    store.apply(&[pending(a), pending(b)], None).await.unwrap();
+    let counts = store.replica_counts(&t.token, 1).await.unwrap();
+    assert_eq!((counts.confirmed, counts.pending), (1, 1));
+    let missing = DataEffect::TransitionReplica {
+        token: t.token.clone(),
+        version: 1,
+        device_id: a,
+        from: vec![ReplicaState::Confirmed],
+        to: ReplicaState::Missing,
+    };
+    assert_eq!(store.apply(&[data(missing)], None).await.unwrap(), vec![1]);
+    assert_eq!(store.replica_counts(&t.token, 1).await.unwrap().missing, 1);
+    assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
+
+    // Only replicas being deleted are forgotten when a device confirms a deletion.
+    store
+        .apply(
+            &[data(DataEffect::DropReplicas {
+                token: t.token.clone(),
+                device_id: b,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
+    store
+        .apply(
+            &[data(DataEffect::SetReplica(Replica {
+                token: t.token.clone(),
+                version: 1,
+                device_id: b,
+                state: ReplicaState::Deleting,
+            }))],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &[data(DataEffect::DropReplicas {
+                token: t.token.clone(),
+                device_id: b,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(store.device_replicas(b).await.unwrap().is_empty());
+    store
+        .apply(&[data(DataEffect::DetachReplicas { device_id: a })], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.replicas(&t.token, None).await.unwrap()[0].state,
+        ReplicaState::Detached
+    );
+
+    store
+        .apply(
+            &[data(DataEffect::DropSpool {
+                token: t.token.clone(),
+                version: 1,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
+
+    let event = |kind, context: &str| {
+        data(DataEffect::CountEvent {
+            profile_id: p.id,
+            kind,
+            context: context.into(),
+            at: now,
+        })
+    };
+    store
+        .apply(
+            &[
+                event(EVENT_EXCHANGED, "/a/1"),
+                event(EVENT_REQUESTED, "/a/2"),
+                event(EVENT_DELETED, "/b"),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let all = store
+        .event_counts(p.id, now, now.plus_seconds(1), None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let some = store
+        .event_counts(
+            p.id,
+            now,
+            now.plus_seconds(1),
+            Some(&Match::Prefix("/a/".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 2);
+    assert!(
+        store
+            .event_counts(p.id, now.plus_seconds(1), now.plus_seconds(2), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
