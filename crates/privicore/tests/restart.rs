@@ -407,3 +407,143 @@ async fn the_cli_stores_and_fetches_a_file() {
     assert_eq!(list["items"][0]["meta"]["file"]["size"], 10_000);
     terminate(engine);
 }
+
+fn device_process(bundle: &Path, data_dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_privicore"))
+        .args(["storage-device", "--log-format", "json", "--config"])
+        .arg(bundle)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_online(api: &Client, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api
+        .list_storage_devices("?filters[online]=true")
+        .await
+        .unwrap()["meta"]["total"]
+        != n
+    {
+        assert!(Instant::now() < deadline, "expected {n} devices online");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two device processes; one goes offline while data is stored and deleted, comes back,
+/// catches up, and a synchronization confirms it holds exactly what it should.
+#[tokio::test]
+async fn an_offline_device_catches_up_and_synchronizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = start_binary_with(dir.path(), &["--host-devices", "false"]);
+    let (me, session) = profile_on(&engine, "offline").await;
+    let mut devices = Vec::new();
+    for name in ["steady", "flaky"] {
+        let requested = me.request_device(name).await.unwrap();
+        let id = session
+            .wait_command(&requested.command_id, WAIT)
+            .await
+            .unwrap()
+            .result()
+            .unwrap()["deviceIdentifier"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let approved = me.approve_device(&id).await.unwrap();
+        session
+            .wait_command(&approved.command_id, WAIT)
+            .await
+            .unwrap()
+            .result()
+            .unwrap();
+        let bundle = dir.path().join(format!("{name}.json"));
+        std::fs::write(
+            &bundle,
+            me.download_device_configuration(&id)
+                .await
+                .unwrap()
+                .to_string(),
+        )
+        .unwrap();
+        let registered = me.register_storage(&id).await.unwrap();
+        session
+            .wait_command(&registered.command_id, WAIT)
+            .await
+            .unwrap()
+            .result()
+            .unwrap();
+        devices.push((id, bundle, dir.path().join(format!("{name}-data"))));
+    }
+    let mut steady = device_process(&devices[0].1, &devices[0].2);
+    let mut flaky = device_process(&devices[1].1, &devices[1].2);
+    wait_online(&me, 2).await;
+
+    let (doomed, _) = me
+        .store_payload(&session, "/o", &random_payload(100))
+        .await
+        .unwrap();
+    flaky.kill().unwrap();
+    flaky.wait().unwrap();
+    // Stored and deleted while the flaky device is away.
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        let data = random_payload(300);
+        let (token, result) = me.store_payload(&session, "/o", &data).await.unwrap();
+        assert_eq!(result["replicas"]["confirmed"], 1);
+        kept.push((token, data));
+    }
+    let deleted = me.delete_data(&doomed).await.unwrap();
+    session
+        .wait_command(&deleted.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+
+    let mut flaky = device_process(&devices[1].1, &devices[1].2);
+    wait_online(&me, 2).await;
+    let sync = me.sync_device(&devices[1].0, true).await.unwrap();
+    let result = session
+        .wait_command(&sync.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+    assert_eq!(result["objectsChecked"], 3, "{result}");
+    assert_eq!(result["objectsUnavailable"], 0, "{result}");
+    // Whatever the catch-up did not already deliver, the sync pushed; the deleted token is gone.
+    let objects = devices[1].2.join("objects");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while objects.join(&doomed).join("1.pvd").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the deletion never reached the device"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (token, _) in &kept {
+        assert!(
+            objects.join(token).join("1.pvd").exists(),
+            "{token} missing on the device that was offline"
+        );
+    }
+    // Without the steady device, the one that was offline serves everything.
+    steady.kill().unwrap();
+    steady.wait().unwrap();
+    let removed = me.remove_storage(&devices[0].0, true).await.unwrap();
+    session
+        .wait_command(&removed.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+    for (token, data) in &kept {
+        assert_eq!(&me.fetch_payload(&session, token).await.unwrap(), data);
+    }
+    flaky.kill().unwrap();
+    flaky.wait().unwrap();
+    terminate(engine);
+}
