@@ -71,6 +71,16 @@ impl DeviceStatus {
     }
 }
 
+/// The last Synchronize device run of a storage device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRecord {
+    pub sync_id: CommandId,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
 /// Engine-issued device secrets, stored as digests only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceCredentials {
@@ -96,6 +106,7 @@ pub struct Device {
     pub removed_at: Option<Timestamp>,
     pub configuration_issued_at: Option<Timestamp>,
     pub storage_registered_at: Option<Timestamp>,
+    pub last_sync: Option<SyncRecord>,
 }
 
 impl Device {

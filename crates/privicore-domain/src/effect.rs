@@ -4,7 +4,7 @@
 
 use crate::auth::{AuthToken, QrToken};
 use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
-use crate::device::{Device, DeviceCredentials, DeviceId};
+use crate::device::{Device, DeviceCredentials, DeviceId, SyncRecord};
 use crate::password::PasswordHash;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
@@ -48,6 +48,11 @@ pub enum DataEffect {
     /// (device commands are serialized per device). Credentials and the pinned key are
     /// changed only by their own effects.
     SaveDevice(Device),
+    /// Records the start or end of a synchronization.
+    SetDeviceSync {
+        device_id: DeviceId,
+        record: SyncRecord,
+    },
     /// Revokes the device's client and bus credentials.
     ClearDeviceCredentials {
         device_id: DeviceId,

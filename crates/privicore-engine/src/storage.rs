@@ -88,7 +88,12 @@ impl Engine {
                     "missing": count(ReplicaState::Missing),
                 },
                 "capacity": capacity,
-                "lastSync": Value::Null,
+                "lastSync": d.last_sync.as_ref().map(|s| json!({
+                    "syncId": s.sync_id.to_string(),
+                    "status": s.status,
+                    "startedAt": s.started_at.rfc3339(),
+                    "finishedAt": s.finished_at.map(Timestamp::rfc3339),
+                })),
             })));
         }
         Ok((items, total))

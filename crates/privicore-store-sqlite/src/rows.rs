@@ -129,6 +129,21 @@ pub fn device(r: &SqliteRow) -> Result<privicore_domain::device::Device, StoreEr
         removed_at: ts("removed_at"),
         configuration_issued_at: ts("configuration_issued_at"),
         storage_registered_at: ts("storage_registered_at"),
+        last_sync: match (
+            r.get::<Option<String>, _>("last_sync_id"),
+            r.get::<Option<String>, _>("last_sync_status"),
+            ts("last_sync_started_at"),
+        ) {
+            (Some(id), Some(status), Some(started_at)) => {
+                Some(privicore_domain::device::SyncRecord {
+                    sync_id: command_id(&id)?,
+                    status,
+                    started_at,
+                    finished_at: ts("last_sync_finished_at"),
+                })
+            }
+            _ => None,
+        },
     })
 }
 

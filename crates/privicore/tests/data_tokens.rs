@@ -369,6 +369,28 @@ async fn a_late_device_is_backfilled_by_synchronization() {
         "{result}"
     );
     assert_eq!(result["objectsUnavailable"], 0);
+    let storage = alice.api.list_storage_devices("").await.unwrap();
+    let late_item = storage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deviceIdentifier"] == late[0])
+        .unwrap()
+        .clone();
+    assert_eq!(late_item["lastSync"]["syncId"], sync.command_id);
+    assert_eq!(late_item["lastSync"]["status"], "succeeded");
+    assert!(late_item["lastSync"]["finishedAt"].is_string());
+    let early_item = storage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["deviceIdentifier"] == first[0])
+        .unwrap()
+        .clone();
+    assert!(
+        early_item["lastSync"].is_null(),
+        "null before the first synchronization"
+    );
     let again = alice.api.sync_device(&late[0], false).await.unwrap();
     assert_eq!(
         alice.ok(&again.command_id).await["objectsPushed"],

@@ -316,6 +316,7 @@ fn device_of(profile: &Profile, name: &str) -> Device {
         removed_at: None,
         configuration_issued_at: None,
         storage_registered_at: Some(Timestamp::now()),
+        last_sync: None,
     }
 }
 

@@ -73,6 +73,7 @@ pub(crate) async fn plan(
             removed_at: None,
             configuration_issued_at: None,
             storage_registered_at: None,
+            last_sync: None,
         };
         return Ok(Plan::succeed(
             save(&device),

@@ -4,12 +4,13 @@
 use super::execute::Plan;
 use crate::engine::Core;
 use crate::replication::sealed_copy;
-use privicore_domain::Reason;
 use privicore_domain::command::CommandRecord;
 use privicore_domain::data_token::{Page, Replica, ReplicaState, TokenFilter, TokenStatus};
 use privicore_domain::device::DeviceId;
+use privicore_domain::device::SyncRecord;
 use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::ports::StoreError;
+use privicore_domain::{Reason, Timestamp};
 use privicore_wire::bus::{self, Versions, kind};
 use serde_json::json;
 use std::collections::HashMap;
@@ -38,6 +39,25 @@ pub(crate) async fn plan(
         return Ok(Plan::fail(Reason::StorageDeviceOffline));
     }
     let sync_id = command.id.to_string();
+    let started_at = Timestamp::now();
+    let record = |status: &str, finished: bool| DataEffect::SetDeviceSync {
+        device_id,
+        record: SyncRecord {
+            sync_id: command.id,
+            status: status.into(),
+            started_at,
+            finished_at: finished.then(Timestamp::now),
+        },
+    };
+    core.apply(vec![record("running", false)])
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let interrupted = || {
+        Plan::fail_with(
+            Reason::StorageSyncInterrupted,
+            vec![record("failed", true).into()],
+        )
+    };
 
     // 1. Inventory, page by page.
     let mut held: HashMap<(String, u32), bus::InventoryItem> = HashMap::new();
@@ -67,7 +87,7 @@ pub(crate) async fn plan(
                 misses += 1;
                 if misses >= PAGE_MISSES {
                     core.coordinator.close_inventory(&sync_id);
-                    return Ok(Plan::fail(Reason::StorageSyncInterrupted));
+                    return Ok(interrupted());
                 }
             }
         }
@@ -163,7 +183,7 @@ pub(crate) async fn plan(
                 }
             }
             Some(false) => unavailable += 1,
-            None => return Ok(Plan::fail(Reason::StorageSyncInterrupted)),
+            None => return Ok(interrupted()),
         }
     }
 
@@ -187,6 +207,7 @@ pub(crate) async fn plan(
     };
     core.send(device_id, kind::SYNC_COMPLETE, &complete).await;
 
+    confirmations.push(record("succeeded", true));
     let effects: Vec<Effect> = confirmations.into_iter().map(Effect::from).collect();
     Ok(Plan::succeed(
         effects,

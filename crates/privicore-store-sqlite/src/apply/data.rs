@@ -43,6 +43,19 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
             .execute(conn)
             .await
         }
+        DataEffect::SetDeviceSync { device_id, record } => {
+            sqlx::query(
+                "UPDATE devices SET last_sync_id = ?, last_sync_status = ?, last_sync_started_at = ?, last_sync_finished_at = ?
+                 WHERE id = ?",
+            )
+            .bind(record.sync_id.to_string())
+            .bind(&record.status)
+            .bind(record.started_at.unix())
+            .bind(record.finished_at.map(|t| t.unix()))
+            .bind(device_id.to_string())
+            .execute(conn)
+            .await
+        }
         DataEffect::ClearDeviceCredentials { device_id } => {
             sqlx::query(
                 "UPDATE devices SET client_id = NULL, client_secret_hash = NULL, bus_password_hash = NULL WHERE id = ?",
