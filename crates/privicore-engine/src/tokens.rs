@@ -121,16 +121,20 @@ pub(crate) fn check_context(context: &str) -> Result<(), Error> {
 }
 
 /// A metadata object: a JSON object of at most 16 KiB.
-pub fn check_meta_object(value: &Value, field: &str) -> Result<Value, Error> {
+pub fn check_meta_object(value: &Value, field: &str) -> Result<Map<String, Value>, Error> {
     let invalid = || Error::new(Reason::DataTokenInvalidMeta).with_field(field);
-    match value {
-        Value::Object(_) if value.to_string().len() <= META_MAX_BYTES => Ok(value.clone()),
+    let (object, size) = match value {
+        Value::Object(m) => (m.clone(), value.to_string().len()),
         Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(v @ Value::Object(_)) if s.len() <= META_MAX_BYTES => Ok(v),
-            _ => Err(invalid()),
+            Ok(Value::Object(m)) => (m, s.len()),
+            _ => return Err(invalid()),
         },
-        _ => Err(invalid()),
+        _ => return Err(invalid()),
+    };
+    if size > META_MAX_BYTES {
+        return Err(invalid());
     }
+    Ok(object)
 }
 
 /// The fields of `meta.file` (§3.8).
@@ -286,7 +290,9 @@ impl Engine {
         if !(1..=TTL_MAX_MINUTES).contains(&ttl) {
             return Err(Error::out_of_range("ttl", format!("1..{TTL_MAX_MINUTES}")));
         }
-        let meta_data = meta.map(|m| check_meta_object(m, "meta")).transpose()?;
+        let meta_data = meta
+            .map(|m| check_meta_object(m, "meta").map(Value::Object))
+            .transpose()?;
         if self
             .store
             .count_outstanding_reservations(caller.profile_id)
@@ -562,10 +568,7 @@ impl Engine {
         }
         let (mut file, mut risk, mut data_group) = (None, None, None);
         if let Some(meta) = meta {
-            let Value::Object(groups) = check_meta_object(meta, "meta")? else {
-                unreachable!("checked object")
-            };
-            for (name, group) in groups {
+            for (name, group) in check_meta_object(meta, "meta")? {
                 let value = match (&group, name.as_str()) {
                     (Value::Null, _) => None,
                     (Value::Object(g), "file") => {

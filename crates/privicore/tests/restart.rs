@@ -245,36 +245,10 @@ async fn a_storage_device_can_run_as_its_own_process() {
     let dir = tempfile::tempdir().unwrap();
     let engine = start_binary_with(dir.path(), &["--host-devices", "false"]);
     let (me, session) = profile_on(&engine, "external").await;
-    let requested = me.request_device("nas-external").await.unwrap();
-    let device = session
-        .wait_command(&requested.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
-    let id = device["deviceIdentifier"].as_str().unwrap().to_owned();
-    let approved = me.approve_device(&id).await.unwrap();
-    session
-        .wait_command(&approved.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
-    let bundle = me.download_device_configuration(&id).await.unwrap();
-    assert_eq!(bundle["bus"], "embedded");
-    let bundle_path = dir.path().join("bundle.json");
-    std::fs::write(&bundle_path, bundle.to_string()).unwrap();
-    let device_dir = tempfile::tempdir().unwrap();
-    let mut device_process = Command::new(env!("CARGO_BIN_EXE_privicore"))
-        .args(["storage-device", "--log-format", "json", "--config"])
-        .env("RUST_LOG", "info")
-        .arg(&bundle_path)
-        .arg("--data-dir")
-        .arg(device_dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let external = onboard_external(&me, &session, dir.path(), "nas-external").await;
+    let id = external.id.clone();
+    let device_dir = external.data_dir.clone();
+    let mut device_process = device_process(&external.bundle, &device_dir);
     let registered = me.register_storage(&id).await.unwrap();
     session
         .wait_command(&registered.command_id, WAIT)
@@ -304,7 +278,6 @@ async fn a_storage_device_can_run_as_its_own_process() {
     assert_eq!(me.fetch_payload(&session, &token).await.unwrap(), data);
     assert!(
         device_dir
-            .path()
             .join("objects")
             .join(&token)
             .join("1.pvd")
@@ -408,6 +381,45 @@ async fn the_cli_stores_and_fetches_a_file() {
     terminate(engine);
 }
 
+/// A device requested, approved and given its bundle file, ready to run as a process.
+struct External {
+    id: String,
+    bundle: std::path::PathBuf,
+    data_dir: std::path::PathBuf,
+}
+
+async fn onboard_external(
+    me: &Client,
+    session: &privicore_client::Session,
+    dir: &Path,
+    name: &str,
+) -> External {
+    let requested = me.request_device(name).await.unwrap();
+    let device = session
+        .wait_command(&requested.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+    let id = device["deviceIdentifier"].as_str().unwrap().to_owned();
+    let approved = me.approve_device(&id).await.unwrap();
+    session
+        .wait_command(&approved.command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap();
+    let bundle = me.download_device_configuration(&id).await.unwrap();
+    assert_eq!(bundle["bus"], "embedded");
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, bundle.to_string()).unwrap();
+    External {
+        id,
+        bundle: path,
+        data_dir: dir.join(format!("{name}-data")),
+    }
+}
+
 fn device_process(bundle: &Path, data_dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_privicore"))
         .args(["storage-device", "--log-format", "json", "--config"])
@@ -442,40 +454,15 @@ async fn an_offline_device_catches_up_and_synchronizes() {
     let (me, session) = profile_on(&engine, "offline").await;
     let mut devices = Vec::new();
     for name in ["steady", "flaky"] {
-        let requested = me.request_device(name).await.unwrap();
-        let id = session
-            .wait_command(&requested.command_id, WAIT)
-            .await
-            .unwrap()
-            .result()
-            .unwrap()["deviceIdentifier"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let approved = me.approve_device(&id).await.unwrap();
-        session
-            .wait_command(&approved.command_id, WAIT)
-            .await
-            .unwrap()
-            .result()
-            .unwrap();
-        let bundle = dir.path().join(format!("{name}.json"));
-        std::fs::write(
-            &bundle,
-            me.download_device_configuration(&id)
-                .await
-                .unwrap()
-                .to_string(),
-        )
-        .unwrap();
-        let registered = me.register_storage(&id).await.unwrap();
+        let external = onboard_external(&me, &session, dir.path(), name).await;
+        let registered = me.register_storage(&external.id).await.unwrap();
         session
             .wait_command(&registered.command_id, WAIT)
             .await
             .unwrap()
             .result()
             .unwrap();
-        devices.push((id, bundle, dir.path().join(format!("{name}-data"))));
+        devices.push((external.id, external.bundle, external.data_dir));
     }
     let mut steady = device_process(&devices[0].1, &devices[0].2);
     let mut flaky = device_process(&devices[1].1, &devices[1].2);
