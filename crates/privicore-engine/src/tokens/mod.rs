@@ -1,13 +1,10 @@
 //! Data token endpoints (data-tokens.md §3): synchronous checks, sealing at acceptance,
-//! listings and statistics. Commands run in `pipeline::tokens`.
+//! listings. Field rules live in `rules`, the report in `statistics`; commands run in
+//! `pipeline::tokens`.
 
 use crate::engine::{Core, Engine};
 use base64::Engine as _;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{
-    GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD,
-};
-use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Timelike, Utc};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use privicore_domain::auth::Caller;
 use privicore_domain::command::CommandPayload;
@@ -18,6 +15,13 @@ use privicore_domain::secret::{Secret, TokenHash};
 use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
+
+mod rules;
+mod statistics;
+
+pub(crate) use rules::check_context;
+pub use rules::{FileMeta, check_meta_object, decode_payload, encode_payload, risk_meta};
+pub use statistics::Statistics;
 
 pub struct TemporaryToken {
     pub token: String,
@@ -30,7 +34,6 @@ pub struct TemporaryToken {
 }
 
 pub struct TokenListItem(pub Value);
-pub struct Statistics(pub Value);
 
 /// The token, if it exists and belongs to the caller.
 pub(crate) async fn owned_token(
@@ -88,181 +91,6 @@ pub(crate) fn fresh_salt() -> TokenHash {
     let mut raw = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
     TokenHash(raw)
-}
-
-/// Standard or URL-safe alphabet, padded or not (data-tokens.md §1.4).
-pub fn decode_payload(text: &str) -> Result<Vec<u8>, Error> {
-    const LENIENT: GeneralPurposeConfig =
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    let engine = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-    let normalized: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    engine
-        .decode(normalized.trim())
-        .map_err(|_| Error::new(Reason::DataTokenInvalidDataEncoding).with_field("data"))
-}
-
-pub fn encode_payload(bytes: &[u8]) -> String {
-    STANDARD.encode(bytes)
-}
-
-pub(crate) fn check_context(context: &str) -> Result<(), Error> {
-    if valid_context(context) {
-        Ok(())
-    } else {
-        Err(Error::new(Reason::DataTokenInvalidContext).with_field("context"))
-    }
-}
-
-/// A metadata object: a JSON object of at most 16 KiB.
-pub fn check_meta_object(value: &Value, field: &str) -> Result<Map<String, Value>, Error> {
-    let invalid = || Error::new(Reason::DataTokenInvalidMeta).with_field(field);
-    let (object, size) = match value {
-        Value::Object(m) => (m.clone(), value.to_string().len()),
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Object(m)) => (m, s.len()),
-            _ => return Err(invalid()),
-        },
-        _ => return Err(invalid()),
-    };
-    if size > META_MAX_BYTES {
-        return Err(invalid());
-    }
-    Ok(object)
-}
-
-/// The fields of `meta.file` (§3.8).
-#[derive(Debug, Default, Clone)]
-pub struct FileMeta {
-    pub file_name: Option<String>,
-    pub extension: Option<String>,
-    pub path: Option<String>,
-    pub size: Option<i64>,
-}
-
-impl FileMeta {
-    fn check(&self) -> Result<(), Error> {
-        let invalid = |f: &str| Error::new(Reason::DataTokenInvalidMeta).with_field(f);
-        if let Some(n) = &self.file_name
-            && (!(1..=255).contains(&n.chars().count()) || n.contains('/') || n.contains('\0'))
-        {
-            return Err(invalid("fileName"));
-        }
-        if let Some(e) = &self.extension
-            && e.trim_start_matches('.').chars().count() > 32
-        {
-            return Err(invalid("extension"));
-        }
-        if let Some(p) = &self.path
-            && (!p.starts_with('/') || p.chars().count() > 1024)
-        {
-            return Err(invalid("path"));
-        }
-        if self.size.is_some_and(|s| s < 0) {
-            return Err(invalid("size"));
-        }
-        Ok(())
-    }
-
-    /// Merges into an existing group (shape A) or builds a whole one.
-    fn merged(&self, base: Option<&Value>) -> Value {
-        let mut obj = match base {
-            Some(Value::Object(m)) => m.clone(),
-            _ => {
-                let mut m = Map::new();
-                m.insert("fileName".into(), Value::Null);
-                m.insert("extension".into(), Value::Null);
-                m.insert("path".into(), json!("/"));
-                m.insert("size".into(), Value::Null);
-                m
-            }
-        };
-        if let Some(n) = &self.file_name {
-            obj.insert("fileName".into(), json!(n));
-        }
-        if let Some(e) = &self.extension {
-            obj.insert("extension".into(), json!(e.trim_start_matches('.')));
-        }
-        if let Some(p) = &self.path {
-            obj.insert("path".into(), json!(p));
-        }
-        if let Some(s) = self.size {
-            obj.insert("size".into(), json!(s));
-        }
-        Value::Object(obj)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.file_name.is_none()
-            && self.extension.is_none()
-            && self.path.is_none()
-            && self.size.is_none()
-    }
-}
-
-/// `meta.information_security_risk` (§3.7): known fields plus up to 32 extras kept verbatim.
-pub fn risk_meta(fields: &Map<String, Value>) -> Result<Value, Error> {
-    let invalid = |f: &str| Error::new(Reason::DataTokenInvalidMeta).with_field(f);
-    let text = |k: &str| -> Result<Option<String>, Error> {
-        match fields.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(invalid(k)),
-        }
-    };
-    let classification = text("classification")?
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::missing("classification"))?;
-    if classification.chars().count() > 64 {
-        return Err(invalid("classification"));
-    }
-    let label = text("label")?;
-    if label.as_ref().is_some_and(|l| l.chars().count() > 128) {
-        return Err(invalid("label"));
-    }
-    let handling = text("handling")?;
-    if handling.as_ref().is_some_and(|h| h.chars().count() > 1024) {
-        return Err(invalid("handling"));
-    }
-    let mut out = Map::new();
-    out.insert("classification".into(), json!(classification));
-    out.insert("label".into(), json!(label));
-    out.insert("handling".into(), json!(handling));
-    let extras: Vec<(&String, &Value)> = fields
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "classification" | "label" | "handling" | "token"
-            )
-        })
-        .collect();
-    if extras.len() > 32 {
-        return Err(invalid("meta"));
-    }
-    for (k, v) in extras {
-        let ok_name = (1..=64).contains(&k.chars().count())
-            && k.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        let value = match v {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(invalid(k)),
-        };
-        if !ok_name || value.chars().count() > 1024 {
-            return Err(invalid(k));
-        }
-        out.insert(k.clone(), json!(value));
-    }
-    Ok(Value::Object(out))
 }
 
 /// `(host, port)` of the upstream public URL.
@@ -648,73 +476,6 @@ impl Engine {
         self.accept(self.command_for(caller, CommandPayload::DeleteData { token: row.token }))
             .await
     }
-
-    /// Transaction counts per bucket (§3.12).
-    pub async fn statistics(
-        &self,
-        caller: &Caller,
-        from: Option<Timestamp>,
-        to: Option<Timestamp>,
-        interval: &str,
-        context: Option<Match>,
-    ) -> Result<Statistics, Error> {
-        let to = to.unwrap_or_else(Timestamp::now);
-        let from = from.unwrap_or_else(|| to.plus_seconds(-30 * 86400));
-        if to <= from {
-            return Err(Reason::StatisticsInvalidRange.into());
-        }
-        let start = floor(from, interval);
-        let mut buckets = vec![start];
-        while *buckets.last().expect("one bucket") < to {
-            if buckets.len() > 1000 {
-                return Err(Reason::StatisticsRangeTooLarge.into());
-            }
-            let next = advance(*buckets.last().expect("one bucket"), interval);
-            buckets.push(next);
-        }
-        let end = *buckets.last().expect("one bucket");
-        buckets.pop();
-        if buckets.len() > 1000 {
-            return Err(Reason::StatisticsRangeTooLarge.into());
-        }
-        let events = self
-            .store
-            .event_counts(caller.profile_id, start, end, context.as_ref())
-            .await?;
-        const KINDS: [&str; 4] = [
-            EVENT_EXCHANGED,
-            EVENT_REQUESTED,
-            EVENT_UPDATED,
-            EVENT_DELETED,
-        ];
-        let mut counts = vec![[0u64; 4]; buckets.len()];
-        let mut totals = [0u64; 4];
-        for (kind, at) in events {
-            let Some(k) = KINDS.iter().position(|x| *x == kind) else {
-                continue;
-            };
-            let i = buckets.partition_point(|b| *b <= at).saturating_sub(1);
-            counts[i][k] += 1;
-            totals[k] += 1;
-        }
-        let items: Vec<Value> = buckets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let end = buckets.get(i + 1).copied().unwrap_or(end);
-                json!({ "periodStart": b.rfc3339(), "periodEnd": end.rfc3339(),
-                        "exchanged": counts[i][0], "requested": counts[i][1], "updated": counts[i][2], "deleted": counts[i][3] })
-            })
-            .collect();
-        Ok(Statistics(json!({
-            "profileId": caller.profile_id.to_string(),
-            "from": start.rfc3339(),
-            "to": end.rfc3339(),
-            "interval": interval,
-            "totals": { "exchanged": totals[0], "requested": totals[1], "updated": totals[2], "deleted": totals[3] },
-            "items": items,
-        })))
-    }
 }
 
 /// A reservation that can still receive data; `deleted` is the key for a deleted token.
@@ -740,106 +501,4 @@ fn check_payload_size(payload: &[u8]) -> Result<(), Error> {
         return Err(Error::new(Reason::DataTokenPayloadTooLarge).with_field("data"));
     }
     Ok(())
-}
-
-fn utc(t: Timestamp) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp(t.unix(), 0).unwrap_or_default()
-}
-
-fn floor(t: Timestamp, interval: &str) -> Timestamp {
-    let d = utc(t);
-    let floored = match interval {
-        "hour" => d.date_naive().and_hms_opt(d.hour(), 0, 0),
-        "month" => d
-            .date_naive()
-            .with_day(1)
-            .and_then(|x| x.and_hms_opt(0, 0, 0)),
-        _ => d.date_naive().and_hms_opt(0, 0, 0),
-    };
-    Timestamp(
-        floored
-            .map(|n| Utc.from_utc_datetime(&n).timestamp())
-            .unwrap_or(t.unix()),
-    )
-}
-
-fn advance(t: Timestamp, interval: &str) -> Timestamp {
-    let d = utc(t);
-    let next = match interval {
-        "hour" => d + ChronoDuration::hours(1),
-        "month" => {
-            let (y, m) = if d.month() == 12 {
-                (d.year() + 1, 1)
-            } else {
-                (d.year(), d.month() + 1)
-            };
-            Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
-                .single()
-                .unwrap_or(d + ChronoDuration::days(31))
-        }
-        _ => d + ChronoDuration::days(1),
-    };
-    Timestamp(next.timestamp())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_is_lenient_on_input() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        let std = STANDARD.encode(&bytes);
-        assert_eq!(decode_payload(&std).unwrap(), bytes);
-        assert_eq!(decode_payload(std.trim_end_matches('=')).unwrap(), bytes);
-        assert_eq!(
-            decode_payload(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap(),
-            bytes
-        );
-        assert_eq!(
-            decode_payload("not base64!").unwrap_err().reason,
-            Reason::DataTokenInvalidDataEncoding
-        );
-    }
-
-    #[test]
-    fn buckets_align_to_utc_boundaries() {
-        let t = Timestamp::parse_rfc3339("2026-02-21T15:33:44Z").unwrap();
-        assert_eq!(floor(t, "hour").rfc3339(), "2026-02-21T15:00:00+00:00");
-        assert_eq!(floor(t, "day").rfc3339(), "2026-02-21T00:00:00+00:00");
-        assert_eq!(floor(t, "month").rfc3339(), "2026-02-01T00:00:00+00:00");
-        assert_eq!(
-            advance(floor(t, "month"), "month").rfc3339(),
-            "2026-03-01T00:00:00+00:00"
-        );
-        let dec = Timestamp::parse_rfc3339("2026-12-05T00:00:00Z").unwrap();
-        assert_eq!(
-            advance(floor(dec, "month"), "month").rfc3339(),
-            "2027-01-01T00:00:00+00:00"
-        );
-    }
-
-    #[test]
-    fn risk_meta_rules() {
-        let ok: Map<String, Value> = serde_json::from_value(
-            json!({"classification": "confidential", "retentionDays": "365", "token": "x"}),
-        )
-        .unwrap();
-        let v = risk_meta(&ok).unwrap();
-        assert_eq!(
-            v,
-            json!({"classification": "confidential", "label": null, "handling": null, "retentionDays": "365"})
-        );
-        let missing: Map<String, Value> = serde_json::from_value(json!({"label": "x"})).unwrap();
-        assert_eq!(
-            risk_meta(&missing).unwrap_err().reason,
-            Reason::ValidationMissingField
-        );
-        let bad_name: Map<String, Value> =
-            serde_json::from_value(json!({"classification": "c", "bad name": "x"})).unwrap();
-        assert_eq!(
-            risk_meta(&bad_name).unwrap_err().reason,
-            Reason::DataTokenInvalidMeta
-        );
-    }
 }
