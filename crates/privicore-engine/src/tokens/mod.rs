@@ -485,6 +485,12 @@ fn open_reservation(row: &DataToken, deleted: Reason) -> Result<(), Error> {
             Err(Reason::DataTokenReservationExpired.into())
         }
         TokenStatus::Reserved => Ok(()),
+        // Expired reservations say so for a day, then are simply unknown (§1.1).
+        TokenStatus::Expired
+            if row.updated_at.plus_seconds(EXPIRED_VISIBLE_SECONDS) < Timestamp::now() =>
+        {
+            Err(deleted.into())
+        }
         TokenStatus::Expired => Err(Reason::DataTokenReservationExpired.into()),
         TokenStatus::Exchanging | TokenStatus::Active => {
             Err(Reason::DataTokenAlreadyExchanged.into())
@@ -492,6 +498,8 @@ fn open_reservation(row: &DataToken, deleted: Reason) -> Result<(), Error> {
         TokenStatus::Deleted => Err(deleted.into()),
     }
 }
+
+const EXPIRED_VISIBLE_SECONDS: i64 = 24 * 3600;
 
 fn check_payload_size(payload: &[u8]) -> Result<(), Error> {
     if payload.len() < MIN_PAYLOAD {
@@ -501,4 +509,58 @@ fn check_payload_size(payload: &[u8]) -> Result<(), Error> {
         return Err(Error::new(Reason::DataTokenPayloadTooLarge).with_field("data"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use privicore_domain::{CommandId, ProfileId};
+
+    fn row(status: TokenStatus, updated_ago: i64, expires_in: i64) -> DataToken {
+        let now = Timestamp::now();
+        DataToken {
+            token: new_token(),
+            profile_id: ProfileId(CommandId::new().0),
+            application_id: None,
+            reserve_command_id: CommandId::new(),
+            status,
+            context: "/c".into(),
+            expires_at: Some(now.plus_seconds(expires_in)),
+            upload_salt: None,
+            version: None,
+            stored_size: None,
+            meta_file: None,
+            meta_risk: None,
+            meta_data: None,
+            created_at: now,
+            updated_at: now.plus_seconds(-updated_ago),
+        }
+    }
+
+    #[test]
+    fn reservation_states_map_to_their_keys() {
+        let code =
+            |r: DataToken| open_reservation(&r, Reason::DataTokenNotFound).map_err(|e| e.reason);
+        assert_eq!(code(row(TokenStatus::Reserved, 0, 60)), Ok(()));
+        assert_eq!(
+            code(row(TokenStatus::Reserved, 0, -1)),
+            Err(Reason::DataTokenReservationExpired)
+        );
+        assert_eq!(
+            code(row(TokenStatus::Expired, 3600, -1)),
+            Err(Reason::DataTokenReservationExpired)
+        );
+        assert_eq!(
+            code(row(TokenStatus::Expired, 86_401, -1)),
+            Err(Reason::DataTokenNotFound)
+        );
+        assert_eq!(
+            code(row(TokenStatus::Active, 0, 0)),
+            Err(Reason::DataTokenAlreadyExchanged)
+        );
+        assert_eq!(
+            code(row(TokenStatus::Deleted, 0, 0)),
+            Err(Reason::DataTokenNotFound)
+        );
+    }
 }
