@@ -7,10 +7,6 @@ use common::*;
 use privicore_client::CommandOutcome;
 use serde_json::json;
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 #[tokio::test]
 async fn reservation_and_exchange_errors() {
     let server = TestServer::start().await;

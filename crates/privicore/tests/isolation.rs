@@ -136,7 +136,7 @@ async fn profiles_cannot_reach_each_others_tokens_or_devices() {
 
     // Bob's socket never carried Alice's data.
     bob.session.ping().await.unwrap();
-    let encoded = base64_of(&data);
+    let encoded = b64(&data);
     assert!(
         !bob.session
             .frames()
@@ -152,11 +152,6 @@ async fn profiles_cannot_reach_each_others_tokens_or_devices() {
             .unwrap(),
         data
     );
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[tokio::test]

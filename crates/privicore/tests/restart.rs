@@ -116,12 +116,7 @@ async fn outcomes_and_the_cab_key_survive_a_restart() {
         .register_public_key(&keys.public().to_hex())
         .await
         .unwrap();
-    let key_result = session
-        .wait_command(&key_cmd.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    let key_result = acked(&session, &key_cmd.command_id).await;
     drop(session);
     terminate(first);
 
@@ -165,33 +160,8 @@ fn kill_hard(mut engine: Engine) {
 
 /// Flow 1 against a running binary: a profile with a joined socket and a key.
 async fn profile_on(engine: &Engine, prefix: &str) -> (Client, privicore_client::Session) {
-    let api = Client::new(&engine.api);
-    let username = unique_username(prefix);
-    let registered = api.register_profile(&username, PASSWORD).await.unwrap();
-    api.poll_command(&registered.command_id, WAIT)
-        .await
-        .unwrap();
-    let token = api
-        .authenticate(&username, PASSWORD)
-        .await
-        .unwrap()
-        .authorization_token;
-    let me = api.with_token(&token);
-    let session = privicore_client::Session::connect(&engine.ws)
-        .await
-        .unwrap();
-    session.join(&token).await.unwrap();
-    let key = me
-        .register_public_key(&privicore_client::KeyPair::generate().public().to_hex())
-        .await
-        .unwrap();
-    session
-        .wait_command(&key.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
-    (me, session)
+    let p = provision_at(&engine.api, &engine.ws, prefix).await;
+    (p.api, p.session)
 }
 
 #[tokio::test]
@@ -220,16 +190,7 @@ async fn acknowledged_exchanges_survive_kill_9() {
         .unwrap();
     session.join(me.token().unwrap()).await.unwrap();
     // Hosted devices reconnect on their own; wait until one is online.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api
-        .list_storage_devices("?filters[online]=true")
-        .await
-        .unwrap()["meta"]["total"]
-        == 0
-    {
-        assert!(Instant::now() < deadline, "no device came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_online(&api, 1).await;
     for (token, data) in &stored {
         assert_eq!(
             &api.fetch_payload(&session, token).await.unwrap(),
@@ -250,25 +211,8 @@ async fn a_storage_device_can_run_as_its_own_process() {
     let device_dir = external.data_dir.clone();
     let mut device_process = device_process(&external.bundle, &device_dir);
     let registered = me.register_storage(&id).await.unwrap();
-    session
-        .wait_command(&registered.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while me
-        .list_storage_devices("?filters[online]=true")
-        .await
-        .unwrap()["meta"]["total"]
-        == 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the device process never came online"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    acked(&session, &registered.command_id).await;
+    wait_online(&me, 1).await;
     let data = random_payload(5000);
     let (token, result) = me
         .store_payload(&session, "/external", &data)
@@ -395,20 +339,10 @@ async fn onboard_external(
     name: &str,
 ) -> External {
     let requested = me.request_device(name).await.unwrap();
-    let device = session
-        .wait_command(&requested.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    let device = acked(session, &requested.command_id).await;
     let id = device["deviceIdentifier"].as_str().unwrap().to_owned();
     let approved = me.approve_device(&id).await.unwrap();
-    session
-        .wait_command(&approved.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    acked(session, &approved.command_id).await;
     let bundle = me.download_device_configuration(&id).await.unwrap();
     assert_eq!(bundle["bus"], "embedded");
     let path = dir.join(format!("{name}.json"));
@@ -432,13 +366,15 @@ fn device_process(bundle: &Path, data_dir: &Path) -> Child {
         .unwrap()
 }
 
+/// Waits until at least `n` storage devices are online.
 async fn wait_online(api: &Client, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while api
         .list_storage_devices("?filters[online]=true")
         .await
         .unwrap()["meta"]["total"]
-        != n
+        .as_u64()
+        < Some(n)
     {
         assert!(Instant::now() < deadline, "expected {n} devices online");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -456,12 +392,7 @@ async fn an_offline_device_catches_up_and_synchronizes() {
     for name in ["steady", "flaky"] {
         let external = onboard_external(&me, &session, dir.path(), name).await;
         let registered = me.register_storage(&external.id).await.unwrap();
-        session
-            .wait_command(&registered.command_id, WAIT)
-            .await
-            .unwrap()
-            .result()
-            .unwrap();
+        acked(&session, &registered.command_id).await;
         devices.push((external.id, external.bundle, external.data_dir));
     }
     let mut steady = device_process(&devices[0].1, &devices[0].2);
@@ -483,22 +414,12 @@ async fn an_offline_device_catches_up_and_synchronizes() {
         kept.push((token, data));
     }
     let deleted = me.delete_data(&doomed).await.unwrap();
-    session
-        .wait_command(&deleted.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    acked(&session, &deleted.command_id).await;
 
     let mut flaky = device_process(&devices[1].1, &devices[1].2);
     wait_online(&me, 2).await;
     let sync = me.sync_device(&devices[1].0, true).await.unwrap();
-    let result = session
-        .wait_command(&sync.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    let result = acked(&session, &sync.command_id).await;
     assert_eq!(result["objectsChecked"], 3, "{result}");
     assert_eq!(result["objectsUnavailable"], 0, "{result}");
     // Whatever the catch-up did not already deliver, the sync pushed; the deleted token is gone.
@@ -521,12 +442,7 @@ async fn an_offline_device_catches_up_and_synchronizes() {
     steady.kill().unwrap();
     steady.wait().unwrap();
     let removed = me.remove_storage(&devices[0].0, true).await.unwrap();
-    session
-        .wait_command(&removed.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    acked(&session, &removed.command_id).await;
     for (token, data) in &kept {
         assert_eq!(&me.fetch_payload(&session, token).await.unwrap(), data);
     }

@@ -9,6 +9,22 @@ fn json(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())
 }
 
+/// Replaces one metadata group (the statement names the column).
+async fn set_meta(
+    conn: &mut SqliteConnection,
+    statement: &'static str,
+    token: &str,
+    value: &Option<serde_json::Value>,
+    at: privicore_domain::Timestamp,
+) -> Result<SqliteQueryResult, sqlx::Error> {
+    sqlx::query(statement)
+        .bind(json(value))
+        .bind(at.unix())
+        .bind(token)
+        .execute(conn)
+        .await
+}
+
 pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u64, StoreError> {
     let done: SqliteQueryResult = match effect {
         DataEffect::SaveDevice(d) => {
@@ -166,20 +182,10 @@ pub async fn apply(conn: &mut SqliteConnection, effect: &DataEffect) -> Result<u
                 .await
         }
         DataEffect::SetRiskMeta { token, risk, at } => {
-            sqlx::query("UPDATE data_tokens SET meta_risk = ?, updated_at = ? WHERE token = ?")
-                .bind(json(risk))
-                .bind(at.unix())
-                .bind(token)
-                .execute(conn)
-                .await
+            set_meta(conn, "UPDATE data_tokens SET meta_risk = ?, updated_at = ? WHERE token = ?", token, risk, *at).await
         }
         DataEffect::SetDataMeta { token, data, at } => {
-            sqlx::query("UPDATE data_tokens SET meta_data = ?, updated_at = ? WHERE token = ?")
-                .bind(json(data))
-                .bind(at.unix())
-                .bind(token)
-                .execute(conn)
-                .await
+            set_meta(conn, "UPDATE data_tokens SET meta_data = ?, updated_at = ? WHERE token = ?", token, data, *at).await
         }
         DataEffect::DeleteDataToken { token, at } => {
             sqlx::query(

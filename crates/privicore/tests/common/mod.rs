@@ -53,7 +53,7 @@ impl TestServer {
         }
     }
 
-    fn running(&self) -> &Server {
+    pub fn running(&self) -> &Server {
         self.server.as_ref().expect("server running")
     }
 
@@ -103,7 +103,10 @@ pub struct Provisioned {
 
 /// Steps 1–3 of flow 1: register, poll without a token, authenticate.
 pub async fn register_and_login(server: &TestServer, username: &str) -> (String, String) {
-    let api = server.client();
+    login_at(&server.client(), username).await
+}
+
+async fn login_at(api: &Client, username: &str) -> (String, String) {
     let accepted = api.register_profile(username, PASSWORD).await.unwrap();
     assert_eq!(
         accepted.header_id.as_deref(),
@@ -126,22 +129,22 @@ pub async fn register_and_login(server: &TestServer, username: &str) -> (String,
 
 /// The whole of flow 1, with a WebSocket joined before the key command.
 pub async fn provision(server: &TestServer, prefix: &str) -> Provisioned {
+    provision_at(&server.running().api_url(), &server.ws_url(), prefix).await
+}
+
+/// Flow 1 against any engine (in-process or the real binary).
+pub async fn provision_at(api_url: &str, ws_url: &str, prefix: &str) -> Provisioned {
     let username = unique_username(prefix);
-    let (profile_id, token) = register_and_login(server, &username).await;
-    let session = server.session().await;
+    let (profile_id, token) = login_at(&Client::new(api_url), &username).await;
+    let session = Session::connect(ws_url).await.unwrap();
     session.join(&token).await.unwrap();
-    let api = server.client().with_token(&token);
+    let api = Client::new(api_url).with_token(&token);
     let keys = KeyPair::generate();
     let accepted = api
         .register_public_key(&keys.public().to_hex())
         .await
         .unwrap();
-    let result = session
-        .wait_command(&accepted.command_id, WAIT)
-        .await
-        .unwrap()
-        .result()
-        .unwrap();
+    let result = acked(&session, &accepted.command_id).await;
     assert_eq!(result["publicKey"], keys.public().to_hex());
     assert_eq!(result["replaced"], false);
     Provisioned {
@@ -196,7 +199,7 @@ impl Provisioned {
 
     /// The command's result, which must be a success.
     pub async fn ok(&self, command_id: &str) -> serde_json::Value {
-        self.outcome(command_id).await.result().unwrap()
+        acked(&self.session, command_id).await
     }
 }
 
@@ -204,6 +207,21 @@ impl TestServer {
     pub fn device_dir(&self, device: &str) -> std::path::PathBuf {
         self.dir.path().join("devices").join(device)
     }
+}
+
+/// The result of a command that must succeed, from the socket.
+pub async fn acked(session: &Session, command_id: &str) -> serde_json::Value {
+    session
+        .wait_command(command_id, WAIT)
+        .await
+        .unwrap()
+        .result()
+        .unwrap()
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 pub fn random_payload(len: usize) -> Vec<u8> {
