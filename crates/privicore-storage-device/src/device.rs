@@ -4,6 +4,7 @@
 use crate::at_rest::ObjectInfo;
 use crate::link::{Link, LinkError};
 use crate::objects::{ObjectStore, ReadError};
+use futures_util::FutureExt;
 use privicore_wire::bus::{self, Envelope, kind};
 use privicore_wire::{KeyPair, SignedPublicKey};
 use rand::RngCore;
@@ -94,6 +95,17 @@ pub struct Handled {
     pub stop: bool,
 }
 
+/// A complete object waiting for the batch's single flush.
+struct PendingPut {
+    info: ObjectInfo,
+    chunks: Vec<Vec<u8>>,
+    request: bus::StoreChunk,
+    correlation: String,
+}
+
+/// Most messages handled (and objects flushed) together.
+const MAX_BATCH: usize = 256;
+
 pub struct StorageDevice {
     identity: DeviceIdentity,
     store: ObjectStore,
@@ -176,9 +188,45 @@ impl StorageDevice {
     }
 
     pub fn handle(&mut self, env: Envelope) -> Handled {
+        self.handle_batch(vec![env])
+    }
+
+    /// Handles messages in order; the objects they complete are written with one flush
+    /// before any of them is confirmed.
+    pub fn handle_batch(&mut self, envs: Vec<Envelope>) -> Handled {
         let mut out = Handled::default();
+        let mut pending = Vec::new();
+        for env in envs {
+            self.handle_one(env, &mut out, &mut pending);
+        }
+        self.flush(pending, &mut out);
+        out
+    }
+
+    fn flush(&mut self, pending: Vec<PendingPut>, out: &mut Handled) {
+        let objects: Vec<(&ObjectInfo, &[Vec<u8>])> = pending
+            .iter()
+            .map(|p| (&p.info, p.chunks.as_slice()))
+            .collect();
+        let results = self.store.put_many(&objects);
+        for (p, result) in pending.iter().zip(results) {
+            let cid = Some(p.correlation.as_str());
+            out.replies.push(match result {
+                Ok(bytes) => self.stored(&p.request, cid, bytes),
+                Err(e) if e.raw_os_error() == Some(28) => {
+                    self.store_failed(&p.request, cid, "disk_full")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not write an object");
+                    self.store_failed(&p.request, cid, "io_error")
+                }
+            });
+        }
+    }
+
+    fn handle_one(&mut self, env: Envelope, out: &mut Handled, pending: &mut Vec<PendingPut>) {
         if env.v != bus::PROTOCOL_VERSION || !self.first_time(&env.message_id) {
-            return out;
+            return;
         }
         self.staging
             .retain(|_, s| s.touched.elapsed() < STAGING_IDLE);
@@ -210,7 +258,11 @@ impl StorageDevice {
             }
             kind::STORE_CHUNK => {
                 if let Some(chunk) = env.body::<bus::StoreChunk>() {
-                    out.replies.extend(self.store_chunk(chunk, cid));
+                    match self.store_chunk(chunk, &env.message_id) {
+                        Some(Ok(put)) => pending.push(put),
+                        Some(Err(reply)) => out.replies.push(reply),
+                        None => {}
+                    }
                 }
             }
             kind::FETCH => {
@@ -258,7 +310,6 @@ impl StorageDevice {
             // sync_complete and unknown types: acknowledged and ignored.
             _ => {}
         }
-        out
     }
 
     fn welcome_is_genuine(&self, welcome: &bus::Welcome) -> bool {
@@ -278,26 +329,21 @@ impl StorageDevice {
         )
     }
 
-    fn store_chunk(&mut self, c: bus::StoreChunk, cid: Option<&str>) -> Option<Envelope> {
-        let failed = |this: &Self, c: &bus::StoreChunk, reason: &str| {
-            this.envelope(
-                kind::STORE_FAILED,
-                cid,
-                &bus::StoreFailed {
-                    transfer_id: c.transfer_id.clone(),
-                    token: c.token.clone(),
-                    version: c.version,
-                    reason: reason.into(),
-                },
-            )
-        };
+    /// Stages one chunk. A completed object comes back to be flushed with the batch;
+    /// `Err` is an immediate answer (already stored, or refused).
+    fn store_chunk(
+        &mut self,
+        c: bus::StoreChunk,
+        message_id: &str,
+    ) -> Option<Result<PendingPut, Envelope>> {
+        let cid = Some(message_id);
         if let Some(digest) = self.store.digest_of(&c.token, c.version)
             && hex::encode(digest) == c.sha256
         {
-            return Some(self.stored(&c, cid, 0));
+            return Some(Err(self.stored(&c, cid, 0)));
         }
         if c.chunk_count == 0 || c.chunk_index >= c.chunk_count {
-            return Some(failed(self, &c, "incomplete"));
+            return Some(Err(self.store_failed(&c, cid, "incomplete")));
         }
         let key = (c.token.clone(), c.version, c.transfer_id.clone());
         let staging = self.staging.entry(key.clone()).or_insert_with(|| Staging {
@@ -318,7 +364,7 @@ impl StorageDevice {
         chunks.iter().for_each(|chunk| h.update(chunk));
         let digest: [u8; 32] = h.finalize().into();
         if hex::encode(digest) != staging.sha256 {
-            return Some(failed(self, &c, "digest_mismatch"));
+            return Some(Err(self.store_failed(&c, cid, "digest_mismatch")));
         }
         let info = ObjectInfo {
             token: c.token.clone(),
@@ -327,14 +373,25 @@ impl StorageDevice {
             digest,
             layer2_header: staging.header,
         };
-        match self.store.put(&info, &chunks) {
-            Ok(bytes) => Some(self.stored(&c, cid, bytes)),
-            Err(e) if e.raw_os_error() == Some(28) => Some(failed(self, &c, "disk_full")),
-            Err(e) => {
-                tracing::error!(error = %e, "could not write an object");
-                Some(failed(self, &c, "io_error"))
-            }
-        }
+        Some(Ok(PendingPut {
+            info,
+            chunks,
+            request: c,
+            correlation: message_id.to_owned(),
+        }))
+    }
+
+    fn store_failed(&self, c: &bus::StoreChunk, cid: Option<&str>, reason: &str) -> Envelope {
+        self.envelope(
+            kind::STORE_FAILED,
+            cid,
+            &bus::StoreFailed {
+                transfer_id: c.transfer_id.clone(),
+                token: c.token.clone(),
+                version: c.version,
+                reason: reason.into(),
+            },
+        )
     }
 
     fn stored(&self, c: &bus::StoreChunk, cid: Option<&str>, bytes: u64) -> Envelope {
@@ -414,17 +471,24 @@ impl StorageDevice {
                 }
                 next = link.recv() => {
                     let Some(env) = next else { return Err(LinkError::Closed) };
-                    let id = env.message_id.clone();
+                    // Whatever else has already arrived is handled (and flushed) with it.
+                    let mut batch = vec![env];
+                    while batch.len() < MAX_BATCH
+                        && let Some(Some(more)) = link.recv().now_or_never()
+                    {
+                        batch.push(more);
+                    }
+                    let ids: Vec<String> = batch.iter().map(|e| e.message_id.clone()).collect();
                     let worker = device.clone();
                     // File I/O and fsync happen off the async threads.
-                    let handled = tokio::task::spawn_blocking(move || worker.lock().expect("device lock").handle(env))
+                    let handled = tokio::task::spawn_blocking(move || worker.lock().expect("device lock").handle_batch(batch))
                         .await
                         .map_err(|e| LinkError::Transport(e.to_string()))?;
                     for reply in handled.replies {
                         link.send(reply).await?;
                     }
                     if link.wants_acks() {
-                        let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, &bus::Ack { message_ids: vec![id] });
+                        let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, &bus::Ack { message_ids: ids });
                         link.send(ack).await?;
                     }
                     if handled.stop {

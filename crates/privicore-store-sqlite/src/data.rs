@@ -1,41 +1,76 @@
 //! Reads of devices, data tokens, versions, replicas, the spool and statistics.
 
-use crate::{rows, unavailable};
+use crate::db;
+use crate::rows::{self, Col};
 use privicore_domain::data_token::{
     DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenStatus, TokenVersion,
 };
 use privicore_domain::device::{Device, DeviceFilter};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{ProfileId, Timestamp};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, params, params_from_iter};
 
-fn push_match(q: &mut QueryBuilder<'_, Sqlite>, expr: &str, m: &Match) {
+/// SQL text with its bound values, built piece by piece for filtered lists.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn new(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            values: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+        self.text.push('?');
+        self.values.push(value.into());
+        self
+    }
+
+    fn bind_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> &mut Self {
+        self.push("(");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v.to_owned());
+        }
+        self.push(")")
+    }
+}
+
+fn push_match(q: &mut Sql, expr: &str, m: &Match) {
     match m {
         Match::Exact(v) => {
-            q.push(format!(" AND {expr} = ")).push_bind(v.clone());
+            q.push(&format!(" AND {expr} = ")).bind(v.clone());
         }
         Match::ExactNoCase(v) => {
-            q.push(format!(" AND lower({expr}) = lower("))
-                .push_bind(v.clone())
+            q.push(&format!(" AND lower({expr}) = lower("))
+                .bind(v.clone())
                 .push(")");
         }
         Match::Prefix(p) => {
-            q.push(format!(" AND substr({expr}, 1, {}) = ", p.chars().count()))
-                .push_bind(p.clone());
+            q.push(&format!(" AND substr({expr}, 1, {}) = ", p.chars().count()))
+                .bind(p.clone());
         }
     }
 }
 
-fn device_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &DeviceFilter) {
-    q.push(" WHERE profile_id = ")
-        .push_bind(profile.to_string());
+fn device_where(q: &mut Sql, profile: ProfileId, f: &DeviceFilter) {
+    q.push(" WHERE profile_id = ").bind(profile.to_string());
     if !f.statuses.is_empty() {
-        q.push(" AND status IN (");
-        let mut sep = q.separated(", ");
-        for s in &f.statuses {
-            sep.push_bind(s.as_str());
-        }
-        q.push(")");
+        q.push(" AND status IN ")
+            .bind_list(f.statuses.iter().map(|s| s.as_str()));
     }
     match f.role.as_deref() {
         Some("none") => {
@@ -43,7 +78,7 @@ fn device_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &Device
         }
         Some(role) => {
             q.push(" AND (',' || roles || ',') LIKE ")
-                .push_bind(format!("%,{role},%"));
+                .bind(format!("%,{role},%"));
         }
         None => {}
     }
@@ -57,8 +92,8 @@ fn device_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &Device
     }
 }
 
-pub async fn list_devices(
-    pool: &SqlitePool,
+pub fn list_devices(
+    conn: &Connection,
     profile: ProfileId,
     f: &DeviceFilter,
     page: Page,
@@ -68,9 +103,7 @@ pub async fn list_devices(
         tie_break: "request_command_id",
         page,
     };
-    query
-        .run(pool, |q| device_where(q, profile, f), rows::device)
-        .await
+    query.run(conn, |q| device_where(q, profile, f), rows::device)
 }
 
 /// A filtered, newest-first page of a table, and the total across pages (README §9).
@@ -82,50 +115,40 @@ struct Paged {
 }
 
 impl Paged {
-    async fn run<T>(
+    fn run<T>(
         &self,
-        pool: &SqlitePool,
-        filter: impl Fn(&mut QueryBuilder<'_, Sqlite>),
-        convert: fn(&sqlx::sqlite::SqliteRow) -> Result<T, StoreError>,
+        conn: &Connection,
+        filter: impl Fn(&mut Sql),
+        convert: fn(&Row<'_>) -> Result<T, StoreError>,
     ) -> Result<(Vec<T>, u64), StoreError> {
-        let mut count = QueryBuilder::new(format!("SELECT COUNT(*) AS n FROM {}", self.table));
+        let mut count = Sql::new(format!("SELECT COUNT(*) FROM {}", self.table));
         filter(&mut count);
-        let total: i64 = count
-            .build()
-            .fetch_one(pool)
-            .await
-            .map_err(unavailable)?
-            .get("n");
-        let mut q = QueryBuilder::new(format!("SELECT * FROM {}", self.table));
+        let total = db::count(conn, &count.text, params_from_iter(count.values))?;
+        let mut q = Sql::new(format!("SELECT * FROM {}", self.table));
         filter(&mut q);
-        q.push(format!(
+        q.push(&format!(
             " ORDER BY created_at DESC, {} DESC LIMIT ",
             self.tie_break
         ))
-        .push_bind(self.page.per_page as i64);
-        q.push(" OFFSET ").push_bind(self.page.offset() as i64);
-        let rows = q.build().fetch_all(pool).await.map_err(unavailable)?;
-        let items = rows.iter().map(convert).collect::<Result<_, _>>()?;
-        Ok((items, total as u64))
+        .bind(self.page.per_page as i64)
+        .push(" OFFSET ")
+        .bind(self.page.offset() as i64);
+        let items = db::all(conn, &q.text, params_from_iter(q.values), convert)?;
+        Ok((items, total))
     }
 }
 
-fn token_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &TokenFilter) {
-    q.push(" WHERE profile_id = ")
-        .push_bind(profile.to_string());
+fn token_where(q: &mut Sql, profile: ProfileId, f: &TokenFilter) {
+    q.push(" WHERE profile_id = ").bind(profile.to_string());
     let statuses = if f.statuses.is_empty() {
         vec![TokenStatus::Active]
     } else {
         f.statuses.clone()
     };
-    q.push(" AND status IN (");
-    let mut sep = q.separated(", ");
-    for s in &statuses {
-        sep.push_bind(s.as_str());
-    }
-    q.push(")");
+    q.push(" AND status IN ")
+        .bind_list(statuses.iter().map(|s| s.as_str()));
     if let Some(t) = &f.token {
-        q.push(" AND token = ").push_bind(t.clone());
+        q.push(" AND token = ").bind(t.clone());
     }
     if let Some(m) = &f.context {
         push_match(q, "context", m);
@@ -144,8 +167,8 @@ fn token_where(q: &mut QueryBuilder<'_, Sqlite>, profile: ProfileId, f: &TokenFi
     }
 }
 
-pub async fn list_tokens(
-    pool: &SqlitePool,
+pub fn list_tokens(
+    conn: &Connection,
     profile: ProfileId,
     f: &TokenFilter,
     page: Page,
@@ -155,68 +178,57 @@ pub async fn list_tokens(
         tie_break: "reserve_command_id",
         page,
     };
-    query
-        .run(pool, |q| token_where(q, profile, f), rows::data_token)
-        .await
+    query.run(conn, |q| token_where(q, profile, f), rows::data_token)
 }
 
-pub async fn token_version(
-    pool: &SqlitePool,
+pub fn token_version(
+    conn: &Connection,
     token: &str,
     version: u32,
 ) -> Result<Option<TokenVersion>, StoreError> {
-    Ok(
-        sqlx::query("SELECT * FROM token_versions WHERE token = ? AND version = ?")
-            .bind(token)
-            .bind(i64::from(version))
-            .fetch_optional(pool)
-            .await
-            .map_err(unavailable)?
-            .map(|r| rows::token_version(&r)),
+    db::one(
+        conn,
+        "SELECT * FROM token_versions WHERE token = ? AND version = ?",
+        params![token, i64::from(version)],
+        rows::token_version,
     )
 }
 
-pub async fn replicas(
-    pool: &SqlitePool,
+pub fn replicas(
+    conn: &Connection,
     token: &str,
     version: Option<u32>,
 ) -> Result<Vec<Replica>, StoreError> {
-    let rows = match version {
-        Some(v) => {
-            sqlx::query("SELECT * FROM replicas WHERE token = ? AND version = ?")
-                .bind(token)
-                .bind(i64::from(v))
-                .fetch_all(pool)
-                .await
-        }
-        None => {
-            sqlx::query("SELECT * FROM replicas WHERE token = ?")
-                .bind(token)
-                .fetch_all(pool)
-                .await
-        }
+    match version {
+        Some(v) => db::all(
+            conn,
+            "SELECT * FROM replicas WHERE token = ? AND version = ?",
+            params![token, i64::from(v)],
+            rows::replica,
+        ),
+        None => db::all(
+            conn,
+            "SELECT * FROM replicas WHERE token = ?",
+            [token],
+            rows::replica,
+        ),
     }
-    .map_err(unavailable)?;
-    rows.iter().map(rows::replica).collect()
 }
 
-pub async fn replica_counts(
-    pool: &SqlitePool,
+pub fn replica_counts(
+    conn: &Connection,
     token: &str,
     version: u32,
 ) -> Result<ReplicaCounts, StoreError> {
-    let rows = sqlx::query(
+    let groups = db::all(
+        conn,
         "SELECT state, COUNT(*) AS n FROM replicas WHERE token = ? AND version = ? GROUP BY state",
-    )
-    .bind(token)
-    .bind(i64::from(version))
-    .fetch_all(pool)
-    .await
-    .map_err(unavailable)?;
+        params![token, i64::from(version)],
+        |r| Ok((r.col::<String>("state")?, r.col::<i64>("n")? as u64)),
+    )?;
     let mut counts = ReplicaCounts::default();
-    for r in rows {
-        let n = r.get::<i64, _>("n") as u64;
-        match r.get::<String, _>("state").as_str() {
+    for (state, n) in groups {
+        match state.as_str() {
             "confirmed" => counts.confirmed = n,
             "pending" => counts.pending = n,
             "missing" => counts.missing = n,
@@ -226,39 +238,57 @@ pub async fn replica_counts(
     Ok(counts)
 }
 
-pub async fn spool(
-    pool: &SqlitePool,
+pub fn spool(
+    conn: &Connection,
     token: &str,
     version: u32,
 ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-    let rows = sqlx::query(
+    let chunks = db::all(
+        conn,
         "SELECT sealed FROM spool WHERE token = ? AND version = ? ORDER BY chunk_index",
-    )
-    .bind(token)
-    .bind(i64::from(version))
-    .fetch_all(pool)
-    .await
-    .map_err(unavailable)?;
-    Ok((!rows.is_empty()).then(|| rows.iter().map(|r| r.get::<Vec<u8>, _>("sealed")).collect()))
+        params![token, i64::from(version)],
+        |r| r.col::<Vec<u8>>("sealed"),
+    )?;
+    Ok((!chunks.is_empty()).then_some(chunks))
 }
 
-pub async fn events(
-    pool: &SqlitePool,
+pub fn events(
+    conn: &Connection,
     profile: ProfileId,
     from: Timestamp,
     to: Timestamp,
     context: Option<&Match>,
 ) -> Result<Vec<(String, Timestamp)>, StoreError> {
-    let mut q = QueryBuilder::new("SELECT kind, at FROM token_events WHERE profile_id = ");
-    q.push_bind(profile.to_string());
-    q.push(" AND at >= ").push_bind(from.unix());
-    q.push(" AND at < ").push_bind(to.unix());
+    let mut q = Sql::new("SELECT kind, at FROM token_events WHERE profile_id = ");
+    q.bind(profile.to_string());
+    q.push(" AND at >= ").bind(from.unix());
+    q.push(" AND at < ").bind(to.unix());
     if let Some(m) = context {
         push_match(&mut q, "context", m);
     }
-    let rows = q.build().fetch_all(pool).await.map_err(unavailable)?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get::<String, _>("kind"), Timestamp(r.get("at"))))
-        .collect())
+    db::all(conn, &q.text, params_from_iter(q.values), |r| {
+        Ok((r.col::<String>("kind")?, Timestamp(r.col("at")?)))
+    })
+}
+
+/// Storage-capable approved devices, of one profile or all.
+pub fn storage_devices(
+    conn: &Connection,
+    profile_id: Option<ProfileId>,
+) -> Result<Vec<Device>, StoreError> {
+    let base = "SELECT * FROM devices WHERE status = 'approved' AND (',' || roles || ',') LIKE '%,storage,%'";
+    match profile_id {
+        Some(p) => db::all(
+            conn,
+            &format!("{base} AND profile_id = ? ORDER BY created_at"),
+            [p.to_string()],
+            rows::device,
+        ),
+        None => db::all(
+            conn,
+            &format!("{base} ORDER BY created_at"),
+            [],
+            rows::device,
+        ),
+    }
 }

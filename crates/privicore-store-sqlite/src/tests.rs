@@ -30,3 +30,22 @@ async fn data_survives_reopening() {
         key.public_key
     );
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_earlier_builds_is_not_migrated_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in super::db::MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, success BOOLEAN NOT NULL);
+             INSERT INTO _sqlx_migrations VALUES (1, 1), (2, 1), (3, 1);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    conformance::run_all(&store).await;
+}

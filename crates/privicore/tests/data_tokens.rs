@@ -279,15 +279,7 @@ async fn a_corrupted_copy_is_skipped_marked_missing_and_repaired_by_sync() {
     alice.wait_confirmed(&token, 2).await;
     // Damage every stored copy but one: the engine must still return the right bytes.
     let damaged = &devices[0];
-    let file = server
-        .device_dir(damaged)
-        .join("objects")
-        .join(&token)
-        .join("1.pvd");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let n = bytes.len();
-    bytes[n - 5] ^= 0x55;
-    std::fs::write(&file, bytes).unwrap();
+    damage_on_device(&server.device_dir(damaged), &token);
     // Ask until the damaged device has been tried (equal candidates are tried in random order).
     for _ in 0..40 {
         assert_eq!(
@@ -440,12 +432,7 @@ async fn delete_reaches_every_device() {
     );
     let deadline = std::time::Instant::now() + WAIT;
     for device in &devices {
-        let file = server
-            .device_dir(device)
-            .join("objects")
-            .join(&token)
-            .join("1.pvd");
-        while file.exists() {
+        while held_on_device(&server.device_dir(device), &token) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "device kept a deleted object"

@@ -220,13 +220,7 @@ async fn a_storage_device_can_run_as_its_own_process() {
         .unwrap();
     assert_eq!(result["replicas"]["confirmed"], 1);
     assert_eq!(me.fetch_payload(&session, &token).await.unwrap(), data);
-    assert!(
-        device_dir
-            .join("objects")
-            .join(&token)
-            .join("1.pvd")
-            .exists()
-    );
+    assert!(held_on_device(&device_dir, &token));
     device_process.kill().unwrap();
     device_process.wait().unwrap();
     terminate(engine);
@@ -423,9 +417,8 @@ async fn an_offline_device_catches_up_and_synchronizes() {
     assert_eq!(result["objectsChecked"], 3, "{result}");
     assert_eq!(result["objectsUnavailable"], 0, "{result}");
     // Whatever the catch-up did not already deliver, the sync pushed; the deleted token is gone.
-    let objects = devices[1].2.join("objects");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while objects.join(&doomed).join("1.pvd").exists() {
+    while held_on_device(&devices[1].2, &doomed) {
         assert!(
             Instant::now() < deadline,
             "the deletion never reached the device"
@@ -434,7 +427,7 @@ async fn an_offline_device_catches_up_and_synchronizes() {
     }
     for (token, _) in &kept {
         assert!(
-            objects.join(token).join("1.pvd").exists(),
+            held_on_device(&devices[1].2, token),
             "{token} missing on the device that was offline"
         );
     }

@@ -11,7 +11,7 @@ use crate::secret::TokenHash;
 use crate::{CommandId, Error, ProfileId, Reason, Timestamp};
 use async_trait::async_trait;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("username taken")]
     UsernameTaken,

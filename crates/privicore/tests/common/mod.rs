@@ -227,3 +227,20 @@ pub fn b64(bytes: &[u8]) -> String {
 pub fn random_payload(len: usize) -> Vec<u8> {
     (0..len).map(|_| rand::random::<u8>()).collect()
 }
+
+/// Whether a device data directory holds a live copy of `token` version 1.
+pub fn held_on_device(device_dir: &std::path::Path, token: &str) -> bool {
+    privicore_storage_device::ObjectStore::locate(device_dir, token, 1)
+        .unwrap()
+        .is_some()
+}
+
+/// Flips a byte inside the stored copy of `token` version 1 on a device.
+pub fn damage_on_device(device_dir: &std::path::Path, token: &str) {
+    let at = privicore_storage_device::ObjectStore::locate(device_dir, token, 1)
+        .unwrap()
+        .expect("the device holds the object");
+    let mut bytes = std::fs::read(&at.segment).unwrap();
+    bytes[(at.offset + at.len - 5) as usize] ^= 0x55;
+    std::fs::write(&at.segment, bytes).unwrap();
+}

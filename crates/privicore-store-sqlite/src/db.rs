@@ -1,0 +1,176 @@
+//! Connections: pragmas, embedded migrations, the pool of read connections and the
+//! statement helpers every module uses.
+
+use privicore_domain::ports::StoreError;
+use rusqlite::{Connection, OpenFlags, Params, Row};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Migrations in order; `PRAGMA user_version` records how many have run.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_foundation.sql"),
+    include_str!("../migrations/0002_devices_and_tokens.sql"),
+    include_str!("../migrations/0003_device_sync.sql"),
+];
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const STATEMENT_CACHE: usize = 64;
+/// Read connections kept open between reads.
+const IDLE_READERS: usize = 8;
+
+pub fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// The connection that writes: WAL, and `synchronous=FULL` so an acknowledged command
+/// survives power loss, not only a crash.
+pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(unavailable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(unavailable)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(unavailable)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Runs the migrations not yet applied, each in its own transaction. A database created
+/// by an earlier build (migrated by sqlx) starts from what `_sqlx_migrations` recorded.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let mut applied: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    if applied == 0 {
+        let sqlx_table: bool = conn
+            .query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)?;
+        if sqlx_table {
+            applied = conn
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+        }
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            StoreError::Unavailable(format!("migration {} failed: {e}", i + 1))
+        })?;
+    }
+    Ok(())
+}
+
+/// Read connections, used on the calling thread: a point read in WAL mode takes
+/// microseconds and never waits for the writer.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.idle.lock().expect("reader pool lock").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_reader(&self.path)?,
+        };
+        let result = read(&conn);
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    pub fn close(&self) {
+        self.idle.lock().expect("reader pool lock").clear();
+    }
+}
+
+/// The first row, converted.
+pub fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    convert: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = stmt.query(params).map_err(unavailable)?;
+    match rows.next().map_err(unavailable)? {
+        Some(row) => convert(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every row, converted.
+pub fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    convert: impl Fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = stmt.query(params).map_err(unavailable)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        out.push(convert(row)?);
+    }
+    Ok(out)
+}
+
+/// A single number (`COUNT(*)` and the like).
+pub fn count(conn: &Connection, sql: &str, params: impl Params) -> Result<u64, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| r.get::<_, i64>(0)))
+        .map(|n| n as u64)
+        .map_err(unavailable)
+}
+
+/// Runs a statement; the number of rows it changed.
+pub fn exec(conn: &Connection, sql: &str, params: impl Params) -> Result<u64, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map(|n| n as u64)
+        .map_err(unavailable)
+}
