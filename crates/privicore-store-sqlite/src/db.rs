@@ -36,7 +36,8 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 8192; PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536;",
     )
     .map_err(unavailable)?;
     migrate(&conn)?;
@@ -51,6 +52,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     .map_err(unavailable)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.execute_batch("PRAGMA mmap_size = 268435456;")
+        .map_err(unavailable)?;
     Ok(conn)
 }
 

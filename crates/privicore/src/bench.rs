@@ -50,6 +50,43 @@ struct Spawned {
     _dir: tempfile::TempDir,
 }
 
+/// CPU time (user + system) a process has used so far, from `/proc` (Linux only).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / 100.0))
+}
+
+/// CPU used by the engine (when the bench started it) and by the bench itself.
+struct CpuMeter {
+    engine: Option<u32>,
+    start: (Option<Duration>, Option<Duration>),
+}
+
+impl CpuMeter {
+    fn start(engine: Option<u32>) -> Self {
+        let start = (engine.and_then(cpu_time), cpu_time(std::process::id()));
+        Self { engine, start }
+    }
+
+    /// Milliseconds of CPU per flow, engine and client, since `start`.
+    fn per_flow(&self, flows: usize) -> String {
+        let ms = |before: Option<Duration>, after: Option<Duration>| match (before, after) {
+            (Some(b), Some(a)) if flows > 0 => {
+                format!("{:.2}", (a - b).as_secs_f64() * 1000.0 / flows as f64)
+            }
+            _ => "n/a".into(),
+        };
+        format!(
+            "cpu ms/flow engine {} client {}",
+            ms(self.start.0, self.engine.and_then(cpu_time)),
+            ms(self.start.1, cpu_time(std::process::id()))
+        )
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -145,12 +182,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples) {
+fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples, cpu: &CpuMeter) {
     s.flows.sort();
     s.acks.sort();
     let n = s.flows.len();
     println!(
-        "{name:<6} {n:>7} flows  {:>9.1} flows/s  latency ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | ack ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | payload {size} B",
+        "{name:<6} {n:>7} flows  {:>9.1} flows/s  latency ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | ack ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | payload {size} B  | {}",
         n as f64 / elapsed.as_secs_f64(),
         percentile(&s.flows, 0.5),
         percentile(&s.flows, 0.9),
@@ -158,6 +195,7 @@ fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples) {
         percentile(&s.acks, 0.5),
         percentile(&s.acks, 0.9),
         percentile(&s.acks, 0.99),
+        cpu.per_flow(n),
     );
 }
 
@@ -194,7 +232,7 @@ async fn store_once(
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let (_spawned, api, ws) = match (&args.api, &args.ws) {
+    let (spawned, api, ws) = match (&args.api, &args.ws) {
         (Some(api), Some(ws)) => (None, api.clone(), ws.clone()),
         (None, None) => {
             let (s, api, ws) = spawn_engine()?;
@@ -222,7 +260,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let pause = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate));
 
     // Store.
+    let engine_pid = spawned.as_ref().map(|s| s.child.id());
     let barrier = Arc::new(Barrier::new(args.clients));
+    let cpu = CpuMeter::start(engine_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for b in &benchers {
@@ -254,15 +294,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tokens.push(tk);
     }
     let store_elapsed = started.elapsed();
+    let _ = &spawned;
     if args.mode != Mode::Fetch {
-        report("store", args.size, store_elapsed, all);
+        report("store", args.size, store_elapsed, all, &cpu);
     }
     if args.mode == Mode::Store {
         return Ok(());
     }
 
     // Fetch: request-data → inline body, each client over its own tokens.
+    let engine_pid = spawned.as_ref().map(|s| s.child.id());
     let barrier = Arc::new(Barrier::new(args.clients));
+    let cpu = CpuMeter::start(engine_pid);
+    let cpu = CpuMeter::start(engine_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (b, tk) in benchers.iter().zip(tokens) {
@@ -291,6 +335,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         all.flows.extend(s.flows);
         all.acks.extend(s.acks);
     }
-    report("fetch", args.size, started.elapsed(), all);
+    report("fetch", args.size, started.elapsed(), all, &cpu);
     Ok(())
 }
