@@ -294,7 +294,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tokens.push(tk);
     }
     let store_elapsed = started.elapsed();
-    let _ = &spawned;
     if args.mode != Mode::Fetch {
         report("store", args.size, store_elapsed, all, &cpu);
     }
@@ -303,9 +302,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     // Fetch: request-data → inline body, each client over its own tokens.
-    let engine_pid = spawned.as_ref().map(|s| s.child.id());
     let barrier = Arc::new(Barrier::new(args.clients));
-    let cpu = CpuMeter::start(engine_pid);
     let cpu = CpuMeter::start(engine_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
