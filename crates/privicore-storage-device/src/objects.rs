@@ -156,10 +156,7 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u32, PathBuf)>> {
 /// header and returns the offset where the readable part ends.
 fn walk(bytes: &[u8], mut visit: impl FnMut(u64, &Header, &[u8])) -> u64 {
     let mut offset = 0u64;
-    while let Some(header) = bytes
-        .get(offset as usize..)
-        .and_then(Header::decode)
-    {
+    while let Some(header) = bytes.get(offset as usize..).and_then(Header::decode) {
         let body_start = (offset + HEADER_LEN) as usize;
         let Some(body) = bytes.get(body_start..body_start + header.len as usize) else {
             break;

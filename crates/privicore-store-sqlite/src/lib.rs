@@ -33,6 +33,7 @@ use std::sync::Arc;
 pub struct SqliteStore {
     readers: Arc<db::Readers>,
     writer: writer::Writer,
+    checkpointer: std::sync::Mutex<db::Checkpointer>,
 }
 
 impl SqliteStore {
@@ -45,6 +46,7 @@ impl SqliteStore {
         Ok(Self {
             readers: Arc::new(db::Readers::new(path)),
             writer: writer::Writer::start(conn),
+            checkpointer: std::sync::Mutex::new(db::Checkpointer::start(path)?),
         })
     }
 
@@ -68,6 +70,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.checkpointer.lock().expect("checkpointer lock").stop();
         self.writer.close().await;
         self.readers.close();
     }
