@@ -25,6 +25,8 @@ pub fn bearer_value(header: &str) -> &str {
 #[derive(Default)]
 pub(crate) struct AuthCache {
     entries: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Whether a profile was active when last read (every command checks it).
+    profiles: Mutex<HashMap<ProfileId, (bool, Instant)>>,
 }
 
 #[derive(Clone)]
@@ -67,6 +69,27 @@ impl AuthCache {
             .lock()
             .expect("auth cache lock")
             .retain(|_, c| c.token.profile_id != profile);
+        self.profiles
+            .lock()
+            .expect("auth cache lock")
+            .remove(&profile);
+    }
+
+    pub fn profile_active(&self, profile: ProfileId) -> Option<bool> {
+        self.profiles
+            .lock()
+            .expect("auth cache lock")
+            .get(&profile)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(active, _)| *active)
+    }
+
+    pub fn note_profile(&self, profile: ProfileId, active: bool) {
+        let mut profiles = self.profiles.lock().expect("auth cache lock");
+        if profiles.len() >= CACHE_MAX {
+            profiles.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        profiles.insert(profile, (active, Instant::now()));
     }
 }
 

@@ -261,6 +261,13 @@ async fn stored(
     device_id: DeviceId,
     s: bus::Stored,
 ) -> Result<(), privicore_domain::Error> {
+    // A waiting exchange records the confirmation with its own commit.
+    if core
+        .coordinator
+        .offer_stored(&s.token, s.version, device_id, &s.sha256)
+    {
+        return Ok(());
+    }
     let Some(version) = core.store.token_version(&s.token, s.version).await? else {
         return Ok(());
     };

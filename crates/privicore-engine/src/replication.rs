@@ -23,6 +23,9 @@ const OFFLINE_AFTER: Duration = Duration::from_secs(90);
 struct Confirmations {
     confirmed: HashSet<DeviceId>,
     failed: HashSet<DeviceId>,
+    /// Set while an exchange waits and will record confirmations with its own commit:
+    /// the expected digest. Cleared (closed) once it took its final count.
+    absorbing: Option<String>,
 }
 
 #[derive(Default)]
@@ -70,6 +73,45 @@ impl Coordinator {
             .entry((token.to_owned(), version))
             .or_default()
             .clone()
+    }
+
+    /// Like `watch_store`, for a command that records the confirmations it counts with its
+    /// own commit, so the inbox need not write each one.
+    fn watch_commit(&self, token: &str, version: u32, digest: &str) -> Arc<StoreWait> {
+        let wait = self.watch_store(token, version);
+        wait.state.lock().expect("wait lock").absorbing = Some(digest.to_owned());
+        wait
+    }
+
+    /// Hands a device's `storage.stored` to a waiting exchange that will record it; false
+    /// when none is waiting any more (the caller records it).
+    pub(crate) fn offer_stored(
+        &self,
+        token: &str,
+        version: u32,
+        device: DeviceId,
+        sha256: &str,
+    ) -> bool {
+        let wait = self
+            .stores
+            .lock()
+            .expect("coordinator lock")
+            .get(&(token.to_owned(), version))
+            .cloned();
+        let Some(wait) = wait else { return false };
+        let mut st = wait.state.lock().expect("wait lock");
+        let Some(expected) = &st.absorbing else {
+            return false;
+        };
+        if expected == sha256 {
+            st.confirmed.insert(device);
+        } else {
+            tracing::warn!(%device, token, "device stored an object with another digest");
+            st.failed.insert(device);
+        }
+        drop(st);
+        wait.notify.notify_waiters();
+        true
     }
 
     pub(crate) fn unwatch_store(&self, token: &str, version: u32) {
@@ -331,7 +373,7 @@ pub(crate) async fn replicate(
         .filter(|id| !known.contains(id))
         .collect();
 
-    let wait = core.coordinator.watch_store(token, version);
+    let wait = core.coordinator.watch_commit(token, version, &tv.digest);
     {
         let mut st = wait.state.lock().expect("wait lock");
         for r in existing
@@ -350,19 +392,19 @@ pub(crate) async fn replicate(
         let notified = wait.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (confirmed, failed) = {
-            let st = wait.state.lock().expect("wait lock");
-            (
-                st.confirmed.iter().copied().collect::<Vec<_>>(),
-                st.failed.len(),
-            )
-        };
-        if confirmed.len() >= quorum || confirmed.len() + failed >= targets.len() {
-            break confirmed;
+        {
+            let mut st = wait.state.lock().expect("wait lock");
+            let (confirmed, failed) = (st.confirmed.len(), st.failed.len());
+            if confirmed >= quorum
+                || confirmed + failed >= targets.len()
+                || tokio::time::Instant::now() >= deadline
+            {
+                // From here on the inbox records late confirmations itself.
+                st.absorbing = None;
+                break st.confirmed.iter().copied().collect();
+            }
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            break confirmed;
-        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
     };
     core.coordinator.unwatch_store(token, version);
     if devices.len() >= quorum {
@@ -444,17 +486,14 @@ pub(crate) async fn retrieve(
     let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let opener =
         Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut candidates = Vec::new();
-    for replica in core.store.replicas(token, Some(version)).await? {
-        if replica.state != ReplicaState::Confirmed || !core.online(replica.device_id) {
-            continue;
-        }
-        if let Some(device) = core.store.device(replica.device_id).await?
-            && device.is_storage()
-        {
-            candidates.push(device.id);
-        }
-    }
+    let mut candidates: Vec<DeviceId> = core
+        .store
+        .replicas(token, Some(version))
+        .await?
+        .into_iter()
+        .filter(|r| r.state == ReplicaState::Confirmed && core.online(r.device_id))
+        .map(|r| r.device_id)
+        .collect();
     // Latency-based ordering is not tracked yet: equals are tried in random order.
     candidates.shuffle(&mut rand::thread_rng());
     let mut progress = Progress {
@@ -467,6 +506,15 @@ pub(crate) async fn retrieve(
         opener: &opener,
     };
     for device in candidates {
+        // Checked only for the device about to be asked: usually the first one serves.
+        if !core
+            .store
+            .device(device)
+            .await?
+            .is_some_and(|d| d.is_storage())
+        {
+            continue;
+        }
         match fetch_from(core, device, &source, &mut progress).await {
             Ok(()) => return Ok(Some(progress.payload)),
             Err(FetchProblem::Bad(why)) => {

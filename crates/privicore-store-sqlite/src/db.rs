@@ -37,7 +37,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0; PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;
          PRAGMA temp_store = MEMORY;",
     )
     .map_err(unavailable)?;
@@ -53,8 +53,6 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     .map_err(unavailable)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.execute_batch("PRAGMA mmap_size = 268435456;")
-        .map_err(unavailable)?;
     Ok(conn)
 }
 

@@ -96,10 +96,17 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
     let now = Timestamp::now();
     let store = core.store.as_ref();
     if !matches!(command.payload, CommandPayload::RegisterProfile { .. }) {
-        let active = store
-            .profile(command.profile_id)
-            .await?
-            .is_some_and(|p| p.status == ProfileStatus::Active);
+        let active = match core.auth_cache.profile_active(command.profile_id) {
+            Some(active) => active,
+            None => {
+                let active = store
+                    .profile(command.profile_id)
+                    .await?
+                    .is_some_and(|p| p.status == ProfileStatus::Active);
+                core.auth_cache.note_profile(command.profile_id, active);
+                active
+            }
+        };
         if !active {
             return Ok(Plan::fail(Reason::ProfileInactive));
         }
