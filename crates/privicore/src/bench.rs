@@ -174,6 +174,14 @@ struct Samples {
     acks: Vec<Duration>,
 }
 
+/// Paced clients start spread over one interval, not all at once (bursts would measure
+/// queueing, not the engine).
+fn stagger(pause: Option<Duration>, client: usize, clients: usize) -> Duration {
+    pause.map_or(Duration::ZERO, |p| {
+        p.mul_f64(client as f64 / clients as f64)
+    })
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -265,14 +273,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cpu = CpuMeter::start(engine_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for b in &benchers {
+    for (i, b) in benchers.iter().enumerate() {
         let (b, payload, barrier, count) =
             (b.clone(), payload.clone(), barrier.clone(), args.count);
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut samples = Samples::default();
             let mut tokens = Vec::new();
-            let mut next = Instant::now();
+            let mut next = Instant::now() + stagger(pause, i, args.clients);
             for _ in 0..count {
                 if let Some(p) = pause {
                     tokio::time::sleep_until(next.into()).await;
@@ -306,12 +314,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cpu = CpuMeter::start(engine_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (b, tk) in benchers.iter().zip(tokens) {
+    for (i, (b, tk)) in benchers.iter().zip(tokens).enumerate() {
         let (b, barrier, expected) = (b.clone(), barrier.clone(), payload.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut samples = Samples::default();
-            let mut next = Instant::now();
+            let mut next = Instant::now() + stagger(pause, i, args.clients);
             for token in tk {
                 if let Some(p) = pause {
                     tokio::time::sleep_until(next.into()).await;
