@@ -278,8 +278,20 @@ impl Engine {
         )
     }
 
-    pub(crate) async fn accept(&self, command: CommandRecord) -> Result<CommandId, Error> {
-        self.accept_with(command, Vec::new()).await
+    pub(crate) async fn accept(&self, mut command: CommandRecord) -> Result<CommandId, Error> {
+        let Some((effects, outcome)) =
+            crate::pipeline::plan_at_acceptance(&command, command.created_at)
+        else {
+            return self.accept_with(command, Vec::new()).await;
+        };
+        command.state = privicore_domain::command::CommandState::Finished {
+            outcome: outcome.clone(),
+            finished_at: Timestamp::now(),
+        };
+        self.store.insert_command(&command, &effects).await?;
+        tracing::debug!(command = %command.id, kind = command.payload.kind(), "command accepted and executed");
+        crate::pipeline::publish_outcome(self, &command, outcome).await;
+        Ok(command.id)
     }
 
     /// Replicas marked `missing` because a copy failed to authenticate or was absent.

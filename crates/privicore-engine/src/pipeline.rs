@@ -21,6 +21,35 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Commands whose plan reads nothing (a reservation) run at acceptance: record, effects and
+/// outcome go into one transaction and no lane is involved.
+pub(crate) fn plan_at_acceptance(
+    command: &CommandRecord,
+    now: Timestamp,
+) -> Option<(Vec<privicore_domain::effect::Effect>, Outcome)> {
+    tokens::reservation(command, now).map(|plan| (plan.effects, plan.outcome))
+}
+
+/// Publishes a durable outcome as `command_status` 2 or 3.
+pub(crate) async fn publish_outcome(core: &Core, command: &CommandRecord, outcome: Outcome) {
+    let (status, body) = match outcome {
+        Outcome::Succeeded(result) => (2, result),
+        Outcome::Failed(key) => {
+            tracing::info!(command = %command.id, reason = %key, "command failed");
+            (3, serde_json::Value::String(key))
+        }
+    };
+    // The outcome is already durable; a lost event is recovered by /request-status.
+    core.publish(BusEvent::Profile(ProfileEvent::command_status(
+        command.profile_id,
+        command.application_id,
+        command.id,
+        status,
+        body,
+    )))
+    .await;
+}
+
 pub(crate) struct Pipeline {
     lanes: Vec<mpsc::UnboundedSender<CommandRecord>>,
 }
@@ -117,7 +146,7 @@ impl Runner {
                 }
             };
             if let Some(outcome) = outcome {
-                self.publish_outcome(&command, outcome).await;
+                publish_outcome(&self.core, &command, outcome).await;
             }
             return;
         }
@@ -180,25 +209,5 @@ impl Runner {
                 None
             }
         }
-    }
-
-    async fn publish_outcome(&self, command: &CommandRecord, outcome: Outcome) {
-        let (status, body) = match outcome {
-            Outcome::Succeeded(result) => (2, result),
-            Outcome::Failed(key) => {
-                tracing::info!(command = %command.id, reason = %key, "command failed");
-                (3, serde_json::Value::String(key))
-            }
-        };
-        // The outcome is already durable; a lost event is recovered by /request-status.
-        self.core
-            .publish(BusEvent::Profile(ProfileEvent::command_status(
-                command.profile_id,
-                command.application_id,
-                command.id,
-                status,
-                body,
-            )))
-            .await;
     }
 }

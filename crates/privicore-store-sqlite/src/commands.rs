@@ -5,23 +5,44 @@ use privicore_domain::ports::StoreError;
 use privicore_domain::{CommandId, Timestamp};
 use rusqlite::{Connection, Row, params};
 
+/// Stores the record as given: pending, or already finished when it ran at acceptance.
 pub fn insert(conn: &Connection, c: &CommandRecord) -> Result<(), StoreError> {
     let payload =
         serde_json::to_string(&c.payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let (status, outcome, finished_at) = match &c.state {
+        CommandState::Pending => ("pending", None, None),
+        CommandState::Finished {
+            outcome,
+            finished_at,
+        } => {
+            let (status, text) = outcome_columns(outcome);
+            (status, Some(text), Some(finished_at.unix()))
+        }
+    };
     db::exec(
         conn,
-        "INSERT INTO commands (id, profile_id, application_id, kind, payload, status, created_at)
-         VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+        "INSERT INTO commands (id, profile_id, application_id, kind, payload, status, outcome, finished_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             c.id.to_string(),
             c.profile_id.to_string(),
             c.application_id.map(|a| a.to_string()),
             c.payload.kind(),
             payload,
+            status,
+            outcome,
+            finished_at,
             c.created_at.unix(),
         ],
     )?;
     Ok(())
+}
+
+fn outcome_columns(outcome: &Outcome) -> (&'static str, String) {
+    match outcome {
+        Outcome::Succeeded(result) => ("succeeded", result.to_string()),
+        Outcome::Failed(key) => ("failed", key.clone()),
+    }
 }
 
 pub fn get(conn: &Connection, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
@@ -44,10 +65,7 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<CommandRecord>, StoreError> {
 
 /// Records the outcome; a command finishes once, so a second completion is refused.
 pub fn complete(conn: &Connection, c: &Completion) -> Result<(), StoreError> {
-    let (status, outcome) = match &c.outcome {
-        Outcome::Succeeded(result) => ("succeeded", result.to_string()),
-        Outcome::Failed(key) => ("failed", key.clone()),
-    };
+    let (status, outcome) = outcome_columns(&c.outcome);
     let done = conn
         .prepare_cached(
             "UPDATE commands SET status = ?, outcome = ?, finished_at = ? WHERE id = ? AND status = 'pending'",

@@ -20,6 +20,7 @@ use serde_json::json;
 pub async fn run_all(store: &dyn MetadataStore) {
     store.ping().await.expect("ping");
     commands_finish_exactly_once(store).await;
+    commands_can_be_inserted_finished(store).await;
     usernames_are_unique_case_insensitively(store).await;
     tokens_revoke_and_purge(store).await;
     qr_tokens_are_single_use(store).await;
@@ -89,6 +90,37 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         .unwrap();
     assert!(purged >= 1);
     assert!(store.command(id).await.unwrap().is_none());
+}
+
+/// A command executed at acceptance is stored with its outcome in one write.
+async fn commands_can_be_inserted_finished(store: &dyn MetadataStore) {
+    let id = CommandId::new();
+    let mut cmd = CommandRecord::new(
+        id,
+        id.into(),
+        None,
+        CommandPayload::RegisterPublicKey {
+            public_key: "k".into(),
+        },
+    );
+    cmd.state = CommandState::Finished {
+        outcome: Outcome::Failed("validation.invalid_format".into()),
+        finished_at: Timestamp::now(),
+    };
+    store.insert_command(&cmd, &[]).await.unwrap();
+    let read = store.command(id).await.unwrap().unwrap();
+    assert!(matches!(
+        read.state,
+        CommandState::Finished { outcome: Outcome::Failed(ref k), .. } if k == "validation.invalid_format"
+    ));
+    assert!(
+        !store
+            .unfinished_commands()
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.id == id)
+    );
 }
 
 async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {

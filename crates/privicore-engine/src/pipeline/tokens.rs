@@ -26,40 +26,48 @@ fn count(row: &DataToken, kind: &'static str, at: Timestamp) -> DataEffect {
     }
 }
 
-pub(crate) async fn plan(
-    core: &Core,
-    command: &CommandRecord,
-    now: Timestamp,
-) -> Result<Plan, StoreError> {
-    if let CommandPayload::ReserveTokenSpace {
+/// A reservation reads nothing: its plan is built from the command alone.
+pub(crate) fn reservation(command: &CommandRecord, now: Timestamp) -> Option<Plan> {
+    let CommandPayload::ReserveTokenSpace {
         token,
         context,
         ttl_minutes,
         meta_data,
     } = &command.payload
-    {
-        let expires_at = now.plus_seconds(ttl_minutes * 60);
-        let row = DataToken {
-            token: token.clone(),
-            profile_id: command.profile_id,
-            application_id: command.application_id,
-            reserve_command_id: command.id,
-            status: TokenStatus::Reserved,
-            context: context.clone(),
-            expires_at: Some(expires_at),
-            upload_salt: Some(fresh_salt()),
-            version: None,
-            stored_size: None,
-            meta_file: None,
-            meta_risk: None,
-            meta_data: meta_data.clone(),
-            created_at: now,
-            updated_at: now,
-        };
-        return Ok(Plan::succeed(
-            fx(vec![DataEffect::CreateDataToken(row)]),
-            json!({ "tokenSpaceRequestId": command.id.to_string(), "token": token, "context": context, "expiresAt": expires_at.rfc3339() }),
-        ));
+    else {
+        return None;
+    };
+    let expires_at = now.plus_seconds(ttl_minutes * 60);
+    let row = DataToken {
+        token: token.clone(),
+        profile_id: command.profile_id,
+        application_id: command.application_id,
+        reserve_command_id: command.id,
+        status: TokenStatus::Reserved,
+        context: context.clone(),
+        expires_at: Some(expires_at),
+        upload_salt: Some(fresh_salt()),
+        version: None,
+        stored_size: None,
+        meta_file: None,
+        meta_risk: None,
+        meta_data: meta_data.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    Some(Plan::succeed(
+        fx(vec![DataEffect::CreateDataToken(row)]),
+        json!({ "tokenSpaceRequestId": command.id.to_string(), "token": token, "context": context, "expiresAt": expires_at.rfc3339() }),
+    ))
+}
+
+pub(crate) async fn plan(
+    core: &Core,
+    command: &CommandRecord,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
+    if let Some(plan) = reservation(command, now) {
+        return Ok(plan);
     }
     let token = command.payload.resource().unwrap_or_default();
     let Some(row) = core.store.data_token(&token).await? else {
