@@ -37,7 +37,8 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 33554432;
+         PRAGMA cache_size = -65536;
          PRAGMA temp_store = MEMORY;",
     )
     .map_err(unavailable)?;
@@ -94,14 +95,25 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// How often the checkpointer copies committed WAL frames into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// WAL frames after which the log is restarted from its beginning.
+const RESTART_AFTER_FRAMES: i64 = 4096;
 
 /// Checkpoints run on their own thread and connection (the writer's automatic checkpoint
-/// is off), so copying pages into the database file never holds up a group commit.
-/// PASSIVE: it never waits for, or blocks, the writer or a reader.
+/// is off), so copying pages into the database file does not hold up group commits.
+/// PASSIVE copies never wait for, or block, the writer or a reader. Under steady writes a
+/// passive checkpoint never sees the end of the log, so the log would grow for ever; once
+/// it holds more than `RESTART_AFTER_FRAMES`, a RESTART checkpoint (the rest is already
+/// copied, so it is short) makes the next commit start the log from the beginning.
 pub struct Checkpointer {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        r.get::<_, i64>(1)
+    })
 }
 
 impl Checkpointer {
@@ -115,8 +127,13 @@ impl Checkpointer {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                    let done = checkpoint(&conn, "PASSIVE").and_then(|frames| {
+                        if frames >= RESTART_AFTER_FRAMES {
+                            checkpoint(&conn, "RESTART")?;
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = done {
                         tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
                     }
                 }
