@@ -4,7 +4,8 @@
 use privicore_domain::ports::StoreError;
 use rusqlite::{Connection, OpenFlags, Params, Row};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
@@ -102,22 +103,25 @@ const RESTART_AFTER_FRAMES: i64 = 4096;
 /// Checkpoints run on their own thread and connection (the writer's automatic checkpoint
 /// is off), so copying pages into the database file does not hold up group commits.
 /// PASSIVE copies never wait for, or block, the writer or a reader. Under steady writes a
-/// passive checkpoint never sees the end of the log, so the log would grow for ever; once
-/// it holds more than `RESTART_AFTER_FRAMES`, a RESTART checkpoint (the rest is already
-/// copied, so it is short) makes the next commit start the log from the beginning.
+/// passive checkpoint never reaches the end of the log, so the log would grow for ever:
+/// once it holds more than `RESTART_AFTER_FRAMES`, the checkpointer raises `restart`, and
+/// the writer, between two commits, copies the few frames left itself, after which its
+/// next commit starts the log from the beginning. (A RESTART checkpoint from this thread
+/// would do the same, but the writer would wait for it in SQLite's sleeping busy handler.)
 pub struct Checkpointer {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
+/// Runs a checkpoint; the number of frames in the log.
+pub fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
     conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
         r.get::<_, i64>(1)
     })
 }
 
 impl Checkpointer {
-    pub fn start(path: &Path) -> Result<Self, StoreError> {
+    pub fn start(path: &Path, restart: Arc<AtomicBool>) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -127,14 +131,14 @@ impl Checkpointer {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    let done = checkpoint(&conn, "PASSIVE").and_then(|frames| {
-                        if frames >= RESTART_AFTER_FRAMES {
-                            checkpoint(&conn, "RESTART")?;
+                    match checkpoint(&conn, "PASSIVE") {
+                        Ok(frames) if frames >= RESTART_AFTER_FRAMES => {
+                            restart.store(true, Ordering::Relaxed);
                         }
-                        Ok(())
-                    });
-                    if let Err(e) = done {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+                        }
                     }
                 }
             })

@@ -43,10 +43,11 @@ impl SqliteStore {
         let conn = tokio::task::spawn_blocking(move || db::open_writer(&owned))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
         Ok(Self {
             readers: Arc::new(db::Readers::new(path)),
-            writer: writer::Writer::start(conn),
-            checkpointer: std::sync::Mutex::new(db::Checkpointer::start(path)?),
+            writer: writer::Writer::start(conn, restart.clone()),
+            checkpointer: std::sync::Mutex::new(db::Checkpointer::start(path, restart)?),
         })
     }
 

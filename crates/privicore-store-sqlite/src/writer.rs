@@ -6,6 +6,8 @@
 use crate::db::unavailable;
 use privicore_domain::ports::StoreError;
 use rusqlite::Connection;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
@@ -70,11 +72,12 @@ fn stopped() -> StoreError {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Self {
+    /// `restart`: raised by the checkpointer when the log should start over.
+    pub fn start(conn: Connection, restart: Arc<AtomicBool>) -> Self {
         let (queue, inbox) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, inbox))
+            .spawn(move || run(conn, inbox, restart))
             .expect("starting the SQLite writer thread");
         Self { queue }
     }
@@ -107,7 +110,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>) {
+fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>, restart: Arc<AtomicBool>) {
     while let Some(first) = inbox.blocking_recv() {
         let mut batch = Vec::new();
         let mut close = None;
@@ -125,6 +128,11 @@ fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>) {
             }
         }
         commit(&conn, batch);
+        if restart.swap(false, Ordering::Relaxed)
+            && let Err(e) = crate::db::checkpoint(&conn, "PASSIVE")
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+        }
         if let Some(done) = close {
             drop(conn);
             let _ = done.send(());
