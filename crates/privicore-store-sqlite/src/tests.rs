@@ -49,3 +49,40 @@ async fn a_database_migrated_by_earlier_builds_is_not_migrated_again() {
     let store = SqliteStore::open(&path).await.unwrap();
     conformance::run_all(&store).await;
 }
+
+/// Under writes that never pause, passive checkpoints alone never reach the end of the
+/// log; the log must still start over instead of growing for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_steady_writes() {
+    use privicore_domain::effect::{DataEffect, Effect};
+    use privicore_domain::ports::MetadataStore;
+    use privicore_domain::{ProfileId, Timestamp};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let store = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..800 {
+                    let event = Effect::Data(Box::new(DataEffect::CountEvent {
+                        profile_id: ProfileId(uuid::Uuid::new_v4()),
+                        kind: "exchanged",
+                        context: "/steady/writes/with/a/longer/context/to/fill/pages".into(),
+                        at: Timestamp::now(),
+                    }));
+                    store.apply(&[event], None).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let probe = rusqlite::Connection::open(&path).unwrap();
+    let frames = super::db::checkpoint(&probe, "PASSIVE").unwrap();
+    // 12,800 commits wrote far more frames than this; only a restarted log is this short.
+    assert!(frames < 8192, "the WAL holds {frames} frames");
+    store.close().await;
+}
