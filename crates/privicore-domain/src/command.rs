@@ -103,6 +103,20 @@ pub enum CommandPayload {
 }
 
 impl CommandPayload {
+    /// Whether the command can change which devices of the profile store data.
+    pub fn changes_devices(&self) -> bool {
+        matches!(
+            self,
+            Self::RequestDevice { .. }
+                | Self::ApproveDevice { .. }
+                | Self::RejectDevice { .. }
+                | Self::ConfigureDevice { .. }
+                | Self::RemoveDevice { .. }
+                | Self::RegisterStorage { .. }
+                | Self::RemoveStorage { .. }
+        )
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::RegisterProfile { .. } => "register_profile",

@@ -53,6 +53,8 @@ pub struct Core {
     pub(crate) coordinator: Coordinator,
     pub(crate) presence: Presence,
     pub(crate) auth_cache: crate::access::AuthCache,
+    pub(crate) fresh: crate::hot::Fresh,
+    pub(crate) targets: crate::hot::Targets,
 }
 
 impl Core {
@@ -133,6 +135,8 @@ impl Engine {
             coordinator: Coordinator::default(),
             presence: Presence::default(),
             auth_cache: Default::default(),
+            fresh: Default::default(),
+            targets: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
@@ -258,10 +262,29 @@ impl Engine {
         effects: Vec<Effect>,
     ) -> Result<CommandId, Error> {
         self.store.insert_command(&command, &effects).await?;
+        self.keep_fresh(effects);
         let id = command.id;
         tracing::debug!(command = %id, kind = command.payload.kind(), "command accepted");
         self.pipeline.submit(command);
         Ok(id)
+    }
+
+    /// A sealed version persisted with its command is kept for that command's replication.
+    fn keep_fresh(&self, effects: Vec<Effect>) {
+        let mut version = None;
+        let mut chunks = None;
+        for effect in effects {
+            if let Effect::Data(data) = effect {
+                match *data {
+                    DataEffect::PutTokenVersion(v) => version = Some(v),
+                    DataEffect::PutSpool { chunks: c, .. } => chunks = Some(c),
+                    _ => {}
+                }
+            }
+        }
+        if let (Some(version), Some(chunks)) = (version, chunks) {
+            self.fresh.keep(version, chunks);
+        }
     }
 
     /// A new command of the caller's profile, attributed to its application if any.

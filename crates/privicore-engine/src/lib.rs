@@ -6,6 +6,7 @@ mod access;
 mod config;
 mod devices;
 mod engine;
+mod hot;
 pub mod hub;
 mod inbox;
 mod keys;

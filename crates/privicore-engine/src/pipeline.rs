@@ -169,6 +169,9 @@ impl Runner {
             .await
         {
             Ok(_) => {
+                if command.payload.changes_devices() {
+                    self.core.targets.forget(command.profile_id);
+                }
                 for notice in plan.notices {
                     self.core.publish(notice).await;
                 }

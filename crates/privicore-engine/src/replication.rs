@@ -268,6 +268,26 @@ impl Core {
     }
 
     /// Sends every chunk of one object version to a device.
+    /// The approved storage devices of a profile (reused for a second unless a device
+    /// command of the profile ends first).
+    pub(crate) async fn storage_targets(
+        &self,
+        profile: privicore_domain::ProfileId,
+    ) -> Result<Vec<DeviceId>, StoreError> {
+        if let Some(devices) = self.targets.get(profile) {
+            return Ok(devices);
+        }
+        let devices: Vec<DeviceId> = self
+            .store
+            .storage_devices(Some(profile))
+            .await?
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        self.targets.put(profile, devices.clone());
+        Ok(devices)
+    }
+
     pub(crate) async fn send_object(
         &self,
         device: DeviceId,
@@ -349,27 +369,31 @@ pub(crate) async fn replicate(
     token: &str,
     version: u32,
 ) -> Result<Replicated, StoreError> {
-    let targets = core.store.storage_devices(Some(profile)).await?;
+    let kept = core.fresh.take(token, version);
+    let targets = core.storage_targets(profile).await?;
     if targets.is_empty() {
         return Ok(Replicated::NoDevices);
     }
-    let tv = core
-        .store
-        .token_version(token, version)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
-    let chunks = core
-        .store
-        .spool(token, version)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?;
+    let (tv, chunks) = match kept {
+        Some(kept) => kept,
+        None => (
+            core.store
+                .token_version(token, version)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?,
+            core.store
+                .spool(token, version)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?,
+        ),
+    };
     let existing = core.store.replicas(token, Some(version)).await?;
     let known: HashSet<DeviceId> = existing.iter().map(|r| r.device_id).collect();
     // Recorded with the commit (one write instead of two); a crash before it re-runs the
     // command, which sends again.
     let fresh: Vec<DeviceId> = targets
         .iter()
-        .map(|d| d.id)
+        .copied()
         .filter(|id| !known.contains(id))
         .collect();
 
@@ -384,7 +408,7 @@ pub(crate) async fn replicate(
         }
     }
     for device in &targets {
-        core.send_object(device.id, &tv, &chunks).await;
+        core.send_object(*device, &tv, &chunks).await;
     }
     let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
     let deadline = tokio::time::Instant::now() + core.config.storage.commit_timeout(tv.total_size);
@@ -415,9 +439,7 @@ pub(crate) async fn replicate(
             stored_size: tv.total_size,
         })
     } else {
-        Ok(Replicated::WriteFailed {
-            targets: targets.iter().map(|d| d.id).collect(),
-        })
+        Ok(Replicated::WriteFailed { targets })
     }
 }
 
