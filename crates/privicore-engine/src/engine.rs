@@ -55,6 +55,7 @@ pub struct Core {
     pub(crate) auth_cache: crate::access::AuthCache,
     pub(crate) fresh: crate::hot::Fresh,
     pub(crate) targets: crate::hot::Targets,
+    pub(crate) committed: crate::hot::Committed,
 }
 
 impl Core {
@@ -137,6 +138,7 @@ impl Engine {
             auth_cache: Default::default(),
             fresh: Default::default(),
             targets: Default::default(),
+            committed: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.

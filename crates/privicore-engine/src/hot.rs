@@ -1,6 +1,7 @@
 //! What the next step of a flow is about to read again, kept from the step before: the
-//! sealed version an exchange just persisted (its command replicates it next), and the
-//! storage devices of a profile. Both are only shortcuts: the store stays the truth, and a
+//! sealed version an exchange just persisted (its command replicates it next), the storage
+//! devices of a profile, and the headers of committed versions (which never change: an
+//! update commits a new version). All are shortcuts only: the store stays the truth, and a
 //! miss reads it.
 
 use privicore_domain::ProfileId;
@@ -64,6 +65,36 @@ impl Fresh {
     }
 }
 
+/// Committed version headers kept at most (the map starts over when full).
+const COMMITTED_MAX: usize = 65_536;
+
+#[derive(Default)]
+pub(crate) struct Committed {
+    versions: Mutex<HashMap<(String, u32), TokenVersion>>,
+}
+
+impl Committed {
+    pub fn get(&self, token: &str, version: u32) -> Option<TokenVersion> {
+        self.versions
+            .lock()
+            .expect("committed lock")
+            .get(&(token.to_owned(), version))
+            .cloned()
+    }
+
+    /// Keeps a version read from the store, if it is committed.
+    pub fn note(&self, version: &TokenVersion) {
+        if !version.committed {
+            return;
+        }
+        let mut versions = self.versions.lock().expect("committed lock");
+        if versions.len() >= COMMITTED_MAX {
+            versions.clear();
+        }
+        versions.insert((version.token.clone(), version.version), version.clone());
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Targets {
     profiles: Mutex<HashMap<ProfileId, (Vec<DeviceId>, Instant)>>,
@@ -122,6 +153,17 @@ mod tests {
             fresh.take("big", 1).is_none(),
             "over the bound nothing is kept"
         );
+    }
+
+    #[test]
+    fn only_committed_versions_are_kept() {
+        let committed = Committed::default();
+        let (mut v, _) = version("a", 1);
+        committed.note(&v);
+        assert!(committed.get("a", 1).is_none());
+        v.committed = true;
+        committed.note(&v);
+        assert!(committed.get("a", 1).is_some_and(|kept| kept.committed));
     }
 
     #[test]

@@ -497,23 +497,37 @@ enum FetchProblem {
 /// authenticating chunks, continuing from the same chunk on the next one (§5.3).
 pub(crate) async fn retrieve(
     core: &Core,
+    profile: privicore_domain::ProfileId,
     token: &str,
     version: u32,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let tv = core
-        .store
-        .token_version(token, version)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
+    let tv = match core.committed.get(token, version) {
+        Some(tv) => tv,
+        None => {
+            let tv = core
+                .store
+                .token_version(token, version)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
+            core.committed.note(&tv);
+            tv
+        }
+    };
     let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let opener =
         Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Only devices that are still approved storage devices of the profile are asked.
+    let storage = core.storage_targets(profile).await?;
     let mut candidates: Vec<DeviceId> = core
         .store
         .replicas(token, Some(version))
         .await?
         .into_iter()
-        .filter(|r| r.state == ReplicaState::Confirmed && core.online(r.device_id))
+        .filter(|r| {
+            r.state == ReplicaState::Confirmed
+                && core.online(r.device_id)
+                && storage.contains(&r.device_id)
+        })
         .map(|r| r.device_id)
         .collect();
     // Latency-based ordering is not tracked yet: equals are tried in random order.
@@ -528,15 +542,6 @@ pub(crate) async fn retrieve(
         opener: &opener,
     };
     for device in candidates {
-        // Checked only for the device about to be asked: usually the first one serves.
-        if !core
-            .store
-            .device(device)
-            .await?
-            .is_some_and(|d| d.is_storage())
-        {
-            continue;
-        }
         match fetch_from(core, device, &source, &mut progress).await {
             Ok(()) => return Ok(Some(progress.payload)),
             Err(FetchProblem::Bad(why)) => {

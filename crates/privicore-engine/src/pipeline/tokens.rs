@@ -92,7 +92,9 @@ pub(crate) async fn plan(
                     Reason::DataTokenNotActive
                 }));
             };
-            let Some(payload) = replication::retrieve(core, &row.token, version).await? else {
+            let Some(payload) =
+                replication::retrieve(core, row.profile_id, &row.token, version).await?
+            else {
                 return Ok(Plan::fail(Reason::StorageDataUnavailable));
             };
             let size = payload.len();
