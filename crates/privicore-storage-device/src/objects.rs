@@ -3,7 +3,8 @@
 //! is appended and made durable with one `fdatasync`, so a device pays one disk flush per
 //! batch instead of two per object. A deleted object is erased in place (header marked,
 //! bytes zeroed, flushed before the deletion is confirmed); a segment file is unlinked once
-//! none of its records is live.
+//! none of its records is live, and a full segment that is less than half live is
+//! compacted: its live records are copied to the active segment, then it is unlinked.
 
 use crate::at_rest::{self, AtRestError, ObjectInfo};
 use privicore_wire::bus::{Capacity, InventoryItem};
@@ -76,6 +77,13 @@ struct Segment {
     file: Arc<File>,
     path: PathBuf,
     live: usize,
+    /// Bytes of live records (headers included) and of the whole readable segment.
+    live_bytes: u64,
+    size: u64,
+}
+
+fn record_size(entry: &Entry) -> u64 {
+    HEADER_LEN + u64::from(entry.len)
 }
 
 struct Inner {
@@ -241,6 +249,8 @@ impl ObjectStore {
                     file: Arc::new(file),
                     path,
                     live: 0,
+                    live_bytes: 0,
+                    size: end,
                 },
             );
             inner.active = n;
@@ -249,6 +259,7 @@ impl ObjectStore {
         for entry in inner.index.values() {
             if let Some(segment) = inner.segments.get_mut(&entry.segment) {
                 segment.live += 1;
+                segment.live_bytes += record_size(entry);
             }
         }
         for old in superseded {
@@ -300,6 +311,8 @@ impl ObjectStore {
                 file: Arc::new(file),
                 path,
                 live: 0,
+                live_bytes: 0,
+                size: 0,
             },
         );
         inner.active = n;
@@ -428,12 +441,11 @@ impl ObjectStore {
             return fail(e);
         }
         inner.active_len = start + buf.len() as u64;
-        let active = inner.active;
-        inner
-            .segments
-            .get_mut(&active)
-            .expect("active segment")
-            .live += objects.len();
+        let (active, active_len) = (inner.active, inner.active_len);
+        let segment = inner.segments.get_mut(&active).expect("active segment");
+        segment.live += objects.len();
+        segment.live_bytes += buf.len() as u64;
+        segment.size = active_len;
         let mut results = Vec::with_capacity(objects.len());
         for ((info, body), entry) in objects.iter().zip(placed) {
             if let Some(old) = inner
@@ -449,7 +461,8 @@ impl ObjectStore {
     }
 
     /// Marks a record erased and zeroes its bytes; unlinks its segment when nothing in it
-    /// is live any more. `flush` makes the erasure durable before returning.
+    /// is live any more, compacts it when less than half is. `flush` makes the erasure
+    /// durable before returning.
     fn erase_record(&self, inner: &mut Inner, entry: &Entry, flush: bool) -> std::io::Result<()> {
         let active = inner.active;
         let Some(segment) = inner.segments.get_mut(&entry.segment) else {
@@ -457,15 +470,87 @@ impl ObjectStore {
         };
         wipe(&segment.file, entry)?;
         segment.live = segment.live.saturating_sub(1);
-        if segment.live == 0 && entry.segment != active {
+        segment.live_bytes = segment.live_bytes.saturating_sub(record_size(entry));
+        let closed = entry.segment != active;
+        if closed && segment.live == 0 {
             let path = segment.path.clone();
             inner.segments.remove(&entry.segment);
             std::fs::remove_file(&path)?;
             if flush {
                 sync_dir(&self.root.join(SEGMENTS))?;
             }
+        } else if closed && segment.live_bytes * 2 < segment.size {
+            if flush {
+                segment.file.sync_data()?;
+            }
+            // The erasure itself is done; a failed compaction is tried again next time.
+            if let Err(e) = self.compact(inner, entry.segment) {
+                tracing::warn!(error = %e, "could not compact a segment");
+            }
         } else if flush {
             segment.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Copies the live records of a closed segment to the active one (flushed), points the
+    /// index at the copies, then unlinks the segment. A crash in between leaves both
+    /// copies; the later one wins on the next open and the earlier is erased.
+    fn compact(&self, inner: &mut Inner, n: u32) -> std::io::Result<()> {
+        let Some(source) = inner.segments.get(&n).map(|s| s.file.clone()) else {
+            return Ok(());
+        };
+        if inner.active_len >= SEGMENT_ROLL {
+            let next = inner.active + 1;
+            self.start_segment(inner, next)?;
+        }
+        let moving: Vec<((String, u32), Entry)> = inner
+            .index
+            .iter()
+            .filter(|(_, e)| e.segment == n)
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        let start = inner.active_len;
+        let mut buf = Vec::new();
+        let mut placed = Vec::with_capacity(moving.len());
+        for ((token, version), entry) in &moving {
+            let mut body = vec![0u8; entry.len as usize];
+            source.read_exact_at(&mut body, entry.offset + HEADER_LEN)?;
+            let header = Header {
+                state: LIVE,
+                version: *version,
+                len: entry.len,
+                stored_at: entry.stored_at,
+                token: token.clone(),
+            };
+            placed.push(Entry {
+                segment: inner.active,
+                offset: start + buf.len() as u64,
+                ..entry.clone()
+            });
+            buf.extend_from_slice(&header.encode());
+            buf.extend_from_slice(&body);
+        }
+        let target = inner.segments[&inner.active].file.clone();
+        if let Err(e) = target
+            .write_all_at(&buf, start)
+            .and_then(|()| target.sync_data())
+        {
+            let _ = target.set_len(start);
+            return Err(e);
+        }
+        inner.active_len = start + buf.len() as u64;
+        let (active, active_len) = (inner.active, inner.active_len);
+        let segment = inner.segments.get_mut(&active).expect("active segment");
+        segment.live += moving.len();
+        segment.live_bytes += buf.len() as u64;
+        segment.size = active_len;
+        for ((key, _), entry) in moving.into_iter().zip(placed) {
+            inner.index.insert(key, entry);
+        }
+        if let Some(old) = inner.segments.remove(&n) {
+            std::fs::remove_file(&old.path)?;
+            sync_dir(&self.root.join(SEGMENTS))?;
         }
         Ok(())
     }
@@ -531,13 +616,16 @@ impl ObjectStore {
             .collect();
         let mut removed = Vec::new();
         for (version, entry) in held {
+            // Out of the index first: a compaction the erasure triggers must not copy it.
+            let key = (token.to_owned(), version);
+            inner.index.remove(&key);
             match self.erase_record(&mut inner, &entry, true) {
-                Ok(()) => {
-                    inner.index.remove(&(token.to_owned(), version));
-                    removed.push(version);
-                }
+                Ok(()) => removed.push(version),
                 // Not reported as removed: the engine asks again.
-                Err(e) => tracing::error!(error = %e, "could not erase an object"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not erase an object");
+                    inner.index.insert(key, entry);
+                }
             }
         }
         removed

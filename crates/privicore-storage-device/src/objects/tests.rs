@@ -189,3 +189,29 @@ proptest::proptest! {
         let _ = store.inventory(None, 10, true);
     }
 }
+
+#[test]
+fn a_mostly_erased_segment_is_compacted_into_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = vec![vec![0x33u8; 200]];
+    let token = |i: u32| format!("dtk-{i:08x}-b367-4bfa-9f8c-ceb00d813be5");
+    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    for i in 0..4 {
+        store.put(&object(&token(i), 1, &chunks), &chunks).unwrap();
+    }
+    store.lock().active_len = SEGMENT_ROLL;
+    store.put(&object(&token(9), 1, &chunks), &chunks).unwrap();
+    let first = segment_files(dir.path())[0].clone();
+    assert_eq!(store.delete(&token(0), None), vec![1]);
+    assert_eq!(store.delete(&token(1), None), vec![1]);
+    assert!(first.exists(), "half live: kept");
+    assert_eq!(store.delete(&token(2), None), vec![1]);
+    assert!(!first.exists(), "a quarter live: compacted away");
+    assert_eq!(store.read(&token(3), 1, 0, 1).unwrap().1, chunks);
+    drop(store);
+    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    assert_eq!(reopened.object_count(), 2);
+    assert_eq!(reopened.read(&token(3), 1, 0, 1).unwrap().1, chunks);
+    assert_eq!(reopened.read(&token(9), 1, 0, 1).unwrap().1, chunks);
+    assert_eq!(reopened.inventory(None, 10, true).0.len(), 2);
+}
