@@ -388,64 +388,40 @@ impl ObjectStore {
         if objects.is_empty() {
             return Vec::new();
         }
-        let fail = |e: std::io::Error| {
-            objects
-                .iter()
-                .map(|_| Err(std::io::Error::new(e.kind(), e.to_string())))
-                .collect()
-        };
-        let mut inner = self.lock();
-        if inner.active_len >= SEGMENT_ROLL {
-            let next = inner.active + 1;
-            if let Err(e) = self.start_segment(&mut inner, next) {
-                return fail(e);
-            }
-        }
         let stored_at = chrono::Utc::now().timestamp();
-        let start = inner.active_len;
-        let mut buf = Vec::with_capacity(
-            objects
-                .iter()
-                .map(|(_, b)| b.len() + HEADER_LEN as usize)
-                .sum(),
-        );
-        let mut placed = Vec::with_capacity(objects.len());
-        for (info, body) in objects {
-            let offset = start + buf.len() as u64;
-            let header = Header {
-                state: LIVE,
-                version: info.version,
-                len: body.len() as u32,
-                stored_at,
-                token: info.token.clone(),
-            };
-            buf.extend_from_slice(&header.encode());
-            buf.extend_from_slice(body);
-            placed.push(Entry {
-                segment: inner.active,
-                offset,
-                len: body.len() as u32,
-                digest: info.digest,
-                chunk_count: info.chunk_count,
-                total_size: total_size_of(&info.layer2_header),
-                stored_at,
-            });
-        }
-        let file = inner.segments[&inner.active].file.clone();
-        if let Err(e) = file
-            .write_all_at(&buf, start)
-            .and_then(|()| file.sync_data())
-        {
-            // Nothing of this batch was confirmed; leave no partial record behind.
-            let _ = file.set_len(start);
-            return fail(e);
-        }
-        inner.active_len = start + buf.len() as u64;
-        let (active, active_len) = (inner.active, inner.active_len);
-        let segment = inner.segments.get_mut(&active).expect("active segment");
-        segment.live += objects.len();
-        segment.live_bytes += buf.len() as u64;
-        segment.size = active_len;
+        let records: Vec<(Header, &[u8], Entry)> = objects
+            .iter()
+            .map(|(info, body)| {
+                let len = body.len() as u32;
+                let header = Header {
+                    state: LIVE,
+                    version: info.version,
+                    len,
+                    stored_at,
+                    token: info.token.clone(),
+                };
+                let entry = Entry {
+                    segment: 0,
+                    offset: 0,
+                    len,
+                    digest: info.digest,
+                    chunk_count: info.chunk_count,
+                    total_size: total_size_of(&info.layer2_header),
+                    stored_at,
+                };
+                (header, body.as_slice(), entry)
+            })
+            .collect();
+        let mut inner = self.lock();
+        let placed = match self.write_records(&mut inner, &records) {
+            Ok(placed) => placed,
+            Err(e) => {
+                return objects
+                    .iter()
+                    .map(|_| Err(std::io::Error::new(e.kind(), e.to_string())))
+                    .collect();
+            }
+        };
         let mut results = Vec::with_capacity(objects.len());
         for ((info, body), entry) in objects.iter().zip(placed) {
             if let Some(old) = inner
@@ -458,6 +434,51 @@ impl ObjectStore {
             results.push(Ok(body.len() as u64 + HEADER_LEN));
         }
         results
+    }
+
+    /// Writes records at the end of the active segment (rolling to a new one when full)
+    /// and flushes once; returns their index entries. On failure nothing partial is left.
+    fn write_records(
+        &self,
+        inner: &mut Inner,
+        records: &[(Header, &[u8], Entry)],
+    ) -> std::io::Result<Vec<Entry>> {
+        if inner.active_len >= SEGMENT_ROLL {
+            let next = inner.active + 1;
+            self.start_segment(inner, next)?;
+        }
+        let start = inner.active_len;
+        let mut buf = Vec::with_capacity(
+            records
+                .iter()
+                .map(|(_, body, _)| body.len() + HEADER_LEN as usize)
+                .sum(),
+        );
+        let mut placed = Vec::with_capacity(records.len());
+        for (header, body, entry) in records {
+            placed.push(Entry {
+                segment: inner.active,
+                offset: start + buf.len() as u64,
+                ..entry.clone()
+            });
+            buf.extend_from_slice(&header.encode());
+            buf.extend_from_slice(body);
+        }
+        let file = inner.segments[&inner.active].file.clone();
+        if let Err(e) = file
+            .write_all_at(&buf, start)
+            .and_then(|()| file.sync_data())
+        {
+            let _ = file.set_len(start);
+            return Err(e);
+        }
+        inner.active_len = start + buf.len() as u64;
+        let (active, active_len) = (inner.active, inner.active_len);
+        let segment = inner.segments.get_mut(&active).expect("active segment");
+        segment.live += records.len();
+        segment.live_bytes += buf.len() as u64;
+        segment.size = active_len;
+        Ok(placed)
     }
 
     /// Marks a record erased and zeroes its bytes; unlinks its segment when nothing in it
@@ -500,51 +521,33 @@ impl ObjectStore {
         let Some(source) = inner.segments.get(&n).map(|s| s.file.clone()) else {
             return Ok(());
         };
-        if inner.active_len >= SEGMENT_ROLL {
-            let next = inner.active + 1;
-            self.start_segment(inner, next)?;
-        }
         let moving: Vec<((String, u32), Entry)> = inner
             .index
             .iter()
             .filter(|(_, e)| e.segment == n)
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        let start = inner.active_len;
-        let mut buf = Vec::new();
-        let mut placed = Vec::with_capacity(moving.len());
-        for ((token, version), entry) in &moving {
+        let mut bodies = Vec::with_capacity(moving.len());
+        for (_, entry) in &moving {
             let mut body = vec![0u8; entry.len as usize];
             source.read_exact_at(&mut body, entry.offset + HEADER_LEN)?;
-            let header = Header {
-                state: LIVE,
-                version: *version,
-                len: entry.len,
-                stored_at: entry.stored_at,
-                token: token.clone(),
-            };
-            placed.push(Entry {
-                segment: inner.active,
-                offset: start + buf.len() as u64,
-                ..entry.clone()
-            });
-            buf.extend_from_slice(&header.encode());
-            buf.extend_from_slice(&body);
+            bodies.push(body);
         }
-        let target = inner.segments[&inner.active].file.clone();
-        if let Err(e) = target
-            .write_all_at(&buf, start)
-            .and_then(|()| target.sync_data())
-        {
-            let _ = target.set_len(start);
-            return Err(e);
-        }
-        inner.active_len = start + buf.len() as u64;
-        let (active, active_len) = (inner.active, inner.active_len);
-        let segment = inner.segments.get_mut(&active).expect("active segment");
-        segment.live += moving.len();
-        segment.live_bytes += buf.len() as u64;
-        segment.size = active_len;
+        let records: Vec<(Header, &[u8], Entry)> = moving
+            .iter()
+            .zip(&bodies)
+            .map(|(((token, version), entry), body)| {
+                let header = Header {
+                    state: LIVE,
+                    version: *version,
+                    len: entry.len,
+                    stored_at: entry.stored_at,
+                    token: token.clone(),
+                };
+                (header, body.as_slice(), entry.clone())
+            })
+            .collect();
+        let placed = self.write_records(inner, &records)?;
         for ((key, _), entry) in moving.into_iter().zip(placed) {
             inner.index.insert(key, entry);
         }
