@@ -42,11 +42,7 @@ async fn store_and_fetch_through_three_hosted_devices() {
         .unwrap();
     assert_eq!(meta, json!({ "token": token }));
 
-    let fetched = alice
-        .api
-        .fetch_payload(&alice.session, &token)
-        .await
-        .unwrap();
+    let fetched = alice.fetch(&token).await;
     assert_eq!(fetched, data);
 
     let list = alice.api.list_data_tokens("").await.unwrap();

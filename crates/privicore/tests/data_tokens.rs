@@ -172,14 +172,7 @@ async fn reservation_and_exchange_errors() {
         (temp.status(), temp.code()),
         (Some(409), Some("data_token.already_exchanged"))
     );
-    assert_eq!(
-        alice
-            .api
-            .fetch_payload(&alice.session, &token)
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(alice.fetch(&token).await, data);
 
     let not_found = alice
         .api
@@ -255,14 +248,7 @@ async fn retrieval_survives_two_of_three_devices_removed() {
         alice.outcome(&guarded.command_id).await,
         CommandOutcome::Failed("storage.last_replica".into())
     );
-    assert_eq!(
-        alice
-            .api
-            .fetch_payload(&alice.session, &token)
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(alice.fetch(&token).await, data);
 }
 
 #[tokio::test]
@@ -282,14 +268,7 @@ async fn a_corrupted_copy_is_skipped_marked_missing_and_repaired_by_sync() {
     damage_on_device(&server.device_dir(damaged), &token);
     // Ask until the damaged device has been tried (equal candidates are tried in random order).
     for _ in 0..40 {
-        assert_eq!(
-            alice
-                .api
-                .fetch_payload(&alice.session, &token)
-                .await
-                .unwrap(),
-            data
-        );
+        assert_eq!(alice.fetch(&token).await, data);
         let storage = alice.api.list_storage_devices("").await.unwrap();
         let missing: u64 = storage["items"]
             .as_array()
@@ -320,14 +299,7 @@ async fn a_corrupted_copy_is_skipped_marked_missing_and_repaired_by_sync() {
     // With the healthy copy removed, the repaired one alone serves the data.
     let removed = alice.api.remove_device(&devices[1], true).await.unwrap();
     alice.ok(&removed.command_id).await;
-    assert_eq!(
-        alice
-            .api
-            .fetch_payload(&alice.session, &token)
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(alice.fetch(&token).await, data);
 }
 
 #[tokio::test]
@@ -388,14 +360,7 @@ async fn a_late_device_is_backfilled_by_synchronization() {
     let removed = alice.api.remove_device(&first[0], true).await.unwrap();
     alice.ok(&removed.command_id).await;
     for (token, data) in stored {
-        assert_eq!(
-            alice
-                .api
-                .fetch_payload(&alice.session, &token)
-                .await
-                .unwrap(),
-            data
-        );
+        assert_eq!(alice.fetch(&token).await, data);
     }
     let unknown = alice
         .api
@@ -579,14 +544,7 @@ async fn update_shapes_and_replacement() {
         result,
         json!({ "token": token, "version": 2, "storedSize": 80 })
     );
-    assert_eq!(
-        alice
-            .api
-            .fetch_payload(&alice.session, &token)
-            .await
-            .unwrap(),
-        second
-    );
+    assert_eq!(alice.fetch(&token).await, second);
     assert_eq!(
         alice
             .api
@@ -668,11 +626,7 @@ async fn statistics_count_successful_operations() {
         .store_payload(&alice.session, "/s", &random_payload(40))
         .await
         .unwrap();
-    alice
-        .api
-        .fetch_payload(&alice.session, &token)
-        .await
-        .unwrap();
+    alice.fetch(&token).await;
     alice
         .api
         .configure_file_meta(json!({ "token": token, "fileName": "f" }))

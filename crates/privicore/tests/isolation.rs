@@ -144,14 +144,7 @@ async fn profiles_cannot_reach_each_others_tokens_or_devices() {
             .any(|f| f.to_string().contains(&encoded))
     );
     // Alice still has it.
-    assert_eq!(
-        alice
-            .api
-            .fetch_payload(&alice.session, &token)
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(alice.fetch(&token).await, data);
 }
 
 #[tokio::test]

@@ -197,6 +197,11 @@ impl Provisioned {
         self.session.wait_command(command_id, WAIT).await.unwrap()
     }
 
+    /// Flow 4a: the payload of a token, which must be retrievable.
+    pub async fn fetch(&self, token: &str) -> Vec<u8> {
+        self.api.fetch_payload(&self.session, token).await.unwrap()
+    }
+
     /// The command's result, which must be a success.
     pub async fn ok(&self, command_id: &str) -> serde_json::Value {
         acked(&self.session, command_id).await
