@@ -215,32 +215,62 @@ fn undo_partial_writes(
     plan
 }
 
-/// What a successful replication commits: replica rows, the current version, and the
-/// spool dropped when no target is still waiting for it.
-struct Commit<'a> {
-    fresh: &'a [privicore_domain::device::DeviceId],
-    devices: &'a [privicore_domain::device::DeviceId],
+/// A replicated version: what its commit writes (replica rows, the current version, the
+/// spool dropped when no target still waits for it) and the counts the result reports.
+struct Committed {
+    effects: Vec<DataEffect>,
+    confirmed: usize,
     pending: u64,
     stored_size: u64,
 }
 
-impl Commit<'_> {
-    fn effects(&self, token: &str, version: u32, now: Timestamp) -> Vec<DataEffect> {
-        let mut effects = confirmations(token, version, self.fresh, self.devices);
-        effects.push(DataEffect::CommitVersion {
-            token: token.to_owned(),
-            version,
-            stored_size: self.stored_size,
-            at: now,
-        });
-        if self.pending == 0 {
-            effects.push(DataEffect::DropSpool {
-                token: token.to_owned(),
+/// Replicates `version` to the profile's storage devices. A failure comes back as the
+/// plan `failed` builds for its reason (with deletions for any partial writes).
+async fn replicate_version(
+    core: &Core,
+    profile: privicore_domain::ProfileId,
+    token: &str,
+    version: u32,
+    now: Timestamp,
+    failed: impl Fn(Reason) -> Plan,
+) -> Result<Result<Committed, Plan>, StoreError> {
+    Ok(
+        match replication::replicate(core, profile, token, version).await? {
+            Replicated::NoDevices => Err(failed(Reason::StorageNoStorageDevices)),
+            Replicated::WriteFailed { targets } => Err(undo_partial_writes(
+                failed(Reason::StorageWriteFailed),
+                token,
                 version,
-            });
-        }
-        effects
-    }
+                targets,
+            )),
+            Replicated::Committed {
+                devices,
+                fresh,
+                pending,
+                stored_size,
+            } => {
+                let mut effects = confirmations(token, version, &fresh, &devices);
+                effects.push(DataEffect::CommitVersion {
+                    token: token.to_owned(),
+                    version,
+                    stored_size,
+                    at: now,
+                });
+                if pending == 0 {
+                    effects.push(DataEffect::DropSpool {
+                        token: token.to_owned(),
+                        version,
+                    });
+                }
+                Ok(Committed {
+                    effects,
+                    confirmed: devices.len(),
+                    pending,
+                    stored_size,
+                })
+            }
+        },
+    )
 }
 
 /// The replicas confirmed in memory become durable with the commit itself, so a fetch
@@ -332,36 +362,26 @@ async fn exchange(
             ]),
         )
     };
-    match replication::replicate(core, command.profile_id, &row.token, version).await? {
-        Replicated::NoDevices => Ok(give_back(Reason::StorageNoStorageDevices)),
-        Replicated::WriteFailed { targets } => Ok(undo_partial_writes(
-            give_back(Reason::StorageWriteFailed),
-            &row.token,
-            version,
-            targets,
-        )),
-        Replicated::Committed {
-            devices,
-            fresh,
-            pending,
-            stored_size,
-        } => {
-            let confirmed = devices.len();
-            let commit = Commit {
-                fresh: &fresh,
-                devices: &devices,
-                pending,
-                stored_size,
-            };
-            let mut effects = commit.effects(&row.token, version, now);
-            effects.push(count(&row, EVENT_EXCHANGED, now));
-            Ok(Plan::succeed(
-                fx(effects),
-                json!({ "token": row.token, "version": version, "storedSize": stored_size,
-                        "replicas": { "confirmed": confirmed, "pending": pending } }),
-            ))
-        }
-    }
+    let committed = match replicate_version(
+        core,
+        command.profile_id,
+        &row.token,
+        version,
+        now,
+        give_back,
+    )
+    .await?
+    {
+        Ok(committed) => committed,
+        Err(failed) => return Ok(failed),
+    };
+    let mut effects = committed.effects;
+    effects.push(count(&row, EVENT_EXCHANGED, now));
+    Ok(Plan::succeed(
+        fx(effects),
+        json!({ "token": row.token, "version": version, "storedSize": committed.stored_size,
+                "replicas": { "confirmed": committed.confirmed, "pending": committed.pending } }),
+    ))
 }
 
 /// Shape B with data: version n+1 replicates like an exchange; n is dropped after commit.
@@ -384,51 +404,34 @@ async fn replace(
     if row.status != TokenStatus::Active {
         return Ok(drop_new(Reason::DataTokenNotActive));
     }
-    match replication::replicate(core, row.profile_id, &row.token, version).await? {
-        Replicated::NoDevices => Ok(drop_new(Reason::StorageNoStorageDevices)),
-        Replicated::WriteFailed { targets } => Ok(undo_partial_writes(
-            drop_new(Reason::StorageWriteFailed),
-            &row.token,
-            version,
-            targets,
-        )),
-        Replicated::Committed {
-            devices,
-            fresh,
-            pending,
-            stored_size,
-        } => {
-            let commit = Commit {
-                fresh: &fresh,
-                devices: &devices,
-                pending,
-                stored_size,
-            };
-            let mut effects = commit.effects(&row.token, version, now);
-            effects.extend(meta_effects(&row.token, groups, now));
-            effects.push(count(&row, EVENT_UPDATED, now));
-            let mut after = Vec::new();
-            if let Some(old) = row.version {
-                let replicas = core.store.replicas(&row.token, Some(old)).await?;
-                for r in &replicas {
-                    effects.push(DataEffect::SetReplica(Replica {
-                        state: ReplicaState::Deleting,
-                        ..r.clone()
-                    }));
-                }
-                let devices = replicas.into_iter().map(|r| r.device_id).collect();
-                after.push(After::SendDeletes {
-                    token: row.token.clone(),
-                    devices,
-                    versions: Versions::List(vec![old]),
-                });
-            }
-            let mut plan = Plan::succeed(
-                fx(effects),
-                json!({ "token": row.token, "version": version, "storedSize": stored_size }),
-            );
-            plan.after = after;
-            Ok(plan)
+    let committed =
+        match replicate_version(core, row.profile_id, &row.token, version, now, drop_new).await? {
+            Ok(committed) => committed,
+            Err(failed) => return Ok(failed),
+        };
+    let mut effects = committed.effects;
+    effects.extend(meta_effects(&row.token, groups, now));
+    effects.push(count(&row, EVENT_UPDATED, now));
+    let mut after = Vec::new();
+    if let Some(old) = row.version {
+        let replicas = core.store.replicas(&row.token, Some(old)).await?;
+        for r in &replicas {
+            effects.push(DataEffect::SetReplica(Replica {
+                state: ReplicaState::Deleting,
+                ..r.clone()
+            }));
         }
+        let devices = replicas.into_iter().map(|r| r.device_id).collect();
+        after.push(After::SendDeletes {
+            token: row.token.clone(),
+            devices,
+            versions: Versions::List(vec![old]),
+        });
     }
+    let mut plan = Plan::succeed(
+        fx(effects),
+        json!({ "token": row.token, "version": version, "storedSize": committed.stored_size }),
+    );
+    plan.after = after;
+    Ok(plan)
 }
