@@ -307,6 +307,12 @@ impl Engine {
         let Some((effects, outcome)) =
             crate::pipeline::plan_at_acceptance(&command, command.created_at)
         else {
+            if crate::pipeline::runs_inline_when_idle(&command) && self.pipeline.lane_idle(&command)
+            {
+                let id = command.id;
+                self.pipeline.run_at_acceptance(command).await?;
+                return Ok(id);
+            }
             return self.accept_with(command, Vec::new()).await;
         };
         command.state = privicore_domain::command::CommandState::Finished {

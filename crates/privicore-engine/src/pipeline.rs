@@ -10,13 +10,14 @@ use crate::engine::Core;
 use crate::workers::{Supervisor, Worker};
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use privicore_domain::command::{CommandRecord, Completion, Outcome};
+use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Completion, Outcome};
 use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,12 +51,23 @@ pub(crate) async fn publish_outcome(core: &Core, command: &CommandRecord, outcom
     .await;
 }
 
+/// Commands that only read (request data) may run at acceptance when nothing is queued on
+/// their resource: the read happens first, then one write records command and outcome.
+pub(crate) fn runs_inline_when_idle(command: &CommandRecord) -> bool {
+    matches!(command.payload, CommandPayload::RequestData { .. })
+}
+
 pub(crate) struct Pipeline {
     lanes: Vec<mpsc::UnboundedSender<CommandRecord>>,
+    /// Commands submitted to each lane and not yet finished.
+    queued: Arc<Vec<AtomicUsize>>,
+    runner: Arc<Runner>,
 }
 
 impl Pipeline {
     pub fn start(supervisor: &Supervisor, runner: Arc<Runner>, lanes: usize) -> Self {
+        let queued: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..lanes).map(|_| AtomicUsize::new(0)).collect());
         let senders = (0..lanes)
             .map(|index| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -63,21 +75,68 @@ impl Pipeline {
                     index,
                     queue: rx,
                     runner: runner.clone(),
+                    queued: queued.clone(),
                 });
                 tx
             })
             .collect();
-        Self { lanes: senders }
+        Self {
+            lanes: senders,
+            queued,
+            runner,
+        }
+    }
+
+    fn lane_of(&self, command: &CommandRecord) -> usize {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        command.ordering_key().hash(&mut hasher);
+        (hasher.finish() % self.lanes.len() as u64) as usize
     }
 
     pub fn submit(&self, command: CommandRecord) {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        command.ordering_key().hash(&mut hasher);
-        let lane = (hasher.finish() % self.lanes.len() as u64) as usize;
+        let lane = self.lane_of(&command);
+        self.queued[lane].fetch_add(1, Ordering::SeqCst);
         if self.lanes[lane].send(command).is_err() {
+            self.queued[lane].fetch_sub(1, Ordering::SeqCst);
             // Only during shutdown; the command stays pending and resumes on restart.
             tracing::debug!("command lane closed; command left for the next start");
         }
+    }
+
+    /// True when no earlier command on the same resource is queued or running, so running
+    /// this one now keeps acceptance order.
+    pub fn lane_idle(&self, command: &CommandRecord) -> bool {
+        self.queued[self.lane_of(command)].load(Ordering::SeqCst) == 0
+    }
+
+    /// Runs a read-only command at acceptance: plan first, then the record goes in already
+    /// finished, in one write, and its events follow (README §7.7: nothing is published
+    /// for a command that is not yet durable).
+    pub async fn run_at_acceptance(&self, mut command: CommandRecord) -> Result<(), StoreError> {
+        let core = &self.runner.core;
+        let mut plan = execute::plan(core, &command).await?;
+        command.state = CommandState::Finished {
+            outcome: plan.outcome.clone(),
+            finished_at: Timestamp::now(),
+        };
+        if let Err(e) = core.store.insert_command(&command, &plan.effects).await {
+            let Some(reason) = e.business_reason() else {
+                return Err(e);
+            };
+            plan = execute::Plan::fail(reason);
+            command.state = CommandState::Finished {
+                outcome: plan.outcome.clone(),
+                finished_at: Timestamp::now(),
+            };
+            core.store.insert_command(&command, &[]).await?;
+        }
+        tracing::debug!(command = %command.id, kind = command.payload.kind(), "command accepted and executed");
+        for event in std::mem::take(&mut plan.before) {
+            core.publish(event).await;
+        }
+        let outcome = self.runner.committed(&command, plan).await;
+        publish_outcome(core, &command, outcome).await;
+        Ok(())
     }
 }
 
@@ -85,6 +144,7 @@ struct Lane {
     index: usize,
     queue: mpsc::UnboundedReceiver<CommandRecord>,
     runner: Arc<Runner>,
+    queued: Arc<Vec<AtomicUsize>>,
 }
 
 #[async_trait]
@@ -103,6 +163,7 @@ impl Worker for Lane {
                 },
             };
             self.runner.run(command, &shutdown).await;
+            self.queued[self.index].fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -153,8 +214,8 @@ impl Runner {
     }
 
     async fn commit(&self, command: &CommandRecord) -> Result<Option<Outcome>, StoreError> {
-        let plan = execute::plan(&self.core, command).await?;
-        for event in plan.before {
+        let mut plan = execute::plan(&self.core, command).await?;
+        for event in std::mem::take(&mut plan.before) {
             self.core.publish(event).await;
         }
         let completion = Completion {
@@ -168,23 +229,26 @@ impl Runner {
             .apply(&plan.effects, Some(&completion))
             .await
         {
-            Ok(_) => {
-                if command.payload.changes_devices() {
-                    self.core.targets.forget(command.profile_id);
-                }
-                for notice in plan.notices {
-                    self.core.publish(notice).await;
-                }
-                for action in plan.after {
-                    execute::after_commit(&self.core, action).await;
-                }
-                Ok(Some(plan.outcome))
-            }
+            Ok(_) => Ok(Some(self.committed(command, plan).await)),
             Err(e) => match e.business_reason() {
                 Some(reason) => self.finish(command, Outcome::failed(reason)).await,
                 None => Err(e),
             },
         }
+    }
+
+    /// What follows a durable commit: caches, notices, after-commit work.
+    async fn committed(&self, command: &CommandRecord, plan: execute::Plan) -> Outcome {
+        if command.payload.changes_devices() {
+            self.core.targets.forget(command.profile_id);
+        }
+        for notice in plan.notices {
+            self.core.publish(notice).await;
+        }
+        for action in plan.after {
+            execute::after_commit(&self.core, action).await;
+        }
+        plan.outcome
     }
 
     async fn finish(

@@ -718,3 +718,34 @@ async fn client_ciphertext_never_reaches_the_disk() {
         }
     }
 }
+
+/// A request-data accepted while a replacement of the same token is still queued runs after
+/// it (README §7.5), although request-data otherwise runs at acceptance.
+#[tokio::test]
+async fn request_data_waits_for_a_queued_replacement() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "order").await;
+    alice.attach_devices(&["a", "b", "c"]).await;
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/o", &random_payload(40))
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let next = random_payload(60 + round);
+        let replaced = alice
+            .api
+            .post_json(
+                "/data-token/update-data",
+                json!({ "dataToken": token, "data": b64(&next) }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(replaced.status, 202);
+        // No wait for the replacement's ack: acceptance order alone decides.
+        assert_eq!(alice.fetch(&token).await, next, "round {round}");
+        alice
+            .ok(replaced.json()["commandId"].as_str().unwrap())
+            .await;
+    }
+}
