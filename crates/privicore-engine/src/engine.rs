@@ -56,6 +56,7 @@ pub struct Core {
     pub(crate) fresh: crate::hot::Fresh,
     pub(crate) targets: crate::hot::Targets,
     pub(crate) committed: crate::hot::Committed,
+    pub(crate) claims: crate::claims::Claims,
 }
 
 impl Core {
@@ -139,6 +140,7 @@ impl Engine {
             fresh: Default::default(),
             targets: Default::default(),
             committed: Default::default(),
+            claims: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
@@ -307,7 +309,8 @@ impl Engine {
         let Some((effects, outcome)) =
             crate::pipeline::plan_at_acceptance(&command, command.created_at)
         else {
-            if crate::pipeline::runs_inline_when_idle(&command) && self.pipeline.lane_idle(&command)
+            if crate::pipeline::runs_inline_when_idle(&command)
+                && let Some(_claim) = self.pipeline.claim_idle_lane(&command)
             {
                 let id = command.id;
                 self.pipeline.run_at_acceptance(command).await?;

@@ -3,6 +3,7 @@
 //! the world only through the ports of `privicore-domain`.
 
 mod access;
+mod claims;
 mod config;
 mod devices;
 mod engine;

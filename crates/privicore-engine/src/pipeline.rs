@@ -6,6 +6,8 @@ mod execute;
 mod sync;
 mod tokens;
 
+pub(crate) use tokens::exchange_at_acceptance;
+
 use crate::engine::Core;
 use crate::workers::{Supervisor, Worker};
 use async_trait::async_trait;
@@ -57,17 +59,27 @@ pub(crate) fn runs_inline_when_idle(command: &CommandRecord) -> bool {
     matches!(command.payload, CommandPayload::RequestData { .. })
 }
 
+/// What a lane shares with acceptance: how many commands wait in it, and a gate held while
+/// one of its commands runs (by the lane, or at acceptance).
+#[derive(Default)]
+struct LaneState {
+    queued: AtomicUsize,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Held by a command running at acceptance: its lane runs nothing else meanwhile.
+pub(crate) struct LaneClaim(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
 pub(crate) struct Pipeline {
     lanes: Vec<mpsc::UnboundedSender<CommandRecord>>,
-    /// Commands submitted to each lane and not yet finished.
-    queued: Arc<Vec<AtomicUsize>>,
+    states: Arc<Vec<LaneState>>,
     runner: Arc<Runner>,
 }
 
 impl Pipeline {
     pub fn start(supervisor: &Supervisor, runner: Arc<Runner>, lanes: usize) -> Self {
-        let queued: Arc<Vec<AtomicUsize>> =
-            Arc::new((0..lanes).map(|_| AtomicUsize::new(0)).collect());
+        let states: Arc<Vec<LaneState>> =
+            Arc::new((0..lanes).map(|_| LaneState::default()).collect());
         let senders = (0..lanes)
             .map(|index| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -75,14 +87,14 @@ impl Pipeline {
                     index,
                     queue: rx,
                     runner: runner.clone(),
-                    queued: queued.clone(),
+                    states: states.clone(),
                 });
                 tx
             })
             .collect();
         Self {
             lanes: senders,
-            queued,
+            states,
             runner,
         }
     }
@@ -95,26 +107,35 @@ impl Pipeline {
 
     pub fn submit(&self, command: CommandRecord) {
         let lane = self.lane_of(&command);
-        self.queued[lane].fetch_add(1, Ordering::SeqCst);
+        self.states[lane].queued.fetch_add(1, Ordering::SeqCst);
         if self.lanes[lane].send(command).is_err() {
-            self.queued[lane].fetch_sub(1, Ordering::SeqCst);
+            self.states[lane].queued.fetch_sub(1, Ordering::SeqCst);
             // Only during shutdown; the command stays pending and resumes on restart.
             tracing::debug!("command lane closed; command left for the next start");
         }
     }
 
-    /// True when no earlier command on the same resource is queued or running, so running
-    /// this one now keeps acceptance order.
-    pub fn lane_idle(&self, command: &CommandRecord) -> bool {
-        self.queued[self.lane_of(command)].load(Ordering::SeqCst) == 0
+    /// The command's lane, when no earlier command on its resource is queued or running:
+    /// running it now keeps acceptance order, and anything submitted meanwhile waits.
+    pub fn claim_idle_lane(&self, command: &CommandRecord) -> Option<LaneClaim> {
+        let state = &self.states[self.lane_of(command)];
+        if state.queued.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        state.gate.clone().try_lock_owned().ok().map(LaneClaim)
     }
 
-    /// Runs a read-only command at acceptance: plan first, then the record goes in already
-    /// finished, in one write, and its events follow (README §7.7: nothing is published
-    /// for a command that is not yet durable).
-    pub async fn run_at_acceptance(&self, mut command: CommandRecord) -> Result<(), StoreError> {
+    /// Records a command planned at acceptance: the record goes in already finished, in one
+    /// write, and its events follow (README §7.7: nothing is published for a command that
+    /// is not yet durable). When the write meets a conflict, the command fails with its
+    /// reason and `undo` runs instead of the plan's after-commit work.
+    pub async fn record_at_acceptance(
+        &self,
+        mut command: CommandRecord,
+        mut plan: execute::Plan,
+        undo: Vec<execute::After>,
+    ) -> Result<(), StoreError> {
         let core = &self.runner.core;
-        let mut plan = execute::plan(core, &command).await?;
         command.state = CommandState::Finished {
             outcome: plan.outcome.clone(),
             finished_at: Timestamp::now(),
@@ -124,6 +145,7 @@ impl Pipeline {
                 return Err(e);
             };
             plan = execute::Plan::fail(reason);
+            plan.after = undo;
             command.state = CommandState::Finished {
                 outcome: plan.outcome.clone(),
                 finished_at: Timestamp::now(),
@@ -138,13 +160,19 @@ impl Pipeline {
         publish_outcome(core, &command, outcome).await;
         Ok(())
     }
+
+    /// Plans a read-only command at acceptance and records it.
+    pub async fn run_at_acceptance(&self, command: CommandRecord) -> Result<(), StoreError> {
+        let plan = execute::plan(&self.runner.core, &command).await?;
+        self.record_at_acceptance(command, plan, Vec::new()).await
+    }
 }
 
 struct Lane {
     index: usize,
     queue: mpsc::UnboundedReceiver<CommandRecord>,
     runner: Arc<Runner>,
-    queued: Arc<Vec<AtomicUsize>>,
+    states: Arc<Vec<LaneState>>,
 }
 
 #[async_trait]
@@ -162,8 +190,11 @@ impl Worker for Lane {
                     None => return Ok(()),
                 },
             };
+            let state = &self.states[self.index];
+            let gate = state.gate.lock().await;
             self.runner.run(command, &shutdown).await;
-            self.queued[self.index].fetch_sub(1, Ordering::SeqCst);
+            drop(gate);
+            state.queued.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::engine::Core;
 use privicore_domain::Timestamp;
 use privicore_domain::data_token::{ReplicaState, TokenVersion};
 use privicore_domain::device::{Device, DeviceId};
-use privicore_domain::effect::DataEffect;
+use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::envelope::{Header, Opener};
 use privicore_domain::ports::StoreError;
 use privicore_wire::bus::{self, Capacity, Envelope, kind};
@@ -112,6 +112,18 @@ impl Coordinator {
         drop(st);
         wait.notify.notify_waiters();
         true
+    }
+
+    /// Closes an absorbing wait and forgets it; the devices it counted as confirmed.
+    fn stop_absorbing(&self, token: &str, version: u32) -> Option<Vec<DeviceId>> {
+        let wait = self
+            .stores
+            .lock()
+            .expect("coordinator lock")
+            .remove(&(token.to_owned(), version))?;
+        let mut st = wait.state.lock().expect("wait lock");
+        st.absorbing = None;
+        Some(st.confirmed.iter().copied().collect())
     }
 
     pub(crate) fn unwatch_store(&self, token: &str, version: u32) {
@@ -288,6 +300,16 @@ impl Core {
         Ok(devices)
     }
 
+    /// True when the profile has storage devices and every one is online: only then is a
+    /// replication expected to finish within a device round trip.
+    pub(crate) async fn targets_online(
+        &self,
+        profile: privicore_domain::ProfileId,
+    ) -> Result<bool, StoreError> {
+        let targets = self.storage_targets(profile).await?;
+        Ok(!targets.is_empty() && targets.iter().all(|d| self.online(*d)))
+    }
+
     pub(crate) async fn send_object(
         &self,
         device: DeviceId,
@@ -361,31 +383,54 @@ pub(crate) enum Replicated {
     },
 }
 
+/// A sealed version: its header row and its layer-2 chunks.
+pub(crate) type Sealed = (TokenVersion, Vec<Vec<u8>>);
+
+/// After the write quorum, answers still owed by the other targets are awaited this long,
+/// so that they are recorded with the commit instead of one write each afterwards.
+const LINGER: Duration = Duration::from_millis(3);
+
 /// Fans one object version out to the profile's storage devices and waits for the write
-/// quorum (§5.2).
+/// quorum (§5.2). A version `in_hand` is being exchanged at acceptance: nothing of it is in
+/// the store yet, so confirmations that come after the count are still absorbed, until
+/// `record_late` runs after the commit.
 pub(crate) async fn replicate(
     core: &Core,
     profile: privicore_domain::ProfileId,
     token: &str,
     version: u32,
+    in_hand: Option<&Sealed>,
 ) -> Result<Replicated, StoreError> {
-    let kept = core.fresh.take(token, version);
+    let kept = match in_hand {
+        Some(_) => None,
+        None => core.fresh.take(token, version),
+    };
     let targets = core.storage_targets(profile).await?;
     if targets.is_empty() {
         return Ok(Replicated::NoDevices);
     }
-    let (tv, chunks) = match kept {
-        Some(kept) => kept,
-        None => (
-            core.store
-                .token_version(token, version)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?,
-            core.store
-                .spool(token, version)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?,
-        ),
+    let loaded;
+    let (tv, chunks) = match (in_hand, kept) {
+        (Some((tv, chunks)), _) => (tv, chunks),
+        (None, Some(kept)) => {
+            loaded = kept;
+            (&loaded.0, &loaded.1)
+        }
+        (None, None) => {
+            loaded = (
+                core.store
+                    .token_version(token, version)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("no header for {token} v{version}"))
+                    })?,
+                core.store
+                    .spool(token, version)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?,
+            );
+            (&loaded.0, &loaded.1)
+        }
     };
     let existing = core.store.replicas(token, Some(version)).await?;
     let known: HashSet<DeviceId> = existing.iter().map(|r| r.device_id).collect();
@@ -408,10 +453,11 @@ pub(crate) async fn replicate(
         }
     }
     for device in &targets {
-        core.send_object(*device, &tv, &chunks).await;
+        core.send_object(*device, tv, chunks).await;
     }
     let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
     let deadline = tokio::time::Instant::now() + core.config.storage.commit_timeout(tv.total_size);
+    let mut linger_until = None;
     let devices: Vec<DeviceId> = loop {
         let notified = wait.notify.notified();
         tokio::pin!(notified);
@@ -419,18 +465,27 @@ pub(crate) async fn replicate(
         {
             let mut st = wait.state.lock().expect("wait lock");
             let (confirmed, failed) = (st.confirmed.len(), st.failed.len());
-            if confirmed >= quorum
-                || confirmed + failed >= targets.len()
-                || tokio::time::Instant::now() >= deadline
+            let now = tokio::time::Instant::now();
+            if confirmed >= quorum && linger_until.is_none() {
+                linger_until = Some((now + LINGER).min(deadline));
+            }
+            if confirmed + failed >= targets.len()
+                || now >= deadline
+                || linger_until.is_some_and(|until| now >= until)
             {
-                // From here on the inbox records late confirmations itself.
-                st.absorbing = None;
-                break st.confirmed.iter().copied().collect();
+                let devices: Vec<DeviceId> = st.confirmed.iter().copied().collect();
+                if in_hand.is_none() || devices.len() < quorum {
+                    // From here on the inbox records late confirmations itself.
+                    st.absorbing = None;
+                }
+                break devices;
             }
         }
-        let _ = tokio::time::timeout_at(deadline, notified).await;
+        let _ = tokio::time::timeout_at(linger_until.unwrap_or(deadline), notified).await;
     };
-    core.coordinator.unwatch_store(token, version);
+    if in_hand.is_none() || devices.len() < quorum {
+        core.coordinator.unwatch_store(token, version);
+    }
     if devices.len() >= quorum {
         Ok(Replicated::Committed {
             pending: (targets.len() - devices.len()) as u64,
@@ -441,6 +496,46 @@ pub(crate) async fn replicate(
     } else {
         Ok(Replicated::WriteFailed { targets })
     }
+}
+
+/// Ends the absorbing of an exchange run at acceptance, once its record is written (or
+/// was not, `recorded` None): confirmations absorbed after its count are written now;
+/// later ones find the version in the store and go through the inbox.
+pub(crate) async fn record_late(
+    core: &Core,
+    token: &str,
+    version: u32,
+    recorded: Option<&[DeviceId]>,
+) -> Result<(), StoreError> {
+    let late: Vec<DeviceId> = match core.coordinator.stop_absorbing(token, version) {
+        Some(confirmed) => confirmed
+            .into_iter()
+            .filter(|d| recorded.is_some_and(|r| !r.contains(d)))
+            .collect(),
+        None => return Ok(()),
+    };
+    if late.is_empty() {
+        return Ok(());
+    }
+    let mut effects: Vec<Effect> = late
+        .into_iter()
+        .map(|device_id| {
+            Effect::from(DataEffect::ConfirmReplica {
+                token: token.to_owned(),
+                version,
+                device_id,
+            })
+        })
+        .collect();
+    core.store.apply(&effects, None).await?;
+    if core.store.replica_counts(token, version).await?.pending == 0 {
+        effects = vec![Effect::from(DataEffect::DropSpool {
+            token: token.to_owned(),
+            version,
+        })];
+        core.store.apply(&effects, None).await?;
+    }
+    Ok(())
 }
 
 /// The sealed chunks of a version, from the spool or from a replica whose chunks

@@ -749,3 +749,42 @@ async fn request_data_waits_for_a_queued_replacement() {
             .await;
     }
 }
+
+/// Concurrent exchanges of one reservation: exactly one is stored, the others are refused
+/// (409 or status 3 `data_token.already_exchanged`), and the token returns the winner's
+/// bytes, in memory and on every device.
+#[tokio::test]
+async fn concurrent_exchanges_of_one_token_store_exactly_one() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "race").await;
+    alice.attach_devices(&["a", "b", "c"]).await;
+    for round in 0..4 {
+        let reserved = alice.api.reserve_token_space("/race", None).await.unwrap();
+        let token = alice.ok(&reserved.command_id).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let payloads: Vec<Vec<u8>> = (0..6).map(|i| random_payload(40 + i)).collect();
+        let attempts = payloads.iter().map(|p| alice.api.exchange_data(&token, p));
+        let answers = futures_util::future::join_all(attempts).await;
+        let mut winners = Vec::new();
+        for (payload, answer) in payloads.iter().zip(answers) {
+            match answer {
+                Ok(accepted) => match alice.outcome(&accepted.command_id).await {
+                    CommandOutcome::Succeeded(_) => winners.push(payload.clone()),
+                    CommandOutcome::Failed(key) => {
+                        assert_eq!(key, "data_token.already_exchanged", "round {round}")
+                    }
+                },
+                Err(e) => assert_eq!(
+                    (e.status(), e.code()),
+                    (Some(409), Some("data_token.already_exchanged")),
+                    "round {round}"
+                ),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        alice.wait_confirmed(&token, 3).await;
+        assert_eq!(alice.fetch(&token).await, winners[0], "round {round}");
+    }
+}

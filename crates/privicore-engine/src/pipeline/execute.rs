@@ -26,6 +26,13 @@ pub(crate) enum After {
     Revoke(DeviceId, &'static str),
     /// The profile's key or tokens changed: cached authorizations must be re-read.
     ForgetProfile(privicore_domain::ProfileId),
+    /// An exchange run at acceptance is recorded (`Some`: the devices its record confirmed)
+    /// or failed (`None`): device answers it still absorbed are written or dropped.
+    RecordLate {
+        token: String,
+        version: u32,
+        recorded: Option<Vec<DeviceId>>,
+    },
 }
 
 pub(crate) struct Plan {
@@ -89,6 +96,18 @@ pub(crate) async fn after_commit(core: &Core, action: After) {
         After::SendRoles(device) => core.send_roles(&device).await,
         After::Revoke(device, reason) => core.revoke_device(device, reason).await,
         After::ForgetProfile(profile) => core.auth_cache.forget_profile(profile),
+        After::RecordLate {
+            token,
+            version,
+            recorded,
+        } => {
+            if let Err(error) =
+                crate::replication::record_late(core, &token, version, recorded.as_deref()).await
+            {
+                // The replicas stay pending; a synchronization confirms them.
+                tracing::warn!(%error, "could not record late device confirmations");
+            }
+        }
     }
 }
 

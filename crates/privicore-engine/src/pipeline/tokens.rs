@@ -2,7 +2,7 @@
 
 use super::execute::{After, Plan};
 use crate::engine::Core;
-use crate::replication::{self, Replicated};
+use crate::replication::{self, Replicated, Sealed};
 use crate::tokens::{encode_payload, fresh_salt};
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::*;
@@ -219,6 +219,7 @@ fn undo_partial_writes(
 /// spool dropped when no target still waits for it) and the counts the result reports.
 struct Committed {
     effects: Vec<DataEffect>,
+    devices: Vec<privicore_domain::device::DeviceId>,
     confirmed: usize,
     pending: u64,
     stored_size: u64,
@@ -233,9 +234,10 @@ async fn replicate_version(
     version: u32,
     now: Timestamp,
     failed: impl Fn(Reason) -> Plan,
+    in_hand: Option<&Sealed>,
 ) -> Result<Result<Committed, Plan>, StoreError> {
     Ok(
-        match replication::replicate(core, profile, token, version).await? {
+        match replication::replicate(core, profile, token, version, in_hand).await? {
             Replicated::NoDevices => Err(failed(Reason::StorageNoStorageDevices)),
             Replicated::WriteFailed { targets } => Err(undo_partial_writes(
                 failed(Reason::StorageWriteFailed),
@@ -265,6 +267,7 @@ async fn replicate_version(
                 Ok(Committed {
                     effects,
                     confirmed: devices.len(),
+                    devices,
                     pending,
                     stored_size,
                 })
@@ -338,50 +341,127 @@ async fn exchange(
     if row.status != TokenStatus::Exchanging {
         return Ok(Plan::fail(Reason::DataTokenAlreadyExchanged));
     }
-    // On failure the reservation is handed back, with a fresh upload value, if time is left.
-    let give_back = |reason: Reason| {
-        let expired = row.expires_at.is_some_and(|e| e <= now);
-        let (status, salt) = if expired {
-            (TokenStatus::Expired, None)
-        } else {
-            (TokenStatus::Reserved, Some(fresh_salt()))
-        };
-        Plan::fail_with(
-            reason,
-            fx(vec![
-                DataEffect::AbortExchange {
-                    token: row.token.clone(),
-                    status,
-                    upload_salt: salt,
-                    at: now,
-                },
-                DataEffect::DropSpool {
-                    token: row.token.clone(),
-                    version,
-                },
-            ]),
-        )
+    let spool = DataEffect::DropSpool {
+        token: row.token.clone(),
+        version,
     };
-    let committed = match replicate_version(
+    let give_back = |reason: Reason| hand_back(&row, reason, spool.clone(), now);
+    match replicate_version(
         core,
         command.profile_id,
         &row.token,
         version,
         now,
         give_back,
+        None,
     )
     .await?
     {
-        Ok(committed) => committed,
-        Err(failed) => return Ok(failed),
+        Ok(committed) => Ok(exchanged(&row, version, committed, Vec::new(), now)),
+        Err(failed) => Ok(failed),
+    }
+}
+
+/// On failure the reservation is handed back, with a fresh upload value, if time is left.
+fn hand_back(row: &DataToken, reason: Reason, with: DataEffect, now: Timestamp) -> Plan {
+    let expired = row.expires_at.is_some_and(|e| e <= now);
+    let (status, salt) = if expired {
+        (TokenStatus::Expired, None)
+    } else {
+        (TokenStatus::Reserved, Some(fresh_salt()))
     };
-    let mut effects = committed.effects;
-    effects.push(count(&row, EVENT_EXCHANGED, now));
-    Ok(Plan::succeed(
+    let abort = DataEffect::AbortExchange {
+        token: row.token.clone(),
+        status,
+        upload_salt: salt,
+        at: now,
+    };
+    // A begin must come before the abort; a spool drop may come after it.
+    let effects = match with {
+        DataEffect::BeginExchange { .. } => vec![with, abort],
+        _ => vec![abort, with],
+    };
+    Plan::fail_with(reason, fx(effects))
+}
+
+fn exchanged(
+    row: &DataToken,
+    version: u32,
+    committed: Committed,
+    mut effects: Vec<DataEffect>,
+    now: Timestamp,
+) -> Plan {
+    effects.extend(committed.effects);
+    effects.push(count(row, EVENT_EXCHANGED, now));
+    Plan::succeed(
         fx(effects),
         json!({ "token": row.token, "version": version, "storedSize": committed.stored_size,
                 "replicas": { "confirmed": committed.confirmed, "pending": committed.pending } }),
-    ))
+    )
+}
+
+/// An exchange run at acceptance (its lane idle, every device online): the version goes to
+/// the devices before anything is written, then one write takes the reservation, records
+/// the version, its replicas and the outcome. The spool is written only when a device still
+/// owes its copy. Returns the plan and what to undo should that write find the reservation
+/// gone (expired meanwhile): the copies already on the devices are deleted.
+pub(crate) async fn exchange_at_acceptance(
+    core: &Core,
+    command: &CommandRecord,
+    row: DataToken,
+    sealed: Sealed,
+) -> Result<(Plan, Vec<After>), StoreError> {
+    let now = Timestamp::now();
+    let version = sealed.0.version;
+    let begin = DataEffect::BeginExchange {
+        token: row.token.clone(),
+        at: now,
+    };
+    let give_back = |reason: Reason| hand_back(&row, reason, begin.clone(), now);
+    let replicated = replicate_version(
+        core,
+        command.profile_id,
+        &row.token,
+        version,
+        now,
+        give_back,
+        Some(&sealed),
+    )
+    .await?;
+    let mut committed = match replicated {
+        Ok(committed) => committed,
+        Err(failed) => return Ok((failed, Vec::new())),
+    };
+    let (header, chunks) = sealed;
+    let mut effects = vec![begin, DataEffect::PutTokenVersion(header)];
+    if committed.pending > 0 {
+        effects.push(DataEffect::PutSpool {
+            token: row.token.clone(),
+            version,
+            chunks,
+        });
+    } else {
+        committed
+            .effects
+            .retain(|e| !matches!(e, DataEffect::DropSpool { .. }));
+    }
+    let late = |recorded| After::RecordLate {
+        token: row.token.clone(),
+        version,
+        recorded,
+    };
+    let undo = vec![
+        late(None),
+        After::SendDeletes {
+            token: row.token.clone(),
+            devices: core.storage_targets(command.profile_id).await?,
+            versions: Versions::List(vec![version]),
+        },
+    ];
+    let after = late(Some(committed.devices.clone()));
+    let mut plan = exchanged(&row, version, committed, effects, now);
+    plan.after.push(after);
+    Ok((plan, undo))
 }
 
 /// Shape B with data: version n+1 replicates like an exchange; n is dropped after commit.
@@ -404,11 +484,20 @@ async fn replace(
     if row.status != TokenStatus::Active {
         return Ok(drop_new(Reason::DataTokenNotActive));
     }
-    let committed =
-        match replicate_version(core, row.profile_id, &row.token, version, now, drop_new).await? {
-            Ok(committed) => committed,
-            Err(failed) => return Ok(failed),
-        };
+    let committed = match replicate_version(
+        core,
+        row.profile_id,
+        &row.token,
+        version,
+        now,
+        drop_new,
+        None,
+    )
+    .await?
+    {
+        Ok(committed) => committed,
+        Err(failed) => return Ok(failed),
+    };
     let mut effects = committed.effects;
     effects.extend(meta_effects(&row.token, groups, now));
     effects.push(count(&row, EVENT_UPDATED, now));

@@ -179,28 +179,45 @@ impl Engine {
         token: &str,
         data: &str,
     ) -> Result<CommandId, Error> {
+        let key = normalize_token(token).ok_or(Reason::DataTokenNotFound)?;
+        let claim = self.claims.claim(&key);
+        // Read under the claim: an exchange that held it before has written its record.
         let row = self.owned_token(token, caller).await?;
+        let Some(_claim) = claim else {
+            return Err(Reason::DataTokenAlreadyExchanged.into());
+        };
         open_reservation(&row, Reason::DataTokenNotFound)?;
         let payload = decode_payload(data)?;
         check_payload_size(&payload)?;
         let version = 1;
-        let effects = self.seal_effects(&row.token, version, &payload);
-        let mut all = vec![Effect::from(DataEffect::BeginExchange {
-            token: row.token.clone(),
-            at: Timestamp::now(),
-        })];
-        all.extend(effects);
+        let sealed = self.seal(&row.token, version, &payload);
         let command = self.command_for(
             caller,
             CommandPayload::ExchangeData {
-                token: row.token,
+                token: row.token.clone(),
                 version,
             },
         );
+        if let Some(_lane) = self.pipeline.claim_idle_lane(&command)
+            && self.targets_online(row.profile_id).await?
+        {
+            let id = command.id;
+            let (plan, undo) =
+                crate::pipeline::exchange_at_acceptance(self, &command, row, sealed).await?;
+            self.pipeline
+                .record_at_acceptance(command, plan, undo)
+                .await?;
+            return Ok(id);
+        }
+        let mut all = vec![Effect::from(DataEffect::BeginExchange {
+            token: row.token,
+            at: Timestamp::now(),
+        })];
+        all.extend(sealed_effects(sealed));
         self.accept_with(command, all).await
     }
 
-    fn seal_effects(&self, token: &str, version: u32, payload: &[u8]) -> Vec<Effect> {
+    fn seal(&self, token: &str, version: u32, payload: &[u8]) -> crate::replication::Sealed {
         let sealed = envelope::seal(
             &self.keyring,
             token,
@@ -208,8 +225,8 @@ impl Engine {
             self.config.storage.chunk_size,
             payload,
         );
-        vec![
-            DataEffect::PutTokenVersion(TokenVersion {
+        (
+            TokenVersion {
                 token: token.to_owned(),
                 version,
                 header: sealed.header.to_bytes(),
@@ -217,15 +234,9 @@ impl Engine {
                 total_size: payload.len() as u64,
                 chunk_count: sealed.header.core.chunk_count,
                 committed: false,
-            })
-            .into(),
-            DataEffect::PutSpool {
-                token: token.to_owned(),
-                version,
-                chunks: sealed.chunks,
-            }
-            .into(),
-        ]
+            },
+            sealed.chunks,
+        )
     }
 
     /// Synchronous (§3.8): replaces `meta.file`, optionally the context.
@@ -447,7 +458,7 @@ impl Engine {
         {
             return Err(Reason::DataTokenUpdateInProgress.into());
         }
-        let effects = self.seal_effects(&row.token, version, &payload);
+        let effects = sealed_effects(self.seal(&row.token, version, &payload));
         let command = self.command_for(
             caller,
             CommandPayload::ReplaceData {
@@ -479,6 +490,20 @@ impl Engine {
 }
 
 /// A reservation that can still receive data; `deleted` is the key for a deleted token.
+/// A version sealed at acceptance, persisted with its command: header row and spool.
+fn sealed_effects((version, chunks): crate::replication::Sealed) -> Vec<Effect> {
+    let (token, number) = (version.token.clone(), version.version);
+    vec![
+        DataEffect::PutTokenVersion(version).into(),
+        DataEffect::PutSpool {
+            token,
+            version: number,
+            chunks,
+        }
+        .into(),
+    ]
+}
+
 fn open_reservation(row: &DataToken, deleted: Reason) -> Result<(), Error> {
     match row.status {
         TokenStatus::Reserved if row.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
