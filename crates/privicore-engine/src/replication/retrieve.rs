@@ -1,0 +1,228 @@
+//! Retrieval: a version read back from the first replica whose chunks authenticate.
+
+use crate::engine::Core;
+use privicore_domain::data_token::{ReplicaState, TokenVersion};
+use privicore_domain::device::DeviceId;
+use privicore_domain::effect::DataEffect;
+use privicore_domain::envelope::{Header, Opener};
+use privicore_domain::ports::StoreError;
+use privicore_wire::bus::{self, kind};
+use rand::seq::SliceRandom;
+use std::sync::atomic::Ordering;
+
+/// The sealed chunks of a version, from the spool or from a replica whose chunks
+/// authenticate (for a synchronization push).
+pub(crate) async fn sealed_copy(
+    core: &Core,
+    version: &TokenVersion,
+    skip: DeviceId,
+) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+    if let Some(chunks) = core.store.spool(&version.token, version.version).await? {
+        return Ok(Some(chunks));
+    }
+    let header = Header::parse(&version.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let opener =
+        Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    for replica in core
+        .store
+        .replicas(&version.token, Some(version.version))
+        .await?
+    {
+        if replica.device_id == skip
+            || replica.state != ReplicaState::Confirmed
+            || !core.online(replica.device_id)
+        {
+            continue;
+        }
+        let mut progress = Progress {
+            sealed: Some(Vec::new()),
+            ..Progress::default()
+        };
+        let source = Source {
+            token: &version.token,
+            version: version.version,
+            opener: &opener,
+        };
+        if fetch_from(core, replica.device_id, &source, &mut progress)
+            .await
+            .is_ok()
+        {
+            return Ok(progress.sealed);
+        }
+    }
+    Ok(None)
+}
+
+enum FetchProblem {
+    /// The copy is absent or does not authenticate: the replica becomes `missing`.
+    Bad(&'static str),
+    /// The device did not answer in time, or was busy.
+    Silent,
+}
+
+/// Fetches and opens the whole payload from the first candidate that delivers
+/// authenticating chunks, continuing from the same chunk on the next one (§5.3).
+pub(crate) async fn retrieve(
+    core: &Core,
+    profile: privicore_domain::ProfileId,
+    token: &str,
+    version: u32,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let tv = match core.committed.get(token, version) {
+        Some(tv) => tv,
+        None => {
+            let tv = core
+                .store
+                .token_version(token, version)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
+            core.committed.note(&tv);
+            tv
+        }
+    };
+    let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let opener =
+        Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Only devices that are still approved storage devices of the profile are asked.
+    let storage = core.storage_targets(profile).await?;
+    let mut candidates: Vec<DeviceId> = core
+        .store
+        .replicas(token, Some(version))
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.state == ReplicaState::Confirmed
+                && core.online(r.device_id)
+                && storage.contains(&r.device_id)
+        })
+        .map(|r| r.device_id)
+        .collect();
+    // Latency-based ordering is not tracked yet: equals are tried in random order.
+    candidates.shuffle(&mut rand::thread_rng());
+    let mut progress = Progress {
+        payload: Vec::with_capacity(header.core.total_size as usize),
+        ..Progress::default()
+    };
+    let source = Source {
+        token,
+        version,
+        opener: &opener,
+    };
+    for device in candidates {
+        match fetch_from(core, device, &source, &mut progress).await {
+            Ok(()) => return Ok(Some(progress.payload)),
+            Err(FetchProblem::Bad(why)) => {
+                core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%device, token, version, reason = why, "replica failed to deliver; marked missing");
+                let mark = DataEffect::TransitionReplica {
+                    token: token.to_owned(),
+                    version,
+                    device_id: device,
+                    from: vec![ReplicaState::Confirmed],
+                    to: ReplicaState::Missing,
+                };
+                core.apply(vec![mark])
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            }
+            Err(FetchProblem::Silent) => {
+                tracing::warn!(%device, token, version, "device did not deliver in time; trying the next replica");
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What is being fetched.
+struct Source<'a> {
+    token: &'a str,
+    version: u32,
+    opener: &'a Opener,
+}
+
+/// How far a fetch got; the next device continues from `next`.
+#[derive(Default)]
+struct Progress {
+    next: u32,
+    payload: Vec<u8>,
+    /// Also keep the sealed chunks (to push them elsewhere).
+    sealed: Option<Vec<Vec<u8>>>,
+}
+
+async fn fetch_from(
+    core: &Core,
+    device: DeviceId,
+    source: &Source<'_>,
+    progress: &mut Progress,
+) -> Result<(), FetchProblem> {
+    let Source {
+        token,
+        version,
+        opener,
+    } = *source;
+    let Progress {
+        next,
+        payload,
+        sealed,
+    } = progress;
+    let total = opener.core().chunk_count;
+    let window = core.config.storage.fetch_window.max(1);
+    while *next < total {
+        let fetch_id = uuid::Uuid::new_v4().to_string();
+        let mut rx = core.coordinator.open_fetch(&fetch_id);
+        let body = bus::Fetch {
+            fetch_id: fetch_id.clone(),
+            token: token.to_owned(),
+            version,
+            from_chunk: *next,
+            count: window,
+        };
+        core.send(device, kind::FETCH, &body).await;
+        let end = (*next + window).min(total);
+        let mut wait = core.config.storage.first_chunk_timeout;
+        let result = loop {
+            if *next >= end {
+                break Ok(());
+            }
+            let Ok(Some(env)) = tokio::time::timeout(wait, rx.recv()).await else {
+                break Err(FetchProblem::Silent);
+            };
+            wait = core.config.storage.chunk_gap_timeout;
+            match env.kind.as_str() {
+                kind::FETCH_CHUNK => {
+                    let Some(chunk) = env.body::<bus::FetchChunk>() else {
+                        break Err(FetchProblem::Bad("malformed chunk"));
+                    };
+                    if chunk.chunk_index != *next {
+                        break Err(FetchProblem::Bad("chunk out of order"));
+                    }
+                    match opener.open_chunk(chunk.chunk_index, &chunk.data) {
+                        Ok(plain) => {
+                            payload.extend_from_slice(&plain);
+                            if let Some(sealed) = sealed.as_mut() {
+                                sealed.push(chunk.data);
+                            }
+                            *next += 1;
+                        }
+                        Err(_) => break Err(FetchProblem::Bad("chunk does not authenticate")),
+                    }
+                }
+                kind::FETCH_FAILED => {
+                    let reason = env
+                        .body::<bus::FetchFailed>()
+                        .map(|f| f.reason)
+                        .unwrap_or_default();
+                    break Err(match reason.as_str() {
+                        "not_found" => FetchProblem::Bad("not_found"),
+                        "corrupt" => FetchProblem::Bad("corrupt"),
+                        _ => FetchProblem::Silent,
+                    });
+                }
+                _ => {}
+            }
+        };
+        core.coordinator.close_fetch(&fetch_id);
+        result?;
+    }
+    Ok(())
+}
