@@ -309,13 +309,6 @@ impl Engine {
         let Some((effects, outcome)) =
             crate::pipeline::plan_at_acceptance(&command, command.created_at)
         else {
-            if crate::pipeline::runs_inline_when_idle(&command)
-                && let Some(_claim) = self.pipeline.claim_idle_lane(&command)
-            {
-                let id = command.id;
-                self.pipeline.run_at_acceptance(command).await?;
-                return Ok(id);
-            }
             return self.accept_with(command, Vec::new()).await;
         };
         command.state = privicore_domain::command::CommandState::Finished {

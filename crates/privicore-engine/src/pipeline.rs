@@ -6,13 +6,13 @@ mod execute;
 mod sync;
 mod tokens;
 
-pub(crate) use tokens::exchange_at_acceptance;
+pub(crate) use tokens::{exchange_at_acceptance, request_data};
 
 use crate::engine::Core;
 use crate::workers::{Supervisor, Worker};
 use async_trait::async_trait;
 use futures_util::FutureExt;
-use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Completion, Outcome};
+use privicore_domain::command::{CommandRecord, CommandState, Completion, Outcome};
 use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
@@ -51,12 +51,6 @@ pub(crate) async fn publish_outcome(core: &Core, command: &CommandRecord, outcom
         body,
     )))
     .await;
-}
-
-/// Commands that only read (request data) may run at acceptance when nothing is queued on
-/// their resource: the read happens first, then one write records command and outcome.
-pub(crate) fn runs_inline_when_idle(command: &CommandRecord) -> bool {
-    matches!(command.payload, CommandPayload::RequestData { .. })
 }
 
 /// What a lane shares with acceptance: how many commands wait in it, and a gate held while
@@ -159,12 +153,6 @@ impl Pipeline {
         let outcome = self.runner.committed(&command, plan).await;
         publish_outcome(core, &command, outcome).await;
         Ok(())
-    }
-
-    /// Plans a read-only command at acceptance and records it.
-    pub async fn run_at_acceptance(&self, command: CommandRecord) -> Result<(), StoreError> {
-        let plan = execute::plan(&self.runner.core, &command).await?;
-        self.record_at_acceptance(command, plan, Vec::new()).await
     }
 }
 

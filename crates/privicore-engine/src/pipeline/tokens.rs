@@ -85,32 +85,7 @@ pub(crate) async fn plan(
             ..
         } => replace(core, row, *version, [file, risk, data], now).await,
         CommandPayload::RequestData { request_id, .. } => {
-            let (Some(version), TokenStatus::Active) = (row.version, row.status) else {
-                return Ok(Plan::fail(if row.status == TokenStatus::Deleted {
-                    Reason::DataTokenNotFound
-                } else {
-                    Reason::DataTokenNotActive
-                }));
-            };
-            let Some(payload) =
-                replication::retrieve(core, row.profile_id, &row.token, version).await?
-            else {
-                return Ok(Plan::fail(Reason::StorageDataUnavailable));
-            };
-            let size = payload.len();
-            let mut plan = Plan::succeed(
-                fx(vec![count(&row, EVENT_REQUESTED, now)]),
-                json!({ "requestId": request_id.to_string(), "token": row.token, "version": version, "outputType": 0,
-                        "storedSize": size, "expiresAt": null }),
-            );
-            plan.before.push(BusEvent::Profile(ProfileEvent {
-                profile_id: row.profile_id,
-                application_id: command.application_id,
-                data: json!({ "type": "X-DPT-CAB-REQUEST-ID", "id": request_id.to_string(), "output_type": 0,
-                              "data_context": row.context, "body": encode_payload(&payload),
-                              "commandId": command.id.to_string(), "token": row.token, "size": size }),
-            }));
-            Ok(plan)
+            request_data(core, command, row, *request_id, now).await
         }
         CommandPayload::DeleteData { .. } => {
             if !matches!(row.status, TokenStatus::Reserved | TokenStatus::Active) {
@@ -198,6 +173,41 @@ pub(crate) async fn plan(
         }
         _ => Err(StoreError::Corrupt("not a token command".into())),
     }
+}
+
+/// Reads the current version back and delivers it (inline path, §3.5).
+pub(crate) async fn request_data(
+    core: &Core,
+    command: &CommandRecord,
+    row: DataToken,
+    request_id: privicore_domain::CommandId,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
+    let (Some(version), TokenStatus::Active) = (row.version, row.status) else {
+        return Ok(Plan::fail(if row.status == TokenStatus::Deleted {
+            Reason::DataTokenNotFound
+        } else {
+            Reason::DataTokenNotActive
+        }));
+    };
+    let Some(payload) = replication::retrieve(core, row.profile_id, &row.token, version).await?
+    else {
+        return Ok(Plan::fail(Reason::StorageDataUnavailable));
+    };
+    let size = payload.len();
+    let mut plan = Plan::succeed(
+        fx(vec![count(&row, EVENT_REQUESTED, now)]),
+        json!({ "requestId": request_id.to_string(), "token": row.token, "version": version, "outputType": 0,
+                "storedSize": size, "expiresAt": null }),
+    );
+    plan.before.push(BusEvent::Profile(ProfileEvent {
+        profile_id: row.profile_id,
+        application_id: command.application_id,
+        data: json!({ "type": "X-DPT-CAB-REQUEST-ID", "id": request_id.to_string(), "output_type": 0,
+                      "data_context": row.context, "body": encode_payload(&payload),
+                      "commandId": command.id.to_string(), "token": row.token, "size": size }),
+    }));
+    Ok(plan)
 }
 
 /// Devices that stored part or all of a version that failed are told to drop it.

@@ -286,6 +286,18 @@ impl Engine {
         caller: &Caller,
         token: &str,
     ) -> Result<(CommandId, CommandId), Error> {
+        let request_id = CommandId::new();
+        let command = self.command_for(
+            caller,
+            CommandPayload::RequestData {
+                token: normalize_token(token).ok_or(Reason::DataTokenNotFound)?,
+                request_id,
+            },
+        );
+        // Only reads: it runs at acceptance unless an earlier command on the token is
+        // queued (then in the lane, after it). The row is read once the lane is claimed, so
+        // it already shows every command accepted before.
+        let lane = self.pipeline.claim_idle_lane(&command);
         let row = self.owned_token(token, caller).await?;
         match row.status {
             TokenStatus::Active => {}
@@ -294,14 +306,16 @@ impl Engine {
             }
             _ => return Err(Reason::DataTokenNotFound.into()),
         }
-        let request_id = CommandId::new();
-        let command = self.command_for(
-            caller,
-            CommandPayload::RequestData {
-                token: row.token,
-                request_id,
-            },
-        );
+        if let Some(_lane) = lane {
+            let id = command.id;
+            let plan =
+                crate::pipeline::request_data(self, &command, row, request_id, Timestamp::now())
+                    .await?;
+            self.pipeline
+                .record_at_acceptance(command, plan, Vec::new())
+                .await?;
+            return Ok((id, request_id));
+        }
         Ok((self.accept(command).await?, request_id))
     }
 
