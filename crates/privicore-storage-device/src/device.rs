@@ -105,6 +105,8 @@ struct PendingPut {
 
 /// Most messages handled (and objects flushed) together.
 const MAX_BATCH: usize = 256;
+/// Reads up to this size are answered on the async thread (see `run`).
+const SMALL_READS: u64 = 64 * 1024;
 
 pub struct StorageDevice {
     identity: DeviceIdentity,
@@ -193,6 +195,22 @@ impl StorageDevice {
 
     /// Handles messages in order; the objects they complete are written with one flush
     /// before any of them is confirmed.
+    /// True when every message fetches an object this device holds and together they
+    /// read at most `SMALL_READS` bytes.
+    pub fn only_small_reads(&self, envs: &[Envelope]) -> bool {
+        let mut total = 0;
+        envs.iter().all(|env| {
+            env.kind == kind::FETCH
+                && env.body::<bus::Fetch>().is_some_and(|f| {
+                    total += self
+                        .store
+                        .stored_len(&f.token, f.version)
+                        .unwrap_or(u64::MAX / 2);
+                    total <= SMALL_READS
+                })
+        })
+    }
+
     pub fn handle_batch(&mut self, envs: Vec<Envelope>) -> Handled {
         let mut out = Handled::default();
         let mut pending = Vec::new();
@@ -479,11 +497,18 @@ impl StorageDevice {
                         batch.push(more);
                     }
                     let ids: Vec<String> = batch.iter().map(|e| e.message_id.clone()).collect();
-                    let worker = device.clone();
-                    // File I/O and fsync happen off the async threads.
-                    let handled = tokio::task::spawn_blocking(move || worker.lock().expect("device lock").handle_batch(batch))
-                        .await
-                        .map_err(|e| LinkError::Transport(e.to_string()))?;
+                    let small_reads = device.lock().expect("device lock").only_small_reads(&batch);
+                    let handled = if small_reads {
+                        // A few KiB read back from the page cache cost less than a hop to the
+                        // blocking pool and back.
+                        device.lock().expect("device lock").handle_batch(batch)
+                    } else {
+                        // Writes, fsyncs and large reads happen off the async threads.
+                        let worker = device.clone();
+                        tokio::task::spawn_blocking(move || worker.lock().expect("device lock").handle_batch(batch))
+                            .await
+                            .map_err(|e| LinkError::Transport(e.to_string()))?
+                    };
                     for reply in handled.replies {
                         link.send(reply).await?;
                     }
@@ -497,5 +522,55 @@ impl StorageDevice {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(token: &str) -> Envelope {
+        Envelope::new(
+            kind::FETCH,
+            "dev-1",
+            None,
+            &bus::Fetch {
+                fetch_id: "f".into(),
+                token: token.into(),
+                version: 1,
+                from_chunk: 0,
+                count: 1,
+            },
+        )
+    }
+
+    fn put(device: &StorageDevice, token: &str, size: usize) {
+        let info = ObjectInfo {
+            token: token.into(),
+            version: 1,
+            chunk_count: 1,
+            digest: [7; 32],
+            layer2_header: vec![1, 2, 3],
+        };
+        device.objects().put(&info, &[vec![9; size]]).unwrap();
+    }
+
+    #[test]
+    fn only_fetches_of_small_held_objects_count_as_small_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = KeyPair::generate().public().clone();
+        let identity = DeviceIdentity::load_or_create(dir.path(), "dev-1", engine).unwrap();
+        let device = StorageDevice::open(dir.path(), identity).unwrap();
+        let small = "dtk-00000000-0000-4000-8000-000000000001";
+        let large = "dtk-00000000-0000-4000-8000-000000000002";
+        let absent = "dtk-00000000-0000-4000-8000-000000000003";
+        put(&device, small, 1024);
+        put(&device, large, 100 * 1024);
+
+        assert!(device.only_small_reads(&[fetch(small), fetch(small)]));
+        assert!(!device.only_small_reads(&[fetch(large)]));
+        assert!(!device.only_small_reads(&[fetch(absent)]));
+        let store = Envelope::new(kind::DELETE, "dev-1", None, &serde_json::json!({}));
+        assert!(!device.only_small_reads(&[fetch(small), store]));
     }
 }

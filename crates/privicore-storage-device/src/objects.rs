@@ -347,6 +347,14 @@ impl ObjectStore {
         sync_dir(&self.root)
     }
 
+    /// Bytes the object's record takes on disk, if it is held.
+    pub fn stored_len(&self, token: &str, version: u32) -> Option<u64> {
+        self.lock()
+            .index
+            .get(&(token.to_owned(), version))
+            .map(|e| u64::from(e.len))
+    }
+
     pub fn digest_of(&self, token: &str, version: u32) -> Option<[u8; 32]> {
         self.lock()
             .index
