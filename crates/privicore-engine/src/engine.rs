@@ -56,6 +56,7 @@ pub struct Core {
     pub(crate) fresh: crate::hot::Fresh,
     pub(crate) targets: crate::hot::Targets,
     pub(crate) committed: crate::hot::Committed,
+    pub(crate) holders: crate::hot::Holders,
     pub(crate) claims: crate::claims::Claims,
 }
 
@@ -140,6 +141,7 @@ impl Engine {
             fresh: Default::default(),
             targets: Default::default(),
             committed: Default::default(),
+            holders: Default::default(),
             claims: Default::default(),
         });
 

@@ -121,6 +121,39 @@ impl Targets {
     }
 }
 
+/// Devices that confirmed a version when it was committed, as a first guess for its
+/// retrieval. Only a hint: replicas may go missing or be added later, so retrieval falls
+/// back to the store's replica rows when none of these delivers.
+#[derive(Default)]
+pub(crate) struct Holders {
+    versions: Mutex<HashMap<(String, u32), Vec<DeviceId>>>,
+}
+
+impl Holders {
+    pub fn get(&self, token: &str, version: u32) -> Option<Vec<DeviceId>> {
+        self.versions
+            .lock()
+            .expect("holders lock")
+            .get(&(token.to_owned(), version))
+            .cloned()
+    }
+
+    pub fn note(&self, token: &str, version: u32, devices: Vec<DeviceId>) {
+        let mut versions = self.versions.lock().expect("holders lock");
+        if versions.len() >= COMMITTED_MAX {
+            versions.clear();
+        }
+        versions.insert((token.to_owned(), version), devices);
+    }
+
+    pub fn forget(&self, token: &str, version: u32) {
+        self.versions
+            .lock()
+            .expect("holders lock")
+            .remove(&(token.to_owned(), version));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

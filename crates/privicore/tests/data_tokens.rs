@@ -788,3 +788,44 @@ async fn concurrent_exchanges_of_one_token_store_exactly_one() {
         assert_eq!(alice.fetch(&token).await, winners[0], "round {round}");
     }
 }
+
+/// Retrieval first asks the devices that confirmed the commit; when none of them delivers,
+/// it falls back to the replica rows and finds a copy a synchronization added later.
+#[tokio::test]
+async fn retrieval_finds_a_copy_added_after_the_commit() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "holders").await;
+    let first = alice.attach_devices(&["one", "two"]).await;
+    let data = random_payload(200);
+    let (token, _) = alice
+        .api
+        .store_payload(&alice.session, "/h", &data)
+        .await
+        .unwrap();
+    alice.wait_confirmed(&token, 2).await;
+    assert_eq!(alice.fetch(&token).await, data);
+
+    let late = alice.attach_devices(&["three"]).await;
+    let sync = alice.api.sync_device(&late[0], false).await.unwrap();
+    assert_eq!(alice.ok(&sync.command_id).await["objectsPushed"], 1);
+    for device in &first {
+        damage_on_device(&server.device_dir(device), &token);
+    }
+    assert_eq!(alice.fetch(&token).await, data);
+    // Both holders were asked (and failed) before the fallback found the third copy.
+    let storage = alice.api.list_storage_devices("").await.unwrap();
+    let missing: Vec<(String, u64)> = storage["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let id = d["deviceIdentifier"].as_str().unwrap().to_owned();
+            (id, d["replicas"]["missing"].as_u64().unwrap())
+        })
+        .collect();
+    for (id, count) in &missing {
+        let expected = if first.contains(id) { 1 } else { 0 };
+        assert_eq!(*count, expected, "{storage}");
+    }
+    assert_eq!(alice.fetch(&token).await, data);
+}

@@ -26,6 +26,9 @@ pub(crate) enum After {
     Revoke(DeviceId, &'static str),
     /// The profile's key or tokens changed: cached authorizations must be re-read.
     ForgetProfile(privicore_domain::ProfileId),
+    /// A version just committed: its header (which never changes) and the devices that
+    /// confirmed it, kept for retrieval.
+    NoteCommitted(privicore_domain::data_token::TokenVersion, Vec<DeviceId>),
     /// An exchange run at acceptance is recorded (`Some`: the devices its record confirmed)
     /// or failed (`None`): device answers it still absorbed are written or dropped.
     RecordLate {
@@ -96,6 +99,10 @@ pub(crate) async fn after_commit(core: &Core, action: After) {
         After::SendRoles(device) => core.send_roles(&device).await,
         After::Revoke(device, reason) => core.revoke_device(device, reason).await,
         After::ForgetProfile(profile) => core.auth_cache.forget_profile(profile),
+        After::NoteCommitted(version, devices) => {
+            core.holders.note(&version.token, version.version, devices);
+            core.committed.note(&version);
+        }
         After::RecordLate {
             token,
             version,

@@ -443,6 +443,10 @@ pub(crate) async fn exchange_at_acceptance(
         Err(failed) => return Ok((failed, Vec::new())),
     };
     let (header, chunks) = sealed;
+    let kept = TokenVersion {
+        committed: true,
+        ..header.clone()
+    };
     let mut effects = vec![begin, DataEffect::PutTokenVersion(header)];
     if committed.pending > 0 {
         effects.push(DataEffect::PutSpool {
@@ -469,8 +473,9 @@ pub(crate) async fn exchange_at_acceptance(
         },
     ];
     let after = late(Some(committed.devices.clone()));
+    let noted = After::NoteCommitted(kept, committed.devices.clone());
     let mut plan = exchanged(&row, version, committed, effects, now);
-    plan.after.push(after);
+    plan.after.extend([after, noted]);
     Ok((plan, undo))
 }
 

@@ -85,20 +85,7 @@ pub(crate) async fn retrieve(
         Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Only devices that are still approved storage devices of the profile are asked.
     let storage = core.storage_targets(profile).await?;
-    let mut candidates: Vec<DeviceId> = core
-        .store
-        .replicas(token, Some(version))
-        .await?
-        .into_iter()
-        .filter(|r| {
-            r.state == ReplicaState::Confirmed
-                && core.online(r.device_id)
-                && storage.contains(&r.device_id)
-        })
-        .map(|r| r.device_id)
-        .collect();
-    // Latency-based ordering is not tracked yet: equals are tried in random order.
-    candidates.shuffle(&mut rand::thread_rng());
+    let usable = |device: &DeviceId| core.online(*device) && storage.contains(device);
     let mut progress = Progress {
         payload: Vec::with_capacity(header.core.total_size as usize),
         ..Progress::default()
@@ -108,29 +95,78 @@ pub(crate) async fn retrieve(
         version,
         opener: &opener,
     };
+    // The devices that confirmed the commit first; the replica rows when none delivers.
+    let mut tried = Vec::new();
+    if let Some(hinted) = core.holders.get(token, version) {
+        let mut order: Vec<DeviceId> = hinted.iter().copied().filter(|d| usable(d)).collect();
+        order.shuffle(&mut rand::thread_rng());
+        for device in order {
+            tried.push(device);
+            if try_device(core, device, &source, &mut progress).await? {
+                if tried.len() > 1 {
+                    // The ones that failed before are not asked first again.
+                    let kept = hinted
+                        .into_iter()
+                        .filter(|d| !tried.contains(d) || *d == device);
+                    core.holders.note(token, version, kept.collect());
+                }
+                return Ok(Some(progress.payload));
+            }
+        }
+        core.holders.forget(token, version);
+    }
+    let mut candidates: Vec<DeviceId> = core
+        .store
+        .replicas(token, Some(version))
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r.state == ReplicaState::Confirmed
+                && usable(&r.device_id)
+                && !tried.contains(&r.device_id)
+        })
+        .map(|r| r.device_id)
+        .collect();
+    // Latency-based ordering is not tracked yet: equals are tried in random order.
+    candidates.shuffle(&mut rand::thread_rng());
     for device in candidates {
-        match fetch_from(core, device, &source, &mut progress).await {
-            Ok(()) => return Ok(Some(progress.payload)),
-            Err(FetchProblem::Bad(why)) => {
-                core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%device, token, version, reason = why, "replica failed to deliver; marked missing");
-                let mark = DataEffect::TransitionReplica {
-                    token: token.to_owned(),
-                    version,
-                    device_id: device,
-                    from: vec![ReplicaState::Confirmed],
-                    to: ReplicaState::Missing,
-                };
-                core.apply(vec![mark])
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            }
-            Err(FetchProblem::Silent) => {
-                tracing::warn!(%device, token, version, "device did not deliver in time; trying the next replica");
-            }
+        if try_device(core, device, &source, &mut progress).await? {
+            return Ok(Some(progress.payload));
         }
     }
     Ok(None)
+}
+
+/// Asks one device for the rest of the version; true when the payload is complete. A copy
+/// that is absent or does not authenticate is marked `missing`.
+async fn try_device(
+    core: &Core,
+    device: DeviceId,
+    source: &Source<'_>,
+    progress: &mut Progress,
+) -> Result<bool, StoreError> {
+    let Source { token, version, .. } = *source;
+    match fetch_from(core, device, source, progress).await {
+        Ok(()) => return Ok(true),
+        Err(FetchProblem::Bad(why)) => {
+            core.coordinator.missing.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%device, token, version, reason = why, "replica failed to deliver; marked missing");
+            let mark = DataEffect::TransitionReplica {
+                token: token.to_owned(),
+                version,
+                device_id: device,
+                from: vec![ReplicaState::Confirmed],
+                to: ReplicaState::Missing,
+            };
+            core.apply(vec![mark])
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        }
+        Err(FetchProblem::Silent) => {
+            tracing::warn!(%device, token, version, "device did not deliver in time; trying the next replica");
+        }
+    }
+    Ok(false)
 }
 
 /// What is being fetched.
