@@ -62,7 +62,9 @@ struct LaneState {
 }
 
 /// Held by a command running at acceptance: its lane runs nothing else meanwhile.
-pub(crate) struct LaneClaim(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+pub(crate) struct LaneClaim {
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
 
 pub(crate) struct Pipeline {
     lanes: Vec<mpsc::UnboundedSender<CommandRecord>>,
@@ -116,7 +118,9 @@ impl Pipeline {
         if state.queued.load(Ordering::SeqCst) != 0 {
             return None;
         }
-        state.gate.clone().try_lock_owned().ok().map(LaneClaim)
+        let gate = state.gate.clone().try_lock_owned().ok()?;
+        // A command submitted between the count and the lock goes first.
+        (state.queued.load(Ordering::SeqCst) == 0).then_some(LaneClaim { _gate: gate })
     }
 
     /// Records a command planned at acceptance: the record goes in already finished, in one

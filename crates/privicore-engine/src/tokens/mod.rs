@@ -503,7 +503,6 @@ impl Engine {
     }
 }
 
-/// A reservation that can still receive data; `deleted` is the key for a deleted token.
 /// A version sealed at acceptance, persisted with its command: header row and spool.
 fn sealed_effects((version, chunks): crate::replication::Sealed) -> Vec<Effect> {
     let (token, number) = (version.token.clone(), version.version);
@@ -518,6 +517,7 @@ fn sealed_effects((version, chunks): crate::replication::Sealed) -> Vec<Effect> 
     ]
 }
 
+/// A reservation that can still receive data; `deleted` is the key for a deleted token.
 fn open_reservation(row: &DataToken, deleted: Reason) -> Result<(), Error> {
     match row.status {
         TokenStatus::Reserved if row.expires_at.is_some_and(|e| e <= Timestamp::now()) => {
