@@ -120,14 +120,15 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
                 .and_then(|v| v.as_str())
                 .map(str::to_owned);
             if let Some(fetch_id) = fetch_id {
-                core.coordinator.fetch_message(&fetch_id, env);
+                core.coordinator.fetches.deliver(&fetch_id, env);
             }
         }
         kind::INVENTORY => {
             core.presence.touch(device_id, None);
             if let Some(page) = env.body::<bus::Inventory>() {
                 core.presence.touch(device_id, Some(page.capacity));
-                core.coordinator.inventory_page(page);
+                let sync_id = page.sync_id.clone();
+                core.coordinator.inventories.deliver(&sync_id, page);
             }
         }
         kind::DELETED => {

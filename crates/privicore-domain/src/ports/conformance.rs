@@ -53,14 +53,7 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         },
     );
     store.insert_command(&cmd, &[]).await.unwrap();
-    assert!(
-        store
-            .unfinished_commands()
-            .await
-            .unwrap()
-            .iter()
-            .any(|c| c.id == id)
-    );
+    assert!(is_unfinished(store, id).await);
     let done = Completion {
         command_id: id,
         outcome: Outcome::Succeeded(json!({"ok": true})),
@@ -72,14 +65,7 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         read.state,
         CommandState::Finished { outcome: Outcome::Succeeded(ref v), .. } if v == &json!({"ok": true})
     ));
-    assert!(
-        !store
-            .unfinished_commands()
-            .await
-            .unwrap()
-            .iter()
-            .any(|c| c.id == id)
-    );
+    assert!(!is_unfinished(store, id).await);
     assert!(
         store.apply(&[], Some(&done)).await.is_err(),
         "a command finishes only once"
@@ -90,6 +76,15 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         .unwrap();
     assert!(purged >= 1);
     assert!(store.command(id).await.unwrap().is_none());
+}
+
+async fn is_unfinished(store: &dyn MetadataStore, id: CommandId) -> bool {
+    store
+        .unfinished_commands()
+        .await
+        .unwrap()
+        .iter()
+        .any(|c| c.id == id)
 }
 
 /// A command executed at acceptance is stored with its outcome in one write.
@@ -113,14 +108,7 @@ async fn commands_can_be_inserted_finished(store: &dyn MetadataStore) {
         read.state,
         CommandState::Finished { outcome: Outcome::Failed(ref k), .. } if k == "validation.invalid_format"
     ));
-    assert!(
-        !store
-            .unfinished_commands()
-            .await
-            .unwrap()
-            .iter()
-            .any(|c| c.id == id)
-    );
+    assert!(!is_unfinished(store, id).await);
 }
 
 async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {

@@ -61,7 +61,7 @@ pub(crate) async fn plan(
 
     // 1. Inventory, page by page.
     let mut held: HashMap<(String, u32), bus::InventoryItem> = HashMap::new();
-    let mut pages = core.coordinator.open_inventory(&sync_id);
+    let mut pages = core.coordinator.inventories.open(&sync_id);
     let mut cursor = None;
     let mut misses = 0;
     let capacity = loop {
@@ -86,13 +86,13 @@ pub(crate) async fn plan(
             _ => {
                 misses += 1;
                 if misses >= PAGE_MISSES {
-                    core.coordinator.close_inventory(&sync_id);
+                    core.coordinator.inventories.close(&sync_id);
                     return Ok(interrupted());
                 }
             }
         }
     };
-    core.coordinator.close_inventory(&sync_id);
+    core.coordinator.inventories.close(&sync_id);
 
     // 2. The expected set: every active token of the profile at its current version.
     let mut expected = Vec::new();

@@ -46,12 +46,49 @@ impl StoreWait {
     }
 }
 
+/// Device messages for a command that opened a mailbox under their id; messages for an id
+/// nobody waits on any more are dropped.
+pub(crate) struct Mailboxes<T> {
+    open: Mutex<HashMap<String, mpsc::UnboundedSender<T>>>,
+}
+
+impl<T> Default for Mailboxes<T> {
+    fn default() -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Mailboxes<T> {
+    pub(crate) fn open(&self, id: &str) -> mpsc::UnboundedReceiver<T> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.open
+            .lock()
+            .expect("mailbox lock")
+            .insert(id.to_owned(), tx);
+        rx
+    }
+
+    pub(crate) fn close(&self, id: &str) {
+        self.open.lock().expect("mailbox lock").remove(id);
+    }
+
+    pub(crate) fn deliver(&self, id: &str, message: T) {
+        if let Some(tx) = self.open.lock().expect("mailbox lock").get(id) {
+            let _ = tx.send(message);
+        }
+    }
+}
+
 /// Routes device answers to the commands waiting for them.
 #[derive(Default)]
 pub(crate) struct Coordinator {
     stores: Mutex<HashMap<(String, u32), Arc<StoreWait>>>,
-    fetches: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
-    inventories: Mutex<HashMap<String, mpsc::UnboundedSender<bus::Inventory>>>,
+    /// Chunks of a retrieval, by fetch id.
+    pub(crate) fetches: Mailboxes<Envelope>,
+    /// Inventory pages of a synchronization, by sync id.
+    pub(crate) inventories: Mailboxes<bus::Inventory>,
     pub(super) missing: AtomicU64,
 }
 
@@ -139,55 +176,6 @@ impl Coordinator {
             }
             drop(st);
             wait.notify.notify_waiters();
-        }
-    }
-
-    pub(super) fn open_fetch(&self, fetch_id: &str) -> mpsc::UnboundedReceiver<Envelope> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.fetches
-            .lock()
-            .expect("coordinator lock")
-            .insert(fetch_id.to_owned(), tx);
-        rx
-    }
-
-    pub(super) fn close_fetch(&self, fetch_id: &str) {
-        self.fetches
-            .lock()
-            .expect("coordinator lock")
-            .remove(fetch_id);
-    }
-
-    pub fn fetch_message(&self, fetch_id: &str, env: Envelope) {
-        if let Some(tx) = self.fetches.lock().expect("coordinator lock").get(fetch_id) {
-            let _ = tx.send(env);
-        }
-    }
-
-    pub(crate) fn open_inventory(&self, sync_id: &str) -> mpsc::UnboundedReceiver<bus::Inventory> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.inventories
-            .lock()
-            .expect("coordinator lock")
-            .insert(sync_id.to_owned(), tx);
-        rx
-    }
-
-    pub(crate) fn close_inventory(&self, sync_id: &str) {
-        self.inventories
-            .lock()
-            .expect("coordinator lock")
-            .remove(sync_id);
-    }
-
-    pub fn inventory_page(&self, page: bus::Inventory) {
-        if let Some(tx) = self
-            .inventories
-            .lock()
-            .expect("coordinator lock")
-            .get(&page.sync_id)
-        {
-            let _ = tx.send(page);
         }
     }
 

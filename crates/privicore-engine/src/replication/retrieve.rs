@@ -205,7 +205,7 @@ async fn fetch_from(
     let window = core.config.storage.fetch_window.max(1);
     while *next < total {
         let fetch_id = uuid::Uuid::new_v4().to_string();
-        let mut rx = core.coordinator.open_fetch(&fetch_id);
+        let mut rx = core.coordinator.fetches.open(&fetch_id);
         let body = bus::Fetch {
             fetch_id: fetch_id.clone(),
             token: token.to_owned(),
@@ -257,7 +257,7 @@ async fn fetch_from(
                 _ => {}
             }
         };
-        core.coordinator.close_fetch(&fetch_id);
+        core.coordinator.fetches.close(&fetch_id);
         result?;
     }
     Ok(())
