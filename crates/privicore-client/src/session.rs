@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
@@ -50,6 +50,9 @@ struct State {
     log: Vec<Value>,
     /// Set when the connection ended, with the close code if one was sent.
     closed: Option<Option<u16>>,
+    /// Callers waiting for events of one id, woken only by those events (many concurrent
+    /// commands on one session must not wake every waiter on every frame).
+    waiting: HashMap<String, Vec<Arc<Notify>>>,
 }
 
 #[derive(Default)]
@@ -70,6 +73,55 @@ impl Drop for Session {
     }
 }
 
+/// The final status among a command's events, if it has arrived.
+fn final_status(events: &[Value]) -> Option<CommandOutcome> {
+    events.iter().find_map(|e| {
+        match (e["type"].as_str(), e["command_status"].as_u64()) {
+            (Some("X-DPT-CAB-ID"), Some(2)) => Some(CommandOutcome::Succeeded(e["body"].clone())),
+            (Some("X-DPT-CAB-ID"), Some(3)) => Some(CommandOutcome::Failed(
+                e["body"].as_str().unwrap_or_default().to_owned(),
+            )),
+            _ => None,
+        }
+    })
+}
+
+/// A waiter entry in `State::waiting`, removed when the wait ends however it ends.
+struct Registration<'a> {
+    shared: &'a Shared,
+    id: String,
+    waiter: Arc<Notify>,
+}
+
+impl<'a> Registration<'a> {
+    fn new(shared: &'a Shared, id: &str, waiter: Arc<Notify>) -> Self {
+        let mut st = shared.state.lock().expect("session lock");
+        st.waiting
+            .entry(id.to_owned())
+            .or_default()
+            .push(waiter.clone());
+        Self {
+            shared,
+            id: id.to_owned(),
+            waiter,
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let Ok(mut st) = self.shared.state.lock() else {
+            return;
+        };
+        if let Some(list) = st.waiting.get_mut(&self.id) {
+            list.retain(|w| !Arc::ptr_eq(w, &self.waiter));
+            if list.is_empty() {
+                st.waiting.remove(&self.id);
+            }
+        }
+    }
+}
+
 fn correlation() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -77,7 +129,7 @@ fn correlation() -> String {
 impl Session {
     /// Connects to `ws_url` (the WebSocket listener, or `<api>/ws`).
     pub async fn connect(ws_url: &str) -> Result<Self, ClientError> {
-        let (stream, _) = connect_async(ws_url)
+        let (stream, _) = connect_async_with_config(ws_url, None, true)
             .await
             .map_err(|e| ClientError::WebSocket(e.to_string()))?;
         let (sink, mut source) = stream.split();
@@ -91,9 +143,11 @@ impl Session {
                         let value: Value =
                             serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                         let mut st = reader_shared.state.lock().expect("session lock");
+                        let mut waiters = Vec::new();
                         if value.get("status").is_some() {
                             st.replies.push(value.clone());
                         } else if let Some(id) = value["data"]["id"].as_str() {
+                            waiters = st.waiting.get(id).cloned().unwrap_or_default();
                             st.events
                                 .entry(id.to_owned())
                                 .or_default()
@@ -101,7 +155,12 @@ impl Session {
                         }
                         st.log.push(value);
                         drop(st);
-                        reader_shared.notify.notify_waiters();
+                        if waiters.is_empty() {
+                            reader_shared.notify.notify_waiters();
+                        }
+                        for waiter in waiters {
+                            waiter.notify_one();
+                        }
                     }
                     Ok(Message::Close(frame)) => {
                         close_code = frame.map(|f| u16::from(f.code));
@@ -111,8 +170,14 @@ impl Session {
                     Err(_) => break,
                 }
             }
-            reader_shared.state.lock().expect("session lock").closed = Some(close_code);
+            let mut st = reader_shared.state.lock().expect("session lock");
+            st.closed = Some(close_code);
+            let waiting: Vec<_> = st.waiting.values().flatten().cloned().collect();
+            drop(st);
             reader_shared.notify.notify_waiters();
+            for waiter in waiting {
+                waiter.notify_one();
+            }
         });
         Ok(Self {
             sink: tokio::sync::Mutex::new(sink),
@@ -226,20 +291,26 @@ impl Session {
         command_id: &str,
         timeout: Duration,
     ) -> Result<CommandOutcome, ClientError> {
-        self.wait_until(&format!("command {command_id}"), timeout, |st| {
-            st.events.get(command_id)?.iter().find_map(|e| {
-                match (e["type"].as_str(), e["command_status"].as_u64()) {
-                    (Some("X-DPT-CAB-ID"), Some(2)) => {
-                        Some(CommandOutcome::Succeeded(e["body"].clone()))
-                    }
-                    (Some("X-DPT-CAB-ID"), Some(3)) => Some(CommandOutcome::Failed(
-                        e["body"].as_str().unwrap_or_default().to_owned(),
-                    )),
-                    _ => None,
+        let deadline = tokio::time::Instant::now() + timeout;
+        let waiter = Arc::new(Notify::new());
+        let _registered = Registration::new(&self.shared, command_id, waiter.clone());
+        loop {
+            {
+                let st = self.shared.state.lock().expect("session lock");
+                if let Some(outcome) = st.events.get(command_id).and_then(|e| final_status(e)) {
+                    return Ok(outcome);
                 }
-            })
-        })
-        .await
+                if st.closed.is_some() {
+                    return Err(ClientError::WebSocket(format!(
+                        "connection closed while waiting for command {command_id}"
+                    )));
+                }
+            }
+            // `notify_one` keeps a permit, so an event between the check and here is not lost.
+            tokio::time::timeout_at(deadline, waiter.notified())
+                .await
+                .map_err(|_| ClientError::Timeout(format!("command {command_id}")))?;
+        }
     }
 
     /// Waits for the first notice (an uncorrelated reply), such as "token ended".

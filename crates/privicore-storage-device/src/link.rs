@@ -87,7 +87,7 @@ pub async fn connect_websocket(
             .parse()
             .map_err(|_| LinkError::Transport("bad credentials".into()))?,
     );
-    let (ws, _) = tokio_tungstenite::connect_async(request)
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .map_err(|e| LinkError::Transport(e.to_string()))?;
     Ok(WebSocketLink { ws })

@@ -1,5 +1,7 @@
-//! `privicore bench`: the full flows over real HTTP and WebSocket, N concurrent clients,
-//! each with its own profile and three storage devices.
+//! `privicore bench`: the full flows over real HTTP and WebSocket, N concurrent clients
+//! spread over P profiles (by default one: an application with its three storage devices);
+//! the clients of a profile share its authorization token, HTTP connection pool and one
+//! WebSocket session, as the threads of one application server would.
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -43,6 +45,10 @@ pub struct BenchArgs {
     /// Storage devices per profile.
     #[arg(long, default_value_t = 3)]
     pub devices: usize,
+    /// Profiles the clients are spread over, each with its own devices and WebSocket
+    /// session (0 = one per client).
+    #[arg(long, default_value_t = 1)]
+    pub profiles: usize,
 }
 
 struct Spawned {
@@ -248,8 +254,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         _ => anyhow::bail!("give both --api and --ws, or neither"),
     };
+    anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
+    let profiles = match args.profiles {
+        0 => args.clients,
+        p => p.min(args.clients),
+    };
     println!(
-        "privicore bench: {} clients, {} flows each, {} B payloads, {} storage devices per profile, rate {}",
+        "privicore bench: {} clients over {profiles} profile(s), {} flows each, {} B payloads, {} storage devices per profile, rate {}",
         args.clients,
         args.count,
         args.size,
@@ -260,10 +271,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "unlimited".into()
         }
     );
-    let mut benchers = Vec::new();
-    for _ in 0..args.clients {
-        benchers.push(Arc::new(setup(&api, &ws, args.devices).await?));
+    let mut per_profile = Vec::new();
+    for _ in 0..profiles {
+        per_profile.push(Arc::new(setup(&api, &ws, args.devices).await?));
     }
+    let benchers: Vec<_> = (0..args.clients)
+        .map(|i| per_profile[i % profiles].clone())
+        .collect();
     let payload: Vec<u8> = (0..args.size).map(|_| rand::random::<u8>()).collect();
     let pause = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate));
 

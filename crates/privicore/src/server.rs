@@ -4,6 +4,7 @@ use crate::config::Settings;
 use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::extract::Request;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
 use privicore_domain::Timestamp;
@@ -160,6 +161,13 @@ impl Server {
         ] {
             let stop = stop_listening.clone();
             listeners.spawn(async move {
+                // Without TCP_NODELAY, back-to-back WebSocket frames on one connection wait
+                // for the peer's delayed ACK (~40 ms).
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                });
                 axum::serve(
                     listener,
                     router.into_make_service_with_connect_info::<SocketAddr>(),
