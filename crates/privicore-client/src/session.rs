@@ -6,7 +6,7 @@ use crate::error::ClientError;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -40,14 +40,21 @@ impl CommandOutcome {
     }
 }
 
+/// A long-lived session forgets old events, so its memory stays bounded; callers wait for
+/// their own commands as they go, far fewer than this at a time.
+const KEPT_IDS: usize = 4096;
+const KEPT_FRAMES: usize = 1024;
+
 #[derive(Default)]
 struct State {
     /// Frames with a `status`: replies to actions and notices.
     replies: Vec<Value>,
-    /// Event `data` objects by their `id`.
+    /// Event `data` objects by their `id`, for the `KEPT_IDS` most recent ids.
     events: HashMap<String, Vec<Value>>,
-    /// Every frame, in arrival order.
-    log: Vec<Value>,
+    /// The ids in `events`, oldest first.
+    event_ids: VecDeque<String>,
+    /// The `KEPT_FRAMES` most recent frames, in arrival order.
+    log: VecDeque<Value>,
     /// Set when the connection ended, with the close code if one was sent.
     closed: Option<Option<u16>>,
     /// Callers waiting for events of one id, woken only by those events (many concurrent
@@ -73,17 +80,33 @@ impl Drop for Session {
     }
 }
 
+impl State {
+    fn record_event(&mut self, id: &str, data: Value) {
+        if let Some(list) = self.events.get_mut(id) {
+            list.push(data);
+            return;
+        }
+        if self.event_ids.len() == KEPT_IDS
+            && let Some(oldest) = self.event_ids.pop_front()
+        {
+            self.events.remove(&oldest);
+        }
+        self.event_ids.push_back(id.to_owned());
+        self.events.insert(id.to_owned(), vec![data]);
+    }
+}
+
 /// The final status among a command's events, if it has arrived.
 fn final_status(events: &[Value]) -> Option<CommandOutcome> {
-    events.iter().find_map(|e| {
-        match (e["type"].as_str(), e["command_status"].as_u64()) {
+    events.iter().find_map(
+        |e| match (e["type"].as_str(), e["command_status"].as_u64()) {
             (Some("X-DPT-CAB-ID"), Some(2)) => Some(CommandOutcome::Succeeded(e["body"].clone())),
             (Some("X-DPT-CAB-ID"), Some(3)) => Some(CommandOutcome::Failed(
                 e["body"].as_str().unwrap_or_default().to_owned(),
             )),
             _ => None,
-        }
-    })
+        },
+    )
 }
 
 /// A waiter entry in `State::waiting`, removed when the wait ends however it ends.
@@ -148,12 +171,12 @@ impl Session {
                             st.replies.push(value.clone());
                         } else if let Some(id) = value["data"]["id"].as_str() {
                             waiters = st.waiting.get(id).cloned().unwrap_or_default();
-                            st.events
-                                .entry(id.to_owned())
-                                .or_default()
-                                .push(value["data"].clone());
+                            st.record_event(id, value["data"].clone());
                         }
-                        st.log.push(value);
+                        if st.log.len() == KEPT_FRAMES {
+                            st.log.pop_front();
+                        }
+                        st.log.push_back(value);
                         drop(st);
                         if waiters.is_empty() {
                             reader_shared.notify.notify_waiters();
@@ -325,15 +348,16 @@ impl Session {
         .await
     }
 
-    /// Every event `data` seen so far with this id.
+    /// Every event `data` seen so far with this id (kept for the most recent `KEPT_IDS` ids).
     pub fn events_for(&self, id: &str) -> Vec<Value> {
         let st = self.shared.state.lock().expect("session lock");
         st.events.get(id).cloned().unwrap_or_default()
     }
 
-    /// Every frame seen so far.
+    /// The frames seen so far (the most recent `KEPT_FRAMES`).
     pub fn frames(&self) -> Vec<Value> {
-        self.shared.state.lock().expect("session lock").log.clone()
+        let st = self.shared.state.lock().expect("session lock");
+        st.log.iter().cloned().collect()
     }
 
     /// Waits until the server closes the connection; returns its close code.
@@ -350,5 +374,41 @@ impl Session {
                 .await
                 .map_err(|_| ClientError::Timeout("close".into()))?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_event_ids_are_forgotten_and_recent_ones_kept_whole() {
+        let mut st = State::default();
+        for i in 0..=KEPT_IDS {
+            st.record_event(&format!("id-{i}"), json!({ "n": i }));
+        }
+        st.record_event("id-1", json!({ "n": "again" }));
+        assert!(!st.events.contains_key("id-0"));
+        assert_eq!(st.events.len(), KEPT_IDS);
+        assert_eq!(st.events["id-1"].len(), 2);
+        assert_eq!(st.event_ids.front().map(String::as_str), Some("id-1"));
+    }
+
+    #[test]
+    fn final_status_reads_success_and_failure() {
+        let ok = [
+            json!({ "type": "X-DPT-CAB-ID", "command_status": 1 }),
+            json!({ "type": "X-DPT-CAB-ID", "command_status": 2, "body": { "a": 1 } }),
+        ];
+        assert_eq!(
+            final_status(&ok),
+            Some(CommandOutcome::Succeeded(json!({ "a": 1 })))
+        );
+        let failed = [json!({ "type": "X-DPT-CAB-ID", "command_status": 3, "body": "x.y" })];
+        assert_eq!(
+            final_status(&failed),
+            Some(CommandOutcome::Failed("x.y".into()))
+        );
+        assert_eq!(final_status(&ok[..1]), None);
     }
 }

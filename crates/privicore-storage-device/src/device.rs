@@ -489,7 +489,10 @@ impl StorageDevice {
                 }
                 next = link.recv() => {
                     let Some(env) = next else { return Err(LinkError::Closed) };
-                    // Whatever else has already arrived is handled (and flushed) with it.
+                    // Under load other tasks are about to send more: one yield lets them, so
+                    // one flush covers their writes too. Whatever has arrived by then is
+                    // handled (and flushed) together.
+                    tokio::task::yield_now().await;
                     let mut batch = vec![env];
                     while batch.len() < MAX_BATCH
                         && let Some(Some(more)) = link.recv().now_or_never()

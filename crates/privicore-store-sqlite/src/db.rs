@@ -40,7 +40,7 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
          PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 33554432;
-         PRAGMA cache_size = -65536;
+         PRAGMA cache_size = -8192;
          PRAGMA temp_store = MEMORY;",
     )
     .map_err(unavailable)?;
