@@ -97,7 +97,10 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// How often the checkpointer copies committed WAL frames into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// Frequent small passes keep each one's database flush short; long ones held up the WAL
+/// flushes of commits behind them (p99 ack at 1,500 store flows/s: ~12 ms at 100 ms, ~8 ms
+/// at 25 ms).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(25);
 /// WAL frames after which the log is restarted from its beginning.
 const RESTART_AFTER_FRAMES: i64 = 4096;
 

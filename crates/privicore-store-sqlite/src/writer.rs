@@ -8,10 +8,13 @@ use privicore_domain::ports::StoreError;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 const MAX_BATCH: usize = 512;
 const QUEUE: usize = 4096;
+/// How long a wanted log restart waits for an idle moment of the writer.
+const RESTART_WAIT: Duration = Duration::from_millis(250);
 
 trait Job: Send {
     fn run(&mut self, conn: &Connection);
@@ -111,6 +114,7 @@ impl Writer {
 }
 
 fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>, restart: Arc<AtomicBool>) {
+    let mut restart_wanted: Option<Instant> = None;
     while let Some(first) = inbox.blocking_recv() {
         let mut batch = Vec::new();
         let mut close = None;
@@ -128,10 +132,17 @@ fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>, restart: Arc<Atomic
             }
         }
         commit(&conn, batch);
-        if restart.swap(false, Ordering::Relaxed)
-            && let Err(e) = crate::db::checkpoint(&conn, "PASSIVE")
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+        if restart.load(Ordering::Relaxed) {
+            // The catch-up stalls commits for a few ms: done in a gap between requests
+            // when one comes soon enough, else anyway.
+            let since = *restart_wanted.get_or_insert_with(Instant::now);
+            if inbox.is_empty() || since.elapsed() >= RESTART_WAIT {
+                restart.store(false, Ordering::Relaxed);
+                restart_wanted = None;
+                if let Err(e) = crate::db::checkpoint(&conn, "PASSIVE") {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+                }
+            }
         }
         if let Some(done) = close {
             drop(conn);
