@@ -1,7 +1,9 @@
 //! Group commit on a dedicated thread: every write goes through one connection that
 //! commits whatever is queued in a single transaction (one WAL fsync for many requests).
-//! Each request runs inside its own savepoint, so a failure in one rolls back only that
-//! request, and no request is answered before the commit that holds it.
+//! No request is answered before the commit that holds it. A batch first runs plainly;
+//! only if one of its requests fails is it rolled back and run again with each request
+//! in its own savepoint, so a failure undoes only that request (savepoints make SQLite copy
+//! every page a request touches, which the common, failure-free batch does not pay for).
 
 use crate::db::unavailable;
 use privicore_domain::ports::StoreError;
@@ -17,13 +19,14 @@ const QUEUE: usize = 4096;
 const RESTART_WAIT: Duration = Duration::from_millis(250);
 
 trait Job: Send {
-    fn run(&mut self, conn: &Connection);
+    /// Runs the request; true if it succeeded. May run twice (see the module comment).
+    fn run(&mut self, conn: &Connection, isolated: bool) -> bool;
     /// Answers the caller once the batch's commit is known.
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
 struct Typed<T, F> {
-    work: Option<F>,
+    work: F,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -31,11 +34,17 @@ struct Typed<T, F> {
 impl<T, F> Job for Typed<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection) {
-        let Some(work) = self.work.take() else { return };
-        self.result = Some(in_savepoint(conn, work));
+    fn run(&mut self, conn: &Connection, isolated: bool) -> bool {
+        let result = if isolated {
+            in_savepoint(conn, &mut self.work)
+        } else {
+            (self.work)(conn)
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
     fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
@@ -50,15 +59,23 @@ where
 
 fn in_savepoint<T>(
     conn: &Connection,
-    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    work: &mut impl FnMut(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT job").map_err(unavailable)?;
+    run_cached(conn, "SAVEPOINT job")?;
     let result = work(conn);
     if result.is_err() {
-        conn.execute_batch("ROLLBACK TO job").map_err(unavailable)?;
+        run_cached(conn, "ROLLBACK TO job")?;
     }
-    conn.execute_batch("RELEASE job").map_err(unavailable)?;
+    run_cached(conn, "RELEASE job")?;
     result
+}
+
+/// Transaction control through the statement cache: `execute_batch` parses every time.
+fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute([]))
+        .map(drop)
+        .map_err(unavailable)
 }
 
 enum Message {
@@ -89,11 +106,11 @@ impl Writer {
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Typed {
-            work: Some(work),
+            work,
             result: None,
             reply,
         };
@@ -160,21 +177,101 @@ fn commit(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
     if batch.is_empty() {
         return;
     }
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let detail = e.to_string();
-        for job in batch {
-            job.finish(Err(StoreError::Unavailable(detail.clone())));
+    let begun = run_cached(conn, "BEGIN IMMEDIATE").and_then(|()| {
+        let mut all_succeeded = true;
+        for job in &mut batch {
+            if !job.run(conn, false) {
+                all_succeeded = false;
+                break;
+            }
         }
-        return;
-    }
-    for job in &mut batch {
-        job.run(conn);
-    }
-    let committed = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        unavailable(e)
+        if all_succeeded {
+            return Ok(());
+        }
+        run_cached(conn, "ROLLBACK")?;
+        run_cached(conn, "BEGIN IMMEDIATE")?;
+        for job in &mut batch {
+            job.run(conn, true);
+        }
+        Ok(())
     });
+    let committed = begun
+        .and_then(|()| run_cached(conn, "COMMIT"))
+        .inspect_err(|_| {
+            // Leaves no transaction open for the next batch (fails harmlessly if none is).
+            let _ = conn.execute_batch("ROLLBACK");
+        });
     for job in batch {
         job.finish(committed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(
+        work: impl FnMut(&Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> (Box<dyn Job>, oneshot::Receiver<Result<(), StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Typed {
+            work,
+            result: None,
+            reply,
+        };
+        (Box::new(job), answer)
+    }
+
+    fn insert(n: i64) -> impl FnMut(&Connection) -> Result<(), StoreError> + Send + 'static {
+        move |c| {
+            c.execute("INSERT INTO t (n) VALUES (?)", [n])
+                .map(drop)
+                .map_err(unavailable)
+        }
+    }
+
+    fn rows(conn: &Connection) -> Vec<i64> {
+        let mut statement = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_request_undoes_only_its_own_writes() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .unwrap();
+        let (first, first_answer) = job(insert(1));
+        let (failing, failing_answer) = job({
+            let mut write = insert(2);
+            move |c| {
+                write(c)?;
+                Err(StoreError::Unavailable("refused after writing".into()))
+            }
+        });
+        let (last, last_answer) = job(insert(3));
+        commit(&conn, vec![first, failing, last]);
+        assert_eq!(rows(&conn), vec![1, 3]);
+        assert!(first_answer.blocking_recv().unwrap().is_ok());
+        assert!(failing_answer.blocking_recv().unwrap().is_err());
+        assert!(last_answer.blocking_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_batch_without_failures_commits_every_request() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .unwrap();
+        let (a, a_answer) = job(insert(1));
+        let (b, b_answer) = job(insert(2));
+        commit(&conn, vec![a, b]);
+        assert_eq!(rows(&conn), vec![1, 2]);
+        assert!(a_answer.blocking_recv().unwrap().is_ok());
+        assert!(b_answer.blocking_recv().unwrap().is_ok());
+        // No transaction is left open for the next batch.
+        assert!(conn.is_autocommit());
     }
 }
