@@ -107,6 +107,8 @@ struct PendingPut {
 const MAX_BATCH: usize = 256;
 /// Reads up to this size are answered on the async thread (see `run`).
 const SMALL_READS: u64 = 64 * 1024;
+/// How long a batch of several messages counts as a sign of concurrent senders.
+const CONCURRENCY_MEMORY: Duration = Duration::from_millis(100);
 
 pub struct StorageDevice {
     identity: DeviceIdentity,
@@ -480,6 +482,7 @@ impl StorageDevice {
         link.send(hello).await?;
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let mut last_concurrent: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -489,15 +492,21 @@ impl StorageDevice {
                 }
                 next = link.recv() => {
                     let Some(env) = next else { return Err(LinkError::Closed) };
-                    // Under load other tasks are about to send more: one yield lets them, so
-                    // one flush covers their writes too. Whatever has arrived by then is
-                    // handled (and flushed) together.
-                    tokio::task::yield_now().await;
+                    // When recent batches showed concurrent senders, others are likely about
+                    // to send more: one yield lets them, so one flush covers their writes
+                    // too (with a single sender it would only add latency). Whatever has
+                    // arrived by then is handled (and flushed) together.
+                    if last_concurrent.is_some_and(|at| at.elapsed() < CONCURRENCY_MEMORY) {
+                        tokio::task::yield_now().await;
+                    }
                     let mut batch = vec![env];
                     while batch.len() < MAX_BATCH
                         && let Some(Some(more)) = link.recv().now_or_never()
                     {
                         batch.push(more);
+                    }
+                    if batch.len() > 1 {
+                        last_concurrent = Some(Instant::now());
                     }
                     let ids: Vec<String> = batch.iter().map(|e| e.message_id.clone()).collect();
                     let small_reads = device.lock().expect("device lock").only_small_reads(&batch);
