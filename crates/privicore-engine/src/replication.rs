@@ -36,9 +36,10 @@ pub(crate) enum Replicated {
 /// A sealed version: its header row and its layer-2 chunks.
 pub(crate) type Sealed = (TokenVersion, Vec<Vec<u8>>);
 
-/// After the write quorum, answers still owed by the other targets are awaited this long,
-/// so that they are recorded with the commit instead of one write each afterwards.
+/// After the write quorum, answers still owed by the other targets are awaited up to this
+/// long, so that they are recorded with the commit instead of one write each afterwards.
 const LINGER: Duration = Duration::from_millis(3);
+const LINGER_MIN: Duration = Duration::from_micros(500);
 
 /// Fans one object version out to the profile's storage devices and waits for the write
 /// quorum (§5.2). A version `in_hand` is being exchanged at acceptance: nothing of it is in
@@ -82,7 +83,11 @@ pub(crate) async fn replicate(
             (&loaded.0, &loaded.1)
         }
     };
-    let existing = core.store.replicas(token, Some(version)).await?;
+    // A version in hand has nothing in the store yet: no replica rows to read.
+    let existing = match in_hand {
+        Some(_) => Vec::new(),
+        None => core.store.replicas(token, Some(version)).await?,
+    };
     let known: HashSet<DeviceId> = existing.iter().map(|r| r.device_id).collect();
     // Recorded with the commit (one write instead of two); a crash before it re-runs the
     // command, which sends again.
@@ -107,6 +112,7 @@ pub(crate) async fn replicate(
     }
     let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
     let deadline = tokio::time::Instant::now() + core.config.storage.commit_timeout(tv.total_size);
+    let sent = tokio::time::Instant::now();
     let mut linger_until = None;
     let devices: Vec<DeviceId> = loop {
         let notified = wait.notify.notified();
@@ -117,7 +123,10 @@ pub(crate) async fn replicate(
             let (confirmed, failed) = (st.confirmed.len(), st.failed.len());
             let now = tokio::time::Instant::now();
             if confirmed >= quorum && linger_until.is_none() {
-                linger_until = Some((now + LINGER).min(deadline));
+                // As long again as the quorum took, within bounds: the others usually
+                // answer about as fast, and a straggler should not hold up the ack.
+                let linger = (now - sent).clamp(LINGER_MIN, LINGER);
+                linger_until = Some((now + linger).min(deadline));
             }
             if confirmed + failed >= targets.len()
                 || now >= deadline
