@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// session (0 = one per client).
     #[arg(long, default_value_t = 1)]
     pub profiles: usize,
+    /// Threads of the bench's own runtime.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
 }
 
 struct Spawned {

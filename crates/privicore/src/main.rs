@@ -122,9 +122,27 @@ fn quiet_logs() {
     });
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = match &cli.command {
+        // The load generator shares the machine with the engine it measures: one thread
+        // keeps its own cost (and its cross-thread wake-ups) low.
+        Command::Bench(args) if args.client_threads <= 1 => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        Command::Bench(args) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(args.client_threads);
+            builder
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(&args)?;
