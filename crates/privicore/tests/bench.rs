@@ -1,0 +1,56 @@
+//! `privicore bench` as a user runs it: it starts its own engine, drives both flows and
+//! prints one line per flow. Tiny counts: this checks the harness, not the figures.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_privicore"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bench {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The flows each result line reports, by its first word.
+fn flows(output: &str, mode: &str) -> Option<u64> {
+    output
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(mode))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn clients_sharing_one_profile_store_and_fetch_every_flow() {
+    let out = bench(&["both", "--clients", "3", "--count", "4"]);
+    assert!(out.contains("3 clients over 1 profile(s)"), "{out}");
+    assert_eq!(flows(&out, "store"), Some(12), "{out}");
+    assert_eq!(flows(&out, "fetch"), Some(12), "{out}");
+    assert!(out.contains("cpu ms/flow engine"), "{out}");
+}
+
+#[test]
+fn clients_with_a_profile_each_store_and_fetch_every_flow() {
+    let out = bench(&[
+        "both",
+        "--clients",
+        "2",
+        "--count",
+        "3",
+        "--profiles",
+        "0",
+        "--client-threads",
+        "2",
+    ]);
+    assert!(out.contains("2 clients over 2 profile(s)"), "{out}");
+    assert_eq!(flows(&out, "store"), Some(6), "{out}");
+    assert_eq!(flows(&out, "fetch"), Some(6), "{out}");
+}
