@@ -111,8 +111,8 @@ pub(crate) async fn replicate(
         core.send_object(*device, tv, chunks).await;
     }
     let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
-    let deadline = tokio::time::Instant::now() + core.config.storage.commit_timeout(tv.total_size);
     let sent = tokio::time::Instant::now();
+    let deadline = sent + core.config.storage.commit_timeout(tv.total_size);
     let mut linger_until = None;
     let devices: Vec<DeviceId> = loop {
         let notified = wait.notify.notified();

@@ -230,6 +230,13 @@ mod tests {
         }
     }
 
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn
+    }
+
     fn rows(conn: &Connection) -> Vec<i64> {
         let mut statement = conn.prepare("SELECT n FROM t ORDER BY n").unwrap();
         statement
@@ -241,9 +248,7 @@ mod tests {
 
     #[test]
     fn a_failing_request_undoes_only_its_own_writes() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .unwrap();
+        let conn = table();
         let (first, first_answer) = job(insert(1));
         let (failing, failing_answer) = job({
             let mut write = insert(2);
@@ -262,9 +267,7 @@ mod tests {
 
     #[test]
     fn a_batch_without_failures_commits_every_request() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .unwrap();
+        let conn = table();
         let (a, a_answer) = job(insert(1));
         let (b, b_answer) = job(insert(2));
         commit(&conn, vec![a, b]);

@@ -1,20 +1,12 @@
 //! `privicore bench` as a user runs it: it starts its own engine, drives both flows and
 //! prints one line per flow. Tiny counts: this checks the harness, not the figures.
 
-use std::process::Command;
+mod common;
+
+use common::run_privicore;
 
 fn bench(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_privicore"))
-        .arg("bench")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "bench {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_privicore(&[&["bench"], args].concat(), &[])
 }
 
 /// The flows each result line reports, by its first word.

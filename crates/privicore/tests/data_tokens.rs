@@ -232,11 +232,7 @@ async fn retrieval_survives_two_of_three_devices_removed() {
     let alice = provision(&server, "two-gone").await;
     let devices = alice.attach_devices(&["a", "b", "c"]).await;
     let data = random_payload(3000);
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/r", &data)
-        .await
-        .unwrap();
+    let token = alice.store("/r", &data).await;
     alice.wait_confirmed(&token, 3).await;
     for id in &devices[..2] {
         let removed = alice.api.remove_device(id, false).await.unwrap();
@@ -257,11 +253,7 @@ async fn a_corrupted_copy_is_skipped_marked_missing_and_repaired_by_sync() {
     let alice = provision(&server, "corrupt").await;
     let devices = alice.attach_devices(&["a", "b"]).await;
     let data = random_payload(500);
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/c", &data)
-        .await
-        .unwrap();
+    let token = alice.store("/c", &data).await;
     alice.wait_confirmed(&token, 2).await;
     // Damage every stored copy but one: the engine must still return the right bytes.
     let damaged = &devices[0];
@@ -310,11 +302,7 @@ async fn a_late_device_is_backfilled_by_synchronization() {
     let mut stored = Vec::new();
     for _ in 0..3 {
         let data = random_payload(100);
-        let (token, _) = alice
-            .api
-            .store_payload(&alice.session, "/b", &data)
-            .await
-            .unwrap();
+        let token = alice.store("/b", &data).await;
         stored.push((token, data));
     }
     let late = alice.attach_devices(&["late"]).await;
@@ -380,11 +368,7 @@ async fn delete_reaches_every_device() {
     let server = TestServer::start().await;
     let alice = provision(&server, "delete").await;
     let devices = alice.attach_devices(&["a", "b", "c"]).await;
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/d", &random_payload(64))
-        .await
-        .unwrap();
+    let token = alice.store("/d", &random_payload(64)).await;
     alice.wait_confirmed(&token, 3).await;
     let deleted = alice.api.delete_data(&token).await.unwrap();
     let result = alice.ok(&deleted.command_id).await;
@@ -428,11 +412,7 @@ async fn listing_filters_and_pagination() {
         ("/finance/2025", "b.txt", "txt"),
         ("/hr", "c.pdf", "pdf"),
     ] {
-        let (token, _) = alice
-            .api
-            .store_payload(&alice.session, context, &random_payload(30))
-            .await
-            .unwrap();
+        let token = alice.store(context, &random_payload(30)).await;
         alice
             .api
             .configure_file_meta(json!({ "token": token, "fileName": file, "extension": ext }))
@@ -510,11 +490,7 @@ async fn update_shapes_and_replacement() {
     let alice = provision(&server, "update").await;
     alice.attach_devices(&["a", "b"]).await;
     let first = random_payload(50);
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/u", &first)
-        .await
-        .unwrap();
+    let token = alice.store("/u", &first).await;
 
     let a = alice
         .api
@@ -582,11 +558,7 @@ async fn request_data_answers_with_both_ids_and_delivers_inline() {
     let alice = provision(&server, "request").await;
     alice.attach_devices(&["a"]).await;
     let data = random_payload(54);
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/finance/2026", &data)
-        .await
-        .unwrap();
+    let token = alice.store("/finance/2026", &data).await;
     let request = alice.api.request_data(&token).await.unwrap();
     assert_eq!(
         request.header_command_id.as_deref(),
@@ -621,11 +593,7 @@ async fn statistics_count_successful_operations() {
     let server = TestServer::start().await;
     let alice = provision(&server, "stats").await;
     alice.attach_devices(&["a"]).await;
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/s", &random_payload(40))
-        .await
-        .unwrap();
+    let token = alice.store("/s", &random_payload(40)).await;
     alice.fetch(&token).await;
     alice
         .api
@@ -679,11 +647,7 @@ async fn client_ciphertext_never_reaches_the_disk() {
     let mut payloads = Vec::new();
     for size in [64, 4096, 70_000] {
         let data = random_payload(size);
-        let (token, _) = alice
-            .api
-            .store_payload(&alice.session, "/secret", &data)
-            .await
-            .unwrap();
+        let token = alice.store("/secret", &data).await;
         alice.wait_confirmed(&token, 3).await;
         payloads.push(data);
     }
@@ -726,11 +690,7 @@ async fn request_data_waits_for_a_queued_replacement() {
     let server = TestServer::start().await;
     let alice = provision(&server, "order").await;
     alice.attach_devices(&["a", "b", "c"]).await;
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/o", &random_payload(40))
-        .await
-        .unwrap();
+    let token = alice.store("/o", &random_payload(40)).await;
     for round in 0..5 {
         let next = random_payload(60 + round);
         let replaced = alice
@@ -795,11 +755,7 @@ async fn retrieval_finds_a_copy_added_after_the_commit() {
     let alice = provision(&server, "holders").await;
     let first = alice.attach_devices(&["one", "two"]).await;
     let data = random_payload(200);
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/h", &data)
-        .await
-        .unwrap();
+    let token = alice.store("/h", &data).await;
     alice.wait_confirmed(&token, 2).await;
     assert_eq!(alice.fetch(&token).await, data);
 

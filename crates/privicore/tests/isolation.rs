@@ -12,11 +12,7 @@ async fn profiles_cannot_reach_each_others_tokens_or_devices() {
     let bob = provision(&server, "iso-bob").await;
     let devices = alice.attach_devices(&["a"]).await;
     let data = random_payload(64);
-    let (token, _) = alice
-        .api
-        .store_payload(&alice.session, "/private", &data)
-        .await
-        .unwrap();
+    let token = alice.store("/private", &data).await;
     let reserved = alice
         .api
         .reserve_token_space("/private", None)

@@ -227,17 +227,7 @@ async fn a_storage_device_can_run_as_its_own_process() {
 }
 
 fn cli(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_privicore"))
-        .args(args)
-        .env("PRIVICORE_CLI_CONFIG", config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    run_privicore(args, &[("PRIVICORE_CLI_CONFIG", config)])
 }
 
 #[tokio::test]

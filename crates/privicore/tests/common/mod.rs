@@ -10,6 +10,21 @@ use std::time::Duration;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Runs the real `privicore` binary, which must succeed; its standard output.
+pub fn run_privicore(args: &[&str], env: &[(&str, &std::path::Path)]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privicore"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub struct TestServer {
     pub server: Option<Server>,
     pub dir: tempfile::TempDir,
@@ -195,6 +210,16 @@ impl Provisioned {
     /// Waits for a command's final outcome on the socket.
     pub async fn outcome(&self, command_id: &str) -> privicore_client::CommandOutcome {
         self.session.wait_command(command_id, WAIT).await.unwrap()
+    }
+
+    /// Flow 3: stores `data` under `context`, which must succeed; the new token.
+    pub async fn store(&self, context: &str, data: &[u8]) -> String {
+        let (token, _) = self
+            .api
+            .store_payload(&self.session, context, data)
+            .await
+            .unwrap();
+        token
     }
 
     /// Flow 4a: the payload of a token, which must be retrievable.
