@@ -188,7 +188,8 @@ pub fn token_version(
 ) -> Result<Option<TokenVersion>, StoreError> {
     db::one(
         conn,
-        "SELECT * FROM token_versions WHERE token = ? AND version = ?",
+        "SELECT ?1 AS token, * FROM token_versions
+         WHERE token_seq = (SELECT seq FROM data_tokens WHERE token = ?1) AND version = ?2",
         params![token, i64::from(version)],
         rows::token_version,
     )
@@ -202,13 +203,14 @@ pub fn replicas(
     match version {
         Some(v) => db::all(
             conn,
-            "SELECT * FROM replicas WHERE token = ? AND version = ?",
+            "SELECT ?1 AS token, * FROM replicas
+             WHERE token_seq = (SELECT seq FROM data_tokens WHERE token = ?1) AND version = ?2",
             params![token, i64::from(v)],
             rows::replica,
         ),
         None => db::all(
             conn,
-            "SELECT * FROM replicas WHERE token = ?",
+            "SELECT ?1 AS token, * FROM replicas WHERE token_seq = (SELECT seq FROM data_tokens WHERE token = ?1)",
             [token],
             rows::replica,
         ),
@@ -222,7 +224,11 @@ pub fn replica_counts(
 ) -> Result<ReplicaCounts, StoreError> {
     let groups = db::all(
         conn,
-        "SELECT state, COUNT(*) AS n FROM replicas WHERE token = ? AND version = ? GROUP BY state",
+        concat!(
+            "SELECT state, COUNT(*) AS n FROM replicas WHERE token_seq = ",
+            token_seq!(),
+            " AND version = ? GROUP BY state"
+        ),
         params![token, i64::from(version)],
         |r| Ok((r.col::<String>("state")?, r.col::<i64>("n")? as u64)),
     )?;
@@ -245,7 +251,11 @@ pub fn spool(
 ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
     let chunks = db::all(
         conn,
-        "SELECT sealed FROM spool WHERE token = ? AND version = ? ORDER BY chunk_index",
+        concat!(
+            "SELECT sealed FROM spool WHERE token_seq = ",
+            token_seq!(),
+            " AND version = ? ORDER BY chunk_index"
+        ),
         params![token, i64::from(version)],
         |r| r.col::<Vec<u8>>("sealed"),
     )?;

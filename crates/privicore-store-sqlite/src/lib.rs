@@ -4,6 +4,14 @@
 //! thread and hands every statement across, which cost a quarter of the engine's CPU
 //! under load (README, Performance).
 
+/// The `seq` of the token bound to this `?`: versions, replicas and spool rows are keyed
+/// by it (see migration 0005).
+macro_rules! token_seq {
+    () => {
+        "(SELECT seq FROM data_tokens WHERE token = ?)"
+    };
+}
+
 mod apply;
 mod commands;
 mod data;
@@ -374,7 +382,7 @@ impl MetadataStore for SqliteStore {
         self.scan(move |c| {
             db::all(
                 c,
-                "SELECT * FROM replicas WHERE device_id = ?",
+                "SELECT t.token, r.* FROM replicas r JOIN data_tokens t ON t.seq = r.token_seq WHERE r.device_id = ?",
                 [device_id.to_string()],
                 rows::replica,
             )

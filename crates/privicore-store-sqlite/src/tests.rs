@@ -93,3 +93,85 @@ async fn the_wal_starts_over_under_steady_writes() {
     assert!(frames < 8192, "the WAL holds {frames} frames");
     store.close().await;
 }
+
+/// Migration 0005 rekeys versions, replicas and the spool by the token's `seq`; what a
+/// database of the earlier schema held must read back the same.
+#[tokio::test]
+async fn token_rows_survive_rekeying_by_seq() {
+    use privicore_domain::device::DeviceId;
+    use privicore_domain::ports::MetadataStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let device = uuid::Uuid::new_v4();
+    let tokens = [
+        "dtk-0b0f7a5e-2a43-4a8e-9c1e-5d1c8f6c3a11",
+        "dtk-9f6d3c2b-1e0a-4b7c-8d5e-4f3a2b1c0d99",
+    ];
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &super::db::MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 4").unwrap();
+        let profile = uuid::Uuid::new_v4().to_string();
+        conn.execute(
+            "INSERT INTO profiles (id, username, username_key, kind, status, created_at)
+             VALUES (?, 'alice', 'alice', 'user', 'active', 0)",
+            [&profile],
+        )
+        .unwrap();
+        for (i, token) in tokens.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO data_tokens (token, profile_id, reserve_command_id, status, context, version, created_at, updated_at)
+                 VALUES (?, ?, ?, 'active', 'ctx', 1, 0, 0)",
+                rusqlite::params![token, profile, uuid::Uuid::now_v7().to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO token_versions VALUES (?, 1, ?, 'digest', 10, 1, 1)",
+                rusqlite::params![token, vec![i as u8; 4]],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO replicas VALUES (?, 1, ?, 'confirmed')",
+                rusqlite::params![token, device.to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO spool VALUES (?, 1, 0, ?)",
+                rusqlite::params![token, vec![7u8, i as u8]],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    for (i, token) in tokens.iter().enumerate() {
+        assert_eq!(
+            store.data_token(token).await.unwrap().unwrap().token,
+            *token
+        );
+        let version = store.token_version(token, 1).await.unwrap().unwrap();
+        assert_eq!(
+            (version.token.as_str(), version.header),
+            (*token, vec![i as u8; 4])
+        );
+        let replicas = store.replicas(token, Some(1)).await.unwrap();
+        assert_eq!(replicas.len(), 1);
+        assert_eq!(replicas[0].token, *token);
+        assert_eq!(
+            store.spool(token, 1).await.unwrap(),
+            Some(vec![vec![7u8, i as u8]])
+        );
+    }
+    let mut held: Vec<String> = store
+        .device_replicas(DeviceId(device))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.token)
+        .collect();
+    held.sort();
+    assert_eq!(held, tokens);
+    conformance::run_all(&store).await;
+    store.close().await;
+}

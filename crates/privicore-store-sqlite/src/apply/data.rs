@@ -141,7 +141,7 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         } => {
             exec(
                 conn,
-                "UPDATE token_versions SET committed = 1 WHERE token = ? AND version = ?",
+                concat!("UPDATE token_versions SET committed = 1 WHERE token_seq = ", token_seq!(), " AND version = ?"),
                 params![token, i64::from(*version)],
             )?;
             exec(
@@ -184,8 +184,8 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         ),
         DataEffect::PutTokenVersion(v) => exec(
             conn,
-            "INSERT OR REPLACE INTO token_versions (token, version, header, digest, total_size, chunk_count, committed)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            concat!("INSERT OR REPLACE INTO token_versions (token_seq, version, header, digest, total_size, chunk_count, committed)
+             VALUES (", token_seq!(), ", ?, ?, ?, ?, ?, ?)"),
             params![
                 v.token,
                 i64::from(v.version),
@@ -198,7 +198,7 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         ),
         DataEffect::SetReplica(r) => exec(
             conn,
-            "INSERT OR REPLACE INTO replicas (token, version, device_id, state) VALUES (?, ?, ?, ?)",
+            concat!("INSERT OR REPLACE INTO replicas (token_seq, version, device_id, state) VALUES (", token_seq!(), ", ?, ?, ?)"),
             params![
                 r.token,
                 i64::from(r.version),
@@ -208,7 +208,7 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         ),
         DataEffect::AddReplica(r) => exec(
             conn,
-            "INSERT OR IGNORE INTO replicas (token, version, device_id, state) VALUES (?, ?, ?, ?)",
+            concat!("INSERT OR IGNORE INTO replicas (token_seq, version, device_id, state) VALUES (", token_seq!(), ", ?, ?, ?)"),
             params![
                 r.token,
                 i64::from(r.version),
@@ -222,9 +222,9 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
             device_id,
         } => exec(
             conn,
-            "INSERT INTO replicas (token, version, device_id, state) VALUES (?, ?, ?, 'confirmed')
-             ON CONFLICT (token, version, device_id) DO UPDATE SET state = 'confirmed'
-             WHERE replicas.state IN ('pending', 'missing')",
+            concat!("INSERT INTO replicas (token_seq, version, device_id, state) VALUES (", token_seq!(), ", ?, ?, 'confirmed')
+             ON CONFLICT (token_seq, version, device_id) DO UPDATE SET state = 'confirmed'
+             WHERE replicas.state IN ('pending', 'missing')"),
             params![token, i64::from(*version), device_id.to_string()],
         ),
         DataEffect::TransitionReplica {
@@ -236,7 +236,8 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         } => {
             let placeholders = vec!["?"; from.len()].join(", ");
             let sql = format!(
-                "UPDATE replicas SET state = ? WHERE token = ? AND version = ? AND device_id = ? AND state IN ({placeholders})"
+                "UPDATE replicas SET state = ? WHERE token_seq = {seq} AND version = ? AND device_id = ? AND state IN ({placeholders})",
+                seq = token_seq!()
             );
             let mut values: Vec<rusqlite::types::Value> = vec![
                 to.as_str().to_owned().into(),
@@ -249,7 +250,7 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         }
         DataEffect::DropReplicas { token, device_id } => exec(
             conn,
-            "DELETE FROM replicas WHERE token = ? AND device_id = ? AND state = 'deleting'",
+            concat!("DELETE FROM replicas WHERE token_seq = ", token_seq!(), " AND device_id = ? AND state = 'deleting'"),
             params![token, device_id.to_string()],
         ),
         DataEffect::DetachReplicas { device_id } => exec(
@@ -266,7 +267,7 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
             for (i, chunk) in chunks.iter().enumerate() {
                 total += exec(
                     conn,
-                    "INSERT OR REPLACE INTO spool (token, version, chunk_index, sealed) VALUES (?, ?, ?, ?)",
+                    concat!("INSERT OR REPLACE INTO spool (token_seq, version, chunk_index, sealed) VALUES (", token_seq!(), ", ?, ?, ?)"),
                     params![token, i64::from(*version), i as i64, chunk],
                 )?;
             }
@@ -274,7 +275,7 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
         }
         DataEffect::DropSpool { token, version } => exec(
             conn,
-            "DELETE FROM spool WHERE token = ? AND version = ?",
+            concat!("DELETE FROM spool WHERE token_seq = ", token_seq!(), " AND version = ?"),
             params![token, i64::from(*version)],
         ),
         DataEffect::CountEvent {
