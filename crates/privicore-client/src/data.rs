@@ -139,9 +139,11 @@ impl Client {
     pub async fn exchange_data(&self, token: &str, data: &[u8]) -> Result<Accepted, ClientError> {
         use base64::Engine as _;
         let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-        self.post_form(
+        // JSON rather than a form: base64 needs no escaping in a JSON string, while a form
+        // percent-encodes every `+`, `/` and `=` (and the engine decodes them again).
+        self.post_json(
             "/data-token/exchange-data-for-token",
-            &[("temporaryTokenSpace", token), ("data", &encoded)],
+            json!({ "temporaryTokenSpace": token, "data": encoded }),
         )
         .await?
         .accepted()

@@ -90,6 +90,9 @@ pub enum Body<'a> {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// `base` parsed once: parsing the whole URL (host, IDNA) for every request was a
+    /// tenth of the bench client's CPU.
+    base_url: Option<reqwest::Url>,
     token: Option<String>,
 }
 
@@ -99,9 +102,13 @@ impl Client {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client without custom TLS settings builds");
+        let base = base_url.trim_end_matches('/').to_owned();
         Self {
             http,
-            base: base_url.trim_end_matches('/').to_owned(),
+            base_url: reqwest::Url::parse(&base)
+                .ok()
+                .filter(|u| u.path() == "/" && u.query().is_none()),
+            base,
             token: None,
         }
     }
@@ -129,7 +136,17 @@ impl Client {
         path: &str,
         body: Body<'_>,
     ) -> Result<RawResponse, ClientError> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        let mut req = match &self.base_url {
+            Some(base) => {
+                let mut url = base.clone();
+                let (path, query) = path.split_once('?').unwrap_or((path, ""));
+                url.set_path(path);
+                url.set_query((!query.is_empty()).then_some(query));
+                self.http.request(method, url)
+            }
+            // A base with a path of its own, or not a URL: reqwest parses (or reports) it.
+            None => self.http.request(method, format!("{}{}", self.base, path)),
+        };
         if let Some(token) = &self.token {
             req = req.header("X-DPT-AUTHORIZATION", token);
         }
@@ -142,10 +159,10 @@ impl Client {
                 bytes,
             } => req.header("content-type", content_type).body(bytes),
         };
-        let res = req.send().await?;
+        let mut res = req.send().await?;
         Ok(RawResponse {
             status: res.status().as_u16(),
-            headers: res.headers().clone(),
+            headers: std::mem::take(res.headers_mut()),
             body: res.bytes().await?.to_vec(),
         })
     }
