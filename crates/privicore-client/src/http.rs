@@ -129,14 +129,8 @@ impl Client {
         &self.base
     }
 
-    /// Any request, answered whatever the status (for tests and tools).
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Body<'_>,
-    ) -> Result<RawResponse, ClientError> {
-        let mut req = match &self.base_url {
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        match &self.base_url {
             Some(base) => {
                 let mut url = base.clone();
                 let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -146,7 +140,17 @@ impl Client {
             }
             // A base with a path of its own, or not a URL: reqwest parses (or reports) it.
             None => self.http.request(method, format!("{}{}", self.base, path)),
-        };
+        }
+    }
+
+    /// Any request, answered whatever the status (for tests and tools).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<RawResponse, ClientError> {
+        let mut req = self.request(method, path);
         if let Some(token) = &self.token {
             req = req.header("X-DPT-AUTHORIZATION", token);
         }
@@ -338,5 +342,35 @@ impl Client {
 
     pub async fn cab_public_key(&self) -> Result<CabKey, ClientError> {
         self.get("/dptcab/public-key").await?.expect(200)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(base: &str, path: &str) -> String {
+        Client::new(base)
+            .request(Method::GET, path)
+            .build()
+            .map(|r| r.url().to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
+    }
+
+    #[test]
+    fn request_urls_join_the_base_and_the_path() {
+        let base = "http://127.0.0.1:8009/";
+        assert_eq!(url(base, "/health"), "http://127.0.0.1:8009/health");
+        assert_eq!(
+            url(base, "/data-token/list?page=2&filters[status]=all"),
+            "http://127.0.0.1:8009/data-token/list?page=2&filters[status]=all"
+        );
+        assert_eq!(url(base, "/health?"), "http://127.0.0.1:8009/health");
+        // A base with a path prefix keeps it.
+        assert_eq!(
+            url("https://vault.example.com/privicore", "/health"),
+            "https://vault.example.com/privicore/health"
+        );
+        assert!(url("not a url", "/health").starts_with("error"));
     }
 }
