@@ -100,6 +100,7 @@ pub fn list_devices(
 ) -> Result<(Vec<Device>, u64), StoreError> {
     let query = Paged {
         table: "devices",
+        columns: "*",
         tie_break: "request_command_id",
         page,
     };
@@ -109,6 +110,7 @@ pub fn list_devices(
 /// A filtered, newest-first page of a table, and the total across pages (README §9).
 struct Paged {
     table: &'static str,
+    columns: &'static str,
     /// Orders rows created in the same second: a UUID v7 column, so creation order.
     tie_break: &'static str,
     page: Page,
@@ -124,7 +126,7 @@ impl Paged {
         let mut count = Sql::new(format!("SELECT COUNT(*) FROM {}", self.table));
         filter(&mut count);
         let total = db::count(conn, &count.text, params_from_iter(count.values))?;
-        let mut q = Sql::new(format!("SELECT * FROM {}", self.table));
+        let mut q = Sql::new(format!("SELECT {} FROM {}", self.columns, self.table));
         filter(&mut q);
         q.push(&format!(
             " ORDER BY created_at DESC, {} DESC LIMIT ",
@@ -175,6 +177,7 @@ pub fn list_tokens(
 ) -> Result<(Vec<DataToken>, u64), StoreError> {
     let query = Paged {
         table: "data_tokens",
+        columns: data_token_columns!(),
         tie_break: "reserve_command_id",
         page,
     };

@@ -26,6 +26,11 @@ impl Col for Row<'_> {
     }
 }
 
+/// A column by position; `what` names it in the error.
+fn at<T: FromSql>(r: &Row<'_>, index: usize, what: &str) -> Result<T, StoreError> {
+    r.get(index).map_err(|_| corrupt(what))
+}
+
 pub fn uuid(text: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(text).map_err(|_| corrupt("uuid"))
 }
@@ -160,37 +165,36 @@ pub fn device(r: &Row<'_>) -> Result<privicore_domain::device::Device, StoreErro
     })
 }
 
-fn json_col(r: &Row<'_>, col: &str) -> Result<Option<serde_json::Value>, StoreError> {
-    r.col::<Option<String>>(col)?
+fn json_col(r: &Row<'_>, index: usize) -> Result<Option<serde_json::Value>, StoreError> {
+    at::<Option<String>>(r, index, "token meta")?
         .map(|t| serde_json::from_str(&t).map_err(|_| corrupt("token meta")))
         .transpose()
 }
 
+/// A row selected with `data_token_columns!()`.
 pub fn data_token(r: &Row<'_>) -> Result<privicore_domain::data_token::DataToken, StoreError> {
     use privicore_domain::data_token::{DataToken, TokenStatus};
     Ok(DataToken {
-        token: r.col("token")?,
-        profile_id: profile_id(&r.col::<String>("profile_id")?)?,
-        application_id: r
-            .col::<Option<String>>("application_id")?
+        token: at(r, 0, "token")?,
+        profile_id: profile_id(&at::<String>(r, 1, "profile_id")?)?,
+        application_id: at::<Option<String>>(r, 2, "application_id")?
             .map(|a| uuid(&a))
             .transpose()?,
-        reserve_command_id: command_id(&r.col::<String>("reserve_command_id")?)?,
-        status: TokenStatus::parse(&r.col::<String>("status")?)
+        reserve_command_id: command_id(&at::<String>(r, 3, "reserve_command_id")?)?,
+        status: TokenStatus::parse(&at::<String>(r, 4, "status")?)
             .ok_or_else(|| corrupt("token status"))?,
-        context: r.col("context")?,
-        expires_at: r.col::<Option<i64>>("expires_at")?.map(Timestamp),
-        upload_salt: r
-            .col::<Option<String>>("upload_salt")?
+        context: at(r, 5, "context")?,
+        expires_at: at::<Option<i64>>(r, 6, "expires_at")?.map(Timestamp),
+        upload_salt: at::<Option<String>>(r, 7, "upload_salt")?
             .map(|h| TokenHash::from_hex(&h).ok_or_else(|| corrupt("upload hash")))
             .transpose()?,
-        version: r.col::<Option<i64>>("version")?.map(|v| v as u32),
-        stored_size: r.col::<Option<i64>>("stored_size")?.map(|v| v as u64),
-        meta_file: json_col(r, "meta_file")?,
-        meta_risk: json_col(r, "meta_risk")?,
-        meta_data: json_col(r, "meta_data")?,
-        created_at: Timestamp(r.col("created_at")?),
-        updated_at: Timestamp(r.col("updated_at")?),
+        version: at::<Option<i64>>(r, 8, "version")?.map(|v| v as u32),
+        stored_size: at::<Option<i64>>(r, 9, "stored_size")?.map(|v| v as u64),
+        meta_file: json_col(r, 10)?,
+        meta_risk: json_col(r, 11)?,
+        meta_data: json_col(r, 12)?,
+        created_at: Timestamp(at(r, 13, "created_at")?),
+        updated_at: Timestamp(at(r, 14, "updated_at")?),
     })
 }
 

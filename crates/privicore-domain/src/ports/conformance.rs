@@ -27,6 +27,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     engine_key_is_created_once(store).await;
     devices_keep_credentials_out_of_row_updates(store).await;
     data_tokens_move_through_their_states(store).await;
+    a_data_token_reads_back_field_for_field(store).await;
     replicas_spool_and_events(store).await;
 }
 
@@ -460,6 +461,57 @@ fn token_of(profile: &Profile, context: &str) -> DataToken {
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
     }
+}
+
+/// Every column, set to a value of its own, comes back in its own field by every read.
+async fn a_data_token_reads_back_field_for_field(store: &dyn MetadataStore) {
+    let p = profile("token-fields");
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
+    let t = DataToken {
+        application_id: Some(CommandId::new().0),
+        status: TokenStatus::Active,
+        version: Some(3),
+        stored_size: Some(1234),
+        meta_file: Some(json!({"fileName": "a.pdf", "extension": "pdf"})),
+        meta_risk: Some(json!({"classification": "secret"})),
+        meta_data: Some(json!({"type": "invoice"})),
+        created_at: Timestamp(1_700_000_001),
+        updated_at: Timestamp(1_700_000_002),
+        ..token_of(&p, "/fields")
+    };
+    store
+        .apply(&[data(DataEffect::CreateDataToken(t.clone()))], None)
+        .await
+        .unwrap();
+    let expected = format!("{t:?}");
+    let by_token = store.data_token(&t.token).await.unwrap().unwrap();
+    assert_eq!(format!("{by_token:?}"), expected);
+    let by_reservation = store
+        .data_token_by_reservation(t.reserve_command_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(format!("{by_reservation:?}"), expected);
+    let filter = TokenFilter {
+        statuses: vec![TokenStatus::Active],
+        ..TokenFilter::default()
+    };
+    let (listed, total) = store
+        .list_data_tokens(
+            p.id,
+            &filter,
+            Page {
+                page: 1,
+                per_page: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(format!("{:?}", listed[0]), expected);
 }
 
 async fn data_tokens_move_through_their_states(store: &dyn MetadataStore) {
