@@ -191,8 +191,11 @@ pub fn token_version(
 ) -> Result<Option<TokenVersion>, StoreError> {
     db::one(
         conn,
-        "SELECT ?1 AS token, * FROM token_versions
-         WHERE token_seq = (SELECT seq FROM data_tokens WHERE token = ?1) AND version = ?2",
+        concat!(
+            "SELECT ?1 AS token, * FROM token_versions WHERE token_seq = ",
+            token_seq!("?1"),
+            " AND version = ?2"
+        ),
         params![token, i64::from(version)],
         rows::token_version,
     )
@@ -206,14 +209,20 @@ pub fn replicas(
     match version {
         Some(v) => db::all(
             conn,
-            "SELECT ?1 AS token, * FROM replicas
-             WHERE token_seq = (SELECT seq FROM data_tokens WHERE token = ?1) AND version = ?2",
+            concat!(
+                "SELECT ?1 AS token, * FROM replicas WHERE token_seq = ",
+                token_seq!("?1"),
+                " AND version = ?2"
+            ),
             params![token, i64::from(v)],
             rows::replica,
         ),
         None => db::all(
             conn,
-            "SELECT ?1 AS token, * FROM replicas WHERE token_seq = (SELECT seq FROM data_tokens WHERE token = ?1)",
+            concat!(
+                "SELECT ?1 AS token, * FROM replicas WHERE token_seq = ",
+                token_seq!("?1")
+            ),
             [token],
             rows::replica,
         ),

@@ -4,11 +4,14 @@
 //! thread and hands every statement across, which cost a quarter of the engine's CPU
 //! under load (README, Performance).
 
-/// The `seq` of the token bound to this `?`: versions, replicas and spool rows are keyed
-/// by it (see migration 0005).
+/// The `seq` of the token bound to this parameter (`?` unless named): versions, replicas
+/// and spool rows are keyed by it (see migration 0005).
 macro_rules! token_seq {
     () => {
-        "(SELECT seq FROM data_tokens WHERE token = ?)"
+        token_seq!("?")
+    };
+    ($param:literal) => {
+        concat!("(SELECT seq FROM data_tokens WHERE token = ", $param, ")")
     };
 }
 

@@ -43,6 +43,16 @@ fn profile(name: &str) -> Profile {
     }
 }
 
+/// A profile, stored.
+async fn stored_profile(store: &dyn MetadataStore, name: &str) -> Profile {
+    let p = profile(name);
+    store
+        .apply(&[Effect::CreateProfile(p.clone())], None)
+        .await
+        .unwrap();
+    p
+}
+
 async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
     let id = CommandId::new();
     let cmd = CommandRecord::new(
@@ -113,11 +123,7 @@ async fn commands_can_be_inserted_finished(store: &dyn MetadataStore) {
 }
 
 async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {
-    let alice = profile("Alice@Example.com");
-    store
-        .apply(&[Effect::CreateProfile(alice.clone())], None)
-        .await
-        .unwrap();
+    let alice = stored_profile(store, "Alice@Example.com").await;
     let found = store
         .profile_by_username("alice@example.COM")
         .await
@@ -162,11 +168,7 @@ async fn usernames_are_unique_case_insensitively(store: &dyn MetadataStore) {
 }
 
 async fn tokens_revoke_and_purge(store: &dyn MetadataStore) {
-    let p = profile("token-owner");
-    store
-        .apply(&[Effect::CreateProfile(p.clone())], None)
-        .await
-        .unwrap();
+    let p = stored_profile(store, "token-owner").await;
     let now = Timestamp::now();
     let token = |name: &str, expires: i64| AuthToken {
         hash: TokenHash::of(name),
@@ -256,11 +258,7 @@ async fn tokens_revoke_and_purge(store: &dyn MetadataStore) {
 }
 
 async fn qr_tokens_are_single_use(store: &dyn MetadataStore) {
-    let p = profile("qr-owner");
-    store
-        .apply(&[Effect::CreateProfile(p.clone())], None)
-        .await
-        .unwrap();
+    let p = stored_profile(store, "qr-owner").await;
     let now = Timestamp::now();
     let qr = |name: &str| {
         Effect::PutQrToken(QrToken {
@@ -342,11 +340,7 @@ fn device_of(profile: &Profile, name: &str) -> Device {
 }
 
 async fn devices_keep_credentials_out_of_row_updates(store: &dyn MetadataStore) {
-    let p = profile("device-owner");
-    store
-        .apply(&[Effect::CreateProfile(p.clone())], None)
-        .await
-        .unwrap();
+    let p = stored_profile(store, "device-owner").await;
     let mut d = device_of(&p, "nas-1");
     store
         .apply(&[data(DataEffect::SaveDevice(d.clone()))], None)
@@ -465,11 +459,7 @@ fn token_of(profile: &Profile, context: &str) -> DataToken {
 
 /// Every column, set to a value of its own, comes back in its own field by every read.
 async fn a_data_token_reads_back_field_for_field(store: &dyn MetadataStore) {
-    let p = profile("token-fields");
-    store
-        .apply(&[Effect::CreateProfile(p.clone())], None)
-        .await
-        .unwrap();
+    let p = stored_profile(store, "token-fields").await;
     let t = DataToken {
         application_id: Some(CommandId::new().0),
         status: TokenStatus::Active,
@@ -515,11 +505,7 @@ async fn a_data_token_reads_back_field_for_field(store: &dyn MetadataStore) {
 }
 
 async fn data_tokens_move_through_their_states(store: &dyn MetadataStore) {
-    let p = profile("token-states");
-    store
-        .apply(&[Effect::CreateProfile(p.clone())], None)
-        .await
-        .unwrap();
+    let p = stored_profile(store, "token-states").await;
     let t = token_of(&p, "/finance/2026");
     let now = Timestamp::now();
     store
@@ -690,11 +676,7 @@ async fn data_tokens_move_through_their_states(store: &dyn MetadataStore) {
 }
 
 async fn replicas_spool_and_events(store: &dyn MetadataStore) {
-    let p = profile("replicas");
-    store
-        .apply(&[Effect::CreateProfile(p.clone())], None)
-        .await
-        .unwrap();
+    let p = stored_profile(store, "replicas").await;
     let t = token_of(&p, "/r");
     let (a, b) = (DeviceId::new(), DeviceId::new());
     let now = Timestamp::now();
