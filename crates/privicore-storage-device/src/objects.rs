@@ -22,6 +22,12 @@ const LIVE: u8 = 1;
 const ERASED: u8 = 0;
 /// A new segment is started once the active one is this large.
 const SEGMENT_ROLL: u64 = 64 << 20;
+/// Segments grow in steps of this many zeroed bytes, written and flushed with the batch
+/// that first needs them. Later batches overwrite blocks that are already allocated, so
+/// their `fdatasync` writes the data alone; an append that grows the file also writes the
+/// inode and the allocation bitmaps, one synchronous disk write more per batch (a third
+/// of a hosted device's flush cost in profiles).
+const PREALLOCATE: u64 = 1 << 20;
 
 /// One record header: magic, state, 3 reserved bytes, version, body length, stored-at
 /// (Unix seconds), token.
@@ -80,6 +86,8 @@ struct Segment {
     /// Bytes of live records (headers included) and of the whole readable segment.
     live_bytes: u64,
     size: u64,
+    /// Length of the file: the readable part followed by preallocated zeros.
+    allocated: u64,
 }
 
 fn record_size(entry: &Entry) -> u64 {
@@ -205,19 +213,47 @@ impl ObjectStore {
         for (n, path) in listed {
             let file = File::options().read(true).write(true).open(&path)?;
             let bytes = std::fs::read(&path)?;
+            let mut records = Vec::new();
             let end = walk(&bytes, |offset, header, body| {
-                if header.state != LIVE {
-                    return;
+                // An erased record has no object left to decode; it is complete all the same.
+                let decoded = (header.state == LIVE).then(|| {
+                    at_rest::decode(&dmk, body).ok().map(|d| {
+                        let size = total_size_of(&d.info.layer2_header);
+                        (d.info.digest, d.info.chunk_count, size)
+                    })
+                });
+                records.push((offset, header.clone(), decoded));
+            });
+            let is_last = Some(n) == last;
+            // In the last segment, live records at the end that do not authenticate belong
+            // to a batch whose flush never finished (in a preallocated file a torn record
+            // keeps its full length, zeros where its bytes never landed): they are cut off.
+            let mut cut = end;
+            while let Some((offset, header, Some(_))) = records.last().filter(|_| is_last) {
+                let start = (offset + HEADER_LEN) as usize;
+                let body = &bytes[start..start + header.len as usize];
+                if at_rest::decode(&dmk, body).is_ok_and(|d| d.verify().is_ok()) {
+                    break;
                 }
+                cut = *offset;
+                records.pop();
+            }
+            let torn = cut < end || bytes[end as usize..].iter().any(|b| *b != 0);
+            let allocated = if torn && is_last {
+                tracing::warn!(segment = %path.display(), at = cut, "cutting off a torn record");
+                file.set_len(cut)?;
+                file.sync_all()?;
+                cut
+            } else {
+                if torn {
+                    tracing::error!(segment = %path.display(), at = end, "unreadable bytes in a segment");
+                }
+                bytes.len() as u64
+            };
+            for (offset, header, decoded) in records {
+                let Some(decoded) = decoded else { continue };
                 // An undecodable object still counts; it is reported corrupt later.
-                let (digest, chunk_count, total_size) = match at_rest::decode(&dmk, body) {
-                    Ok(d) => (
-                        d.info.digest,
-                        d.info.chunk_count,
-                        total_size_of(&d.info.layer2_header),
-                    ),
-                    Err(_) => ([0; 32], 0, 0),
-                };
+                let (digest, chunk_count, total_size) = decoded.unwrap_or(([0; 32], 0, 0));
                 let entry = Entry {
                     segment: n,
                     offset,
@@ -227,20 +263,8 @@ impl ObjectStore {
                     total_size,
                     stored_at: header.stored_at,
                 };
-                if let Some(old) = inner
-                    .index
-                    .insert((header.token.clone(), header.version), entry)
-                {
+                if let Some(old) = inner.index.insert((header.token, header.version), entry) {
                     superseded.push(old);
-                }
-            });
-            if end < bytes.len() as u64 {
-                if Some(n) == last {
-                    tracing::warn!(segment = %path.display(), at = end, "cutting off a torn record");
-                    file.set_len(end)?;
-                    file.sync_all()?;
-                } else {
-                    tracing::error!(segment = %path.display(), at = end, "unreadable bytes in a segment");
                 }
             }
             inner.segments.insert(
@@ -250,11 +274,12 @@ impl ObjectStore {
                     path,
                     live: 0,
                     live_bytes: 0,
-                    size: end,
+                    size: cut,
+                    allocated,
                 },
             );
             inner.active = n;
-            inner.active_len = end;
+            inner.active_len = cut;
         }
         for entry in inner.index.values() {
             if let Some(segment) = inner.segments.get_mut(&entry.segment) {
@@ -313,6 +338,7 @@ impl ObjectStore {
                 live: 0,
                 live_bytes: 0,
                 size: 0,
+                allocated: 0,
             },
         );
         inner.active = n;
@@ -472,20 +498,30 @@ impl ObjectStore {
             buf.extend_from_slice(&header.encode());
             buf.extend_from_slice(body);
         }
-        let file = inner.segments[&inner.active].file.clone();
+        let end = start + buf.len() as u64;
+        let active = inner.active;
+        let segment = inner.segments.get_mut(&active).expect("active segment");
+        let file = segment.file.clone();
+        let grow_to = (end > segment.allocated).then(|| end.next_multiple_of(PREALLOCATE));
+        if let Some(to) = grow_to {
+            buf.resize((to - start) as usize, 0);
+        }
         if let Err(e) = file
             .write_all_at(&buf, start)
             .and_then(|()| file.sync_data())
         {
+            // Nothing of the batch may be found on the next open.
             let _ = file.set_len(start);
+            segment.allocated = start;
             return Err(e);
         }
-        inner.active_len = start + buf.len() as u64;
-        let (active, active_len) = (inner.active, inner.active_len);
-        let segment = inner.segments.get_mut(&active).expect("active segment");
+        if let Some(to) = grow_to {
+            segment.allocated = to;
+        }
         segment.live += records.len();
-        segment.live_bytes += buf.len() as u64;
-        segment.size = active_len;
+        segment.live_bytes += end - start;
+        segment.size = end;
+        inner.active_len = end;
         Ok(placed)
     }
 

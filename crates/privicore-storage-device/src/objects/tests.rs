@@ -104,13 +104,14 @@ fn a_torn_tail_is_cut_off_on_open() {
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     store.put(&object(OTHER, 1, &chunks), &chunks).unwrap();
     drop(store);
-    let segment = &segment_files(dir.path())[0];
-    let len = std::fs::metadata(segment).unwrap().len();
+    // The last 10 bytes of the second record never reached the disk: in a preallocated
+    // segment they read as zeros.
+    let at = ObjectStore::locate(dir.path(), OTHER, 1).unwrap().unwrap();
     File::options()
         .write(true)
-        .open(segment)
+        .open(&at.segment)
         .unwrap()
-        .set_len(len - 10)
+        .write_all_at(&[0; 10], at.offset + at.len - 10)
         .unwrap();
     let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
     assert_eq!(reopened.object_count(), 1);
@@ -121,6 +122,44 @@ fn a_torn_tail_is_cut_off_on_open() {
     let again = ObjectStore::open(dir.path(), [1; 32]).unwrap();
     assert_eq!(again.object_count(), 2);
     assert_eq!(again.read(OTHER, 1, 0, 1).unwrap().1, chunks);
+}
+
+#[test]
+fn segments_grow_in_preallocated_steps_and_reopen_past_the_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = vec![vec![7u8; 100]];
+    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
+    let segment = segment_files(dir.path())[0].clone();
+    let len = || std::fs::metadata(&segment).unwrap().len();
+    assert_eq!(len(), PREALLOCATE);
+    store.put(&object(TOKEN, 2, &chunks), &chunks).unwrap();
+    assert_eq!(len(), PREALLOCATE, "a write inside the allocation does not grow the file");
+    drop(store);
+
+    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    assert_eq!(len(), PREALLOCATE, "zeros after the records are not a torn tail");
+    assert_eq!(reopened.object_count(), 2);
+    reopened.put(&object(OTHER, 1, &chunks), &chunks).unwrap();
+    drop(reopened);
+    let again = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    assert_eq!(again.object_count(), 3);
+    for (token, version) in [(TOKEN, 1), (TOKEN, 2), (OTHER, 1)] {
+        assert_eq!(again.read(token, version, 0, 1).unwrap().1, chunks);
+    }
+}
+
+#[test]
+fn a_batch_larger_than_one_step_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = vec![vec![3u8; PREALLOCATE as usize + 10]];
+    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
+    let segment = segment_files(dir.path())[0].clone();
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), 2 * PREALLOCATE);
+    drop(store);
+    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    assert_eq!(reopened.read(TOKEN, 1, 0, 1).unwrap().1, chunks);
 }
 
 #[test]
