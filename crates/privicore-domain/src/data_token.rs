@@ -67,7 +67,7 @@ pub fn valid_context(context: &str) -> bool {
     (1..=512).contains(&context.chars().count()) && !context.chars().any(char::is_control)
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DataToken {
     pub token: String,
     pub profile_id: ProfileId,

@@ -22,12 +22,20 @@ const LIVE: u8 = 1;
 const ERASED: u8 = 0;
 /// A new segment is started once the active one is this large.
 const SEGMENT_ROLL: u64 = 64 << 20;
-/// Segments grow in steps of this many zeroed bytes, written and flushed with the batch
-/// that first needs them. Later batches overwrite blocks that are already allocated, so
-/// their `fdatasync` writes the data alone; an append that grows the file also writes the
-/// inode and the allocation bitmaps, one synchronous disk write more per batch (a third
-/// of a hosted device's flush cost in profiles).
-const PREALLOCATE: u64 = 1 << 20;
+/// Segments grow in steps of zeroed bytes, written and flushed with the batch that first
+/// needs them. Later batches overwrite blocks that are already allocated, so their
+/// `fdatasync` writes the data alone; an append that grows the file also writes the inode
+/// and the allocation bitmaps, one synchronous disk write more per batch (a third of a
+/// hosted device's flush cost in profiles). A step is this long on average, drawn at
+/// random between half and one and a half times it: devices that receive the same objects
+/// would otherwise all pay for a step in the same batch, and the write quorum waits only
+/// for the fastest.
+const PREALLOCATE: u64 = 512 << 10;
+
+fn next_step() -> u64 {
+    use rand::Rng;
+    rand::thread_rng().gen_range(PREALLOCATE / 2..PREALLOCATE * 3 / 2)
+}
 
 /// One record header: magic, state, 3 reserved bytes, version, body length, stored-at
 /// (Unix seconds), token.
@@ -502,7 +510,7 @@ impl ObjectStore {
         let active = inner.active;
         let segment = inner.segments.get_mut(&active).expect("active segment");
         let file = segment.file.clone();
-        let grow_to = (end > segment.allocated).then(|| end.next_multiple_of(PREALLOCATE));
+        let grow_to = (end > segment.allocated).then(|| end + next_step());
         if let Some(to) = grow_to {
             buf.resize((to - start) as usize, 0);
         }

@@ -30,6 +30,7 @@ mod commands;
 mod data;
 mod db;
 mod rows;
+mod token_rows;
 mod writer;
 
 use async_trait::async_trait;
@@ -54,6 +55,7 @@ use std::sync::Arc;
 pub struct SqliteStore {
     readers: Arc<db::Readers>,
     writer: writer::Writer,
+    token_rows: Arc<token_rows::TokenRows>,
     checkpointer: std::sync::Mutex<db::Checkpointer>,
 }
 
@@ -68,6 +70,7 @@ impl SqliteStore {
         Ok(Self {
             readers: Arc::new(db::Readers::new(path)),
             writer: writer::Writer::start(conn, restart.clone()),
+            token_rows: Arc::default(),
             checkpointer: std::sync::Mutex::new(db::Checkpointer::start(path, restart)?),
         })
     }
@@ -91,6 +94,35 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
+    /// Applies `effects` and then `more` in one request of the next group commit; the
+    /// token rows written go through the row cache (see `token_rows`).
+    async fn write_effects(
+        &self,
+        effects: &[Effect],
+        mut more: impl FnMut(&Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<Vec<u64>, StoreError> {
+        let effects = effects.to_vec();
+        let rows = self.token_rows.clone();
+        let kept = rows.clone();
+        let (affected, _) = self
+            .writer
+            .write_then(
+                move |c| {
+                    rows.forget(effects.iter().filter_map(|e| match e {
+                        Effect::Data(data) => apply::token_row_written(data),
+                        _ => None,
+                    }));
+                    let mut written = Vec::new();
+                    let affected = apply::apply_in(c, &effects, &mut written)?;
+                    more(c)?;
+                    Ok((affected, written))
+                },
+                move |(_, written)| kept.keep(std::mem::take(written)),
+            )
+            .await?;
+        Ok(affected)
+    }
+
     pub async fn close(&self) {
         self.checkpointer.lock().expect("checkpointer lock").stop();
         self.writer.close().await;
@@ -109,13 +141,10 @@ impl MetadataStore for SqliteStore {
         command: &CommandRecord,
         effects: &[Effect],
     ) -> Result<(), StoreError> {
-        let (command, effects) = (command.clone(), effects.to_vec());
-        self.writer
-            .write(move |c| {
-                apply::apply_in(c, &effects)?;
-                commands::insert(c, &command)
-            })
+        let command = command.clone();
+        self.write_effects(effects, move |c| commands::insert(c, &command))
             .await
+            .map(drop)
     }
 
     async fn command(&self, id: CommandId) -> Result<Option<CommandRecord>, StoreError> {
@@ -143,16 +172,12 @@ impl MetadataStore for SqliteStore {
         effects: &[Effect],
         completion: Option<&Completion>,
     ) -> Result<Vec<u64>, StoreError> {
-        let (effects, completion) = (effects.to_vec(), completion.cloned());
-        self.writer
-            .write(move |c| {
-                let affected = apply::apply_in(c, &effects)?;
-                if let Some(done) = &completion {
-                    commands::complete(c, done)?;
-                }
-                Ok(affected)
-            })
-            .await
+        let completion = completion.cloned();
+        self.write_effects(effects, move |c| match &completion {
+            Some(done) => commands::complete(c, done),
+            None => Ok(()),
+        })
+        .await
     }
 
     async fn profile(&self, id: ProfileId) -> Result<Option<Profile>, StoreError> {
@@ -311,6 +336,9 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError> {
+        if let Some(row) = self.token_rows.get(token) {
+            return Ok(Some(row));
+        }
         self.read(|c| {
             db::one(
                 c,
@@ -329,6 +357,9 @@ impl MetadataStore for SqliteStore {
         &self,
         command: CommandId,
     ) -> Result<Option<DataToken>, StoreError> {
+        if let Some(row) = self.token_rows.by_reservation(command) {
+            return Ok(Some(row));
+        }
         self.read(|c| {
             db::one(
                 c,

@@ -175,3 +175,120 @@ async fn token_rows_survive_rekeying_by_seq() {
     conformance::run_all(&store).await;
     store.close().await;
 }
+
+/// The token row cache answers exactly what the database holds after every kind of write,
+/// including a write refused inside its transaction.
+#[tokio::test]
+async fn cached_token_rows_match_the_database() {
+    use privicore_domain::data_token::{DataToken, TokenStatus};
+    use privicore_domain::effect::{DataEffect, Effect};
+    use privicore_domain::password::PasswordHash;
+    use privicore_domain::ports::MetadataStore;
+    use privicore_domain::profile::{Profile, ProfileKind, ProfileStatus};
+    use privicore_domain::secret::TokenHash;
+    use privicore_domain::{CommandId, ProfileId, Timestamp};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("meta.db"))
+        .await
+        .unwrap();
+    let profile = Profile {
+        id: ProfileId(CommandId::new().0),
+        username: "cache".into(),
+        kind: ProfileKind::User,
+        status: ProfileStatus::Active,
+        password_hash: Some(PasswordHash::from_phc("$argon2id$fake".into())),
+        public_key: None,
+        created_at: Timestamp::now(),
+    };
+    store
+        .apply(&[Effect::CreateProfile(profile.clone())], None)
+        .await
+        .unwrap();
+    let token = privicore_domain::data_token::new_token();
+    let reservation = CommandId::new();
+    let row = DataToken {
+        token: token.clone(),
+        profile_id: profile.id,
+        application_id: None,
+        reserve_command_id: reservation,
+        status: TokenStatus::Reserved,
+        context: "/cache".into(),
+        expires_at: Some(Timestamp::now().plus_seconds(60)),
+        upload_salt: Some(TokenHash::of("salt")),
+        version: None,
+        stored_size: None,
+        meta_file: None,
+        meta_risk: None,
+        meta_data: None,
+        created_at: Timestamp(1_700_000_000),
+        updated_at: Timestamp(1_700_000_000),
+    };
+    let from_database = |store: &SqliteStore| {
+        store
+            .read(|c| {
+                super::db::one(
+                    c,
+                    concat!(
+                        "SELECT ",
+                        data_token_columns!(),
+                        " FROM data_tokens WHERE token = ?"
+                    ),
+                    [token.as_str()],
+                    super::rows::data_token,
+                )
+            })
+            .unwrap()
+    };
+    let at = Timestamp(1_700_000_100);
+    let data = |e: DataEffect| Effect::Data(Box::new(e));
+    let writes = [
+        data(DataEffect::CreateDataToken(row)),
+        data(DataEffect::BeginExchange {
+            token: token.clone(),
+            at,
+        }),
+        data(DataEffect::SetFileMeta {
+            token: token.clone(),
+            file: Some(json!({"fileName": "a.txt"})),
+            context: Some("/other".into()),
+            at,
+        }),
+        data(DataEffect::CommitVersion {
+            token: token.clone(),
+            version: 1,
+            stored_size: 10,
+            at,
+        }),
+        data(DataEffect::SetRiskMeta {
+            token: token.clone(),
+            risk: Some(json!({"level": 2})),
+            at,
+        }),
+    ];
+    for write in writes {
+        store.apply(&[write], None).await.unwrap();
+        let cached = store.token_rows.get(&token).expect("the write is cached");
+        assert_eq!(Some(&cached), from_database(&store).as_ref());
+        assert_eq!(
+            store.data_token(&token).await.unwrap(),
+            Some(cached.clone())
+        );
+        assert_eq!(
+            store.data_token_by_reservation(reservation).await.unwrap(),
+            Some(cached)
+        );
+    }
+    // Refused inside its transaction (the token is no longer reserved): nothing changes,
+    // and the cache answers what the database does.
+    let refused = data(DataEffect::BeginExchange {
+        token: token.clone(),
+        at: Timestamp(1_700_000_200),
+    });
+    assert!(store.apply(&[refused], None).await.is_err());
+    let read = store.data_token(&token).await.unwrap();
+    assert_eq!(read, from_database(&store));
+    assert_eq!(read.unwrap().status, TokenStatus::Active);
+    store.close().await;
+}

@@ -25,9 +25,14 @@ trait Job: Send {
     fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
+/// Runs on the writer thread once the request's commit succeeded, before the caller is
+/// answered: commits run in order, so whatever it updates sees them in order too.
+type OnCommit<T> = Box<dyn FnOnce(&mut T) + Send>;
+
 struct Typed<T, F> {
     work: F,
     result: Option<Result<T, StoreError>>,
+    on_commit: Option<OnCommit<T>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
@@ -49,10 +54,13 @@ where
 
     fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
         let this = *self;
-        let result = committed.and_then(|()| {
+        let mut result = committed.and_then(|()| {
             this.result
                 .unwrap_or_else(|| Err(StoreError::Unavailable("the write did not run".into())))
         });
+        if let (Ok(value), Some(on_commit)) = (&mut result, this.on_commit) {
+            on_commit(value);
+        }
         let _ = this.reply.send(result);
     }
 }
@@ -108,10 +116,32 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.send(work, None).await
+    }
+
+    /// As `write`, and runs `on_commit` on what `work` returned once it is committed.
+    pub async fn write_then<T, F>(
+        &self,
+        work: F,
+        on_commit: impl FnOnce(&mut T) + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.send(work, Some(Box::new(on_commit))).await
+    }
+
+    async fn send<T, F>(&self, work: F, on_commit: Option<OnCommit<T>>) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job = Typed {
             work,
             result: None,
+            on_commit,
             reply,
         };
         self.queue
@@ -217,6 +247,7 @@ mod tests {
         let job = Typed {
             work,
             result: None,
+            on_commit: None,
             reply,
         };
         (Box::new(job), answer)

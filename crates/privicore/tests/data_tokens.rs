@@ -766,7 +766,9 @@ async fn retrieval_finds_a_copy_added_after_the_commit() {
         damage_on_device(&server.device_dir(device), &token);
     }
     assert_eq!(alice.fetch(&token).await, data);
-    // Both holders were asked (and failed) before the fallback found the third copy.
+    // The holders the commit recorded were asked (and failed) before the fallback found
+    // the third copy. Which holders those are depends on which confirmed within the
+    // commit's linger: at least the first one did.
     let storage = alice.api.list_storage_devices("").await.unwrap();
     let missing: Vec<(String, u64)> = storage["items"]
         .as_array()
@@ -777,9 +779,20 @@ async fn retrieval_finds_a_copy_added_after_the_commit() {
             (id, d["replicas"]["missing"].as_u64().unwrap())
         })
         .collect();
+    let asked_holders = missing
+        .iter()
+        .filter(|(id, _)| first.contains(id))
+        .map(|(_, count)| *count)
+        .collect::<Vec<_>>();
+    assert!(asked_holders.iter().all(|c| *c <= 1), "{storage}");
+    assert!(asked_holders.contains(&1), "{storage}");
     for (id, count) in &missing {
-        let expected = if first.contains(id) { 1 } else { 0 };
-        assert_eq!(*count, expected, "{storage}");
+        if !first.contains(id) {
+            assert_eq!(
+                *count, 0,
+                "the copy that delivered is not missing: {storage}"
+            );
+        }
     }
     assert_eq!(alice.fetch(&token).await, data);
 }

@@ -1,5 +1,6 @@
-use crate::db::exec;
+use crate::db::{exec, unavailable};
 use privicore_domain::Reason;
+use privicore_domain::data_token::DataToken;
 use privicore_domain::effect::DataEffect;
 use privicore_domain::ports::StoreError;
 use rusqlite::{Connection, params, params_from_iter};
@@ -8,7 +9,46 @@ fn json(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())
 }
 
-pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> {
+/// The token whose row `effect` writes, if any: the row cache forgets it before the
+/// commit and takes the row as written after it.
+pub fn token_row_written(effect: &DataEffect) -> Option<&str> {
+    match effect {
+        DataEffect::CreateDataToken(t) => Some(&t.token),
+        DataEffect::BeginExchange { token, .. }
+        | DataEffect::AbortExchange { token, .. }
+        | DataEffect::CommitVersion { token, .. }
+        | DataEffect::ExpireReservation { token, .. }
+        | DataEffect::SetFileMeta { token, .. }
+        | DataEffect::SetRiskMeta { token, .. }
+        | DataEffect::SetDataMeta { token, .. }
+        | DataEffect::DeleteDataToken { token, .. } => Some(token),
+        _ => None,
+    }
+}
+
+/// A statement on one token row ending in `RETURNING` its columns: the rows it wrote go
+/// to `written`; returns how many.
+fn exec_row(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    written: &mut Vec<DataToken>,
+) -> Result<u64, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(unavailable)?;
+    let mut rows = statement.query(params).map_err(unavailable)?;
+    let mut n = 0;
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        written.push(crate::rows::data_token(row)?);
+        n += 1;
+    }
+    Ok(n)
+}
+
+pub fn apply(
+    conn: &Connection,
+    effect: &DataEffect,
+    written: &mut Vec<DataToken>,
+) -> Result<u64, StoreError> {
     match effect {
         DataEffect::SaveDevice(d) => {
             // Credentials and the pinned key have their own effects: a command's row update
@@ -84,11 +124,14 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
                 device_id.to_string(),
             ],
         ),
-        DataEffect::CreateDataToken(t) => exec(
+        DataEffect::CreateDataToken(t) => exec_row(
             conn,
-            "INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_salt,
-             version, stored_size, meta_file, meta_risk, meta_data, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            concat!(
+                "INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_salt,
+                 version, stored_size, meta_file, meta_risk, meta_data, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+                data_token_columns!()
+            ),
             params![
                 t.token,
                 t.profile_id.to_string(),
@@ -106,12 +149,17 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
                 t.created_at.unix(),
                 t.updated_at.unix(),
             ],
+            written,
         ),
         DataEffect::BeginExchange { token, at } => {
-            let changed = exec(
+            let changed = exec_row(
                 conn,
-                "UPDATE data_tokens SET status = 'exchanging', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'",
+                concat!(
+                    "UPDATE data_tokens SET status = 'exchanging', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved' RETURNING ",
+                    data_token_columns!()
+                ),
                 params![at.unix(), token],
+                written,
             )?;
             if changed == 0 {
                 return Err(StoreError::Conflict(Reason::DataTokenAlreadyExchanged));
@@ -123,15 +171,19 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
             status,
             upload_salt,
             at,
-        } => exec(
+        } => exec_row(
             conn,
-            "UPDATE data_tokens SET status = ?, upload_salt = ?, updated_at = ? WHERE token = ? AND status = 'exchanging'",
+            concat!(
+                "UPDATE data_tokens SET status = ?, upload_salt = ?, updated_at = ? WHERE token = ? AND status = 'exchanging' RETURNING ",
+                data_token_columns!()
+            ),
             params![
                 status.as_str(),
                 upload_salt.map(|h| h.to_hex()),
                 at.unix(),
                 token
             ],
+            written,
         ),
         DataEffect::CommitVersion {
             token,
@@ -144,43 +196,67 @@ pub fn apply(conn: &Connection, effect: &DataEffect) -> Result<u64, StoreError> 
                 concat!("UPDATE token_versions SET committed = 1 WHERE token_seq = ", token_seq!(), " AND version = ?"),
                 params![token, i64::from(*version)],
             )?;
-            exec(
+            exec_row(
                 conn,
-                "UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_salt = NULL, updated_at = ?
-                 WHERE token = ? AND status IN ('exchanging', 'active')",
+                concat!(
+                    "UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_salt = NULL, updated_at = ?
+                     WHERE token = ? AND status IN ('exchanging', 'active') RETURNING ",
+                    data_token_columns!()
+                ),
                 params![i64::from(*version), *stored_size as i64, at.unix(), token],
+                written,
             )
         }
-        DataEffect::ExpireReservation { token, at } => exec(
+        DataEffect::ExpireReservation { token, at } => exec_row(
             conn,
-            "UPDATE data_tokens SET status = 'expired', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'",
+            concat!(
+                "UPDATE data_tokens SET status = 'expired', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved' RETURNING ",
+                data_token_columns!()
+            ),
             params![at.unix(), token],
+            written,
         ),
         DataEffect::SetFileMeta {
             token,
             file,
             context,
             at,
-        } => exec(
+        } => exec_row(
             conn,
-            "UPDATE data_tokens SET meta_file = ?, context = COALESCE(?, context), updated_at = ? WHERE token = ?",
+            concat!(
+                "UPDATE data_tokens SET meta_file = ?, context = COALESCE(?, context), updated_at = ? WHERE token = ? RETURNING ",
+                data_token_columns!()
+            ),
             params![json(file), context, at.unix(), token],
+            written,
         ),
-        DataEffect::SetRiskMeta { token, risk, at } => exec(
+        DataEffect::SetRiskMeta { token, risk, at } => exec_row(
             conn,
-            "UPDATE data_tokens SET meta_risk = ?, updated_at = ? WHERE token = ?",
+            concat!(
+                "UPDATE data_tokens SET meta_risk = ?, updated_at = ? WHERE token = ? RETURNING ",
+                data_token_columns!()
+            ),
             params![json(risk), at.unix(), token],
+            written,
         ),
-        DataEffect::SetDataMeta { token, data, at } => exec(
+        DataEffect::SetDataMeta { token, data, at } => exec_row(
             conn,
-            "UPDATE data_tokens SET meta_data = ?, updated_at = ? WHERE token = ?",
+            concat!(
+                "UPDATE data_tokens SET meta_data = ?, updated_at = ? WHERE token = ? RETURNING ",
+                data_token_columns!()
+            ),
             params![json(data), at.unix(), token],
+            written,
         ),
-        DataEffect::DeleteDataToken { token, at } => exec(
+        DataEffect::DeleteDataToken { token, at } => exec_row(
             conn,
-            "UPDATE data_tokens SET status = 'deleted', meta_file = NULL, meta_risk = NULL, meta_data = NULL, upload_salt = NULL,
-             expires_at = NULL, updated_at = ? WHERE token = ?",
+            concat!(
+                "UPDATE data_tokens SET status = 'deleted', meta_file = NULL, meta_risk = NULL, meta_data = NULL, upload_salt = NULL,
+                 expires_at = NULL, updated_at = ? WHERE token = ? RETURNING ",
+                data_token_columns!()
+            ),
             params![at.unix(), token],
+            written,
         ),
         DataEffect::PutTokenVersion(v) => exec(
             conn,

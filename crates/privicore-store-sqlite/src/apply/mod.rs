@@ -2,15 +2,30 @@ mod data;
 
 use crate::db::{self, is_unique_violation, unavailable};
 use privicore_domain::auth::TokenOwner;
+use privicore_domain::data_token::DataToken;
 use privicore_domain::effect::Effect;
 use privicore_domain::ports::StoreError;
 use rusqlite::{Connection, params};
 
-pub fn apply_in(conn: &Connection, effects: &[Effect]) -> Result<Vec<u64>, StoreError> {
-    effects.iter().map(|effect| one(conn, effect)).collect()
+pub use data::token_row_written;
+
+/// Applies `effects`; the token rows they write, as written, go to `written`.
+pub fn apply_in(
+    conn: &Connection,
+    effects: &[Effect],
+    written: &mut Vec<DataToken>,
+) -> Result<Vec<u64>, StoreError> {
+    effects
+        .iter()
+        .map(|effect| one(conn, effect, written))
+        .collect()
 }
 
-fn one(conn: &Connection, effect: &Effect) -> Result<u64, StoreError> {
+fn one(
+    conn: &Connection,
+    effect: &Effect,
+    written: &mut Vec<DataToken>,
+) -> Result<u64, StoreError> {
     match effect {
         Effect::CreateProfile(p) => conn
             .prepare_cached(
@@ -98,6 +113,6 @@ fn one(conn: &Connection, effect: &Effect) -> Result<u64, StoreError> {
              ON CONFLICT (profile_id) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at",
             params![q.profile_id.to_string(), q.hash.to_hex(), q.expires_at.unix()],
         ),
-        Effect::Data(data) => data::apply(conn, data),
+        Effect::Data(data) => data::apply(conn, data, written),
     }
 }
