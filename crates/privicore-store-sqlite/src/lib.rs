@@ -108,16 +108,16 @@ impl SqliteStore {
             .writer
             .write_then(
                 move |c| {
-                    rows.forget(effects.iter().filter_map(|e| match e {
+                    let tag = rows.forget(effects.iter().filter_map(|e| match e {
                         Effect::Data(data) => apply::token_row_written(data),
                         _ => None,
                     }));
                     let mut written = Vec::new();
                     let affected = apply::apply_in(c, &effects, &mut written)?;
                     more(c)?;
-                    Ok((affected, written))
+                    Ok((affected, (tag, written)))
                 },
-                move |(_, written)| kept.keep(std::mem::take(written)),
+                move |(_, (tag, written))| kept.keep(*tag, std::mem::take(written)),
             )
             .await?;
         Ok(affected)

@@ -180,51 +180,19 @@ async fn token_rows_survive_rekeying_by_seq() {
 /// including a write refused inside its transaction.
 #[tokio::test]
 async fn cached_token_rows_match_the_database() {
-    use privicore_domain::data_token::{DataToken, TokenStatus};
+    use privicore_domain::Timestamp;
+    use privicore_domain::data_token::TokenStatus;
     use privicore_domain::effect::{DataEffect, Effect};
-    use privicore_domain::password::PasswordHash;
     use privicore_domain::ports::MetadataStore;
-    use privicore_domain::profile::{Profile, ProfileKind, ProfileStatus};
-    use privicore_domain::secret::TokenHash;
-    use privicore_domain::{CommandId, ProfileId, Timestamp};
     use serde_json::json;
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("meta.db"))
         .await
         .unwrap();
-    let profile = Profile {
-        id: ProfileId(CommandId::new().0),
-        username: "cache".into(),
-        kind: ProfileKind::User,
-        status: ProfileStatus::Active,
-        password_hash: Some(PasswordHash::from_phc("$argon2id$fake".into())),
-        public_key: None,
-        created_at: Timestamp::now(),
-    };
-    store
-        .apply(&[Effect::CreateProfile(profile.clone())], None)
-        .await
-        .unwrap();
-    let token = privicore_domain::data_token::new_token();
-    let reservation = CommandId::new();
-    let row = DataToken {
-        token: token.clone(),
-        profile_id: profile.id,
-        application_id: None,
-        reserve_command_id: reservation,
-        status: TokenStatus::Reserved,
-        context: "/cache".into(),
-        expires_at: Some(Timestamp::now().plus_seconds(60)),
-        upload_salt: Some(TokenHash::of("salt")),
-        version: None,
-        stored_size: None,
-        meta_file: None,
-        meta_risk: None,
-        meta_data: None,
-        created_at: Timestamp(1_700_000_000),
-        updated_at: Timestamp(1_700_000_000),
-    };
+    let profile = conformance::stored_profile(&store, "cache").await;
+    let row = conformance::token_of(&profile, "/cache");
+    let (token, reservation) = (row.token.clone(), row.reserve_command_id);
     let from_database = |store: &SqliteStore| {
         store
             .read(|c| {

@@ -2,9 +2,10 @@
 //! right after a commit wrote it, and after every commit a read connection starts with an
 //! empty page cache, so such a read went back to the WAL for every page (a tenth of the
 //! engine's CPU). The writer thread alone fills this cache, from the rows its statements
-//! return: it forgets a token before the transaction that writes it and keeps the row
-//! written once that transaction committed, so a read sees either the database or the
-//! newest committed row, never an older one. Read connections never fill it.
+//! return: a request forgets its tokens before its transaction and keeps the rows it wrote
+//! once that transaction committed, unless a later request (in the same group commit) has
+//! written the token since. A read so sees the database or the newest committed row, never
+//! an older one. Read connections never fill it.
 
 use privicore_domain::CommandId;
 use privicore_domain::data_token::DataToken;
@@ -15,10 +16,17 @@ use std::sync::Mutex;
 /// within milliseconds of writing it).
 const MAX_ROWS: usize = 32_768;
 
+/// Which write a request is: rows are kept only by the last request that forgot them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteTag(u64);
+
 #[derive(Default)]
 struct Rows {
     by_token: HashMap<String, DataToken>,
     by_reservation: HashMap<CommandId, String>,
+    /// Tokens forgotten by a request whose rows are not kept yet, and that request's tag.
+    writing: HashMap<String, WriteTag>,
+    next_tag: u64,
 }
 
 #[derive(Default)]
@@ -45,25 +53,84 @@ impl TokenRows {
     }
 
     /// Before a transaction that writes these tokens' rows: reads go to the database.
-    pub fn forget<'a>(&self, tokens: impl IntoIterator<Item = &'a str>) {
+    pub fn forget<'a>(&self, tokens: impl IntoIterator<Item = &'a str>) -> WriteTag {
         let mut rows = self.lock();
+        rows.next_tag += 1;
+        let tag = WriteTag(rows.next_tag);
         for token in tokens {
             if let Some(row) = rows.by_token.remove(token) {
                 rows.by_reservation.remove(&row.reserve_command_id);
             }
+            rows.writing.insert(token.to_owned(), tag);
         }
+        tag
     }
 
-    /// After that transaction committed: the rows as it wrote them, in write order.
-    pub fn keep(&self, written: Vec<DataToken>) {
+    /// After that transaction committed: the rows it wrote, in write order.
+    pub fn keep(&self, tag: WriteTag, written: Vec<DataToken>) {
         let mut rows = self.lock();
-        if rows.by_token.len() + written.len() > MAX_ROWS {
-            *rows = Rows::default();
+        if rows.by_token.len() + rows.writing.len() + written.len() > MAX_ROWS {
+            let next_tag = rows.next_tag;
+            *rows = Rows {
+                next_tag,
+                ..Rows::default()
+            };
+            return;
         }
         for row in written {
+            if rows.writing.get(&row.token) != Some(&tag) {
+                continue;
+            }
             rows.by_reservation
                 .insert(row.reserve_command_id, row.token.clone());
             rows.by_token.insert(row.token.clone(), row);
         }
+        rows.writing.retain(|_, t| *t != tag);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use privicore_domain::data_token::TokenStatus;
+
+    fn row(status: TokenStatus) -> DataToken {
+        use privicore_domain::ports::conformance::{profile, token_of};
+        DataToken {
+            token: "dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5".into(),
+            status,
+            ..token_of(&profile("cache"), "/")
+        }
+    }
+
+    #[test]
+    fn a_row_superseded_in_the_same_commit_is_not_kept() {
+        let cache = TokenRows::default();
+        let (first, second) = (row(TokenStatus::Reserved), row(TokenStatus::Exchanging));
+        let token = first.token.clone();
+        let first_tag = cache.forget([token.as_str()]);
+        let second_tag = cache.forget([token.as_str()]);
+        // Both committed together; answers come in request order.
+        cache.keep(first_tag, vec![first]);
+        assert_eq!(cache.get(&token), None, "the older row never shows");
+        cache.keep(second_tag, vec![second.clone()]);
+        assert_eq!(cache.get(&token), Some(second));
+    }
+
+    #[test]
+    fn a_request_that_failed_leaves_the_token_to_the_database() {
+        let cache = TokenRows::default();
+        let first = row(TokenStatus::Reserved);
+        let token = first.token.clone();
+        let first_tag = cache.forget([token.as_str()]);
+        // A later request forgot the token too, then failed: it keeps nothing.
+        let _failed = cache.forget([token.as_str()]);
+        cache.keep(first_tag, vec![first]);
+        assert_eq!(cache.get(&token), None);
+        let next = row(TokenStatus::Active);
+        let tag = cache.forget([token.as_str()]);
+        cache.keep(tag, vec![next.clone()]);
+        assert_eq!(cache.get(&token), Some(next.clone()));
+        assert_eq!(cache.by_reservation(next.reserve_command_id), Some(next));
     }
 }

@@ -31,7 +31,8 @@ pub async fn run_all(store: &dyn MetadataStore) {
     replicas_spool_and_events(store).await;
 }
 
-fn profile(name: &str) -> Profile {
+/// A profile (not stored).
+pub fn profile(name: &str) -> Profile {
     Profile {
         id: ProfileId(CommandId::new().0),
         username: name.to_owned(),
@@ -44,7 +45,7 @@ fn profile(name: &str) -> Profile {
 }
 
 /// A profile, stored.
-async fn stored_profile(store: &dyn MetadataStore, name: &str) -> Profile {
+pub async fn stored_profile(store: &dyn MetadataStore, name: &str) -> Profile {
     let p = profile(name);
     store
         .apply(&[Effect::CreateProfile(p.clone())], None)
@@ -437,7 +438,8 @@ async fn devices_keep_credentials_out_of_row_updates(store: &dyn MetadataStore) 
     assert_eq!(store.count_live_devices(p.id).await.unwrap(), 1);
 }
 
-fn token_of(profile: &Profile, context: &str) -> DataToken {
+/// A reservation of `profile` (not stored).
+pub fn token_of(profile: &Profile, context: &str) -> DataToken {
     DataToken {
         token: new_token(),
         profile_id: profile.id,
