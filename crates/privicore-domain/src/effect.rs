@@ -151,6 +151,12 @@ pub enum DataEffect {
         token: String,
         version: u32,
     },
+    /// Drops the spool copy of a version once none of its replicas is pending (checked in
+    /// the same write, so a confirmation and the drop it allows cost one request).
+    DropSettledSpool {
+        token: String,
+        version: u32,
+    },
     /// One counted transaction, for the statistics.
     CountEvent {
         profile_id: ProfileId,

@@ -294,17 +294,14 @@ async fn stored(
             to: ReplicaState::Missing,
         }
     };
-    core.apply(vec![mark]).await?;
-    // Every target has it: the spool copy is no longer needed.
+    let mut effects = vec![mark];
+    // Once every target has it, the spool copy is no longer needed.
     if ok && version.committed {
-        let counts = core.store.replica_counts(&s.token, s.version).await?;
-        if counts.pending == 0 {
-            core.apply(vec![DataEffect::DropSpool {
-                token: s.token,
-                version: s.version,
-            }])
-            .await?;
-        }
+        effects.push(DataEffect::DropSettledSpool {
+            token: s.token,
+            version: s.version,
+        });
     }
+    core.apply(effects).await?;
     Ok(())
 }

@@ -186,13 +186,10 @@ pub(crate) async fn record_late(
             })
         })
         .collect();
+    effects.push(Effect::from(DataEffect::DropSettledSpool {
+        token: token.to_owned(),
+        version,
+    }));
     core.store.apply(&effects, None).await?;
-    if core.store.replica_counts(token, version).await?.pending == 0 {
-        effects = vec![Effect::from(DataEffect::DropSpool {
-            token: token.to_owned(),
-            version,
-        })];
-        core.store.apply(&effects, None).await?;
-    }
     Ok(())
 }

@@ -677,6 +677,50 @@ async fn data_tokens_move_through_their_states(store: &dyn MetadataStore) {
     assert!(deleted.meta_file.is_none(), "metadata is erased");
 }
 
+async fn a_spool_is_dropped_once_no_replica_is_pending(store: &dyn MetadataStore, p: &Profile) {
+    let t = token_of(p, "/settled");
+    let device = DeviceId::new();
+    let replica = |state| {
+        data(DataEffect::SetReplica(Replica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: device,
+            state,
+        }))
+    };
+    let drop = || {
+        data(DataEffect::DropSettledSpool {
+            token: t.token.clone(),
+            version: 1,
+        })
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutSpool {
+                    token: t.token.clone(),
+                    version: 1,
+                    chunks: vec![vec![7; 4]],
+                }),
+                replica(ReplicaState::Pending),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    store.apply(&[drop()], None).await.unwrap();
+    assert!(
+        store.spool(&t.token, 1).await.unwrap().is_some(),
+        "kept while a replica is pending"
+    );
+    store
+        .apply(&[replica(ReplicaState::Confirmed), drop()], None)
+        .await
+        .unwrap();
+    assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
+}
+
 async fn replicas_spool_and_events(store: &dyn MetadataStore) {
     let p = stored_profile(store, "replicas").await;
     let t = token_of(&p, "/r");
@@ -809,6 +853,7 @@ async fn replicas_spool_and_events(store: &dyn MetadataStore) {
         .await
         .unwrap();
     assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
+    a_spool_is_dropped_once_no_replica_is_pending(store, &p).await;
 
     let event = |kind, context: &str| {
         data(DataEffect::CountEvent {

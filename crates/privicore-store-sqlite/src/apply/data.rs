@@ -354,6 +354,15 @@ pub fn apply(
             concat!("DELETE FROM spool WHERE token_seq = ", token_seq!(), " AND version = ?"),
             params![token, i64::from(*version)],
         ),
+        DataEffect::DropSettledSpool { token, version } => exec(
+            conn,
+            concat!(
+                "DELETE FROM spool WHERE token_seq = ", token_seq!("?1"), " AND version = ?2
+                 AND NOT EXISTS (SELECT 1 FROM replicas WHERE token_seq = ", token_seq!("?1"),
+                " AND version = ?2 AND state = 'pending')"
+            ),
+            params![token, i64::from(*version)],
+        ),
         DataEffect::CountEvent {
             profile_id,
             kind,
