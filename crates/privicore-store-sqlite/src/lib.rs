@@ -25,6 +25,14 @@ macro_rules! data_token_columns {
     };
 }
 
+/// A statement that writes one token row, returning the row as written (read by
+/// `rows::data_token`; the row cache keeps it after the commit).
+macro_rules! returning_token_row {
+    ($sql:literal) => {
+        concat!($sql, " RETURNING ", data_token_columns!())
+    };
+}
+
 mod apply;
 mod commands;
 mod data;

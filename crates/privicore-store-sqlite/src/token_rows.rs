@@ -77,15 +77,23 @@ impl TokenRows {
             };
             return;
         }
+        // A request may write one row several times: the last write is the one kept, and
+        // the token stops being written by it only after all of them. Tokens a request
+        // forgot but wrote nothing to (or whose request failed) stay uncached until written
+        // again or the cache starts over.
+        let mut kept = Vec::with_capacity(written.len());
         for row in written {
             if rows.writing.get(&row.token) != Some(&tag) {
                 continue;
             }
             rows.by_reservation
                 .insert(row.reserve_command_id, row.token.clone());
+            kept.push(row.token.clone());
             rows.by_token.insert(row.token.clone(), row);
         }
-        rows.writing.retain(|_, t| *t != tag);
+        for token in kept {
+            rows.writing.remove(&token);
+        }
     }
 }
 
@@ -115,6 +123,16 @@ mod tests {
         assert_eq!(cache.get(&token), None, "the older row never shows");
         cache.keep(second_tag, vec![second.clone()]);
         assert_eq!(cache.get(&token), Some(second));
+    }
+
+    #[test]
+    fn a_request_that_writes_a_row_twice_keeps_the_last_write() {
+        let cache = TokenRows::default();
+        let (first, last) = (row(TokenStatus::Exchanging), row(TokenStatus::Active));
+        let token = first.token.clone();
+        let tag = cache.forget([token.as_str(), token.as_str()]);
+        cache.keep(tag, vec![first, last.clone()]);
+        assert_eq!(cache.get(&token), Some(last));
     }
 
     #[test]

@@ -126,12 +126,9 @@ pub fn apply(
         ),
         DataEffect::CreateDataToken(t) => exec_row(
             conn,
-            concat!(
-                "INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_salt,
+            returning_token_row!("INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_salt,
                  version, stored_size, meta_file, meta_risk, meta_data, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
-                data_token_columns!()
-            ),
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
             params![
                 t.token,
                 t.profile_id.to_string(),
@@ -154,10 +151,7 @@ pub fn apply(
         DataEffect::BeginExchange { token, at } => {
             let changed = exec_row(
                 conn,
-                concat!(
-                    "UPDATE data_tokens SET status = 'exchanging', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved' RETURNING ",
-                    data_token_columns!()
-                ),
+                returning_token_row!("UPDATE data_tokens SET status = 'exchanging', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'"),
                 params![at.unix(), token],
                 written,
             )?;
@@ -173,10 +167,7 @@ pub fn apply(
             at,
         } => exec_row(
             conn,
-            concat!(
-                "UPDATE data_tokens SET status = ?, upload_salt = ?, updated_at = ? WHERE token = ? AND status = 'exchanging' RETURNING ",
-                data_token_columns!()
-            ),
+            returning_token_row!("UPDATE data_tokens SET status = ?, upload_salt = ?, updated_at = ? WHERE token = ? AND status = 'exchanging'"),
             params![
                 status.as_str(),
                 upload_salt.map(|h| h.to_hex()),
@@ -198,21 +189,15 @@ pub fn apply(
             )?;
             exec_row(
                 conn,
-                concat!(
-                    "UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_salt = NULL, updated_at = ?
-                     WHERE token = ? AND status IN ('exchanging', 'active') RETURNING ",
-                    data_token_columns!()
-                ),
+                returning_token_row!("UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_salt = NULL, updated_at = ?
+                     WHERE token = ? AND status IN ('exchanging', 'active')"),
                 params![i64::from(*version), *stored_size as i64, at.unix(), token],
                 written,
             )
         }
         DataEffect::ExpireReservation { token, at } => exec_row(
             conn,
-            concat!(
-                "UPDATE data_tokens SET status = 'expired', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved' RETURNING ",
-                data_token_columns!()
-            ),
+            returning_token_row!("UPDATE data_tokens SET status = 'expired', upload_salt = NULL, updated_at = ? WHERE token = ? AND status = 'reserved'"),
             params![at.unix(), token],
             written,
         ),
@@ -223,38 +208,26 @@ pub fn apply(
             at,
         } => exec_row(
             conn,
-            concat!(
-                "UPDATE data_tokens SET meta_file = ?, context = COALESCE(?, context), updated_at = ? WHERE token = ? RETURNING ",
-                data_token_columns!()
-            ),
+            returning_token_row!("UPDATE data_tokens SET meta_file = ?, context = COALESCE(?, context), updated_at = ? WHERE token = ?"),
             params![json(file), context, at.unix(), token],
             written,
         ),
         DataEffect::SetRiskMeta { token, risk, at } => exec_row(
             conn,
-            concat!(
-                "UPDATE data_tokens SET meta_risk = ?, updated_at = ? WHERE token = ? RETURNING ",
-                data_token_columns!()
-            ),
+            returning_token_row!("UPDATE data_tokens SET meta_risk = ?, updated_at = ? WHERE token = ?"),
             params![json(risk), at.unix(), token],
             written,
         ),
         DataEffect::SetDataMeta { token, data, at } => exec_row(
             conn,
-            concat!(
-                "UPDATE data_tokens SET meta_data = ?, updated_at = ? WHERE token = ? RETURNING ",
-                data_token_columns!()
-            ),
+            returning_token_row!("UPDATE data_tokens SET meta_data = ?, updated_at = ? WHERE token = ?"),
             params![json(data), at.unix(), token],
             written,
         ),
         DataEffect::DeleteDataToken { token, at } => exec_row(
             conn,
-            concat!(
-                "UPDATE data_tokens SET status = 'deleted', meta_file = NULL, meta_risk = NULL, meta_data = NULL, upload_salt = NULL,
-                 expires_at = NULL, updated_at = ? WHERE token = ? RETURNING ",
-                data_token_columns!()
-            ),
+            returning_token_row!("UPDATE data_tokens SET status = 'deleted', meta_file = NULL, meta_risk = NULL, meta_data = NULL, upload_salt = NULL,
+                 expires_at = NULL, updated_at = ? WHERE token = ?"),
             params![at.unix(), token],
             written,
         ),
