@@ -151,6 +151,9 @@ impl Engine {
         supervisor.spawn(HubWorker::new(hub.clone(), bus.clone(), events));
         let inbox = devices.inbox().await.map_err(Error::internal)?;
         supervisor.spawn(InboxWorker::new(core.clone(), inbox));
+        if let Some(settle) = crate::replication::SettleWorker::new(core.clone()) {
+            supervisor.spawn(settle);
+        }
 
         let runner = Arc::new(Runner::new(core.clone()));
         let pipeline = Pipeline::start(&supervisor, runner, config.command_lanes.max(1));

@@ -100,6 +100,12 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
             core.presence.touch(device_id, None);
             if let Some(f) = env.body::<bus::StoreFailed>() {
                 tracing::warn!(device = %device_id, token = %f.token, reason = %f.reason, "device could not store an object");
+                if core
+                    .coordinator
+                    .offer_answer(&f.token, f.version, device_id, None)
+                {
+                    return Ok(());
+                }
                 core.coordinator
                     .store_result(&f.token, f.version, device_id, false);
                 let mark = DataEffect::TransitionReplica {
@@ -230,7 +236,8 @@ async fn hello(
     };
     reply(core, env, kind::WELCOME, &welcome).await;
 
-    // Catch up: pending objects still in the spool, and deletions not yet confirmed.
+    // Catch up: pending objects still in the spool (or held in memory), and deletions not
+    // yet confirmed.
     for replica in core.store.device_replicas(device_id).await? {
         match replica.state {
             ReplicaState::Pending => {
@@ -238,7 +245,13 @@ async fn hello(
                     .store
                     .token_version(&replica.token, replica.version)
                     .await?;
-                let chunks = core.store.spool(&replica.token, replica.version).await?;
+                let chunks = match core.store.spool(&replica.token, replica.version).await? {
+                    Some(chunks) => Some(chunks),
+                    None => core
+                        .coordinator
+                        .held_object(&replica.token, replica.version)
+                        .map(|(_, chunks)| chunks),
+                };
                 if let (Some(v), Some(chunks)) = (version, chunks) {
                     core.send_object(device_id, &v, &chunks).await;
                 }
@@ -265,7 +278,7 @@ async fn stored(
     // A waiting exchange records the confirmation with its own commit.
     if core
         .coordinator
-        .offer_stored(&s.token, s.version, device_id, &s.sha256)
+        .offer_answer(&s.token, s.version, device_id, Some(&s.sha256))
     {
         return Ok(());
     }
@@ -279,29 +292,17 @@ async fn stored(
     // The waiting exchange only needs to know; it records the confirmation with its commit.
     core.coordinator
         .store_result(&s.token, s.version, device_id, ok);
-    let mark = if ok {
-        DataEffect::ConfirmReplica {
-            token: s.token.clone(),
-            version: s.version,
-            device_id,
-        }
-    } else {
-        DataEffect::TransitionReplica {
-            token: s.token.clone(),
-            version: s.version,
-            device_id,
-            from: vec![ReplicaState::Pending],
-            to: ReplicaState::Missing,
-        }
-    };
-    let mut effects = vec![mark];
+    // Batched, and after any spool write queued for the version, so the drop finds it.
+    let late = &core.coordinator.late;
+    late.push(crate::replication::late_mark(
+        &s.token, s.version, device_id, ok,
+    ));
     // Once every target has it, the spool copy is no longer needed.
     if ok && version.committed {
-        effects.push(DataEffect::DropSettledSpool {
+        late.push(DataEffect::DropSettledSpool {
             token: s.token,
             version: s.version,
         });
     }
-    core.apply(effects).await?;
     Ok(())
 }

@@ -5,15 +5,16 @@
 mod coordinator;
 mod presence;
 mod retrieve;
+mod settle;
 
 pub(crate) use coordinator::Coordinator;
 pub(crate) use presence::Presence;
 pub(crate) use retrieve::{retrieve, sealed_copy};
+pub(crate) use settle::{SettleWorker, late_mark};
 
 use crate::engine::Core;
 use privicore_domain::data_token::{ReplicaState, TokenVersion};
 use privicore_domain::device::DeviceId;
-use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::ports::StoreError;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -36,8 +37,10 @@ pub(crate) enum Replicated {
 /// A sealed version: its header row and its layer-2 chunks.
 pub(crate) type Sealed = (TokenVersion, Vec<Vec<u8>>);
 
-/// After the write quorum, answers still owed by the other targets are awaited up to this
-/// long, so that they are recorded with the commit instead of one write each afterwards.
+/// After the write quorum, a command replicating a version from the spool awaits the other
+/// targets' answers up to this long, so that they are recorded with its commit instead of
+/// one write each afterwards. An exchange run at acceptance commits at the quorum: its
+/// late answers are batched (see `settle`).
 const LINGER: Duration = Duration::from_millis(3);
 const LINGER_MIN: Duration = Duration::from_micros(500);
 
@@ -106,6 +109,7 @@ pub(crate) async fn replicate(
         {
             st.confirmed.insert(r.device_id);
         }
+        st.targets = targets.len();
     }
     for device in &targets {
         core.send_object(*device, tv, chunks).await;
@@ -122,7 +126,9 @@ pub(crate) async fn replicate(
             let mut st = wait.state.lock().expect("wait lock");
             let (confirmed, failed) = (st.confirmed.len(), st.failed.len());
             let now = tokio::time::Instant::now();
-            if confirmed >= quorum && linger_until.is_none() {
+            if confirmed >= quorum && in_hand.is_some() {
+                linger_until = Some(now);
+            } else if confirmed >= quorum && linger_until.is_none() {
                 // As long again as the quorum took, within bounds: the others usually
                 // answer about as fast, and a straggler should not hold up the ack.
                 let linger = (now - sent).clamp(LINGER_MIN, LINGER);
@@ -158,38 +164,18 @@ pub(crate) async fn replicate(
 }
 
 /// Ends the absorbing of an exchange run at acceptance, once its record is written (or
-/// was not, `recorded` None): confirmations absorbed after its count are written now;
-/// later ones find the version in the store and go through the inbox.
-pub(crate) async fn record_late(
+/// was not, `recorded` None): the answers it counted too late for its record are written
+/// in the next batch, and `object` (the version, when targets still owe their copy) is held
+/// for them. Answers to a record that was not written are dropped.
+pub(crate) fn record_late(
     core: &Core,
     token: &str,
     version: u32,
     recorded: Option<&[DeviceId]>,
-) -> Result<(), StoreError> {
-    let late: Vec<DeviceId> = match core.coordinator.stop_absorbing(token, version) {
-        Some(confirmed) => confirmed
-            .into_iter()
-            .filter(|d| recorded.is_some_and(|r| !r.contains(d)))
-            .collect(),
-        None => return Ok(()),
-    };
-    if late.is_empty() {
-        return Ok(());
+    object: Option<Sealed>,
+) {
+    match recorded {
+        Some(recorded) => core.coordinator.settle(token, version, recorded, object),
+        None => core.coordinator.unwatch_store(token, version),
     }
-    let mut effects: Vec<Effect> = late
-        .into_iter()
-        .map(|device_id| {
-            Effect::from(DataEffect::ConfirmReplica {
-                token: token.to_owned(),
-                version,
-                device_id,
-            })
-        })
-        .collect();
-    effects.push(Effect::from(DataEffect::DropSettledSpool {
-        token: token.to_owned(),
-        version,
-    }));
-    core.store.apply(&effects, None).await?;
-    Ok(())
 }

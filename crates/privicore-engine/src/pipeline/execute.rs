@@ -30,11 +30,13 @@ pub(crate) enum After {
     /// confirmed it, kept for retrieval.
     NoteCommitted(privicore_domain::data_token::TokenVersion, Vec<DeviceId>),
     /// An exchange run at acceptance is recorded (`Some`: the devices its record confirmed)
-    /// or failed (`None`): device answers it still absorbed are written or dropped.
+    /// or failed (`None`): device answers it still absorbed are written or dropped, and
+    /// `object` is held for the targets that still owe their copy.
     RecordLate {
         token: String,
         version: u32,
         recorded: Option<Vec<DeviceId>>,
+        object: Option<crate::replication::Sealed>,
     },
 }
 
@@ -107,14 +109,8 @@ pub(crate) async fn after_commit(core: &Core, action: After) {
             token,
             version,
             recorded,
-        } => {
-            if let Err(error) =
-                crate::replication::record_late(core, &token, version, recorded.as_deref()).await
-            {
-                // The replicas stay pending; a synchronization confirms them.
-                tracing::warn!(%error, "could not record late device confirmations");
-            }
-        }
+            object,
+        } => crate::replication::record_late(core, &token, version, recorded.as_deref(), object),
     }
 }
 

@@ -412,8 +412,8 @@ fn exchanged(
 
 /// An exchange run at acceptance (its lane idle, every device online): the version goes to
 /// the devices before anything is written, then one write takes the reservation, records
-/// the version, its replicas and the outcome. The spool is written only when a device still
-/// owes its copy. Returns the plan and what to undo should that write find the reservation
+/// the version, its replicas and the outcome; the spool is not written (see
+/// `replication::settle`). Returns the plan and what to undo should that write find the reservation
 /// gone (expired meanwhile): the copies already on the devices are deleted.
 pub(crate) async fn exchange_at_acceptance(
     core: &Core,
@@ -442,37 +442,31 @@ pub(crate) async fn exchange_at_acceptance(
         Ok(committed) => committed,
         Err(failed) => return Ok((failed, Vec::new())),
     };
-    let (header, chunks) = sealed;
     let kept = TokenVersion {
         committed: true,
-        ..header.clone()
+        ..sealed.0.clone()
     };
-    let mut effects = vec![begin, DataEffect::PutTokenVersion(header)];
-    if committed.pending > 0 {
-        effects.push(DataEffect::PutSpool {
-            token: row.token.clone(),
-            version,
-            chunks,
-        });
-    } else {
-        committed
-            .effects
-            .retain(|e| !matches!(e, DataEffect::DropSpool { .. }));
-    }
-    let late = |recorded| After::RecordLate {
+    let effects = vec![begin, DataEffect::PutTokenVersion(sealed.0.clone())];
+    // Nothing was spooled: the object stays in memory for targets that owe their copy.
+    committed
+        .effects
+        .retain(|e| !matches!(e, DataEffect::DropSpool { .. }));
+    let object = (committed.pending > 0).then_some(sealed);
+    let late = |recorded, object| After::RecordLate {
         token: row.token.clone(),
         version,
         recorded,
+        object,
     };
     let undo = vec![
-        late(None),
+        late(None, None),
         After::SendDeletes {
             token: row.token.clone(),
             devices: core.storage_targets(command.profile_id).await?,
             versions: Versions::List(vec![version]),
         },
     ];
-    let after = late(Some(committed.devices.clone()));
+    let after = late(Some(committed.devices.clone()), object);
     let noted = After::NoteCommitted(kept, committed.devices.clone());
     let mut plan = exchanged(&row, version, committed, effects, now);
     plan.after.extend([after, noted]);

@@ -1,6 +1,8 @@
 //! Routes device answers (stored, fetched chunks, inventory pages) to the commands waiting
 //! for them.
 
+use super::Sealed;
+use super::settle::{Held, LateQueue, late_mark};
 use privicore_domain::device::DeviceId;
 use privicore_wire::bus::{self, Envelope};
 use std::collections::{HashMap, HashSet};
@@ -16,6 +18,16 @@ pub(super) struct Confirmations {
     /// Set while an exchange waits and will record confirmations with its own commit:
     /// the expected digest. Cleared (closed) once it took its final count.
     pub(super) absorbing: Option<String>,
+    /// Set once the exchange committed while targets still owed their answers: the object,
+    /// held in memory for them, and how many targets there are.
+    pub(super) settling: Option<Held>,
+    pub(super) targets: usize,
+}
+
+impl Confirmations {
+    fn answered(&self) -> usize {
+        self.confirmed.len() + self.failed.len()
+    }
 }
 
 #[derive(Default)]
@@ -90,6 +102,8 @@ pub(crate) struct Coordinator {
     /// Inventory pages of a synchronization, by sync id.
     pub(crate) inventories: Mailboxes<bus::Inventory>,
     pub(super) missing: AtomicU64,
+    /// Confirmations of committed versions, written in batches by the settle worker.
+    pub(crate) late: LateQueue,
 }
 
 impl Coordinator {
@@ -110,14 +124,15 @@ impl Coordinator {
         wait
     }
 
-    /// Hands a device's `storage.stored` to a waiting exchange that will record it; false
-    /// when none is waiting any more (the caller records it).
-    pub(crate) fn offer_stored(
+    /// Hands a device's `storage.stored` (`sha256` Some) or `storage.store_failed` (None) to
+    /// the exchange waiting for it; false when none will record it (the caller does). A
+    /// failure is only taken once the exchange committed: before, the caller records it.
+    pub(crate) fn offer_answer(
         &self,
         token: &str,
         version: u32,
         device: DeviceId,
-        sha256: &str,
+        sha256: Option<&str>,
     ) -> bool {
         let wait = self
             .stores
@@ -127,30 +142,111 @@ impl Coordinator {
             .cloned();
         let Some(wait) = wait else { return false };
         let mut st = wait.state.lock().expect("wait lock");
-        let Some(expected) = &st.absorbing else {
-            return false;
+        let expected = match (&st.absorbing, &st.settling, sha256) {
+            (Some(digest), _, Some(_)) => digest.clone(),
+            (None, Some(held), _) => held.object.0.digest.clone(),
+            _ => return false,
         };
-        if expected == sha256 {
+        let ok = sha256 == Some(expected.as_str());
+        if ok {
             st.confirmed.insert(device);
         } else {
-            tracing::warn!(%device, token, "device stored an object with another digest");
+            if sha256.is_some() {
+                tracing::warn!(%device, token, "device stored an object with another digest");
+            }
             st.failed.insert(device);
+        }
+        if st.absorbing.is_none() {
+            // Committed already: the answer is written in the next batch.
+            self.late.push(late_mark(token, version, device, ok));
+            if st.answered() >= st.targets {
+                let held = st.settling.take();
+                drop(st);
+                self.unwatch_store(token, version);
+                if let Some(held) = held {
+                    self.late.release(held);
+                }
+                return true;
+            }
         }
         drop(st);
         wait.notify.notify_waiters();
         true
     }
 
-    /// Closes an absorbing wait and forgets it; the devices it counted as confirmed.
-    pub(super) fn stop_absorbing(&self, token: &str, version: u32) -> Option<Vec<DeviceId>> {
+    /// After the commit of an exchange run at acceptance: the confirmations it did not
+    /// record go to the next batch; while targets still owe theirs, `object` stays held in
+    /// memory for them (or goes to the spool when too much is held already).
+    pub(super) fn settle(
+        &self,
+        token: &str,
+        version: u32,
+        recorded: &[DeviceId],
+        object: Option<Sealed>,
+    ) {
         let wait = self
             .stores
             .lock()
             .expect("coordinator lock")
-            .remove(&(token.to_owned(), version))?;
+            .get(&(token.to_owned(), version))
+            .cloned();
+        let Some(wait) = wait else { return };
         let mut st = wait.state.lock().expect("wait lock");
         st.absorbing = None;
-        Some(st.confirmed.iter().copied().collect())
+        for device in st.confirmed.iter().filter(|d| !recorded.contains(d)) {
+            self.late.push(late_mark(token, version, *device, true));
+        }
+        if st.answered() < st.targets
+            && let Some(object) = object
+        {
+            match self.late.hold(object) {
+                Ok(held) => {
+                    st.settling = Some(held);
+                    return;
+                }
+                Err(object) => self.late.spool(object),
+            }
+        }
+        drop(st);
+        self.unwatch_store(token, version);
+    }
+
+    /// Objects held longer than `age` for targets that did not answer go to the spool (so
+    /// a device's catch-up finds them); their later answers are written like any other.
+    pub(super) fn spool_stragglers(&self, age: std::time::Duration) {
+        let waits: Vec<((String, u32), Arc<StoreWait>)> = self
+            .stores
+            .lock()
+            .expect("coordinator lock")
+            .iter()
+            .map(|(k, w)| (k.clone(), w.clone()))
+            .collect();
+        for ((token, version), wait) in waits {
+            let mut st = wait.state.lock().expect("wait lock");
+            if st
+                .settling
+                .as_ref()
+                .is_some_and(|h| h.since.elapsed() >= age)
+            {
+                let held = st.settling.take().expect("checked above");
+                drop(st);
+                self.unwatch_store(&token, version);
+                let object = self.late.release(held);
+                self.late.spool(object);
+            }
+        }
+    }
+
+    /// The object held in memory for targets that did not answer yet, if any.
+    pub(crate) fn held_object(&self, token: &str, version: u32) -> Option<Sealed> {
+        let wait = self
+            .stores
+            .lock()
+            .expect("coordinator lock")
+            .get(&(token.to_owned(), version))
+            .cloned()?;
+        let st = wait.state.lock().expect("wait lock");
+        st.settling.as_ref().map(|h| h.object.clone())
     }
 
     pub(crate) fn unwatch_store(&self, token: &str, version: u32) {

@@ -85,7 +85,6 @@ impl Core {
         }
     }
 
-    /// Sends every chunk of one object version to a device.
     /// The approved storage devices of a profile (reused for a second unless a device
     /// command of the profile ends first).
     pub(crate) async fn storage_targets(
@@ -116,6 +115,7 @@ impl Core {
         Ok(!targets.is_empty() && targets.iter().all(|d| self.online(*d)))
     }
 
+    /// Sends every chunk of one object version to a device.
     pub(crate) async fn send_object(
         &self,
         device: DeviceId,
