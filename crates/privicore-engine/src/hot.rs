@@ -146,6 +146,16 @@ impl Holders {
         versions.insert((token.to_owned(), version), devices);
     }
 
+    /// Adds a device confirmed after the commit, if the version is kept.
+    pub fn add(&self, token: &str, version: u32, device: DeviceId) {
+        let mut versions = self.versions.lock().expect("holders lock");
+        if let Some(devices) = versions.get_mut(&(token.to_owned(), version))
+            && !devices.contains(&device)
+        {
+            devices.push(device);
+        }
+    }
+
     pub fn forget(&self, token: &str, version: u32) {
         self.versions
             .lock()

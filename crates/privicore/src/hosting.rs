@@ -60,6 +60,13 @@ impl InProcessHost {
     }
 }
 
+impl Drop for InProcessHost {
+    /// An engine dropped without `stop` still ends its device threads.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
 impl DeviceHost for InProcessHost {
     fn host(&self, device: &Device) {
         let mut running = self.running.lock().expect("host lock");
@@ -74,11 +81,27 @@ impl DeviceHost for InProcessHost {
             self.engine_key.clone(),
             device.id.to_string(),
         );
-        self.tasks.spawn(async move {
+        // Each hosted device runs on an OS thread of its own, so its flushes block nobody
+        // else and need no hop to the blocking pool. Not a blocking-pool thread: a runtime
+        // dropped without `stop` would wait for it forever.
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(device = %device.id, %error, "cannot start a hosted device");
+                return;
+            }
+        };
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let hosted = async move {
+            let _done = done;
             let mut backoff = Duration::from_millis(100);
             while !stop.is_cancelled() {
                 let opened = DeviceIdentity::load_or_create(&dir, &id, key.clone())
-                    .and_then(|identity| StorageDevice::open(&dir, identity));
+                    .and_then(|identity| StorageDevice::open(&dir, identity))
+                    .map(StorageDevice::on_own_thread);
                 let device = match opened {
                     Ok(d) => d,
                     Err(error) => {
@@ -93,8 +116,12 @@ impl DeviceHost for InProcessHost {
                 match result {
                     // Ended by the engine (revoked, rejected) or by shutdown.
                     Ok(()) if stop.is_cancelled() => break,
-                    Ok(()) => tracing::info!(device = %id, "hosted device session ended; reconnecting"),
-                    Err(error) => tracing::debug!(device = %id, %error, "hosted device link dropped; reconnecting"),
+                    Ok(()) => {
+                        tracing::info!(device = %id, "hosted device session ended; reconnecting")
+                    }
+                    Err(error) => {
+                        tracing::debug!(device = %id, %error, "hosted device link dropped; reconnecting")
+                    }
                 }
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -102,6 +129,17 @@ impl DeviceHost for InProcessHost {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("device-{}", &device.id.to_string()[..8]))
+            .spawn(move || runtime.block_on(hosted));
+        if let Err(error) = spawned {
+            tracing::error!(device = %device.id, %error, "cannot start a hosted device");
+            return;
+        }
+        // `stop` waits for the thread through this task.
+        self.tasks.spawn(async move {
+            let _ = finished.await;
         });
         tracing::info!(device = %device.id, "hosting storage device in-process");
     }

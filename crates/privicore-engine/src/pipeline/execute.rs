@@ -77,6 +77,9 @@ impl Plan {
     }
 }
 
+/// How long the registration of a hosted storage device waits for it to connect.
+const HOSTED_CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) async fn after_commit(core: &Core, action: After) {
     match action {
         After::SendDeletes {
@@ -91,6 +94,12 @@ pub(crate) async fn after_commit(core: &Core, action: After) {
         After::Host(device) => {
             if let Some(host) = &core.host {
                 host.host(&device);
+                // The ack follows this: a client that stores or synchronizes right after it
+                // finds the device connected.
+                let deadline = tokio::time::Instant::now() + HOSTED_CONNECT_WAIT;
+                while !core.online(device.id) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
             }
         }
         After::Unhost(device) => {

@@ -138,6 +138,18 @@ impl SettleWorker {
     async fn write(&self, batch: Vec<DataEffect>) {
         let effects: Vec<Effect> = batch.into_iter().map(Effect::from).collect();
         if self.core.store.apply(&effects, None).await.is_ok() {
+            // Retrieval may now ask these devices too.
+            for effect in &effects {
+                if let Effect::Data(data) = effect
+                    && let DataEffect::ConfirmReplica {
+                        token,
+                        version,
+                        device_id,
+                    } = data.as_ref()
+                {
+                    self.core.holders.add(token, *version, *device_id);
+                }
+            }
             return;
         }
         // One bad write (its token deleted meanwhile, say) must not cost the others.
