@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The spool keeps an object at most this long after its commit (§5.2.7); later gaps are
+/// closed by Synchronize device.
+const SPOOL_RETENTION_SECONDS: i64 = 24 * 3600;
+
 /// Runs storage devices inside the engine process (the embedded default).
 pub trait DeviceHost: Send + Sync + 'static {
     /// Starts hosting the device if it is not hosted yet.
@@ -186,6 +190,10 @@ impl Engine {
                         .map_err(|e| e.to_string())?;
                     store
                         .purge_expired_tokens(now)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    store
+                        .purge_spool(now.plus_seconds(-SPOOL_RETENTION_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok(())

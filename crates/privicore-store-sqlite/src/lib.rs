@@ -259,6 +259,21 @@ impl MetadataStore for SqliteStore {
             .await
     }
 
+    async fn purge_spool(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |c| {
+                db::exec(
+                    c,
+                    "DELETE FROM spool WHERE spooled_at < ? AND EXISTS (
+                         SELECT 1 FROM token_versions v
+                         WHERE v.token_seq = spool.token_seq AND v.version = spool.version
+                           AND v.committed = 1)",
+                    [before.unix()],
+                )
+            })
+            .await
+    }
+
     async fn take_qr_token(
         &self,
         hash: &TokenHash,

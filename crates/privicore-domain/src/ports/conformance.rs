@@ -29,6 +29,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     data_tokens_move_through_their_states(store).await;
     a_data_token_reads_back_field_for_field(store).await;
     replicas_spool_and_events(store).await;
+    the_spool_of_a_committed_version_expires(store).await;
 }
 
 /// A profile (not stored).
@@ -896,4 +897,62 @@ async fn replicas_spool_and_events(store: &dyn MetadataStore) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn the_spool_of_a_committed_version_expires(store: &dyn MetadataStore) {
+    let p = stored_profile(store, "spool-retention").await;
+    let t = token_of(&p, "/retention");
+    let version = TokenVersion {
+        token: t.token.clone(),
+        version: 1,
+        header: vec![1],
+        digest: "cd".into(),
+        total_size: 4,
+        chunk_count: 1,
+        committed: false,
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutTokenVersion(version)),
+                data(DataEffect::PutSpool {
+                    token: t.token.clone(),
+                    version: 1,
+                    chunks: vec![vec![5; 4]],
+                }),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    // Other tests' copies may be purged too: only this token's spool is looked at.
+    let later = Timestamp::now().plus_seconds(10);
+    store.purge_spool(later).await.unwrap();
+    assert!(
+        store.spool(&t.token, 1).await.unwrap().is_some(),
+        "an uncommitted version keeps its spool"
+    );
+    store
+        .apply(
+            &[data(DataEffect::CommitVersion {
+                token: t.token.clone(),
+                version: 1,
+                stored_size: 4,
+                at: Timestamp::now(),
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .purge_spool(Timestamp::now().plus_seconds(-3600))
+        .await
+        .unwrap();
+    assert!(
+        store.spool(&t.token, 1).await.unwrap().is_some(),
+        "spooled too recently"
+    );
+    assert!(store.purge_spool(later).await.unwrap() >= 1);
+    assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
 }

@@ -90,6 +90,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<u64, StoreError>;
     /// Drops tokens that expired before `before`.
     async fn purge_expired_tokens(&self, before: Timestamp) -> Result<u64, StoreError>;
+    /// Drops the spool copies of committed versions spooled before `before` (§5.2.7: the
+    /// spool keeps an object at most 24 h after its commit); returns how many chunks.
+    async fn purge_spool(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// Consumes a QR token if it is live; single-use even under concurrency.
     async fn take_qr_token(
         &self,

@@ -316,7 +316,7 @@ pub fn apply(
             for (i, chunk) in chunks.iter().enumerate() {
                 total += exec(
                     conn,
-                    concat!("INSERT OR REPLACE INTO spool (token_seq, version, chunk_index, sealed) VALUES (", token_seq!(), ", ?, ?, ?)"),
+                    concat!("INSERT OR REPLACE INTO spool (token_seq, version, chunk_index, sealed, spooled_at) VALUES (", token_seq!(), ", ?, ?, ?, unixepoch())"),
                     params![token, i64::from(*version), i as i64, chunk],
                 )?;
             }
