@@ -525,7 +525,8 @@ impl StorageDevice {
                         device.inline_io || device.only_small_reads(&batch)
                     };
                     let handled = if inline {
-                        // A few KiB read back from the page cache cost less than a hop to the
+                        // On a thread of its own the device may block; elsewhere only a few
+                        // KiB read back from the page cache cost less than a hop to the
                         // blocking pool and back.
                         device.lock().expect("device lock").handle_batch(batch)
                     } else {

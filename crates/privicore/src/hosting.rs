@@ -74,12 +74,12 @@ impl DeviceHost for InProcessHost {
             return;
         }
         let stop = self.shutdown.child_token();
-        running.insert(device.id, stop.clone());
-        let (bus, dir, key, id) = (
+        let (bus, dir, key, id, hosted_stop) = (
             self.bus.clone(),
             self.root.join(device.id.to_string()),
             self.engine_key.clone(),
             device.id.to_string(),
+            stop.clone(),
         );
         // Each hosted device runs on an OS thread of its own, so its flushes block nobody
         // else and need no hop to the blocking pool. Not a blocking-pool thread: a runtime
@@ -137,6 +137,7 @@ impl DeviceHost for InProcessHost {
             tracing::error!(device = %device.id, %error, "cannot start a hosted device");
             return;
         }
+        running.insert(device.id, hosted_stop);
         // `stop` waits for the thread through this task.
         self.tasks.spawn(async move {
             let _ = finished.await;

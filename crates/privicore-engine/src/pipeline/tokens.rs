@@ -413,8 +413,8 @@ fn exchanged(
 /// An exchange run at acceptance (its lane idle, every device online): the version goes to
 /// the devices before anything is written, then one write takes the reservation, records
 /// the version, its replicas and the outcome; the spool is not written (see
-/// `replication::settle`). Returns the plan and what to undo should that write find the reservation
-/// gone (expired meanwhile): the copies already on the devices are deleted.
+/// `replication::settle`). Returns the plan and what to undo should that write find the
+/// reservation gone (expired meanwhile): the copies already on the devices are deleted.
 pub(crate) async fn exchange_at_acceptance(
     core: &Core,
     command: &CommandRecord,

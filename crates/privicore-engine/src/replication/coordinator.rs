@@ -142,12 +142,11 @@ impl Coordinator {
             .cloned();
         let Some(wait) = wait else { return false };
         let mut st = wait.state.lock().expect("wait lock");
-        let expected = match (&st.absorbing, &st.settling, sha256) {
-            (Some(digest), _, Some(_)) => digest.clone(),
-            (None, Some(held), _) => held.object.0.digest.clone(),
+        let ok = match (&st.absorbing, &st.settling, sha256) {
+            (Some(digest), _, Some(sha256)) => digest == sha256,
+            (None, Some(held), sha256) => sha256 == Some(held.object.0.digest.as_str()),
             _ => return false,
         };
-        let ok = sha256 == Some(expected.as_str());
         if ok {
             st.confirmed.insert(device);
         } else {
@@ -229,10 +228,12 @@ impl Coordinator {
                 .is_some_and(|h| h.since.elapsed() >= age)
             {
                 let held = st.settling.take().expect("checked above");
-                drop(st);
-                self.unwatch_store(&token, version);
+                // Queued while the lock is held: an answer that then misses the wait is
+                // queued after the spool write, so its spool drop finds the copy.
                 let object = self.late.release(held);
                 self.late.spool(object);
+                drop(st);
+                self.unwatch_store(&token, version);
             }
         }
     }
