@@ -1,12 +1,18 @@
 use super::SqliteStore;
 use privicore_domain::ports::conformance;
 
-#[tokio::test]
-async fn sqlite_store_meets_the_port_contract() {
+/// A fresh store in a directory that lives as long as the returned guard.
+async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("meta.db"))
         .await
         .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn sqlite_store_meets_the_port_contract() {
+    let (_dir, store) = temp_store().await;
     conformance::run_all(&store).await;
     store.close().await;
 }
@@ -186,10 +192,7 @@ async fn cached_token_rows_match_the_database() {
     use privicore_domain::ports::MetadataStore;
     use serde_json::json;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
+    let (_dir, store) = temp_store().await;
     let profile = conformance::stored_profile(&store, "cache").await;
     let row = conformance::token_of(&profile, "/cache");
     let (token, reservation) = (row.token.clone(), row.reserve_command_id);

@@ -722,6 +722,31 @@ async fn a_spool_is_dropped_once_no_replica_is_pending(store: &dyn MetadataStore
     assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
 }
 
+/// Stores the token `t` with `version` (header row) and its spool `chunks`.
+async fn store_spooled(
+    store: &dyn MetadataStore,
+    t: &DataToken,
+    version: TokenVersion,
+    chunks: Vec<Vec<u8>>,
+) {
+    let spool = DataEffect::PutSpool {
+        token: t.token.clone(),
+        version: version.version,
+        chunks,
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutTokenVersion(version)),
+                data(spool),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 async fn replicas_spool_and_events(store: &dyn MetadataStore) {
     let p = stored_profile(store, "replicas").await;
     let t = token_of(&p, "/r");
@@ -736,21 +761,7 @@ async fn replicas_spool_and_events(store: &dyn MetadataStore) {
         chunk_count: 1,
         committed: false,
     };
-    store
-        .apply(
-            &[
-                data(DataEffect::CreateDataToken(t.clone())),
-                data(DataEffect::PutTokenVersion(version.clone())),
-                data(DataEffect::PutSpool {
-                    token: t.token.clone(),
-                    version: 1,
-                    chunks: vec![vec![9; 70]],
-                }),
-            ],
-            None,
-        )
-        .await
-        .unwrap();
+    store_spooled(store, &t, version.clone(), vec![vec![9; 70]]).await;
     assert_eq!(
         store
             .token_version(&t.token, 1)
@@ -911,21 +922,7 @@ async fn the_spool_of_a_committed_version_expires(store: &dyn MetadataStore) {
         chunk_count: 1,
         committed: false,
     };
-    store
-        .apply(
-            &[
-                data(DataEffect::CreateDataToken(t.clone())),
-                data(DataEffect::PutTokenVersion(version)),
-                data(DataEffect::PutSpool {
-                    token: t.token.clone(),
-                    version: 1,
-                    chunks: vec![vec![5; 4]],
-                }),
-            ],
-            None,
-        )
-        .await
-        .unwrap();
+    store_spooled(store, &t, version, vec![vec![5; 4]]).await;
     // Other tests' copies may be purged too: only this token's spool is looked at.
     let later = Timestamp::now().plus_seconds(10);
     store.purge_spool(later).await.unwrap();

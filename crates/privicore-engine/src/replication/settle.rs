@@ -259,13 +259,19 @@ mod tests {
         assert_eq!(queue.held_bytes(), 0);
     }
 
-    #[test]
-    fn late_answers_are_queued_and_the_object_released_once_every_target_answered() {
+    /// An exchange of "t" v1 waiting on three targets, the first of which (`a`) answered.
+    fn waiting_on_three() -> (Coordinator, [DeviceId; 3]) {
         let coordinator = Coordinator::default();
-        let [a, b, c] = [device(), device(), device()];
+        let devices = [device(), device(), device()];
         let wait = coordinator.watch_commit("t", 1, "d");
         wait.state.lock().unwrap().targets = 3;
-        assert!(coordinator.offer_answer("t", 1, a, Some("d")));
+        assert!(coordinator.offer_answer("t", 1, devices[0], Some("d")));
+        (coordinator, devices)
+    }
+
+    #[test]
+    fn late_answers_are_queued_and_the_object_released_once_every_target_answered() {
+        let (coordinator, [a, b, c]) = waiting_on_three();
         // The commit recorded `a`; `b` and `c` still owe their copy.
         coordinator.settle("t", 1, &[a], Some(object("t", 100)));
         assert_eq!(coordinator.late.held_bytes(), 100);
@@ -287,11 +293,7 @@ mod tests {
 
     #[test]
     fn answers_counted_after_the_record_and_stragglers_go_to_the_spool() {
-        let coordinator = Coordinator::default();
-        let [a, b, c] = [device(), device(), device()];
-        let wait = coordinator.watch_commit("t", 1, "d");
-        wait.state.lock().unwrap().targets = 3;
-        coordinator.offer_answer("t", 1, a, Some("d"));
+        let (coordinator, [a, b, c]) = waiting_on_three();
         // `b` answered after the count but before the record was written.
         coordinator.offer_answer("t", 1, b, Some("d"));
         coordinator.settle("t", 1, &[a], Some(object("t", 100)));

@@ -16,6 +16,11 @@ fn object(token: &str, version: u32, chunks: &[Vec<u8>]) -> ObjectInfo {
     }
 }
 
+/// The store in `dir`, under one fixed device master key.
+fn open(dir: &tempfile::TempDir) -> ObjectStore {
+    ObjectStore::open(dir.path(), [1; 32]).unwrap()
+}
+
 fn segment_files(root: &Path) -> Vec<PathBuf> {
     list_segments(&root.join(SEGMENTS))
         .unwrap()
@@ -28,7 +33,7 @@ fn segment_files(root: &Path) -> Vec<PathBuf> {
 fn put_read_delete_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![1u8; 20], vec![2u8; 20], vec![3u8; 5]];
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     store
         .put(&object(TOKEN, 2, &chunks[..1]), &chunks[..1])
@@ -44,7 +49,7 @@ fn put_read_delete_and_reopen() {
     );
     drop(store);
 
-    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let reopened = open(&dir);
     assert_eq!(reopened.object_count(), 2);
     let (items, cursor) = reopened.inventory(None, 1, true);
     assert_eq!((items.len(), cursor.as_deref()), (1, Some("1")));
@@ -67,7 +72,7 @@ fn put_read_delete_and_reopen() {
 #[test]
 fn a_batch_is_one_append_and_unsafe_tokens_fail_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     let chunks = vec![vec![9u8; 100]];
     let a = object(TOKEN, 1, &chunks);
     let bad = object("../escape", 1, &chunks);
@@ -86,7 +91,7 @@ fn a_batch_is_one_append_and_unsafe_tokens_fail_alone() {
 fn a_damaged_record_reads_as_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![1u8; 20]];
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     let at = ObjectStore::locate(dir.path(), TOKEN, 1).unwrap().unwrap();
     let mut bytes = std::fs::read(&at.segment).unwrap();
@@ -100,7 +105,7 @@ fn a_damaged_record_reads_as_corrupt() {
 fn a_torn_tail_is_cut_off_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![1u8; 50]];
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     store.put(&object(OTHER, 1, &chunks), &chunks).unwrap();
     drop(store);
@@ -113,13 +118,13 @@ fn a_torn_tail_is_cut_off_on_open() {
         .unwrap()
         .write_all_at(&[0; 10], at.offset + at.len - 10)
         .unwrap();
-    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let reopened = open(&dir);
     assert_eq!(reopened.object_count(), 1);
     assert_eq!(reopened.read(TOKEN, 1, 0, 1).unwrap().1, chunks);
     // The next write lands where the torn record was, and survives another reopen.
     reopened.put(&object(OTHER, 1, &chunks), &chunks).unwrap();
     drop(reopened);
-    let again = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let again = open(&dir);
     assert_eq!(again.object_count(), 2);
     assert_eq!(again.read(OTHER, 1, 0, 1).unwrap().1, chunks);
 }
@@ -128,7 +133,7 @@ fn a_torn_tail_is_cut_off_on_open() {
 fn segments_grow_in_preallocated_steps_and_reopen_past_the_zeros() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![7u8; 100]];
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     let segment = segment_files(dir.path())[0].clone();
     let len = || std::fs::metadata(&segment).unwrap().len();
@@ -142,7 +147,7 @@ fn segments_grow_in_preallocated_steps_and_reopen_past_the_zeros() {
     );
     drop(store);
 
-    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let reopened = open(&dir);
     assert_eq!(
         len(),
         allocated,
@@ -151,7 +156,7 @@ fn segments_grow_in_preallocated_steps_and_reopen_past_the_zeros() {
     assert_eq!(reopened.object_count(), 2);
     reopened.put(&object(OTHER, 1, &chunks), &chunks).unwrap();
     drop(reopened);
-    let again = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let again = open(&dir);
     assert_eq!(again.object_count(), 3);
     for (token, version) in [(TOKEN, 1), (TOKEN, 2), (OTHER, 1)] {
         assert_eq!(again.read(token, version, 0, 1).unwrap().1, chunks);
@@ -162,13 +167,13 @@ fn segments_grow_in_preallocated_steps_and_reopen_past_the_zeros() {
 fn a_batch_larger_than_one_step_is_written_whole() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![3u8; PREALLOCATE as usize + 10]];
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     let segment = segment_files(dir.path())[0].clone();
     let allocated = std::fs::metadata(&segment).unwrap().len();
     assert!(allocated >= PREALLOCATE * 3 / 2, "{allocated}");
     drop(store);
-    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let reopened = open(&dir);
     assert_eq!(reopened.read(TOKEN, 1, 0, 1).unwrap().1, chunks);
 }
 
@@ -176,7 +181,7 @@ fn a_batch_larger_than_one_step_is_written_whole() {
 fn deleted_bytes_are_erased_and_empty_segments_removed() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![0x5au8; 64]];
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
     let at = ObjectStore::locate(dir.path(), TOKEN, 1).unwrap().unwrap();
     assert_eq!(store.delete(TOKEN, None), vec![1]);
@@ -196,7 +201,7 @@ fn deleted_bytes_are_erased_and_empty_segments_removed() {
     assert_eq!(segment_files(dir.path()).len(), 2);
     store.put(&object(TOKEN, 2, &chunks), &chunks).unwrap();
     drop(store);
-    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let reopened = open(&dir);
     assert_eq!(segment_files(dir.path()).len(), 1);
     assert_eq!(reopened.object_count(), 2);
 }
@@ -213,7 +218,7 @@ fn files_of_earlier_builds_are_imported() {
         at_rest::encode(&[1; 32], &info, &chunks),
     )
     .unwrap();
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     assert_eq!(store.read(TOKEN, 3, 0, 1).unwrap().1, chunks);
     assert!(!dir.path().join("objects").exists());
 }
@@ -225,7 +230,7 @@ proptest::proptest! {
         let dir = tempfile::tempdir().unwrap();
         let chunks = vec![vec![1u8; 40]];
         {
-            let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+            let store = open(&dir);
             store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
         }
         let segment = segment_files(dir.path())[0].clone();
@@ -233,7 +238,7 @@ proptest::proptest! {
         bytes.truncate(keep.min(bytes.len()));
         bytes.extend_from_slice(&garbage);
         std::fs::write(&segment, bytes).unwrap();
-        let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+        let store = open(&dir);
         let _ = store.read(TOKEN, 1, 0, 1);
         let _ = store.inventory(None, 10, true);
     }
@@ -244,7 +249,7 @@ fn a_mostly_erased_segment_is_compacted_into_the_active_one() {
     let dir = tempfile::tempdir().unwrap();
     let chunks = vec![vec![0x33u8; 200]];
     let token = |i: u32| format!("dtk-{i:08x}-b367-4bfa-9f8c-ceb00d813be5");
-    let store = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let store = open(&dir);
     for i in 0..4 {
         store.put(&object(&token(i), 1, &chunks), &chunks).unwrap();
     }
@@ -258,7 +263,7 @@ fn a_mostly_erased_segment_is_compacted_into_the_active_one() {
     assert!(!first.exists(), "a quarter live: compacted away");
     assert_eq!(store.read(&token(3), 1, 0, 1).unwrap().1, chunks);
     drop(store);
-    let reopened = ObjectStore::open(dir.path(), [1; 32]).unwrap();
+    let reopened = open(&dir);
     assert_eq!(reopened.object_count(), 2);
     assert_eq!(reopened.read(&token(3), 1, 0, 1).unwrap().1, chunks);
     assert_eq!(reopened.read(&token(9), 1, 0, 1).unwrap().1, chunks);
