@@ -41,7 +41,8 @@ impl Envelope {
     }
 
     pub fn body<T: DeserializeOwned>(&self) -> Option<T> {
-        serde_json::from_value(self.body.clone()).ok()
+        // Borrowed: a store message's body holds the whole chunk, not worth a copy.
+        T::deserialize(&self.body).ok()
     }
 
     pub fn to_text(&self) -> String {

@@ -191,6 +191,31 @@ fn stagger(pause: Option<Duration>, client: usize, clients: usize) -> Duration {
     })
 }
 
+/// Milliseconds a fixed single-threaded workload (sorting and hashing a million integers)
+/// takes here, the fastest of three: this machine's speed varies by a factor of two over
+/// the day, so figures are only comparable next to it.
+fn reference_ms() -> f64 {
+    use std::collections::HashMap;
+    use std::hint::black_box;
+    let once = || {
+        let started = Instant::now();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values: Vec<u64> = (0..1_000_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        values.sort_unstable();
+        let counts: HashMap<u64, u32> = values.iter().map(|v| (v % 200_003, 1)).collect();
+        black_box((values, counts));
+        started.elapsed().as_secs_f64() * 1000.0
+    };
+    (0..3).map(|_| once()).fold(f64::INFINITY, f64::min)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -273,6 +298,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         } else {
             "unlimited".into()
         }
+    );
+    println!(
+        "machine reference: {:.1} ms (a fixed single-threaded workload; lower is faster)",
+        reference_ms()
     );
     let mut per_profile = Vec::new();
     for _ in 0..profiles {
