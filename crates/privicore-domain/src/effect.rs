@@ -68,6 +68,13 @@ pub enum DataEffect {
         credentials: DeviceCredentials,
         at: Timestamp,
     },
+    /// Fails with `data_token.too_many_reservations` when the profile already has `limit`
+    /// reservations outstanding (`reserved` or `exchanging`). Checked in the write that
+    /// creates the reservation, so concurrent reservations cannot pass the cap together.
+    CapOutstandingReservations {
+        profile_id: ProfileId,
+        limit: u64,
+    },
     CreateDataToken(DataToken),
     /// `reserved` → `exchanging`; fails with `data_token.already_exchanged` otherwise.
     BeginExchange {

@@ -408,19 +408,6 @@ impl MetadataStore for SqliteStore {
             .await
     }
 
-    async fn count_outstanding_reservations(
-        &self,
-        profile_id: ProfileId,
-    ) -> Result<u64, StoreError> {
-        self.read(|c| {
-            db::count(
-                c,
-                "SELECT COUNT(*) FROM data_tokens WHERE profile_id = ? AND status IN ('reserved', 'exchanging')",
-                [profile_id.to_string()],
-            )
-        })
-    }
-
     async fn expired_reservations(
         &self,
         now: Timestamp,

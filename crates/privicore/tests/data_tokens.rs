@@ -185,6 +185,42 @@ async fn reservation_and_exchange_errors() {
     );
 }
 
+/// data-tokens.md §2: at most 1,000 outstanding reservations per profile. Checked in the
+/// reservation's own write, so concurrent requests cannot pass the cap together.
+#[tokio::test]
+async fn outstanding_reservations_are_capped_exactly() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "tok-cap").await;
+    let api = std::sync::Arc::new(alice.api.clone());
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut accepted, mut refused) = (0, 0);
+            for _ in 0..130 {
+                match api.reserve_token_space("/cap", None).await {
+                    Ok(_) => accepted += 1,
+                    Err(e) => {
+                        assert_eq!(
+                            (e.status(), e.code()),
+                            (Some(409), Some("data_token.too_many_reservations"))
+                        );
+                        refused += 1;
+                    }
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for task in tasks {
+        let (a, r) = task.await.unwrap();
+        accepted += a;
+        refused += r;
+    }
+    assert_eq!((accepted, refused), (1000, 40));
+}
+
 #[tokio::test]
 async fn without_storage_devices_the_exchange_fails_and_the_reservation_returns() {
     let server = TestServer::start().await;

@@ -515,7 +515,28 @@ async fn data_tokens_move_through_their_states(store: &dyn MetadataStore) {
         .apply(&[data(DataEffect::CreateDataToken(t.clone()))], None)
         .await
         .unwrap();
-    assert_eq!(store.count_outstanding_reservations(p.id).await.unwrap(), 1);
+    // The cap counts the outstanding reservation and refuses the write that would pass it.
+    let cap = |limit| {
+        data(DataEffect::CapOutstandingReservations {
+            profile_id: p.id,
+            limit,
+        })
+    };
+    store.apply(&[cap(2)], None).await.unwrap();
+    let over = store
+        .apply(
+            &[
+                cap(1),
+                data(DataEffect::CreateDataToken(token_of(&p, "/over"))),
+            ],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        over.business_reason(),
+        Some(crate::Reason::DataTokenTooManyReservations)
+    );
     assert_eq!(
         store
             .data_token_by_reservation(t.reserve_command_id)

@@ -128,11 +128,6 @@ pub trait MetadataStore: Send + Sync + 'static {
         filter: &TokenFilter,
         page: Page,
     ) -> Result<(Vec<DataToken>, u64), StoreError>;
-    /// `reserved` + `exchanging` tokens of a profile.
-    async fn count_outstanding_reservations(
-        &self,
-        profile_id: ProfileId,
-    ) -> Result<u64, StoreError>;
     /// `reserved` tokens whose deadline passed, at most `limit`.
     async fn expired_reservations(
         &self,

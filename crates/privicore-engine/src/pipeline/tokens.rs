@@ -56,7 +56,13 @@ pub(crate) fn reservation(command: &CommandRecord, now: Timestamp) -> Option<Pla
         updated_at: now,
     };
     Some(Plan::succeed(
-        fx(vec![DataEffect::CreateDataToken(row)]),
+        fx(vec![
+            DataEffect::CapOutstandingReservations {
+                profile_id: command.profile_id,
+                limit: OUTSTANDING_LIMIT,
+            },
+            DataEffect::CreateDataToken(row),
+        ]),
         json!({ "tokenSpaceRequestId": command.id.to_string(), "token": token, "context": context, "expiresAt": expires_at.rfc3339() }),
     ))
 }

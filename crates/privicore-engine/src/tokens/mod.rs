@@ -121,14 +121,6 @@ impl Engine {
         let meta_data = meta
             .map(|m| check_meta_object(m, "meta").map(Value::Object))
             .transpose()?;
-        if self
-            .store
-            .count_outstanding_reservations(caller.profile_id)
-            .await?
-            >= OUTSTANDING_LIMIT
-        {
-            return Err(Reason::DataTokenTooManyReservations.into());
-        }
         let payload = CommandPayload::ReserveTokenSpace {
             token: new_token(),
             context: context.to_owned(),

@@ -124,6 +124,17 @@ pub fn apply(
                 device_id.to_string(),
             ],
         ),
+        DataEffect::CapOutstandingReservations { profile_id, limit } => {
+            let outstanding = crate::db::count(
+                conn,
+                "SELECT COUNT(*) FROM data_tokens WHERE profile_id = ? AND status IN ('reserved', 'exchanging')",
+                [profile_id.to_string()],
+            )?;
+            if outstanding >= *limit {
+                return Err(StoreError::Conflict(Reason::DataTokenTooManyReservations));
+            }
+            Ok(0)
+        }
         DataEffect::CreateDataToken(t) => exec_row(
             conn,
             returning_token_row!("INSERT INTO data_tokens (token, profile_id, application_id, reserve_command_id, status, context, expires_at, upload_salt,
