@@ -38,6 +38,27 @@ pub fn insert(conn: &Connection, c: &CommandRecord) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Deletes the commands that finished before `before`. A command finishes after it was
+/// created and its id (UUID v7) starts with its creation time, so only ids below the first
+/// one of that second are read.
+pub fn purge_finished(conn: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    db::exec(
+        conn,
+        "DELETE FROM commands WHERE id < ? AND status <> 'pending' AND finished_at < ?",
+        params![first_v7_id_at(before), before.unix()],
+    )
+}
+
+/// The smallest UUID v7 of the given second, as text (which sorts like the time).
+fn first_v7_id_at(at: Timestamp) -> String {
+    let ms = (at.unix().max(0) as u64).saturating_mul(1000) & 0xffff_ffff_ffff;
+    format!(
+        "{:08x}-{:04x}-7000-8000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
+}
+
 fn outcome_columns(outcome: &Outcome) -> (&'static str, String) {
     match outcome {
         Outcome::Succeeded(result) => ("succeeded", result.to_string()),
@@ -121,4 +142,25 @@ fn record(r: &Row<'_>) -> Result<CommandRecord, StoreError> {
         state,
         created_at: Timestamp(r.col("created_at")?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::{NoContext, Timestamp as UuidTime, Uuid};
+
+    fn v7_at(seconds: u64, nanos: u32) -> String {
+        Uuid::new_v7(UuidTime::from_unix(NoContext, seconds, nanos)).to_string()
+    }
+
+    #[test]
+    fn the_purge_bound_separates_ids_by_their_second() {
+        let second = 1_780_000_000;
+        let bound = first_v7_id_at(Timestamp::from_unix(second as i64));
+        for _ in 0..100 {
+            assert!(v7_at(second - 1, 999_999_999) < bound);
+            assert!(v7_at(second, 0) >= bound);
+            assert!(CommandId::new().to_string() >= bound);
+        }
+    }
 }

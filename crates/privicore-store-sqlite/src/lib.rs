@@ -165,13 +165,7 @@ impl MetadataStore for SqliteStore {
 
     async fn purge_finished_commands(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.writer
-            .write(move |c| {
-                db::exec(
-                    c,
-                    "DELETE FROM commands WHERE status <> 'pending' AND finished_at < ?",
-                    [before.unix()],
-                )
-            })
+            .write(move |c| commands::purge_finished(c, before))
             .await
     }
 

@@ -263,3 +263,42 @@ async fn cached_token_rows_match_the_database() {
     assert_eq!(read.unwrap().status, TokenStatus::Active);
     store.close().await;
 }
+
+/// Migration 0007 moves commands into a table ordered by id: pending and finished
+/// commands of the earlier schema read back the same.
+#[tokio::test]
+async fn commands_survive_reordering_by_id() {
+    use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Outcome};
+    use privicore_domain::ports::MetadataStore;
+    use privicore_domain::{CommandId, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let payload = CommandPayload::RegisterPublicKey {
+        public_key: "k".into(),
+    };
+    let (pending, finished) = (CommandId::new(), CommandId::new());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &super::db::MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 6").unwrap();
+        let record = |id: CommandId| CommandRecord::new(id, id.into(), None, payload.clone());
+        crate::commands::insert(&conn, &record(pending)).unwrap();
+        let mut done = record(finished);
+        done.state = CommandState::Finished {
+            outcome: Outcome::Failed("storage.no_storage_devices".into()),
+            finished_at: Timestamp::now(),
+        };
+        crate::commands::insert(&conn, &done).unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let unfinished = store.unfinished_commands().await.unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].id, pending);
+    assert!(matches!(
+        store.command(finished).await.unwrap().unwrap().state,
+        CommandState::Finished { outcome: Outcome::Failed(ref key), .. } if key == "storage.no_storage_devices"
+    ));
+    store.close().await;
+}

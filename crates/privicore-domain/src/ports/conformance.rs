@@ -83,12 +83,27 @@ async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
         store.apply(&[], Some(&done)).await.is_err(),
         "a command finishes only once"
     );
+    // The purge keeps what finished after its bound and what is still pending.
+    let pending_id = CommandId::new();
+    store
+        .insert_command(
+            &CommandRecord::new(pending_id, pending_id.into(), None, cmd.payload.clone()),
+            &[],
+        )
+        .await
+        .unwrap();
+    store
+        .purge_finished_commands(Timestamp::now().plus_seconds(-60))
+        .await
+        .unwrap();
+    assert!(store.command(id).await.unwrap().is_some());
     let purged = store
         .purge_finished_commands(Timestamp::now().plus_seconds(1))
         .await
         .unwrap();
     assert!(purged >= 1);
     assert!(store.command(id).await.unwrap().is_none());
+    assert!(is_unfinished(store, pending_id).await);
 }
 
 async fn is_unfinished(store: &dyn MetadataStore, id: CommandId) -> bool {
