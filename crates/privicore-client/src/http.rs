@@ -100,6 +100,9 @@ impl Client {
     pub fn new(base_url: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // The API never redirects; following one would send the authorization header
+            // (a custom header, which reqwest does not strip) wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client without custom TLS settings builds");
         let base = base_url.trim_end_matches('/').to_owned();
@@ -372,5 +375,32 @@ mod tests {
             "https://vault.example.com/privicore/health"
         );
         assert!(url("not a url", "/health").starts_with("error"));
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_answered_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+        let elsewhere = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = elsewhere.local_addr().unwrap();
+        let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", api.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = api.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}/steal\r\nContent-Length: 0\r\n\r\n"
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let res = Client::new(&base)
+            .with_token("secret-token")
+            .get("/health")
+            .await
+            .unwrap();
+        assert_eq!(res.status, 307);
+        let contacted = tokio::time::timeout(Duration::from_millis(200), elsewhere.accept()).await;
+        assert!(contacted.is_err(), "the redirect target was contacted");
     }
 }
