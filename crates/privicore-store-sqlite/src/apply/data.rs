@@ -1,4 +1,4 @@
-use crate::db::{exec, unavailable};
+use crate::db::{count, exec, unavailable};
 use privicore_domain::Reason;
 use privicore_domain::data_token::DataToken;
 use privicore_domain::effect::DataEffect;
@@ -125,7 +125,7 @@ pub fn apply(
             ],
         ),
         DataEffect::CapOutstandingReservations { profile_id, limit } => {
-            let outstanding = crate::db::count(
+            let outstanding = count(
                 conn,
                 "SELECT COUNT(*) FROM data_tokens WHERE profile_id = ? AND status IN ('reserved', 'exchanging')",
                 [profile_id.to_string()],
