@@ -783,8 +783,10 @@ async fn concurrent_exchanges_of_one_token_store_exactly_one() {
     }
 }
 
-/// Retrieval first asks the devices that confirmed the commit; when none of them delivers,
-/// it falls back to the replica rows and finds a copy a synchronization added later.
+/// Retrieval first asks the devices its hint names (those that confirmed the commit, and
+/// later confirmations); when none of them delivers, it falls back to the replica rows.
+/// Either way, with both copies of the commit damaged, it finds the one a synchronization
+/// added later.
 #[tokio::test]
 async fn retrieval_finds_a_copy_added_after_the_commit() {
     let server = TestServer::start().await;
@@ -802,9 +804,9 @@ async fn retrieval_finds_a_copy_added_after_the_commit() {
         damage_on_device(&server.device_dir(device), &token);
     }
     assert_eq!(alice.fetch(&token).await, data);
-    // The holders the commit recorded were asked (and failed) before the fallback found
-    // the third copy. Which holders those are depends on which confirmed within the
-    // commit's linger: at least the first one did.
+    // A damaged holder that was asked is marked missing once. Whether one was asked at all
+    // depends on the order: the synchronized copy's confirmation joins the retrieval hint
+    // (replica-settle), so the third device may be asked first and deliver.
     let storage = alice.api.list_storage_devices("").await.unwrap();
     let missing: Vec<(String, u64)> = storage["items"]
         .as_array()
@@ -821,7 +823,6 @@ async fn retrieval_finds_a_copy_added_after_the_commit() {
         .map(|(_, count)| *count)
         .collect::<Vec<_>>();
     assert!(asked_holders.iter().all(|c| *c <= 1), "{storage}");
-    assert!(asked_holders.contains(&1), "{storage}");
     for (id, count) in &missing {
         if !first.contains(id) {
             assert_eq!(
