@@ -1,0 +1,279 @@
+//! Replicas, the spool and token events.
+
+use super::*;
+
+async fn a_spool_is_dropped_once_no_replica_is_pending(store: &dyn MetadataStore, p: &Profile) {
+    let t = token_of(p, "/settled");
+    let device = DeviceId::new();
+    let replica = |state| {
+        data(DataEffect::SetReplica(Replica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: device,
+            state,
+        }))
+    };
+    let drop = || {
+        data(DataEffect::DropSettledSpool {
+            token: t.token.clone(),
+            version: 1,
+        })
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutSpool {
+                    token: t.token.clone(),
+                    version: 1,
+                    chunks: vec![vec![7; 4]],
+                }),
+                replica(ReplicaState::Pending),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    store.apply(&[drop()], None).await.unwrap();
+    assert!(
+        store.spool(&t.token, 1).await.unwrap().is_some(),
+        "kept while a replica is pending"
+    );
+    store
+        .apply(&[replica(ReplicaState::Confirmed), drop()], None)
+        .await
+        .unwrap();
+    assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
+}
+
+/// Stores the token `t` with `version` (header row) and its spool `chunks`.
+async fn store_spooled(
+    store: &dyn MetadataStore,
+    t: &DataToken,
+    version: TokenVersion,
+    chunks: Vec<Vec<u8>>,
+) {
+    let spool = DataEffect::PutSpool {
+        token: t.token.clone(),
+        version: version.version,
+        chunks,
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutTokenVersion(version)),
+                data(spool),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
+    let p = stored_profile(store, "replicas").await;
+    let t = token_of(&p, "/r");
+    let (a, b) = (DeviceId::new(), DeviceId::new());
+    let now = Timestamp::now();
+    let version = TokenVersion {
+        token: t.token.clone(),
+        version: 1,
+        header: vec![1, 2, 3],
+        digest: "ab".into(),
+        total_size: 54,
+        chunk_count: 1,
+        committed: false,
+    };
+    store_spooled(store, &t, version.clone(), vec![vec![9; 70]]).await;
+    assert_eq!(
+        store
+            .token_version(&t.token, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .header,
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        store.spool(&t.token, 1).await.unwrap(),
+        Some(vec![vec![9; 70]])
+    );
+
+    // A confirmation that arrives before the row exists is kept; adding it later keeps it.
+    store
+        .apply(
+            &[data(DataEffect::ConfirmReplica {
+                token: t.token.clone(),
+                version: 1,
+                device_id: a,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    let pending = |d| {
+        data(DataEffect::AddReplica(Replica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: d,
+            state: ReplicaState::Pending,
+        }))
+    };
+    store.apply(&[pending(a), pending(b)], None).await.unwrap();
+    let counts = store.replica_counts(&t.token, 1).await.unwrap();
+    assert_eq!((counts.confirmed, counts.pending), (1, 1));
+    let missing = DataEffect::TransitionReplica {
+        token: t.token.clone(),
+        version: 1,
+        device_id: a,
+        from: vec![ReplicaState::Confirmed],
+        to: ReplicaState::Missing,
+    };
+    assert_eq!(store.apply(&[data(missing)], None).await.unwrap(), vec![1]);
+    assert_eq!(store.replica_counts(&t.token, 1).await.unwrap().missing, 1);
+    assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
+
+    // Only replicas being deleted are forgotten when a device confirms a deletion.
+    store
+        .apply(
+            &[data(DataEffect::DropReplicas {
+                token: t.token.clone(),
+                device_id: b,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
+    store
+        .apply(
+            &[data(DataEffect::SetReplica(Replica {
+                token: t.token.clone(),
+                version: 1,
+                device_id: b,
+                state: ReplicaState::Deleting,
+            }))],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            &[data(DataEffect::DropReplicas {
+                token: t.token.clone(),
+                device_id: b,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(store.device_replicas(b).await.unwrap().is_empty());
+    store
+        .apply(&[data(DataEffect::DetachReplicas { device_id: a })], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.replicas(&t.token, None).await.unwrap()[0].state,
+        ReplicaState::Detached
+    );
+
+    store
+        .apply(
+            &[data(DataEffect::DropSpool {
+                token: t.token.clone(),
+                version: 1,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
+    a_spool_is_dropped_once_no_replica_is_pending(store, &p).await;
+
+    let event = |kind, context: &str| {
+        data(DataEffect::CountEvent {
+            profile_id: p.id,
+            kind,
+            context: context.into(),
+            at: now,
+        })
+    };
+    store
+        .apply(
+            &[
+                event(EVENT_EXCHANGED, "/a/1"),
+                event(EVENT_REQUESTED, "/a/2"),
+                event(EVENT_DELETED, "/b"),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let all = store
+        .event_counts(p.id, now, now.plus_seconds(1), None)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let some = store
+        .event_counts(
+            p.id,
+            now,
+            now.plus_seconds(1),
+            Some(&Match::Prefix("/a/".into())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 2);
+    assert!(
+        store
+            .event_counts(p.id, now.plus_seconds(1), now.plus_seconds(2), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub(super) async fn the_spool_of_a_committed_version_expires(store: &dyn MetadataStore) {
+    let p = stored_profile(store, "spool-retention").await;
+    let t = token_of(&p, "/retention");
+    let version = TokenVersion {
+        token: t.token.clone(),
+        version: 1,
+        header: vec![1],
+        digest: "cd".into(),
+        total_size: 4,
+        chunk_count: 1,
+        committed: false,
+    };
+    store_spooled(store, &t, version, vec![vec![5; 4]]).await;
+    // Other tests' copies may be purged too: only this token's spool is looked at.
+    let later = Timestamp::now().plus_seconds(10);
+    store.purge_spool(later).await.unwrap();
+    assert!(
+        store.spool(&t.token, 1).await.unwrap().is_some(),
+        "an uncommitted version keeps its spool"
+    );
+    store
+        .apply(
+            &[data(DataEffect::CommitVersion {
+                token: t.token.clone(),
+                version: 1,
+                stored_size: 4,
+                at: Timestamp::now(),
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .purge_spool(Timestamp::now().plus_seconds(-3600))
+        .await
+        .unwrap();
+    assert!(
+        store.spool(&t.token, 1).await.unwrap().is_some(),
+        "spooled too recently"
+    );
+    assert!(store.purge_spool(later).await.unwrap() >= 1);
+    assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
+}
