@@ -15,11 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const SEGMENTS: &str = "segments";
-const RECORD_MAGIC: [u8; 4] = *b"PVS1";
-const HEADER_LEN: u64 = 64;
-const TOKEN_LEN: usize = 40;
-const LIVE: u8 = 1;
-const ERASED: u8 = 0;
 /// A new segment is started once the active one is this large.
 const SEGMENT_ROLL: u64 = 64 << 20;
 /// Segments grow in steps of zeroed bytes, written and flushed with the batch that first
@@ -35,44 +30,6 @@ const PREALLOCATE: u64 = 512 << 10;
 fn next_step() -> u64 {
     use rand::Rng;
     rand::thread_rng().gen_range(PREALLOCATE / 2..PREALLOCATE * 3 / 2)
-}
-
-/// One record header: magic, state, 3 reserved bytes, version, body length, stored-at
-/// (Unix seconds), token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Header {
-    state: u8,
-    version: u32,
-    len: u32,
-    stored_at: i64,
-    token: String,
-}
-
-impl Header {
-    fn encode(&self) -> [u8; HEADER_LEN as usize] {
-        let mut h = [0u8; HEADER_LEN as usize];
-        h[..4].copy_from_slice(&RECORD_MAGIC);
-        h[4] = self.state;
-        h[8..12].copy_from_slice(&self.version.to_be_bytes());
-        h[12..16].copy_from_slice(&self.len.to_be_bytes());
-        h[16..24].copy_from_slice(&self.stored_at.to_be_bytes());
-        h[24..24 + TOKEN_LEN].copy_from_slice(self.token.as_bytes());
-        h
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < HEADER_LEN as usize || bytes[..4] != RECORD_MAGIC {
-            return None;
-        }
-        let token = std::str::from_utf8(&bytes[24..24 + TOKEN_LEN]).ok()?;
-        Some(Self {
-            state: bytes[4],
-            version: u32::from_be_bytes(bytes[8..12].try_into().ok()?),
-            len: u32::from_be_bytes(bytes[12..16].try_into().ok()?),
-            stored_at: i64::from_be_bytes(bytes[16..24].try_into().ok()?),
-            token: safe_token(token).then(|| token.to_owned())?,
-        })
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -131,25 +88,6 @@ pub struct ObjectStore {
     inner: Mutex<Inner>,
 }
 
-/// Only engine-issued token shapes are stored (no path tricks, fixed header width).
-pub fn safe_token(token: &str) -> bool {
-    token.len() == TOKEN_LEN
-        && token.starts_with("dtk-")
-        && token[4..]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b'-')
-}
-
-/// Total payload size, read from the layer-2 header core (offset 15 + T).
-fn total_size_of(layer2_header: &[u8]) -> u64 {
-    let t = *layer2_header.get(6).unwrap_or(&0) as usize;
-    layer2_header
-        .get(15 + t..23 + t)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or_default()
-}
-
 fn segment_name(n: u32) -> String {
     format!("{n:08}.seg")
 }
@@ -176,21 +114,6 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u32, PathBuf)>> {
     Ok(found)
 }
 
-/// Walks the records of one segment image; stops at the first incomplete or unreadable
-/// header and returns the offset where the readable part ends.
-fn walk(bytes: &[u8], mut visit: impl FnMut(u64, &Header, &[u8])) -> u64 {
-    let mut offset = 0u64;
-    while let Some(header) = bytes.get(offset as usize..).and_then(Header::decode) {
-        let body_start = (offset + HEADER_LEN) as usize;
-        let Some(body) = bytes.get(body_start..body_start + header.len as usize) else {
-            break;
-        };
-        visit(offset, &header, body);
-        offset = (body_start + header.len as usize) as u64;
-    }
-    offset
-}
-
 /// Marks a record erased and zeroes its object bytes (not yet flushed).
 fn wipe(file: &File, entry: &Entry) -> std::io::Result<()> {
     file.write_all_at(&[ERASED], entry.offset + 4)?;
@@ -204,127 +127,6 @@ fn format_time(unix: i64) -> String {
 }
 
 impl ObjectStore {
-    /// Opens the store and indexes the records already on disk. A torn record at the end
-    /// of the last segment (a write that was never confirmed) is cut off.
-    pub fn open(root: &Path, dmk: [u8; 32]) -> std::io::Result<Self> {
-        let dir = root.join(SEGMENTS);
-        std::fs::create_dir_all(&dir)?;
-        let mut inner = Inner {
-            index: BTreeMap::new(),
-            segments: BTreeMap::new(),
-            active: 0,
-            active_len: 0,
-        };
-        let listed = list_segments(&dir)?;
-        let last = listed.last().map(|(n, _)| *n);
-        let mut superseded = Vec::new();
-        for (n, path) in listed {
-            let file = File::options().read(true).write(true).open(&path)?;
-            let bytes = std::fs::read(&path)?;
-            let mut records = Vec::new();
-            let end = walk(&bytes, |offset, header, body| {
-                // An erased record has no object left to decode; it is complete all the same.
-                let decoded = (header.state == LIVE).then(|| {
-                    at_rest::decode(&dmk, body).ok().map(|d| {
-                        let size = total_size_of(&d.info.layer2_header);
-                        (d.info.digest, d.info.chunk_count, size)
-                    })
-                });
-                records.push((offset, header.clone(), decoded));
-            });
-            let is_last = Some(n) == last;
-            // In the last segment, live records at the end that do not authenticate belong
-            // to a batch whose flush never finished (in a preallocated file a torn record
-            // keeps its full length, zeros where its bytes never landed): they are cut off.
-            let mut cut = end;
-            while let Some((offset, header, Some(_))) = records.last().filter(|_| is_last) {
-                let start = (offset + HEADER_LEN) as usize;
-                let body = &bytes[start..start + header.len as usize];
-                if at_rest::decode(&dmk, body).is_ok_and(|d| d.verify().is_ok()) {
-                    break;
-                }
-                cut = *offset;
-                records.pop();
-            }
-            let torn = cut < end || bytes[end as usize..].iter().any(|b| *b != 0);
-            let allocated = if torn && is_last {
-                tracing::warn!(segment = %path.display(), at = cut, "cutting off a torn record");
-                file.set_len(cut)?;
-                file.sync_all()?;
-                cut
-            } else {
-                if torn {
-                    tracing::error!(segment = %path.display(), at = end, "unreadable bytes in a segment");
-                }
-                bytes.len() as u64
-            };
-            for (offset, header, decoded) in records {
-                let Some(decoded) = decoded else { continue };
-                // An undecodable object still counts; it is reported corrupt later.
-                let (digest, chunk_count, total_size) = decoded.unwrap_or(([0; 32], 0, 0));
-                let entry = Entry {
-                    segment: n,
-                    offset,
-                    len: header.len,
-                    digest,
-                    chunk_count,
-                    total_size,
-                    stored_at: header.stored_at,
-                };
-                if let Some(old) = inner.index.insert((header.token, header.version), entry) {
-                    superseded.push(old);
-                }
-            }
-            inner.segments.insert(
-                n,
-                Segment {
-                    file: Arc::new(file),
-                    path,
-                    live: 0,
-                    live_bytes: 0,
-                    size: cut,
-                    allocated,
-                },
-            );
-            inner.active = n;
-            inner.active_len = cut;
-        }
-        for entry in inner.index.values() {
-            if let Some(segment) = inner.segments.get_mut(&entry.segment) {
-                segment.live += 1;
-                segment.live_bytes += record_size(entry);
-            }
-        }
-        for old in superseded {
-            if let Some(segment) = inner.segments.get(&old.segment) {
-                wipe(&segment.file, &old)?;
-            }
-        }
-        let active = inner.active;
-        let empty: Vec<u32> = inner
-            .segments
-            .iter()
-            .filter(|(n, s)| s.live == 0 && **n != active)
-            .map(|(n, _)| *n)
-            .collect();
-        for n in empty {
-            if let Some(segment) = inner.segments.remove(&n) {
-                std::fs::remove_file(&segment.path)?;
-            }
-        }
-        let store = Self {
-            root: root.to_path_buf(),
-            dmk,
-            inner: Mutex::new(inner),
-        };
-        if store.lock().segments.is_empty() {
-            let mut inner = store.lock();
-            store.start_segment(&mut inner, 1)?;
-        }
-        store.import_legacy_files()?;
-        Ok(store)
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().expect("object index lock")
     }
@@ -352,33 +154,6 @@ impl ObjectStore {
         inner.active = n;
         inner.active_len = 0;
         Ok(())
-    }
-
-    /// Objects written by earlier builds as one file each (`objects/<token>/<v>.pvd`) move
-    /// into the segment log once, then their files are removed.
-    fn import_legacy_files(&self) -> std::io::Result<()> {
-        let legacy = self.root.join("objects");
-        if !legacy.is_dir() {
-            return Ok(());
-        }
-        for token_dir in std::fs::read_dir(&legacy)? {
-            let token_dir = token_dir?.path();
-            for file in std::fs::read_dir(&token_dir)? {
-                let path = file?.path();
-                let bytes = std::fs::read(&path)?;
-                if let Ok(d) = at_rest::decode(&self.dmk, &bytes)
-                    && safe_token(&d.info.token)
-                {
-                    self.append(&[(d.info.clone(), bytes.clone())])
-                        .into_iter()
-                        .collect::<std::io::Result<Vec<u64>>>()?;
-                }
-                std::fs::remove_file(&path)?;
-            }
-            std::fs::remove_dir(&token_dir)?;
-        }
-        std::fs::remove_dir(&legacy)?;
-        sync_dir(&self.root)
     }
 
     /// Bytes the object's record takes on disk, if it is held.
@@ -774,6 +549,11 @@ impl ObjectStore {
         Ok(found)
     }
 }
+
+mod open;
+mod record;
+
+use record::*;
 
 #[cfg(test)]
 mod tests;
