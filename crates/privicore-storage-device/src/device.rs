@@ -2,12 +2,11 @@
 //! storage handlers (store, fetch, delete, inventory).
 
 use crate::at_rest::ObjectInfo;
+use crate::identity::DeviceIdentity;
 use crate::link::{Link, LinkError};
 use crate::objects::{ObjectStore, ReadError};
 use futures_util::FutureExt;
 use privicore_wire::bus::{self, Envelope, kind};
-use privicore_wire::{KeyPair, SignedPublicKey};
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -18,67 +17,6 @@ use tokio_util::sync::CancellationToken;
 const HEARTBEAT: Duration = Duration::from_secs(30);
 const STAGING_IDLE: Duration = Duration::from_secs(600);
 const REMEMBERED_IDS: usize = 10_000;
-
-/// Who the device is and the secrets that never leave it.
-pub struct DeviceIdentity {
-    pub device_identifier: String,
-    pub engine_public_key: SignedPublicKey,
-    keys: KeyPair,
-    dmk: [u8; 32],
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-impl DeviceIdentity {
-    /// Loads the device key pair and master key from `dir`, creating them on first start.
-    pub fn load_or_create(
-        dir: &Path,
-        device_identifier: &str,
-        engine_public_key: SignedPublicKey,
-    ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let key_path = dir.join("device-key.hex");
-        let dmk_path = dir.join("dmk.key");
-        if !key_path.exists() {
-            write_private(&key_path, KeyPair::generate().private_hex().as_bytes())?;
-        }
-        if !dmk_path.exists() {
-            let mut dmk = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut dmk);
-            write_private(&dmk_path, &dmk)?;
-        }
-        let invalid = |what: &str| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("unreadable {what}"),
-            )
-        };
-        let keys = KeyPair::from_private_hex(std::fs::read_to_string(&key_path)?.trim())
-            .ok_or_else(|| invalid("device key"))?;
-        let dmk: [u8; 32] = std::fs::read(&dmk_path)?
-            .try_into()
-            .map_err(|_| invalid("master key"))?;
-        Ok(Self {
-            device_identifier: device_identifier.to_owned(),
-            engine_public_key,
-            keys,
-            dmk,
-        })
-    }
-
-    pub fn public_key(&self) -> &SignedPublicKey {
-        self.keys.public()
-    }
-}
 
 struct Staging {
     chunk_count: u32,
@@ -555,6 +493,7 @@ impl StorageDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use privicore_wire::KeyPair;
 
     fn fetch(token: &str) -> Envelope {
         Envelope::new(

@@ -6,10 +6,12 @@
 pub mod at_rest;
 mod bundle;
 mod device;
+mod identity;
 mod link;
 mod objects;
 
 pub use bundle::Bundle;
-pub use device::{DeviceIdentity, Handled, StorageDevice};
+pub use device::{Handled, StorageDevice};
+pub use identity::DeviceIdentity;
 pub use link::{Link, LinkError, channel_pair, connect_websocket};
 pub use objects::ObjectStore;
