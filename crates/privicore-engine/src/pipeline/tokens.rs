@@ -293,14 +293,16 @@ async fn replicate_version(
 }
 
 /// The replicas confirmed in memory become durable with the commit itself, so a fetch
-/// right after the ack always finds them.
+/// right after the ack always finds them. A new target that already confirmed is written
+/// `confirmed` at once: creating it `pending` first would end in the same row, one
+/// statement later.
 fn confirmations(
     token: &str,
     version: u32,
     fresh: &[privicore_domain::device::DeviceId],
     devices: &[privicore_domain::device::DeviceId],
 ) -> Vec<DataEffect> {
-    let created = fresh.iter().map(|d| {
+    let created = fresh.iter().filter(|d| !devices.contains(d)).map(|d| {
         DataEffect::AddReplica(Replica {
             token: token.to_owned(),
             version,
@@ -538,4 +540,35 @@ async fn replace(
     );
     plan.after = after;
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use privicore_domain::device::DeviceId;
+
+    #[test]
+    fn a_target_that_confirmed_is_written_once_confirmed_and_the_others_pending() {
+        let [a, b, c] = [DeviceId::new(), DeviceId::new(), DeviceId::new()];
+        let effects = confirmations("dtk-x", 2, &[a, b, c], &[a, b]);
+        let pending: Vec<DeviceId> = effects
+            .iter()
+            .filter_map(|e| match e {
+                DataEffect::AddReplica(r) if r.state == ReplicaState::Pending => Some(r.device_id),
+                _ => None,
+            })
+            .collect();
+        let confirmed: Vec<DeviceId> = effects
+            .iter()
+            .filter_map(|e| match e {
+                DataEffect::ConfirmReplica {
+                    device_id, version, ..
+                } if *version == 2 => Some(*device_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pending, vec![c]);
+        assert_eq!(confirmed, vec![a, b]);
+        assert_eq!(effects.len(), 3);
+    }
 }
