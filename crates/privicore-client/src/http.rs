@@ -58,17 +58,15 @@ impl RawResponse {
     }
 
     pub(crate) fn accepted(self) -> Result<Accepted, ClientError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body {
+            command_id: String,
+        }
         let header_id = self.header("x-dpt-cab-id").map(str::to_owned);
-        let body: Value = self.expect(202)?;
-        let command_id = body["commandId"]
-            .as_str()
-            .ok_or_else(|| ClientError::Unexpected {
-                status: 202,
-                body: body.to_string(),
-            })?
-            .to_owned();
+        let body: Body = self.expect(202)?;
         Ok(Accepted {
-            command_id,
+            command_id: body.command_id,
             header_id,
         })
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
 type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
@@ -53,8 +53,9 @@ struct State {
     events: HashMap<String, Vec<Value>>,
     /// The ids in `events`, oldest first.
     event_ids: VecDeque<String>,
-    /// The `KEPT_FRAMES` most recent frames, in arrival order.
-    log: VecDeque<Value>,
+    /// The `KEPT_FRAMES` most recent frames, in arrival order, as received: they are
+    /// parsed only when asked for, not copied for every event.
+    log: VecDeque<Utf8Bytes>,
     /// Set when the connection ended, with the close code if one was sent.
     closed: Option<Option<u16>>,
     /// Callers waiting for events of one id, woken only by those events (many concurrent
@@ -163,20 +164,20 @@ impl Session {
             while let Some(frame) = source.next().await {
                 match frame {
                     Ok(Message::Text(text)) => {
-                        let value: Value =
+                        let mut value: Value =
                             serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                         let mut st = reader_shared.state.lock().expect("session lock");
                         let mut waiters = Vec::new();
                         if value.get("status").is_some() {
-                            st.replies.push(value.clone());
-                        } else if let Some(id) = value["data"]["id"].as_str() {
-                            waiters = st.waiting.get(id).cloned().unwrap_or_default();
-                            st.record_event(id, value["data"].clone());
+                            st.replies.push(value);
+                        } else if let Some(id) = value["data"]["id"].as_str().map(str::to_owned) {
+                            waiters = st.waiting.get(&id).cloned().unwrap_or_default();
+                            st.record_event(&id, value["data"].take());
                         }
                         if st.log.len() == KEPT_FRAMES {
                             st.log.pop_front();
                         }
-                        st.log.push_back(value);
+                        st.log.push_back(text);
                         drop(st);
                         if waiters.is_empty() {
                             reader_shared.notify.notify_waiters();
@@ -357,7 +358,10 @@ impl Session {
     /// The frames seen so far (the most recent `KEPT_FRAMES`).
     pub fn frames(&self) -> Vec<Value> {
         let st = self.shared.state.lock().expect("session lock");
-        st.log.iter().cloned().collect()
+        st.log
+            .iter()
+            .map(|text| serde_json::from_str(text.as_str()).unwrap_or(Value::Null))
+            .collect()
     }
 
     /// Waits until the server closes the connection; returns its close code.
