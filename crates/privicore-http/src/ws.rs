@@ -118,11 +118,7 @@ impl Session {
                     }
                 },
                 out = next_outbound(&mut self.joined) => match out {
-                    Some(Outbound::Event(data)) => send(&mut sink, &json!({ "data": data })).await,
-                    Some(Outbound::TokenEnded { channel, code }) => {
-                        self.joined = None;
-                        send(&mut sink, &token_ended(channel, &code)).await
-                    }
+                    Some(first) => self.deliver(&mut sink, first).await,
                     // The hub dropped this socket because it could not keep up.
                     None => Step::Close(CLOSE_POLICY, "too slow to receive events"),
                 },
@@ -259,10 +255,47 @@ fn token_ended(channel: ChannelId, code: &str) -> Value {
     )
 }
 
-async fn send(
-    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    value: &Value,
-) -> Step {
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Events written with one flush at most: enough to spare a system call per event on both
+/// ends under load, few enough that the first of them is not held back.
+const EVENTS_PER_FLUSH: usize = 64;
+
+impl Session {
+    /// Writes `first` and the events already queued behind it, then flushes once.
+    async fn deliver(&mut self, sink: &mut Sink, first: Outbound) -> Step {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(out) = next.take() {
+            let frame = match out {
+                Outbound::Event(data) => json!({ "data": data }),
+                Outbound::TokenEnded { channel, code } => {
+                    self.joined = None;
+                    token_ended(channel, &code)
+                }
+            };
+            if sink
+                .feed(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
+                return Step::Stop;
+            }
+            written += 1;
+            if written < EVENTS_PER_FLUSH
+                && let Some(joined) = &mut self.joined
+            {
+                next = joined.events.try_recv().ok();
+            }
+        }
+        match sink.flush().await {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::Stop,
+        }
+    }
+}
+
+async fn send(sink: &mut Sink, value: &Value) -> Step {
     match sink.send(Message::Text(value.to_string().into())).await {
         Ok(()) => Step::Continue,
         Err(_) => Step::Stop,
