@@ -55,6 +55,20 @@ struct Segment {
     allocated: u64,
 }
 
+impl Segment {
+    /// A segment with no live record counted yet.
+    fn new(file: File, path: PathBuf, size: u64, allocated: u64) -> Self {
+        Self {
+            file: Arc::new(file),
+            path,
+            live: 0,
+            live_bytes: 0,
+            size,
+            allocated,
+        }
+    }
+}
+
 fn record_size(entry: &Entry) -> u64 {
     HEADER_LEN + u64::from(entry.len)
 }
@@ -140,17 +154,7 @@ impl ObjectStore {
             .create_new(true)
             .open(&path)?;
         sync_dir(&dir)?;
-        inner.segments.insert(
-            n,
-            Segment {
-                file: Arc::new(file),
-                path,
-                live: 0,
-                live_bytes: 0,
-                size: 0,
-                allocated: 0,
-            },
-        );
+        inner.segments.insert(n, Segment::new(file, path, 0, 0));
         inner.active = n;
         inner.active_len = 0;
         Ok(())

@@ -75,17 +75,9 @@ impl ObjectStore {
                     superseded.push(old);
                 }
             }
-            inner.segments.insert(
-                n,
-                Segment {
-                    file: Arc::new(file),
-                    path,
-                    live: 0,
-                    live_bytes: 0,
-                    size: cut,
-                    allocated,
-                },
-            );
+            inner
+                .segments
+                .insert(n, Segment::new(file, path, cut, allocated));
             inner.active = n;
             inner.active_len = cut;
         }
