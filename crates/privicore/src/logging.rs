@@ -2,6 +2,7 @@
 //! `Debug` shows at most a prefix, so passwords, tokens, keys and payloads stay out.
 
 use crate::config::{Log, LogFormat};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(log: &Log) {
@@ -10,7 +11,9 @@ pub fn init(log: &Log) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        // Colour codes only for a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::stdout().is_terminal());
     // A second init (tests) keeps the first subscriber.
     let _ = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
