@@ -101,6 +101,9 @@ impl Client {
             // The API never redirects; following one would send the authorization header
             // (a custom header, which reqwest does not strip) wherever it points.
             .redirect(reqwest::redirect::Policy::none())
+            // The default retry covers only HTTP/2 and HTTP/3 refusals, which this HTTP/1.1
+            // API never sends, yet copies every request's URI and headers to be ready.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .expect("an HTTP client without custom TLS settings builds");
         let base = base_url.trim_end_matches('/').to_owned();
