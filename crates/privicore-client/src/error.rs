@@ -34,9 +34,3 @@ impl ClientError {
         }
     }
 }
-
-impl From<reqwest::Error> for ClientError {
-    fn from(e: reqwest::Error) -> Self {
-        Self::Transport(e.to_string())
-    }
-}

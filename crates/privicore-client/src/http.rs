@@ -1,10 +1,18 @@
 use crate::api::*;
 use crate::error::ClientError;
-use reqwest::Method;
-use reqwest::header::HeaderMap;
+use bytes::Bytes;
+pub use http::{HeaderMap, Method};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// Longest wait for one request, answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An HTTP answer, whatever its status.
 #[derive(Debug, Clone)]
@@ -72,6 +80,17 @@ impl RawResponse {
     }
 }
 
+fn transport(e: impl std::error::Error) -> ClientError {
+    // The source chain says why (refused, reset, TLS); the top level only "client error".
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    ClientError::Transport(message)
+}
+
 /// A body to send.
 pub enum Body<'a> {
     Empty,
@@ -83,36 +102,37 @@ pub enum Body<'a> {
     },
 }
 
+type Transport = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// HTTP client for the API listener. Cheap to clone.
+///
+/// Built on hyper's pooled client: the API is plain HTTP/1.1 request and answer, and a
+/// fuller client's layers (redirects, retries, URL re-parsing) cost more per request than
+/// the request itself in the benchmark. Redirects are answered, never followed (the
+/// authorization header is a custom one, which would travel wherever a redirect points).
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Transport,
     base: String,
-    /// `base` parsed once: parsing the whole URL (host, IDNA) for every request was a
-    /// tenth of the bench client's CPU.
-    base_url: Option<reqwest::Url>,
     token: Option<String>,
 }
 
 impl Client {
     pub fn new(base_url: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            // The API never redirects; following one would send the authorization header
-            // (a custom header, which reqwest does not strip) wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            // The default retry covers only HTTP/2 and HTTP/3 refusals, which this HTTP/1.1
-            // API never sends, yet copies every request's URI and headers to be ready.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .build()
-            .expect("an HTTP client without custom TLS settings builds");
-        let base = base_url.trim_end_matches('/').to_owned();
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http =
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
         Self {
             http,
-            base_url: reqwest::Url::parse(&base)
-                .ok()
-                .filter(|u| u.path() == "/" && u.query().is_none()),
-            base,
+            base: base_url.trim_end_matches('/').to_owned(),
             token: None,
         }
     }
@@ -133,18 +153,51 @@ impl Client {
         &self.base
     }
 
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        match &self.base_url {
-            Some(base) => {
-                let mut url = base.clone();
-                let (path, query) = path.split_once('?').unwrap_or((path, ""));
-                url.set_path(path);
-                url.set_query((!query.is_empty()).then_some(query));
-                self.http.request(method, url)
-            }
-            // A base with a path of its own, or not a URL: reqwest parses (or reports) it.
-            None => self.http.request(method, format!("{}{}", self.base, path)),
+    /// The base joined with `path` (which may carry a query).
+    fn uri(&self, path: &str) -> Result<http::Uri, ClientError> {
+        let path = path.strip_suffix('?').unwrap_or(path);
+        format!("{}{}", self.base, path)
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|uri| uri.scheme().is_some() && uri.host().is_some())
+            .ok_or_else(|| ClientError::Transport(format!("not a URL: {}{path}", self.base)))
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body<'_>,
+    ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+        let mut req = http::Request::builder().method(method).uri(self.uri(path)?);
+        if let Some(token) = &self.token {
+            req = req.header("X-DPT-AUTHORIZATION", token);
         }
+        let (content_type, bytes) = match body {
+            Body::Empty => (None, Vec::new()),
+            Body::Form(pairs) => {
+                let encoded = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish();
+                (
+                    Some("application/x-www-form-urlencoded"),
+                    encoded.into_bytes(),
+                )
+            }
+            Body::Json(value) => (
+                Some("application/json"),
+                serde_json::to_vec(&value).expect("a JSON value serializes"),
+            ),
+            Body::Raw {
+                content_type,
+                bytes,
+            } => (Some(content_type), bytes),
+        };
+        if let Some(content_type) = content_type {
+            req = req.header(http::header::CONTENT_TYPE, content_type);
+        }
+        req.body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ClientError::Transport(e.to_string()))
     }
 
     /// Any request, answered whatever the status (for tests and tools).
@@ -154,25 +207,20 @@ impl Client {
         path: &str,
         body: Body<'_>,
     ) -> Result<RawResponse, ClientError> {
-        let mut req = self.request(method, path);
-        if let Some(token) = &self.token {
-            req = req.header("X-DPT-AUTHORIZATION", token);
-        }
-        req = match body {
-            Body::Empty => req,
-            Body::Form(pairs) => req.form(pairs),
-            Body::Json(value) => req.json(&value),
-            Body::Raw {
-                content_type,
-                bytes,
-            } => req.header("content-type", content_type).body(bytes),
+        let req = self.request(method, path, body)?;
+        let exchange = async {
+            let res = self.http.request(req).await.map_err(transport)?;
+            let (parts, body) = res.into_parts();
+            let body = body.collect().await.map_err(transport)?.to_bytes();
+            Ok(RawResponse {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body: body.to_vec(),
+            })
         };
-        let mut res = req.send().await?;
-        Ok(RawResponse {
-            status: res.status().as_u16(),
-            headers: std::mem::take(res.headers_mut()),
-            body: res.bytes().await?.to_vec(),
-        })
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(format!("the answer to {path}")))?
     }
 
     pub async fn get(&self, path: &str) -> Result<RawResponse, ClientError> {
@@ -355,9 +403,8 @@ mod tests {
 
     fn url(base: &str, path: &str) -> String {
         Client::new(base)
-            .request(Method::GET, path)
-            .build()
-            .map(|r| r.url().to_string())
+            .uri(path)
+            .map(|uri| uri.to_string())
             .unwrap_or_else(|e| format!("error: {e}"))
     }
 
