@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
@@ -44,6 +45,8 @@ impl CommandOutcome {
 /// their own commands as they go, far fewer than this at a time.
 const KEPT_IDS: usize = 4096;
 const KEPT_FRAMES: usize = 1024;
+/// Read buffer of the socket; a larger frame grows it as needed.
+const READ_BUFFER: usize = 8 * 1024;
 
 #[derive(Default)]
 struct State {
@@ -153,7 +156,10 @@ fn correlation() -> String {
 impl Session {
     /// Connects to `ws_url` (the WebSocket listener, or `<api>/ws`).
     pub async fn connect(ws_url: &str) -> Result<Self, ClientError> {
-        let (stream, _) = connect_async_with_config(ws_url, None, true)
+        // tungstenite zeroes its whole free read buffer before every read (128 KiB by
+        // default); event frames are small, so a small buffer spares that per frame.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        let (stream, _) = connect_async_with_config(ws_url, Some(config), true)
             .await
             .map_err(|e| ClientError::WebSocket(e.to_string()))?;
         let (sink, mut source) = stream.split();

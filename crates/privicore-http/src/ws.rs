@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 pub const FRAME_LIMIT: usize = 16 * 1024;
 /// Hard cap enforced by the WebSocket codec; frames between the two get a clean 1009.
 const CODEC_LIMIT: usize = 64 * 1024;
+const READ_BUFFER: usize = 8 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(15);
 const DEAD_AFTER: Duration = Duration::from_secs(45);
 
@@ -38,6 +39,10 @@ pub async fn upgrade(
         Ok(ws) => ws
             .max_message_size(CODEC_LIMIT)
             .max_frame_size(CODEC_LIMIT)
+            // tungstenite zeroes its whole free read buffer before every read attempt, and
+            // the session polls for a client frame after every event it writes: 128 KiB by
+            // default, far more than a client frame (FRAME_LIMIT) needs.
+            .read_buffer_size(READ_BUFFER)
             .on_upgrade(move |socket| Session::new(state.engine).run(socket))
             .into_response(),
         Err(_) => ApiError(
