@@ -2,7 +2,7 @@
 
 use crate::api::Accepted;
 use crate::error::ClientError;
-use crate::http::{Client, RawResponse};
+use crate::http::{Body, Client, Method, RawResponse};
 use serde_json::{Value, json};
 
 /// A data request's 202: the command id and the request id, from body and headers.
@@ -137,13 +137,14 @@ impl Client {
 
     /// `data` is the client payload (IV | ciphertext | tag); it is sent as base64.
     pub async fn exchange_data(&self, token: &str, data: &[u8]) -> Result<Accepted, ClientError> {
-        use base64::Engine as _;
-        let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-        // JSON rather than a form: base64 needs no escaping in a JSON string, while a form
-        // percent-encodes every `+`, `/` and `=` (and the engine decodes them again).
-        self.post_json(
+        let body = exchange_body(token, data);
+        self.send(
+            Method::POST,
             "/data-token/exchange-data-for-token",
-            json!({ "temporaryTokenSpace": token, "data": encoded }),
+            Body::Raw {
+                content_type: "application/json",
+                bytes: body,
+            },
         )
         .await?
         .accepted()
@@ -204,5 +205,46 @@ impl Client {
                 .await?,
             200,
         )
+    }
+}
+
+/// `{"temporaryTokenSpace": …, "data": "<base64>"}`. JSON rather than a form: base64 needs
+/// no escaping in a JSON string, while a form percent-encodes every `+`, `/` and `=` (and
+/// the engine decodes them again). Written directly, so the payload is not copied into a
+/// JSON value and scanned for escapes on the way out.
+fn exchange_body(token: &str, data: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let token = serde_json::to_string(token).expect("a string serializes");
+    let mut body = Vec::with_capacity(40 + token.len() + data.len().div_ceil(3) * 4);
+    body.extend_from_slice(b"{\"temporaryTokenSpace\":");
+    body.extend_from_slice(token.as_bytes());
+    body.extend_from_slice(b",\"data\":\"");
+    let start = body.len();
+    body.resize(start + data.len().div_ceil(3) * 4, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(data, &mut body[start..])
+        .expect("the buffer holds the padded encoding");
+    body.truncate(start + written);
+    body.extend_from_slice(b"\"}");
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    #[test]
+    fn the_exchange_body_is_json_with_the_token_and_the_payload() {
+        for len in [0usize, 1, 2, 3, 1024, 1025] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let token = "tts-\"quoted\"\\";
+            let body: Value = serde_json::from_slice(&exchange_body(token, &data)).unwrap();
+            assert_eq!(body["temporaryTokenSpace"], token);
+            let sent = base64::engine::general_purpose::STANDARD
+                .decode(body["data"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(sent, data);
+        }
     }
 }
