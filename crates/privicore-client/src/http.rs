@@ -426,6 +426,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_https_base_speaks_tls_and_reports_a_failed_handshake() {
+        use tokio::io::AsyncReadExt;
+        use tokio::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 5];
+            socket.read_exact(&mut hello).await.unwrap();
+            hello
+        });
+        let err = Client::new(&base).get("/health").await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
+        // A TLS handshake record (type 22) arrived, not a plain HTTP request.
+        assert_eq!(server.await.unwrap()[0], 22);
+    }
+
+    #[tokio::test]
     async fn a_redirect_is_answered_not_followed() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         use tokio::net::TcpListener;
