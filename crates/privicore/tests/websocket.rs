@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use privicore_client::Session;
+use privicore_client::{CommandOutcome, Session};
 use serde_json::json;
 use std::time::Duration;
 
@@ -115,4 +115,28 @@ async fn shutdown_closes_sockets_with_1001() {
         alice.session.closed(Duration::from_secs(10)).await.unwrap(),
         Some(1001)
     );
+}
+
+/// Under a burst the engine writes the events queued for a socket together (one flush for
+/// many frames): every command's final status still arrives, once, on the one session.
+#[tokio::test]
+async fn a_burst_of_commands_on_one_session_gets_every_ack_once() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "ws-burst").await;
+    let accepted = futures_util::future::join_all(
+        (0..300).map(|_| alice.api.reserve_token_space("/burst", None)),
+    )
+    .await;
+    for reserved in accepted {
+        let id = reserved.unwrap().command_id;
+        let outcome = alice.session.wait_command(&id, WAIT).await.unwrap();
+        assert!(matches!(outcome, CommandOutcome::Succeeded(_)), "{id}");
+        let finals = alice
+            .session
+            .events_for(&id)
+            .iter()
+            .filter(|e| e["command_status"] == 2)
+            .count();
+        assert_eq!(finals, 1, "{id}");
+    }
 }
