@@ -302,7 +302,7 @@ impl StorageDevice {
     /// `Err` is an immediate answer (already stored, or refused).
     fn store_chunk(
         &mut self,
-        c: bus::StoreChunk,
+        mut c: bus::StoreChunk,
         message_id: &str,
     ) -> Option<Result<PendingPut, Envelope>> {
         let cid = Some(message_id);
@@ -323,7 +323,11 @@ impl StorageDevice {
             touched: Instant::now(),
         });
         staging.touched = Instant::now();
-        staging.chunks.insert(c.chunk_index, c.data.clone());
+        // The chunk moves to staging; the message is kept for its answer, which needs
+        // only its ids.
+        staging
+            .chunks
+            .insert(c.chunk_index, std::mem::take(&mut c.data));
         if staging.chunks.len() < staging.chunk_count as usize {
             return None;
         }
