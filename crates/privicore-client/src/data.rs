@@ -215,12 +215,13 @@ impl Client {
 fn exchange_body(token: &str, data: &[u8]) -> Vec<u8> {
     use base64::Engine as _;
     let token = serde_json::to_string(token).expect("a string serializes");
-    let mut body = Vec::with_capacity(40 + token.len() + data.len().div_ceil(3) * 4);
+    let encoded_len = data.len().div_ceil(3) * 4;
+    let mut body = Vec::with_capacity(40 + token.len() + encoded_len);
     body.extend_from_slice(b"{\"temporaryTokenSpace\":");
     body.extend_from_slice(token.as_bytes());
     body.extend_from_slice(b",\"data\":\"");
     let start = body.len();
-    body.resize(start + data.len().div_ceil(3) * 4, 0);
+    body.resize(start + encoded_len, 0);
     let written = base64::engine::general_purpose::STANDARD
         .encode_slice(data, &mut body[start..])
         .expect("the buffer holds the padded encoding");
