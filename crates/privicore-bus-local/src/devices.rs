@@ -141,7 +141,7 @@ mod tests {
     use serde_json::json;
 
     fn env(n: u64) -> Envelope {
-        Envelope::new("storage.fetch", "dev-1", None, &json!({ "n": n }))
+        Envelope::new("storage.fetch", "dev-1", None, json!({ "n": n }))
     }
 
     #[tokio::test]
@@ -151,13 +151,37 @@ mod tests {
         assert!(!bus.connected("dev-1"));
         let mut a = bus.attach("dev-1");
         assert!(bus.connected("dev-1"));
-        assert_eq!(a.from_engine.recv().await.unwrap().body["n"], 1);
+        assert_eq!(
+            a.from_engine
+                .recv()
+                .await
+                .unwrap()
+                .body::<serde_json::Value>()
+                .unwrap()["n"],
+            1
+        );
         bus.send("dev-1", env(2)).await.unwrap();
-        assert_eq!(a.from_engine.recv().await.unwrap().body["n"], 2);
+        assert_eq!(
+            a.from_engine
+                .recv()
+                .await
+                .unwrap()
+                .body::<serde_json::Value>()
+                .unwrap()["n"],
+            2
+        );
 
         let mut inbox = bus.inbox().await.unwrap();
         a.to_engine.send(env(3)).unwrap();
-        assert_eq!(inbox.next().await.unwrap().body["n"], 3);
+        assert_eq!(
+            inbox
+                .next()
+                .await
+                .unwrap()
+                .body::<serde_json::Value>()
+                .unwrap()["n"],
+            3
+        );
         assert!(bus.inbox().await.is_err(), "one consumer");
     }
 
@@ -169,7 +193,15 @@ mod tests {
         bus.detach("dev-1", old.connection);
         assert!(bus.connected("dev-1"));
         bus.send("dev-1", env(1)).await.unwrap();
-        assert_eq!(new.from_engine.recv().await.unwrap().body["n"], 1);
+        assert_eq!(
+            new.from_engine
+                .recv()
+                .await
+                .unwrap()
+                .body::<serde_json::Value>()
+                .unwrap()["n"],
+            1
+        );
         bus.detach("dev-1", new.connection);
         assert!(!bus.connected("dev-1"));
     }

@@ -61,7 +61,12 @@ impl Worker for InboxWorker {
     }
 }
 
-async fn reply(core: &Core, to: &Envelope, kind: &str, body: &impl serde::Serialize) {
+async fn reply(
+    core: &Core,
+    to: &Envelope,
+    kind: &str,
+    body: impl serde::Serialize + Send + Sync + 'static,
+) {
     let env = Envelope::new(kind, &to.device_identifier, Some(&to.message_id), body);
     if let Err(error) = core.devices.send(&to.device_identifier, env).await {
         tracing::warn!(%error, "could not answer a device");
@@ -77,7 +82,7 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
             core,
             &env,
             kind::REJECTED,
-            &bus::Reason {
+            bus::Reason {
                 reason: Reason::BusUnsupportedVersion.code().into(),
             },
         )
@@ -120,12 +125,7 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
         }
         kind::FETCH_CHUNK | kind::FETCH_FAILED => {
             core.presence.touch(device_id, None);
-            let fetch_id = env
-                .body
-                .get("fetchId")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
-            if let Some(fetch_id) = fetch_id {
+            if let Some(fetch_id) = env.fetch_id() {
                 core.coordinator.fetches.deliver(&fetch_id, env);
             }
         }
@@ -162,23 +162,17 @@ async fn hello(
         reason: reason.code().into(),
     };
     let Some(mut device) = core.store.device(device_id).await? else {
-        reply(core, env, kind::REJECTED, &reject(Reason::DeviceNotFound)).await;
+        reply(core, env, kind::REJECTED, reject(Reason::DeviceNotFound)).await;
         return Ok(());
     };
     match device.status {
         DeviceStatus::Approved => {}
         DeviceStatus::Removed => {
-            reply(core, env, kind::REJECTED, &reject(Reason::DeviceInactive)).await;
+            reply(core, env, kind::REJECTED, reject(Reason::DeviceInactive)).await;
             return Ok(());
         }
         _ => {
-            reply(
-                core,
-                env,
-                kind::REJECTED,
-                &reject(Reason::DeviceNotApproved),
-            )
-            .await;
+            reply(core, env, kind::REJECTED, reject(Reason::DeviceNotApproved)).await;
             return Ok(());
         }
     }
@@ -190,7 +184,7 @@ async fn hello(
             core,
             env,
             kind::REJECTED,
-            &reject(Reason::DevicePublicKeyMismatch),
+            reject(Reason::DevicePublicKeyMismatch),
         )
         .await;
         return Ok(());
@@ -202,7 +196,7 @@ async fn hello(
                 core,
                 env,
                 kind::REJECTED,
-                &reject(Reason::DevicePublicKeyMismatch),
+                reject(Reason::DevicePublicKeyMismatch),
             )
             .await;
             return Ok(());
@@ -234,7 +228,7 @@ async fn hello(
         engine_key_id: core.cab.key_id.clone(),
         key_confirmation: bus::key_confirmation(&k_dc, &env.device_identifier, &env.message_id),
     };
-    reply(core, env, kind::WELCOME, &welcome).await;
+    reply(core, env, kind::WELCOME, welcome).await;
 
     // Catch up: pending objects still in the spool (or held in memory), and deletions not
     // yet confirmed.

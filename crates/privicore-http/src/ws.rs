@@ -43,7 +43,7 @@ pub async fn upgrade(
             // the session polls for a client frame after every event it writes: 128 KiB by
             // default, far more than a client frame (FRAME_LIMIT) needs.
             .read_buffer_size(READ_BUFFER)
-            .on_upgrade(move |socket| Session::new(state.engine).run(socket))
+            .on_upgrade(move |socket| Session::new(state.engine.clone()).run(socket))
             .into_response(),
         Err(_) => ApiError(
             Error::new(Reason::RequestMalformed)

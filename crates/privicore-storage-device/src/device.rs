@@ -91,7 +91,7 @@ impl StorageDevice {
         &self,
         kind: &str,
         correlation: Option<&str>,
-        body: &impl serde::Serialize,
+        body: impl serde::Serialize + Send + Sync + 'static,
     ) -> Envelope {
         Envelope::new(kind, &self.identity.device_identifier, correlation, body)
     }
@@ -100,7 +100,7 @@ impl StorageDevice {
         let env = self.envelope(
             kind::HELLO,
             None,
-            &bus::Hello {
+            bus::Hello {
                 public_key: self.identity.public_key().to_hex(),
                 software: bus::Software {
                     name: "privicore-storage".into(),
@@ -119,7 +119,7 @@ impl StorageDevice {
         self.envelope(
             kind::HEARTBEAT,
             None,
-            &bus::Heartbeat {
+            bus::Heartbeat {
                 capacity: self.store.capacity(),
                 object_count: self.store.object_count(),
             },
@@ -226,8 +226,9 @@ impl StorageDevice {
                 }
             }
             kind::STORE_CHUNK => {
-                if let Some(chunk) = env.body::<bus::StoreChunk>() {
-                    match self.store_chunk(chunk, &env.message_id) {
+                let message_id = env.message_id.clone();
+                if let Some(chunk) = env.into_body::<bus::StoreChunk>() {
+                    match self.store_chunk(chunk, &message_id) {
                         Some(Ok(put)) => pending.push(put),
                         Some(Err(reply)) => out.replies.push(reply),
                         None => {}
@@ -249,7 +250,7 @@ impl StorageDevice {
                     out.replies.push(self.envelope(
                         kind::DELETED,
                         cid,
-                        &bus::Deleted {
+                        bus::Deleted {
                             delete_id: delete.delete_id,
                             token: delete.token,
                             versions_removed: removed,
@@ -267,7 +268,7 @@ impl StorageDevice {
                     out.replies.push(self.envelope(
                         kind::INVENTORY,
                         cid,
-                        &bus::Inventory {
+                        bus::Inventory {
                             sync_id: req.sync_id,
                             items,
                             cursor,
@@ -358,7 +359,7 @@ impl StorageDevice {
         self.envelope(
             kind::STORE_FAILED,
             cid,
-            &bus::StoreFailed {
+            bus::StoreFailed {
                 transfer_id: c.transfer_id.clone(),
                 token: c.token.clone(),
                 version: c.version,
@@ -371,7 +372,7 @@ impl StorageDevice {
         self.envelope(
             kind::STORED,
             cid,
-            &bus::Stored {
+            bus::Stored {
                 transfer_id: c.transfer_id.clone(),
                 token: c.token.clone(),
                 version: c.version,
@@ -386,7 +387,7 @@ impl StorageDevice {
             vec![self.envelope(
                 kind::FETCH_FAILED,
                 cid,
-                &bus::FetchFailed {
+                bus::FetchFailed {
                     fetch_id: f.fetch_id.clone(),
                     token: f.token.clone(),
                     version: f.version,
@@ -406,7 +407,7 @@ impl StorageDevice {
                     self.envelope(
                         kind::FETCH_CHUNK,
                         cid,
-                        &bus::FetchChunk {
+                        bus::FetchChunk {
                             fetch_id: f.fetch_id.clone(),
                             token: f.token.clone(),
                             version: f.version,
@@ -482,7 +483,7 @@ impl StorageDevice {
                         link.send(reply).await?;
                     }
                     if link.wants_acks() {
-                        let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, &bus::Ack { message_ids: ids });
+                        let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, bus::Ack { message_ids: ids });
                         link.send(ack).await?;
                     }
                     if handled.stop {
@@ -504,7 +505,7 @@ mod tests {
             kind::FETCH,
             "dev-1",
             None,
-            &bus::Fetch {
+            bus::Fetch {
                 fetch_id: "f".into(),
                 token: token.into(),
                 version: 1,
@@ -540,7 +541,7 @@ mod tests {
         assert!(device.only_small_reads(&[fetch(small), fetch(small)]));
         assert!(!device.only_small_reads(&[fetch(large)]));
         assert!(!device.only_small_reads(&[fetch(absent)]));
-        let store = Envelope::new(kind::DELETE, "dev-1", None, &serde_json::json!({}));
+        let store = Envelope::new(kind::DELETE, "dev-1", None, serde_json::json!({}));
         assert!(!device.only_small_reads(&[fetch(small), store]));
     }
 }

@@ -7,12 +7,14 @@ use chrono::{SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::Sha256;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// A serialized message is at most 2 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+
+mod body;
+pub use body::Body;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -24,11 +26,17 @@ pub struct Envelope {
     pub correlation_id: Option<String>,
     pub device_identifier: String,
     pub sent_at: String,
-    pub body: Value,
+    pub body: Body,
 }
 
 impl Envelope {
-    pub fn new(kind: &str, device: &str, correlation: Option<&str>, body: &impl Serialize) -> Self {
+    /// A message with its body as built: it is serialized only if it leaves the process.
+    pub fn new<T: Serialize + Send + Sync + 'static>(
+        kind: &str,
+        device: &str,
+        correlation: Option<&str>,
+        body: T,
+    ) -> Self {
         Self {
             v: PROTOCOL_VERSION,
             kind: kind.to_owned(),
@@ -36,13 +44,30 @@ impl Envelope {
             correlation_id: correlation.map(str::to_owned),
             device_identifier: device.to_owned(),
             sent_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, false),
-            body: serde_json::to_value(body).expect("bus bodies serialize"),
+            body: Body::typed(body),
         }
     }
 
-    pub fn body<T: DeserializeOwned>(&self) -> Option<T> {
-        // Borrowed: a store message's body holds the whole chunk, not worth a copy.
-        T::deserialize(&self.body).ok()
+    pub fn body<T: DeserializeOwned + Clone + 'static>(&self) -> Option<T> {
+        self.body.read()
+    }
+
+    pub fn into_body<T: DeserializeOwned + Clone + Send + Sync + 'static>(self) -> Option<T> {
+        self.body.into_message()
+    }
+
+    /// The `fetchId` of a fetch answer (`storage.fetch_chunk` or `storage.fetch_failed`).
+    pub fn fetch_id(&self) -> Option<String> {
+        if let Some(chunk) = self.body.as_typed::<FetchChunk>() {
+            return Some(chunk.fetch_id.clone());
+        }
+        if let Some(failed) = self.body.as_typed::<FetchFailed>() {
+            return Some(failed.fetch_id.clone());
+        }
+        match &self.body {
+            Body::Json(value) => value.get("fetchId")?.as_str().map(str::to_owned),
+            Body::Typed { .. } => None,
+        }
     }
 
     pub fn to_text(&self) -> String {
@@ -338,7 +363,7 @@ mod tests {
             header: vec![1, 2],
             data: vec![0xff; 3],
         };
-        let env = Envelope::new(kind::STORE_CHUNK, "dev", None, &chunk);
+        let env = Envelope::new(kind::STORE_CHUNK, "dev", None, chunk.clone());
         let text = env.to_text();
         for field in [
             "\"v\":1",
@@ -355,6 +380,44 @@ mod tests {
         let back = Envelope::parse(&text).unwrap();
         assert_eq!(back.body::<StoreChunk>().unwrap(), chunk);
         assert!(Envelope::parse("{").is_none());
+    }
+
+    #[test]
+    fn fetch_answers_name_their_fetch_whatever_their_transport() {
+        let chunk = FetchChunk {
+            fetch_id: "f-1".into(),
+            token: "dtk-x".into(),
+            version: 1,
+            chunk_index: 0,
+            chunk_count: 1,
+            data: vec![7; 4],
+        };
+        let failed = FetchFailed {
+            fetch_id: "f-2".into(),
+            token: "dtk-x".into(),
+            version: 1,
+            chunk_index: None,
+            reason: "not_found".into(),
+        };
+        let typed = Envelope::new(kind::FETCH_CHUNK, "dev", None, chunk.clone());
+        let parsed = Envelope::parse(&typed.to_text()).unwrap();
+        assert_eq!(typed.fetch_id().as_deref(), Some("f-1"));
+        assert_eq!(parsed.fetch_id().as_deref(), Some("f-1"));
+        assert_eq!(parsed, typed);
+        assert_eq!(parsed.into_body::<FetchChunk>(), Some(chunk.clone()));
+        assert_eq!(typed.into_body::<FetchChunk>(), Some(chunk));
+        let failed = Envelope::new(kind::FETCH_FAILED, "dev", None, failed);
+        assert_eq!(failed.fetch_id().as_deref(), Some("f-2"));
+        let other = Envelope::new(
+            kind::ACK,
+            "dev",
+            None,
+            Ack {
+                message_ids: vec![],
+            },
+        );
+        assert_eq!(other.fetch_id(), None);
+        assert_eq!(Envelope::parse(&other.to_text()).unwrap().fetch_id(), None);
     }
 
     #[test]

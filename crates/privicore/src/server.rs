@@ -147,11 +147,11 @@ impl Server {
         let engine = Engine::start(adapters, engine_config(settings, api_addr))
             .await
             .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
-        let state = AppState {
-            engine: engine.clone(),
-            spool: spool_probe(settings.data_dir.clone()),
-            device_bus: Some(device_bus),
-        };
+        let state = AppState::new(
+            engine.clone(),
+            spool_probe(settings.data_dir.clone()),
+            Some(device_bus),
+        );
 
         let stop_listening = CancellationToken::new();
         let mut listeners = JoinSet::new();

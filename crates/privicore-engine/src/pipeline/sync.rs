@@ -71,8 +71,7 @@ pub(crate) async fn plan(
             page_size: 1000,
             verify,
         };
-        core.send(device_id, kind::INVENTORY_REQUEST, &request)
-            .await;
+        core.send(device_id, kind::INVENTORY_REQUEST, request).await;
         match tokio::time::timeout(PAGE_WAIT, pages.recv()).await {
             Ok(Some(page)) => {
                 for item in page.items {
@@ -205,7 +204,7 @@ pub(crate) async fn plan(
         pruned,
         unavailable,
     };
-    core.send(device_id, kind::SYNC_COMPLETE, &complete).await;
+    core.send(device_id, kind::SYNC_COMPLETE, complete).await;
 
     confirmations.push(record("succeeded", true));
     let effects: Vec<Effect> = confirmations.into_iter().map(Effect::from).collect();

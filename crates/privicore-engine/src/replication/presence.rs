@@ -74,7 +74,12 @@ impl Core {
         self.devices.connected(&device.to_string()) && self.presence.recent(device)
     }
 
-    pub(crate) async fn send(&self, device: DeviceId, kind: &str, body: &impl serde::Serialize) {
+    pub(crate) async fn send(
+        &self,
+        device: DeviceId,
+        kind: &str,
+        body: impl serde::Serialize + Send + Sync + 'static,
+    ) {
         let id = device.to_string();
         if let Err(error) = self
             .devices
@@ -135,7 +140,7 @@ impl Core {
                 header: version.header.clone(),
                 data: data.clone(),
             };
-            self.send(device, kind::STORE_CHUNK, &body).await;
+            self.send(device, kind::STORE_CHUNK, body).await;
         }
     }
 
@@ -145,14 +150,14 @@ impl Core {
             token: token.to_owned(),
             versions,
         };
-        self.send(device, kind::DELETE, &body).await;
+        self.send(device, kind::DELETE, body).await;
     }
 
     pub(crate) async fn send_roles(&self, device: &Device) {
         self.send(
             device.id,
             kind::ROLES_CHANGED,
-            &bus::Roles {
+            bus::Roles {
                 roles: device.roles.clone(),
             },
         )
@@ -163,7 +168,7 @@ impl Core {
         self.send(
             device,
             kind::REVOKED,
-            &bus::Reason {
+            bus::Reason {
                 reason: reason.into(),
             },
         )

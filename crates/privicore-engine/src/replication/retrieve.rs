@@ -213,7 +213,7 @@ async fn fetch_from(
             from_chunk: *next,
             count: window,
         };
-        core.send(device, kind::FETCH, &body).await;
+        core.send(device, kind::FETCH, body).await;
         let end = (*next + window).min(total);
         let mut wait = core.config.storage.first_chunk_timeout;
         let result = loop {
@@ -226,7 +226,7 @@ async fn fetch_from(
             wait = core.config.storage.chunk_gap_timeout;
             match env.kind.as_str() {
                 kind::FETCH_CHUNK => {
-                    let Some(chunk) = env.body::<bus::FetchChunk>() else {
+                    let Some(chunk) = env.into_body::<bus::FetchChunk>() else {
                         break Err(FetchProblem::Bad("malformed chunk"));
                     };
                     if chunk.chunk_index != *next {

@@ -31,12 +31,37 @@ pub enum SpoolStatus {
 
 pub type SpoolProbe = Arc<dyn Fn() -> SpoolStatus + Send + Sync>;
 
+/// What every handler reaches, behind one pointer: axum clones the state for each request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub engine: Arc<Engine>,
     pub spool: SpoolProbe,
     /// The embedded device bus, served at `/device-bus` (absent in AMQP mode).
     pub device_bus: Option<Arc<privicore_bus_local::LocalDeviceBus>>,
+}
+
+impl AppState {
+    pub fn new(
+        engine: Arc<Engine>,
+        spool: SpoolProbe,
+        device_bus: Option<Arc<privicore_bus_local::LocalDeviceBus>>,
+    ) -> Self {
+        Self(Arc::new(Shared {
+            engine,
+            spool,
+            device_bus,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Every REST route of the API listener, plus the WebSocket at `/ws`.
