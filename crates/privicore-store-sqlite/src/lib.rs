@@ -2,7 +2,7 @@
 //! one writer thread that group-commits (see `writer`), reads run on pooled read-only
 //! connections. rusqlite rather than sqlx: sqlx runs each SQLite connection on its own
 //! thread and hands every statement across, which cost a quarter of the engine's CPU
-//! under load (README, Performance).
+//! under load (DEVELOPERS.md, "Group commit").
 
 /// The `seq` of the token bound to this parameter (`?` unless named): versions, replicas
 /// and spool rows are keyed by it (see migration 0005).
