@@ -1,20 +1,18 @@
 //! The device side of the bus contract: hello/welcome, heartbeat, and the idempotent
-//! storage handlers (store, fetch, delete, inventory).
+//! storage handlers (store, fetch, delete, inventory). The session loop on a link is in
+//! `session`.
+
+mod session;
 
 use crate::at_rest::ObjectInfo;
 use crate::identity::DeviceIdentity;
-use crate::link::{Link, LinkError};
 use crate::objects::{ObjectStore, ReadError};
-use futures_util::FutureExt;
 use privicore_wire::bus::{self, Envelope, kind};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
-const HEARTBEAT: Duration = Duration::from_secs(30);
 const STAGING_IDLE: Duration = Duration::from_secs(600);
 const REMEMBERED_IDS: usize = 10_000;
 
@@ -41,12 +39,8 @@ struct PendingPut {
     correlation: String,
 }
 
-/// Most messages handled (and objects flushed) together.
-const MAX_BATCH: usize = 256;
-/// Reads up to this size are answered on the async thread (see `run`).
+/// Reads up to this size are answered on the async thread (see `session`).
 const SMALL_READS: u64 = 64 * 1024;
-/// How long a batch of several messages counts as a sign of concurrent senders.
-const CONCURRENCY_MEMORY: Duration = Duration::from_millis(100);
 
 pub struct StorageDevice {
     identity: DeviceIdentity,
@@ -421,76 +415,6 @@ impl StorageDevice {
             Err(ReadError::NotFound) => failed(None, "not_found"),
             Err(ReadError::Corrupt(index)) => failed(index, "corrupt"),
             Err(ReadError::Io) => failed(None, "io_error"),
-        }
-    }
-
-    /// Runs the device on `link` until the engine ends the session, the link drops or
-    /// `shutdown` is cancelled.
-    pub async fn run(
-        self,
-        mut link: impl Link,
-        shutdown: CancellationToken,
-    ) -> Result<(), LinkError> {
-        let device = Arc::new(Mutex::new(self));
-        let hello = device.lock().expect("device lock").hello();
-        link.send(hello).await?;
-        let mut heartbeat =
-            tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
-        let mut last_concurrent: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = heartbeat.tick() => {
-                    let beat = device.lock().expect("device lock").heartbeat();
-                    link.send(beat).await?;
-                }
-                next = link.recv() => {
-                    let Some(env) = next else { return Err(LinkError::Closed) };
-                    // When recent batches showed concurrent senders, others are likely about
-                    // to send more: one yield lets them, so one flush covers their writes
-                    // too (with a single sender it would only add latency). Whatever has
-                    // arrived by then is handled (and flushed) together.
-                    if last_concurrent.is_some_and(|at| at.elapsed() < CONCURRENCY_MEMORY) {
-                        tokio::task::yield_now().await;
-                    }
-                    let mut batch = vec![env];
-                    while batch.len() < MAX_BATCH
-                        && let Some(Some(more)) = link.recv().now_or_never()
-                    {
-                        batch.push(more);
-                    }
-                    if batch.len() > 1 {
-                        last_concurrent = Some(Instant::now());
-                    }
-                    let ids: Vec<String> = batch.iter().map(|e| e.message_id.clone()).collect();
-                    let inline = {
-                        let device = device.lock().expect("device lock");
-                        device.inline_io || device.only_small_reads(&batch)
-                    };
-                    let handled = if inline {
-                        // On a thread of its own the device may block; elsewhere only a few
-                        // KiB read back from the page cache cost less than a hop to the
-                        // blocking pool and back.
-                        device.lock().expect("device lock").handle_batch(batch)
-                    } else {
-                        // Writes, fsyncs and large reads happen off the async threads.
-                        let worker = device.clone();
-                        tokio::task::spawn_blocking(move || worker.lock().expect("device lock").handle_batch(batch))
-                            .await
-                            .map_err(|e| LinkError::Transport(e.to_string()))?
-                    };
-                    for reply in handled.replies {
-                        link.send(reply).await?;
-                    }
-                    if link.wants_acks() {
-                        let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, bus::Ack { message_ids: ids });
-                        link.send(ack).await?;
-                    }
-                    if handled.stop {
-                        return Ok(());
-                    }
-                }
-            }
         }
     }
 }
