@@ -12,17 +12,22 @@ pub fn decode_payload(text: &str) -> Result<Vec<u8>, Error> {
     const LENIENT: GeneralPurposeConfig =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let engine = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
-    let normalized: String = text
-        .chars()
-        .map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .collect();
-    engine
-        .decode(normalized.trim())
-        .map_err(|_| Error::new(Reason::DataTokenInvalidDataEncoding).with_field("data"))
+    let text = text.trim();
+    // The URL-safe alphabet differs in two characters: only such text is rewritten first.
+    let decoded = if text.bytes().any(|b| b == b'-' || b == b'_') {
+        let standard: Vec<u8> = text
+            .bytes()
+            .map(|b| match b {
+                b'-' => b'+',
+                b'_' => b'/',
+                b => b,
+            })
+            .collect();
+        engine.decode(standard)
+    } else {
+        engine.decode(text)
+    };
+    decoded.map_err(|_| Error::new(Reason::DataTokenInvalidDataEncoding).with_field("data"))
 }
 
 pub fn encode_payload(bytes: &[u8]) -> String {
@@ -201,6 +206,31 @@ mod tests {
             decode_payload("not base64!").unwrap_err().reason,
             Reason::DataTokenInvalidDataEncoding
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_alphabet_and_padding_decodes_to_the_same_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            url_safe in proptest::prelude::any::<bool>(),
+            padded in proptest::prelude::any::<bool>(),
+            spaced in proptest::prelude::any::<bool>(),
+        ) {
+            use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+            let text = match (url_safe, padded) {
+                (false, true) => STANDARD.encode(&bytes),
+                (false, false) => STANDARD_NO_PAD.encode(&bytes),
+                (true, true) => URL_SAFE.encode(&bytes),
+                (true, false) => URL_SAFE_NO_PAD.encode(&bytes),
+            };
+            let text = if spaced { format!(" {text}\n") } else { text };
+            proptest::prop_assert_eq!(decode_payload(&text).unwrap(), bytes);
+        }
+
+        #[test]
+        fn decoding_never_panics(text in "\\PC{0,64}") {
+            let _ = decode_payload(&text);
+        }
     }
 
     #[test]
