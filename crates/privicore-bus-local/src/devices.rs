@@ -144,6 +144,13 @@ mod tests {
         Envelope::new("storage.fetch", "dev-1", None, json!({ "n": n }))
     }
 
+    /// The `n` of a message built by `env`.
+    fn n(received: Option<Envelope>) -> u64 {
+        received.unwrap().body::<serde_json::Value>().unwrap()["n"]
+            .as_u64()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn queued_messages_reach_a_device_when_it_connects() {
         let bus = LocalDeviceBus::default();
@@ -151,37 +158,13 @@ mod tests {
         assert!(!bus.connected("dev-1"));
         let mut a = bus.attach("dev-1");
         assert!(bus.connected("dev-1"));
-        assert_eq!(
-            a.from_engine
-                .recv()
-                .await
-                .unwrap()
-                .body::<serde_json::Value>()
-                .unwrap()["n"],
-            1
-        );
+        assert_eq!(n(a.from_engine.recv().await), 1);
         bus.send("dev-1", env(2)).await.unwrap();
-        assert_eq!(
-            a.from_engine
-                .recv()
-                .await
-                .unwrap()
-                .body::<serde_json::Value>()
-                .unwrap()["n"],
-            2
-        );
+        assert_eq!(n(a.from_engine.recv().await), 2);
 
         let mut inbox = bus.inbox().await.unwrap();
         a.to_engine.send(env(3)).unwrap();
-        assert_eq!(
-            inbox
-                .next()
-                .await
-                .unwrap()
-                .body::<serde_json::Value>()
-                .unwrap()["n"],
-            3
-        );
+        assert_eq!(n(inbox.next().await), 3);
         assert!(bus.inbox().await.is_err(), "one consumer");
     }
 
@@ -193,15 +176,7 @@ mod tests {
         bus.detach("dev-1", old.connection);
         assert!(bus.connected("dev-1"));
         bus.send("dev-1", env(1)).await.unwrap();
-        assert_eq!(
-            new.from_engine
-                .recv()
-                .await
-                .unwrap()
-                .body::<serde_json::Value>()
-                .unwrap()["n"],
-            1
-        );
+        assert_eq!(n(new.from_engine.recv().await), 1);
         bus.detach("dev-1", new.connection);
         assert!(!bus.connected("dev-1"));
     }
