@@ -38,10 +38,7 @@ pub(super) async fn a_data_token_reads_back_field_for_field(store: &dyn Metadata
         updated_at: Timestamp(1_700_000_002),
         ..token_of(&p, "/fields")
     };
-    store
-        .apply(&[data(DataEffect::CreateDataToken(t.clone()))], None)
-        .await
-        .unwrap();
+    apply_data(store, DataEffect::CreateDataToken(t.clone())).await;
     let expected = format!("{t:?}");
     let by_token = store.data_token(&t.token).await.unwrap().unwrap();
     assert_eq!(format!("{by_token:?}"), expected);
@@ -74,10 +71,7 @@ pub(super) async fn data_tokens_move_through_their_states(store: &dyn MetadataSt
     let p = stored_profile(store, "token-states").await;
     let t = token_of(&p, "/finance/2026");
     let now = Timestamp::now();
-    store
-        .apply(&[data(DataEffect::CreateDataToken(t.clone()))], None)
-        .await
-        .unwrap();
+    apply_data(store, DataEffect::CreateDataToken(t.clone())).await;
     // The cap counts the outstanding reservation and refuses the write that would pass it.
     let cap = |limit| {
         data(DataEffect::CapOutstandingReservations {
@@ -111,16 +105,14 @@ pub(super) async fn data_tokens_move_through_their_states(store: &dyn MetadataSt
     );
 
     // Begin twice: the second conflicts and rolls back everything given with it.
-    store
-        .apply(
-            &[data(DataEffect::BeginExchange {
-                token: t.token.clone(),
-                at: now,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::BeginExchange {
+            token: t.token.clone(),
+            at: now,
+        },
+    )
+    .await;
     let err = store
         .apply(
             &[
@@ -153,30 +145,26 @@ pub(super) async fn data_tokens_move_through_their_states(store: &dyn MetadataSt
             .is_none()
     );
 
-    store
-        .apply(
-            &[data(DataEffect::CommitVersion {
-                token: t.token.clone(),
-                version: 1,
-                stored_size: 54,
-                at: now,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .apply(
-            &[data(DataEffect::SetFileMeta {
-                token: t.token.clone(),
-                file: Some(json!({"fileName": "a.PDF", "extension": "PDF"})),
-                context: None,
-                at: now,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::CommitVersion {
+            token: t.token.clone(),
+            version: 1,
+            stored_size: 54,
+            at: now,
+        },
+    )
+    .await;
+    apply_data(
+        store,
+        DataEffect::SetFileMeta {
+            token: t.token.clone(),
+            file: Some(json!({"fileName": "a.PDF", "extension": "PDF"})),
+            context: None,
+            at: now,
+        },
+    )
+    .await;
     let read = store.data_token(&t.token).await.unwrap().unwrap();
     assert_eq!(
         (read.status, read.version, read.stored_size),
@@ -219,24 +207,19 @@ pub(super) async fn data_tokens_move_through_their_states(store: &dyn MetadataSt
         expires_at: Some(now.plus_seconds(-1)),
         ..token_of(&p, "/soon")
     };
-    store
-        .apply(&[data(DataEffect::CreateDataToken(expiring.clone()))], None)
-        .await
-        .unwrap();
+    apply_data(store, DataEffect::CreateDataToken(expiring.clone())).await;
     assert_eq!(
         store.expired_reservations(now, 10).await.unwrap(),
         vec![expiring.token.clone()]
     );
-    store
-        .apply(
-            &[data(DataEffect::ExpireReservation {
-                token: expiring.token.clone(),
-                at: now,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::ExpireReservation {
+            token: expiring.token.clone(),
+            at: now,
+        },
+    )
+    .await;
     assert_eq!(
         store
             .data_token(&expiring.token)
@@ -247,16 +230,14 @@ pub(super) async fn data_tokens_move_through_their_states(store: &dyn MetadataSt
         TokenStatus::Expired
     );
 
-    store
-        .apply(
-            &[data(DataEffect::DeleteDataToken {
-                token: t.token.clone(),
-                at: now,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::DeleteDataToken {
+            token: t.token.clone(),
+            at: now,
+        },
+    )
+    .await;
     let deleted = store.data_token(&t.token).await.unwrap().unwrap();
     assert_eq!(deleted.status, TokenStatus::Deleted);
     assert!(deleted.meta_file.is_none(), "metadata is erased");

@@ -26,42 +26,32 @@ fn device_of(profile: &Profile, name: &str) -> Device {
 pub(super) async fn devices_keep_credentials_out_of_row_updates(store: &dyn MetadataStore) {
     let p = stored_profile(store, "device-owner").await;
     let mut d = device_of(&p, "nas-1");
-    store
-        .apply(&[data(DataEffect::SaveDevice(d.clone()))], None)
-        .await
-        .unwrap();
+    apply_data(store, DataEffect::SaveDevice(d.clone())).await;
     let creds = DeviceCredentials {
         client_id: "device-0123".into(),
         client_secret: TokenHash::of("secret"),
         bus_password: TokenHash::of("bus"),
     };
-    store
-        .apply(
-            &[data(DataEffect::RotateDeviceCredentials {
-                device_id: d.id,
-                credentials: creds.clone(),
-                at: Timestamp::now(),
-            })],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .apply(
-            &[data(DataEffect::PinDeviceKey {
-                device_id: d.id,
-                public_key: "31420500aa".into(),
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::RotateDeviceCredentials {
+            device_id: d.id,
+            credentials: creds.clone(),
+            at: Timestamp::now(),
+        },
+    )
+    .await;
+    apply_data(
+        store,
+        DataEffect::PinDeviceKey {
+            device_id: d.id,
+            public_key: "31420500aa".into(),
+        },
+    )
+    .await;
     // A command's row update from before the rotation does not bring old values back.
     d.name = "renamed".into();
-    store
-        .apply(&[data(DataEffect::SaveDevice(d.clone()))], None)
-        .await
-        .unwrap();
+    apply_data(store, DataEffect::SaveDevice(d.clone())).await;
     let read = store.device(d.id).await.unwrap().unwrap();
     assert_eq!(read.name, "renamed");
     assert_eq!(read.credentials, Some(creds));
@@ -102,13 +92,11 @@ pub(super) async fn devices_keep_credentials_out_of_row_updates(store: &dyn Meta
         .await
         .unwrap();
     assert_eq!((page.len(), total), (1, 1));
-    store
-        .apply(
-            &[data(DataEffect::ClearDeviceCredentials { device_id: d.id })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::ClearDeviceCredentials { device_id: d.id },
+    )
+    .await;
     assert!(
         store
             .device(d.id)

@@ -69,3 +69,8 @@ pub async fn stored_profile(store: &dyn MetadataStore, name: &str) -> Profile {
 fn data(effect: DataEffect) -> Effect {
     effect.into()
 }
+
+/// Applies one data effect, with no command completion, and expects it to succeed.
+async fn apply_data(store: &dyn MetadataStore, effect: DataEffect) -> Vec<u64> {
+    store.apply(&[data(effect)], None).await.unwrap()
+}

@@ -101,17 +101,15 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
     );
 
     // A confirmation that arrives before the row exists is kept; adding it later keeps it.
-    store
-        .apply(
-            &[data(DataEffect::ConfirmReplica {
-                token: t.token.clone(),
-                version: 1,
-                device_id: a,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::ConfirmReplica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: a,
+        },
+    )
+    .await;
     let pending = |d| {
         data(DataEffect::AddReplica(Replica {
             token: t.token.clone(),
@@ -130,64 +128,53 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
         from: vec![ReplicaState::Confirmed],
         to: ReplicaState::Missing,
     };
-    assert_eq!(store.apply(&[data(missing)], None).await.unwrap(), vec![1]);
+    assert_eq!(apply_data(store, missing).await, vec![1]);
     assert_eq!(store.replica_counts(&t.token, 1).await.unwrap().missing, 1);
     assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
 
     // Only replicas being deleted are forgotten when a device confirms a deletion.
-    store
-        .apply(
-            &[data(DataEffect::DropReplicas {
-                token: t.token.clone(),
-                device_id: b,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::DropReplicas {
+            token: t.token.clone(),
+            device_id: b,
+        },
+    )
+    .await;
     assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
-    store
-        .apply(
-            &[data(DataEffect::SetReplica(Replica {
-                token: t.token.clone(),
-                version: 1,
-                device_id: b,
-                state: ReplicaState::Deleting,
-            }))],
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .apply(
-            &[data(DataEffect::DropReplicas {
-                token: t.token.clone(),
-                device_id: b,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::SetReplica(Replica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: b,
+            state: ReplicaState::Deleting,
+        }),
+    )
+    .await;
+    apply_data(
+        store,
+        DataEffect::DropReplicas {
+            token: t.token.clone(),
+            device_id: b,
+        },
+    )
+    .await;
     assert!(store.device_replicas(b).await.unwrap().is_empty());
-    store
-        .apply(&[data(DataEffect::DetachReplicas { device_id: a })], None)
-        .await
-        .unwrap();
+    apply_data(store, DataEffect::DetachReplicas { device_id: a }).await;
     assert_eq!(
         store.replicas(&t.token, None).await.unwrap()[0].state,
         ReplicaState::Detached
     );
 
-    store
-        .apply(
-            &[data(DataEffect::DropSpool {
-                token: t.token.clone(),
-                version: 1,
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::DropSpool {
+            token: t.token.clone(),
+            version: 1,
+        },
+    )
+    .await;
     assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
     a_spool_is_dropped_once_no_replica_is_pending(store, &p).await;
 
@@ -254,18 +241,16 @@ pub(super) async fn the_spool_of_a_committed_version_expires(store: &dyn Metadat
         store.spool(&t.token, 1).await.unwrap().is_some(),
         "an uncommitted version keeps its spool"
     );
-    store
-        .apply(
-            &[data(DataEffect::CommitVersion {
-                token: t.token.clone(),
-                version: 1,
-                stored_size: 4,
-                at: Timestamp::now(),
-            })],
-            None,
-        )
-        .await
-        .unwrap();
+    apply_data(
+        store,
+        DataEffect::CommitVersion {
+            token: t.token.clone(),
+            version: 1,
+            stored_size: 4,
+            at: Timestamp::now(),
+        },
+    )
+    .await;
     store
         .purge_spool(Timestamp::now().plus_seconds(-3600))
         .await
