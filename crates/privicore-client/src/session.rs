@@ -48,7 +48,6 @@ const KEPT_FRAMES: usize = 1024;
 /// Read buffer of the socket; a larger frame grows it as needed.
 const READ_BUFFER: usize = 8 * 1024;
 
-#[derive(Default)]
 struct State {
     /// Frames with a `status`: replies to actions and notices.
     replies: Vec<Value>,
@@ -81,6 +80,21 @@ pub struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.reader.abort();
+    }
+}
+
+impl Default for State {
+    /// The bounded maps get their full size at once: growing by doubling would pause the
+    /// reader (and every caller waiting on it) to rehash at each step.
+    fn default() -> Self {
+        Self {
+            replies: Vec::new(),
+            events: HashMap::with_capacity(KEPT_IDS),
+            event_ids: VecDeque::with_capacity(KEPT_IDS),
+            log: VecDeque::with_capacity(KEPT_FRAMES),
+            closed: None,
+            waiting: HashMap::new(),
+        }
     }
 }
 

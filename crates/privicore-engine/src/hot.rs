@@ -4,10 +4,12 @@
 //! update commits a new version). All are shortcuts only: the store stays the truth, and a
 //! miss reads it.
 
+use lru::LruCache;
 use privicore_domain::ProfileId;
 use privicore_domain::data_token::TokenVersion;
 use privicore_domain::device::DeviceId;
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,12 +67,27 @@ impl Fresh {
     }
 }
 
-/// Committed version headers kept at most (the map starts over when full).
-const COMMITTED_MAX: usize = 65_536;
+/// Committed versions kept at most, by the two maps below; beyond it the oldest go. The
+/// maps are sized for it up front: growing by doubling, or starting over when full, made
+/// the flows that wait on their locks stall.
+const COMMITTED_MAX: NonZeroUsize = NonZeroUsize::new(65_536).expect("not zero");
 
-#[derive(Default)]
+type ByVersion<V> = Mutex<LruCache<(String, u32), V>>;
+
+fn by_version<V>() -> ByVersion<V> {
+    Mutex::new(LruCache::new(COMMITTED_MAX))
+}
+
 pub(crate) struct Committed {
-    versions: Mutex<HashMap<(String, u32), TokenVersion>>,
+    versions: ByVersion<TokenVersion>,
+}
+
+impl Default for Committed {
+    fn default() -> Self {
+        Self {
+            versions: by_version(),
+        }
+    }
 }
 
 impl Committed {
@@ -78,7 +95,7 @@ impl Committed {
         self.versions
             .lock()
             .expect("committed lock")
-            .get(&(token.to_owned(), version))
+            .peek(&(token.to_owned(), version))
             .cloned()
     }
 
@@ -87,11 +104,10 @@ impl Committed {
         if !version.committed {
             return;
         }
-        let mut versions = self.versions.lock().expect("committed lock");
-        if versions.len() >= COMMITTED_MAX {
-            versions.clear();
-        }
-        versions.insert((version.token.clone(), version.version), version.clone());
+        self.versions
+            .lock()
+            .expect("committed lock")
+            .put((version.token.clone(), version.version), version.clone());
     }
 }
 
@@ -124,9 +140,16 @@ impl Targets {
 /// Devices that confirmed a version when it was committed, as a first guess for its
 /// retrieval. Only a hint: replicas may go missing or be added later, so retrieval falls
 /// back to the store's replica rows when none of these delivers.
-#[derive(Default)]
 pub(crate) struct Holders {
-    versions: Mutex<HashMap<(String, u32), Vec<DeviceId>>>,
+    versions: ByVersion<Vec<DeviceId>>,
+}
+
+impl Default for Holders {
+    fn default() -> Self {
+        Self {
+            versions: by_version(),
+        }
+    }
 }
 
 impl Holders {
@@ -134,22 +157,21 @@ impl Holders {
         self.versions
             .lock()
             .expect("holders lock")
-            .get(&(token.to_owned(), version))
+            .peek(&(token.to_owned(), version))
             .cloned()
     }
 
     pub fn note(&self, token: &str, version: u32, devices: Vec<DeviceId>) {
-        let mut versions = self.versions.lock().expect("holders lock");
-        if versions.len() >= COMMITTED_MAX {
-            versions.clear();
-        }
-        versions.insert((token.to_owned(), version), devices);
+        self.versions
+            .lock()
+            .expect("holders lock")
+            .put((token.to_owned(), version), devices);
     }
 
     /// Adds a device confirmed after the commit, if the version is kept.
     pub fn add(&self, token: &str, version: u32, device: DeviceId) {
         let mut versions = self.versions.lock().expect("holders lock");
-        if let Some(devices) = versions.get_mut(&(token.to_owned(), version))
+        if let Some(devices) = versions.peek_mut(&(token.to_owned(), version))
             && !devices.contains(&device)
         {
             devices.push(device);
@@ -160,7 +182,7 @@ impl Holders {
         self.versions
             .lock()
             .expect("holders lock")
-            .remove(&(token.to_owned(), version));
+            .pop(&(token.to_owned(), version));
     }
 }
 

@@ -61,8 +61,10 @@ impl StorageDevice {
             identity,
             store,
             staging: HashMap::new(),
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
+            // Sized for the bound at once: a set that grows rehashes every id at each
+            // doubling, a pause the store confirmations behind it would wait out.
+            seen: HashSet::with_capacity(REMEMBERED_IDS + 1),
+            seen_order: VecDeque::with_capacity(REMEMBERED_IDS + 1),
             hello_id: None,
             roles: vec!["storage".into()],
             inline_io: false,

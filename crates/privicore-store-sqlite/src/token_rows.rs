@@ -7,47 +7,68 @@
 //! written the token since. A read so sees the database or the newest committed row, never
 //! an older one. Read connections never fill it.
 
+use lru::LruCache;
 use privicore_domain::CommandId;
 use privicore_domain::data_token::DataToken;
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
-/// Rows held at most; the cache starts over when full (the flows it serves reread a row
-/// within milliseconds of writing it).
+/// Rows held at most; beyond it the oldest go (the flows the cache serves reread a row
+/// within milliseconds of writing it). The maps are sized for this bound when the cache
+/// is made and never grow: a growing map rehashes everything at each doubling, and a
+/// cache that started over dropped everything at once, both while holding the lock every
+/// commit and every read waits for.
 const MAX_ROWS: usize = 32_768;
 
 /// Which write a request is: rows are kept only by the last request that forgot them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteTag(u64);
 
-#[derive(Default)]
 struct Rows {
-    by_token: HashMap<String, DataToken>,
-    by_reservation: HashMap<CommandId, String>,
+    by_token: LruCache<String, DataToken>,
+    by_reservation: LruCache<CommandId, String>,
     /// Tokens forgotten by a request whose rows are not kept yet, and that request's tag.
     writing: HashMap<String, WriteTag>,
     next_tag: u64,
 }
 
-#[derive(Default)]
 pub struct TokenRows {
     rows: Mutex<Rows>,
 }
 
+impl Default for TokenRows {
+    fn default() -> Self {
+        Self::with_capacity(MAX_ROWS)
+    }
+}
+
 impl TokenRows {
+    fn with_capacity(rows: usize) -> Self {
+        let bound = NonZeroUsize::new(rows).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            rows: Mutex::new(Rows {
+                by_token: LruCache::new(bound),
+                by_reservation: LruCache::new(bound),
+                writing: HashMap::new(),
+                next_tag: 0,
+            }),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Rows> {
         self.rows.lock().expect("token row cache lock")
     }
 
     pub fn get(&self, token: &str) -> Option<DataToken> {
-        self.lock().by_token.get(token).cloned()
+        self.lock().by_token.peek(token).cloned()
     }
 
     pub fn by_reservation(&self, command: CommandId) -> Option<DataToken> {
         let rows = self.lock();
-        let token = rows.by_reservation.get(&command)?;
+        let token = rows.by_reservation.peek(&command)?;
         rows.by_token
-            .get(token)
+            .peek(token)
             .filter(|row| row.reserve_command_id == command)
             .cloned()
     }
@@ -57,9 +78,14 @@ impl TokenRows {
         let mut rows = self.lock();
         rows.next_tag += 1;
         let tag = WriteTag(rows.next_tag);
+        // Tokens of requests that failed stay here until written again; forgetting them
+        // all only means their next rows are not kept, so the bound is cheap to keep.
+        if rows.writing.len() >= MAX_ROWS {
+            rows.writing.clear();
+        }
         for token in tokens {
-            if let Some(row) = rows.by_token.remove(token) {
-                rows.by_reservation.remove(&row.reserve_command_id);
+            if let Some(row) = rows.by_token.pop(token) {
+                rows.by_reservation.pop(&row.reserve_command_id);
             }
             rows.writing.insert(token.to_owned(), tag);
         }
@@ -69,27 +95,19 @@ impl TokenRows {
     /// After that transaction committed: the rows it wrote, in write order.
     pub fn keep(&self, tag: WriteTag, written: Vec<DataToken>) {
         let mut rows = self.lock();
-        if rows.by_token.len() + rows.writing.len() + written.len() > MAX_ROWS {
-            let next_tag = rows.next_tag;
-            *rows = Rows {
-                next_tag,
-                ..Rows::default()
-            };
-            return;
-        }
         // A request may write one row several times: the last write is the one kept, and
         // the token stops being written by it only after all of them. Tokens a request
         // forgot but wrote nothing to (or whose request failed) stay uncached until written
-        // again or the cache starts over.
+        // again.
         let mut kept = Vec::with_capacity(written.len());
         for row in written {
             if rows.writing.get(&row.token) != Some(&tag) {
                 continue;
             }
             rows.by_reservation
-                .insert(row.reserve_command_id, row.token.clone());
+                .put(row.reserve_command_id, row.token.clone());
             kept.push(row.token.clone());
-            rows.by_token.insert(row.token.clone(), row);
+            rows.by_token.put(row.token.clone(), row);
         }
         for token in kept {
             rows.writing.remove(&token);
@@ -150,5 +168,28 @@ mod tests {
         cache.keep(tag, vec![next.clone()]);
         assert_eq!(cache.get(&token), Some(next.clone()));
         assert_eq!(cache.by_reservation(next.reserve_command_id), Some(next));
+    }
+
+    #[test]
+    fn the_oldest_rows_go_first_once_the_bound_is_reached() {
+        let cache = TokenRows::with_capacity(2);
+        let rows: Vec<DataToken> = (0..3)
+            .map(|i| DataToken {
+                token: format!("dtk-{i}"),
+                reserve_command_id: CommandId::new(),
+                ..row(TokenStatus::Active)
+            })
+            .collect();
+        for r in &rows {
+            let tag = cache.forget([r.token.as_str()]);
+            cache.keep(tag, vec![r.clone()]);
+        }
+        assert_eq!(cache.get("dtk-0"), None);
+        assert_eq!(cache.by_reservation(rows[0].reserve_command_id), None);
+        assert_eq!(cache.get("dtk-1"), Some(rows[1].clone()));
+        assert_eq!(
+            cache.by_reservation(rows[2].reserve_command_id),
+            Some(rows[2].clone())
+        );
     }
 }

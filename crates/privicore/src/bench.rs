@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Threads of the bench's own runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// Write every measured ack as a CSV line `phase,start_ms,ack_ms` (start counted from
+    /// the phase's start) to this file, to see when the slow ones happened.
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
 }
 
 struct Spawned {
@@ -180,7 +184,15 @@ async fn setup(api_url: &str, ws_url: &str, devices: usize) -> anyhow::Result<Be
 #[derive(Default)]
 struct Samples {
     flows: Vec<Duration>,
-    acks: Vec<Duration>,
+    /// When each measured ack's request was sent (since the phase started), and its latency.
+    acks: Vec<(Duration, Duration)>,
+}
+
+impl Samples {
+    fn extend(&mut self, other: Samples) {
+        self.flows.extend(other.flows);
+        self.acks.extend(other.acks);
+    }
 }
 
 /// Paced clients start spread over one interval, not all at once (bursts would measure
@@ -224,9 +236,36 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples, cpu: &CpuMeter) {
+fn write_timeline(path: &std::path::Path, phase: &str, acks: &[(Duration, Duration)]) {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for (start, ack) in acks {
+        let _ = writeln!(
+            text,
+            "{phase},{:.3},{:.3}",
+            start.as_secs_f64() * 1000.0,
+            ack.as_secs_f64() * 1000.0
+        );
+    }
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("cannot write the timeline to {}: {e}", path.display());
+    }
+}
+
+fn report(name: &str, args: &BenchArgs, elapsed: Duration, mut s: Samples, cpu: &CpuMeter) {
+    if let Some(path) = &args.timeline {
+        s.acks.sort();
+        write_timeline(path, name, &s.acks);
+    }
+    let size = args.size;
     s.flows.sort();
-    s.acks.sort();
+    let mut acks: Vec<Duration> = s.acks.iter().map(|(_, ack)| *ack).collect();
+    acks.sort();
     let n = s.flows.len();
     println!(
         "{name:<6} {n:>7} flows  {:>9.1} flows/s  latency ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | ack ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | payload {size} B  | {}",
@@ -234,9 +273,9 @@ fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples, cpu: &CpuM
         percentile(&s.flows, 0.5),
         percentile(&s.flows, 0.9),
         percentile(&s.flows, 0.99),
-        percentile(&s.acks, 0.5),
-        percentile(&s.acks, 0.9),
-        percentile(&s.acks, 0.99),
+        percentile(&acks, 0.5),
+        percentile(&acks, 0.9),
+        percentile(&acks, 0.99),
         cpu.per_flow(n),
     );
 }
@@ -245,7 +284,8 @@ fn report(name: &str, size: usize, elapsed: Duration, mut s: Samples, cpu: &CpuM
 async fn store_once(
     b: &Bencher,
     payload: &[u8],
-    acks: &mut Vec<Duration>,
+    phase_started: Instant,
+    acks: &mut Vec<(Duration, Duration)>,
 ) -> anyhow::Result<String> {
     let wait = Duration::from_secs(60);
     let reserved = b.api.reserve_token_space("/bench", None).await?;
@@ -264,7 +304,7 @@ async fn store_once(
         .wait_command(&exchanged.command_id, wait)
         .await?
         .result()?;
-    acks.push(sent.elapsed());
+    acks.push((sent - phase_started, sent.elapsed()));
     b.api
         .configure_file_meta(
             serde_json::json!({ "token": token, "fileName": "bench.bin", "size": payload.len() }),
@@ -333,7 +373,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     next += p;
                 }
                 let t = Instant::now();
-                tokens.push(store_once(&b, &payload, &mut samples.acks).await?);
+                tokens.push(store_once(&b, &payload, started, &mut samples.acks).await?);
                 samples.flows.push(t.elapsed());
             }
             anyhow::Ok((samples, tokens))
@@ -343,13 +383,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut tokens = Vec::new();
     for t in tasks {
         let (s, tk) = t.await??;
-        all.flows.extend(s.flows);
-        all.acks.extend(s.acks);
+        all.extend(s);
         tokens.push(tk);
     }
     let store_elapsed = started.elapsed();
     if args.mode != Mode::Fetch {
-        report("store", args.size, store_elapsed, all, &cpu);
+        report("store", &args, store_elapsed, all, &cpu);
     }
     if args.mode == Mode::Store {
         return Ok(());
@@ -375,17 +414,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 let got = b.api.fetch_payload(&b.session, &token).await?;
                 anyhow::ensure!(got == expected, "fetched bytes differ");
                 samples.flows.push(t.elapsed());
-                samples.acks.push(t.elapsed());
+                samples.acks.push((t - started, t.elapsed()));
             }
             anyhow::Ok(samples)
         }));
     }
     let mut all = Samples::default();
     for t in tasks {
-        let s = t.await??;
-        all.flows.extend(s.flows);
-        all.acks.extend(s.acks);
+        all.extend(t.await??);
     }
-    report("fetch", args.size, started.elapsed(), all, &cpu);
+    report("fetch", &args, started.elapsed(), all, &cpu);
     Ok(())
 }
