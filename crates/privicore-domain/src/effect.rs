@@ -88,6 +88,15 @@ pub enum DataEffect {
         upload_salt: Option<TokenHash>,
         at: Timestamp,
     },
+    /// `reserved` → `active` with `version` current, in one step: for an exchange whose
+    /// version was replicated before anything was written, so no reader can see it
+    /// `exchanging`. Fails with `data_token.already_exchanged` unless `reserved`.
+    ActivateReservation {
+        token: String,
+        version: u32,
+        stored_size: u64,
+        at: Timestamp,
+    },
     /// The version becomes current, the token `active`.
     CommitVersion {
         token: String,

@@ -454,11 +454,26 @@ pub(crate) async fn exchange_at_acceptance(
         committed: true,
         ..sealed.0.clone()
     };
-    let effects = vec![begin, DataEffect::PutTokenVersion(sealed.0.clone())];
-    // Nothing was spooled: the object stays in memory for targets that owe their copy.
-    committed
-        .effects
-        .retain(|e| !matches!(e, DataEffect::DropSpool { .. }));
+    // One statement takes the reservation straight to `active` and the version is written
+    // committed: nothing of this write is visible before all of it is, so the
+    // `exchanging` step and the version's later commit flag would be two writes for
+    // nothing. Nothing was spooled: the object stays in memory for targets that owe
+    // their copy.
+    let effects = vec![
+        DataEffect::ActivateReservation {
+            token: row.token.clone(),
+            version,
+            stored_size: committed.stored_size,
+            at: now,
+        },
+        DataEffect::PutTokenVersion(kept.clone()),
+    ];
+    committed.effects.retain(|e| {
+        !matches!(
+            e,
+            DataEffect::DropSpool { .. } | DataEffect::CommitVersion { .. }
+        )
+    });
     let object = (committed.pending > 0).then_some(sealed);
     let late = |recorded, object| After::RecordLate {
         token: row.token.clone(),

@@ -17,6 +17,7 @@ pub fn token_row_written(effect: &DataEffect) -> Option<&str> {
         DataEffect::BeginExchange { token, .. }
         | DataEffect::AbortExchange { token, .. }
         | DataEffect::CommitVersion { token, .. }
+        | DataEffect::ActivateReservation { token, .. }
         | DataEffect::ExpireReservation { token, .. }
         | DataEffect::SetFileMeta { token, .. }
         | DataEffect::SetRiskMeta { token, .. }
@@ -205,6 +206,24 @@ pub fn apply(
                 params![i64::from(*version), *stored_size as i64, at.unix(), token],
                 written,
             )
+        }
+        DataEffect::ActivateReservation {
+            token,
+            version,
+            stored_size,
+            at,
+        } => {
+            let changed = exec_row(
+                conn,
+                returning_token_row!("UPDATE data_tokens SET status = 'active', version = ?, stored_size = ?, expires_at = NULL, upload_salt = NULL, updated_at = ?
+                     WHERE token = ? AND status = 'reserved'"),
+                params![i64::from(*version), *stored_size as i64, at.unix(), token],
+                written,
+            )?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(Reason::DataTokenAlreadyExchanged));
+            }
+            Ok(1)
         }
         DataEffect::ExpireReservation { token, at } => exec_row(
             conn,

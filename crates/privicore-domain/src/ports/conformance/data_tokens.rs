@@ -242,3 +242,48 @@ pub(super) async fn data_tokens_move_through_their_states(store: &dyn MetadataSt
     assert_eq!(deleted.status, TokenStatus::Deleted);
     assert!(deleted.meta_file.is_none(), "metadata is erased");
 }
+
+/// A reservation becomes active in one step, once: a second activation, or one of a
+/// token no longer reserved, conflicts and writes nothing.
+pub(super) async fn a_reservation_activates_in_one_step(store: &dyn MetadataStore) {
+    let p = stored_profile(store, "token-activate").await;
+    let t = token_of(&p, "/activate");
+    apply_data(store, DataEffect::CreateDataToken(t.clone())).await;
+    let now = Timestamp::now();
+    let activate = || {
+        data(DataEffect::ActivateReservation {
+            token: t.token.clone(),
+            version: 1,
+            stored_size: 77,
+            at: now,
+        })
+    };
+    store.apply(&[activate()], None).await.unwrap();
+    let read = store.data_token(&t.token).await.unwrap().unwrap();
+    assert_eq!(
+        (read.status, read.version, read.stored_size),
+        (TokenStatus::Active, Some(1), Some(77))
+    );
+    assert!(read.expires_at.is_none() && read.upload_salt.is_none());
+
+    let refused = store
+        .apply(
+            &[
+                data(DataEffect::SetRiskMeta {
+                    token: t.token.clone(),
+                    risk: Some(json!({"classification": "secret"})),
+                    at: now,
+                }),
+                activate(),
+            ],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::Conflict(crate::Reason::DataTokenAlreadyExchanged)
+    ));
+    let after = store.data_token(&t.token).await.unwrap().unwrap();
+    assert!(after.meta_risk.is_none(), "the refused write left nothing");
+}

@@ -39,6 +39,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     devices_keep_credentials_out_of_row_updates(store).await;
     data_tokens_move_through_their_states(store).await;
     a_data_token_reads_back_field_for_field(store).await;
+    a_reservation_activates_in_one_step(store).await;
     replicas_spool_and_events(store).await;
     the_spool_of_a_committed_version_expires(store).await;
 }
