@@ -426,3 +426,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     report("fetch", &args, started.elapsed(), all, &cpu);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_appends_one_csv_line_per_ack_in_milliseconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acks.csv");
+        let ms = Duration::from_micros;
+        write_timeline(&path, "store", &[(ms(0), ms(1_500)), (ms(2_250), ms(40))]);
+        write_timeline(&path, "fetch", &[(ms(10_000), ms(999))]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "store,0.000,1.500",
+                "store,2.250,0.040",
+                "fetch,10.000,0.999"
+            ]
+        );
+    }
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank_and_tolerate_no_samples() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 0.5), 51.0);
+        assert_eq!(percentile(&sorted, 0.99), 99.0);
+        assert_eq!(percentile(&[], 0.99), 0.0);
+    }
+}
