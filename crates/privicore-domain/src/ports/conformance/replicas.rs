@@ -133,14 +133,11 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
     assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
 
     // Only replicas being deleted are forgotten when a device confirms a deletion.
-    apply_data(
-        store,
-        DataEffect::DropReplicas {
-            token: t.token.clone(),
-            device_id: b,
-        },
-    )
-    .await;
+    let deletion_confirmed_by_b = || DataEffect::DropReplicas {
+        token: t.token.clone(),
+        device_id: b,
+    };
+    apply_data(store, deletion_confirmed_by_b()).await;
     assert_eq!(store.device_replicas(b).await.unwrap().len(), 1);
     apply_data(
         store,
@@ -152,14 +149,7 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
         }),
     )
     .await;
-    apply_data(
-        store,
-        DataEffect::DropReplicas {
-            token: t.token.clone(),
-            device_id: b,
-        },
-    )
-    .await;
+    apply_data(store, deletion_confirmed_by_b()).await;
     assert!(store.device_replicas(b).await.unwrap().is_empty());
     apply_data(store, DataEffect::DetachReplicas { device_id: a }).await;
     assert_eq!(
