@@ -10,7 +10,7 @@ use privicore_domain::data_token::TokenVersion;
 use privicore_domain::device::DeviceId;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Sealed bytes held at most; beyond it versions are read back from the spool.
@@ -72,42 +72,45 @@ impl Fresh {
 /// the flows that wait on their locks stall.
 const COMMITTED_MAX: NonZeroUsize = NonZeroUsize::new(65_536).expect("not zero");
 
-type ByVersion<V> = Mutex<LruCache<(String, u32), V>>;
+/// Values per token version, at most `COMMITTED_MAX` of them.
+struct ByVersion<V>(Mutex<LruCache<(String, u32), V>>);
 
-fn by_version<V>() -> ByVersion<V> {
-    Mutex::new(LruCache::new(COMMITTED_MAX))
+impl<V> Default for ByVersion<V> {
+    fn default() -> Self {
+        Self(Mutex::new(LruCache::new(COMMITTED_MAX)))
+    }
 }
 
+impl<V: Clone> ByVersion<V> {
+    fn lock(&self) -> MutexGuard<'_, LruCache<(String, u32), V>> {
+        self.0.lock().expect("version cache lock")
+    }
+
+    fn get(&self, token: &str, version: u32) -> Option<V> {
+        self.lock().peek(&(token.to_owned(), version)).cloned()
+    }
+
+    fn put(&self, token: String, version: u32, value: V) {
+        self.lock().put((token, version), value);
+    }
+}
+
+#[derive(Default)]
 pub(crate) struct Committed {
     versions: ByVersion<TokenVersion>,
 }
 
-impl Default for Committed {
-    fn default() -> Self {
-        Self {
-            versions: by_version(),
-        }
-    }
-}
-
 impl Committed {
     pub fn get(&self, token: &str, version: u32) -> Option<TokenVersion> {
-        self.versions
-            .lock()
-            .expect("committed lock")
-            .peek(&(token.to_owned(), version))
-            .cloned()
+        self.versions.get(token, version)
     }
 
     /// Keeps a version read from the store, if it is committed.
     pub fn note(&self, version: &TokenVersion) {
-        if !version.committed {
-            return;
+        if version.committed {
+            self.versions
+                .put(version.token.clone(), version.version, version.clone());
         }
-        self.versions
-            .lock()
-            .expect("committed lock")
-            .put((version.token.clone(), version.version), version.clone());
     }
 }
 
@@ -140,37 +143,23 @@ impl Targets {
 /// Devices that confirmed a version when it was committed, as a first guess for its
 /// retrieval. Only a hint: replicas may go missing or be added later, so retrieval falls
 /// back to the store's replica rows when none of these delivers.
+#[derive(Default)]
 pub(crate) struct Holders {
     versions: ByVersion<Vec<DeviceId>>,
 }
 
-impl Default for Holders {
-    fn default() -> Self {
-        Self {
-            versions: by_version(),
-        }
-    }
-}
-
 impl Holders {
     pub fn get(&self, token: &str, version: u32) -> Option<Vec<DeviceId>> {
-        self.versions
-            .lock()
-            .expect("holders lock")
-            .peek(&(token.to_owned(), version))
-            .cloned()
+        self.versions.get(token, version)
     }
 
     pub fn note(&self, token: &str, version: u32, devices: Vec<DeviceId>) {
-        self.versions
-            .lock()
-            .expect("holders lock")
-            .put((token.to_owned(), version), devices);
+        self.versions.put(token.to_owned(), version, devices);
     }
 
     /// Adds a device confirmed after the commit, if the version is kept.
     pub fn add(&self, token: &str, version: u32, device: DeviceId) {
-        let mut versions = self.versions.lock().expect("holders lock");
+        let mut versions = self.versions.lock();
         if let Some(devices) = versions.peek_mut(&(token.to_owned(), version))
             && !devices.contains(&device)
         {
@@ -179,10 +168,7 @@ impl Holders {
     }
 
     pub fn forget(&self, token: &str, version: u32) {
-        self.versions
-            .lock()
-            .expect("holders lock")
-            .pop(&(token.to_owned(), version));
+        self.versions.lock().pop(&(token.to_owned(), version));
     }
 }
 
@@ -229,6 +215,23 @@ mod tests {
         v.committed = true;
         committed.note(&v);
         assert!(committed.get("a", 1).is_some_and(|kept| kept.committed));
+    }
+
+    #[test]
+    fn holders_gain_late_devices_once_and_are_forgotten() {
+        let holders = Holders::default();
+        let (first, late) = (
+            DeviceId(uuid::Uuid::new_v4()),
+            DeviceId(uuid::Uuid::new_v4()),
+        );
+        holders.add("a", 1, late);
+        assert!(holders.get("a", 1).is_none(), "nothing to add to");
+        holders.note("a", 1, vec![first]);
+        holders.add("a", 1, late);
+        holders.add("a", 1, late);
+        assert_eq!(holders.get("a", 1), Some(vec![first, late]));
+        holders.forget("a", 1);
+        assert!(holders.get("a", 1).is_none());
     }
 
     #[test]
