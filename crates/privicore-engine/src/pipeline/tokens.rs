@@ -231,14 +231,35 @@ fn undo_partial_writes(
     plan
 }
 
-/// A replicated version: what its commit writes (replica rows, the current version, the
-/// spool dropped when no target still waits for it) and the counts the result reports.
+/// A replicated version: the replica rows its commit writes and the counts the result
+/// reports.
 struct Committed {
-    effects: Vec<DataEffect>,
+    replicas: Vec<DataEffect>,
     devices: Vec<privicore_domain::device::DeviceId>,
     confirmed: usize,
     pending: u64,
     stored_size: u64,
+}
+
+impl Committed {
+    /// What committing a spooled version writes: its replica rows, the version made
+    /// current, and the spool dropped when no target still waits for it.
+    fn spooled_commit(&mut self, token: &str, version: u32, now: Timestamp) -> Vec<DataEffect> {
+        let mut effects = std::mem::take(&mut self.replicas);
+        effects.push(DataEffect::CommitVersion {
+            token: token.to_owned(),
+            version,
+            stored_size: self.stored_size,
+            at: now,
+        });
+        if self.pending == 0 {
+            effects.push(DataEffect::DropSpool {
+                token: token.to_owned(),
+                version,
+            });
+        }
+        effects
+    }
 }
 
 /// Replicates `version` to the profile's storage devices. A failure comes back as the
@@ -248,7 +269,6 @@ async fn replicate_version(
     profile: privicore_domain::ProfileId,
     token: &str,
     version: u32,
-    now: Timestamp,
     failed: impl Fn(Reason) -> Plan,
     in_hand: Option<&Sealed>,
 ) -> Result<Result<Committed, Plan>, StoreError> {
@@ -266,28 +286,13 @@ async fn replicate_version(
                 fresh,
                 pending,
                 stored_size,
-            } => {
-                let mut effects = confirmations(token, version, &fresh, &devices);
-                effects.push(DataEffect::CommitVersion {
-                    token: token.to_owned(),
-                    version,
-                    stored_size,
-                    at: now,
-                });
-                if pending == 0 {
-                    effects.push(DataEffect::DropSpool {
-                        token: token.to_owned(),
-                        version,
-                    });
-                }
-                Ok(Committed {
-                    effects,
-                    confirmed: devices.len(),
-                    devices,
-                    pending,
-                    stored_size,
-                })
-            }
+            } => Ok(Committed {
+                replicas: confirmations(token, version, &fresh, &devices),
+                confirmed: devices.len(),
+                devices,
+                pending,
+                stored_size,
+            }),
         },
     )
 }
@@ -369,13 +374,15 @@ async fn exchange(
         command.profile_id,
         &row.token,
         version,
-        now,
         give_back,
         None,
     )
     .await?
     {
-        Ok(committed) => Ok(exchanged(&row, version, committed, Vec::new(), now)),
+        Ok(mut committed) => {
+            let effects = committed.spooled_commit(&row.token, version, now);
+            Ok(exchanged(&row, version, committed, effects, now))
+        }
         Err(failed) => Ok(failed),
     }
 }
@@ -409,7 +416,6 @@ fn exchanged(
     mut effects: Vec<DataEffect>,
     now: Timestamp,
 ) -> Plan {
-    effects.extend(committed.effects);
     effects.push(count(row, EVENT_EXCHANGED, now));
     Plan::succeed(
         fx(effects),
@@ -441,7 +447,6 @@ pub(crate) async fn exchange_at_acceptance(
         command.profile_id,
         &row.token,
         version,
-        now,
         give_back,
         Some(&sealed),
     )
@@ -457,9 +462,9 @@ pub(crate) async fn exchange_at_acceptance(
     // One statement takes the reservation straight to `active` and the version is written
     // committed: nothing of this write is visible before all of it is, so the
     // `exchanging` step and the version's later commit flag would be two writes for
-    // nothing. Nothing was spooled: the object stays in memory for targets that owe
-    // their copy.
-    let effects = vec![
+    // nothing. Nothing was spooled (so there is none to drop): the object stays in memory
+    // for targets that owe their copy.
+    let mut effects = vec![
         DataEffect::ActivateReservation {
             token: row.token.clone(),
             version,
@@ -468,12 +473,7 @@ pub(crate) async fn exchange_at_acceptance(
         },
         DataEffect::PutTokenVersion(kept.clone()),
     ];
-    committed.effects.retain(|e| {
-        !matches!(
-            e,
-            DataEffect::DropSpool { .. } | DataEffect::CommitVersion { .. }
-        )
-    });
+    effects.append(&mut committed.replicas);
     let object = (committed.pending > 0).then_some(sealed);
     let late = |recorded, object| After::RecordLate {
         token: row.token.clone(),
@@ -516,21 +516,12 @@ async fn replace(
     if row.status != TokenStatus::Active {
         return Ok(drop_new(Reason::DataTokenNotActive));
     }
-    let committed = match replicate_version(
-        core,
-        row.profile_id,
-        &row.token,
-        version,
-        now,
-        drop_new,
-        None,
-    )
-    .await?
-    {
-        Ok(committed) => committed,
-        Err(failed) => return Ok(failed),
-    };
-    let mut effects = committed.effects;
+    let mut committed =
+        match replicate_version(core, row.profile_id, &row.token, version, drop_new, None).await? {
+            Ok(committed) => committed,
+            Err(failed) => return Ok(failed),
+        };
+    let mut effects = committed.spooled_commit(&row.token, version, now);
     effects.extend(meta_effects(&row.token, groups, now));
     effects.push(count(&row, EVENT_UPDATED, now));
     let mut after = Vec::new();
