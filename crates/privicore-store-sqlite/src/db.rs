@@ -127,6 +127,14 @@ pub fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
     })
 }
 
+/// A passive checkpoint that reports whether it ran: `false` when another checkpoint held
+/// the lock and nothing was copied (the only way a passive one is blocked).
+pub fn try_checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        r.get::<_, i64>(0).map(|busy| busy == 0)
+    })
+}
+
 impl Checkpointer {
     pub fn start(path: &Path, restart: Arc<AtomicBool>) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(unavailable)?;

@@ -184,10 +184,16 @@ fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>, restart: Arc<Atomic
             // when one comes soon enough, else anyway.
             let since = *restart_wanted.get_or_insert_with(Instant::now);
             if inbox.is_empty() || since.elapsed() >= RESTART_WAIT {
-                restart.store(false, Ordering::Relaxed);
-                restart_wanted = None;
-                if let Err(e) = crate::db::checkpoint(&conn, "PASSIVE") {
+                // Blocked by the checkpointer's own pass, the catch-up copied nothing and
+                // is tried again after the next commit: given up, the log would keep
+                // growing until the checkpointer asked again.
+                let ran = crate::db::try_checkpoint(&conn).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+                    true
+                });
+                if ran {
+                    restart.store(false, Ordering::Relaxed);
+                    restart_wanted = None;
                 }
             }
         }
