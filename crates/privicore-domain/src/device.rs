@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 pub const ROLE_STORAGE: &str = "storage";
 pub const ROLE_AUTHENTICATOR: &str = "authenticator";
-/// Non-removed devices per profile.
+/// Default of non-removed devices per profile (configurable).
 pub const DEVICE_LIMIT: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 use privicore_domain::auth::DEFAULT_TOKEN_TTL_SECONDS;
 use privicore_domain::data_token::INLINE_DELIVERY_MAX;
+use privicore_domain::device::DEVICE_LIMIT;
 use privicore_domain::envelope::DEFAULT_CHUNK_SIZE;
 use privicore_domain::password::HashCost;
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub struct EngineConfig {
     pub replay_capacity: usize,
     pub limits: RateLimits,
     pub storage: StorageConfig,
+    /// Non-removed devices per profile (devices-and-storage.md §2.1).
+    pub devices_per_profile: u64,
 }
 
 /// Replication settings (devices-and-storage.md §5).
@@ -35,6 +38,8 @@ pub struct StorageConfig {
     pub inline_delivery_max: u64,
     pub first_chunk_timeout: Duration,
     pub chunk_gap_timeout: Duration,
+    /// Fixed part of `storage.commit_timeout`; one more second per MiB of payload.
+    pub commit_timeout_base: Duration,
 }
 
 impl Default for StorageConfig {
@@ -46,14 +51,15 @@ impl Default for StorageConfig {
             inline_delivery_max: INLINE_DELIVERY_MAX,
             first_chunk_timeout: Duration::from_secs(10),
             chunk_gap_timeout: Duration::from_secs(30),
+            commit_timeout_base: Duration::from_secs(60),
         }
     }
 }
 
 impl StorageConfig {
-    /// 60 s + 1 s per MiB of payload.
+    /// 60 s (by default) + 1 s per MiB of payload.
     pub fn commit_timeout(&self, bytes: u64) -> Duration {
-        Duration::from_secs(60 + bytes / (1024 * 1024))
+        self.commit_timeout_base + Duration::from_secs(bytes / (1024 * 1024))
     }
 }
 
@@ -88,6 +94,7 @@ impl Default for EngineConfig {
             replay_capacity: 1000,
             limits: RateLimits::default(),
             storage: StorageConfig::default(),
+            devices_per_profile: DEVICE_LIMIT,
         }
     }
 }

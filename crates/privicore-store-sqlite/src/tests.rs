@@ -93,10 +93,14 @@ async fn the_wal_starts_over_under_steady_writes() {
     for w in writers {
         w.await.unwrap();
     }
+    // The WAL header's checkpoint sequence number counts the times the log started over.
+    let header = std::fs::read(dir.path().join("meta.db-wal")).unwrap();
+    let restarts = u32::from_be_bytes(header[12..16].try_into().unwrap());
+    assert!(restarts >= 1, "the log never started over");
     let probe = rusqlite::Connection::open(&path).unwrap();
     let frames = super::db::checkpoint(&probe, "PASSIVE").unwrap();
-    // 12,800 commits wrote far more frames than this; only a restarted log is this short.
-    assert!(frames < 8192, "the WAL holds {frames} frames");
+    // A loose bound: how far the log runs past the restart threshold depends on timing.
+    assert!(frames < 16_384, "the WAL holds {frames} frames");
     store.close().await;
 }
 

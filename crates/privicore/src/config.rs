@@ -27,6 +27,7 @@ pub struct Settings {
     /// Only its public URL is used so far (`streamUrl`); streaming arrives later.
     pub upstream: Listener,
     pub storage: Storage,
+    pub devices: Devices,
     pub log: Log,
     pub auth: Auth,
     pub keys: Keys,
@@ -49,6 +50,23 @@ pub struct Storage {
     /// when devices run as their own processes (`privicore storage-device`).
     pub host_devices: bool,
     pub write_quorum: usize,
+    /// Fixed part of the commit timeout; one more second per MiB of payload.
+    pub commit_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Devices {
+    /// Non-removed devices a profile may have.
+    pub per_profile: u64,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Self {
+            per_profile: privicore_domain::device::DEVICE_LIMIT,
+        }
+    }
 }
 
 impl Default for Storage {
@@ -56,6 +74,7 @@ impl Default for Storage {
         Self {
             host_devices: true,
             write_quorum: 1,
+            commit_timeout_seconds: 60,
         }
     }
 }
@@ -106,6 +125,7 @@ impl Default for Settings {
                 public_url: None,
             },
             storage: Storage::default(),
+            devices: Devices::default(),
             log: Log::default(),
             auth: Auth::default(),
             keys: Keys::default(),
@@ -174,6 +194,11 @@ pub struct ServeArgs {
     pub host_devices: Option<bool>,
     #[arg(long, env = "PRIVICORE_WRITE_QUORUM")]
     pub write_quorum: Option<usize>,
+    /// Seconds a write waits for its quorum, plus one per MiB of payload.
+    #[arg(long, env = "PRIVICORE_COMMIT_TIMEOUT_SECONDS")]
+    pub commit_timeout_seconds: Option<u64>,
+    #[arg(long, env = "PRIVICORE_DEVICES_PER_PROFILE")]
+    pub devices_per_profile: Option<u64>,
     #[arg(long, value_enum, env = "PRIVICORE_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
     #[arg(long, env = "PRIVICORE_LOG_LEVEL")]
@@ -222,6 +247,8 @@ impl Settings {
             generate_keys_per_minute => rate_limits.generate_keys_per_minute;
             host_devices => storage.host_devices;
             write_quorum => storage.write_quorum;
+            commit_timeout_seconds => storage.commit_timeout_seconds;
+            devices_per_profile => devices.per_profile;
         }
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
@@ -235,6 +262,9 @@ impl Settings {
         if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds)
         {
             anyhow::bail!("auth.token_ttl_seconds must be between 1 and 2592000");
+        }
+        if s.storage.commit_timeout_seconds == 0 {
+            anyhow::bail!("storage.commit_timeout_seconds must be at least 1");
         }
         Ok(s)
     }
@@ -262,6 +292,8 @@ mod tests {
         assert_eq!((s.api.port, s.ws.port), (8009, 8083));
         assert_eq!(s.data_dir, PathBuf::from("./privicore-data"));
         assert_eq!(s.auth.token_ttl_seconds, 8 * 3600);
+        assert_eq!(s.storage.commit_timeout_seconds, 60);
+        assert_eq!(s.devices.per_profile, 100);
     }
 
     #[test]

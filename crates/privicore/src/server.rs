@@ -50,8 +50,10 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
         generate_keys_enabled: s.keys.generate_endpoint_enabled,
         storage: StorageConfig {
             write_quorum: s.storage.write_quorum.max(1),
+            commit_timeout_base: std::time::Duration::from_secs(s.storage.commit_timeout_seconds),
             ..StorageConfig::default()
         },
+        devices_per_profile: s.devices.per_profile,
         limits: privicore_engine::RateLimits {
             failed_logins_per_15min: off_if_zero(s.rate_limits.failed_logins_per_15min),
             registrations_per_hour: off_if_zero(s.rate_limits.registrations_per_hour),

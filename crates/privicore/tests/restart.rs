@@ -310,61 +310,6 @@ async fn the_cli_stores_and_fetches_a_file() {
 }
 
 /// A device requested, approved and given its bundle file, ready to run as a process.
-struct External {
-    id: String,
-    bundle: std::path::PathBuf,
-    data_dir: std::path::PathBuf,
-}
-
-async fn onboard_external(
-    me: &Client,
-    session: &privicore_client::Session,
-    dir: &Path,
-    name: &str,
-) -> External {
-    let requested = me.request_device(name).await.unwrap();
-    let device = acked(session, &requested.command_id).await;
-    let id = device["deviceIdentifier"].as_str().unwrap().to_owned();
-    let approved = me.approve_device(&id).await.unwrap();
-    acked(session, &approved.command_id).await;
-    let bundle = me.download_device_configuration(&id).await.unwrap();
-    assert_eq!(bundle["bus"], "embedded");
-    let path = dir.join(format!("{name}.json"));
-    std::fs::write(&path, bundle.to_string()).unwrap();
-    External {
-        id,
-        bundle: path,
-        data_dir: dir.join(format!("{name}-data")),
-    }
-}
-
-fn device_process(bundle: &Path, data_dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_privicore"))
-        .args(["storage-device", "--log-format", "json", "--config"])
-        .arg(bundle)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits until at least `n` storage devices are online.
-async fn wait_online(api: &Client, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api
-        .list_storage_devices("?filters[online]=true")
-        .await
-        .unwrap()["meta"]["total"]
-        .as_u64()
-        < Some(n)
-    {
-        assert!(Instant::now() < deadline, "expected {n} devices online");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Two device processes; one goes offline while data is stored and deleted, comes back,
 /// catches up, and a synchronization confirms it holds exactly what it should.
 #[tokio::test]

@@ -4,7 +4,7 @@ use super::execute::{After, Plan};
 use crate::engine::Core;
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::ReplicaState;
-use privicore_domain::device::{DEVICE_LIMIT, Device, DeviceStatus, ROLE_STORAGE};
+use privicore_domain::device::{Device, DeviceStatus, ROLE_STORAGE};
 use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
@@ -54,7 +54,7 @@ pub(crate) async fn plan(
         public_key,
     } = &command.payload
     {
-        if store.count_live_devices(command.profile_id).await? >= DEVICE_LIMIT {
+        if store.count_live_devices(command.profile_id).await? >= core.config.devices_per_profile {
             return Ok(Plan::fail(Reason::DeviceLimitReached));
         }
         let device = Device {

@@ -2,6 +2,10 @@
 //! provisioned exactly as flows.md §1 describes, through `privicore-client`.
 #![allow(dead_code)]
 
+mod external;
+
+#[allow(unused_imports)]
+pub use external::*;
 use privicore::config::{Listener, RateLimits, Settings};
 use privicore::server::Server;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};
