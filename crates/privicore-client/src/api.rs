@@ -8,6 +8,8 @@ use serde_json::Value;
 pub struct Accepted {
     pub command_id: String,
     pub header_id: Option<String>,
+    /// The engine repeated the reply to an earlier request with the same `Idempotency-Key`.
+    pub replayed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

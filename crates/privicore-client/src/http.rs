@@ -72,10 +72,12 @@ impl RawResponse {
             command_id: String,
         }
         let header_id = self.header("x-dpt-cab-id").map(str::to_owned);
+        let replayed = self.header("idempotent-replayed") == Some("true");
         let body: Body = self.expect(202)?;
         Ok(Accepted {
             command_id: body.command_id,
             header_id,
+            replayed,
         })
     }
 }
@@ -115,6 +117,7 @@ pub struct Client {
     http: Transport,
     base: String,
     token: Option<String>,
+    idempotency_key: Option<String>,
 }
 
 impl Client {
@@ -134,6 +137,7 @@ impl Client {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
             token: None,
+            idempotency_key: None,
         }
     }
 
@@ -141,6 +145,15 @@ impl Client {
     pub fn with_token(&self, token: &str) -> Self {
         Self {
             token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same client, sending `Idempotency-Key: key` with every POST: a repeated request
+    /// gets the original reply instead of running again (README §4.7).
+    pub fn with_idempotency_key(&self, key: &str) -> Self {
+        Self {
+            idempotency_key: Some(key.to_owned()),
             ..self.clone()
         }
     }
@@ -169,9 +182,13 @@ impl Client {
         path: &str,
         body: Body<'_>,
     ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+        let is_post = method == Method::POST;
         let mut req = http::Request::builder().method(method).uri(self.uri(path)?);
         if let Some(token) = &self.token {
             req = req.header("X-DPT-AUTHORIZATION", token);
+        }
+        if let Some(key) = self.idempotency_key.as_ref().filter(|_| is_post) {
+            req = req.header("Idempotency-Key", key);
         }
         let (content_type, bytes) = match body {
             Body::Empty => (None, Vec::new()),

@@ -10,6 +10,7 @@ pub mod effect;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod password;

@@ -11,6 +11,7 @@ use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::envelope::KeyRing;
 use privicore_domain::event::BusEvent;
+use privicore_domain::idempotency::RETENTION_SECONDS as IDEMPOTENCY_RETENTION_SECONDS;
 use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::{Bus, DeviceBus, MetadataStore};
 use privicore_domain::{CommandId, Error, Timestamp};
@@ -194,6 +195,10 @@ impl Engine {
                         .map_err(|e| e.to_string())?;
                     store
                         .purge_spool(now.plus_seconds(-SPOOL_RETENTION_SECONDS))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    store
+                        .purge_idempotency_slots(now.plus_seconds(-IDEMPOTENCY_RETENTION_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
                     Ok(())

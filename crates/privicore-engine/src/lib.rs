@@ -9,6 +9,7 @@ mod devices;
 mod engine;
 mod hot;
 pub mod hub;
+mod idempotency;
 mod inbox;
 mod keys;
 mod limits;

@@ -5,6 +5,7 @@ mod body;
 mod device_bus;
 mod error;
 mod guard;
+mod idempotency;
 mod reply;
 mod routes;
 mod ws;

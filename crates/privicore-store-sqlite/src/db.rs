@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_rows_keyed_by_token_seq.sql"),
     include_str!("../migrations/0006_spool_time.sql"),
     include_str!("../migrations/0007_commands_by_id.sql"),
+    include_str!("../migrations/0008_idempotency.sql"),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -37,6 +37,7 @@ mod apply;
 mod commands;
 mod data;
 mod db;
+mod idempotency;
 mod rows;
 mod token_rows;
 mod writer;
@@ -49,6 +50,7 @@ use privicore_domain::data_token::{
 };
 use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::effect::Effect;
+use privicore_domain::idempotency::{IdempotencyRecord, IdempotencySlot};
 use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::{MetadataStore, StoreError};
 use privicore_domain::profile::{Profile, username_key};
@@ -502,6 +504,39 @@ impl MetadataStore for SqliteStore {
         self.engine_key()
             .await?
             .ok_or_else(|| StoreError::Corrupt("engine key vanished".into()))
+    }
+
+    async fn claim_idempotency_slot(
+        &self,
+        slot: &IdempotencySlot,
+        body_hash: &[u8],
+        now: Timestamp,
+        stale_before: Timestamp,
+        abandoned_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let (slot, body_hash) = (slot.clone(), body_hash.to_vec());
+        self.writer
+            .write(move |c| {
+                idempotency::claim(c, &slot, &body_hash, now, stale_before, abandoned_before)
+            })
+            .await
+    }
+
+    async fn settle_idempotency_slot(
+        &self,
+        slot: &IdempotencySlot,
+        reply: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (slot, reply) = (slot.clone(), reply.map(str::to_owned));
+        self.writer
+            .write(move |c| idempotency::settle(c, &slot, reply.as_deref()))
+            .await
+    }
+
+    async fn purge_idempotency_slots(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |c| idempotency::purge(c, before))
+            .await
     }
 }
 

@@ -5,6 +5,7 @@ use crate::data_token::{
 };
 use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::effect::Effect;
+use crate::idempotency::{IdempotencyRecord, IdempotencySlot};
 use crate::keys::EngineKeyRecord;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
@@ -159,4 +160,24 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// concurrent first starts agree on one key.
     async fn ensure_engine_key(&self, key: &EngineKeyRecord)
     -> Result<EngineKeyRecord, StoreError>;
+
+    /// Claims `slot` for a request whose body has `body_hash`, atomically: a record created
+    /// before `stale_before`, or an unsettled one created before `abandoned_before`, is
+    /// replaced. `None` when the slot is now claimed; the record holding it otherwise.
+    async fn claim_idempotency_slot(
+        &self,
+        slot: &IdempotencySlot,
+        body_hash: &[u8],
+        now: Timestamp,
+        stale_before: Timestamp,
+        abandoned_before: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// Stores the reply of a claimed slot, or frees the slot when `reply` is `None`.
+    async fn settle_idempotency_slot(
+        &self,
+        slot: &IdempotencySlot,
+        reply: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Drops records created before `before`; returns how many.
+    async fn purge_idempotency_slots(&self, before: Timestamp) -> Result<u64, StoreError>;
 }

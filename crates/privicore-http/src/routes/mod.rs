@@ -151,7 +151,11 @@ pub fn api_router(state: AppState) -> Router {
         .route("/device-bus", get(crate::device_bus::upgrade))
         .route("/ws", get(ws::upgrade))
         .fallback(guard::unknown_route)
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::idempotency::layer,
+        ))
         .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
         .layer(CatchPanicLayer::custom(guard::panic_response))
 }

@@ -20,12 +20,14 @@ use serde_json::json;
 mod accounts;
 mod data_tokens;
 mod devices;
+mod idempotency;
 mod replicas;
 
 use accounts::*;
 pub use data_tokens::token_of;
 use data_tokens::*;
 use devices::*;
+use idempotency::*;
 use replicas::*;
 
 pub async fn run_all(store: &dyn MetadataStore) {
@@ -42,6 +44,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     a_reservation_activates_in_one_step(store).await;
     replicas_spool_and_events(store).await;
     the_spool_of_a_committed_version_expires(store).await;
+    idempotency_slots_are_claimed_once(store).await;
 }
 
 /// A profile (not stored).
