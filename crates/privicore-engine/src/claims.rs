@@ -1,6 +1,7 @@
-//! Tokens whose exchange is being accepted right now. A claim is taken before the token row
-//! is read and held until the exchange's record is written, so two exchanges of one token
-//! never both send a version 1 to the devices.
+//! Resources being worked on right now. Exchanges claim their token before the token row is
+//! read and hold it until the exchange's record is written, so two exchanges of one token
+//! never both send a version 1 to the devices; a synchronization claims its device while it
+//! runs, so another one is refused with `storage.sync_in_progress`.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -29,6 +30,10 @@ impl Claims {
             token: token.to_owned(),
         })
     }
+
+    pub fn is_held(&self, token: &str) -> bool {
+        self.held.lock().expect("claims lock").contains(token)
+    }
 }
 
 impl Drop for Claim<'_> {
@@ -50,6 +55,7 @@ mod tests {
         let claims = Claims::default();
         let first = claims.claim("dtk-a").expect("free");
         assert!(claims.claim("dtk-a").is_none());
+        assert!(claims.is_held("dtk-a"));
         assert!(claims.claim("dtk-b").is_some());
         drop(first);
         assert!(claims.claim("dtk-a").is_some());

@@ -40,6 +40,8 @@ pub struct StorageConfig {
     pub chunk_gap_timeout: Duration,
     /// Fixed part of `storage.commit_timeout`; one more second per MiB of payload.
     pub commit_timeout_base: Duration,
+    /// Wait for each inventory page of a synchronization; three misses interrupt it.
+    pub inventory_page_timeout: Duration,
 }
 
 impl Default for StorageConfig {
@@ -52,6 +54,7 @@ impl Default for StorageConfig {
             first_chunk_timeout: Duration::from_secs(10),
             chunk_gap_timeout: Duration::from_secs(30),
             commit_timeout_base: Duration::from_secs(60),
+            inventory_page_timeout: Duration::from_secs(60),
         }
     }
 }

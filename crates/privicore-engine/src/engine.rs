@@ -63,6 +63,8 @@ pub struct Core {
     pub(crate) committed: crate::hot::Committed,
     pub(crate) holders: crate::hot::Holders,
     pub(crate) claims: crate::claims::Claims,
+    /// Devices with a synchronization running.
+    pub(crate) syncing: crate::claims::Claims,
 }
 
 impl Core {
@@ -148,6 +150,7 @@ impl Engine {
             committed: Default::default(),
             holders: Default::default(),
             claims: Default::default(),
+            syncing: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
@@ -323,12 +326,22 @@ impl Engine {
         )
     }
 
-    pub(crate) async fn accept(&self, mut command: CommandRecord) -> Result<CommandId, Error> {
+    pub(crate) async fn accept(&self, command: CommandRecord) -> Result<CommandId, Error> {
         let Some((effects, outcome)) =
             crate::pipeline::plan_at_acceptance(&command, command.created_at)
         else {
             return self.accept_with(command, Vec::new()).await;
         };
+        self.finish_at_acceptance(command, effects, outcome).await
+    }
+
+    /// Records the command already finished with `outcome`, then publishes the outcome.
+    pub(crate) async fn finish_at_acceptance(
+        &self,
+        mut command: CommandRecord,
+        effects: Vec<Effect>,
+        outcome: privicore_domain::command::Outcome,
+    ) -> Result<CommandId, Error> {
         command.state = privicore_domain::command::CommandState::Finished {
             outcome: outcome.clone(),
             finished_at: Timestamp::now(),

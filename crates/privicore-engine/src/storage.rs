@@ -2,9 +2,9 @@
 
 use crate::engine::Engine;
 use privicore_domain::auth::Caller;
-use privicore_domain::command::CommandPayload;
+use privicore_domain::command::{CommandPayload, Outcome};
 use privicore_domain::data_token::{Page, ReplicaState};
-use privicore_domain::{CommandId, Error, Timestamp};
+use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use serde_json::{Value, json};
 
 pub struct StorageDeviceItem(pub Value);
@@ -47,7 +47,14 @@ impl Engine {
             device_id: device.id,
             verify,
         };
-        self.accept(self.command_for(caller, payload)).await
+        let command = self.command_for(caller, payload);
+        if self.syncing.is_held(&device.id.to_string()) {
+            let refused = Outcome::Failed(Reason::StorageSyncInProgress.code().into());
+            return self
+                .finish_at_acceptance(command, Vec::new(), refused)
+                .await;
+        }
+        self.accept(command).await
     }
 
     /// Devices holding the storage role, with replica counts and reported capacity.

@@ -52,6 +52,8 @@ pub struct Storage {
     pub write_quorum: usize,
     /// Fixed part of the commit timeout; one more second per MiB of payload.
     pub commit_timeout_seconds: u64,
+    /// Wait for each inventory page of a synchronization; three misses interrupt it.
+    pub inventory_page_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +77,7 @@ impl Default for Storage {
             host_devices: true,
             write_quorum: 1,
             commit_timeout_seconds: 60,
+            inventory_page_timeout_seconds: 60,
         }
     }
 }
@@ -197,6 +200,8 @@ pub struct ServeArgs {
     /// Seconds a write waits for its quorum, plus one per MiB of payload.
     #[arg(long, env = "PRIVICORE_COMMIT_TIMEOUT_SECONDS")]
     pub commit_timeout_seconds: Option<u64>,
+    #[arg(long, env = "PRIVICORE_INVENTORY_PAGE_TIMEOUT_SECONDS")]
+    pub inventory_page_timeout_seconds: Option<u64>,
     #[arg(long, env = "PRIVICORE_DEVICES_PER_PROFILE")]
     pub devices_per_profile: Option<u64>,
     #[arg(long, value_enum, env = "PRIVICORE_LOG_FORMAT")]
@@ -248,6 +253,7 @@ impl Settings {
             host_devices => storage.host_devices;
             write_quorum => storage.write_quorum;
             commit_timeout_seconds => storage.commit_timeout_seconds;
+            inventory_page_timeout_seconds => storage.inventory_page_timeout_seconds;
             devices_per_profile => devices.per_profile;
         }
         if let Some(url) = &args.upstream_public_url {
@@ -263,8 +269,8 @@ impl Settings {
         {
             anyhow::bail!("auth.token_ttl_seconds must be between 1 and 2592000");
         }
-        if s.storage.commit_timeout_seconds == 0 {
-            anyhow::bail!("storage.commit_timeout_seconds must be at least 1");
+        if s.storage.commit_timeout_seconds == 0 || s.storage.inventory_page_timeout_seconds == 0 {
+            anyhow::bail!("storage timeouts must be at least 1 second");
         }
         Ok(s)
     }

@@ -51,6 +51,9 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
         storage: StorageConfig {
             write_quorum: s.storage.write_quorum.max(1),
             commit_timeout_base: std::time::Duration::from_secs(s.storage.commit_timeout_seconds),
+            inventory_page_timeout: std::time::Duration::from_secs(
+                s.storage.inventory_page_timeout_seconds,
+            ),
             ..StorageConfig::default()
         },
         devices_per_profile: s.devices.per_profile,

@@ -1,6 +1,6 @@
 //! The failure keys of storage and devices: a write without quorum, replacements and
 //! deletions racing an unfinished write, no authenticating copy, offline devices, the
-//! device limit, and hellos the device bus refuses.
+//! device limit, hellos the device bus refuses, and synchronizations that overlap or stall.
 
 mod common;
 
@@ -211,16 +211,18 @@ fn hello(device: &str, public_key: &str) -> Envelope {
     )
 }
 
-/// The engine's answer to one message on a fresh bus connection.
-async fn answer_to(bundle: &privicore_storage_device::Bundle, message: Envelope) -> Envelope {
-    let mut link = connect_websocket(
+async fn bus_link(bundle: &privicore_storage_device::Bundle) -> impl Link + use<> {
+    connect_websocket(
         &bundle.embedded_bus_url(),
         &bundle.rabbit_user,
         &bundle.rabbit_pass,
     )
     .await
-    .unwrap();
-    link.send(message).await.unwrap();
+    .unwrap()
+}
+
+/// The next message from the engine other than a bus acknowledgement.
+async fn next_message(link: &mut impl Link) -> Envelope {
     loop {
         let env = tokio::time::timeout(WAIT, link.recv())
             .await
@@ -230,6 +232,18 @@ async fn answer_to(bundle: &privicore_storage_device::Bundle, message: Envelope)
             return env;
         }
     }
+}
+
+/// The engine's answer to one message on a fresh bus connection.
+async fn answer_to(bundle: &privicore_storage_device::Bundle, message: Envelope) -> Envelope {
+    let mut link = bus_link(bundle).await;
+    link.send(message).await.unwrap();
+    next_message(&mut link).await
+}
+
+fn bundle_of(device: &External) -> privicore_storage_device::Bundle {
+    privicore_storage_device::Bundle::from_json(&std::fs::read_to_string(&device.bundle).unwrap())
+        .unwrap()
 }
 
 fn rejection(env: &Envelope) -> String {
@@ -242,10 +256,7 @@ async fn the_device_bus_refuses_bad_credentials_versions_and_keys() {
     let server = engine_without_hosted_devices().await;
     let alice = provision(&server, "bus-refusals").await;
     let device = onboard_external(&alice.api, &alice.session, server.dir.path(), "bus").await;
-    let bundle = privicore_storage_device::Bundle::from_json(
-        &std::fs::read_to_string(&device.bundle).unwrap(),
-    )
-    .unwrap();
+    let bundle = bundle_of(&device);
 
     let wrong_secret = reqwest::Client::new()
         .get(format!("{}/device-bus", server.running().api_url()))
@@ -276,5 +287,43 @@ async fn the_device_bus_refuses_bad_credentials_versions_and_keys() {
     assert_eq!(
         rejection(&answer_to(&bundle, hello(&device.id, &other)).await),
         "device.public_key_mismatch"
+    );
+}
+
+/// A device that says hello and then never answers: a second sync is refused while the
+/// first waits for inventory pages, and the first is interrupted after three misses.
+#[tokio::test]
+async fn a_sync_runs_alone_and_a_silent_device_interrupts_it() {
+    let server = TestServer::start_with(|s| {
+        s.storage.host_devices = false;
+        s.storage.inventory_page_timeout_seconds = 1;
+    })
+    .await;
+    let alice = provision(&server, "silent-sync").await;
+    let device = onboard_external(&alice.api, &alice.session, server.dir.path(), "mute").await;
+    let registered = alice.api.register_storage(&device.id).await.unwrap();
+    alice.ok(&registered.command_id).await;
+    let mut link = bus_link(&bundle_of(&device)).await;
+    let key = KeyPair::generate().public().to_hex();
+    link.send(hello(&device.id, &key)).await.unwrap();
+    // Messages queued while it was away (its new storage role) may come first.
+    while next_message(&mut link).await.kind != kind::WELCOME {}
+    wait_online(&alice.api, 1).await;
+
+    let first = alice.api.sync_device(&device.id, false).await.unwrap();
+    while next_message(&mut link).await.kind != kind::INVENTORY_REQUEST {}
+    let second = alice.api.sync_device(&device.id, false).await.unwrap();
+    assert_eq!(
+        alice.outcome(&second.command_id).await,
+        CommandOutcome::Failed("storage.sync_in_progress".into())
+    );
+    assert_eq!(
+        alice.outcome(&first.command_id).await,
+        CommandOutcome::Failed("storage.sync_interrupted".into())
+    );
+    let storage = alice.api.list_storage_devices("").await.unwrap();
+    assert_eq!(
+        storage["items"][0]["lastSync"]["status"], "failed",
+        "{storage}"
     );
 }

@@ -16,7 +16,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 
-const PAGE_WAIT: Duration = Duration::from_secs(60);
 const PAGE_MISSES: u32 = 3;
 const PUSH_WAIT: Duration = Duration::from_secs(60);
 
@@ -38,6 +37,10 @@ pub(crate) async fn plan(
     if !core.online(device_id) {
         return Ok(Plan::fail(Reason::StorageDeviceOffline));
     }
+    // Lanes run one sync of a device at a time; the claim lets acceptance refuse another.
+    let Some(_running) = core.syncing.claim(&device_id.to_string()) else {
+        return Ok(Plan::fail(Reason::StorageSyncInProgress));
+    };
     let sync_id = command.id.to_string();
     let started_at = Timestamp::now();
     let record = |status: &str, finished: bool| DataEffect::SetDeviceSync {
@@ -72,7 +75,7 @@ pub(crate) async fn plan(
             verify,
         };
         core.send(device_id, kind::INVENTORY_REQUEST, request).await;
-        match tokio::time::timeout(PAGE_WAIT, pages.recv()).await {
+        match tokio::time::timeout(core.config.storage.inventory_page_timeout, pages.recv()).await {
             Ok(Some(page)) => {
                 for item in page.items {
                     held.insert((item.token.clone(), item.version), item);
