@@ -75,7 +75,8 @@ pub(crate) async fn plan(
             verify,
         };
         core.send(device_id, kind::INVENTORY_REQUEST, request).await;
-        match tokio::time::timeout(core.config.storage.inventory_page_timeout, pages.recv()).await {
+        let page_wait = core.config.storage.inventory_page_timeout;
+        match tokio::time::timeout(page_wait, pages.recv()).await {
             Ok(Some(page)) => {
                 for item in page.items {
                     held.insert((item.token.clone(), item.version), item);
