@@ -28,10 +28,6 @@ impl IdempotencyKey {
                 .with_message("An Idempotency-Key is 1 to 64 characters of A-Z a-z 0-9 _ -."))
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 /// What a key is remembered under: the caller's profile (none before registration), the

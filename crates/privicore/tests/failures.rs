@@ -9,7 +9,6 @@ use privicore_client::{ClientError, CommandOutcome, KeyPair};
 use privicore_storage_device::{Link, connect_websocket};
 use privicore_wire::bus::{self, Envelope, kind};
 use serde_json::json;
-use std::time::Duration;
 
 fn conflict(error: ClientError, code: &str) {
     assert_eq!(
@@ -88,7 +87,7 @@ async fn a_second_replacement_waits_for_the_first() {
     let token = alice.store("/r", &original).await;
     process.kill().unwrap();
     process.wait().unwrap();
-    wait_offline(&alice, 1).await;
+    wait_offline(&alice.api, 1).await;
 
     let first = alice
         .api
@@ -118,22 +117,6 @@ async fn a_second_replacement_waits_for_the_first() {
     assert_eq!(alice.fetch(&token).await, original);
     process.kill().unwrap();
     process.wait().unwrap();
-}
-
-/// Waits until `n` storage devices are offline.
-async fn wait_offline(alice: &Provisioned, n: u64) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while alice
-        .api
-        .list_storage_devices("?filters[online]=false")
-        .await
-        .unwrap()["meta"]["total"]
-        .as_u64()
-        < Some(n)
-    {
-        assert!(std::time::Instant::now() < deadline, "still online");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

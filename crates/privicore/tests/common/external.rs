@@ -48,15 +48,27 @@ pub fn device_process(bundle: &Path, data_dir: &Path) -> Child {
 
 /// Waits until at least `n` storage devices are online.
 pub async fn wait_online(api: &Client, n: u64) {
+    wait_for_storage(api, "true", n).await;
+}
+
+/// Waits until at least `n` storage devices are offline.
+pub async fn wait_offline(api: &Client, n: u64) {
+    wait_for_storage(api, "false", n).await;
+}
+
+async fn wait_for_storage(api: &Client, online: &str, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while api
-        .list_storage_devices("?filters[online]=true")
+        .list_storage_devices(&format!("?filters[online]={online}"))
         .await
         .unwrap()["meta"]["total"]
         .as_u64()
         < Some(n)
     {
-        assert!(Instant::now() < deadline, "expected {n} devices online");
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} devices with online={online}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
