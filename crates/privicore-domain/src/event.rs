@@ -27,6 +27,9 @@ pub struct ProfileEvent {
     pub profile_id: ProfileId,
     /// The application that caused it; app-token sockets only see their own (README §8.5).
     pub application_id: Option<Uuid>,
+    /// The command it reports on, if any: its events wait for the command's 202.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<CommandId>,
     /// The `data` member of the frame sent to the client.
     pub data: Value,
 }
@@ -43,6 +46,7 @@ impl ProfileEvent {
         Self {
             profile_id,
             application_id,
+            command_id: Some(command_id),
             data: json!({
                 "type": "X-DPT-CAB-ID",
                 "id": command_id.to_string(),

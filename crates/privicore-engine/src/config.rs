@@ -21,6 +21,9 @@ pub struct EngineConfig {
     /// of them queued behind other tokens' commands; 1,024 lanes cut engine CPU per fetch
     /// by about a quarter).
     pub command_lanes: usize,
+    /// Commands queued per lane; a command whose lane is full is refused with
+    /// `service.unavailable` and `Retry-After` instead of growing memory.
+    pub commands_per_lane: usize,
     pub replay_window: Duration,
     pub replay_capacity: usize,
     pub limits: RateLimits,
@@ -93,6 +96,7 @@ impl Default for EngineConfig {
             upstream_public_url: "http://127.0.0.1:8010".into(),
             generate_keys_enabled: true,
             command_lanes: 1024,
+            commands_per_lane: 256,
             replay_window: Duration::from_secs(60),
             replay_capacity: 1000,
             limits: RateLimits::default(),

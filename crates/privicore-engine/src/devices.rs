@@ -179,7 +179,7 @@ impl Engine {
 
     pub async fn approve_device(&self, caller: &Caller, device: &str) -> Result<CommandId, Error> {
         let device = self.owned_device(caller, device).await?;
-        self.accept(self.command_for(
+        self.accept_committed(self.command_for(
             caller,
             CommandPayload::ApproveDevice {
                 device_id: device.id,

@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 /// closed by Synchronize device.
 const SPOOL_RETENTION_SECONDS: i64 = 24 * 3600;
 
+/// Longest a synchronous command (`accept_committed`) holds its 202 for the command to run.
+const COMMITTED_WAIT: Duration = Duration::from_secs(10);
+
 /// Runs storage devices inside the engine process (the embedded default).
 pub trait DeviceHost: Send + Sync + 'static {
     /// Starts hosting the device if it is not hosted yet.
@@ -65,10 +68,18 @@ pub struct Core {
     pub(crate) claims: crate::claims::Claims,
     /// Devices with a synchronization running.
     pub(crate) syncing: crate::claims::Claims,
+    pub(crate) holds: crate::holds::Holds,
 }
 
 impl Core {
+    /// Publishes, unless the event's command is held until its 202 is written.
     pub(crate) async fn publish(&self, event: BusEvent) {
+        if let Some(event) = self.holds.intercept(event) {
+            self.publish_now(event).await;
+        }
+    }
+
+    pub(crate) async fn publish_now(&self, event: BusEvent) {
         if let Err(error) = self.bus.publish(event).await {
             tracing::warn!(%error, "could not publish an event");
         }
@@ -92,7 +103,7 @@ impl Core {
 /// The running engine; cheap to share behind an `Arc`.
 pub struct Engine {
     core: Arc<Core>,
-    pub(crate) pipeline: Pipeline,
+    pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) limits: Limiters,
     hub: Arc<EventHub>,
     supervisor: Supervisor,
@@ -151,6 +162,7 @@ impl Engine {
             holders: Default::default(),
             claims: Default::default(),
             syncing: Default::default(),
+            holds: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
@@ -164,14 +176,23 @@ impl Engine {
         }
 
         let runner = Arc::new(Runner::new(core.clone()));
-        let pipeline = Pipeline::start(&supervisor, runner, config.command_lanes.max(1));
+        let pipeline = Arc::new(Pipeline::start(
+            &supervisor,
+            runner,
+            config.command_lanes.max(1),
+            config.commands_per_lane,
+        ));
 
         let pending = store.unfinished_commands().await?;
         if !pending.is_empty() {
             tracing::info!(count = pending.len(), "resuming unfinished commands");
-        }
-        for command in pending {
-            pipeline.submit(command);
+            // More than a lane holds may be pending: resuming waits for room, off the start.
+            let resuming = pipeline.clone();
+            tokio::spawn(async move {
+                for command in pending {
+                    resuming.resume(command).await;
+                }
+            });
         }
 
         if let Some(host) = &core.host {
@@ -286,11 +307,31 @@ impl Engine {
         command: CommandRecord,
         effects: Vec<Effect>,
     ) -> Result<CommandId, Error> {
+        let slot = self.pipeline.slot(&command)?;
+        self.holds.hold_if_scoped(&self.core, command.id);
         self.store.insert_command(&command, &effects).await?;
         self.keep_fresh(effects);
         let id = command.id;
         tracing::debug!(command = %id, kind = command.payload.kind(), "command accepted");
-        self.pipeline.submit(command);
+        self.pipeline.submit(slot, command);
+        Ok(id)
+    }
+
+    /// Accepts the command and answers once it has run (committed and its after-commit
+    /// work done), so the client can use its effect right after the 202. The event still
+    /// follows the 202. A lane busy for longer than `COMMITTED_WAIT` answers meanwhile.
+    pub(crate) async fn accept_committed(
+        &self,
+        command: CommandRecord,
+    ) -> Result<CommandId, Error> {
+        if crate::pipeline::plan_at_acceptance(&command, command.created_at).is_some() {
+            return self.accept(command).await;
+        }
+        let done = self.pipeline.when_done(command.id);
+        let id = self.accept_with(command, Vec::new()).await?;
+        if tokio::time::timeout(COMMITTED_WAIT, done).await.is_err() {
+            tracing::debug!(command = %id, "command still queued; answering before it ran");
+        }
         Ok(id)
     }
 
@@ -346,10 +387,16 @@ impl Engine {
             outcome: outcome.clone(),
             finished_at: Timestamp::now(),
         };
+        self.holds.hold_if_scoped(&self.core, command.id);
         self.store.insert_command(&command, &effects).await?;
         tracing::debug!(command = %command.id, kind = command.payload.kind(), "command accepted and executed");
         crate::pipeline::publish_outcome(self, &command, outcome).await;
         Ok(command.id)
+    }
+
+    /// Commands whose events wait for their 202 (for tests and metrics).
+    pub fn held_commands(&self) -> usize {
+        self.holds.held()
     }
 
     /// Replicas marked `missing` because a copy failed to authenticate or was absent.

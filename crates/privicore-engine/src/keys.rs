@@ -49,7 +49,7 @@ impl Engine {
         text: &str,
     ) -> Result<CommandId, Error> {
         let key = SignedPublicKey::parse(text)?;
-        self.accept(CommandRecord::new(
+        self.accept_committed(CommandRecord::new(
             CommandId::new(),
             caller.profile_id,
             caller.application_id(),

@@ -7,6 +7,7 @@ mod claims;
 mod config;
 mod devices;
 mod engine;
+pub mod holds;
 mod hot;
 pub mod hub;
 mod idempotency;

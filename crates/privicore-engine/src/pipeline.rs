@@ -12,16 +12,18 @@ use crate::engine::Core;
 use crate::workers::{Supervisor, Worker};
 use async_trait::async_trait;
 use futures_util::FutureExt;
+use privicore_domain::CommandId;
 use privicore_domain::command::{CommandRecord, CommandState, Completion, Outcome};
 use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::ports::StoreError;
-use privicore_domain::{Reason, Timestamp};
+use privicore_domain::{Error, Reason, Timestamp};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Commands whose plan reads nothing (a reservation) run at acceptance: record, effects and
@@ -67,23 +69,70 @@ pub(crate) struct LaneClaim {
 }
 
 pub(crate) struct Pipeline {
-    lanes: Vec<mpsc::UnboundedSender<CommandRecord>>,
+    lanes: Vec<mpsc::Sender<CommandRecord>>,
     states: Arc<Vec<LaneState>>,
     runner: Arc<Runner>,
+    waiters: Waiters,
 }
 
+/// Who waits for which command to have run in its lane.
+type Waiters = Arc<Mutex<HashMap<CommandId, oneshot::Sender<()>>>>;
+
+/// Resolves once the command has run in its lane; forgets the wait when dropped.
+pub(crate) struct Done {
+    command: CommandId,
+    ran: oneshot::Receiver<()>,
+    waiters: Waiters,
+}
+
+impl std::future::Future for Done {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.ran).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .remove(&self.command);
+    }
+}
+
+/// Room taken in a lane before the command is persisted, so an accepted command always
+/// finds its place: a full lane refuses at acceptance instead of growing memory.
+pub(crate) struct LaneSlot {
+    permit: mpsc::OwnedPermit<CommandRecord>,
+    lane: usize,
+}
+
+/// How long a refused client should wait before trying again.
+const FULL_RETRY_AFTER_SECONDS: u64 = 1;
+
 impl Pipeline {
-    pub fn start(supervisor: &Supervisor, runner: Arc<Runner>, lanes: usize) -> Self {
+    pub fn start(
+        supervisor: &Supervisor,
+        runner: Arc<Runner>,
+        lanes: usize,
+        per_lane: usize,
+    ) -> Self {
         let states: Arc<Vec<LaneState>> =
             Arc::new((0..lanes).map(|_| LaneState::default()).collect());
+        let waiters = Waiters::default();
         let senders = (0..lanes)
             .map(|index| {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(per_lane.max(1));
                 supervisor.spawn(Lane {
                     index,
                     queue: rx,
                     runner: runner.clone(),
                     states: states.clone(),
+                    waiters: waiters.clone(),
                 });
                 tx
             })
@@ -92,6 +141,21 @@ impl Pipeline {
             lanes: senders,
             states,
             runner,
+            waiters,
+        }
+    }
+
+    /// Resolves once `command` has run in its lane (register before accepting it).
+    pub fn when_done(&self, command: CommandId) -> Done {
+        let (tx, ran) = oneshot::channel();
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .insert(command, tx);
+        Done {
+            command,
+            ran,
+            waiters: self.waiters.clone(),
         }
     }
 
@@ -101,10 +165,31 @@ impl Pipeline {
         (hasher.finish() % self.lanes.len() as u64) as usize
     }
 
-    pub fn submit(&self, command: CommandRecord) {
+    /// Room for `command` in its lane, or `service.unavailable` when the lane is full.
+    pub fn slot(&self, command: &CommandRecord) -> Result<LaneSlot, Error> {
+        let lane = self.lane_of(command);
+        match self.lanes[lane].clone().try_reserve_owned() {
+            Ok(permit) => Ok(LaneSlot { permit, lane }),
+            Err(_) => {
+                tracing::debug!(lane, "command lane full; refusing the command");
+                Err(Error::new(Reason::ServiceUnavailable)
+                    .with_message("The engine is busy; try again shortly.")
+                    .with_retry_after(FULL_RETRY_AFTER_SECONDS))
+            }
+        }
+    }
+
+    /// Hands an accepted command to the room taken for it.
+    pub fn submit(&self, slot: LaneSlot, command: CommandRecord) {
+        self.states[slot.lane].queued.fetch_add(1, Ordering::SeqCst);
+        slot.permit.send(command);
+    }
+
+    /// Resumes a command left pending by an earlier run, waiting for room in its lane.
+    pub async fn resume(&self, command: CommandRecord) {
         let lane = self.lane_of(&command);
         self.states[lane].queued.fetch_add(1, Ordering::SeqCst);
-        if self.lanes[lane].send(command).is_err() {
+        if self.lanes[lane].send(command).await.is_err() {
             self.states[lane].queued.fetch_sub(1, Ordering::SeqCst);
             // Only during shutdown; the command stays pending and resumes on restart.
             tracing::debug!("command lane closed; command left for the next start");
@@ -134,6 +219,7 @@ impl Pipeline {
         undo: Vec<execute::After>,
     ) -> Result<(), StoreError> {
         let core = &self.runner.core;
+        core.holds.hold_if_scoped(core, command.id);
         command.state = CommandState::Finished {
             outcome: plan.outcome.clone(),
             finished_at: Timestamp::now(),
@@ -162,9 +248,10 @@ impl Pipeline {
 
 struct Lane {
     index: usize,
-    queue: mpsc::UnboundedReceiver<CommandRecord>,
+    queue: mpsc::Receiver<CommandRecord>,
     runner: Arc<Runner>,
     states: Arc<Vec<LaneState>>,
+    waiters: Waiters,
 }
 
 #[async_trait]
@@ -184,9 +271,14 @@ impl Worker for Lane {
             };
             let state = &self.states[self.index];
             let gate = state.gate.lock().await;
+            let id = command.id;
             self.runner.run(command, &shutdown).await;
             drop(gate);
             state.queued.fetch_sub(1, Ordering::SeqCst);
+            let waiter = self.waiters.lock().expect("waiters lock").remove(&id);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(());
+            }
         }
     }
 }

@@ -86,7 +86,7 @@ impl Engine {
         }
         let password_hash = hash_password(password.to_owned(), self.config.hash_cost).await?;
         let id = CommandId::new();
-        self.accept(CommandRecord::new(
+        self.accept_committed(CommandRecord::new(
             id,
             id.into(),
             None,
@@ -212,7 +212,7 @@ impl Engine {
                 .hit(&username_key(&profile.username));
         }
         let new_password_hash = hash_password(new.to_owned(), self.config.hash_cost).await?;
-        self.accept(CommandRecord::new(
+        self.accept_committed(CommandRecord::new(
             CommandId::new(),
             caller.profile_id,
             caller.application_id(),

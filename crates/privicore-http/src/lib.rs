@@ -4,12 +4,15 @@
 mod body;
 mod device_bus;
 mod error;
+mod flush;
 mod guard;
 mod idempotency;
 mod reply;
 mod routes;
+mod serve;
 mod ws;
 
 pub use body::{Fields, parse_body};
 pub use error::ApiError;
 pub use routes::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
+pub use serve::{ConnectionLimits, serve};

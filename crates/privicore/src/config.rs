@@ -32,6 +32,61 @@ pub struct Settings {
     pub auth: Auth,
     pub keys: Keys,
     pub rate_limits: RateLimits,
+    pub connections: Connections,
+    pub commands: Commands,
+}
+
+/// What clients may hold open on each listener (the API and the WebSocket listener).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Connections {
+    /// Open connections in total, WebSockets included; keep it below the file limit.
+    pub max: usize,
+    /// Open connections per client address.
+    pub per_address: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_timeout_seconds: u64,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        let d = privicore_http::ConnectionLimits::default();
+        Self {
+            max: d.max_connections,
+            per_address: d.max_per_address,
+            header_timeout_seconds: d.header_read_timeout.as_secs(),
+            body_timeout_seconds: d.body_read_timeout.as_secs(),
+        }
+    }
+}
+
+impl Connections {
+    pub fn limits(&self) -> privicore_http::ConnectionLimits {
+        privicore_http::ConnectionLimits {
+            max_connections: self.max,
+            max_per_address: self.per_address,
+            header_read_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
+            body_read_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
+        }
+    }
+}
+
+/// The command pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Commands {
+    /// Commands queued per lane; beyond it a command is refused with 503 and `Retry-After`.
+    pub queued_per_lane: usize,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Self {
+            queued_per_lane: privicore_engine::EngineConfig::default().commands_per_lane,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +188,8 @@ impl Default for Settings {
             auth: Auth::default(),
             keys: Keys::default(),
             rate_limits: RateLimits::default(),
+            connections: Connections::default(),
+            commands: Commands::default(),
         }
     }
 }
@@ -218,6 +275,19 @@ pub struct ServeArgs {
     pub registrations_per_hour: Option<u32>,
     #[arg(long, env = "PRIVICORE_GENERATE_KEYS_PER_MINUTE")]
     pub generate_keys_per_minute: Option<u32>,
+    /// Open connections per listener, WebSockets included.
+    #[arg(long, env = "PRIVICORE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections per client address and listener.
+    #[arg(long, env = "PRIVICORE_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    #[arg(long, env = "PRIVICORE_HEADER_TIMEOUT_SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+    #[arg(long, env = "PRIVICORE_BODY_TIMEOUT_SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
+    /// Commands queued per pipeline lane before new ones are refused with 503.
+    #[arg(long, env = "PRIVICORE_COMMANDS_PER_LANE")]
+    pub commands_per_lane: Option<usize>,
 }
 
 impl Settings {
@@ -255,6 +325,11 @@ impl Settings {
             commit_timeout_seconds => storage.commit_timeout_seconds;
             inventory_page_timeout_seconds => storage.inventory_page_timeout_seconds;
             devices_per_profile => devices.per_profile;
+            max_connections => connections.max;
+            max_connections_per_address => connections.per_address;
+            header_timeout_seconds => connections.header_timeout_seconds;
+            body_timeout_seconds => connections.body_timeout_seconds;
+            commands_per_lane => commands.queued_per_lane;
         }
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
@@ -271,6 +346,13 @@ impl Settings {
         }
         if s.storage.commit_timeout_seconds == 0 || s.storage.inventory_page_timeout_seconds == 0 {
             anyhow::bail!("storage timeouts must be at least 1 second");
+        }
+        let c = &s.connections;
+        if c.max == 0 || c.per_address == 0 || s.commands.queued_per_lane == 0 {
+            anyhow::bail!("connection and queue limits must be at least 1");
+        }
+        if c.header_timeout_seconds == 0 || c.body_timeout_seconds == 0 {
+            anyhow::bail!("connection timeouts must be at least 1 second");
         }
         Ok(s)
     }

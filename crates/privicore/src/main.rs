@@ -40,7 +40,7 @@ impl ProfileFile {
 #[derive(Subcommand)]
 enum Command {
     /// Run the engine (embedded defaults: SQLite and in-process bus under ./privicore-data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a storage device as its own process, connected to the engine's embedded bus.
     StorageDevice {
         /// The configuration bundle from `download-device-configuration`.

@@ -5,7 +5,6 @@ use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
-use axum::serve::ListenerExt;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
 use privicore_domain::Timestamp;
 use privicore_domain::keys::EngineKeyRecord;
@@ -57,6 +56,7 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
             ..StorageConfig::default()
         },
         devices_per_profile: s.devices.per_profile,
+        commands_per_lane: s.commands.queued_per_lane,
         limits: privicore_engine::RateLimits {
             failed_logins_per_15min: off_if_zero(s.rate_limits.failed_logins_per_15min),
             registrations_per_hour: off_if_zero(s.rate_limits.registrations_per_hour),
@@ -164,22 +164,12 @@ impl Server {
             (api_listener, traced(api_router(state.clone()))),
             (ws_listener, traced(ws_router(state))),
         ] {
-            let stop = stop_listening.clone();
-            listeners.spawn(async move {
-                // Without TCP_NODELAY, back-to-back WebSocket frames on one connection wait
-                // for the peer's delayed ACK (~40 ms).
-                let listener = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                    }
-                });
-                axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-            });
+            listeners.spawn(privicore_http::serve(
+                listener,
+                router,
+                settings.connections.limits(),
+                stop_listening.clone(),
+            ));
         }
         tracing::info!(%api_addr, %ws_addr, data_dir = %settings.data_dir.display(), "privicore is serving");
         write_endpoints(&settings.data_dir, api_addr, ws_addr)?;

@@ -209,6 +209,7 @@ pub(crate) async fn request_data(
     plan.before.push(BusEvent::Profile(ProfileEvent {
         profile_id: row.profile_id,
         application_id: command.application_id,
+        command_id: Some(command.id),
         data: json!({ "type": "X-DPT-CAB-REQUEST-ID", "id": request_id.to_string(), "output_type": 0,
                       "data_context": row.context, "body": encode_payload(&payload),
                       "commandId": command.id.to_string(), "token": row.token, "size": size }),

@@ -156,6 +156,7 @@ pub fn api_router(state: AppState) -> Router {
             state,
             crate::idempotency::layer,
         ))
+        .layer(axum::middleware::from_fn(crate::flush::hold_events))
         .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
         .layer(CatchPanicLayer::custom(guard::panic_response))
 }
