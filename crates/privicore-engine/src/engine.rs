@@ -14,7 +14,7 @@ use privicore_domain::event::BusEvent;
 use privicore_domain::idempotency::RETENTION_SECONDS as IDEMPOTENCY_RETENTION_SECONDS;
 use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::{Bus, DeviceBus, MetadataStore};
-use privicore_domain::{CommandId, Error, Timestamp};
+use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -333,6 +333,18 @@ impl Engine {
             tracing::debug!(command = %id, "command still queued; answering before it ran");
         }
         Ok(id)
+    }
+
+    /// Data writes wait while late device answers pile up behind the store.
+    pub(crate) fn admit_data_write(&self) -> Result<(), Error> {
+        if self.coordinator.late.backlogged() {
+            return Err(Error::new(Reason::ServiceUnavailable)
+                .with_message(
+                    "The engine is catching up with its storage devices; try again shortly.",
+                )
+                .with_retry_after(1));
+        }
+        Ok(())
     }
 
     /// A sealed version persisted with its command is kept for that command's replication.

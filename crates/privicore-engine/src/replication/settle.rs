@@ -28,6 +28,9 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Answers arriving this close together share one write.
 const BATCH_WINDOW: Duration = Duration::from_millis(2);
 const BATCH_MAX: usize = 512;
+/// Late writes queued beyond this refuse new data writes at acceptance (503) until the
+/// worker caught up; what is already admitted still queues, so memory stays bounded by it.
+pub(crate) const BACKLOG_MAX: usize = 65_536;
 
 /// An object held in memory for the targets that still owe their answer.
 pub(crate) struct Held {
@@ -64,6 +67,8 @@ pub(crate) struct LateQueue {
     tx: mpsc::UnboundedSender<DataEffect>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<DataEffect>>>,
     held_bytes: AtomicUsize,
+    /// Writes queued and not yet taken by the worker.
+    depth: Arc<AtomicUsize>,
 }
 
 impl Default for LateQueue {
@@ -73,6 +78,7 @@ impl Default for LateQueue {
             tx,
             rx: Mutex::new(Some(rx)),
             held_bytes: AtomicUsize::new(0),
+            depth: Arc::default(),
         }
     }
 }
@@ -80,7 +86,14 @@ impl Default for LateQueue {
 impl LateQueue {
     pub(crate) fn push(&self, effect: DataEffect) {
         // The receiver lives as long as the engine's settle worker.
-        let _ = self.tx.send(effect);
+        if self.tx.send(effect).is_ok() {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// More late writes wait than the worker should have behind it.
+    pub(crate) fn backlogged(&self) -> bool {
+        self.depth.load(Ordering::Relaxed) >= BACKLOG_MAX
     }
 
     /// Holds `object` in memory unless that would exceed the bound.
@@ -117,8 +130,9 @@ impl LateQueue {
         self.held_bytes.load(Ordering::Relaxed)
     }
 
-    fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<DataEffect>> {
-        self.rx.lock().expect("late queue lock").take()
+    fn take_receiver(&self) -> Option<(mpsc::UnboundedReceiver<DataEffect>, Arc<AtomicUsize>)> {
+        let rx = self.rx.lock().expect("late queue lock").take()?;
+        Some((rx, self.depth.clone()))
     }
 }
 
@@ -126,16 +140,18 @@ impl LateQueue {
 pub(crate) struct SettleWorker {
     core: Arc<Core>,
     rx: mpsc::UnboundedReceiver<DataEffect>,
+    depth: Arc<AtomicUsize>,
 }
 
 impl SettleWorker {
     /// None when the engine's worker took the queue already.
     pub(crate) fn new(core: Arc<Core>) -> Option<Self> {
-        let rx = core.coordinator.late.take_receiver()?;
-        Some(Self { core, rx })
+        let (rx, depth) = core.coordinator.late.take_receiver()?;
+        Some(Self { core, rx, depth })
     }
 
     async fn write(&self, batch: Vec<DataEffect>) {
+        self.depth.fetch_sub(batch.len(), Ordering::Relaxed);
         let effects: Vec<Effect> = batch.into_iter().map(Effect::from).collect();
         if self.core.store.apply(&effects, None).await.is_ok() {
             // Retrieval may now ask these devices too.
@@ -240,7 +256,7 @@ mod tests {
     }
 
     fn queued(coordinator: &Coordinator) -> Vec<DataEffect> {
-        let mut rx = coordinator.late.take_receiver().expect("receiver");
+        let (mut rx, _) = coordinator.late.take_receiver().expect("receiver");
         let mut out = Vec::new();
         while let Ok(effect) = rx.try_recv() {
             out.push(effect);
@@ -257,6 +273,20 @@ mod tests {
         assert_eq!(queue.held_bytes(), 10, "a refused object is not counted");
         queue.release(held);
         assert_eq!(queue.held_bytes(), 0);
+    }
+
+    #[test]
+    fn a_deep_backlog_refuses_until_the_worker_took_it() {
+        let queue = LateQueue::default();
+        for _ in 0..BACKLOG_MAX {
+            assert!(!queue.backlogged());
+            queue.push(late_mark("t", 1, device(), true));
+        }
+        assert!(queue.backlogged());
+        let (_rx, depth) = queue.take_receiver().expect("receiver");
+        // What the worker does once it wrote a batch.
+        depth.fetch_sub(BATCH_MAX, Ordering::Relaxed);
+        assert!(!queue.backlogged());
     }
 
     /// An exchange of "t" v1 waiting on three targets, the first of which (`a`) answered.

@@ -172,6 +172,7 @@ impl Engine {
         token: &str,
         data: &str,
     ) -> Result<CommandId, Error> {
+        self.admit_data_write()?;
         let key = normalize_token(token).ok_or(Reason::DataTokenNotFound)?;
         let claim = self.claims.claim(&key);
         // Read under the claim: an exchange that held it before has written its record.
@@ -324,6 +325,7 @@ impl Engine {
             };
             return self.accept(self.command_for(caller, payload)).await;
         };
+        self.admit_data_write()?;
         let payload = decode_payload(data)?;
         check_payload_size(&payload)?;
         let version = row.version.unwrap_or(0) + 1;

@@ -22,7 +22,7 @@ import struct
 import sys
 from urllib.parse import urlencode, urlparse
 
-WAIT_SECONDS = 15.0
+WAIT_SECONDS = float(os.environ.get("GUIDE_WAIT_SECONDS", "15"))
 
 
 class Http:
@@ -79,6 +79,7 @@ class Socket:
     async def connect(self, url, token):
         parsed = urlparse(url)
         self.reader, self.writer = await asyncio.open_connection(parsed.hostname, parsed.port)
+        self.opened = asyncio.get_running_loop().time()
         key = base64.b64encode(os.urandom(16)).decode()
         self.writer.write(
             (
@@ -134,9 +135,14 @@ class Socket:
             if opcode == 9:
                 await self.send(payload, opcode=10)
             elif opcode == 8:
+                print(f"server closed the socket: {payload!r}", file=sys.stderr)
                 return
             elif opcode == 1:
                 self.dispatch(json.loads(payload))
+            # One frame per turn of the event loop, as browsers dispatch one message event
+            # per task: a frame read in the same chunk as an earlier one (a ping, say) waits
+            # for the HTTP answers that arrived before it.
+            await asyncio.sleep(0)
 
     def dispatch(self, frame):
         if "correlationId" in frame:
@@ -169,9 +175,11 @@ async def wait(socket, future, key):
         print(f"no event for {key} within {WAIT_SECONDS} s", file=sys.stderr)
         return None
     finally:
-        took = asyncio.get_running_loop().time() - started
+        now = asyncio.get_running_loop().time()
+        took = now - started
         if took > 1:
-            print(f"event for {key} took {took:.1f} s", file=sys.stderr)
+            print(f"event for {key} took {took:.1f} s (socket age {now - socket.opened:.1f} s)",
+                  file=sys.stderr)
 
 
 async def worker(http, socket, cycles, summary, payload):
