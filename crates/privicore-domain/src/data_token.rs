@@ -100,6 +100,18 @@ pub struct TokenVersion {
     pub committed: bool,
 }
 
+/// Where a version stands in the store's own order; KEK rotation walks headers by it.
+pub type HeaderCursor = (i64, u32);
+
+/// One stored version header, with its place in the store's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHeader {
+    pub cursor: HeaderCursor,
+    pub token: String,
+    pub version: u32,
+    pub header: Vec<u8>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicaState {
     Pending,

@@ -39,6 +39,12 @@ pub struct Kek {
     key: [u8; 32],
 }
 
+impl Drop for Kek {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
 impl std::fmt::Debug for Kek {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Kek({})", self.id)
@@ -95,6 +101,43 @@ impl KeyRing {
     fn get(&self, id: &str) -> Option<&Kek> {
         self.all.get(id)
     }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.all.contains_key(id)
+    }
+
+    /// Every KEK, the active one included.
+    pub fn keys(&self) -> impl Iterator<Item = &Kek> {
+        self.all.values()
+    }
+}
+
+/// KEK rotation (§4.3): the data key of `header` unwrapped and wrapped again under the
+/// active KEK; the core, and so every sealed chunk, stays as it is.
+pub fn rewrap(ring: &KeyRing, header: &Header) -> Result<Header, EnvelopeError> {
+    let old = ring.get(&header.kek_id).ok_or(EnvelopeError::UnknownKek)?;
+    let aad = dek_aad(&header.core.token, header.core.version, &header.kek_id);
+    let dek = zeroize::Zeroizing::new(
+        Aes256Gcm::new((&old.key).into())
+            .decrypt(
+                Nonce::from_slice(&header.wrapped_dek[..12]),
+                Payload {
+                    msg: &header.wrapped_dek[12..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| EnvelopeError::DekUnwrap)?,
+    );
+    let dek: &[u8; 32] = dek
+        .as_slice()
+        .try_into()
+        .map_err(|_| EnvelopeError::DekUnwrap)?;
+    let kek = ring.active();
+    Ok(Header {
+        core: header.core.clone(),
+        kek_id: kek.id.clone(),
+        wrapped_dek: wrap_dek(kek, &header.core.token, header.core.version, dek),
+    })
 }
 
 /// The header core: what the object is. Its SHA-256 is the AAD of every chunk.
@@ -300,12 +343,12 @@ pub fn seal(
         !payload.is_empty() && chunk_size > 0,
         "payloads are never empty"
     );
-    let mut dek = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut dek);
+    let mut dek = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(dek.as_mut());
     let kek = ring.active();
     let core = Core::new(token, version, chunk_size, payload.len() as u64);
     let aad = core.aad();
-    let cipher = Aes256Gcm::new((&dek).into());
+    let cipher = Aes256Gcm::new((&*dek).into());
     let count = core.chunk_count;
     let chunks: Vec<Vec<u8>> = payload
         .chunks(chunk_size as usize)
@@ -347,20 +390,25 @@ impl Opener {
     pub fn new(ring: &KeyRing, header: &Header) -> Result<Self, EnvelopeError> {
         let kek = ring.get(&header.kek_id).ok_or(EnvelopeError::UnknownKek)?;
         let aad = dek_aad(&header.core.token, header.core.version, &header.kek_id);
-        let dek = Aes256Gcm::new((&kek.key).into())
-            .decrypt(
-                Nonce::from_slice(&header.wrapped_dek[..12]),
-                Payload {
-                    msg: &header.wrapped_dek[12..],
-                    aad: &aad,
-                },
-            )
+        let dek = zeroize::Zeroizing::new(
+            Aes256Gcm::new((&kek.key).into())
+                .decrypt(
+                    Nonce::from_slice(&header.wrapped_dek[..12]),
+                    Payload {
+                        msg: &header.wrapped_dek[12..],
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| EnvelopeError::DekUnwrap)?,
+        );
+        let dek: &[u8; 32] = dek
+            .as_slice()
+            .try_into()
             .map_err(|_| EnvelopeError::DekUnwrap)?;
-        let dek: [u8; 32] = dek.try_into().map_err(|_| EnvelopeError::DekUnwrap)?;
         Ok(Self {
             aad: header.core.aad(),
             core: header.core.clone(),
-            cipher: Aes256Gcm::new((&dek).into()),
+            cipher: Aes256Gcm::new(dek.into()),
         })
     }
 

@@ -2,7 +2,8 @@
 //! with the same body gets the original 202 again, with another body a conflict.
 
 use crate::{Error, ProfileId, Reason, Timestamp};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// How long a key is remembered.
 pub const RETENTION_SECONDS: i64 = 24 * 3600;
@@ -58,9 +59,22 @@ pub struct IdempotencyRecord {
     pub created_at: Timestamp,
 }
 
-/// SHA-256 of a request body in a canonical form.
-pub fn fingerprint(canonical_body: &[u8]) -> Vec<u8> {
-    Sha256::digest(canonical_body).to_vec()
+/// HMAC-SHA256 of a request body in a canonical form, under an engine secret: bodies may
+/// hold guessable values, so a plain hash at rest would be a dictionary target. Callers
+/// leave secret fields out of the canonical form first (`is_secret_field`).
+pub fn fingerprint(key: &[u8; 32], canonical_body: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(canonical_body);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Body fields that carry a secret (`password`, `currentPassword`, `newPassword`, …) and
+/// never enter a fingerprint: a repeat is recognised by everything else it says.
+pub fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "passphrase", "secret", "privatekey"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// The outcome of presenting a key.
@@ -92,6 +106,8 @@ pub fn judge(record: &IdempotencyRecord, body_hash: &[u8]) -> Presented {
 mod tests {
     use super::*;
 
+    const KEY: [u8; 32] = [7; 32];
+
     #[test]
     fn keys_follow_the_contract() {
         for ok in ["a", "A-b_9", &"k".repeat(64)] {
@@ -107,21 +123,47 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_are_keyed() {
+        let plain = <Sha256 as sha2::Digest>::digest(b"a").to_vec();
+        assert_ne!(fingerprint(&KEY, b"a"), plain);
+        assert_ne!(fingerprint(&KEY, b"a"), fingerprint(&[8; 32], b"a"));
+        assert_eq!(fingerprint(&KEY, b"a"), fingerprint(&KEY, b"a"));
+    }
+
+    #[test]
+    fn password_fields_are_secret() {
+        for name in [
+            "password",
+            "currentPassword",
+            "newPassword",
+            "client_secret",
+        ] {
+            assert!(is_secret_field(name), "{name}");
+        }
+        for name in ["username", "context", "publicKey"] {
+            assert!(!is_secret_field(name), "{name}");
+        }
+    }
+
+    #[test]
     fn repeats_are_judged_by_body_and_progress() {
         let done = IdempotencyRecord {
-            body_hash: fingerprint(b"a"),
+            body_hash: fingerprint(&KEY, b"a"),
             reply: Some("r".into()),
             created_at: Timestamp::now(),
         };
         assert_eq!(
-            judge(&done, &fingerprint(b"a")),
+            judge(&done, &fingerprint(&KEY, b"a")),
             Presented::Replay("r".into())
         );
-        assert_eq!(judge(&done, &fingerprint(b"b")), Presented::Conflict);
+        assert_eq!(judge(&done, &fingerprint(&KEY, b"b")), Presented::Conflict);
         let running = IdempotencyRecord {
             reply: None,
             ..done
         };
-        assert_eq!(judge(&running, &fingerprint(b"a")), Presented::InFlight);
+        assert_eq!(
+            judge(&running, &fingerprint(&KEY, b"a")),
+            Presented::InFlight
+        );
     }
 }

@@ -41,6 +41,10 @@ pub struct Adapters {
     pub devices: Arc<dyn DeviceBus>,
     pub keyring: KeyRing,
     pub host: Option<Arc<dyn DeviceHost>>,
+    /// The engine (CAB) key, opened; `None` loads it from the store (or creates it) as
+    /// stored, for engines whose keys are not sealed.
+    pub engine_key: Option<EngineKeyRecord>,
+    pub secrets: crate::EngineSecrets,
 }
 
 pub(crate) struct Limiters {
@@ -54,7 +58,9 @@ pub struct Core {
     pub(crate) store: Arc<dyn MetadataStore>,
     pub(crate) bus: Arc<dyn Bus>,
     pub(crate) devices: Arc<dyn DeviceBus>,
-    pub(crate) keyring: KeyRing,
+    /// Swapped whole by KEK rotation; readers take the current ring.
+    pub(crate) keyring: std::sync::RwLock<Arc<KeyRing>>,
+    pub(crate) secrets: crate::EngineSecrets,
     pub(crate) host: Option<Arc<dyn DeviceHost>>,
     pub(crate) config: EngineConfig,
     pub(crate) cab: EngineKeyRecord,
@@ -72,6 +78,10 @@ pub struct Core {
 }
 
 impl Core {
+    pub(crate) fn keyring(&self) -> Arc<KeyRing> {
+        self.keyring.read().expect("keyring lock").clone()
+    }
+
     /// Publishes, unless the event's command is held until its 202 is written.
     pub(crate) async fn publish(&self, event: BusEvent) {
         if let Some(event) = self.holds.intercept(event) {
@@ -133,23 +143,29 @@ impl Engine {
             devices,
             keyring,
             host,
+            engine_key,
+            secrets,
         } = adapters;
-        let cab = match store.engine_key().await? {
+        let cab = match engine_key {
             Some(key) => key,
-            None => {
-                let key = store
-                    .ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now()))
-                    .await?;
-                tracing::info!(key_id = %key.key_id, "generated the engine (CAB) key pair");
-                key
-            }
+            None => match store.engine_key().await? {
+                Some(key) => key,
+                None => {
+                    let key = store
+                        .ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now()))
+                        .await?;
+                    tracing::info!(key_id = %key.key_id, "generated the engine (CAB) key pair");
+                    key
+                }
+            },
         };
         let supervisor = Supervisor::new(CancellationToken::new());
         let core = Arc::new(Core {
             store: store.clone(),
             bus: bus.clone(),
             devices: devices.clone(),
-            keyring,
+            keyring: std::sync::RwLock::new(Arc::new(keyring)),
+            secrets,
             host,
             config: config.clone(),
             cab,

@@ -29,6 +29,12 @@ impl Engine {
         }
     }
 
+    /// The fingerprint of a canonical request body (secret fields already left out), keyed
+    /// with an engine secret.
+    pub fn idempotency_fingerprint(&self, canonical_body: &[u8]) -> Vec<u8> {
+        privicore_domain::idempotency::fingerprint(self.secrets.idempotency(), canonical_body)
+    }
+
     /// Presents a key with the fingerprint of the request body.
     pub async fn present_idempotency_key(
         &self,

@@ -1,9 +1,11 @@
 use crate::engine::Engine;
 use privicore_domain::auth::Caller;
 use privicore_domain::command::{CommandPayload, CommandRecord};
+use privicore_domain::envelope::KeyRing;
 use privicore_domain::profile::RegisteredKey;
 use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use privicore_wire::{KeyPair, SignedPublicKey};
+use std::sync::Arc;
 
 /// A key pair made for a client that cannot make its own.
 pub struct GeneratedKeys {
@@ -66,6 +68,16 @@ impl Engine {
             .await?
             .and_then(|p| p.public_key)
             .ok_or_else(|| Reason::ProfilePublicKeyRequired.into())
+    }
+
+    /// The KEKs in use now.
+    pub fn keyring_now(&self) -> Arc<KeyRing> {
+        self.keyring()
+    }
+
+    /// Puts a new ring in force (KEK rotation): seals from now on use its active KEK.
+    pub fn install_keyring(&self, ring: KeyRing) {
+        *self.keyring.write().expect("keyring lock") = Arc::new(ring);
     }
 
     pub fn cab_key(&self) -> CabKey {

@@ -51,6 +51,8 @@ async fn unfinished_commands_resume_on_start() {
         bus: bus.clone(),
         devices: Arc::new(LocalDeviceBus::default()),
         keyring: KeyRing::new(Kek::generate("k").unwrap(), vec![]),
+        engine_key: None,
+        secrets: privicore_engine::EngineSecrets::random(),
         host: None,
     };
     let engine = Engine::start(adapters, EngineConfig::default())

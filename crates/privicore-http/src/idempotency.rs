@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use privicore_domain::idempotency::{IdempotencyKey, IdempotencySlot, Presented, fingerprint};
+use privicore_domain::idempotency::{IdempotencyKey, IdempotencySlot, Presented, is_secret_field};
 use privicore_domain::{Error, Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,7 +64,12 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
     };
-    let body_hash = fingerprint(&canonical(Value::Object(fields.0)));
+    let mut fields = fields.0;
+    // A password never enters the fingerprint, not even keyed.
+    fields.retain(|name, _| !is_secret_field(name));
+    let body_hash = state
+        .engine
+        .idempotency_fingerprint(&canonical(Value::Object(fields)));
     let slot = IdempotencySlot::new(scope, parts.uri.path(), &key);
     let req = Request::from_parts(parts, Body::from(bytes));
 

@@ -12,6 +12,6 @@ mod objects;
 
 pub use bundle::Bundle;
 pub use device::{Handled, StorageDevice};
-pub use identity::DeviceIdentity;
+pub use identity::{DeviceIdentity, KeyWrap};
 pub use link::{Link, LinkError, channel_pair, connect_websocket};
 pub use objects::ObjectStore;

@@ -3,7 +3,8 @@
 use crate::db;
 use crate::rows::{self, Col};
 use privicore_domain::data_token::{
-    DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenStatus, TokenVersion,
+    DataToken, Match, Page, Replica, ReplicaCounts, StoredHeader, TokenFilter, TokenStatus,
+    TokenVersion,
 };
 use privicore_domain::device::{Device, DeviceFilter};
 use privicore_domain::ports::StoreError;
@@ -198,6 +199,30 @@ pub fn token_version(
         ),
         params![token, i64::from(version)],
         rows::token_version,
+    )
+}
+
+/// Headers after `after` in (token seq, version) order.
+pub fn version_headers(
+    conn: &Connection,
+    after: (i64, u32),
+    limit: usize,
+) -> Result<Vec<StoredHeader>, StoreError> {
+    db::all(
+        conn,
+        "SELECT v.token_seq, v.version, t.token, v.header FROM token_versions v \
+         JOIN data_tokens t ON t.seq = v.token_seq \
+         WHERE (v.token_seq, v.version) > (?1, ?2) ORDER BY v.token_seq, v.version LIMIT ?3",
+        params![after.0, i64::from(after.1), limit as i64],
+        |r| {
+            let version = r.col::<i64>("version")? as u32;
+            Ok(StoredHeader {
+                cursor: (r.col("token_seq")?, version),
+                token: r.col("token")?,
+                version,
+                header: r.col("header")?,
+            })
+        },
     )
 }
 

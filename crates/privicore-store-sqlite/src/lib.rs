@@ -46,7 +46,8 @@ use async_trait::async_trait;
 use privicore_domain::auth::AuthToken;
 use privicore_domain::command::{CommandRecord, Completion};
 use privicore_domain::data_token::{
-    DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion,
+    DataToken, HeaderCursor, Match, Page, Replica, ReplicaCounts, StoredHeader, TokenFilter,
+    TokenVersion,
 };
 use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::effect::Effect;
@@ -504,6 +505,58 @@ impl MetadataStore for SqliteStore {
         self.engine_key()
             .await?
             .ok_or_else(|| StoreError::Corrupt("engine key vanished".into()))
+    }
+
+    async fn replace_engine_private_key(
+        &self,
+        key_id: &str,
+        private: &str,
+    ) -> Result<(), StoreError> {
+        let (key_id, private) = (key_id.to_owned(), private.to_owned());
+        self.writer
+            .write(move |c| {
+                db::exec(
+                    c,
+                    "UPDATE engine_keys SET private_hex = ? WHERE key_id = ?",
+                    params![private, key_id],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn version_headers(
+        &self,
+        after: Option<HeaderCursor>,
+        limit: usize,
+    ) -> Result<Vec<StoredHeader>, StoreError> {
+        let (seq, version) = after.unwrap_or((i64::MIN, 0));
+        self.scan(move |c| data::version_headers(c, (seq, version), limit))
+            .await
+    }
+
+    async fn replace_version_header(
+        &self,
+        token: &str,
+        version: u32,
+        expected: &[u8],
+        header: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (token, expected, header) = (token.to_owned(), expected.to_vec(), header.to_vec());
+        self.writer
+            .write(move |c| {
+                db::exec(
+                    c,
+                    concat!(
+                        "UPDATE token_versions SET header = ?4 WHERE token_seq = ",
+                        token_seq!("?1"),
+                        " AND version = ?2 AND header = ?3"
+                    ),
+                    params![token, i64::from(version), expected, header],
+                )
+                .map(|n| n == 1)
+            })
+            .await
     }
 
     async fn claim_idempotency_slot(

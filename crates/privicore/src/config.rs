@@ -154,6 +154,12 @@ pub struct Auth {
 #[serde(default, deny_unknown_fields)]
 pub struct Keys {
     pub generate_endpoint_enabled: bool,
+    /// The root key (64 hex characters or base64 of 32 bytes), kept outside the data
+    /// directory. `PRIVICORE_ROOT_KEY` holding the key itself wins over it.
+    pub root_key_file: Option<PathBuf>,
+    /// Start sealed: serve 503 until `privicore operator unseal` gives the passphrase or
+    /// enough Shamir shares.
+    pub sealed: bool,
 }
 
 /// 0 switches a limit off.
@@ -215,6 +221,8 @@ impl Default for Keys {
     fn default() -> Self {
         Self {
             generate_endpoint_enabled: true,
+            root_key_file: None,
+            sealed: false,
         }
     }
 }
@@ -288,6 +296,16 @@ pub struct ServeArgs {
     /// Commands queued per pipeline lane before new ones are refused with 503.
     #[arg(long, env = "PRIVICORE_COMMANDS_PER_LANE")]
     pub commands_per_lane: Option<usize>,
+    /// File holding the root key (64 hex characters or base64 of 32 bytes); keep it off
+    /// the data directory's disk. The variable PRIVICORE_ROOT_KEY may hold the key itself.
+    #[arg(long, env = "PRIVICORE_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
+    /// Start sealed and wait for `privicore operator unseal`.
+    #[arg(long, env = "PRIVICORE_SEALED", num_args = 0..=1, default_missing_value = "true")]
+    pub sealed: Option<bool>,
+    /// Restore a `privicore operator backup` file into the (empty) data directory first.
+    #[arg(long)]
+    pub restore: Option<PathBuf>,
 }
 
 impl Settings {
@@ -330,6 +348,10 @@ impl Settings {
             header_timeout_seconds => connections.header_timeout_seconds;
             body_timeout_seconds => connections.body_timeout_seconds;
             commands_per_lane => commands.queued_per_lane;
+            sealed => keys.sealed;
+        }
+        if let Some(path) = &args.root_key_file {
+            s.keys.root_key_file = Some(path.clone());
         }
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
@@ -359,10 +381,6 @@ impl Settings {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("privicore.db")
-    }
-
-    pub fn kek_path(&self) -> PathBuf {
-        self.data_dir.join("keys").join("kek.json")
     }
 
     pub fn devices_dir(&self) -> PathBuf {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use privicore_bus_local::{Attachment, LocalDeviceBus};
 use privicore_domain::device::{Device, DeviceId};
 use privicore_engine::DeviceHost;
-use privicore_storage_device::{DeviceIdentity, Link, LinkError, StorageDevice};
+use privicore_storage_device::{DeviceIdentity, KeyWrap, Link, LinkError, StorageDevice};
 use privicore_wire::SignedPublicKey;
 use privicore_wire::bus::Envelope;
 use std::collections::HashMap;
@@ -36,21 +36,47 @@ pub struct InProcessHost {
     bus: Arc<LocalDeviceBus>,
     root: PathBuf,
     engine_key: SignedPublicKey,
+    /// Seals each device's keys at rest under the root key.
+    wrap: Arc<dyn KeyWrap>,
     running: Mutex<HashMap<DeviceId, CancellationToken>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl InProcessHost {
-    pub fn new(bus: Arc<LocalDeviceBus>, root: PathBuf, engine_key: SignedPublicKey) -> Self {
+    pub fn new(
+        bus: Arc<LocalDeviceBus>,
+        root: PathBuf,
+        engine_key: SignedPublicKey,
+        wrap: Arc<dyn KeyWrap>,
+    ) -> Self {
         Self {
             bus,
             root,
             engine_key,
+            wrap,
             running: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }
+    }
+
+    /// Opens the keys of every device that already has a directory (sealing plain keys of
+    /// earlier builds), so a missing or foreign key stops the start instead of one device.
+    pub fn check_keys(&self, devices: &[Device]) -> anyhow::Result<()> {
+        for device in devices {
+            let dir = self.root.join(device.id.to_string());
+            if dir.exists() {
+                DeviceIdentity::load_or_create_wrapped(
+                    &dir,
+                    &device.id.to_string(),
+                    self.engine_key.clone(),
+                    self.wrap.as_ref(),
+                )
+                .map_err(|e| anyhow::anyhow!("hosted storage device {}: {e}", device.id))?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn stop(&self) {
@@ -74,6 +100,7 @@ impl DeviceHost for InProcessHost {
             return;
         }
         let stop = self.shutdown.child_token();
+        let wrap = self.wrap.clone();
         let (bus, dir, key, id, hosted_stop) = (
             self.bus.clone(),
             self.root.join(device.id.to_string()),
@@ -99,9 +126,10 @@ impl DeviceHost for InProcessHost {
             let _done = done;
             let mut backoff = Duration::from_millis(100);
             while !stop.is_cancelled() {
-                let opened = DeviceIdentity::load_or_create(&dir, &id, key.clone())
-                    .and_then(|identity| StorageDevice::open(&dir, identity))
-                    .map(StorageDevice::on_own_thread);
+                let opened =
+                    DeviceIdentity::load_or_create_wrapped(&dir, &id, key.clone(), wrap.as_ref())
+                        .and_then(|identity| StorageDevice::open(&dir, identity))
+                        .map(StorageDevice::on_own_thread);
                 let device = match opened {
                     Ok(d) => d,
                     Err(error) => {

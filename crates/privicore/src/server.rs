@@ -6,8 +6,6 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::Request;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
-use privicore_domain::Timestamp;
-use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::MetadataStore;
 use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
 use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
@@ -108,25 +106,25 @@ impl Server {
         );
         let bus = Arc::new(LocalBus::default());
         let device_bus = Arc::new(LocalDeviceBus::default());
-        let keyring = crate::keys::load_or_create(&settings.kek_path())?;
-        // The engine key must exist before hosted devices can verify their welcome.
-        let cab = match store.engine_key().await? {
-            Some(key) => key,
-            None => {
-                store
-                    .ensure_engine_key(&EngineKeyRecord::generate(Timestamp::now()))
-                    .await?
+        // Every key opens before anything listens; the engine key must exist before hosted
+        // devices can verify their welcome.
+        let source = crate::keys::RootSource::from_settings(settings)?;
+        let keys = crate::keys::open(&settings.data_dir, source, store.as_ref()).await?;
+        let host = match settings.storage.host_devices {
+            false => None,
+            true => {
+                let key = SignedPublicKey::parse(&keys.engine_key.public_key)
+                    .context("the stored engine key is invalid")?;
+                let host = Arc::new(InProcessHost::new(
+                    device_bus.clone(),
+                    settings.devices_dir(),
+                    key,
+                    Arc::new(crate::keys::root::DeviceKeys(keys.vault.clone())),
+                ));
+                host.check_keys(&store.storage_devices(None).await?)?;
+                Some(host)
             }
         };
-        let host = settings.storage.host_devices.then(|| {
-            let key =
-                SignedPublicKey::parse(&cab.public_key).expect("the stored engine key is valid");
-            Arc::new(InProcessHost::new(
-                device_bus.clone(),
-                settings.devices_dir(),
-                key,
-            ))
-        });
 
         let api_listener = TcpListener::bind((settings.bind, settings.api.port))
             .await
@@ -146,8 +144,10 @@ impl Server {
             store: store.clone(),
             bus,
             devices: device_bus.clone(),
-            keyring,
+            keyring: keys.ring,
             host: host.clone().map(|h| h as Arc<dyn DeviceHost>),
+            engine_key: Some(keys.engine_key),
+            secrets: keys.secrets,
         };
         let engine = Engine::start(adapters, engine_config(settings, api_addr))
             .await

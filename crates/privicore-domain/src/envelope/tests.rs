@@ -120,3 +120,23 @@ proptest! {
         prop_assert!(Header::parse(&bytes[..cut.min(bytes.len() - 1)]).is_err());
     }
 }
+
+#[test]
+fn rewrap_moves_the_data_key_to_the_active_kek_and_keeps_the_chunks() {
+    let old = Kek::new("kek-1", [7; 32]).unwrap();
+    let obj = seal(&ring(), TOKEN, 3, 16, &[5u8; 40]);
+    let rotated = KeyRing::new(Kek::new("kek-2", [9; 32]).unwrap(), vec![old]);
+    let header = rewrap(&rotated, &obj.header).unwrap();
+    assert_eq!(header.kek_id, "kek-2");
+    assert_eq!(header.core, obj.header.core);
+    let only_new = KeyRing::new(Kek::new("kek-2", [9; 32]).unwrap(), vec![]);
+    let moved = SealedObject {
+        header,
+        ..obj.clone()
+    };
+    assert_eq!(open_all(&only_new, &moved).unwrap(), vec![5u8; 40]);
+    assert_eq!(
+        open_all(&only_new, &obj).unwrap_err(),
+        EnvelopeError::UnknownKek
+    );
+}

@@ -1,7 +1,8 @@
 use crate::auth::AuthToken;
 use crate::command::{CommandRecord, Completion};
 use crate::data_token::{
-    DataToken, Match, Page, Replica, ReplicaCounts, TokenFilter, TokenVersion,
+    DataToken, HeaderCursor, Match, Page, Replica, ReplicaCounts, StoredHeader, TokenFilter,
+    TokenVersion,
 };
 use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::effect::Effect;
@@ -160,6 +161,27 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// concurrent first starts agree on one key.
     async fn ensure_engine_key(&self, key: &EngineKeyRecord)
     -> Result<EngineKeyRecord, StoreError>;
+    /// Replaces the stored private part of engine key `key_id` (its sealed form at rest).
+    async fn replace_engine_private_key(
+        &self,
+        key_id: &str,
+        private: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Version headers after `after` in the store's order, at most `limit`.
+    async fn version_headers(
+        &self,
+        after: Option<HeaderCursor>,
+        limit: usize,
+    ) -> Result<Vec<StoredHeader>, StoreError>;
+    /// Replaces a version's header if it is still `expected`; `false` when it is not.
+    async fn replace_version_header(
+        &self,
+        token: &str,
+        version: u32,
+        expected: &[u8],
+        header: &[u8],
+    ) -> Result<bool, StoreError>;
 
     /// Claims `slot` for a request whose body has `body_hash`, atomically: a record created
     /// before `stale_before`, or an unsettled one created before `abandoned_before`, is

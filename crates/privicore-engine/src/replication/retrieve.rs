@@ -22,7 +22,7 @@ pub(crate) async fn sealed_copy(
     }
     let header = Header::parse(&version.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let opener =
-        Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Opener::new(&core.keyring(), &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     for replica in core
         .store
         .replicas(&version.token, Some(version.version))
@@ -68,7 +68,13 @@ pub(crate) async fn retrieve(
     token: &str,
     version: u32,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let tv = match core.committed.get(token, version) {
+    let ring = core.keyring();
+    // A cached header wrapped by a KEK retired since (rotation) is read again.
+    let cached = core
+        .committed
+        .get(token, version)
+        .filter(|tv| Header::parse(&tv.header).is_ok_and(|h| ring.contains(&h.kek_id)));
+    let tv = match cached {
         Some(tv) => tv,
         None => {
             let tv = core
@@ -81,8 +87,7 @@ pub(crate) async fn retrieve(
         }
     };
     let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let opener =
-        Opener::new(&core.keyring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let opener = Opener::new(&ring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Only devices that are still approved storage devices of the profile are asked.
     let storage = core.storage_targets(profile).await?;
     let usable = |device: &DeviceId| core.online(*device) && storage.contains(device);

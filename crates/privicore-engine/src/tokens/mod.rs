@@ -69,16 +69,11 @@ pub(crate) async fn expire_reservations(core: &Core) -> Result<(), Error> {
 }
 
 /// Upload values are derived from a stored salt with an engine secret, so the same value
-/// can be shown again without being stored.
+/// can be shown again without being stored. The secret comes from the root key, not a KEK,
+/// so a KEK rotation does not change the values already shown.
 pub(crate) fn upload_value(core: &Core, token: &str, salt: &TokenHash) -> Secret {
-    let hk = hkdf::Hkdf::<Sha256>::new(
-        Some(b"privicore/upload-values/v1"),
-        core.keyring.active().key_bytes(),
-    );
-    let mut key = [0u8; 32];
-    hk.expand(b"upload", &mut key)
-        .expect("32 bytes is a valid HKDF length");
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(core.secrets.upload()).expect("any key length");
     mac.update(token.as_bytes());
     mac.update(&[0]);
     mac.update(&salt.0);
@@ -213,7 +208,7 @@ impl Engine {
 
     fn seal(&self, token: &str, version: u32, payload: &[u8]) -> crate::replication::Sealed {
         let sealed = envelope::seal(
-            &self.keyring,
+            &self.keyring(),
             token,
             version,
             self.config.storage.chunk_size,

@@ -1,6 +1,7 @@
 //! Commands, profiles, authorization and QR tokens, the engine key.
 
 use super::*;
+use secrecy::ExposeSecret;
 
 pub(super) async fn commands_finish_exactly_once(store: &dyn MetadataStore) {
     let id = CommandId::new();
@@ -276,4 +277,11 @@ pub(super) async fn engine_key_is_created_once(store: &dyn MetadataStore) {
     let still = store.ensure_engine_key(&second).await.unwrap();
     assert_eq!(still.public_key, first.public_key);
     assert!(still.key_pair().is_some());
+    store
+        .replace_engine_private_key(&still.key_id, "sealed:v1:abc")
+        .await
+        .unwrap();
+    let replaced = store.engine_key().await.unwrap().unwrap();
+    assert_eq!(replaced.private_hex.expose_secret(), "sealed:v1:abc");
+    assert_eq!(replaced.public_key, first.public_key);
 }

@@ -99,6 +99,32 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
         store.spool(&t.token, 1).await.unwrap(),
         Some(vec![vec![9; 70]])
     );
+    // KEK rotation walks the headers and replaces each one only if it is unchanged.
+    let mut found = None;
+    let mut after = None;
+    loop {
+        let page = store.version_headers(after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.cursor);
+        found = found.or(page.into_iter().find(|h| h.token == t.token));
+    }
+    let found = found.expect("the version's header is listed");
+    assert_eq!(
+        (found.version, found.header.as_slice()),
+        (1, &[1, 2, 3][..])
+    );
+    assert!(
+        !store
+            .replace_version_header(&t.token, 1, &[9], &[4, 5])
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .replace_version_header(&t.token, 1, &[1, 2, 3], &[1, 2, 3])
+            .await
+            .unwrap()
+    );
 
     // A confirmation that arrives before the row exists is kept; adding it later keeps it.
     apply_data(
