@@ -8,4 +8,5 @@ pub mod device_cmd;
 pub mod hosting;
 pub mod keys;
 pub mod logging;
+pub mod operator;
 pub mod server;

@@ -28,6 +28,16 @@ pub struct Server {
     host: Option<Arc<InProcessHost>>,
     listeners: JoinSet<std::io::Result<()>>,
     stop_listening: CancellationToken,
+    operator: crate::operator::running::OperatorSocket,
+}
+
+/// How `start_with` gets its keys and sockets: by default the root key as the settings say
+/// and fresh listeners; after a sealed start, the unsealed key and the listeners that
+/// answered 503 meanwhile.
+#[derive(Default)]
+pub struct Startup {
+    pub root: Option<crate::keys::RootSource>,
+    pub listeners: Option<(std::net::TcpListener, std::net::TcpListener)>,
 }
 
 fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
@@ -64,7 +74,7 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
     }
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     #[cfg(unix)]
     {
@@ -98,6 +108,10 @@ fn traced(router: Router) -> Router {
 
 impl Server {
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        Self::start_with(settings, Startup::default()).await
+    }
+
+    pub async fn start_with(settings: &Settings, startup: Startup) -> anyhow::Result<Self> {
         create_private_dir(&settings.data_dir)?;
         let store = Arc::new(
             SqliteStore::open(&settings.database_path())
@@ -108,7 +122,10 @@ impl Server {
         let device_bus = Arc::new(LocalDeviceBus::default());
         // Every key opens before anything listens; the engine key must exist before hosted
         // devices can verify their welcome.
-        let source = crate::keys::RootSource::from_settings(settings)?;
+        let source = match startup.root {
+            Some(source) => source,
+            None => crate::keys::RootSource::from_settings(settings)?,
+        };
         let keys = crate::keys::open(&settings.data_dir, source, store.as_ref()).await?;
         let host = match settings.storage.host_devices {
             false => None,
@@ -126,17 +143,10 @@ impl Server {
             }
         };
 
-        let api_listener = TcpListener::bind((settings.bind, settings.api.port))
-            .await
-            .with_context(|| format!("binding the API listener on port {}", settings.api.port))?;
-        let ws_listener = TcpListener::bind((settings.bind, settings.ws.port))
-            .await
-            .with_context(|| {
-                format!(
-                    "binding the WebSocket listener on port {}",
-                    settings.ws.port
-                )
-            })?;
+        let (api_listener, ws_listener) = match startup.listeners {
+            Some((api, ws)) => (TcpListener::from_std(api)?, TcpListener::from_std(ws)?),
+            None => bind_listeners(settings).await?,
+        };
         let api_addr = api_listener.local_addr()?;
         let ws_addr = ws_listener.local_addr()?;
 
@@ -152,6 +162,18 @@ impl Server {
         let engine = Engine::start(adapters, engine_config(settings, api_addr))
             .await
             .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
+        let operator = crate::operator::running::OperatorSocket::start(Arc::new(
+            crate::operator::running::Context {
+                engine: engine.clone(),
+                store: store.clone(),
+                vault: keys.vault.clone(),
+                data_dir: settings.data_dir.clone(),
+                database: settings.database_path(),
+                rotation: Default::default(),
+                stop: CancellationToken::new(),
+                keystore_lock: Default::default(),
+            },
+        ))?;
         let state = AppState::new(
             engine.clone(),
             spool_probe(settings.data_dir.clone()),
@@ -181,6 +203,7 @@ impl Server {
             host,
             listeners,
             stop_listening,
+            operator,
         })
     }
 
@@ -196,6 +219,7 @@ impl Server {
     /// persisted and resume on the next start.
     pub async fn shutdown(mut self) {
         self.stop_listening.cancel();
+        self.operator.stop().await;
         if let Some(host) = &self.host {
             host.stop().await;
         }
@@ -206,8 +230,27 @@ impl Server {
     }
 }
 
+async fn bind_listeners(settings: &Settings) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let api = TcpListener::bind((settings.bind, settings.api.port))
+        .await
+        .with_context(|| format!("binding the API listener on port {}", settings.api.port))?;
+    let ws = TcpListener::bind((settings.bind, settings.ws.port))
+        .await
+        .with_context(|| {
+            format!(
+                "binding the WebSocket listener on port {}",
+                settings.ws.port
+            )
+        })?;
+    Ok((api, ws))
+}
+
 /// Where a supervisor or a test finds the bound ports (`<data-dir>/run/endpoints.json`).
-fn write_endpoints(data_dir: &Path, api: SocketAddr, ws: SocketAddr) -> anyhow::Result<()> {
+pub(crate) fn write_endpoints(
+    data_dir: &Path,
+    api: SocketAddr,
+    ws: SocketAddr,
+) -> anyhow::Result<()> {
     let run = data_dir.join("run");
     std::fs::create_dir_all(&run)?;
     let body = serde_json::json!({ "api": format!("http://{api}"), "ws": format!("ws://{ws}") });
