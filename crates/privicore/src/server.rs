@@ -28,7 +28,7 @@ pub struct Server {
     host: Option<Arc<InProcessHost>>,
     listeners: JoinSet<std::io::Result<()>>,
     stop_listening: CancellationToken,
-    operator: crate::operator::running::OperatorSocket,
+    operator: Option<crate::operator::running::OperatorSocket>,
 }
 
 /// How `start_with` gets its keys and sockets: by default the root key as the settings say
@@ -162,18 +162,12 @@ impl Server {
         let engine = Engine::start(adapters, engine_config(settings, api_addr))
             .await
             .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
-        let operator = crate::operator::running::OperatorSocket::start(Arc::new(
-            crate::operator::running::Context {
-                engine: engine.clone(),
-                store: store.clone(),
-                vault: keys.vault.clone(),
-                data_dir: settings.data_dir.clone(),
-                database: settings.database_path(),
-                rotation: Default::default(),
-                stop: CancellationToken::new(),
-                keystore_lock: Default::default(),
-            },
-        ))?;
+        let operator = crate::operator::running::OperatorSocket::start(
+            settings,
+            engine.clone(),
+            store.clone(),
+            keys.vault.clone(),
+        );
         let state = AppState::new(
             engine.clone(),
             spool_probe(settings.data_dir.clone()),
@@ -219,7 +213,9 @@ impl Server {
     /// persisted and resume on the next start.
     pub async fn shutdown(mut self) {
         self.stop_listening.cancel();
-        self.operator.stop().await;
+        if let Some(operator) = self.operator {
+            operator.stop().await;
+        }
         if let Some(host) = &self.host {
             host.stop().await;
         }

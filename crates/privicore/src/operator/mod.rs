@@ -5,6 +5,7 @@
 //! credential of its own: being the engine's user on its host is the credential.
 
 pub mod backup;
+pub mod cli;
 pub mod init;
 pub mod rotate;
 pub mod running;

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 /// Headers read per step.
 const PAGE: usize = 256;
+/// A data key sealed under the old KEK just before the switch may reach the store a
+/// moment later: a clean pass is repeated after this long before the old KEK goes.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,7 +121,8 @@ fn update(ctx: &Context, change: impl FnOnce(&mut Progress)) {
 
 /// Passes over every header until one finds none under an old KEK, then retires them.
 async fn rewrap_all(ctx: &Context) -> anyhow::Result<()> {
-    loop {
+    let mut clean_passes = 0;
+    while clean_passes < 2 {
         let ring = ctx.engine.keyring_now();
         let active = ring.active().id().to_owned();
         let mut old = 0u64;
@@ -156,7 +160,12 @@ async fn rewrap_all(ctx: &Context) -> anyhow::Result<()> {
         }
         update(ctx, |p| p.passes += 1);
         if old == 0 {
-            break;
+            clean_passes += 1;
+            if clean_passes == 1 {
+                tokio::time::sleep(SETTLE).await;
+            }
+        } else {
+            clean_passes = 0;
         }
     }
     let _guard = ctx.keystore_lock.lock().await;

@@ -81,10 +81,33 @@ pub struct OperatorSocket {
 }
 
 impl OperatorSocket {
-    pub fn start(ctx: Arc<Context>) -> anyhow::Result<Self> {
+    /// `None`, with a warning, when the socket cannot be bound (a data directory path too
+    /// long for a Unix socket, say): the engine serves, only its administration waits.
+    pub fn start(
+        settings: &crate::config::Settings,
+        engine: Arc<Engine>,
+        store: Arc<dyn MetadataStore>,
+        vault: Arc<Vault>,
+    ) -> Option<Self> {
+        let ctx = Arc::new(Context {
+            engine,
+            store,
+            vault,
+            data_dir: settings.data_dir.clone(),
+            database: settings.database_path(),
+            rotation: Mutex::new(None),
+            stop: CancellationToken::new(),
+            keystore_lock: tokio::sync::Mutex::new(()),
+        });
         let stop = ctx.stop.clone();
-        let task = super::listen(&ctx.data_dir.clone(), Arc::new(Running(ctx)), stop.clone())?;
-        Ok(Self { stop, task })
+        let data_dir = ctx.data_dir.clone();
+        match super::listen(&data_dir, Arc::new(Running(ctx)), stop.clone()) {
+            Ok(task) => Some(Self { stop, task }),
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "no operator socket");
+                None
+            }
+        }
     }
 
     pub async fn stop(self) {
