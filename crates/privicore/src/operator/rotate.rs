@@ -134,23 +134,30 @@ async fn rewrap_all(ctx: &Context) -> anyhow::Result<()> {
             let page = ctx.store.version_headers(after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.cursor);
-            let (mut scanned, mut rewrapped) = (0, 0);
+            let scanned = page.len() as u64;
+            let mut replacements = Vec::new();
             for stored in &page {
-                scanned += 1;
                 let header = Header::parse(&stored.header)?;
-                if header.kek_id == active {
-                    continue;
+                if header.kek_id != active {
+                    replacements.push((stored, rewrap(&ring, &header)?.to_bytes()));
                 }
-                old += 1;
-                let new = rewrap(&ring, &header)?.to_bytes();
-                // Only if unchanged meanwhile; otherwise the next pass sees it again.
-                if ctx
-                    .store
-                    .replace_version_header(&stored.token, stored.version, &stored.header, &new)
-                    .await?
-                {
-                    rewrapped += 1;
-                }
+            }
+            old += replacements.len() as u64;
+            // Sent together, so the store's group commit writes a page in one transaction.
+            // Each is written only if unchanged meanwhile; otherwise the next pass sees it.
+            let written =
+                futures_util::future::join_all(replacements.iter().map(|(stored, new)| {
+                    ctx.store.replace_version_header(
+                        &stored.token,
+                        stored.version,
+                        &stored.header,
+                        new,
+                    )
+                }))
+                .await;
+            let mut rewrapped = 0;
+            for result in written {
+                rewrapped += u64::from(result?);
             }
             update(ctx, |p| {
                 p.scanned += scanned;
