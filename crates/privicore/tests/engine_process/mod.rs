@@ -141,7 +141,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let target = to.join(entry.file_name());
         if entry.path().is_dir() {
             copy_dir(&entry.path(), &target);
-        } else {
+        } else if entry.path().is_file() {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
