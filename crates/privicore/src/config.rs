@@ -424,6 +424,35 @@ mod tests {
     }
 
     #[test]
+    fn root_key_file_and_sealed_come_from_file_or_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(&path, "[keys]\nroot_key_file = \"/etc/pc/root.key\"\n").unwrap();
+        let from_file = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_file.keys.root_key_file,
+            Some(PathBuf::from("/etc/pc/root.key"))
+        );
+        assert!(!from_file.keys.sealed);
+        let flags = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            root_key_file: Some(PathBuf::from("/run/secrets/root")),
+            sealed: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            flags.keys.root_key_file,
+            Some(PathBuf::from("/run/secrets/root"))
+        );
+        assert!(flags.keys.sealed);
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("privicore.toml");

@@ -1,7 +1,9 @@
 //! `privicore operator rotate-kek`: a new KEK becomes active at once (new data keys are
 //! wrapped by it), a background task rewraps every stored data key (§4.3: only the key
 //! block of a header changes), and the old KEKs are removed from the key store when no
-//! header refers to them any more. The engine serves throughout.
+//! header refers to them any more. The engine serves throughout. A rotation cut short by
+//! a stop leaves the old KEKs in the key store; the next `rotate-kek` finishes it instead
+//! of adding another KEK.
 
 use super::running::Context;
 use privicore_domain::envelope::{Header, Kek, rewrap};
@@ -75,14 +77,26 @@ pub async fn start(ctx: &Arc<Context>) -> anyhow::Result<Progress> {
             anyhow::bail!("a KEK rotation is already running");
         }
         let mut keystore = ctx.keystore()?;
-        let id = next_id(keystore.kek_ids());
-        let kek = Kek::generate(&id).expect("a valid id");
-        let retiring: Vec<String> = keystore.kek_ids().map(str::to_owned).collect();
-        keystore.put(&ctx.vault, &kek);
-        keystore.set_active(&id);
-        keystore.save()?;
-        ctx.engine.install_keyring(keystore.ring(&ctx.vault)?);
-        tracing::info!(kek = %id, "new KEK active; rewrapping data keys");
+        let id = if keystore.kek_ids().count() > 1 {
+            // A rotation the engine stopped before it finished: finish it first.
+            let id = keystore.active().to_owned();
+            tracing::info!(kek = %id, "resuming an unfinished KEK rotation");
+            id
+        } else {
+            let id = next_id(keystore.kek_ids());
+            let kek = Kek::generate(&id).expect("a valid id");
+            keystore.put(&ctx.vault, &kek);
+            keystore.set_active(&id);
+            keystore.save()?;
+            ctx.engine.install_keyring(keystore.ring(&ctx.vault)?);
+            tracing::info!(kek = %id, "new KEK active; rewrapping data keys");
+            id
+        };
+        let retiring: Vec<String> = keystore
+            .kek_ids()
+            .filter(|k| *k != id)
+            .map(str::to_owned)
+            .collect();
         let progress = Progress {
             state: State::Running,
             to: id,
