@@ -169,11 +169,12 @@ pub async fn startup(settings: &Settings) -> anyhow::Result<Option<Startup>> {
     let mut serving = Vec::new();
     for listener in [api.try_clone()?, ws.try_clone()?] {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        serving.push(tokio::spawn(
-            axum::serve(listener, sealed_router())
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .into_future(),
-        ));
+        serving.push(tokio::spawn(privicore_http::serve(
+            listener,
+            sealed_router(),
+            settings.connections.limits(),
+            stop.clone(),
+        )));
     }
     let sealed = Arc::new(Sealed {
         keystore,
