@@ -19,7 +19,7 @@ pub const TRY_AGAIN_LATER: u16 = 1013;
 
 /// A frame that cannot be written, or a Close that is not answered, within this time means
 /// the peer is not reading: the connection is dropped.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The close code for a frame the codec refused, and a reason safe to show the peer.
 /// `None` for transport failures, where no Close can be delivered anyway.
