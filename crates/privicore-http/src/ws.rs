@@ -65,6 +65,9 @@ struct Joined {
 struct Session {
     engine: Arc<Engine>,
     joined: Option<Joined>,
+    /// Frames were handed to the socket but their flush was interrupted (by a client frame,
+    /// say): they must go out before the socket waits for more events.
+    unflushed: bool,
 }
 
 enum Step {
@@ -98,6 +101,7 @@ impl Session {
         Self {
             engine,
             joined: None,
+            unflushed: false,
         }
     }
 
@@ -113,7 +117,7 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => Step::Close(GOING_AWAY, "server shutting down"),
-                out = outbound(&mut self.joined, &mut sink) => match out {
+                out = outbound(&mut self.joined, &mut self.unflushed, &mut sink) => match out {
                     Outbound::Wrote(step) => step,
                     Outbound::Ended(ended) => self.ended(&mut sink, ended).await,
                 },
@@ -316,15 +320,22 @@ const EVENTS_PER_FLUSH: usize = 64;
 
 /// Waits for the joined channel to end or to have events, and writes them. Cancel-safe:
 /// an event leaves the queue only once the socket can take it, so when this future is
-/// dropped (the channel ended, shutdown) no event has been taken and not written.
-async fn outbound(joined: &mut Option<Joined>, sink: &mut Sink) -> Outbound {
+/// dropped (the channel ended, shutdown) no event has been taken and not written; frames
+/// whose flush was cut short are flushed first on the next call.
+async fn outbound(joined: &mut Option<Joined>, unflushed: &mut bool, sink: &mut Sink) -> Outbound {
+    if *unflushed {
+        if sink.flush().await.is_err() {
+            return Outbound::Wrote(Step::Stop);
+        }
+        *unflushed = false;
+    }
     let Some(joined) = joined else {
         return std::future::pending().await;
     };
     tokio::select! {
         biased;
         ended = &mut joined.sub.ended => Outbound::Ended(ended.unwrap_or(Ended::Lagged)),
-        step = write_events(&mut joined.sub.events, &mut joined.pending, sink) => Outbound::Wrote(step),
+        step = write_events(&mut joined.sub.events, &mut joined.pending, unflushed, sink) => Outbound::Wrote(step),
     }
 }
 
@@ -332,6 +343,7 @@ async fn outbound(joined: &mut Option<Joined>, sink: &mut Sink) -> Outbound {
 async fn write_events(
     events: &mut tokio::sync::mpsc::Receiver<ProfileEvent>,
     pending: &mut Option<ProfileEvent>,
+    unflushed: &mut bool,
     sink: &mut Sink,
 ) -> Step {
     if pending.is_none() {
@@ -360,13 +372,17 @@ async fn write_events(
         if sink.start_send_unpin(Message::Text(frame.into())).is_err() {
             return Step::Stop;
         }
+        *unflushed = true;
         written += 1;
         if written == EVENTS_PER_FLUSH {
             break;
         }
     }
     match sink.flush().await {
-        Ok(()) => Step::Continue,
+        Ok(()) => {
+            *unflushed = false;
+            Step::Continue
+        }
         Err(_) => Step::Stop,
     }
 }
