@@ -174,31 +174,21 @@ impl Session {
         }
     }
 
-    /// The hub ended the channel. Events it had queued for the socket go back to the
-    /// replay buffer: after a token ended they belong to the next join, not after the
-    /// notice; after a lag the client joins again and gets them there.
+    /// The hub ended the channel (or the socket saw its token expire). Events queued for
+    /// the socket go back to the replay buffer: after a token ended they belong to the
+    /// next join, not after the notice; after a lag the client joins again for them.
     async fn ended(&mut self, sink: &mut Sink, ended: Ended) -> Step {
-        let Some(joined) = self.joined.take() else {
+        let Some(channel) = self.leave_current() else {
             return Step::Continue;
         };
-        let Joined {
-            mut sub, pending, ..
-        } = joined;
-        // A no-op when the hub ended the channel; needed when the socket saw the expiry.
-        self.engine.hub().leave(sub.channel);
-        let mut unwritten: Vec<ProfileEvent> = pending.into_iter().collect();
-        while let Ok(event) = sub.events.try_recv() {
-            unwritten.push(event);
-        }
-        self.engine.hub().requeue(sub.profile, unwritten);
         match ended {
-            Ended::Token { code } => send(sink, &token_ended(sub.channel, &code)).await,
+            Ended::Token { code } => send(sink, &token_ended(channel, &code)).await,
             Ended::Lagged => {
                 let notice = reply(
                     Value::Null,
                     crate::error::status_of(Reason::ChannelLagged.kind()).as_u16(),
                     json!({
-                        "channelId": sub.channel.to_string(),
+                        "channelId": channel.to_string(),
                         "message": "too slow to receive events; join again",
                         "code": Reason::ChannelLagged.code(),
                     }),
@@ -211,12 +201,20 @@ impl Session {
         }
     }
 
+    /// Leaves the channel (a no-op in the hub when the hub ended it). Events taken off the
+    /// hub but not written go back to the replay buffer, whether the channel ended, the
+    /// client left or the connection is going: nobody has seen them yet.
     fn leave_current(&mut self) -> Option<ChannelId> {
-        let joined = self.joined.take()?;
-        let channel = joined.sub.channel;
-        self.engine.hub().leave(channel);
-        // Leaving on purpose: what was queued is the client's to miss.
-        Some(channel)
+        let Joined {
+            mut sub, pending, ..
+        } = self.joined.take()?;
+        self.engine.hub().leave(sub.channel);
+        let mut unwritten: Vec<ProfileEvent> = pending.into_iter().collect();
+        while let Ok(event) = sub.events.try_recv() {
+            unwritten.push(event);
+        }
+        self.engine.hub().requeue(sub.profile, unwritten);
+        Some(sub.channel)
     }
 
     async fn handle(&mut self, text: &str) -> Value {
