@@ -1,6 +1,8 @@
-//! In-process bus: a broadcast channel. Events are cloned to every subscriber of this
-//! process; a subscriber that falls too far behind loses the oldest events and says so
-//! in the log (the command log and `/request-status` stay authoritative).
+//! In-process bus. Every subscriber has two bounded queues: one for token-ended notices and
+//! one for profile events. Nothing is dropped: when a subscriber's queue is full the
+//! publisher waits for room (back-pressure). Token-ended notices travel on their own queue
+//! and are taken first, so a revocation never waits behind a flood of data events (it may
+//! overtake events published just before it).
 
 mod devices;
 
@@ -8,20 +10,56 @@ pub use devices::{Attachment, LocalDeviceBus};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use futures_util::stream::{PollNext, select_with_strategy};
 use privicore_domain::event::BusEvent;
 use privicore_domain::ports::{Bus, BusError, EventStream};
-use tokio::sync::broadcast;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_stream::wrappers::ReceiverStream;
+
+#[derive(Clone)]
+struct Subscriber {
+    notices: mpsc::Sender<BusEvent>,
+    events: mpsc::Sender<BusEvent>,
+}
+
+impl Subscriber {
+    fn lane(&self, event: &BusEvent) -> &mpsc::Sender<BusEvent> {
+        match event {
+            BusEvent::Profile(_) => &self.events,
+            BusEvent::TokenEnded { .. } | BusEvent::ProfileTokensEnded { .. } => &self.notices,
+        }
+    }
+}
 
 pub struct LocalBus {
-    events: broadcast::Sender<BusEvent>,
+    capacity: usize,
+    /// Swapped whole on (un)subscribe, so a publish takes one reference count, no copy.
+    subscribers: RwLock<Arc<[Subscriber]>>,
 }
 
 impl LocalBus {
+    /// `capacity` events may wait per subscriber and queue before publishers wait.
     pub fn new(capacity: usize) -> Self {
-        let (events, _) = broadcast::channel(capacity);
-        Self { events }
+        Self {
+            capacity: capacity.max(1),
+            subscribers: RwLock::new(Arc::from(Vec::new())),
+        }
+    }
+
+    fn current(&self) -> Arc<[Subscriber]> {
+        self.subscribers.read().expect("bus lock").clone()
+    }
+
+    fn forget_closed(&self) {
+        let mut subscribers = self.subscribers.write().expect("bus lock");
+        let open: Vec<Subscriber> = subscribers
+            .iter()
+            .filter(|s| !s.events.is_closed())
+            .cloned()
+            .collect();
+        *subscribers = Arc::from(open);
     }
 }
 
@@ -31,24 +69,51 @@ impl Default for LocalBus {
     }
 }
 
+/// Hands `event` to one queue, waiting for room when it is full; `false` once the
+/// subscriber is gone.
+async fn offer(lane: &mpsc::Sender<BusEvent>, event: BusEvent) -> bool {
+    match lane.try_send(event) {
+        Ok(()) => true,
+        Err(TrySendError::Full(event)) => {
+            tracing::debug!("bus subscriber queue full; publisher waits");
+            lane.send(event).await.is_ok()
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
 #[async_trait]
 impl Bus for LocalBus {
     async fn publish(&self, event: BusEvent) -> Result<(), BusError> {
         // No subscriber is not an error: nobody is listening yet.
-        let _ = self.events.send(event);
+        let subscribers = self.current();
+        let mut gone = false;
+        if let Some((last, others)) = subscribers.split_last() {
+            for subscriber in others {
+                gone |= !offer(subscriber.lane(&event), event.clone()).await;
+            }
+            gone |= !offer(last.lane(&event), event).await;
+        }
+        if gone {
+            self.forget_closed();
+        }
         Ok(())
     }
 
     async fn subscribe(&self) -> Result<EventStream, BusError> {
-        let stream = BroadcastStream::new(self.events.subscribe()).filter_map(|item| async move {
-            match item {
-                Ok(event) => Some(event),
-                Err(BroadcastStreamRecvError::Lagged(n)) => {
-                    tracing::warn!(dropped = n, "bus subscriber lagged; events dropped");
-                    None
-                }
-            }
-        });
+        let (notices, notices_rx) = mpsc::channel(self.capacity);
+        let (events, events_rx) = mpsc::channel(self.capacity);
+        {
+            let mut subscribers = self.subscribers.write().expect("bus lock");
+            let mut all = subscribers.to_vec();
+            all.push(Subscriber { notices, events });
+            *subscribers = Arc::from(all);
+        }
+        let stream = select_with_strategy(
+            ReceiverStream::new(notices_rx),
+            ReceiverStream::new(events_rx),
+            |_: &mut ()| PollNext::Left,
+        );
         Ok(stream.boxed())
     }
 
@@ -58,42 +123,4 @@ impl Bus for LocalBus {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use privicore_domain::event::ProfileEvent;
-    use privicore_domain::{CommandId, ProfileId};
-
-    fn event(n: u8) -> BusEvent {
-        let id = CommandId::new();
-        BusEvent::Profile(ProfileEvent::command_status(
-            ProfileId(id.0),
-            None,
-            id,
-            2,
-            serde_json::json!({ "n": n }),
-        ))
-    }
-
-    #[tokio::test]
-    async fn every_subscriber_sees_every_event_in_order() {
-        let bus = LocalBus::new(16);
-        let mut a = bus.subscribe().await.unwrap();
-        let mut b = bus.subscribe().await.unwrap();
-        for n in 0..3 {
-            bus.publish(event(n)).await.unwrap();
-        }
-        for stream in [&mut a, &mut b] {
-            for n in 0..3 {
-                let BusEvent::Profile(e) = stream.next().await.unwrap() else {
-                    panic!("profile event expected")
-                };
-                assert_eq!(e.data["body"]["n"], n);
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn publishing_without_subscribers_succeeds() {
-        LocalBus::new(4).publish(event(1)).await.unwrap();
-    }
-}
+mod tests;

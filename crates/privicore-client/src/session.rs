@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
@@ -163,6 +165,21 @@ impl Drop for Registration<'_> {
     }
 }
 
+/// Records the end of the connection once, with the close code the server sent if any.
+fn mark_closed(shared: &Shared, code: Option<u16>) {
+    let mut st = shared.state.lock().expect("session lock");
+    if st.closed.is_some() {
+        return;
+    }
+    st.closed = Some(code);
+    let waiting: Vec<_> = st.waiting.values().flatten().cloned().collect();
+    drop(st);
+    shared.notify.notify_waiters();
+    for waiter in waiting {
+        waiter.notify_one();
+    }
+}
+
 fn correlation() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -180,7 +197,6 @@ impl Session {
         let shared = Arc::new(Shared::default());
         let reader_shared = shared.clone();
         let reader = tokio::spawn(async move {
-            let mut close_code = None;
             while let Some(frame) = source.next().await {
                 match frame {
                     Ok(Message::Text(text)) => {
@@ -207,21 +223,16 @@ impl Session {
                         }
                     }
                     Ok(Message::Close(frame)) => {
-                        close_code = frame.map(|f| u16::from(f.code));
-                        break;
+                        // Reading on sends tungstenite's answer to the Close and then sees
+                        // the server end the connection (RFC 6455 §5.5.1); waiters learn of
+                        // the close at once.
+                        mark_closed(&reader_shared, frame.map(|f| u16::from(f.code)));
                     }
                     Ok(_) => {}
                     Err(_) => break,
                 }
             }
-            let mut st = reader_shared.state.lock().expect("session lock");
-            st.closed = Some(close_code);
-            let waiting: Vec<_> = st.waiting.values().flatten().cloned().collect();
-            drop(st);
-            reader_shared.notify.notify_waiters();
-            for waiter in waiting {
-                waiter.notify_one();
-            }
+            mark_closed(&reader_shared, None);
         });
         Ok(Self {
             sink: tokio::sync::Mutex::new(sink),
@@ -382,6 +393,23 @@ impl Session {
             .iter()
             .map(|text| serde_json::from_str(text.as_str()).unwrap_or(Value::Null))
             .collect()
+    }
+
+    /// Closes the connection with 1000 and waits (up to `timeout`) for the server's answer;
+    /// returns the code the server answered with.
+    pub async fn close(&self, timeout: Duration) -> Result<Option<u16>, ClientError> {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: Utf8Bytes::from_static("bye"),
+        };
+        // An error means the connection is already closing; the answer still comes.
+        let _ = self
+            .sink
+            .lock()
+            .await
+            .send(Message::Close(Some(frame)))
+            .await;
+        self.closed(timeout).await
     }
 
     /// Waits until the server closes the connection; returns its close code.

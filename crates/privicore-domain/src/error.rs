@@ -57,6 +57,7 @@ reasons! {
     RequestUnknownAction => "request.unknown_action", BadRequest, "Unknown WebSocket action.";
     RequestIdempotencyConflict => "request.idempotency_conflict", Conflict, "The Idempotency-Key was used with another body.";
     ChannelNotFound => "channel.not_found", NotFound, "Unknown channel id.";
+    ChannelLagged => "channel.lagged", Unavailable, "The socket fell behind its events; join again (undelivered events wait in the replay buffer).";
     ValidationMissingField => "validation.missing_field", Validation, "A required field is absent or empty.";
     ValidationInvalidType => "validation.invalid_type", Validation, "A field has the wrong type.";
     ValidationInvalidFormat => "validation.invalid_format", Validation, "A field is malformed.";

@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub commands_per_lane: usize,
     pub replay_window: Duration,
     pub replay_capacity: usize,
+    /// Events queued for one client socket before it counts as lagging and is closed.
+    pub socket_queue: usize,
     pub limits: RateLimits,
     pub storage: StorageConfig,
     /// Non-removed devices per profile (devices-and-storage.md §2.1).
@@ -99,6 +101,7 @@ impl Default for EngineConfig {
             commands_per_lane: 256,
             replay_window: Duration::from_secs(60),
             replay_capacity: 1000,
+            socket_queue: crate::hub::SOCKET_QUEUE,
             limits: RateLimits::default(),
             storage: StorageConfig::default(),
             devices_per_profile: DEVICE_LIMIT,

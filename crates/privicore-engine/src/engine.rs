@@ -182,7 +182,11 @@ impl Engine {
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
-        let hub = Arc::new(EventHub::new(config.replay_window, config.replay_capacity));
+        let hub = Arc::new(EventHub::new(
+            config.replay_window,
+            config.replay_capacity,
+            config.socket_queue,
+        ));
         let events = bus.subscribe().await.map_err(Error::internal)?;
         supervisor.spawn(HubWorker::new(hub.clone(), bus.clone(), events));
         let inbox = devices.inbox().await.map_err(Error::internal)?;

@@ -11,30 +11,43 @@ use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::ids::ChannelId;
 use privicore_domain::ports::{Bus, EventStream};
 use privicore_domain::secret::TokenHash;
-use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Frames queued per socket before it counts as too slow and is disconnected.
+/// Events queued per socket (beyond its replay) before it counts as lagging.
 pub const SOCKET_QUEUE: usize = 1024;
 
-/// What the hub hands to a socket.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// The `data` member of an event frame.
-    Event(Value),
-    /// The token the channel was joined with ended; the channel is gone.
-    TokenEnded { channel: ChannelId, code: String },
+/// Why the hub ended a channel. Every ended channel is told exactly one of these, on a
+/// path of its own, so the notice never waits behind queued events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The token the channel was joined with expired or was revoked (README §8.7).
+    Token { code: String },
+    /// The socket let its queue fill up: the events that did not fit wait in the replay
+    /// buffer, and the socket must be told and closed so that its client joins again.
+    Lagged,
+}
+
+/// A joined channel as the socket sees it.
+pub struct Subscription {
+    pub channel: ChannelId,
+    pub profile: ProfileId,
+    /// The profile's events, oldest first; replayed ones come before live ones.
+    pub events: mpsc::Receiver<ProfileEvent>,
+    /// Fires once if the hub ends the channel; a channel the socket leaves never fires.
+    pub ended: oneshot::Receiver<Ended>,
 }
 
 struct Member {
     channel: ChannelId,
     token: TokenHash,
     owner: TokenOwner,
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::Sender<ProfileEvent>,
+    ended: oneshot::Sender<Ended>,
 }
 
 #[derive(Default)]
@@ -48,28 +61,40 @@ pub struct EventHub {
     state: Mutex<State>,
     replay_window: Duration,
     replay_capacity: usize,
+    socket_queue: usize,
 }
 
 impl EventHub {
-    pub fn new(replay_window: Duration, replay_capacity: usize) -> Self {
+    pub fn new(replay_window: Duration, replay_capacity: usize, socket_queue: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             replay_window,
             replay_capacity,
+            socket_queue: socket_queue.max(1),
         }
     }
 
-    /// Joins a channel for the caller; buffered events are queued first.
-    pub fn join(&self, caller: &Caller, tx: mpsc::Sender<Outbound>) -> ChannelId {
+    /// Joins a channel for the caller; buffered events are queued first (the queue has
+    /// room for all of them on top of its usual size).
+    pub fn join(&self, caller: &Caller) -> Subscription {
         let channel = ChannelId::new();
         let mut state = self.state.lock().expect("hub lock");
-        if let Some(buffer) = state.replay.remove(&caller.profile_id) {
-            for (at, event) in buffer {
-                if at.elapsed() <= self.replay_window && visible_to(&caller.owner, &event) {
-                    let _ = tx.try_send(Outbound::Event(event.data));
-                }
-            }
+        let replayed: Vec<ProfileEvent> = state
+            .replay
+            .remove(&caller.profile_id)
+            .into_iter()
+            .flatten()
+            .filter(|(at, event)| {
+                at.elapsed() <= self.replay_window && visible_to(&caller.owner, event)
+            })
+            .map(|(_, event)| event)
+            .collect();
+        let (tx, events) = mpsc::channel(self.socket_queue + replayed.len());
+        for event in replayed {
+            tx.try_send(event)
+                .expect("the queue has room for the replay");
         }
+        let (ended_tx, ended) = oneshot::channel();
         state.channels.insert(channel, caller.profile_id);
         state
             .members
@@ -80,14 +105,45 @@ impl EventHub {
                 token: caller.token_hash,
                 owner: caller.owner,
                 tx,
+                ended: ended_tx,
             });
         tracing::debug!(%channel, "channel joined");
-        channel
+        Subscription {
+            channel,
+            profile: caller.profile_id,
+            events,
+            ended,
+        }
     }
 
     /// Leaves a channel; `false` when it is unknown.
     pub fn leave(&self, channel: ChannelId) -> bool {
-        drop_channel(&mut self.state.lock().expect("hub lock"), channel)
+        drop_channel(&mut self.state.lock().expect("hub lock"), channel).is_some()
+    }
+
+    /// Events a socket took off the hub but could not write (it lagged, or its token
+    /// ended first) go back to the front of the replay buffer, when nobody else is joined
+    /// on the profile to have received them.
+    pub fn requeue(&self, profile: ProfileId, events: Vec<ProfileEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock().expect("hub lock");
+        if state.members.contains_key(&profile) {
+            return;
+        }
+        tracing::debug!(
+            count = events.len(),
+            "undelivered events back in the replay buffer"
+        );
+        let now = Instant::now();
+        let buffer = state.replay.entry(profile).or_default();
+        for event in events.into_iter().rev() {
+            buffer.push_front((now, event));
+        }
+        while buffer.len() > self.replay_capacity {
+            buffer.pop_front();
+        }
     }
 
     pub fn joined_channels(&self) -> usize {
@@ -121,30 +177,32 @@ impl EventHub {
     }
 
     fn deliver(&self, state: &mut State, event: ProfileEvent) {
-        let mut slow = Vec::new();
-        match state.members.get(&event.profile_id) {
-            Some(members) if !members.is_empty() => {
-                for member in members.iter().filter(|m| visible_to(&m.owner, &event)) {
-                    if member
-                        .tx
-                        .try_send(Outbound::Event(event.data.clone()))
-                        .is_err()
-                    {
-                        slow.push(member.channel);
-                    }
-                }
-            }
-            _ => {
-                let buffer = state.replay.entry(event.profile_id).or_default();
-                buffer.push_back((Instant::now(), event));
-                while buffer.len() > self.replay_capacity {
-                    buffer.pop_front();
+        let mut lagged = Vec::new();
+        let mut gone = Vec::new();
+        if let Some(members) = state.members.get(&event.profile_id) {
+            for member in members.iter().filter(|m| visible_to(&m.owner, &event)) {
+                match member.tx.try_send(event.clone()) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => lagged.push(member.channel),
+                    Err(TrySendError::Closed(_)) => gone.push(member.channel),
                 }
             }
         }
-        for channel in slow {
-            tracing::warn!(%channel, "socket too slow; disconnecting it");
+        for channel in lagged {
+            tracing::info!(%channel, "socket lagging; told to join again");
+            if let Some(member) = drop_channel(state, channel) {
+                let _ = member.ended.send(Ended::Lagged);
+            }
+        }
+        for channel in gone {
             drop_channel(state, channel);
+        }
+        if !state.members.contains_key(&event.profile_id) {
+            let buffer = state.replay.entry(event.profile_id).or_default();
+            buffer.push_back((Instant::now(), event));
+            while buffer.len() > self.replay_capacity {
+                buffer.pop_front();
+            }
         }
     }
 
@@ -170,33 +228,31 @@ fn visible_to(owner: &TokenOwner, event: &ProfileEvent) -> bool {
 }
 
 fn end_channels(state: &mut State, matches: impl Fn(&Member) -> bool, code: &str) {
-    let ended: Vec<(ChannelId, mpsc::Sender<Outbound>)> = state
+    let ended: Vec<ChannelId> = state
         .members
         .values()
         .flatten()
         .filter(|m| matches(m))
-        .map(|m| (m.channel, m.tx.clone()))
+        .map(|m| m.channel)
         .collect();
-    for (channel, tx) in ended {
-        drop_channel(state, channel);
-        let _ = tx.try_send(Outbound::TokenEnded {
-            channel,
-            code: code.to_owned(),
-        });
+    for channel in ended {
+        if let Some(member) = drop_channel(state, channel) {
+            let _ = member.ended.send(Ended::Token {
+                code: code.to_owned(),
+            });
+        }
     }
 }
 
-fn drop_channel(state: &mut State, channel: ChannelId) -> bool {
-    let Some(profile) = state.channels.remove(&channel) else {
-        return false;
-    };
-    if let Some(members) = state.members.get_mut(&profile) {
-        members.retain(|m| m.channel != channel);
-        if members.is_empty() {
-            state.members.remove(&profile);
-        }
+fn drop_channel(state: &mut State, channel: ChannelId) -> Option<Member> {
+    let profile = state.channels.remove(&channel)?;
+    let members = state.members.get_mut(&profile)?;
+    let at = members.iter().position(|m| m.channel == channel)?;
+    let member = members.swap_remove(at);
+    if members.is_empty() {
+        state.members.remove(&profile);
     }
-    true
+    Some(member)
 }
 
 /// Feeds bus events into the hub; resubscribes after a failure.

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::routes::AppState;
+use crate::ws_close::{self, GOING_AWAY};
 use axum::extract::State;
 use axum::extract::ws::{
     Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
@@ -10,13 +11,14 @@ use axum::extract::ws::{
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use privicore_bus_local::LocalDeviceBus;
 use privicore_domain::device::DeviceId;
 use privicore_domain::{Error, Reason};
 use privicore_wire::bus::{Envelope, MAX_MESSAGE_BYTES, kind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
 const DEAD_AFTER: Duration = Duration::from_secs(45);
@@ -50,7 +52,10 @@ pub async fn upgrade(
     match ws {
         Ok(ws) => ws
             .max_message_size(MAX_MESSAGE_BYTES + 1024)
-            .on_upgrade(move |socket| serve(socket, bus, device, state.engine.shutdown_token()))
+            .on_upgrade(move |socket| {
+                serve(socket, bus, device, state.engine.shutdown_token())
+                    .instrument(tracing::Span::current())
+            })
             .into_response(),
         Err(_) => ApiError(
             Error::new(Reason::RequestMalformed)
@@ -58,6 +63,16 @@ pub async fn upgrade(
         )
         .into_response(),
     }
+}
+
+const POLICY: u16 = 1008;
+
+enum End {
+    Close(u16, &'static str),
+    /// The device sent Close: answer it.
+    Answer,
+    /// The connection is gone or dead: nothing can be delivered.
+    Drop,
 }
 
 async fn serve(
@@ -72,13 +87,14 @@ async fn serve(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
     tracing::info!(%device, "device connected to the embedded bus");
-    loop {
+    let end = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break End::Close(GOING_AWAY, "server shutting down"),
             out = attachment.from_engine.recv() => {
-                let Some(env) = out else { break };
-                if sink.send(Message::Text(env.to_text().into())).await.is_err() {
-                    break;
+                // Replaced by a newer connection of the device, or the device was revoked.
+                let Some(env) = out else { break End::Close(POLICY, "connection ended by the engine") };
+                if !ws_close::send_timed(&mut sink, Message::Text(env.to_text().into())).await {
+                    break End::Drop;
                 }
             }
             frame = stream.next() => match frame {
@@ -90,21 +106,30 @@ async fn serve(
                         continue;
                     }
                     if attachment.to_engine.send(env).is_err() {
-                        break;
+                        break End::Close(GOING_AWAY, "server shutting down");
                     }
                 }
                 Some(Ok(Message::Pong(_))) | Some(Ok(Message::Ping(_))) => last_heard = Instant::now(),
                 Some(Ok(Message::Binary(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(_))) => break End::Answer,
+                Some(Err(e)) => match ws_close::code_for(&e) {
+                    Some((code, why)) => break End::Close(code, why),
+                    None => break End::Drop,
+                },
+                None => break End::Drop,
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > DEAD_AFTER || sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                if last_heard.elapsed() > DEAD_AFTER || !ws_close::send_timed(&mut sink, Message::Ping(Default::default())).await {
+                    break End::Drop;
                 }
             }
         }
-    }
+    };
     bus.detach(&id, attachment.connection);
-    let _ = sink.send(Message::Close(None)).await;
+    match end {
+        End::Close(code, reason) => ws_close::close(&mut sink, &mut stream, code, reason).await,
+        End::Answer => ws_close::answer(&mut sink).await,
+        End::Drop => {}
+    }
     tracing::info!(%device, "device left the embedded bus");
 }

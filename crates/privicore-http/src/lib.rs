@@ -11,6 +11,7 @@ mod reply;
 mod routes;
 mod serve;
 mod ws;
+mod ws_close;
 
 pub use body::{Fields, parse_body};
 pub use error::ApiError;

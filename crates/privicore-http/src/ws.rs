@@ -3,21 +3,22 @@
 
 use crate::error::ApiError;
 use crate::routes::AppState;
+use crate::ws_close::{self, GOING_AWAY, Sink, TOO_BIG, TRY_AGAIN_LATER};
 use axum::extract::State;
 use axum::extract::ws::{
-    CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
-    rejection::WebSocketUpgradeRejection,
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+use privicore_domain::event::ProfileEvent;
 use privicore_domain::ids::ChannelId;
 use privicore_domain::{Error, Reason, Timestamp};
 use privicore_engine::Engine;
-use privicore_engine::hub::{Outbound, SOCKET_QUEUE};
+use privicore_engine::hub::{Ended, Subscription};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Client frames above this size close the connection with 1009 (README §8.1).
 pub const FRAME_LIMIT: usize = 16 * 1024;
@@ -26,10 +27,6 @@ const CODEC_LIMIT: usize = 64 * 1024;
 const READ_BUFFER: usize = 8 * 1024;
 const PING_EVERY: Duration = Duration::from_secs(15);
 const DEAD_AFTER: Duration = Duration::from_secs(45);
-
-const CLOSE_GOING_AWAY: u16 = 1001;
-const CLOSE_POLICY: u16 = 1008;
-const CLOSE_TOO_BIG: u16 = 1009;
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -43,7 +40,12 @@ pub async fn upgrade(
             // the session polls for a client frame after every event it writes: 128 KiB by
             // default, far more than a client frame (FRAME_LIMIT) needs.
             .read_buffer_size(READ_BUFFER)
-            .on_upgrade(move |socket| Session::new(state.engine.clone()).run(socket))
+            // The socket's lines carry the id of the request that opened it.
+            .on_upgrade(move |socket| {
+                Session::new(state.engine.clone())
+                    .run(socket)
+                    .instrument(tracing::Span::current())
+            })
             .into_response(),
         Err(_) => ApiError(
             Error::new(Reason::RequestMalformed)
@@ -54,20 +56,32 @@ pub async fn upgrade(
 }
 
 struct Joined {
-    channel: ChannelId,
-    events: mpsc::Receiver<Outbound>,
+    sub: Subscription,
     expires_at: Timestamp,
+    /// An event taken off the queue but not yet handed to the socket.
+    pending: Option<ProfileEvent>,
 }
 
 struct Session {
     engine: Arc<Engine>,
     joined: Option<Joined>,
+    /// Frames were handed to the socket but their flush was interrupted (by a client frame,
+    /// say): they must go out before the socket waits for more events.
+    unflushed: bool,
 }
 
 enum Step {
     Continue,
     Close(u16, &'static str),
+    /// The peer sent Close: answer it.
+    Answer,
     Stop,
+}
+
+/// What the joined channel asks of the socket.
+enum Outbound {
+    Ended(Ended),
+    Wrote(Step),
 }
 
 fn reply(correlation: Value, status: u16, data: Value) -> Value {
@@ -87,6 +101,7 @@ impl Session {
         Self {
             engine,
             joined: None,
+            unflushed: false,
         }
     }
 
@@ -96,15 +111,23 @@ impl Session {
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut last_pong = Instant::now();
-        let close = loop {
+        let end = loop {
             let deadline = self.joined.as_ref().map(|j| j.expires_at);
+            // Biased: shutdown and a channel's end come before anything queued.
             let step = tokio::select! {
-                _ = shutdown.cancelled() => Step::Close(CLOSE_GOING_AWAY, "server shutting down"),
+                biased;
+                _ = shutdown.cancelled() => Step::Close(GOING_AWAY, "server shutting down"),
+                out = outbound(&mut self.joined, &mut self.unflushed, &mut sink) => match out {
+                    Outbound::Wrote(step) => step,
+                    Outbound::Ended(ended) => self.ended(&mut sink, ended).await,
+                },
                 frame = stream.next() => match frame {
-                    None | Some(Ok(Message::Close(_))) => Step::Stop,
-                    // The codec refuses frames above its cap; that is the only read error a
-                    // healthy peer can cause.
-                    Some(Err(_)) => Step::Close(CLOSE_TOO_BIG, "frame too large"),
+                    None => Step::Stop,
+                    Some(Ok(Message::Close(_))) => Step::Answer,
+                    Some(Err(e)) => match ws_close::code_for(&e) {
+                        Some((code, why)) => Step::Close(code, why),
+                        None => Step::Stop,
+                    },
                     Some(Ok(Message::Pong(_))) => {
                         last_pong = Instant::now();
                         Step::Continue
@@ -115,28 +138,20 @@ impl Session {
                         send(&mut sink, &answer).await
                     }
                     Some(Ok(Message::Text(text))) if text.len() > FRAME_LIMIT => {
-                        Step::Close(CLOSE_TOO_BIG, "frame too large")
+                        Step::Close(TOO_BIG, "frame too large")
                     }
                     Some(Ok(Message::Text(text))) => {
                         let answer = self.handle(text.as_str()).await;
                         send(&mut sink, &answer).await
                     }
                 },
-                out = next_outbound(&mut self.joined) => match out {
-                    Some(first) => self.deliver(&mut sink, first).await,
-                    // The hub dropped this socket because it could not keep up.
-                    None => Step::Close(CLOSE_POLICY, "too slow to receive events"),
-                },
                 _ = expiry(deadline) => {
-                    let channel = self.leave_current();
-                    match channel {
-                        Some(channel) => send(&mut sink, &token_ended(channel, Reason::AuthTokenExpired.code())).await,
-                        None => Step::Continue,
-                    }
+                    let code = Reason::AuthTokenExpired.code().to_owned();
+                    self.ended(&mut sink, Ended::Token { code }).await
                 }
                 _ = ping.tick() => {
                     let dead = last_pong.elapsed() > DEAD_AFTER;
-                    if dead || sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if dead || !ws_close::send_timed(&mut sink, Message::Ping(Default::default())).await {
                         Step::Stop
                     } else {
                         Step::Continue
@@ -145,24 +160,61 @@ impl Session {
             };
             match step {
                 Step::Continue => continue,
-                Step::Close(code, why) => break Some((code, why)),
-                Step::Stop => break None,
+                other => break other,
             }
         };
         self.leave_current();
-        if let Some((code, reason)) = close {
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+        match end {
+            Step::Close(code, reason) => {
+                tracing::debug!(code, reason, "closing the socket");
+                ws_close::close(&mut sink, &mut stream, code, reason).await
+            }
+            Step::Answer => ws_close::answer(&mut sink).await,
+            Step::Continue | Step::Stop => {}
         }
     }
 
+    /// The hub ended the channel (or the socket saw its token expire). Events queued for
+    /// the socket go back to the replay buffer: after a token ended they belong to the
+    /// next join, not after the notice; after a lag the client joins again for them.
+    async fn ended(&mut self, sink: &mut Sink, ended: Ended) -> Step {
+        let Some(channel) = self.leave_current() else {
+            return Step::Continue;
+        };
+        match ended {
+            Ended::Token { code } => send(sink, &token_ended(channel, &code)).await,
+            Ended::Lagged => {
+                let notice = reply(
+                    Value::Null,
+                    crate::error::status_of(Reason::ChannelLagged.kind()).as_u16(),
+                    json!({
+                        "channelId": channel.to_string(),
+                        "message": "too slow to receive events; join again",
+                        "code": Reason::ChannelLagged.code(),
+                    }),
+                );
+                match send(sink, &notice).await {
+                    Step::Continue => Step::Close(TRY_AGAIN_LATER, "too slow to receive events"),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// Leaves the channel (a no-op in the hub when the hub ended it). Events taken off the
+    /// hub but not written go back to the replay buffer, whether the channel ended, the
+    /// client left or the connection is going: nobody has seen them yet.
     fn leave_current(&mut self) -> Option<ChannelId> {
-        let joined = self.joined.take()?;
-        self.engine.hub().leave(joined.channel);
-        Some(joined.channel)
+        let Joined {
+            mut sub, pending, ..
+        } = self.joined.take()?;
+        self.engine.hub().leave(sub.channel);
+        let mut unwritten: Vec<ProfileEvent> = pending.into_iter().collect();
+        while let Ok(event) = sub.events.try_recv() {
+            unwritten.push(event);
+        }
+        self.engine.hub().requeue(sub.profile, unwritten);
+        Some(sub.channel)
     }
 
     async fn handle(&mut self, text: &str) -> Value {
@@ -210,12 +262,12 @@ impl Session {
         self.leave_current();
         match self.engine.authorize_join(token).await {
             Ok(caller) => {
-                let (tx, rx) = mpsc::channel(SOCKET_QUEUE);
-                let channel = self.engine.hub().join(&caller, tx);
+                let sub = self.engine.hub().join(&caller);
+                let channel = sub.channel;
                 self.joined = Some(Joined {
-                    channel,
-                    events: rx,
+                    sub,
                     expires_at: caller.expires_at,
+                    pending: None,
                 });
                 reply(
                     correlation,
@@ -239,7 +291,7 @@ impl Session {
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<ChannelId>().ok());
         match (&self.joined, requested) {
-            (Some(joined), Some(id)) if joined.channel == id => {
+            (Some(joined), Some(id)) if joined.sub.channel == id => {
                 self.leave_current();
                 reply(
                     correlation,
@@ -260,57 +312,84 @@ fn token_ended(channel: ChannelId, code: &str) -> Value {
     )
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-
 /// Events written with one flush at most: enough to spare a system call per event on both
 /// ends under load, few enough that the first of them is not held back.
 const EVENTS_PER_FLUSH: usize = 64;
 
-impl Session {
-    /// Writes `first` and the events already queued behind it, then flushes once.
-    async fn deliver(&mut self, sink: &mut Sink, first: Outbound) -> Step {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(out) = next.take() {
-            let frame = match out {
-                Outbound::Event(data) => json!({ "data": data }),
-                Outbound::TokenEnded { channel, code } => {
-                    self.joined = None;
-                    token_ended(channel, &code)
-                }
-            };
-            if sink
-                .feed(Message::Text(frame.to_string().into()))
-                .await
-                .is_err()
-            {
-                return Step::Stop;
-            }
-            written += 1;
-            if written < EVENTS_PER_FLUSH
-                && let Some(joined) = &mut self.joined
-            {
-                next = joined.events.try_recv().ok();
-            }
+/// Waits for the joined channel to end or to have events, and writes them. Cancel-safe:
+/// an event leaves the queue only once the socket can take it, so when this future is
+/// dropped (the channel ended, shutdown) no event has been taken and not written; frames
+/// whose flush was cut short are flushed first on the next call.
+async fn outbound(joined: &mut Option<Joined>, unflushed: &mut bool, sink: &mut Sink) -> Outbound {
+    if *unflushed {
+        if sink.flush().await.is_err() {
+            return Outbound::Wrote(Step::Stop);
         }
-        match sink.flush().await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::Stop,
-        }
+        *unflushed = false;
+    }
+    let Some(joined) = joined else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        biased;
+        ended = &mut joined.sub.ended => Outbound::Ended(ended.unwrap_or(Ended::Lagged)),
+        step = write_events(&mut joined.sub.events, &mut joined.pending, unflushed, sink) => Outbound::Wrote(step),
     }
 }
 
-async fn send(sink: &mut Sink, value: &Value) -> Step {
-    match sink.send(Message::Text(value.to_string().into())).await {
-        Ok(()) => Step::Continue,
+/// Writes the events already queued (up to [`EVENTS_PER_FLUSH`]), then flushes once.
+async fn write_events(
+    events: &mut tokio::sync::mpsc::Receiver<ProfileEvent>,
+    pending: &mut Option<ProfileEvent>,
+    unflushed: &mut bool,
+    sink: &mut Sink,
+) -> Step {
+    if pending.is_none() {
+        match events.recv().await {
+            Some(event) => *pending = Some(event),
+            // The hub let go of the channel; its end is on the way.
+            None => return std::future::pending().await,
+        }
+    }
+    let mut written = 0;
+    loop {
+        if futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx))
+            .await
+            .is_err()
+        {
+            return Step::Stop;
+        }
+        let event = match pending.take() {
+            Some(event) => event,
+            None => match events.try_recv() {
+                Ok(event) => event,
+                Err(_) => break,
+            },
+        };
+        let frame = json!({ "data": event.data }).to_string();
+        if sink.start_send_unpin(Message::Text(frame.into())).is_err() {
+            return Step::Stop;
+        }
+        *unflushed = true;
+        written += 1;
+        if written == EVENTS_PER_FLUSH {
+            break;
+        }
+    }
+    match sink.flush().await {
+        Ok(()) => {
+            *unflushed = false;
+            Step::Continue
+        }
         Err(_) => Step::Stop,
     }
 }
 
-async fn next_outbound(joined: &mut Option<Joined>) -> Option<Outbound> {
-    match joined {
-        Some(j) => j.events.recv().await,
-        None => std::future::pending().await,
+async fn send(sink: &mut Sink, value: &Value) -> Step {
+    if ws_close::send_timed(sink, Message::Text(value.to_string().into())).await {
+        Step::Continue
+    } else {
+        Step::Stop
     }
 }
 

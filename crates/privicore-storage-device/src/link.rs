@@ -8,6 +8,8 @@ use privicore_wire::bus::Envelope;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -26,6 +28,8 @@ pub trait Link: Send {
     fn wants_acks(&self) -> bool {
         false
     }
+    /// Ends the link cleanly (a WebSocket sends Close and waits for the engine's answer).
+    async fn close(&mut self) {}
 }
 
 /// The device end of an in-process link.
@@ -63,6 +67,9 @@ impl Link for ChannelLink {
         self.from_engine.recv().await
     }
 }
+
+/// How long a closing connection may take to finish its handshake.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -109,7 +116,13 @@ impl Link for WebSocketLink {
                     Some(env) => return Some(env),
                     None => tracing::warn!("ignoring an unparseable bus message"),
                 },
-                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(Message::Close(_)) => {
+                    // Reading on answers the engine's Close and sees it end the connection.
+                    let drain = async { while let Some(Ok(_)) = self.ws.next().await {} };
+                    let _ = tokio::time::timeout(CLOSE_WAIT, drain).await;
+                    return None;
+                }
+                Err(_) => return None,
                 Ok(_) => {}
             }
         }
@@ -117,5 +130,18 @@ impl Link for WebSocketLink {
 
     fn wants_acks(&self) -> bool {
         true
+    }
+
+    async fn close(&mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "device shutting down".into(),
+        };
+        let handshake = async {
+            if self.ws.send(Message::Close(Some(frame))).await.is_ok() {
+                while let Some(Ok(_)) = self.ws.next().await {}
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, handshake).await;
     }
 }

@@ -34,6 +34,9 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     pub connections: Connections,
     pub commands: Commands,
+    /// Events queued for one client WebSocket before it counts as lagging: it is told
+    /// (`channel.lagged`) and closed, and its client joins again.
+    pub socket_queue: usize,
 }
 
 /// What clients may hold open on each listener (the API and the WebSocket listener).
@@ -196,6 +199,7 @@ impl Default for Settings {
             rate_limits: RateLimits::default(),
             connections: Connections::default(),
             commands: Commands::default(),
+            socket_queue: privicore_engine::hub::SOCKET_QUEUE,
         }
     }
 }

@@ -9,4 +9,5 @@ pub mod hosting;
 pub mod keys;
 pub mod logging;
 pub mod operator;
+pub mod request_log;
 pub mod server;

@@ -4,7 +4,6 @@ use crate::config::Settings;
 use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
-use axum::extract::Request;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
 use privicore_domain::ports::MetadataStore;
 use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
@@ -17,7 +16,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 /// A running engine with its bound listeners.
 pub struct Server {
@@ -70,6 +68,7 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
             registrations_per_hour: off_if_zero(s.rate_limits.registrations_per_hour),
             generate_keys_per_minute: off_if_zero(s.rate_limits.generate_keys_per_minute),
         },
+        socket_queue: s.socket_queue,
         ..EngineConfig::default()
     }
 }
@@ -95,15 +94,9 @@ fn spool_probe(dir: PathBuf) -> SpoolProbe {
     })
 }
 
-/// Request log lines carry method, path and status only: no query, headers or bodies.
+/// Request ids and request lines (DEBUG); see `request_log`.
 fn traced(router: Router) -> Router {
-    router.layer(
-        TraceLayer::new_for_http()
-            .make_span_with(|req: &Request| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-            })
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-    )
+    crate::request_log::layer(router)
 }
 
 impl Server {

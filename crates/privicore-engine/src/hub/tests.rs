@@ -22,41 +22,38 @@ fn event(profile: ProfileId, app: Option<uuid::Uuid>, n: u64) -> BusEvent {
     ))
 }
 
-fn next_n(rx: &mut mpsc::Receiver<Outbound>) -> Option<u64> {
-    match rx.try_recv().ok()? {
-        Outbound::Event(data) => data["body"]["n"].as_u64(),
-        Outbound::TokenEnded { .. } => None,
-    }
+fn next_n(sub: &mut Subscription) -> Option<u64> {
+    sub.events.try_recv().ok()?.data["body"]["n"].as_u64()
+}
+
+fn hub(window: Duration, replay: usize) -> EventHub {
+    EventHub::new(window, replay, 8)
 }
 
 #[test]
 fn every_joined_socket_gets_every_event() {
-    let hub = EventHub::new(Duration::from_secs(60), 1000);
+    let hub = hub(Duration::from_secs(60), 1000);
     let p = ProfileId(CommandId::new().0);
-    let (tx1, mut rx1) = mpsc::channel(8);
-    let (tx2, mut rx2) = mpsc::channel(8);
-    hub.join(&caller(p, TokenOwner::Profile, "a"), tx1);
-    hub.join(&caller(p, TokenOwner::Profile, "b"), tx2);
+    let mut a = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    let mut b = hub.join(&caller(p, TokenOwner::Profile, "b"));
     hub.dispatch(event(p, None, 1));
-    assert_eq!(next_n(&mut rx1), Some(1));
-    assert_eq!(next_n(&mut rx2), Some(1));
+    assert_eq!(next_n(&mut a), Some(1));
+    assert_eq!(next_n(&mut b), Some(1));
 }
 
 #[test]
 fn events_before_a_join_are_replayed_once_in_order() {
-    let hub = EventHub::new(Duration::from_secs(60), 1000);
+    let hub = hub(Duration::from_secs(60), 1000);
     let p = ProfileId(CommandId::new().0);
     hub.dispatch(event(p, None, 1));
     hub.dispatch(event(p, None, 2));
-    let (tx, mut rx) = mpsc::channel(8);
-    let channel = hub.join(&caller(p, TokenOwner::Profile, "a"), tx);
-    assert_eq!(next_n(&mut rx), Some(1));
-    assert_eq!(next_n(&mut rx), Some(2));
-    assert!(hub.leave(channel));
-    let (tx, mut rx) = mpsc::channel(8);
-    hub.join(&caller(p, TokenOwner::Profile, "a"), tx);
+    let mut sub = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    assert_eq!(next_n(&mut sub), Some(1));
+    assert_eq!(next_n(&mut sub), Some(2));
+    assert!(hub.leave(sub.channel));
+    let mut sub = hub.join(&caller(p, TokenOwner::Profile, "a"));
     assert_eq!(
-        next_n(&mut rx),
+        next_n(&mut sub),
         None,
         "delivered events are not replayed again"
     );
@@ -64,80 +61,122 @@ fn events_before_a_join_are_replayed_once_in_order() {
 
 #[test]
 fn replay_is_bounded_by_capacity_and_window() {
-    let hub = EventHub::new(Duration::from_millis(0), 2);
+    let hub_ = hub(Duration::from_millis(0), 2);
     let p = ProfileId(CommandId::new().0);
     for n in 0..5 {
-        hub.dispatch(event(p, None, n));
+        hub_.dispatch(event(p, None, n));
     }
     std::thread::sleep(Duration::from_millis(5));
-    hub.prune();
-    let (tx, mut rx) = mpsc::channel(8);
-    hub.join(&caller(p, TokenOwner::Profile, "a"), tx);
-    assert_eq!(next_n(&mut rx), None);
+    hub_.prune();
+    let mut sub = hub_.join(&caller(p, TokenOwner::Profile, "a"));
+    assert_eq!(next_n(&mut sub), None);
 
-    let hub = EventHub::new(Duration::from_secs(60), 2);
+    let hub = hub(Duration::from_secs(60), 2);
     for n in 0..5 {
         hub.dispatch(event(p, None, n));
     }
-    let (tx, mut rx) = mpsc::channel(8);
-    hub.join(&caller(p, TokenOwner::Profile, "a"), tx);
-    assert_eq!(next_n(&mut rx), Some(3));
-    assert_eq!(next_n(&mut rx), Some(4));
+    let mut sub = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    assert_eq!(next_n(&mut sub), Some(3));
+    assert_eq!(next_n(&mut sub), Some(4));
+}
+
+#[test]
+fn a_replay_longer_than_the_socket_queue_is_queued_whole() {
+    let hub = hub(Duration::from_secs(60), 1000);
+    let p = ProfileId(CommandId::new().0);
+    for n in 0..20 {
+        hub.dispatch(event(p, None, n));
+    }
+    let mut sub = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    for n in 0..20 {
+        assert_eq!(next_n(&mut sub), Some(n));
+    }
+    hub.dispatch(event(p, None, 20));
+    assert_eq!(next_n(&mut sub), Some(20));
 }
 
 #[test]
 fn app_sockets_see_only_their_application() {
-    let hub = EventHub::new(Duration::from_secs(60), 1000);
+    let hub = hub(Duration::from_secs(60), 1000);
     let p = ProfileId(CommandId::new().0);
     let app = uuid::Uuid::new_v4();
-    let (tx, mut rx) = mpsc::channel(8);
-    hub.join(
-        &caller(
-            p,
-            TokenOwner::App {
-                application_id: app,
-            },
-            "a",
-        ),
-        tx,
-    );
+    let owner = TokenOwner::App {
+        application_id: app,
+    };
+    let mut sub = hub.join(&caller(p, owner, "a"));
     hub.dispatch(event(p, None, 1));
     hub.dispatch(event(p, Some(app), 2));
-    assert_eq!(next_n(&mut rx), Some(2));
-    assert_eq!(next_n(&mut rx), None);
+    assert_eq!(next_n(&mut sub), Some(2));
+    assert_eq!(next_n(&mut sub), None);
 }
 
 #[test]
-fn ended_tokens_leave_their_channels() {
-    let hub = EventHub::new(Duration::from_secs(60), 1000);
+fn ended_tokens_end_their_channels_ahead_of_queued_events() {
+    let hub = hub(Duration::from_secs(60), 1000);
     let p = ProfileId(CommandId::new().0);
-    let (tx_a, mut rx_a) = mpsc::channel(8);
-    let (tx_b, mut rx_b) = mpsc::channel(8);
-    let a = hub.join(&caller(p, TokenOwner::Profile, "a"), tx_a);
-    hub.join(&caller(p, TokenOwner::Profile, "b"), tx_b);
+    let mut a = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    let mut b = hub.join(&caller(p, TokenOwner::Profile, "b"));
+    for n in 0..8 {
+        hub.dispatch(event(p, None, n));
+    }
     hub.dispatch(BusEvent::TokenEnded {
         token: TokenHash::of("a"),
         code: "auth.token_revoked".into(),
     });
-    assert!(matches!(rx_a.try_recv(), Ok(Outbound::TokenEnded { channel, .. }) if channel == a));
-    assert!(rx_b.try_recv().is_err());
-    assert!(!hub.leave(a));
+    // The notice does not wait behind the eight queued events.
+    assert_eq!(
+        a.ended.try_recv(),
+        Ok(Ended::Token {
+            code: "auth.token_revoked".into()
+        })
+    );
+    assert!(b.ended.try_recv().is_err());
+    assert!(!hub.leave(a.channel));
     hub.dispatch(BusEvent::ProfileTokensEnded {
         profile_id: p,
         keep: None,
         code: "auth.token_revoked".into(),
     });
-    assert!(matches!(rx_b.try_recv(), Ok(Outbound::TokenEnded { .. })));
+    assert!(matches!(b.ended.try_recv(), Ok(Ended::Token { .. })));
     assert_eq!(hub.joined_channels(), 0);
+    assert_eq!(next_n(&mut a), Some(0), "queued events stay for the socket");
 }
 
 #[test]
-fn a_socket_that_cannot_keep_up_is_dropped() {
-    let hub = EventHub::new(Duration::from_secs(60), 1000);
+fn a_lagging_socket_is_told_and_its_events_wait_for_the_next_join() {
+    let hub = hub(Duration::from_secs(60), 1000);
     let p = ProfileId(CommandId::new().0);
-    let (tx, _rx) = mpsc::channel(1);
-    hub.join(&caller(p, TokenOwner::Profile, "a"), tx);
-    hub.dispatch(event(p, None, 1));
-    hub.dispatch(event(p, None, 2));
+    let mut slow = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    // Eight fit in the queue; the ninth finds it full.
+    for n in 0..12 {
+        hub.dispatch(event(p, None, n));
+    }
+    assert_eq!(slow.ended.try_recv(), Ok(Ended::Lagged));
     assert_eq!(hub.joined_channels(), 0);
+    // The socket hands back what it could not write, as the WebSocket edge does.
+    let mut unwritten = Vec::new();
+    while let Ok(event) = slow.events.try_recv() {
+        unwritten.push(event);
+    }
+    hub.requeue(slow.profile, unwritten);
+    let mut next = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    for n in 0..12 {
+        assert_eq!(next_n(&mut next), Some(n), "every event, in order");
+    }
+    assert_eq!(next_n(&mut next), None);
+}
+
+#[test]
+fn requeued_events_are_dropped_when_another_socket_received_them() {
+    let hub = hub(Duration::from_secs(60), 1000);
+    let p = ProfileId(CommandId::new().0);
+    let mut other = hub.join(&caller(p, TokenOwner::Profile, "b"));
+    let mut slow = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    hub.dispatch(event(p, None, 1));
+    assert!(hub.leave(slow.channel));
+    hub.requeue(p, vec![slow.events.try_recv().unwrap()]);
+    assert_eq!(next_n(&mut other), Some(1));
+    assert!(hub.leave(other.channel));
+    let mut next = hub.join(&caller(p, TokenOwner::Profile, "a"));
+    assert_eq!(next_n(&mut next), None);
 }

@@ -31,7 +31,10 @@ impl StorageDevice {
         let mut last_concurrent: Option<Instant> = None;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => {
+                    link.close().await;
+                    return Ok(());
+                }
                 _ = heartbeat.tick() => {
                     let beat = device.lock().expect("device lock").heartbeat();
                     link.send(beat).await?;
