@@ -9,7 +9,7 @@
 //! as long per failure, at most [`BACKOFF_CAP_SECONDS`]. That slows a guesser with many
 //! addresses without ever locking the user out for longer than the cap.
 
-use super::exceeded;
+use super::{client_key, exceeded};
 use privicore_domain::counter::{Counter, login_pair_key, login_username_key, registration_key};
 use privicore_domain::ports::MetadataStore;
 use privicore_domain::{Error, Timestamp};
@@ -65,7 +65,7 @@ pub async fn open_login(
         });
     };
     let pair = store
-        .counter(&login_pair_key(username_key, client), now)
+        .counter(&login_pair_key(username_key, client_key(client)), now)
         .await?;
     refuse(pair_wait(pair, limit, now))?;
     let all = store
@@ -86,7 +86,7 @@ pub async fn login_failed(
 ) -> Result<(), Error> {
     if on(limit).is_some() {
         for key in [
-            login_pair_key(username_key, client),
+            login_pair_key(username_key, client_key(client)),
             login_username_key(username_key),
         ] {
             store.hit_counter(&key, now, LOGIN_WINDOW_SECONDS).await?;
@@ -104,7 +104,7 @@ pub async fn login_succeeded(
 ) -> Result<(), Error> {
     if gate.failed_before {
         store
-            .clear_counter(&login_pair_key(username_key, client))
+            .clear_counter(&login_pair_key(username_key, client_key(client)))
             .await?;
     }
     Ok(())
@@ -121,7 +121,11 @@ pub async fn count_registration(
         return Ok(());
     };
     let c = store
-        .hit_counter(&registration_key(client), now, REGISTRATION_WINDOW_SECONDS)
+        .hit_counter(
+            &registration_key(client_key(client)),
+            now,
+            REGISTRATION_WINDOW_SECONDS,
+        )
         .await?;
     refuse((c.count > limit).then(|| now.seconds_until(c.window_end)))
 }
@@ -180,5 +184,84 @@ mod tests {
             None,
             "a user who waits the cap may try again, however many failures"
         );
+    }
+
+    #[tokio::test]
+    async fn failures_lock_the_pair_and_slow_the_username_in_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = privicore_store_sqlite::SqliteStore::open(&dir.path().join("db"))
+            .await
+            .unwrap();
+        let (limit, user) = (Some(2), "victim@example.com");
+        let attacker = IpAddr::from([203, 0, 113, 7]);
+        let second = IpAddr::from([203, 0, 113, 8]);
+        let victim = IpAddr::from([198, 51, 100, 9]);
+        for _ in 0..2 {
+            open_login(&store, limit, user, attacker, at(0))
+                .await
+                .unwrap();
+            login_failed(&store, limit, user, attacker, at(0))
+                .await
+                .unwrap();
+        }
+        let locked = open_login(&store, limit, user, attacker, at(1))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(locked.retry_after, Some(899));
+        let gate = open_login(&store, limit, user, victim, at(1))
+            .await
+            .unwrap();
+        login_succeeded(&store, gate, user, victim).await.unwrap();
+
+        // A second address pushes the username past what one address may make.
+        login_failed(&store, limit, user, second, at(10))
+            .await
+            .unwrap();
+        let slowed = open_login(&store, limit, user, victim, at(10))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(slowed.retry_after, Some(1));
+        open_login(&store, limit, user, victim, at(11))
+            .await
+            .unwrap();
+
+        // The window ends: the pair may try again.
+        open_login(&store, limit, user, attacker, at(900))
+            .await
+            .unwrap();
+        assert!(
+            open_login(&store, None, user, attacker, at(1))
+                .await
+                .is_ok(),
+            "off"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn registrations_are_counted_per_address_within_the_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = privicore_store_sqlite::SqliteStore::open(&dir.path().join("db"))
+            .await
+            .unwrap();
+        let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        count_registration(&store, Some(1), a, at(0)).await.unwrap();
+        let refused = count_registration(&store, Some(1), a, at(600))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(refused.retry_after, Some(3000));
+        count_registration(&store, Some(1), b, at(600))
+            .await
+            .unwrap();
+        count_registration(&store, Some(1), a, at(3600))
+            .await
+            .unwrap();
+        count_registration(&store, Some(0), a, at(3600))
+            .await
+            .unwrap();
+        store.close().await;
     }
 }

@@ -46,7 +46,8 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> KeyedRate<K, C> {
         self.limiter.shrink_to_fit();
     }
 
-    pub fn len(&self) -> usize {
+    /// Keys held.
+    pub fn keys(&self) -> usize {
         self.limiter.len()
     }
 }
@@ -120,10 +121,10 @@ mod tests {
         for key in 0..100 {
             rate.check(&key).unwrap();
         }
-        assert_eq!(rate.len(), 100);
+        assert_eq!(rate.keys(), 100);
         clock.advance(Duration::from_secs(2));
         rate.forget_idle();
-        assert_eq!(rate.len(), 0);
+        assert_eq!(rate.keys(), 0);
     }
 
     #[test]
