@@ -20,8 +20,8 @@ pub fn page(q: &Fields) -> Result<Page, Error> {
         return Err(Error::out_of_range("perPage", "1..100"));
     }
     // The offset must fit the stores' signed 64-bit arithmetic; past that no page exists.
-    let last = i64::MAX / per_page + 1;
-    if page > last {
+    if page - 1 > i64::MAX / per_page {
+        let last = (i64::MAX / per_page) as u64 + 1;
         return Err(Error::out_of_range("page", format!("1..{last}")));
     }
     Ok(Page {
@@ -80,5 +80,7 @@ mod tests {
         assert_eq!(p.offset(), (last as u64 - 1) * 100);
         assert!(p.offset() <= i64::MAX as u64);
         assert!(page_of(&format!("page={}&perPage=100", last + 1)).is_err());
+        let p = page_of(&format!("page={}&perPage=1", i64::MAX)).unwrap();
+        assert_eq!(p.offset(), i64::MAX as u64 - 1, "every page of one fits");
     }
 }
