@@ -118,6 +118,7 @@ pub struct Client {
     base: String,
     token: Option<String>,
     idempotency_key: Option<String>,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Client {
@@ -138,6 +139,7 @@ impl Client {
             base: base_url.trim_end_matches('/').to_owned(),
             token: None,
             idempotency_key: None,
+            headers: Vec::new(),
         }
     }
 
@@ -156,6 +158,17 @@ impl Client {
             idempotency_key: Some(key.to_owned()),
             ..self.clone()
         }
+    }
+
+    /// The same client, sending `name: value` with every request (an `Origin`, or the
+    /// `X-Forwarded-For` a proxy in front of the engine would add).
+    pub fn with_header(&self, name: &str, value: &str) -> Result<Self, ClientError> {
+        let bad = |e: &dyn std::fmt::Display| ClientError::Transport(format!("header {name}: {e}"));
+        let name = http::HeaderName::try_from(name).map_err(|e| bad(&e))?;
+        let value = http::HeaderValue::try_from(value).map_err(|e| bad(&e))?;
+        let mut client = self.clone();
+        client.headers.push((name, value));
+        Ok(client)
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -189,6 +202,9 @@ impl Client {
         }
         if let Some(key) = self.idempotency_key.as_ref().filter(|_| is_post) {
             req = req.header("Idempotency-Key", key);
+        }
+        for (name, value) in &self.headers {
+            req = req.header(name, value);
         }
         let (content_type, bytes) = match body {
             Body::Empty => (None, Vec::new()),

@@ -21,7 +21,9 @@ pub enum CommandPayload {
     ChangePassword {
         /// Verified when the command was accepted, so the current password is never stored.
         current_password_ok: bool,
-        new_password_hash: PasswordHash,
+        /// Absent when the current password was wrong: a guess never costs a hash.
+        #[serde(default)]
+        new_password_hash: Option<PasswordHash>,
         revoke_tokens: bool,
         keep_token: TokenHash,
     },

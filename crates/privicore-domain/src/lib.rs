@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod command;
+pub mod counter;
 pub mod data_token;
 pub mod device;
 pub mod effect;

@@ -71,12 +71,15 @@ impl StorageConfig {
     }
 }
 
-/// README §3.5; `None` switches a limit off.
+/// README §3.5; `None` (or 0) switches a limit off. Failed logins count per username and
+/// client address (see `limits::logins`).
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     pub failed_logins_per_15min: Option<u32>,
     pub registrations_per_hour: Option<u32>,
     pub generate_keys_per_minute: Option<u32>,
+    pub requests_per_token_per_minute: Option<u32>,
+    pub unauthenticated_per_minute: Option<u32>,
 }
 
 impl Default for RateLimits {
@@ -85,6 +88,8 @@ impl Default for RateLimits {
             failed_logins_per_15min: Some(10),
             registrations_per_hour: Some(20),
             generate_keys_per_minute: Some(60),
+            requests_per_token_per_minute: Some(600),
+            unauthenticated_per_minute: Some(120),
         }
     }
 }

@@ -1,7 +1,7 @@
 use crate::config::EngineConfig;
 use crate::hub::{EventHub, HubWorker};
 use crate::inbox::InboxWorker;
-use crate::limits::RateLimiter;
+use crate::limits::Limits;
 use crate::pipeline::{Pipeline, Runner};
 use crate::replication::{Coordinator, Presence};
 use crate::workers::{Periodic, Supervisor};
@@ -45,12 +45,6 @@ pub struct Adapters {
     /// stored, for engines whose keys are not sealed.
     pub engine_key: Option<EngineKeyRecord>,
     pub secrets: crate::EngineSecrets,
-}
-
-pub(crate) struct Limiters {
-    pub failed_logins: RateLimiter,
-    pub registrations: RateLimiter,
-    pub generate_keys: RateLimiter,
 }
 
 /// Everything commands and workers need; shared by the engine, its lanes and workers.
@@ -114,7 +108,7 @@ impl Core {
 pub struct Engine {
     core: Arc<Core>,
     pub(crate) pipeline: Arc<Pipeline>,
-    pub(crate) limits: Limiters,
+    pub(crate) limits: Arc<Limits>,
     hub: Arc<EventHub>,
     supervisor: Supervisor,
 }
@@ -245,6 +239,7 @@ impl Engine {
                         .purge_idempotency_slots(now.plus_seconds(-IDEMPOTENCY_RETENTION_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
+                    store.purge_counters(now).await.map_err(|e| e.to_string())?;
                     Ok(())
                 }
             },
@@ -272,20 +267,16 @@ impl Engine {
             },
         });
 
-        let limits = Limiters {
-            failed_logins: RateLimiter::new(
-                config.limits.failed_logins_per_15min,
-                Duration::from_secs(15 * 60),
-            ),
-            registrations: RateLimiter::new(
-                config.limits.registrations_per_hour,
-                Duration::from_secs(3600),
-            ),
-            generate_keys: RateLimiter::new(
-                config.limits.generate_keys_per_minute,
-                Duration::from_secs(60),
-            ),
-        };
+        let limits = Arc::new(Limits::new(&config.limits));
+        let idle_limits = limits.clone();
+        supervisor.spawn(Periodic {
+            name: "limits-forget-idle",
+            every: Duration::from_secs(10),
+            job: move || {
+                idle_limits.forget_idle();
+                async { Ok(()) }
+            },
+        });
         Ok(Arc::new(Self {
             core,
             pipeline,
@@ -297,6 +288,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The in-memory request limits, for the edge.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn hub(&self) -> &Arc<EventHub> {

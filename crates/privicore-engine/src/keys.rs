@@ -30,13 +30,11 @@ pub struct CabKey {
 
 impl Engine {
     /// `GET /generate-keys`: returned once, never kept or logged.
-    pub fn generate_keys(&self, client: &str) -> Result<GeneratedKeys, Error> {
+    pub fn generate_keys(&self, client: std::net::IpAddr) -> Result<GeneratedKeys, Error> {
         if !self.config.generate_keys_enabled {
             return Err(Reason::RequestUnknownRoute.into());
         }
-        if let Some(wait) = self.limits.generate_keys.hit(client) {
-            return Err(Error::new(Reason::RateLimitExceeded).with_retry_after(wait));
-        }
+        self.limits.generate_keys(client)?;
         let pair = KeyPair::generate();
         Ok(GeneratedKeys {
             private_hex: pair.private_hex(),

@@ -13,7 +13,7 @@ pub mod hub;
 mod idempotency;
 mod inbox;
 mod keys;
-mod limits;
+pub mod limits;
 mod pipeline;
 mod profiles;
 mod replication;

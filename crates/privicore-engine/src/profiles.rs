@@ -1,6 +1,7 @@
 //! Profile registration, login and token management (profile-and-keys.md §2).
 
 use crate::engine::Engine;
+use crate::limits::logins;
 use privicore_domain::auth::{
     AuthToken, Caller, MAX_TOKEN_TTL_SECONDS, QR_TTL_DEFAULT, QR_TTL_MAX, QR_TTL_MIN, QrToken,
     TokenOwner,
@@ -13,6 +14,7 @@ use privicore_domain::profile::{Profile, ProfileStatus, check_username, username
 use privicore_domain::secret::Secret;
 use privicore_domain::{CommandId, Error, ProfileId, Reason, Timestamp};
 use privicore_wire::TokenKind;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 /// Exactly one credential form (§2.2).
@@ -77,13 +79,17 @@ impl Engine {
         &self,
         username: &str,
         password: &str,
-        client: &str,
+        client: IpAddr,
     ) -> Result<CommandId, Error> {
         check_username(username)?;
         password::check_rules(username, password)?;
-        if let Some(wait) = self.limits.registrations.hit(client) {
-            return Err(Error::new(Reason::RateLimitExceeded).with_retry_after(wait));
-        }
+        logins::count_registration(
+            &*self.store,
+            self.config.limits.registrations_per_hour,
+            client,
+            Timestamp::now(),
+        )
+        .await?;
         let password_hash = hash_password(password.to_owned(), self.config.hash_cost).await?;
         let id = CommandId::new();
         self.accept_committed(CommandRecord::new(
@@ -98,10 +104,15 @@ impl Engine {
         .await
     }
 
-    pub async fn authenticate(&self, credentials: Credentials) -> Result<Authenticated, Error> {
+    pub async fn authenticate(
+        &self,
+        credentials: Credentials,
+        client: IpAddr,
+    ) -> Result<Authenticated, Error> {
         let profile = match credentials {
             Credentials::Password { username, password } => {
-                self.check_password_login(&username, password).await?
+                self.check_password_login(&username, password, client)
+                    .await?
             }
             Credentials::Qr(value) => {
                 let hash = Secret::new(value).hash();
@@ -134,11 +145,11 @@ impl Engine {
         &self,
         username: &str,
         password: String,
+        client: IpAddr,
     ) -> Result<Profile, Error> {
         let key = username_key(username);
-        if let Some(wait) = self.limits.failed_logins.blocked_for(&key) {
-            return Err(Error::new(Reason::RateLimitExceeded).with_retry_after(wait));
-        }
+        let limit = self.config.limits.failed_logins_per_15min;
+        let gate = logins::open_login(&*self.store, limit, &key, client, Timestamp::now()).await?;
         let profile = self.store.profile_by_username(username).await?;
         let hash = profile
             .as_ref()
@@ -147,11 +158,11 @@ impl Engine {
         let matches = verify_password(hash, password).await?;
         match profile {
             Some(p) if matches && p.password_hash.is_some() => {
-                self.limits.failed_logins.reset(&key);
+                logins::login_succeeded(&*self.store, gate, &key, client).await?;
                 Ok(p)
             }
             _ => {
-                self.limits.failed_logins.hit(&key);
+                logins::login_failed(&*self.store, limit, &key, client, Timestamp::now()).await?;
                 Err(Reason::AuthInvalidCredentials.into())
             }
         }
@@ -193,12 +204,17 @@ impl Engine {
         current: &str,
         new: &str,
         revoke_tokens: bool,
+        client: IpAddr,
     ) -> Result<CommandId, Error> {
         let profile = self.profile_of(caller).await?;
         password::check_rules(&profile.username, new).map_err(|e| e.with_field("newPassword"))?;
         if current == new {
             return Err(Error::new(Reason::ProfilePasswordUnchanged).with_field("newPassword"));
         }
+        // A wrong current password is a failed login: same counters, same lock.
+        let key = username_key(&profile.username);
+        let limit = self.config.limits.failed_logins_per_15min;
+        let gate = logins::open_login(&*self.store, limit, &key, client, Timestamp::now()).await?;
         let stored = profile
             .password_hash
             .clone()
@@ -206,12 +222,15 @@ impl Engine {
         // Verified now so the current password is never written to the command log.
         let current_password_ok =
             profile.password_hash.is_some() && verify_password(stored, current.to_owned()).await?;
-        if !current_password_ok {
-            self.limits
-                .failed_logins
-                .hit(&username_key(&profile.username));
-        }
-        let new_password_hash = hash_password(new.to_owned(), self.config.hash_cost).await?;
+        let new_password_hash = if current_password_ok {
+            logins::login_succeeded(&*self.store, gate, &key, client).await?;
+            Some(hash_password(new.to_owned(), self.config.hash_cost).await?)
+        } else {
+            // The command fails (async, as the contract says); the new password is never
+            // hashed for a guess.
+            logins::login_failed(&*self.store, limit, &key, client, Timestamp::now()).await?;
+            None
+        };
         self.accept_committed(CommandRecord::new(
             CommandId::new(),
             caller.profile_id,

@@ -2,6 +2,8 @@
 //! call the engine and turn its errors into the contract's JSON envelope.
 
 mod body;
+mod client_ip;
+mod cors;
 mod device_bus;
 mod error;
 mod flush;
@@ -10,10 +12,12 @@ mod idempotency;
 mod reply;
 mod routes;
 mod serve;
+mod throttle;
 mod ws;
 mod ws_close;
 
 pub use body::{Fields, parse_body};
+pub use client_ip::ClientIp;
 pub use error::ApiError;
-pub use routes::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
+pub use routes::{AppState, Edge, SpoolProbe, SpoolStatus, api_router, ws_router};
 pub use serve::{ConnectionLimits, serve};

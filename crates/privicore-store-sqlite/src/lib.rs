@@ -35,6 +35,7 @@ macro_rules! returning_token_row {
 
 mod apply;
 mod commands;
+mod counters;
 mod data;
 mod db;
 mod idempotency;
@@ -45,6 +46,7 @@ mod writer;
 use async_trait::async_trait;
 use privicore_domain::auth::AuthToken;
 use privicore_domain::command::{CommandRecord, Completion};
+use privicore_domain::counter::Counter;
 use privicore_domain::data_token::{
     DataToken, HeaderCursor, Match, Page, Replica, ReplicaCounts, StoredHeader, TokenFilter,
     TokenVersion,
@@ -590,6 +592,31 @@ impl MetadataStore for SqliteStore {
         self.writer
             .write(move |c| idempotency::purge(c, before))
             .await
+    }
+
+    async fn hit_counter(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window_seconds: i64,
+    ) -> Result<Counter, StoreError> {
+        let key = key.to_owned();
+        self.writer
+            .write(move |c| counters::hit(c, &key, now, window_seconds))
+            .await
+    }
+
+    async fn counter(&self, key: &str, now: Timestamp) -> Result<Option<Counter>, StoreError> {
+        self.read(|c| counters::read(c, key, now))
+    }
+
+    async fn clear_counter(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.writer.write(move |c| counters::clear(c, &key)).await
+    }
+
+    async fn purge_counters(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer.write(move |c| counters::purge(c, before)).await
     }
 }
 

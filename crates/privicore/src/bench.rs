@@ -124,6 +124,10 @@ fn spawn_engine() -> anyhow::Result<(Spawned, String, String)> {
         .arg(dir.path())
         .env("PRIVICORE_REGISTRATIONS_PER_HOUR", "0")
         .env("PRIVICORE_FAILED_LOGINS_PER_15MIN", "0")
+        // One token serves every client of the run, far above the per-token default.
+        .env("PRIVICORE_REQUESTS_PER_TOKEN_PER_MINUTE", "0")
+        .env("PRIVICORE_UNAUTHENTICATED_PER_MINUTE", "0")
+        .env("PRIVICORE_GENERATE_KEYS_PER_MINUTE", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

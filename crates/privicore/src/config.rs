@@ -37,6 +37,9 @@ pub struct Settings {
     /// Events queued for one client WebSocket before it counts as lagging: it is told
     /// (`channel.lagged`) and closed, and its client joins again.
     pub socket_queue: usize,
+    /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client
+    /// for every per-address limit; without any, those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// What clients may hold open on each listener (the API and the WebSocket listener).
@@ -99,6 +102,9 @@ pub struct Listener {
     pub port: u16,
     /// Base URL clients use to reach this listener (never taken from `Host`).
     pub public_url: Option<String>,
+    /// API listener only: origins allowed cross-origin access (README §4.6); none by
+    /// default, `*` for any.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +178,8 @@ pub struct RateLimits {
     pub failed_logins_per_15min: u32,
     pub registrations_per_hour: u32,
     pub generate_keys_per_minute: u32,
+    pub requests_per_token_per_minute: u32,
+    pub unauthenticated_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -181,15 +189,15 @@ impl Default for Settings {
             bind: IpAddr::from([127, 0, 0, 1]),
             api: Listener {
                 port: 8009,
-                public_url: None,
+                ..Listener::default()
             },
             ws: Listener {
                 port: 8083,
-                public_url: None,
+                ..Listener::default()
             },
             upstream: Listener {
                 port: 8010,
-                public_url: None,
+                ..Listener::default()
             },
             storage: Storage::default(),
             devices: Devices::default(),
@@ -200,6 +208,7 @@ impl Default for Settings {
             connections: Connections::default(),
             commands: Commands::default(),
             socket_queue: privicore_engine::hub::SOCKET_QUEUE,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -237,6 +246,8 @@ impl Default for RateLimits {
             failed_logins_per_15min: 10,
             registrations_per_hour: 20,
             generate_keys_per_minute: 60,
+            requests_per_token_per_minute: 600,
+            unauthenticated_per_minute: 120,
         }
     }
 }
@@ -310,6 +321,16 @@ pub struct ServeArgs {
     /// Restore a `privicore operator backup` file into the (empty) data directory first.
     #[arg(long)]
     pub restore: Option<PathBuf>,
+    #[arg(long, env = "PRIVICORE_REQUESTS_PER_TOKEN_PER_MINUTE")]
+    pub requests_per_token_per_minute: Option<u32>,
+    #[arg(long, env = "PRIVICORE_UNAUTHENTICATED_PER_MINUTE")]
+    pub unauthenticated_per_minute: Option<u32>,
+    /// Comma-separated CIDRs (or addresses) of proxies trusted to name the client.
+    #[arg(long, env = "PRIVICORE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Comma-separated origins allowed cross-origin access to the API.
+    #[arg(long, env = "PRIVICORE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 impl Settings {
@@ -342,6 +363,10 @@ impl Settings {
             failed_logins_per_15min => rate_limits.failed_logins_per_15min;
             registrations_per_hour => rate_limits.registrations_per_hour;
             generate_keys_per_minute => rate_limits.generate_keys_per_minute;
+            requests_per_token_per_minute => rate_limits.requests_per_token_per_minute;
+            unauthenticated_per_minute => rate_limits.unauthenticated_per_minute;
+            trusted_proxies => trusted_proxies;
+            cors_origins => api.cors_origins;
             host_devices => storage.host_devices;
             write_quorum => storage.write_quorum;
             commit_timeout_seconds => storage.commit_timeout_seconds;
@@ -380,7 +405,27 @@ impl Settings {
         if c.header_timeout_seconds == 0 || c.body_timeout_seconds == 0 {
             anyhow::bail!("connection timeouts must be at least 1 second");
         }
+        s.edge()?;
         Ok(s)
+    }
+
+    /// `trusted_proxies`, parsed: a CIDR, or a single address.
+    pub fn trusted_proxy_networks(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| anyhow::anyhow!("trusted_proxies: not a CIDR or address: {text}"))
+            })
+            .collect()
+    }
+
+    /// The HTTP edge's settings, checked.
+    pub fn edge(&self) -> anyhow::Result<privicore_http::Edge> {
+        privicore_http::Edge::new(self.trusted_proxy_networks()?, &self.api.cors_origins)
+            .map_err(|e| anyhow::anyhow!("api.cors_origins: {e}"))
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -454,6 +499,39 @@ mod tests {
             Some(PathBuf::from("/run/secrets/root"))
         );
         assert!(flags.keys.sealed);
+    }
+
+    #[test]
+    fn proxies_and_origins_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(
+            &path,
+            "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n\
+             [api]\ncors_origins = [\"https://app.example.com\"]\n\
+             [rate_limits]\nrequests_per_token_per_minute = 0\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.trusted_proxy_networks().unwrap().len(), 2);
+        assert_eq!(s.api.cors_origins, ["https://app.example.com"]);
+        assert_eq!(s.rate_limits.requests_per_token_per_minute, 0);
+        assert_eq!(s.rate_limits.unauthenticated_per_minute, 120);
+        let bad = ServeArgs {
+            config: Some(path),
+            trusted_proxies: Some(vec!["10.0.0.0/33".into()]),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&bad).is_err());
+        let bad = ServeArgs {
+            cors_origins: Some(vec!["app.example.com".into()]),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&bad).is_err());
     }
 
     #[test]

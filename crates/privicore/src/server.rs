@@ -67,6 +67,8 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
             failed_logins_per_15min: off_if_zero(s.rate_limits.failed_logins_per_15min),
             registrations_per_hour: off_if_zero(s.rate_limits.registrations_per_hour),
             generate_keys_per_minute: off_if_zero(s.rate_limits.generate_keys_per_minute),
+            requests_per_token_per_minute: off_if_zero(s.rate_limits.requests_per_token_per_minute),
+            unauthenticated_per_minute: off_if_zero(s.rate_limits.unauthenticated_per_minute),
         },
         socket_queue: s.socket_queue,
         ..EngineConfig::default()
@@ -165,7 +167,8 @@ impl Server {
             engine.clone(),
             spool_probe(settings.data_dir.clone()),
             Some(device_bus),
-        );
+        )
+        .with_edge(settings.edge()?);
 
         let stop_listening = CancellationToken::new();
         let mut listeners = JoinSet::new();

@@ -316,9 +316,9 @@ async fn rate_limits_answer_429_with_retry_after() {
         Some("rate_limit.exceeded"),
         "locked even with the right password"
     );
-    // Health is never limited.
+    // Health is never limited (its status may say `degraded` on a nearly full disk).
     for _ in 0..5 {
-        assert_eq!(api.health().await.unwrap()["status"], "ok");
+        assert_eq!(api.get("/health").await.unwrap().status, 200);
     }
 }
 

@@ -1,5 +1,6 @@
 use crate::auth::AuthToken;
 use crate::command::{CommandRecord, Completion};
+use crate::counter::Counter;
 use crate::data_token::{
     DataToken, HeaderCursor, Match, Page, Replica, ReplicaCounts, StoredHeader, TokenFilter,
     TokenVersion,
@@ -202,4 +203,19 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Drops records created before `before`; returns how many.
     async fn purge_idempotency_slots(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Counts one hit under `key`, atomically: in the window running at `now`, or in a new
+    /// one of `window_seconds` from `now` when the stored one has ended. The counter after
+    /// the hit.
+    async fn hit_counter(
+        &self,
+        key: &str,
+        now: Timestamp,
+        window_seconds: i64,
+    ) -> Result<Counter, StoreError>;
+    /// The counter of `key`, unless its window ended at or before `now`.
+    async fn counter(&self, key: &str, now: Timestamp) -> Result<Option<Counter>, StoreError>;
+    async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
+    /// Drops counters whose window ended before `before`; returns how many.
+    async fn purge_counters(&self, before: Timestamp) -> Result<u64, StoreError>;
 }

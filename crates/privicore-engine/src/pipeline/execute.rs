@@ -167,9 +167,9 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
             revoke_tokens,
             keep_token,
         } => {
-            if !current_password_ok {
+            let (true, Some(new_password_hash)) = (current_password_ok, new_password_hash) else {
                 return Ok(Plan::fail(Reason::ProfileInvalidCurrentPassword));
-            }
+            };
             let profile_id = command.profile_id;
             let mut effects = vec![Effect::SetPassword {
                 profile_id,

@@ -9,7 +9,7 @@ use serde_json::json;
 
 /// The body is a private key: never cached, never logged.
 pub async fn generate(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let keys = state.engine.generate_keys(&client_address(&req))?;
+    let keys = state.engine.generate_keys(client_address(&req))?;
     Ok(reply::no_store(reply::ok(&json!({
         "private": keys.private_hex,
         "public": keys.public_signed,

@@ -7,19 +7,21 @@ mod tokens;
 mod utility;
 
 use crate::body::Fields;
+use crate::client_ip::{ClientIp, TrustedProxies};
 use crate::error::ApiError;
 use crate::guard;
 use crate::ws;
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use privicore_domain::auth::{Access, Caller};
 use privicore_domain::{Error, Reason};
 use privicore_engine::Engine;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
 
 /// Free space of the engine spool, for `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
     pub engine: Arc<Engine>,
+    pub edge: Edge,
     pub spool: SpoolProbe,
     /// The embedded device bus, served at `/device-bus` (absent in AMQP mode).
     pub device_bus: Option<Arc<privicore_bus_local::LocalDeviceBus>>,
@@ -50,9 +53,42 @@ impl AppState {
     ) -> Self {
         Self(Arc::new(Shared {
             engine,
+            edge: Edge::default(),
             spool,
             device_bus,
         }))
+    }
+
+    /// The same state with these edge settings (call before the routers are built).
+    pub fn with_edge(self, edge: Edge) -> Self {
+        Self(Arc::new(Shared {
+            engine: self.engine.clone(),
+            edge,
+            spool: self.spool.clone(),
+            device_bus: self.device_bus.clone(),
+        }))
+    }
+}
+
+/// Settings of the HTTP edge itself.
+#[derive(Clone, Default)]
+pub struct Edge {
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Cross-origin access to the API; `None` keeps it off (README §4.6).
+    pub cors: Option<CorsLayer>,
+}
+
+impl Edge {
+    /// `cors_origins` are `scheme://host[:port]`, or `*` for any.
+    pub fn new(
+        trusted_proxies: Vec<ipnet::IpNet>,
+        cors_origins: &[String],
+    ) -> Result<Self, String> {
+        Ok(Self {
+            trusted_proxies: TrustedProxies(trusted_proxies),
+            cors: crate::cors::layer(cors_origins)?,
+        })
     }
 }
 
@@ -66,7 +102,8 @@ impl std::ops::Deref for AppState {
 
 /// Every REST route of the API listener, plus the WebSocket at `/ws`.
 pub fn api_router(state: AppState) -> Router {
-    Router::new()
+    let cors = state.edge.cors.clone();
+    let router = Router::new()
         .route("/health", get(utility::health))
         .route(
             "/request-status/{command_id}",
@@ -153,19 +190,33 @@ pub fn api_router(state: AppState) -> Router {
         .fallback(guard::unknown_route)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             crate::idempotency::layer,
         ))
         .layer(axum::middleware::from_fn(crate::flush::hold_events))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::throttle::api,
+        ))
         .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
-        .layer(CatchPanicLayer::custom(guard::panic_response))
+        .layer(CatchPanicLayer::custom(guard::panic_response));
+    // Outermost, so preflights are answered before any limit and every answer (a 429
+    // too) carries the CORS headers.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 /// The WebSocket listener: an upgrade on any path.
 pub fn ws_router(state: AppState) -> Router {
     Router::new()
         .fallback(get(ws::upgrade))
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::throttle::ws,
+        ))
         .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
         .layer(CatchPanicLayer::custom(guard::panic_response))
 }
@@ -192,9 +243,9 @@ async fn fields(req: Request) -> Result<Fields, ApiError> {
     Fields::from_request(req, &()).await
 }
 
-fn client_address(req: &Request) -> String {
+/// Resolved by the throttle layer, which every request passes.
+fn client_address(req: &Request) -> IpAddr {
     req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+        .get::<ClientIp>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ClientIp(ip)| *ip)
 }

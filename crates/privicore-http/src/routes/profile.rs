@@ -16,7 +16,7 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
     let password = f.str("password")?;
     let id = state
         .engine
-        .register_profile(username, password, &client)
+        .register_profile(username, password, client)
         .await?;
     Ok(reply::accepted(id))
 }
@@ -25,6 +25,7 @@ pub async fn authenticate(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let client = client_address(&req);
     let f = fields(req).await?;
     let qr = f.opt_str("qrToken")?;
     let username = f.opt_str("username")?;
@@ -39,7 +40,7 @@ pub async fn authenticate(
         (None, None, Some(_)) => return Err(Error::missing("username").into()),
         _ => return Err(Reason::ValidationInvalidCredentialsForm.into()),
     };
-    let auth = state.engine.authenticate(credentials).await?;
+    let auth = state.engine.authenticate(credentials, client).await?;
     Ok(reply::no_store(reply::ok(&json!({
         "authorizationToken": auth.token.expose(),
         "expiresAt": auth.expires_at.rfc3339(),
@@ -68,13 +69,14 @@ pub async fn change_password(
     req: Request,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, req.headers(), Access::profile_only()).await?;
+    let client = client_address(&req);
     let f = fields(req).await?;
     let current = f.str("currentPassword")?;
     let new = f.str("newPassword")?;
     let revoke = f.opt_bool("revokeTokens")?.unwrap_or(false);
     let id = state
         .engine
-        .change_password(&caller, current, new, revoke)
+        .change_password(&caller, current, new, revoke, client)
         .await?;
     Ok(reply::accepted(id))
 }

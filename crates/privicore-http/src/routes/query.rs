@@ -19,6 +19,11 @@ pub fn page(q: &Fields) -> Result<Page, Error> {
     if !(1..=100).contains(&per_page) {
         return Err(Error::out_of_range("perPage", "1..100"));
     }
+    // The offset must fit the stores' signed 64-bit arithmetic; past that no page exists.
+    if page - 1 > i64::MAX / per_page {
+        let last = (i64::MAX / per_page) as u64 + 1;
+        return Err(Error::out_of_range("page", format!("1..{last}")));
+    }
     Ok(Page {
         page: page as u64,
         per_page: per_page as u64,
@@ -53,4 +58,29 @@ pub fn filter<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 
 pub fn items_page(items: Vec<Value>, page: Page, total: u64) -> Value {
     serde_json::json!({ "items": items, "meta": { "page": page.page, "perPage": page.per_page, "total": total } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_of(query: &str) -> Result<Page, Error> {
+        page(&parse_form(query.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn a_page_whose_offset_overflows_is_out_of_range() {
+        let err = page_of("page=9223372036854775807").unwrap_err();
+        assert_eq!(
+            (err.reason, err.field.as_deref()),
+            (Reason::ValidationOutOfRange, Some("page"))
+        );
+        let last = i64::MAX / 100 + 1;
+        let p = page_of(&format!("page={last}&perPage=100")).unwrap();
+        assert_eq!(p.offset(), (last as u64 - 1) * 100);
+        assert!(p.offset() <= i64::MAX as u64);
+        assert!(page_of(&format!("page={}&perPage=100", last + 1)).is_err());
+        let p = page_of(&format!("page={}&perPage=1", i64::MAX)).unwrap();
+        assert_eq!(p.offset(), i64::MAX as u64 - 1, "every page of one fits");
+    }
 }

@@ -51,6 +51,8 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
             registrations_per_hour: 0,
             failed_logins_per_15min: 0,
             generate_keys_per_minute: 0,
+            requests_per_token_per_minute: 0,
+            unauthenticated_per_minute: 0,
         },
         ..Settings::default()
     }

@@ -18,12 +18,14 @@ use crate::{CommandId, ProfileId, Timestamp};
 use serde_json::json;
 
 mod accounts;
+mod counters;
 mod data_tokens;
 mod devices;
 mod idempotency;
 mod replicas;
 
 use accounts::*;
+use counters::*;
 pub use data_tokens::token_of;
 use data_tokens::*;
 use devices::*;
@@ -45,6 +47,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     replicas_spool_and_events(store).await;
     the_spool_of_a_committed_version_expires(store).await;
     idempotency_slots_are_claimed_once(store).await;
+    counters_count_within_their_window(store).await;
 }
 
 /// A profile (not stored).
