@@ -22,7 +22,12 @@ import struct
 import sys
 from urllib.parse import urlencode, urlparse
 
-WAIT_SECONDS = float(os.environ.get("GUIDE_WAIT_SECONDS", "15"))
+# A missed ack never arrives; a late one (a loaded machine) still counts as delivered.
+WAIT_SECONDS = float(os.environ.get("GUIDE_WAIT_SECONDS", "60"))
+
+
+class ConnectionClosed(Exception):
+    pass
 
 
 class Http:
@@ -33,6 +38,15 @@ class Http:
         self.reader = self.writer = None
 
     async def request(self, method, path, form=None):
+        try:
+            return await self.exchange(method, path, form)
+        except ConnectionClosed:
+            # A kept-alive connection the server closed while idle: send on a new one,
+            # as HTTP clients do.
+            self.writer = None
+            return await self.exchange(method, path, form)
+
+    async def exchange(self, method, path, form):
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         body = urlencode(form).encode() if form is not None else b""
@@ -46,7 +60,7 @@ class Http:
         await self.writer.drain()
         status_line = await self.reader.readline()
         if not status_line:
-            raise RuntimeError(f"connection closed by the server before answering {method} {path}")
+            raise ConnectionClosed(f"connection closed before an answer to {method} {path}")
         status = int(status_line.split()[1])
         headers = {}
         while True:
