@@ -85,9 +85,11 @@ impl Default for LateQueue {
 
 impl LateQueue {
     pub(crate) fn push(&self, effect: DataEffect) {
+        // Counted before it is sent: the worker may take it (and count it down) at once.
+        self.depth.fetch_add(1, Ordering::Relaxed);
         // The receiver lives as long as the engine's settle worker.
-        if self.tx.send(effect).is_ok() {
-            self.depth.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(effect).is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
