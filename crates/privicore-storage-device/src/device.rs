@@ -4,6 +4,8 @@
 
 mod session;
 
+pub use session::SessionEnd;
+
 use crate::at_rest::ObjectInfo;
 use crate::identity::DeviceIdentity;
 use crate::objects::{ObjectStore, ReadError};
@@ -28,7 +30,8 @@ struct Staging {
 #[derive(Default)]
 pub struct Handled {
     pub replies: Vec<Envelope>,
-    pub stop: bool,
+    /// Set when the engine ended the session: why (a reason key).
+    pub stop: Option<String>,
 }
 
 /// A complete object waiting for the batch's single flush.
@@ -49,9 +52,9 @@ pub struct StorageDevice {
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
     hello_id: Option<String>,
+    /// Whether the engine's welcome on this session proved the engine key.
+    welcomed: bool,
     roles: Vec<String>,
-    /// Writes and flushes on the thread that runs the device (see `on_own_thread`).
-    inline_io: bool,
 }
 
 impl StorageDevice {
@@ -66,17 +69,9 @@ impl StorageDevice {
             seen: HashSet::with_capacity(REMEMBERED_IDS + 1),
             seen_order: VecDeque::with_capacity(REMEMBERED_IDS + 1),
             hello_id: None,
+            welcomed: false,
             roles: vec!["storage".into()],
-            inline_io: false,
         })
-    }
-
-    /// For a device whose `run` has an OS thread to itself (a current-thread runtime):
-    /// writes and flushes then block only this device, and skip the hop to the blocking
-    /// pool and back (two thread wake-ups per batch).
-    pub fn on_own_thread(mut self) -> Self {
-        self.inline_io = true;
-        self
     }
 
     pub fn objects(&self) -> &ObjectStore {
@@ -202,19 +197,20 @@ impl StorageDevice {
                     .body::<bus::Welcome>()
                     .is_some_and(|w| self.welcome_is_genuine(&w));
                 if ok {
-                    tracing::info!(device = %self.identity.device_identifier, "device welcomed");
+                    tracing::debug!(device = %self.identity.device_identifier, "device welcomed");
+                    self.welcomed = true;
                 } else {
                     tracing::error!(device = %self.identity.device_identifier, "welcome does not prove the engine key; disconnecting");
-                    out.stop = true;
+                    out.stop = Some("welcome_not_genuine".into());
                 }
             }
+            // The caller logs how the session ended (and decides when to try again).
             kind::REJECTED | kind::REVOKED => {
                 let reason = env
                     .body::<bus::Reason>()
                     .map(|r| r.reason)
                     .unwrap_or_default();
-                tracing::warn!(device = %self.identity.device_identifier, %reason, "engine ended this device's session");
-                out.stop = true;
+                out.stop = Some(reason);
             }
             kind::ROLES_CHANGED => {
                 if let Some(r) = env.body::<bus::Roles>() {
