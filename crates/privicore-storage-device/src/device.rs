@@ -2,6 +2,7 @@
 //! storage handlers (store, fetch, delete, inventory). The session loop on a link is in
 //! `session`.
 
+mod seen;
 mod session;
 
 pub use session::SessionEnd;
@@ -10,8 +11,9 @@ use crate::at_rest::ObjectInfo;
 use crate::identity::DeviceIdentity;
 use crate::objects::{ObjectStore, ReadError};
 use privicore_wire::bus::{self, Envelope, kind};
+use seen::Seen;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -49,8 +51,7 @@ pub struct StorageDevice {
     identity: DeviceIdentity,
     store: ObjectStore,
     staging: HashMap<(String, u32, String), Staging>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
+    seen: Seen,
     hello_id: Option<String>,
     /// Whether the engine's welcome on this session proved the engine key.
     welcomed: bool,
@@ -64,10 +65,7 @@ impl StorageDevice {
             identity,
             store,
             staging: HashMap::new(),
-            // Sized for the bound at once: a set that grows rehashes every id at each
-            // doubling, a pause the store confirmations behind it would wait out.
-            seen: HashSet::with_capacity(REMEMBERED_IDS + 1),
-            seen_order: VecDeque::with_capacity(REMEMBERED_IDS + 1),
+            seen: Seen::new(REMEMBERED_IDS),
             hello_id: None,
             welcomed: false,
             roles: vec!["storage".into()],
@@ -119,16 +117,7 @@ impl StorageDevice {
 
     /// At-least-once delivery: a message id seen before is not handled twice.
     fn first_time(&mut self, id: &str) -> bool {
-        if !self.seen.insert(id.to_owned()) {
-            return false;
-        }
-        self.seen_order.push_back(id.to_owned());
-        if self.seen_order.len() > REMEMBERED_IDS
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        true
+        self.seen.first_time(id)
     }
 
     pub fn handle(&mut self, env: Envelope) -> Handled {
