@@ -178,6 +178,7 @@ impl DeviceTask {
         let id = &self.id;
         let mut reconnect = Reconnect::default();
         while !stop.is_cancelled() {
+            state.lock().expect("hosted state lock").retry_in = None;
             let device = match self.open().await {
                 Ok(device) => device,
                 Err(error) => {

@@ -99,6 +99,13 @@ impl TestServer {
             server.shutdown().await;
         }
     }
+
+    /// Starts the server again on the same data directory (new ephemeral ports).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let settings = test_settings(self.dir.path());
+        self.server = Some(Server::start(&settings).await.unwrap());
+    }
 }
 
 pub fn unique_username(prefix: &str) -> String {
