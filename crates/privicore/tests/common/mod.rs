@@ -2,8 +2,11 @@
 //! provisioned exactly as flows.md §1 describes, through `privicore-client`.
 #![allow(dead_code)]
 
+mod bus;
 mod external;
 
+#[allow(unused_imports)]
+pub use bus::*;
 #[allow(unused_imports)]
 pub use external::*;
 use privicore::config::{Listener, RateLimits, Settings};
