@@ -50,7 +50,10 @@ fn clients_with_a_profile_each_store_and_fetch_every_flow() {
 #[test]
 fn idle_hosted_devices_are_measured() {
     let out = bench(&["devices", "--profiles", "2", "--idle-seconds", "1"]);
-    assert!(out.contains("2 profile(s) x 3 hosted storage devices"), "{out}");
+    assert!(
+        out.contains("2 profile(s) x 3 hosted storage devices"),
+        "{out}"
+    );
     assert!(out.contains("registered 6 devices"), "{out}");
     let idle = out
         .lines()
