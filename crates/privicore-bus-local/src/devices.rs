@@ -1,7 +1,10 @@
 //! Embedded device bus: a routing table from device identifiers to live connections, and
 //! one engine inbox. Connections are in-process channels (hosted devices) or the
 //! `/device-bus` WebSocket of the edge. Messages for a device that is not connected wait
-//! in a bounded queue and are delivered when it connects.
+//! in a bounded queue and are delivered when it connects. A connected device's queue is
+//! bounded too: a sender waits while the device is that far behind. Device messages to the
+//! engine are not bounded here: a device answers what the engine sent it, and a full
+//! inbox could hold up a device that the engine itself waits on.
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -15,10 +18,12 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 
 /// Messages kept for a disconnected device.
 const OFFLINE_QUEUE: usize = 10_000;
+/// Messages queued for a connected device before senders wait.
+const DEVICE_QUEUE: usize = 256;
 
 struct Route {
     connection: u64,
-    tx: mpsc::UnboundedSender<Envelope>,
+    tx: mpsc::Sender<Envelope>,
 }
 
 #[derive(Default)]
@@ -37,7 +42,7 @@ pub struct LocalDeviceBus {
 /// A device's live connection: what the engine sends it, and where its messages go.
 pub struct Attachment {
     pub connection: u64,
-    pub from_engine: mpsc::UnboundedReceiver<Envelope>,
+    pub from_engine: mpsc::Receiver<Envelope>,
     pub to_engine: mpsc::UnboundedSender<Envelope>,
 }
 
@@ -55,14 +60,14 @@ impl Default for LocalDeviceBus {
 impl LocalDeviceBus {
     /// Connects a device; a second connection replaces the first (§6.2).
     pub fn attach(&self, device: &str) -> Attachment {
-        let (tx, from_engine) = mpsc::unbounded_channel();
         let mut routes = self.routes.lock().expect("routes lock");
         routes.next_connection += 1;
         let connection = routes.next_connection;
-        if let Some(queued) = routes.waiting.remove(device) {
-            for env in queued {
-                let _ = tx.send(env);
-            }
+        let queued = routes.waiting.remove(device).unwrap_or_default();
+        // Room for what waited, so it is handed over at once.
+        let (tx, from_engine) = mpsc::channel(DEVICE_QUEUE + queued.len());
+        for env in queued {
+            let _ = tx.try_send(env);
         }
         routes
             .live
@@ -90,17 +95,24 @@ impl LocalDeviceBus {
 #[async_trait]
 impl DeviceBus for LocalDeviceBus {
     async fn send(&self, device: &str, envelope: Envelope) -> Result<(), BusError> {
-        let mut routes = self.routes.lock().expect("routes lock");
-        let envelope = match routes.live.get(device) {
-            Some(route) => match route.tx.send(envelope) {
+        let live = {
+            let routes = self.routes.lock().expect("routes lock");
+            routes
+                .live
+                .get(device)
+                .map(|r| (r.connection, r.tx.clone()))
+        };
+        let envelope = match live {
+            Some((connection, tx)) => match tx.send(envelope).await {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::SendError(env)) => {
-                    routes.live.remove(device);
+                    self.detach(device, connection);
                     env
                 }
             },
             None => envelope,
         };
+        let mut routes = self.routes.lock().expect("routes lock");
         let queue = routes.waiting.entry(device.to_owned()).or_default();
         queue.push_back(envelope);
         while queue.len() > OFFLINE_QUEUE {
@@ -166,6 +178,26 @@ mod tests {
         a.to_engine.send(env(3)).unwrap();
         assert_eq!(n(inbox.next().await), 3);
         assert!(bus.inbox().await.is_err(), "one consumer");
+    }
+
+    #[tokio::test]
+    async fn a_sender_waits_while_a_connected_device_is_a_full_queue_behind() {
+        let bus = LocalDeviceBus::default();
+        let mut a = bus.attach("dev-1");
+        for i in 0..DEVICE_QUEUE as u64 {
+            bus.send("dev-1", env(i)).await.unwrap();
+        }
+        let mut blocked = std::pin::pin!(bus.send("dev-1", env(9_999)));
+        assert!(
+            futures_util::FutureExt::now_or_never(blocked.as_mut()).is_none(),
+            "the queue is full"
+        );
+        assert_eq!(n(a.from_engine.recv().await), 0);
+        assert!(blocked.await.is_ok(), "room again after one was taken");
+        for i in 1..DEVICE_QUEUE as u64 {
+            assert_eq!(n(a.from_engine.recv().await), i);
+        }
+        assert_eq!(n(a.from_engine.recv().await), 9_999);
     }
 
     #[tokio::test]

@@ -247,6 +247,10 @@ impl Engine {
         }])
         .await?;
         self.revoke_device(device.id, "credentials_rotated").await;
+        // A hosted device refused for its key is let in by the cleared pin.
+        if let Some(host) = &self.host {
+            host.retry_now(device.id);
+        }
 
         let (host, port, tls) = split_url(&self.config.api_public_url);
         let id = device.id.to_string();

@@ -32,6 +32,8 @@ pub trait DeviceHost: Send + Sync + 'static {
     /// Starts hosting the device if it is not hosted yet.
     fn host(&self, device: &Device);
     fn unhost(&self, device: DeviceId);
+    /// A hosted device waiting to reconnect tries now (its pinned key was just cleared).
+    fn retry_now(&self, _device: DeviceId) {}
 }
 
 /// The outside world, as ports.

@@ -5,23 +5,32 @@ use crate::workers::Worker;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use privicore_domain::data_token::ReplicaState;
+use privicore_domain::data_token::{ReplicaState, TokenVersion};
 use privicore_domain::device::{DeviceId, DeviceStatus};
 use privicore_domain::effect::DataEffect;
 use privicore_domain::{Reason, Timestamp};
 use privicore_wire::SignedPublicKey;
 use privicore_wire::bus::{self, Envelope, kind};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+/// Device messages handled at once; the next waits in the inbox until one is done.
+const HANDLING_AT_ONCE: usize = 1024;
 
 pub(crate) struct InboxWorker {
     core: Arc<Core>,
     inbox: BoxStream<'static, Envelope>,
+    handling: Arc<Semaphore>,
 }
 
 impl InboxWorker {
     pub fn new(core: Arc<Core>, inbox: BoxStream<'static, Envelope>) -> Self {
-        Self { core, inbox }
+        Self {
+            core,
+            inbox,
+            handling: Arc::new(Semaphore::new(HANDLING_AT_ONCE)),
+        }
     }
 }
 
@@ -51,11 +60,16 @@ impl Worker for InboxWorker {
                 }
                 continue;
             }
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                permit = self.handling.clone().acquire_owned() => permit.map_err(|e| e.to_string())?,
+            };
             let core = self.core.clone();
             tokio::spawn(async move {
                 if let Err(error) = handle(&core, env).await {
                     tracing::warn!(%error, "device message not handled");
                 }
+                drop(permit);
             });
         }
     }
@@ -199,6 +213,7 @@ async fn hello(
                 reject(Reason::DevicePublicKeyMismatch),
             )
             .await;
+            lost_identity(core, device_id).await?;
             return Ok(());
         }
         Some(_) => {}
@@ -264,6 +279,61 @@ async fn hello(
     Ok(())
 }
 
+/// A device that says hello with a key other than the pinned one is not the device that
+/// stored its replicas (its data directory was replaced, or someone else holds its
+/// credentials): the connection is closed (§6.5), the device shows offline, and what it
+/// confirmed counts as `missing` until a synchronization after the bundle is reissued.
+async fn lost_identity(core: &Core, device_id: DeviceId) -> Result<(), privicore_domain::Error> {
+    core.devices.disconnect(&device_id.to_string()).await;
+    core.presence.forget(device_id);
+    let marks: Vec<DataEffect> = core
+        .store
+        .device_replicas(device_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.state == ReplicaState::Confirmed)
+        .map(|r| DataEffect::TransitionReplica {
+            token: r.token,
+            version: r.version,
+            device_id,
+            from: vec![ReplicaState::Confirmed],
+            to: ReplicaState::Missing,
+        })
+        .collect();
+    if !marks.is_empty() {
+        tracing::warn!(device = %device_id, replicas = marks.len(), "replicas of a device with a new key are missing");
+        core.apply(marks).await?;
+    }
+    Ok(())
+}
+
+/// Whether the engine asked `device` to store this version: its replica row is `pending`
+/// or, while the version is not committed (a command writes its targets' rows with its
+/// commit), the device is a storage target of the token's profile.
+async fn asked(
+    core: &Core,
+    device: DeviceId,
+    version: &TokenVersion,
+) -> Result<bool, privicore_domain::Error> {
+    let rows = core
+        .store
+        .replicas(&version.token, Some(version.version))
+        .await?;
+    if let Some(row) = rows.iter().find(|r| r.device_id == device) {
+        return Ok(row.state == ReplicaState::Pending);
+    }
+    if version.committed {
+        return Ok(false);
+    }
+    let Some(token) = core.store.data_token(&version.token).await? else {
+        return Ok(false);
+    };
+    Ok(core
+        .storage_targets(token.profile_id)
+        .await?
+        .contains(&device))
+}
+
 async fn stored(
     core: &Core,
     device_id: DeviceId,
@@ -279,6 +349,10 @@ async fn stored(
     let Some(version) = core.store.token_version(&s.token, s.version).await? else {
         return Ok(());
     };
+    if !asked(core, device_id, &version).await? {
+        tracing::debug!(device = %device_id, token = %s.token, "ignoring a confirmation of an object the device was not asked to store");
+        return Ok(());
+    }
     let ok = version.digest == s.sha256;
     if !ok {
         tracing::warn!(device = %device_id, token = %s.token, "device stored an object with another digest");

@@ -100,7 +100,9 @@ pub(crate) async fn replicate(
         .filter(|id| !known.contains(id))
         .collect();
 
-    let wait = core.coordinator.watch_commit(token, version, &tv.digest);
+    let wait = core
+        .coordinator
+        .watch_commit(token, version, &tv.digest, &targets);
     {
         let mut st = wait.state.lock().expect("wait lock");
         for r in existing
@@ -109,7 +111,6 @@ pub(crate) async fn replicate(
         {
             st.confirmed.insert(r.device_id);
         }
-        st.targets = targets.len();
     }
     for device in &targets {
         core.send_object(*device, tv, chunks).await;

@@ -2,14 +2,18 @@
 //! storage handlers (store, fetch, delete, inventory). The session loop on a link is in
 //! `session`.
 
+mod seen;
 mod session;
+
+pub use session::SessionEnd;
 
 use crate::at_rest::ObjectInfo;
 use crate::identity::DeviceIdentity;
 use crate::objects::{ObjectStore, ReadError};
 use privicore_wire::bus::{self, Envelope, kind};
+use seen::Seen;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -28,7 +32,8 @@ struct Staging {
 #[derive(Default)]
 pub struct Handled {
     pub replies: Vec<Envelope>,
-    pub stop: bool,
+    /// Set when the engine ended the session: why (a reason key).
+    pub stop: Option<String>,
 }
 
 /// A complete object waiting for the batch's single flush.
@@ -46,12 +51,11 @@ pub struct StorageDevice {
     identity: DeviceIdentity,
     store: ObjectStore,
     staging: HashMap<(String, u32, String), Staging>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
+    seen: Seen,
     hello_id: Option<String>,
+    /// Whether the engine's welcome on this session proved the engine key.
+    welcomed: bool,
     roles: Vec<String>,
-    /// Writes and flushes on the thread that runs the device (see `on_own_thread`).
-    inline_io: bool,
 }
 
 impl StorageDevice {
@@ -61,22 +65,11 @@ impl StorageDevice {
             identity,
             store,
             staging: HashMap::new(),
-            // Sized for the bound at once: a set that grows rehashes every id at each
-            // doubling, a pause the store confirmations behind it would wait out.
-            seen: HashSet::with_capacity(REMEMBERED_IDS + 1),
-            seen_order: VecDeque::with_capacity(REMEMBERED_IDS + 1),
+            seen: Seen::new(REMEMBERED_IDS),
             hello_id: None,
+            welcomed: false,
             roles: vec!["storage".into()],
-            inline_io: false,
         })
-    }
-
-    /// For a device whose `run` has an OS thread to itself (a current-thread runtime):
-    /// writes and flushes then block only this device, and skip the hop to the blocking
-    /// pool and back (two thread wake-ups per batch).
-    pub fn on_own_thread(mut self) -> Self {
-        self.inline_io = true;
-        self
     }
 
     pub fn objects(&self) -> &ObjectStore {
@@ -124,16 +117,7 @@ impl StorageDevice {
 
     /// At-least-once delivery: a message id seen before is not handled twice.
     fn first_time(&mut self, id: &str) -> bool {
-        if !self.seen.insert(id.to_owned()) {
-            return false;
-        }
-        self.seen_order.push_back(id.to_owned());
-        if self.seen_order.len() > REMEMBERED_IDS
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        true
+        self.seen.first_time(id)
     }
 
     pub fn handle(&mut self, env: Envelope) -> Handled {
@@ -202,19 +186,20 @@ impl StorageDevice {
                     .body::<bus::Welcome>()
                     .is_some_and(|w| self.welcome_is_genuine(&w));
                 if ok {
-                    tracing::info!(device = %self.identity.device_identifier, "device welcomed");
+                    tracing::debug!(device = %self.identity.device_identifier, "device welcomed");
+                    self.welcomed = true;
                 } else {
                     tracing::error!(device = %self.identity.device_identifier, "welcome does not prove the engine key; disconnecting");
-                    out.stop = true;
+                    out.stop = Some("welcome_not_genuine".into());
                 }
             }
+            // The caller logs how the session ended (and decides when to try again).
             kind::REJECTED | kind::REVOKED => {
                 let reason = env
                     .body::<bus::Reason>()
                     .map(|r| r.reason)
                     .unwrap_or_default();
-                tracing::warn!(device = %self.identity.device_identifier, %reason, "engine ended this device's session");
-                out.stop = true;
+                out.stop = Some(reason);
             }
             kind::ROLES_CHANGED => {
                 if let Some(r) = env.body::<bus::Roles>() {

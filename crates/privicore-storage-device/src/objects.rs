@@ -45,7 +45,9 @@ struct Entry {
 }
 
 struct Segment {
-    file: Arc<File>,
+    /// Opened on first use and closed again by `release_handles`, so that an idle device
+    /// holds no file descriptor.
+    file: Option<Arc<File>>,
     path: PathBuf,
     live: usize,
     /// Bytes of live records (headers included) and of the whole readable segment.
@@ -57,15 +59,25 @@ struct Segment {
 
 impl Segment {
     /// A segment with no live record counted yet.
-    fn new(file: File, path: PathBuf, size: u64, allocated: u64) -> Self {
+    fn new(file: Option<File>, path: PathBuf, size: u64, allocated: u64) -> Self {
         Self {
-            file: Arc::new(file),
+            file: file.map(Arc::new),
             path,
             live: 0,
             live_bytes: 0,
             size,
             allocated,
         }
+    }
+
+    /// The open segment file, opened now if it was closed.
+    fn file(&mut self) -> std::io::Result<Arc<File>> {
+        if let Some(file) = &self.file {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(File::options().read(true).write(true).open(&self.path)?);
+        self.file = Some(file.clone());
+        Ok(file)
     }
 }
 
@@ -154,7 +166,9 @@ impl ObjectStore {
             .create_new(true)
             .open(&path)?;
         sync_dir(&dir)?;
-        inner.segments.insert(n, Segment::new(file, path, 0, 0));
+        inner
+            .segments
+            .insert(n, Segment::new(Some(file), path, 0, 0));
         inner.active = n;
         inner.active_len = 0;
         Ok(())
@@ -288,7 +302,7 @@ impl ObjectStore {
         let end = start + buf.len() as u64;
         let active = inner.active;
         let segment = inner.segments.get_mut(&active).expect("active segment");
-        let file = segment.file.clone();
+        let file = segment.file()?;
         let grow_to = (end > segment.allocated).then(|| end + next_step());
         if let Some(to) = grow_to {
             buf.resize((to - start) as usize, 0);
@@ -320,7 +334,8 @@ impl ObjectStore {
         let Some(segment) = inner.segments.get_mut(&entry.segment) else {
             return Ok(());
         };
-        wipe(&segment.file, entry)?;
+        let file = segment.file()?;
+        wipe(&file, entry)?;
         segment.live = segment.live.saturating_sub(1);
         segment.live_bytes = segment.live_bytes.saturating_sub(record_size(entry));
         let closed = entry.segment != active;
@@ -333,14 +348,14 @@ impl ObjectStore {
             }
         } else if closed && segment.live_bytes * 2 < segment.size {
             if flush {
-                segment.file.sync_data()?;
+                file.sync_data()?;
             }
             // The erasure itself is done; a failed compaction is tried again next time.
             if let Err(e) = self.compact(inner, entry.segment) {
                 tracing::warn!(error = %e, "could not compact a segment");
             }
         } else if flush {
-            segment.file.sync_data()?;
+            file.sync_data()?;
         }
         Ok(())
     }
@@ -349,7 +364,7 @@ impl ObjectStore {
     /// index at the copies, then unlinks the segment. A crash in between leaves both
     /// copies; the later one wins on the next open and the earlier is erased.
     fn compact(&self, inner: &mut Inner, n: u32) -> std::io::Result<()> {
-        let Some(source) = inner.segments.get(&n).map(|s| s.file.clone()) else {
+        let Some(source) = inner.segments.get_mut(&n).map(Segment::file).transpose()? else {
             return Ok(());
         };
         let moving: Vec<((String, u32), Entry)> = inner
@@ -391,7 +406,7 @@ impl ObjectStore {
 
     fn body_of(&self, token: &str, version: u32) -> Result<Vec<u8>, ReadError> {
         let (entry, file) = {
-            let inner = self.lock();
+            let mut inner = self.lock();
             let entry = inner
                 .index
                 .get(&(token.to_owned(), version))
@@ -399,9 +414,10 @@ impl ObjectStore {
                 .ok_or(ReadError::NotFound)?;
             let file = inner
                 .segments
-                .get(&entry.segment)
-                .map(|s| s.file.clone())
-                .ok_or(ReadError::NotFound)?;
+                .get_mut(&entry.segment)
+                .ok_or(ReadError::NotFound)?
+                .file()
+                .map_err(|_| ReadError::Io)?;
             (entry, file)
         };
         let mut body = vec![0u8; entry.len as usize];
@@ -512,6 +528,23 @@ impl ObjectStore {
     fn verify_one(&self, token: &str, version: u32) -> bool {
         self.body_of(token, version)
             .is_ok_and(|bytes| at_rest::decode(&self.dmk, &bytes).is_ok_and(|d| d.verify().is_ok()))
+    }
+
+    /// Closes every segment file; the next access opens what it needs again. A device
+    /// calls this once it has been idle for a while.
+    pub fn release_handles(&self) {
+        for segment in self.lock().segments.values_mut() {
+            segment.file = None;
+        }
+    }
+
+    /// How many segment files are open.
+    pub fn open_handles(&self) -> usize {
+        self.lock()
+            .segments
+            .values()
+            .filter(|s| s.file.is_some())
+            .count()
     }
 
     pub fn object_count(&self) -> u64 {

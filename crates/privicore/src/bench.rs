@@ -12,11 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Barrier;
 
+mod devices;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     Store,
     Fetch,
     Both,
+    /// No flows: the resident memory, threads and files of idle hosted devices.
+    Devices,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +60,10 @@ pub struct BenchArgs {
     /// the phase's start) to this file, to see when the slow ones happened.
     #[arg(long)]
     pub timeline: Option<PathBuf>,
+    /// `devices` only: how long everything idles before it is measured (long enough for
+    /// the runtime's spare blocking threads to exit, 10 s after their last job).
+    #[arg(long, default_value_t = 15)]
+    pub idle_seconds: u64,
 }
 
 struct Spawned {
@@ -318,6 +326,9 @@ async fn store_once(
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.mode == Mode::Devices {
+        return devices::run(&args).await;
+    }
     let (spawned, api, ws) = match (&args.api, &args.ws) {
         (Some(api), Some(ws)) => (None, api.clone(), ws.clone()),
         (None, None) => {

@@ -2,7 +2,9 @@
 //! its own process, connected to the engine's embedded bus.
 
 use anyhow::Context;
-use privicore_storage_device::{Bundle, DeviceIdentity, StorageDevice, connect_websocket};
+use privicore_storage_device::{
+    Bundle, DeviceIdentity, SessionEnd, StorageDevice, connect_websocket,
+};
 use privicore_wire::SignedPublicKey;
 use std::path::Path;
 use std::time::Duration;
@@ -38,14 +40,17 @@ pub async fn run(
                 tracing::info!(device = %bundle.device_identifier, %url, "connected to the engine");
                 backoff = Duration::from_millis(200);
                 match device.run(link, shutdown.clone()).await {
-                    Ok(()) if shutdown.is_cancelled() => break,
-                    Ok(()) => {
+                    SessionEnd::Shutdown => break,
+                    SessionEnd::Refused(reason) | SessionEnd::Revoked(reason) => {
                         tracing::warn!(
+                            %reason,
                             "the engine ended this device's session; waiting for a new bundle"
                         );
                         return Ok(());
                     }
-                    Err(error) => tracing::warn!(%error, "bus connection lost"),
+                    SessionEnd::Lost { error, .. } => {
+                        tracing::warn!(%error, "bus connection lost")
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, ?backoff, "cannot reach the engine bus"),

@@ -1,19 +1,32 @@
 //! The embedded default: every storage device registered with the engine runs inside the
 //! engine process, on the in-process bus, with its data under `<data_dir>/devices/<id>/`.
+//! A hosted device is a task on the engine's runtime, not a thread: hundreds of idle
+//! devices cost a few hundred KiB each.
+
+mod reconnect;
+
+pub use reconnect::{Ended, REFUSED_FIRST, REFUSED_MAX, Reconnect};
 
 use async_trait::async_trait;
 use privicore_bus_local::{Attachment, LocalDeviceBus};
 use privicore_domain::device::{Device, DeviceId};
 use privicore_engine::DeviceHost;
-use privicore_storage_device::{DeviceIdentity, KeyWrap, Link, LinkError, StorageDevice};
+use privicore_storage_device::{
+    DeviceIdentity, KeyWrap, Link, LinkError, SessionEnd, StorageDevice,
+};
 use privicore_wire::SignedPublicKey;
 use privicore_wire::bus::Envelope;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Devices opened at once: opening reads a device's whole segment log on the blocking
+/// pool, and at start every device opens.
+const OPENING_AT_ONCE: usize = 2;
 
 /// A hosted device's end of the in-process bus.
 struct AttachedLink(Attachment);
@@ -32,18 +45,37 @@ impl Link for AttachedLink {
     }
 }
 
+/// A hosted device's reconnects, as far as operators and tests can see them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostedState {
+    /// Refusals in a row.
+    pub refusals: u32,
+    /// The pause before the next attempt, while one is scheduled.
+    pub retry_in: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct Hosted {
+    stop: CancellationToken,
+    retry_now: Arc<Notify>,
+    state: Arc<Mutex<HostedState>>,
+}
+
 pub struct InProcessHost {
     bus: Arc<LocalDeviceBus>,
     root: PathBuf,
     engine_key: SignedPublicKey,
     /// Seals each device's keys at rest under the root key.
     wrap: Arc<dyn KeyWrap>,
-    running: Mutex<HashMap<DeviceId, CancellationToken>>,
+    running: Mutex<HashMap<DeviceId, Hosted>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    runtime: tokio::runtime::Handle,
+    opening: Arc<Semaphore>,
 }
 
 impl InProcessHost {
+    /// Devices run as tasks on the runtime this is created on.
     pub fn new(
         bus: Arc<LocalDeviceBus>,
         root: PathBuf,
@@ -58,6 +90,8 @@ impl InProcessHost {
             running: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            runtime: tokio::runtime::Handle::current(),
+            opening: Arc::new(Semaphore::new(OPENING_AT_ONCE)),
         }
     }
 
@@ -84,98 +118,159 @@ impl InProcessHost {
         self.tasks.close();
         self.tasks.wait().await;
     }
+
+    /// The reconnect state of a hosted device.
+    pub fn state(&self, device: DeviceId) -> Option<HostedState> {
+        let running = self.running.lock().expect("host lock");
+        let hosted = running.get(&device)?;
+        Some(*hosted.state.lock().expect("hosted state lock"))
+    }
+
+    /// How many devices are hosted.
+    pub fn hosted(&self) -> usize {
+        self.running
+            .lock()
+            .expect("host lock")
+            .values()
+            .filter(|h| !h.stop.is_cancelled())
+            .count()
+    }
 }
 
 impl Drop for InProcessHost {
-    /// An engine dropped without `stop` still ends its device threads.
+    /// An engine dropped without `stop` still ends its devices.
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// One hosted device: opens its data, runs sessions on the in-process bus and, between
+/// them, waits as `Reconnect` says (or until told to try again now).
+struct DeviceTask {
+    bus: Arc<LocalDeviceBus>,
+    dir: PathBuf,
+    id: String,
+    engine_key: SignedPublicKey,
+    wrap: Arc<dyn KeyWrap>,
+    opening: Arc<Semaphore>,
+    hosted: Hosted,
+}
+
+impl DeviceTask {
+    async fn open(&self) -> std::io::Result<StorageDevice> {
+        let _permit = self.opening.acquire().await;
+        let (dir, id, key) = (self.dir.clone(), self.id.clone(), self.engine_key.clone());
+        let wrap = self.wrap.clone();
+        tokio::task::spawn_blocking(move || {
+            DeviceIdentity::load_or_create_wrapped(&dir, &id, key, wrap.as_ref())
+                .and_then(|identity| StorageDevice::open(&dir, identity))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    async fn run(self) {
+        let Hosted {
+            stop,
+            retry_now,
+            state,
+        } = self.hosted.clone();
+        let id = &self.id;
+        let mut reconnect = Reconnect::default();
+        while !stop.is_cancelled() {
+            state.lock().expect("hosted state lock").retry_in = None;
+            let device = match self.open().await {
+                Ok(device) => device,
+                Err(error) => {
+                    tracing::error!(device = %id, %error, "hosted device cannot open its data");
+                    return;
+                }
+            };
+            let attachment = self.bus.attach(id);
+            let connection = attachment.connection;
+            let end = device.run(AttachedLink(attachment), stop.clone()).await;
+            self.bus.detach(id, connection);
+            let ended = match end {
+                SessionEnd::Shutdown => break,
+                SessionEnd::Refused(reason) => {
+                    let pause = reconnect.next(Ended::Refused);
+                    // One line per attempt, and attempts grow rare.
+                    tracing::warn!(device = %id, %reason, attempt = reconnect.refusals(), retry_in = ?pause,
+                        "the engine refused this hosted device; its data directory may have been replaced");
+                    *state.lock().expect("hosted state lock") = HostedState {
+                        refusals: reconnect.refusals(),
+                        retry_in: Some(pause),
+                    };
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = retry_now.notified() => {}
+                    }
+                    continue;
+                }
+                SessionEnd::Revoked(reason) => {
+                    tracing::info!(device = %id, %reason, "hosted device revoked; reconnecting");
+                    Ended::AfterWelcome
+                }
+                SessionEnd::Lost { welcomed, error } => {
+                    tracing::debug!(device = %id, %error, "hosted device link dropped; reconnecting");
+                    if welcomed {
+                        Ended::AfterWelcome
+                    } else {
+                        Ended::BeforeWelcome
+                    }
+                }
+            };
+            let pause = reconnect.next(ended);
+            *state.lock().expect("hosted state lock") = HostedState {
+                refusals: 0,
+                retry_in: Some(pause),
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
     }
 }
 
 impl DeviceHost for InProcessHost {
     fn host(&self, device: &Device) {
         let mut running = self.running.lock().expect("host lock");
-        if running.get(&device.id).is_some_and(|t| !t.is_cancelled()) {
-            return;
-        }
-        let stop = self.shutdown.child_token();
-        let wrap = self.wrap.clone();
-        let (bus, dir, key, id, hosted_stop) = (
-            self.bus.clone(),
-            self.root.join(device.id.to_string()),
-            self.engine_key.clone(),
-            device.id.to_string(),
-            stop.clone(),
-        );
-        // Each hosted device runs on an OS thread of its own, so its flushes block nobody
-        // else and need no hop to the blocking pool. Not a blocking-pool thread: a runtime
-        // dropped without `stop` would wait for it forever.
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        if running
+            .get(&device.id)
+            .is_some_and(|h| !h.stop.is_cancelled())
         {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                tracing::error!(device = %device.id, %error, "cannot start a hosted device");
-                return;
-            }
-        };
-        let (done, finished) = tokio::sync::oneshot::channel::<()>();
-        let hosted = async move {
-            let _done = done;
-            let mut backoff = Duration::from_millis(100);
-            while !stop.is_cancelled() {
-                let opened =
-                    DeviceIdentity::load_or_create_wrapped(&dir, &id, key.clone(), wrap.as_ref())
-                        .and_then(|identity| StorageDevice::open(&dir, identity))
-                        .map(StorageDevice::on_own_thread);
-                let device = match opened {
-                    Ok(d) => d,
-                    Err(error) => {
-                        tracing::error!(device = %id, %error, "hosted device cannot open its data");
-                        return;
-                    }
-                };
-                let attachment = bus.attach(&id);
-                let connection = attachment.connection;
-                let result = device.run(AttachedLink(attachment), stop.clone()).await;
-                bus.detach(&id, connection);
-                match result {
-                    // Ended by the engine (revoked, rejected) or by shutdown.
-                    Ok(()) if stop.is_cancelled() => break,
-                    Ok(()) => {
-                        tracing::info!(device = %id, "hosted device session ended; reconnecting")
-                    }
-                    Err(error) => {
-                        tracing::debug!(device = %id, %error, "hosted device link dropped; reconnecting")
-                    }
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        };
-        let spawned = std::thread::Builder::new()
-            .name(format!("device-{}", &device.id.to_string()[..8]))
-            .spawn(move || runtime.block_on(hosted));
-        if let Err(error) = spawned {
-            tracing::error!(device = %device.id, %error, "cannot start a hosted device");
             return;
         }
-        running.insert(device.id, hosted_stop);
-        // `stop` waits for the thread through this task.
-        self.tasks.spawn(async move {
-            let _ = finished.await;
-        });
-        tracing::info!(device = %device.id, "hosting storage device in-process");
+        let hosted = Hosted {
+            stop: self.shutdown.child_token(),
+            retry_now: Arc::new(Notify::new()),
+            state: Arc::default(),
+        };
+        let task = DeviceTask {
+            bus: self.bus.clone(),
+            dir: self.root.join(device.id.to_string()),
+            id: device.id.to_string(),
+            engine_key: self.engine_key.clone(),
+            wrap: self.wrap.clone(),
+            opening: self.opening.clone(),
+            hosted: hosted.clone(),
+        };
+        running.insert(device.id, hosted);
+        self.tasks.spawn_on(task.run(), &self.runtime);
+        tracing::debug!(device = %device.id, "hosting storage device in-process");
     }
 
     fn unhost(&self, device: DeviceId) {
-        if let Some(stop) = self.running.lock().expect("host lock").remove(&device) {
-            stop.cancel();
+        if let Some(hosted) = self.running.lock().expect("host lock").remove(&device) {
+            hosted.stop.cancel();
+        }
+    }
+
+    fn retry_now(&self, device: DeviceId) {
+        if let Some(hosted) = self.running.lock().expect("host lock").get(&device) {
+            hosted.retry_now.notify_one();
         }
     }
 }

@@ -9,6 +9,19 @@ use std::path::PathBuf;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc hands freed memory back to the OS only when some thread calls into it again
+/// after a delay; memory freed just before a thread idles (a blocking-pool thread after a
+/// 19 MiB password hash) stayed resident for good, 25 MiB per registration. One collection
+/// a second returns what is due.
+async fn return_freed_memory() {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        // SAFETY: mi_collect takes no pointers; it may run on any thread at any time.
+        unsafe { libmimalloc_sys::mi_collect(false) };
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "privicore",
@@ -167,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 return Ok(());
             };
             let running = server::Server::start_with(&settings, startup).await?;
+            tokio::spawn(return_freed_memory());
             server::shutdown_signal().await;
             tracing::info!("shutdown requested");
             running.shutdown().await;

@@ -205,6 +205,11 @@ impl Server {
         format!("ws://{}", self.ws_addr)
     }
 
+    /// The in-process device host, unless devices run as their own processes.
+    pub fn host(&self) -> Option<&InProcessHost> {
+        self.host.as_deref()
+    }
+
     /// Stops accepting, closes sockets (1001), stops workers; pending commands stay
     /// persisted and resume on the next start.
     pub async fn shutdown(mut self) {

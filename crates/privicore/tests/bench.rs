@@ -46,3 +46,19 @@ fn clients_with_a_profile_each_store_and_fetch_every_flow() {
     assert_eq!(flows(&out, "store"), Some(6), "{out}");
     assert_eq!(flows(&out, "fetch"), Some(6), "{out}");
 }
+
+#[test]
+fn idle_hosted_devices_are_measured() {
+    let out = bench(&["devices", "--profiles", "2", "--idle-seconds", "1"]);
+    assert!(
+        out.contains("2 profile(s) x 3 hosted storage devices"),
+        "{out}"
+    );
+    assert!(out.contains("registered 6 devices"), "{out}");
+    let idle = out
+        .lines()
+        .find(|l| l.starts_with("idle with devices: rss "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(idle.ends_with(" fds"), "{out}");
+    assert!(out.contains("per device: "), "{out}");
+}

@@ -168,7 +168,7 @@ pub(crate) async fn plan(
         core.apply(std::mem::take(&mut confirmations))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let wait = core.coordinator.watch_store(&key.0, key.1);
+        let wait = core.coordinator.watch_store(&key.0, key.1, &[device_id]);
         if present.is_some() {
             // A wrong copy is removed first so the device stores the good one.
             core.send_delete(device_id, &key.0, Versions::List(vec![key.1]))

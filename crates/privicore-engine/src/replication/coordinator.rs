@@ -21,13 +21,23 @@ pub(super) struct Confirmations {
     /// Set once the exchange committed while targets still owed their answers: the object,
     /// held in memory for them, and how many targets there are.
     pub(super) settling: Option<Held>,
-    pub(super) targets: usize,
+    /// The devices asked to store the object; answers of any other device are ignored.
+    pub(super) targets: HashSet<DeviceId>,
 }
 
 impl Confirmations {
     fn answered(&self) -> usize {
         self.confirmed.len() + self.failed.len()
     }
+}
+
+/// A device may confirm only what it was asked to store.
+fn unasked(st: &Confirmations, device: DeviceId, token: &str) -> bool {
+    let unasked = !st.targets.contains(&device);
+    if unasked {
+        tracing::debug!(%device, token, "ignoring an answer from a device not asked to store this object");
+    }
+    unasked
 }
 
 #[derive(Default)]
@@ -107,19 +117,38 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
-    pub(crate) fn watch_store(&self, token: &str, version: u32) -> Arc<StoreWait> {
-        self.stores
+    /// Waits for the answers of `targets`, the devices about to be asked to store it.
+    pub(crate) fn watch_store(
+        &self,
+        token: &str,
+        version: u32,
+        targets: &[DeviceId],
+    ) -> Arc<StoreWait> {
+        let wait = self
+            .stores
             .lock()
             .expect("coordinator lock")
             .entry((token.to_owned(), version))
             .or_default()
-            .clone()
+            .clone();
+        wait.state
+            .lock()
+            .expect("wait lock")
+            .targets
+            .extend(targets.iter().copied());
+        wait
     }
 
     /// Like `watch_store`, for a command that records the confirmations it counts with its
     /// own commit, so the inbox need not write each one.
-    pub(super) fn watch_commit(&self, token: &str, version: u32, digest: &str) -> Arc<StoreWait> {
-        let wait = self.watch_store(token, version);
+    pub(super) fn watch_commit(
+        &self,
+        token: &str,
+        version: u32,
+        digest: &str,
+        targets: &[DeviceId],
+    ) -> Arc<StoreWait> {
+        let wait = self.watch_store(token, version, targets);
         wait.state.lock().expect("wait lock").absorbing = Some(digest.to_owned());
         wait
     }
@@ -142,6 +171,9 @@ impl Coordinator {
             .cloned();
         let Some(wait) = wait else { return false };
         let mut st = wait.state.lock().expect("wait lock");
+        if unasked(&st, device, token) {
+            return true;
+        }
         let ok = match (&st.absorbing, &st.settling, sha256) {
             (Some(digest), _, Some(sha256)) => digest == sha256,
             (None, Some(held), sha256) => sha256 == Some(held.object.0.digest.as_str()),
@@ -158,7 +190,7 @@ impl Coordinator {
         if st.absorbing.is_none() {
             // Committed already: the answer is written in the next batch.
             self.late.push(late_mark(token, version, device, ok));
-            if st.answered() >= st.targets {
+            if st.answered() >= st.targets.len() {
                 let held = st.settling.take();
                 drop(st);
                 self.unwatch_store(token, version);
@@ -195,7 +227,7 @@ impl Coordinator {
         for device in st.confirmed.iter().filter(|d| !recorded.contains(d)) {
             self.late.push(late_mark(token, version, *device, true));
         }
-        if st.answered() < st.targets
+        if st.answered() < st.targets.len()
             && let Some(object) = object
         {
             match self.late.hold(object) {
@@ -266,6 +298,9 @@ impl Coordinator {
             .cloned();
         if let Some(wait) = wait {
             let mut st = wait.state.lock().expect("wait lock");
+            if unasked(&st, device, token) {
+                return;
+            }
             if ok {
                 st.confirmed.insert(device);
             } else {

@@ -14,7 +14,8 @@ const OFFLINE_AFTER: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Clone, Copy)]
 struct Seen {
-    at: Instant,
+    /// None once the device was refused: offline until its next accepted message.
+    at: Option<Instant>,
     at_ts: Timestamp,
 }
 
@@ -31,7 +32,7 @@ impl Presence {
         self.seen.lock().expect("presence lock").insert(
             device,
             Seen {
-                at: Instant::now(),
+                at: Some(Instant::now()),
                 at_ts: now,
             },
         );
@@ -40,6 +41,13 @@ impl Presence {
                 .lock()
                 .expect("presence lock")
                 .insert(device, (c, now));
+        }
+    }
+
+    /// The device is offline until its next accepted message.
+    pub fn forget(&self, device: DeviceId) {
+        if let Some(seen) = self.seen.lock().expect("presence lock").get_mut(&device) {
+            seen.at = None;
         }
     }
 
@@ -64,7 +72,8 @@ impl Presence {
             .lock()
             .expect("presence lock")
             .get(&device)
-            .is_some_and(|s| s.at.elapsed() < OFFLINE_AFTER)
+            .and_then(|s| s.at)
+            .is_some_and(|at| at.elapsed() < OFFLINE_AFTER)
     }
 }
 

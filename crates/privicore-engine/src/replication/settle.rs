@@ -239,6 +239,7 @@ mod tests {
     use super::*;
     use crate::replication::Coordinator;
     use privicore_domain::data_token::TokenVersion;
+    use std::collections::HashSet;
 
     fn object(token: &str, size: usize) -> Sealed {
         let version = TokenVersion {
@@ -295,8 +296,7 @@ mod tests {
     fn waiting_on_three() -> (Coordinator, [DeviceId; 3]) {
         let coordinator = Coordinator::default();
         let devices = [device(), device(), device()];
-        let wait = coordinator.watch_commit("t", 1, "d");
-        wait.state.lock().unwrap().targets = 3;
+        coordinator.watch_commit("t", 1, "d", &devices);
         assert!(coordinator.offer_answer("t", 1, devices[0], Some("d")));
         (coordinator, devices)
     }
@@ -343,10 +343,33 @@ mod tests {
     }
 
     #[test]
+    fn answers_of_devices_not_asked_change_nothing() {
+        let (coordinator, [a, b, _]) = waiting_on_three();
+        let stranger = device();
+        assert!(
+            coordinator.offer_answer("t", 1, stranger, Some("d")),
+            "taken, so the inbox does not record it either"
+        );
+        coordinator.store_result("t", 1, stranger, true);
+        let wait = coordinator.watch_store("t", 1, &[]);
+        let st = wait.state.lock().unwrap();
+        assert_eq!(st.confirmed, HashSet::from([a]));
+        assert!(st.failed.is_empty());
+        drop(st);
+        coordinator.settle("t", 1, &[a], Some(object("t", 100)));
+        assert!(coordinator.offer_answer("t", 1, stranger, Some("d")));
+        assert!(coordinator.offer_answer("t", 1, b, Some("d")));
+        let marks = queued(&coordinator);
+        assert!(
+            matches!(&marks[..], [DataEffect::ConfirmReplica { device_id, .. }] if *device_id == b)
+        );
+    }
+
+    #[test]
     fn a_failed_record_drops_what_it_absorbed() {
         let coordinator = Coordinator::default();
-        coordinator.watch_commit("t", 1, "d");
         let a = device();
+        coordinator.watch_commit("t", 1, "d", &[a]);
         coordinator.offer_answer("t", 1, a, Some("d"));
         coordinator.unwatch_store("t", 1);
         assert!(!coordinator.offer_answer("t", 1, a, Some("d")));

@@ -14,26 +14,60 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 const MAX_BATCH: usize = 256;
 /// How long a batch of several messages counts as a sign of concurrent senders.
 const CONCURRENCY_MEMORY: Duration = Duration::from_millis(100);
+/// Segment files are closed once the device has been idle this long: hundreds of idle
+/// hosted devices then hold no file descriptors.
+const RELEASE_AFTER: Duration = Duration::from_secs(2);
+
+/// How a session on a link ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// `shutdown` was cancelled.
+    Shutdown,
+    /// The engine refused the hello (`device.rejected`), or its welcome did not prove the
+    /// engine key: trying again at once would be refused again.
+    Refused(String),
+    /// The engine revoked a welcomed session (`device.revoked`).
+    Revoked(String),
+    /// The link closed or failed.
+    Lost { welcomed: bool, error: LinkError },
+}
 
 impl StorageDevice {
     /// Runs the device on `link` until the engine ends the session, the link drops or
     /// `shutdown` is cancelled.
-    pub async fn run(
-        self,
+    pub async fn run(self, link: impl Link, shutdown: CancellationToken) -> SessionEnd {
+        let device = Arc::new(Mutex::new(self));
+        match Self::session(&device, link, shutdown).await {
+            Ok(end) => end,
+            Err(error) => SessionEnd::Lost {
+                welcomed: device.lock().expect("device lock").welcomed,
+                error,
+            },
+        }
+    }
+
+    async fn session(
+        device: &Arc<Mutex<Self>>,
         mut link: impl Link,
         shutdown: CancellationToken,
-    ) -> Result<(), LinkError> {
-        let device = Arc::new(Mutex::new(self));
+    ) -> Result<SessionEnd, LinkError> {
         let hello = device.lock().expect("device lock").hello();
         link.send(hello).await?;
         let mut heartbeat =
             tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         let mut last_concurrent: Option<Instant> = None;
+        let release = tokio::time::sleep(RELEASE_AFTER);
+        tokio::pin!(release);
+        let mut holding = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     link.close().await;
-                    return Ok(());
+                    return Ok(SessionEnd::Shutdown);
+                }
+                _ = &mut release, if holding => {
+                    device.lock().expect("device lock").store.release_handles();
+                    holding = false;
                 }
                 _ = heartbeat.tick() => {
                     let beat = device.lock().expect("device lock").heartbeat();
@@ -58,14 +92,10 @@ impl StorageDevice {
                         last_concurrent = Some(Instant::now());
                     }
                     let ids: Vec<String> = batch.iter().map(|e| e.message_id.clone()).collect();
-                    let inline = {
-                        let device = device.lock().expect("device lock");
-                        device.inline_io || device.only_small_reads(&batch)
-                    };
+                    let inline = device.lock().expect("device lock").only_small_reads(&batch);
                     let handled = if inline {
-                        // On a thread of its own the device may block; elsewhere only a few
-                        // KiB read back from the page cache cost less than a hop to the
-                        // blocking pool and back.
+                        // A few KiB read back from the page cache cost less than a hop to
+                        // the blocking pool and back.
                         device.lock().expect("device lock").handle_batch(batch)
                     } else {
                         // Writes, fsyncs and large reads happen off the async threads.
@@ -74,6 +104,8 @@ impl StorageDevice {
                             .await
                             .map_err(|e| LinkError::Transport(e.to_string()))?
                     };
+                    release.as_mut().reset(tokio::time::Instant::now() + RELEASE_AFTER);
+                    holding = true;
                     for reply in handled.replies {
                         link.send(reply).await?;
                     }
@@ -81,8 +113,13 @@ impl StorageDevice {
                         let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, bus::Ack { message_ids: ids });
                         link.send(ack).await?;
                     }
-                    if handled.stop {
-                        return Ok(());
+                    if let Some(reason) = handled.stop {
+                        let welcomed = device.lock().expect("device lock").welcomed;
+                        return Ok(if welcomed {
+                            SessionEnd::Revoked(reason)
+                        } else {
+                            SessionEnd::Refused(reason)
+                        });
                     }
                 }
             }

@@ -19,7 +19,6 @@ impl ObjectStore {
         let last = listed.last().map(|(n, _)| *n);
         let mut superseded = Vec::new();
         for (n, path) in listed {
-            let file = File::options().read(true).write(true).open(&path)?;
             let bytes = std::fs::read(&path)?;
             let mut records = Vec::new();
             let end = walk(&bytes, |offset, header, body| {
@@ -49,6 +48,7 @@ impl ObjectStore {
             let torn = cut < end || bytes[end as usize..].iter().any(|b| *b != 0);
             let allocated = if torn && is_last {
                 tracing::warn!(segment = %path.display(), at = cut, "cutting off a torn record");
+                let file = File::options().write(true).open(&path)?;
                 file.set_len(cut)?;
                 file.sync_all()?;
                 cut
@@ -77,7 +77,7 @@ impl ObjectStore {
             }
             inner
                 .segments
-                .insert(n, Segment::new(file, path, cut, allocated));
+                .insert(n, Segment::new(None, path, cut, allocated));
             inner.active = n;
             inner.active_len = cut;
         }
@@ -88,8 +88,8 @@ impl ObjectStore {
             }
         }
         for old in superseded {
-            if let Some(segment) = inner.segments.get(&old.segment) {
-                wipe(&segment.file, &old)?;
+            if let Some(segment) = inner.segments.get_mut(&old.segment) {
+                wipe(&*segment.file()?, &old)?;
             }
         }
         let active = inner.active;

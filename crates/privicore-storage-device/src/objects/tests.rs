@@ -269,3 +269,27 @@ fn a_mostly_erased_segment_is_compacted_into_the_active_one() {
     assert_eq!(reopened.read(&token(9), 1, 0, 1).unwrap().1, chunks);
     assert_eq!(reopened.inventory(None, 10, true).0.len(), 2);
 }
+
+#[test]
+fn segment_files_are_opened_on_use_and_released_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let chunks = vec![vec![5u8; 64]];
+    let store = open(&dir);
+    store.put(&object(TOKEN, 1, &chunks), &chunks).unwrap();
+    assert_eq!(store.open_handles(), 1);
+    store.release_handles();
+    assert_eq!(store.open_handles(), 0);
+    assert_eq!(store.read(TOKEN, 1, 0, 1).unwrap(), (1, chunks.clone()));
+    assert_eq!(store.open_handles(), 1, "a read opens the segment again");
+    drop(store);
+
+    let reopened = open(&dir);
+    assert_eq!(
+        reopened.open_handles(),
+        0,
+        "opening indexes without keeping files open"
+    );
+    reopened.put(&object(OTHER, 1, &chunks), &chunks).unwrap();
+    assert_eq!(reopened.delete(TOKEN, None), vec![1]);
+    assert_eq!(reopened.read(OTHER, 1, 0, 1).unwrap(), (1, chunks));
+}

@@ -2,8 +2,11 @@
 //! provisioned exactly as flows.md §1 describes, through `privicore-client`.
 #![allow(dead_code)]
 
+mod bus;
 mod external;
 
+#[allow(unused_imports)]
+pub use bus::*;
 #[allow(unused_imports)]
 pub use external::*;
 use privicore::config::{Listener, RateLimits, Settings};
@@ -98,6 +101,13 @@ impl TestServer {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
+    }
+
+    /// Starts the server again on the same data directory (new ephemeral ports).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let settings = test_settings(self.dir.path());
+        self.server = Some(Server::start(&settings).await.unwrap());
     }
 }
 
