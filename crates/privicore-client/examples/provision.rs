@@ -1,4 +1,4 @@
-//! Provisions a profile exactly as flows.md §1 describes and prints each step.
+//! Provisions a profile exactly as docs/api/flows.md §1 describes and prints each step.
 //!
 //! cargo run -p privicore-client --example provision -- --username alice@example.com
 

@@ -1,4 +1,4 @@
-//! The end-to-end flows of flows.md, each one `await`: attach a storage device (flow 5),
+//! The end-to-end flows of docs/api/flows.md, each one `await`: attach a storage device (flow 5),
 //! store a payload (flow 2), fetch it back (flow 4a).
 
 use crate::error::ClientError;

@@ -152,7 +152,7 @@ impl Client {
     }
 
     /// The same client, sending `Idempotency-Key: key` with every POST: a repeated request
-    /// gets the original reply instead of running again (README §4.7).
+    /// gets the original reply instead of running again (docs/api/README.md §4.7).
     pub fn with_idempotency_key(&self, key: &str) -> Self {
         Self {
             idempotency_key: Some(key.to_owned()),

@@ -1,4 +1,4 @@
-//! A WebSocket session on the engine's channel protocol (README §8). Frames are collected
+//! A WebSocket session on the engine's channel protocol (docs/api/README.md §8). Frames are collected
 //! by a reader task; callers wait on what they need: a join reply, a command's final
 //! status, a notice.
 

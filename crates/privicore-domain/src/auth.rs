@@ -1,4 +1,4 @@
-//! Authorization tokens and the access rules applied to them (README §3.2).
+//! Authorization tokens and the access rules applied to them (docs/api/README.md §3.2).
 
 use crate::secret::TokenHash;
 use crate::{ProfileId, Timestamp};
@@ -39,7 +39,7 @@ pub struct Access {
     pub profile_token_only: bool,
     /// Scope an app token must hold; `None` = any valid token.
     pub scope: Option<&'static str>,
-    /// Exempt from the public-key rule (README §3.3).
+    /// Exempt from the public-key rule (docs/api/README.md §3.3).
     pub key_exempt: bool,
 }
 
@@ -92,7 +92,7 @@ impl Caller {
         }
     }
 
-    /// Whether this caller may read a command's outcome (profile-and-keys.md §1.2).
+    /// Whether this caller may read a command's outcome (docs/api/profile-and-keys.md §1.2).
     pub fn may_read_command(&self, profile: ProfileId, application: Option<Uuid>) -> bool {
         profile == self.profile_id
             && match self.owner {

@@ -1,4 +1,4 @@
-//! The async command model (README §7): a command is persisted before it is
+//! The async command model (docs/api/README.md §7): a command is persisted before it is
 //! acknowledged, executed by a worker, and ends exactly once, succeeded or failed.
 
 use crate::device::DeviceId;
@@ -142,7 +142,7 @@ impl CommandPayload {
         }
     }
 
-    /// The resource whose commands must run in acceptance order (README §7.5).
+    /// The resource whose commands must run in acceptance order (docs/api/README.md §7.5).
     pub fn resource(&self) -> Option<String> {
         match self {
             Self::RequestDevice { device_id, .. }
@@ -219,7 +219,7 @@ impl CommandRecord {
         }
     }
 
-    /// Commands that address the same resource run in acceptance order (README §7.5);
+    /// Commands that address the same resource run in acceptance order (docs/api/README.md §7.5);
     /// this is the key they are serialized on.
     pub fn ordering_key(&self) -> String {
         self.payload
@@ -236,7 +236,7 @@ pub struct Completion {
     pub finished_at: Timestamp,
 }
 
-/// Command records are kept this long after they finish (README §7.6).
+/// Command records are kept this long after they finish (docs/api/README.md §7.6).
 pub const RETENTION_SECONDS: i64 = 24 * 3600;
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Durable fixed-window counters: failed password checks and registrations, kept in the
-//! metadata store so that a restart does not reset a throttle (README §3.5).
+//! metadata store so that a restart does not reset a throttle (docs/api/README.md §3.5).
 
 use crate::Timestamp;
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! Data tokens (data-tokens.md §1): one identity for life, a lifecycle from reservation to
+//! Data tokens (docs/api/data-tokens.md §1): one identity for life, a lifecycle from reservation to
 //! deletion, versions of stored data, and the replicas of each version.
 
 use crate::device::DeviceId;

@@ -1,4 +1,4 @@
-//! Devices (devices-and-storage.md §1): software registered under a profile that can hold
+//! Devices (docs/api/devices-and-storage.md §1): software registered under a profile that can hold
 //! the storage and authenticator roles.
 
 use crate::secret::TokenHash;

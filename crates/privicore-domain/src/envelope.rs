@@ -1,4 +1,4 @@
-//! Layer 2, the engine envelope (devices-and-storage.md §4.3): a fresh data key per
+//! Layer 2, the engine envelope (docs/api/devices-and-storage.md §4.3): a fresh data key per
 //! (token, version) wrapped by the engine KEK, and the payload cut into chunks sealed with
 //! AES-256-GCM, the chunk index and a last flag in the nonce, SHA-256 of the header core as
 //! AAD.

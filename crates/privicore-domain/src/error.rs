@@ -22,7 +22,7 @@ pub enum ErrorKind {
 
 macro_rules! reasons {
     ($($variant:ident => $code:literal, $kind:ident, $message:literal;)*) => {
-        /// Every dotted error key the engine can emit (README §10.3).
+        /// Every dotted error key the engine can emit (docs/api/README.md §10.3).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Reason { $($variant),* }
 

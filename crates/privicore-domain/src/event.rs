@@ -12,7 +12,7 @@ use uuid::Uuid;
 pub enum BusEvent {
     /// An event for every socket joined on the profile's channel.
     Profile(ProfileEvent),
-    /// Sockets joined with this token must be told and leave (README §8.7).
+    /// Sockets joined with this token must be told and leave (docs/api/README.md §8.7).
     TokenEnded { token: TokenHash, code: String },
     /// Every token of the profile but `keep` ended (password change with revocation).
     ProfileTokensEnded {
@@ -25,7 +25,7 @@ pub enum BusEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProfileEvent {
     pub profile_id: ProfileId,
-    /// The application that caused it; app-token sockets only see their own (README §8.5).
+    /// The application that caused it; app-token sockets only see their own (docs/api/README.md §8.5).
     pub application_id: Option<Uuid>,
     /// The command it reports on, if any: its events wait for the command's 202.
     #[serde(default, skip_serializing_if = "Option::is_none")]

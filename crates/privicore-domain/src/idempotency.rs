@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on async POSTs (README §4.7): for 24 h a repeat of (scope, path, key)
+//! `Idempotency-Key` on async POSTs (docs/api/README.md §4.7): for 24 h a repeat of (scope, path, key)
 //! with the same body gets the original 202 again, with another body a conflict.
 
 use crate::{Error, ProfileId, Reason, Timestamp};

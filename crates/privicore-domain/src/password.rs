@@ -1,4 +1,4 @@
-//! Password rules (profile-and-keys.md §2) and Argon2id hashing.
+//! Password rules (docs/api/profile-and-keys.md §2) and Argon2id hashing.
 
 use crate::{Error, Reason};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};

@@ -1,4 +1,4 @@
-//! Token checks, in the order of README §3.2.
+//! Token checks, in the order of docs/api/README.md §3.2.
 
 use crate::engine::Engine;
 use privicore_domain::auth::{Access, AuthToken, Caller, TokenOwner};

@@ -30,11 +30,11 @@ pub struct EngineConfig {
     pub socket_queue: usize,
     pub limits: RateLimits,
     pub storage: StorageConfig,
-    /// Non-removed devices per profile (devices-and-storage.md §2.1).
+    /// Non-removed devices per profile (docs/api/devices-and-storage.md §2.1).
     pub devices_per_profile: u64,
 }
 
-/// Replication settings (devices-and-storage.md §5).
+/// Replication settings (docs/api/devices-and-storage.md §5).
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     pub write_quorum: usize,
@@ -71,7 +71,7 @@ impl StorageConfig {
     }
 }
 
-/// README §3.5; `None` (or 0) switches a limit off. Failed logins count per username and
+/// docs/api/README.md §3.5; `None` (or 0) switches a limit off. Failed logins count per username and
 /// client address (see `limits::logins`).
 #[derive(Debug, Clone)]
 pub struct RateLimits {

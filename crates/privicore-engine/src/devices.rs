@@ -1,4 +1,4 @@
-//! Device endpoints (devices-and-storage.md §2): synchronous checks and acceptance; the
+//! Device endpoints (docs/api/devices-and-storage.md §2): synchronous checks and acceptance; the
 //! commands themselves run in `pipeline::devices`.
 
 use crate::engine::{Core, Engine};

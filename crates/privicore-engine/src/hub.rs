@@ -1,4 +1,4 @@
-//! Routes profile events to joined WebSocket channels (README §8): every socket joined on a
+//! Routes profile events to joined WebSocket channels (docs/api/README.md §8): every socket joined on a
 //! profile receives each of its events; events emitted while nobody is joined wait in a
 //! short replay buffer and go to the next socket that joins.
 
@@ -25,7 +25,7 @@ pub const SOCKET_QUEUE: usize = 1024;
 /// path of its own, so the notice never waits behind queued events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
-    /// The token the channel was joined with expired or was revoked (README §8.7).
+    /// The token the channel was joined with expired or was revoked (docs/api/README.md §8.7).
     Token { code: String },
     /// The socket let its queue fill up: the events that did not fit wait in the replay
     /// buffer, and the socket must be told and closed so that its client joins again.
@@ -219,7 +219,7 @@ impl EventHub {
     }
 }
 
-/// App-token sockets see only their application's events (README §8.5).
+/// App-token sockets see only their application's events (docs/api/README.md §8.5).
 fn visible_to(owner: &TokenOwner, event: &ProfileEvent) -> bool {
     match owner {
         TokenOwner::Profile => true,

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` (README §4.7): the slot of a request is claimed before it runs and
+//! `Idempotency-Key` (docs/api/README.md §4.7): the slot of a request is claimed before it runs and
 //! settled with its reply once accepted, so a repeat gets the same reply.
 
 use crate::engine::Engine;

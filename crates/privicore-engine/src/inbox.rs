@@ -1,4 +1,4 @@
-//! The engine inbox: every message devices send (devices-and-storage.md §6.5, §6.6).
+//! The engine inbox: every message devices send (docs/api/devices-and-storage.md §6.5, §6.6).
 
 use crate::engine::Core;
 use crate::workers::Worker;

@@ -209,7 +209,7 @@ impl Pipeline {
     }
 
     /// Records a command planned at acceptance: the record goes in already finished, in one
-    /// write, and its events follow (README §7.7: nothing is published for a command that
+    /// write, and its events follow (docs/api/README.md §7.7: nothing is published for a command that
     /// is not yet durable). When the write meets a conflict, the command fails with its
     /// reason and `undo` runs instead of the plan's after-commit work.
     pub async fn record_at_acceptance(

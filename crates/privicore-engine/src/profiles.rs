@@ -1,4 +1,4 @@
-//! Profile registration, login and token management (profile-and-keys.md §2).
+//! Profile registration, login and token management (docs/api/profile-and-keys.md §2).
 
 use crate::engine::Engine;
 use crate::limits::logins;

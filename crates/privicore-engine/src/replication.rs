@@ -1,4 +1,4 @@
-//! Replication (devices-and-storage.md §5): fan-out of sealed objects to the storage devices,
+//! Replication (docs/api/devices-and-storage.md §5): fan-out of sealed objects to the storage devices,
 //! the write quorum, retrieval from the first replica whose chunks authenticate, deletion
 //! dispatch, and presence.
 

@@ -4,7 +4,7 @@ use privicore_domain::command::{CommandState, Outcome};
 use privicore_domain::{CommandId, Error, Reason};
 use serde_json::Value;
 
-/// What `/request-status` answers (profile-and-keys.md §1.2).
+/// What `/request-status` answers (docs/api/profile-and-keys.md §1.2).
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandStatus {
     Started,

@@ -1,4 +1,4 @@
-//! Storage endpoints (devices-and-storage.md §3).
+//! Storage endpoints (docs/api/devices-and-storage.md §3).
 
 use crate::engine::Engine;
 use privicore_domain::auth::Caller;

@@ -1,4 +1,4 @@
-//! Request bodies (README §4): form, multipart and JSON all become one JSON object, with
+//! Request bodies (docs/api/README.md §4): form, multipart and JSON all become one JSON object, with
 //! bracket notation for lists and objects. Anything unparseable is `request.malformed`,
 //! never a panic or a 5xx.
 
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
-/// API request body limit (README §4.5).
+/// API request body limit (docs/api/README.md §4.5).
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// Bracket notation nests at most this deep below the field name.
 const MAX_DEPTH: usize = 3;
@@ -92,7 +92,7 @@ async fn parse_multipart(content_type: &str, bytes: bytes::Bytes) -> Result<Fiel
             Ok(None) => break,
             Err(_) => return Err(malformed("The multipart body cannot be parsed.")),
         };
-        // File parts are not used by any endpoint (README §4.2).
+        // File parts are not used by any endpoint (docs/api/README.md §4.2).
         let name = field.name().map(str::to_owned);
         let is_file = field.file_name().is_some();
         let text = field

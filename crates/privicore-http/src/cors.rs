@@ -1,4 +1,4 @@
-//! Cross-origin access (README §4.6): off unless origins are configured.
+//! Cross-origin access (docs/api/README.md §4.6): off unless origins are configured.
 
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The embedded device bus at `/device-bus` (devices-and-storage.md §6.1): one WebSocket per
+//! The embedded device bus at `/device-bus` (docs/api/devices-and-storage.md §6.1): one WebSocket per
 //! device, HTTP Basic bus credentials on the upgrade, one JSON envelope per text frame.
 
 use crate::error::ApiError;

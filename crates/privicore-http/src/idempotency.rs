@@ -1,4 +1,4 @@
-//! `Idempotency-Key` on POSTs (README §4.7). The body is compared by its parsed fields, so a
+//! `Idempotency-Key` on POSTs (docs/api/README.md §4.7). The body is compared by its parsed fields, so a
 //! repeat counts as the same body whatever its multipart boundary or key order. Only 202
 //! replies are remembered: a refused request frees its key for a corrected retry.
 

@@ -21,7 +21,7 @@ pub fn ok(body: &impl Serialize) -> Response {
     json(StatusCode::OK, body)
 }
 
-/// 202 with `{"commandId"}` and the `X-DPT-CAB-ID` header (README §7.1).
+/// 202 with `{"commandId"}` and the `X-DPT-CAB-ID` header (docs/api/README.md §7.1).
 pub fn accepted(id: CommandId) -> Response {
     let mut response = json(
         StatusCode::ACCEPTED,

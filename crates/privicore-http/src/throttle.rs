@@ -1,4 +1,4 @@
-//! Request limits at the edge (README §3.5): every request is counted per authorization
+//! Request limits at the edge (docs/api/README.md §3.5): every request is counted per authorization
 //! token or, when it does not authenticate, per client address; `/health` never is. The
 //! resolved client address is left in the request for the engine's own limits.
 

@@ -1,4 +1,4 @@
-//! The client WebSocket (README §8): joinChannel / leaveChannel / ping, delivery of the
+//! The client WebSocket (docs/api/README.md §8): joinChannel / leaveChannel / ping, delivery of the
 //! profile's events, keep-alive, token-ended notices and clean-up when the socket drops.
 
 use crate::error::ApiError;
@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
-/// Client frames above this size close the connection with 1009 (README §8.1).
+/// Client frames above this size close the connection with 1009 (docs/api/README.md §8.1).
 pub const FRAME_LIMIT: usize = 16 * 1024;
 /// Hard cap enforced by the WebSocket codec; frames between the two get a clean 1009.
 const CODEC_LIMIT: usize = 64 * 1024;

@@ -1,4 +1,4 @@
-//! Layer 3 (devices-and-storage.md §4.4): one `PVD1` object per object version (kept as a
+//! Layer 3 (docs/api/devices-and-storage.md §4.4): one `PVD1` object per object version (kept as a
 //! segment record, see `objects`), each layer-2 chunk
 //! sealed again with a per-object key `HKDF(DMK, salt, "privicore/at-rest/v1"…)`, the SHA-256
 //! of the file header as AAD and the layer-2 nonce layout.

@@ -1,4 +1,4 @@
-//! The device configuration bundle (devices-and-storage.md §2.7). It is a credential:
+//! The device configuration bundle (docs/api/devices-and-storage.md §2.7). It is a credential:
 //! `Debug` leaves the secrets out.
 
 use serde::Deserialize;

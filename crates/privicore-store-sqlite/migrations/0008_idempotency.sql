@@ -1,4 +1,4 @@
--- Idempotency-Key memory (README §4.7): one row per (scope, path, key); `reply` is set once
+-- Idempotency-Key memory (docs/api/README.md §4.7): one row per (scope, path, key); `reply` is set once
 -- the request was accepted.
 CREATE TABLE idempotency_slots (
     scope      TEXT NOT NULL,

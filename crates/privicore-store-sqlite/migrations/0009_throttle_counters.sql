@@ -1,4 +1,4 @@
--- Durable throttle counters (README §3.5): failed password checks per username and client
+-- Durable throttle counters (docs/api/README.md §3.5): failed password checks per username and client
 -- address, per username, and registrations per address, so a restart does not reset them.
 CREATE TABLE throttle_counters (
     key        TEXT PRIMARY KEY,

@@ -108,7 +108,7 @@ pub fn list_devices(
     query.run(conn, |q| device_where(q, profile, f), rows::device)
 }
 
-/// A filtered, newest-first page of a table, and the total across pages (README §9).
+/// A filtered, newest-first page of a table, and the total across pages (docs/api/README.md §9).
 struct Paged {
     table: &'static str,
     columns: &'static str,

@@ -1,4 +1,4 @@
-//! The device bus contract (devices-and-storage.md §6): one JSON envelope per message,
+//! The device bus contract (docs/api/devices-and-storage.md §6): one JSON envelope per message,
 //! the same on AMQP and on the embedded WebSocket bus.
 
 use base64::Engine as _;

@@ -1,4 +1,4 @@
-//! The signed Curve25519 public key format (profile-and-keys.md §3.1):
+//! The signed Curve25519 public key format (docs/api/profile-and-keys.md §3.1):
 //! `31 42 05 00` tag, 32-byte X25519 key, BLAKE2b-512 over the first 36 bytes,
 //! written as 200 lowercase hex characters.
 

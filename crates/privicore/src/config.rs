@@ -102,7 +102,7 @@ pub struct Listener {
     pub port: u16,
     /// Base URL clients use to reach this listener (never taken from `Host`).
     pub public_url: Option<String>,
-    /// API listener only: origins allowed cross-origin access (README §4.6); none by
+    /// API listener only: origins allowed cross-origin access (docs/api/README.md §4.6); none by
     /// default, `*` for any.
     pub cors_origins: Vec<String>,
 }

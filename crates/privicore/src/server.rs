@@ -86,7 +86,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Below 10 % free space the spool reports `low_space` (profile-and-keys.md §1.1).
+/// Below 10 % free space the spool reports `low_space` (docs/api/profile-and-keys.md §1.1).
 fn spool_probe(dir: PathBuf) -> SpoolProbe {
     Arc::new(move || match fs4::statvfs(&dir) {
         Ok(stats) if stats.total_space() == 0 => SpoolStatus::Down,

@@ -185,7 +185,7 @@ async fn reservation_and_exchange_errors() {
     );
 }
 
-/// data-tokens.md §2: at most 1,000 outstanding reservations per profile. Checked in the
+/// docs/api/data-tokens.md §2: at most 1,000 outstanding reservations per profile. Checked in the
 /// reservation's own write, so concurrent requests cannot pass the cap together.
 #[tokio::test]
 async fn outstanding_reservations_are_capped_exactly() {
@@ -721,7 +721,7 @@ async fn client_ciphertext_never_reaches_the_disk() {
 }
 
 /// A request-data accepted while a replacement of the same token is still queued runs after
-/// it (README §7.5), although request-data otherwise runs at acceptance.
+/// it (docs/api/README.md §7.5), although request-data otherwise runs at acceptance.
 #[tokio::test]
 async fn request_data_waits_for_a_queued_replacement() {
     let server = TestServer::start().await;

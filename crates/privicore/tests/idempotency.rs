@@ -1,4 +1,4 @@
-//! `Idempotency-Key` (README §4.7): a repeat with the same body gets the original 202 and
+//! `Idempotency-Key` (docs/api/README.md §4.7): a repeat with the same body gets the original 202 and
 //! runs nothing; another body is a conflict; the memory is per profile, path and key.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Limits that cannot be turned against users (README §3.5), client addresses behind
+//! Limits that cannot be turned against users (docs/api/README.md §3.5), client addresses behind
 //! trusted proxies, CORS (§4.6), and page arithmetic that cannot overflow.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Flow 1 of flows.md end to end, the async command model, and request-status.
+//! Flow 1 of docs/api/flows.md end to end, the async command model, and request-status.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The WebSocket protocol of README §8 as a client meets it.
+//! The WebSocket protocol of docs/api/README.md §8 as a client meets it.
 
 mod common;
 

@@ -207,7 +207,7 @@ async fn a_revoked_token_ends_its_sockets_within_a_second_under_a_flood() {
         "{during} requests of the flood before the notices, {} in all",
         requests.len()
     );
-    // The sockets stay open for a new join (README §8.7).
+    // The sockets stay open for a new join (docs/api/README.md §8.7).
     assert_eq!(second.ping().await.unwrap()["message"], "pong");
 
     // The stalled socket reads what was written to it, then its notice; what was still

@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 use privicore_wire::bus::Envelope;
 
-/// Point-to-point device traffic (devices-and-storage.md §6): the engine sends to one
+/// Point-to-point device traffic (docs/api/devices-and-storage.md §6): the engine sends to one
 /// device; every device message lands in the engine inbox.
 #[async_trait]
 pub trait DeviceBus: Send + Sync + 'static {

@@ -1,5 +1,5 @@
 //! Failed password checks and registrations, counted in the metadata store so a restart
-//! does not reset them (README §3.5; keys and back-off are our design, see
+//! does not reset them (docs/api/README.md §3.5; keys and back-off are our design, see
 //! docs/contract-decisions.md).
 //!
 //! A failed check locks its (username, client address) pair once the pair reaches the

@@ -1,4 +1,4 @@
-//! Rate limits (README §3.5). Requests per token, unauthenticated requests and generated
+//! Rate limits (docs/api/README.md §3.5). Requests per token, unauthenticated requests and generated
 //! keys per client address are kept in memory ([`rate`]); failed password checks and
 //! registrations are counted durably in the metadata store ([`logins`]).
 

@@ -1,4 +1,4 @@
-//! Device and storage commands (devices-and-storage.md §2, §3).
+//! Device and storage commands (docs/api/devices-and-storage.md §2, §3).
 
 use super::execute::{After, Plan};
 use crate::engine::Core;

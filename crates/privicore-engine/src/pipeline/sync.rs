@@ -1,4 +1,4 @@
-//! Synchronize device (devices-and-storage.md §5.4): inventory, push what is missing or
+//! Synchronize device (docs/api/devices-and-storage.md §5.4): inventory, push what is missing or
 //! wrong, prune what should not be there.
 
 use super::execute::Plan;

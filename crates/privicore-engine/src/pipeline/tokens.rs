@@ -1,4 +1,4 @@
-//! Data token commands (data-tokens.md §3).
+//! Data token commands (docs/api/data-tokens.md §3).
 
 use super::execute::{After, Plan};
 use crate::engine::Core;

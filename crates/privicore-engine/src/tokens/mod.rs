@@ -1,4 +1,4 @@
-//! Data token endpoints (data-tokens.md §3): synchronous checks, sealing at acceptance,
+//! Data token endpoints (docs/api/data-tokens.md §3): synchronous checks, sealing at acceptance,
 //! listings. Field rules live in `rules`, the report in `statistics`; commands run in
 //! `pipeline::tokens`.
 

@@ -1,4 +1,4 @@
-//! Validation of data token fields and payload encodings (data-tokens.md §1.3, §1.4, §3).
+//! Validation of data token fields and payload encodings (docs/api/data-tokens.md §1.3, §1.4, §3).
 
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
@@ -7,7 +7,7 @@ use privicore_domain::data_token::*;
 use privicore_domain::{Error, Reason};
 use serde_json::{Map, Value, json};
 
-/// Standard or URL-safe alphabet, padded or not (data-tokens.md §1.4).
+/// Standard or URL-safe alphabet, padded or not (docs/api/data-tokens.md §1.4).
 pub fn decode_payload(text: &str) -> Result<Vec<u8>, Error> {
     const LENIENT: GeneralPurposeConfig =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);

@@ -1,4 +1,4 @@
-//! Get data token transaction count statistics (data-tokens.md §3.12).
+//! Get data token transaction count statistics (docs/api/data-tokens.md §3.12).
 
 use crate::engine::Engine;
 use chrono::{DateTime, Datelike, Duration as ChronoDuration, TimeZone, Timelike, Utc};

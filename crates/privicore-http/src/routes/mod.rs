@@ -75,7 +75,7 @@ impl AppState {
 pub struct Edge {
     /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
     pub trusted_proxies: TrustedProxies,
-    /// Cross-origin access to the API; `None` keeps it off (README §4.6).
+    /// Cross-origin access to the API; `None` keeps it off (docs/api/README.md §4.6).
     pub cors: Option<CorsLayer>,
 }
 
@@ -231,7 +231,7 @@ fn token_header(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     }
 }
 
-/// Authenticates before the body is read (README §7.4 order).
+/// Authenticates before the body is read (docs/api/README.md §7.4 order).
 async fn caller(state: &AppState, headers: &HeaderMap, access: Access) -> Result<Caller, ApiError> {
     Ok(state
         .engine

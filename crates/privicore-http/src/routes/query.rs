@@ -1,4 +1,4 @@
-//! Query strings: pagination and `filters[…]` (README §9).
+//! Query strings: pagination and `filters[…]` (docs/api/README.md §9).
 
 use crate::body::{Fields, parse_form};
 use axum::http::Uri;

@@ -9,7 +9,7 @@ use privicore_domain::{CommandId, Error, Timestamp};
 use privicore_engine::CommandStatus;
 use serde_json::json;
 
-/// Never the error envelope, never rate-limited (profile-and-keys.md §1.1).
+/// Never the error envelope, never rate-limited (docs/api/profile-and-keys.md §1.1).
 pub async fn health(State(state): State<AppState>) -> Response {
     let health = state.engine.health().await;
     let spool = (state.spool)();

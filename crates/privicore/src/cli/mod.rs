@@ -13,7 +13,7 @@ use rand::RngCore;
 use std::path::Path;
 use std::time::Duration;
 
-/// `[12-byte IV][ciphertext][16-byte tag]` (data-tokens.md §1.4).
+/// `[12-byte IV][ciphertext][16-byte tag]` (docs/api/data-tokens.md §1.4).
 pub fn encrypt(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
     let mut iv = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut iv);

@@ -1,5 +1,5 @@
 //! Shared test harness: the real server on ephemeral loopback ports, and profiles
-//! provisioned exactly as flows.md §1 describes, through `privicore-client`.
+//! provisioned exactly as docs/api/flows.md §1 describes, through `privicore-client`.
 #![allow(dead_code)]
 
 mod bus;
