@@ -115,10 +115,24 @@ impl KeyRing {
 /// KEK rotation (§4.3): the data key of `header` unwrapped and wrapped again under the
 /// active KEK; the core, and so every sealed chunk, stays as it is.
 pub fn rewrap(ring: &KeyRing, header: &Header) -> Result<Header, EnvelopeError> {
-    let old = ring.get(&header.kek_id).ok_or(EnvelopeError::UnknownKek)?;
+    let dek = unwrap_dek(ring, header)?;
+    let kek = ring.active();
+    Ok(Header {
+        core: header.core.clone(),
+        kek_id: kek.id.clone(),
+        wrapped_dek: wrap_dek(kek, &header.core.token, header.core.version, &dek),
+    })
+}
+
+/// The data key of `header`, unwrapped by the KEK it names.
+fn unwrap_dek(
+    ring: &KeyRing,
+    header: &Header,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, EnvelopeError> {
+    let kek = ring.get(&header.kek_id).ok_or(EnvelopeError::UnknownKek)?;
     let aad = dek_aad(&header.core.token, header.core.version, &header.kek_id);
     let dek = zeroize::Zeroizing::new(
-        Aes256Gcm::new((&old.key).into())
+        Aes256Gcm::new((&kek.key).into())
             .decrypt(
                 Nonce::from_slice(&header.wrapped_dek[..12]),
                 Payload {
@@ -128,16 +142,11 @@ pub fn rewrap(ring: &KeyRing, header: &Header) -> Result<Header, EnvelopeError> 
             )
             .map_err(|_| EnvelopeError::DekUnwrap)?,
     );
-    let dek: &[u8; 32] = dek
+    let dek: [u8; 32] = dek
         .as_slice()
         .try_into()
         .map_err(|_| EnvelopeError::DekUnwrap)?;
-    let kek = ring.active();
-    Ok(Header {
-        core: header.core.clone(),
-        kek_id: kek.id.clone(),
-        wrapped_dek: wrap_dek(kek, &header.core.token, header.core.version, dek),
-    })
+    Ok(zeroize::Zeroizing::new(dek))
 }
 
 /// The header core: what the object is. Its SHA-256 is the AAD of every chunk.
@@ -388,27 +397,11 @@ pub struct Opener {
 
 impl Opener {
     pub fn new(ring: &KeyRing, header: &Header) -> Result<Self, EnvelopeError> {
-        let kek = ring.get(&header.kek_id).ok_or(EnvelopeError::UnknownKek)?;
-        let aad = dek_aad(&header.core.token, header.core.version, &header.kek_id);
-        let dek = zeroize::Zeroizing::new(
-            Aes256Gcm::new((&kek.key).into())
-                .decrypt(
-                    Nonce::from_slice(&header.wrapped_dek[..12]),
-                    Payload {
-                        msg: &header.wrapped_dek[12..],
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| EnvelopeError::DekUnwrap)?,
-        );
-        let dek: &[u8; 32] = dek
-            .as_slice()
-            .try_into()
-            .map_err(|_| EnvelopeError::DekUnwrap)?;
+        let dek = unwrap_dek(ring, header)?;
         Ok(Self {
             aad: header.core.aad(),
             core: header.core.clone(),
-            cipher: Aes256Gcm::new(dek.into()),
+            cipher: Aes256Gcm::new((&*dek).into()),
         })
     }
 

@@ -2,91 +2,25 @@
 //! answers the same outcomes and the CAB key is the same key.
 
 mod common;
+mod engine_process;
 
 use common::*;
+use engine_process::Engine;
 use privicore_client::{Client, RequestStatus};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Engine {
-    child: Child,
-    api: String,
-    ws: String,
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // A failed test must not leave the engine running.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 fn start_binary(data_dir: &Path) -> Engine {
     start_binary_with(data_dir, &[])
 }
 
 fn start_binary_with(data_dir: &Path, extra: &[&str]) -> Engine {
-    let endpoints = data_dir.join("run/endpoints.json");
-    let _ = std::fs::remove_file(&endpoints);
-    let child = Command::new(env!("CARGO_BIN_EXE_privicore"))
-        .args([
-            "serve",
-            "--api-port",
-            "0",
-            "--ws-port",
-            "0",
-            "--log-format",
-            "json",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("PRIVICORE_REGISTRATIONS_PER_HOUR", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the privicore binary starts");
-    // Owned at once, so a failed start still stops the process (Drop).
-    let mut engine = Engine {
-        child,
-        api: String::new(),
-        ws: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&endpoints) {
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-            engine.api = v["api"].as_str().unwrap().to_owned();
-            engine.ws = v["ws"].as_str().unwrap().to_owned();
-            return engine;
-        }
-        assert!(Instant::now() < deadline, "the engine did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    engine_process::start_with(data_dir, None, extra)
 }
 
-fn terminate(mut engine: Engine) {
-    let status = Command::new("kill")
-        .args(["-TERM", &engine.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(exit) = engine.child.try_wait().unwrap() {
-            assert!(exit.success(), "graceful shutdown exits cleanly: {exit:?}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the engine did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn terminate(engine: Engine) {
+    let exit = engine_process::terminate(engine);
+    assert!(exit.success(), "graceful shutdown exits cleanly: {exit:?}");
 }
 
 #[tokio::test]

@@ -109,14 +109,22 @@ pub fn refused(data_dir: &Path, root_key: Option<&str>) -> String {
     stderr
 }
 
-pub fn terminate(mut engine: Engine) {
-    Command::new("kill")
+/// Stops the engine with SIGTERM; how it exited.
+pub fn terminate(mut engine: Engine) -> std::process::ExitStatus {
+    let status = Command::new("kill")
         .args(["-TERM", &engine.child.id().to_string()])
         .status()
         .unwrap();
+    assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
-    while engine.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the engine did not stop");
+    loop {
+        if let Some(exit) = engine.child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
