@@ -7,8 +7,6 @@
 //! answer has been written to the socket. Only then do the commands' events go out.
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use privicore_engine::holds::{self, Release};
@@ -37,11 +35,13 @@ impl FlushHooks {
     }
 }
 
-/// Middleware: holds the events of commands accepted by this request until its answer is
-/// on the wire.
-pub async fn hold_events(req: Request, next: Next) -> Response {
-    let hooks = req.extensions().get::<FlushHooks>().cloned();
-    let (response, releases) = holds::scope(next.run(req)).await;
+/// Runs `handler` in a hold scope: the events of commands it accepts wait until its answer
+/// is on the wire of the connection `hooks` belong to.
+pub async fn hold_events(
+    hooks: Option<FlushHooks>,
+    handler: impl Future<Output = Response>,
+) -> Response {
+    let (response, releases) = holds::scope(handler).await;
     if releases.is_empty() {
         return response;
     }

@@ -1,9 +1,13 @@
-//! Cross-cutting edge rules: size limits on the request head, JSON for every error the
-//! router itself produces, and a 500 envelope (never a dropped connection) on panics.
+//! Cross-cutting edge rules: size limits on the request head, rate limits, event holds,
+//! JSON for every error the router itself produces, and a 500 envelope (never a dropped
+//! connection) on panics.
 
 use crate::error::ApiError;
+use crate::flush::{self, FlushHooks};
 use crate::reply::JSON_UTF8;
-use axum::extract::Request;
+use crate::routes::AppState;
+use crate::{idempotency, throttle};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,7 +17,39 @@ use std::any::Any;
 pub const QUERY_LIMIT: usize = 8 * 1024;
 pub const HEADERS_LIMIT: usize = 16 * 1024;
 
-pub async fn limits_and_envelopes(req: Request, next: Next) -> Response {
+/// The API listener's one middleware (one layer rather than four: each layer costs an
+/// allocation and a move of the request on every call): head size limits, rate limits,
+/// event holds, `Idempotency-Key`, and JSON for the router's own 405s.
+pub async fn api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Err(refused) = head_within_limits(&req) {
+        return refused;
+    }
+    let public = throttle::is_public(req.uri().path());
+    let admitted = match throttle::admit(&state, &mut req, public) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
+    let hooks = req.extensions().get::<FlushHooks>().cloned();
+    let response = flush::hold_events(hooks, idempotency::handle(&state, req, next)).await;
+    throttle::settle(&state, &admitted, &response);
+    json_method_not_allowed(response)
+}
+
+/// The WebSocket listener's middleware: upgrades authenticate later, on the socket.
+pub async fn ws(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Err(refused) = head_within_limits(&req) {
+        return refused;
+    }
+    let admitted = match throttle::admit(&state, &mut req, true) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
+    };
+    let response = next.run(req).await;
+    throttle::settle(&state, &admitted, &response);
+    json_method_not_allowed(response)
+}
+
+fn head_within_limits(req: &Request) -> Result<(), Response> {
     let header_bytes: usize = req
         .headers()
         .iter()
@@ -21,9 +57,12 @@ pub async fn limits_and_envelopes(req: Request, next: Next) -> Response {
         .sum();
     let query_bytes = req.uri().query().map_or(0, str::len);
     if header_bytes > HEADERS_LIMIT || query_bytes > QUERY_LIMIT {
-        return ApiError::from(Reason::RequestTooLarge).into_response();
+        return Err(ApiError::from(Reason::RequestTooLarge).into_response());
     }
-    let response = next.run(req).await;
+    Ok(())
+}
+
+fn json_method_not_allowed(response: Response) -> Response {
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && !is_json(&response) {
         let (parts, _) = response.into_parts();
         let mut json = ApiError::from(Reason::RequestMethodNotAllowed).into_response();

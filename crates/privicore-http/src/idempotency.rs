@@ -6,7 +6,7 @@ use crate::body::{BODY_LIMIT, parse_body};
 use crate::error::ApiError;
 use crate::routes::AppState;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,7 +31,8 @@ struct StoredReply {
     body: String,
 }
 
-pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs `req` under its `Idempotency-Key`, if it is a POST that carries one.
+pub async fn handle(state: &AppState, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
@@ -81,7 +82,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .await
         {
             Err(e) => return ApiError(e).into_response(),
-            Ok(Presented::Claimed(slot)) => return run_and_settle(&state, slot, req, next).await,
+            Ok(Presented::Claimed(slot)) => return run_and_settle(state, slot, req, next).await,
             Ok(Presented::Replay(stored)) => return replay(&stored),
             Ok(Presented::Conflict) => {
                 return ApiError::from(Reason::RequestIdempotencyConflict).into_response();

@@ -5,9 +5,8 @@
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::routes::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
@@ -22,22 +21,15 @@ const PUBLIC: &[&str] = &[
     "/ws",
 ];
 
-pub async fn api(state: State<AppState>, req: Request, next: Next) -> Response {
-    let public = PUBLIC.contains(&req.uri().path());
-    limit(state, req, next, public).await
+/// What [`admit`] learnt about a request, for [`settle`].
+pub struct Admitted {
+    client: std::net::IpAddr,
+    bearer: bool,
 }
 
-/// The WebSocket listener: upgrades authenticate later, on the socket.
-pub async fn ws(state: State<AppState>, req: Request, next: Next) -> Response {
-    limit(state, req, next, true).await
-}
-
-async fn limit(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-    public: bool,
-) -> Response {
+/// Counts `req` against its limits and leaves its client address in it; `Err` is the 429 (or
+/// other refusal) to answer instead.
+pub fn admit(state: &AppState, req: &mut Request, public: bool) -> Result<Admitted, Response> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -45,7 +37,10 @@ async fn limit(
     let client = state.edge.trusted_proxies.client(peer, req.headers());
     req.extensions_mut().insert(ClientIp(client));
     if req.uri().path() == "/health" {
-        return next.run(req).await;
+        return Ok(Admitted {
+            client,
+            bearer: false,
+        });
     }
     let limits = state.engine.limits();
     let token = req
@@ -61,13 +56,26 @@ async fn limit(
         }),
         None => limits.unauthenticated_request(client),
     };
-    if let Err(e) = verdict {
-        return ApiError(e).into_response();
+    match verdict {
+        Ok(()) => Ok(Admitted {
+            client,
+            bearer: token.is_some(),
+        }),
+        Err(e) => Err(ApiError(e).into_response()),
     }
-    let bearer = token.is_some();
-    let response = next.run(req).await;
-    if bearer && response.status() == StatusCode::UNAUTHORIZED {
-        limits.token_not_authenticated(client);
+}
+
+/// A bearer token that did not authenticate counts against its address.
+pub fn settle(state: &AppState, admitted: &Admitted, response: &Response) {
+    if admitted.bearer && response.status() == StatusCode::UNAUTHORIZED {
+        state
+            .engine
+            .limits()
+            .token_not_authenticated(admitted.client);
     }
-    response
+}
+
+/// API paths whose `X-DPT-AUTHORIZATION` is not the caller's token.
+pub fn is_public(path: &str) -> bool {
+    PUBLIC.contains(&path)
 }

@@ -189,16 +189,7 @@ pub fn api_router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .fallback(guard::unknown_route)
         .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::idempotency::layer,
-        ))
-        .layer(axum::middleware::from_fn(crate::flush::hold_events))
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::throttle::api,
-        ))
-        .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
+        .layer(axum::middleware::from_fn_with_state(state, guard::api))
         .layer(CatchPanicLayer::custom(guard::panic_response));
     // Outermost, so preflights are answered before any limit and every answer (a 429
     // too) carries the CORS headers.
@@ -213,11 +204,7 @@ pub fn ws_router(state: AppState) -> Router {
     Router::new()
         .fallback(get(ws::upgrade))
         .with_state(state.clone())
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::throttle::ws,
-        ))
-        .layer(axum::middleware::from_fn(guard::limits_and_envelopes))
+        .layer(axum::middleware::from_fn_with_state(state, guard::ws))
         .layer(CatchPanicLayer::custom(guard::panic_response))
 }
 
