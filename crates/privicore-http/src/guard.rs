@@ -22,12 +22,12 @@ pub const HEADERS_LIMIT: usize = 16 * 1024;
 /// event holds, `Idempotency-Key`, and JSON for the router's own 405s.
 pub async fn api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Err(refused) = head_within_limits(&req) {
-        return refused;
+        return refused.into_response();
     }
     let public = throttle::is_public(req.uri().path());
     let admitted = match throttle::admit(&state, &mut req, public) {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let hooks = req.extensions().get::<FlushHooks>().cloned();
     let response = flush::hold_events(hooks, idempotency::handle(&state, req, next)).await;
@@ -38,18 +38,18 @@ pub async fn api(State(state): State<AppState>, mut req: Request, next: Next) ->
 /// The WebSocket listener's middleware: upgrades authenticate later, on the socket.
 pub async fn ws(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Err(refused) = head_within_limits(&req) {
-        return refused;
+        return refused.into_response();
     }
     let admitted = match throttle::admit(&state, &mut req, true) {
         Ok(admitted) => admitted,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let response = next.run(req).await;
     throttle::settle(&state, &admitted, &response);
     json_method_not_allowed(response)
 }
 
-fn head_within_limits(req: &Request) -> Result<(), Response> {
+fn head_within_limits(req: &Request) -> Result<(), ApiError> {
     let header_bytes: usize = req
         .headers()
         .iter()
@@ -57,7 +57,7 @@ fn head_within_limits(req: &Request) -> Result<(), Response> {
         .sum();
     let query_bytes = req.uri().query().map_or(0, str::len);
     if header_bytes > HEADERS_LIMIT || query_bytes > QUERY_LIMIT {
-        return Err(ApiError::from(Reason::RequestTooLarge).into_response());
+        return Err(Reason::RequestTooLarge.into());
     }
     Ok(())
 }

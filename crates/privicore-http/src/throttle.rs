@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::routes::AppState;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use std::net::SocketAddr;
 
 /// API paths that never authenticate with `X-DPT-AUTHORIZATION`: a token sent there would
@@ -27,9 +27,9 @@ pub struct Admitted {
     bearer: bool,
 }
 
-/// Counts `req` against its limits and leaves its client address in it; `Err` is the 429 (or
-/// other refusal) to answer instead.
-pub fn admit(state: &AppState, req: &mut Request, public: bool) -> Result<Admitted, Response> {
+/// Counts `req` against its limits and leaves its client address in it; `Err` is the 429 to
+/// answer instead.
+pub fn admit(state: &AppState, req: &mut Request, public: bool) -> Result<Admitted, ApiError> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -61,7 +61,7 @@ pub fn admit(state: &AppState, req: &mut Request, public: bool) -> Result<Admitt
             client,
             bearer: token.is_some(),
         }),
-        Err(e) => Err(ApiError(e).into_response()),
+        Err(e) => Err(ApiError(e)),
     }
 }
 
