@@ -70,7 +70,10 @@ impl Client {
         .accepted()
     }
 
-    pub async fn set_maximum_voting_attempts(&self, attempts: i64) -> Result<Accepted, ClientError> {
+    pub async fn set_maximum_voting_attempts(
+        &self,
+        attempts: i64,
+    ) -> Result<Accepted, ClientError> {
         self.post_json(
             "/verified-authenticator/set-maximum-voting-attempts",
             json!({ "numberOfAttempts": attempts }),
@@ -93,10 +96,16 @@ impl Client {
     }
 
     /// `body` as §4.9 describes it (`name`, `strategy`, `timeLimit`, …).
-    pub async fn register_voting_configuration(&self, body: Value) -> Result<Accepted, ClientError> {
-        self.post_json("/verified-authenticator/voting-configuration/register", body)
-            .await?
-            .accepted()
+    pub async fn register_voting_configuration(
+        &self,
+        body: Value,
+    ) -> Result<Accepted, ClientError> {
+        self.post_json(
+            "/verified-authenticator/voting-configuration/register",
+            body,
+        )
+        .await?
+        .accepted()
     }
 
     /// `body` carries `votingConfigurationId` (id or name) and the fields to change.
@@ -115,7 +124,10 @@ impl Client {
     }
 
     /// By id or name.
-    pub async fn retrieve_voting_configuration(&self, id_or_name: &str) -> Result<Value, ClientError> {
+    pub async fn retrieve_voting_configuration(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Value, ClientError> {
         self.get(&format!(
             "/verified-authenticator/voting-configuration/retrieve/{}",
             segment(id_or_name)
@@ -182,7 +194,10 @@ impl Client {
 mod tests {
     #[test]
     fn names_travel_percent_encoded_in_paths() {
-        assert_eq!(super::segment("exchange approvers/ä"), "exchange%20approvers%2F%C3%A4");
+        assert_eq!(
+            super::segment("exchange approvers/ä"),
+            "exchange%20approvers%2F%C3%A4"
+        );
         assert_eq!(super::segment("plain-name"), "plain-name");
     }
 }

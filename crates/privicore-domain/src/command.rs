@@ -225,10 +225,19 @@ impl CommandPayload {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "setting", rename_all = "snake_case")]
 pub enum VotingDefaultChange {
-    QuorumSize { quorum_size: u32 },
-    Strategy { strategy: Strategy, strategy_params: u8 },
-    TimeLimit { time_limit: u32 },
-    Attempts { number_of_attempts: u32 },
+    QuorumSize {
+        quorum_size: u32,
+    },
+    Strategy {
+        strategy: Strategy,
+        strategy_params: u8,
+    },
+    TimeLimit {
+        time_limit: u32,
+    },
+    Attempts {
+        number_of_attempts: u32,
+    },
 }
 
 /// The fields an Update voting configuration changes; `None` leaves a field as it is.

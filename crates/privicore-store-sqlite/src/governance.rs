@@ -34,7 +34,10 @@ fn device_ids(text: &str) -> Result<Vec<DeviceId>, StoreError> {
         .collect()
 }
 
-pub fn voting_defaults(conn: &Connection, profile: ProfileId) -> Result<VotingDefaults, StoreError> {
+pub fn voting_defaults(
+    conn: &Connection,
+    profile: ProfileId,
+) -> Result<VotingDefaults, StoreError> {
     let stored = db::one(
         conn,
         "SELECT * FROM voting_defaults WHERE profile_id = ?",
@@ -56,7 +59,9 @@ pub fn voting_defaults(conn: &Connection, profile: ProfileId) -> Result<VotingDe
 
 fn configuration(r: &Row<'_>) -> Result<VotingConfiguration, StoreError> {
     let optional = |col: &str| -> Result<Option<u32>, StoreError> {
-        r.col::<Option<i64>>(col)?.map(|v| small(v, col)).transpose()
+        r.col::<Option<i64>>(col)?
+            .map(|v| small(v, col))
+            .transpose()
     };
     Ok(VotingConfiguration {
         id: VotingConfigurationId(rows::uuid(&r.col::<String>("id")?)?),
@@ -217,7 +222,8 @@ pub fn list_policies(
             if statuses.is_empty() {
                 q.push(" AND 0");
             } else {
-                q.push(" AND status IN ").bind_list(statuses.iter().copied());
+                q.push(" AND status IN ")
+                    .bind_list(statuses.iter().copied());
             }
             if let Some(t) = &f.template_id {
                 q.push(" AND template_id = ").bind(t.clone());
@@ -227,7 +233,8 @@ pub fn list_policies(
                     .bind(format!("%,{e},%"));
             }
             if let Some(c) = f.voting_configuration_id {
-                q.push(" AND voting_configuration_id = ").bind(c.to_string());
+                q.push(" AND voting_configuration_id = ")
+                    .bind(c.to_string());
             }
         },
         policy,
@@ -247,7 +254,7 @@ pub fn authenticators(conn: &Connection, profile: ProfileId) -> Result<Vec<Devic
     db::all(
         conn,
         "SELECT * FROM devices WHERE profile_id = ? AND status = 'approved'
-         AND (',' || roles || ',') LIKE '%,authenticator,%' ORDER BY created_at, id",
+         AND (',' || roles || ',') LIKE '%,authenticator,%' ORDER BY created_at, request_command_id",
         [profile.to_string()],
         rows::device,
     )

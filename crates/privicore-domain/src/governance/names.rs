@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn names_compare_without_case() {
-        assert_eq!(name_key("Exchange-Approvers"), name_key("exchange-APPROVERS"));
+        assert_eq!(
+            name_key("Exchange-Approvers"),
+            name_key("exchange-APPROVERS")
+        );
     }
 
     #[test]

@@ -148,7 +148,10 @@ pub fn check_events(template: &Template, ids: &[Value]) -> Result<Vec<String>, E
 /// non-empty string values of at most 512 characters. `scope` must be `profile`; a
 /// `directoryId` is a UUID (kept in lower case) and a `clientId` an OAuth client id, since
 /// nothing else could ever match.
-pub fn check_configuration(template: &Template, value: &Value) -> Result<Map<String, Value>, Error> {
+pub fn check_configuration(
+    template: &Template,
+    value: &Value,
+) -> Result<Map<String, Value>, Error> {
     let invalid = |message: String| {
         Error::new(Reason::PolicyInvalidConfiguration)
             .with_field("configuration")
@@ -198,7 +201,10 @@ pub fn check_configuration(template: &Template, value: &Value) -> Result<Map<Str
 /// `oauth-` + 32 lowercase hex characters.
 fn is_client_id(text: &str) -> bool {
     text.strip_prefix("oauth-").is_some_and(|hex| {
-        hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -229,13 +235,15 @@ pub fn configuration_matches(
             "scope" => wanted == "profile",
             // An event without a token context (none is expected for these templates)
             // matches: fail closed.
-            "context" => attributes
-                .context
-                .as_deref()
-                .is_none_or(|context| match wanted.strip_suffix('*') {
-                    Some(prefix) => context.starts_with(prefix),
-                    None => context == wanted,
-                }),
+            "context" => {
+                attributes
+                    .context
+                    .as_deref()
+                    .is_none_or(|context| match wanted.strip_suffix('*') {
+                        Some(prefix) => context.starts_with(prefix),
+                        None => context == wanted,
+                    })
+            }
             "classification" | "label" | "handling" => {
                 let field = attributes
                     .risk
@@ -246,11 +254,7 @@ pub fn configuration_matches(
                 field.is_none_or(|v| wanted == "*" || v.to_lowercase() == wanted.to_lowercase())
             }
             "clientId" => {
-                event_id == "601"
-                    || attributes
-                        .client_id
-                        .as_deref()
-                        .is_some_and(|c| c == wanted)
+                event_id == "601" || attributes.client_id.as_deref().is_some_and(|c| c == wanted)
             }
             "directoryId" => attributes
                 .directory_id
@@ -282,7 +286,13 @@ mod tests {
     fn templates_accept_numbers_and_strings() {
         assert_eq!(check_template(&json!("1")).unwrap().id, "1");
         assert_eq!(check_template(&json!(10)).unwrap().id, "10");
-        for bad in [json!("11"), json!("01"), json!("x"), json!(null), json!([1])] {
+        for bad in [
+            json!("11"),
+            json!("01"),
+            json!("x"),
+            json!(null),
+            json!([1]),
+        ] {
             assert_eq!(
                 check_template(&bad).unwrap_err().reason,
                 Reason::PolicyTemplateNotFound
@@ -334,10 +344,20 @@ mod tests {
         }
         assert!(check_configuration(t, &json!({ "context": "x".repeat(512) })).is_ok());
         let six = templates::template("6").unwrap();
-        assert!(check_configuration(six, &json!({ "clientId": "oauth-0123456789abcdef0123456789abcdef" })).is_ok());
+        assert!(
+            check_configuration(
+                six,
+                &json!({ "clientId": "oauth-0123456789abcdef0123456789abcdef" })
+            )
+            .is_ok()
+        );
         assert!(check_configuration(six, &json!({ "clientId": "my-app" })).is_err());
         let ten = templates::template("10").unwrap();
-        let kept = check_configuration(ten, &json!({ "directoryId": "019C80D6-32CB-76F2-B6DC-E3FAEB77AE43" })).unwrap();
+        let kept = check_configuration(
+            ten,
+            &json!({ "directoryId": "019C80D6-32CB-76F2-B6DC-E3FAEB77AE43" }),
+        )
+        .unwrap();
         assert_eq!(kept["directoryId"], "019c80d6-32cb-76f2-b6dc-e3faeb77ae43");
         assert!(check_configuration(ten, &json!({ "directoryId": "finance" })).is_err());
     }
@@ -345,13 +365,33 @@ mod tests {
     #[test]
     fn context_matches_exactly_or_by_prefix() {
         let exact = config(json!({ "context": "/finance/2026" }));
-        assert!(configuration_matches(&exact, "101", &token("/finance/2026", None)));
-        assert!(!configuration_matches(&exact, "101", &token("/finance/2027", None)));
+        assert!(configuration_matches(
+            &exact,
+            "101",
+            &token("/finance/2026", None)
+        ));
+        assert!(!configuration_matches(
+            &exact,
+            "101",
+            &token("/finance/2027", None)
+        ));
         let prefix = config(json!({ "context": "/finance/*" }));
-        assert!(configuration_matches(&prefix, "101", &token("/finance/2026", None)));
-        assert!(!configuration_matches(&prefix, "101", &token("/hr/2026", None)));
+        assert!(configuration_matches(
+            &prefix,
+            "101",
+            &token("/finance/2026", None)
+        ));
+        assert!(!configuration_matches(
+            &prefix,
+            "101",
+            &token("/hr/2026", None)
+        ));
         let scope = config(json!({ "scope": "profile" }));
-        assert!(configuration_matches(&scope, "401", &EventAttributes::default()));
+        assert!(configuration_matches(
+            &scope,
+            "401",
+            &EventAttributes::default()
+        ));
     }
 
     #[test]
@@ -360,17 +400,33 @@ mod tests {
         let confidential = Some(json!({ "classification": "confidential", "label": null }));
         let public = Some(json!({ "classification": "public" }));
         assert!(configuration_matches(&c, "201", &token("/a", confidential)));
-        assert!(!configuration_matches(&c, "201", &token("/a", public.clone())));
+        assert!(!configuration_matches(
+            &c,
+            "201",
+            &token("/a", public.clone())
+        ));
         // Without risk metadata, or without the field: held.
         assert!(configuration_matches(&c, "101", &token("/a", None)));
-        assert!(configuration_matches(&c, "201", &token("/a", Some(json!({ "label": "x" })))));
+        assert!(configuration_matches(
+            &c,
+            "201",
+            &token("/a", Some(json!({ "label": "x" })))
+        ));
         let any = config(json!({ "classification": "*" }));
         assert!(configuration_matches(&any, "201", &token("/a", public)));
         // All keys must match.
         let both = config(json!({ "context": "/finance/*", "classification": "secret" }));
         let secret = Some(json!({ "classification": "SECRET" }));
-        assert!(configuration_matches(&both, "201", &token("/finance/x", secret.clone())));
-        assert!(!configuration_matches(&both, "201", &token("/hr/x", secret)));
+        assert!(configuration_matches(
+            &both,
+            "201",
+            &token("/finance/x", secret.clone())
+        ));
+        assert!(!configuration_matches(
+            &both,
+            "201",
+            &token("/hr/x", secret)
+        ));
     }
 
     #[test]
@@ -380,17 +436,37 @@ mod tests {
             client_id: Some(id.into()),
             ..EventAttributes::default()
         };
-        assert!(configuration_matches(&c, "601", &EventAttributes::default()));
-        assert!(configuration_matches(&c, "602", &app("oauth-0123456789abcdef0123456789abcdef")));
-        assert!(!configuration_matches(&c, "602", &app("oauth-ffffffffffffffffffffffffffffffff")));
-        assert!(!configuration_matches(&c, "602", &EventAttributes::default()));
+        assert!(configuration_matches(
+            &c,
+            "601",
+            &EventAttributes::default()
+        ));
+        assert!(configuration_matches(
+            &c,
+            "602",
+            &app("oauth-0123456789abcdef0123456789abcdef")
+        ));
+        assert!(!configuration_matches(
+            &c,
+            "602",
+            &app("oauth-ffffffffffffffffffffffffffffffff")
+        ));
+        assert!(!configuration_matches(
+            &c,
+            "602",
+            &EventAttributes::default()
+        ));
         let d = config(json!({ "directoryId": "019c80d6-32cb-76f2-b6dc-e3faeb77ae43" }));
         let dir = EventAttributes {
             directory_id: Some("019C80D6-32CB-76F2-B6DC-E3FAEB77AE43".into()),
             ..EventAttributes::default()
         };
         assert!(configuration_matches(&d, "1001", &dir));
-        assert!(!configuration_matches(&d, "1001", &EventAttributes::default()));
+        assert!(!configuration_matches(
+            &d,
+            "1001",
+            &EventAttributes::default()
+        ));
     }
 
     #[test]
@@ -428,7 +504,10 @@ mod tests {
         let t = templates::template("1").unwrap();
         let id: PolicyId = "019c80d6-32cb-76f2-b6dc-e3faeb77ae43".parse().unwrap();
         assert_eq!(default_name(t, id, 0), "Data exchange approval 019c80d6");
-        assert_eq!(default_name(t, id, 1), "Data exchange approval 019c80d6-32cb");
+        assert_eq!(
+            default_name(t, id, 1),
+            "Data exchange approval 019c80d6-32cb"
+        );
         assert_eq!(
             default_name(t, id, 2),
             "Data exchange approval 019c80d6-32cb-76f2-b6dc-e3faeb77ae43"

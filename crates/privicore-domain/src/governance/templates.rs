@@ -70,7 +70,11 @@ static TEMPLATES: [Template; 10] = [
         name: "Data exchange approval",
         description: "Hold data exchanges and replacements until authenticators approve them.",
         events: &[
-            event("101", "data_token.data_exchanged", "Exchange data for token"),
+            event(
+                "101",
+                "data_token.data_exchanged",
+                "Exchange data for token",
+            ),
             event("102", "data_token.data_streamed", "Upload data via stream"),
             event("103", "data_token.data_replaced", "Replace stored data"),
         ],
@@ -101,7 +105,11 @@ static TEMPLATES: [Template; 10] = [
         name: "Device approval",
         description: "Hold device registrations, approvals and removals until authenticators approve them.",
         events: &[
-            event("401", "device.registration_requested", "Register new device"),
+            event(
+                "401",
+                "device.registration_requested",
+                "Register new device",
+            ),
             event("402", "device.approved", "Approve device"),
             event("403", "device.removed", "Remove device"),
         ],
@@ -127,8 +135,16 @@ static TEMPLATES: [Template; 10] = [
         name: "OAuth application control",
         description: "Hold OAuth application registrations and access grants until authenticators approve them.",
         events: &[
-            event("601", "oauth.application_registered", "Register OAuth application"),
-            event("602", "oauth.authorization_granted", "Grant application access"),
+            event(
+                "601",
+                "oauth.application_registered",
+                "Register OAuth application",
+            ),
+            event(
+                "602",
+                "oauth.authorization_granted",
+                "Grant application access",
+            ),
         ],
         configuration: &["scope", "clientId"],
         voting_attributes: &["applicationName", "clientId", "scopes", "requester"],
@@ -156,7 +172,11 @@ static TEMPLATES: [Template; 10] = [
             event("801", "authenticator.registered", "Register authenticator"),
             event("802", "authenticator.removed", "Remove authenticator"),
             event("803", "voting.settings_changed", "Change voting settings"),
-            event("804", "voting_configuration.changed", "Change voting configuration"),
+            event(
+                "804",
+                "voting_configuration.changed",
+                "Change voting configuration",
+            ),
         ],
         configuration: &["scope"],
         voting_attributes: SETTING_ATTRIBUTES,
@@ -181,13 +201,30 @@ static TEMPLATES: [Template; 10] = [
         events: &[
             event("1001", "directory.user_created", "Create directory user"),
             event("1002", "directory.profile_invited", "Invite profile"),
-            event("1003", "directory.password_set", "Set directory user password"),
+            event(
+                "1003",
+                "directory.password_set",
+                "Set directory user password",
+            ),
             event("1004", "directory.user_updated", "Update directory user"),
-            event("1005", "directory.profile_device_created", "Create profile device"),
-            event("1006", "directory.storage_device_added", "Add storage device to profile"),
+            event(
+                "1005",
+                "directory.profile_device_created",
+                "Create profile device",
+            ),
+            event(
+                "1006",
+                "directory.storage_device_added",
+                "Add storage device to profile",
+            ),
         ],
         configuration: &["scope", "directoryId"],
-        voting_attributes: &["directoryId", "directoryName", "targetUsername", "requester"],
+        voting_attributes: &[
+            "directoryId",
+            "directoryName",
+            "targetUsername",
+            "requester",
+        ],
         recommended: recommended(Consensus, 600, 1),
     },
 ];
@@ -204,9 +241,7 @@ pub fn template(id: &str) -> Option<&'static Template> {
 
 /// The template an event belongs to, and the event.
 pub fn event_of(id: &str) -> Option<(&'static Template, &'static TemplateEvent)> {
-    TEMPLATES
-        .iter()
-        .find_map(|t| t.event(id).map(|e| (t, e)))
+    TEMPLATES.iter().find_map(|t| t.event(id).map(|e| (t, e)))
 }
 
 /// The List policy templates answer (§3.3): an object keyed by template id in ascending
@@ -303,6 +338,9 @@ mod tests {
             value["10"]["recommended"],
             json!({ "strategy": "consensus", "timeLimit": 600, "numberOfAttempts": 1 })
         );
-        assert_eq!(value["8"]["events"]["803"]["voting.settings_changed"], "Change voting settings");
+        assert_eq!(
+            value["8"]["events"]["803"]["voting.settings_changed"],
+            "Change voting settings"
+        );
     }
 }

@@ -83,7 +83,12 @@ impl Default for VotingDefaults {
     }
 }
 
-fn within(value: i64, bounds: &RangeInclusive<i64>, reason: Reason, field: &str) -> Result<u32, Error> {
+fn within(
+    value: i64,
+    bounds: &RangeInclusive<i64>,
+    reason: Reason,
+    field: &str,
+) -> Result<u32, Error> {
     if bounds.contains(&value) {
         Ok(value as u32)
     } else {
@@ -117,7 +122,11 @@ pub fn check_percentage(value: Option<i64>, field: &str) -> Result<Option<u8>, E
 
 /// The percentage a configuration keeps: required for `minimum_percentage`, ignored (`None`)
 /// for the other strategies (§1.3).
-pub fn configuration_percentage(strategy: Strategy, value: Option<i64>, field: &str) -> Result<Option<u8>, Error> {
+pub fn configuration_percentage(
+    strategy: Strategy,
+    value: Option<i64>,
+    field: &str,
+) -> Result<Option<u8>, Error> {
     if strategy != Strategy::MinimumPercentage {
         return Ok(None);
     }
@@ -141,7 +150,10 @@ pub fn check_listed_devices(ids: &[DeviceId], field: &str) -> Result<Vec<DeviceI
         }
     }
     if out.len() > MAX_LISTED_DEVICES {
-        return Err(Error::out_of_range(field, format!("at most {MAX_LISTED_DEVICES} devices")));
+        return Err(Error::out_of_range(
+            field,
+            format!("at most {MAX_LISTED_DEVICES} devices"),
+        ));
     }
     Ok(out)
 }
@@ -258,8 +270,8 @@ impl VotingRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{DeviceStatus, ROLE_AUTHENTICATOR, ROLE_STORAGE};
     use crate::CommandId;
+    use crate::device::{DeviceStatus, ROLE_AUTHENTICATOR, ROLE_STORAGE};
 
     fn device(status: DeviceStatus, roles: &[&str]) -> Device {
         Device {
@@ -302,12 +314,21 @@ mod tests {
             Reason::VotingInvalidTimeLimit
         );
         assert_eq!(
-            check_time_limit(86_401, "timeLimit").unwrap_err().field.as_deref(),
+            check_time_limit(86_401, "timeLimit")
+                .unwrap_err()
+                .field
+                .as_deref(),
             Some("timeLimit")
         );
         assert_eq!(check_attempts(10, "n"), Ok(10));
-        assert_eq!(check_attempts(0, "n").unwrap_err().reason, Reason::VotingInvalidAttempts);
-        assert_eq!(check_attempts(11, "n").unwrap_err().reason, Reason::VotingInvalidAttempts);
+        assert_eq!(
+            check_attempts(0, "n").unwrap_err().reason,
+            Reason::VotingInvalidAttempts
+        );
+        assert_eq!(
+            check_attempts(11, "n").unwrap_err().reason,
+            Reason::VotingInvalidAttempts
+        );
         assert_eq!(check_percentage(Some(0), "p"), Ok(Some(0)));
         assert_eq!(check_percentage(None, "p"), Ok(None));
         assert_eq!(
@@ -348,7 +369,10 @@ mod tests {
                 .reason,
             Reason::VotingInvalidPercentage
         );
-        assert_eq!(configuration_percentage(Strategy::Unanimous, Some(500), "p"), Ok(None));
+        assert_eq!(
+            configuration_percentage(Strategy::Unanimous, Some(500), "p"),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -370,8 +394,16 @@ mod tests {
         let both = device(DeviceStatus::Approved, &[ROLE_STORAGE, ROLE_AUTHENTICATOR]);
         let storage_only = device(DeviceStatus::Approved, &[ROLE_STORAGE]);
         let removed = device(DeviceStatus::Removed, &[ROLE_AUTHENTICATOR]);
-        let devices = vec![phone.clone(), both.clone(), storage_only.clone(), removed.clone()];
-        assert_eq!(Voters::AllAuthenticators.eligible(&devices), vec![phone.id, both.id]);
+        let devices = vec![
+            phone.clone(),
+            both.clone(),
+            storage_only.clone(),
+            removed.clone(),
+        ];
+        assert_eq!(
+            Voters::AllAuthenticators.eligible(&devices),
+            vec![phone.id, both.id]
+        );
         let listed = Voters::Listed(vec![both.id, storage_only.id, removed.id]);
         assert_eq!(listed.eligible(&devices), vec![both.id]);
     }
@@ -399,7 +431,12 @@ mod tests {
         };
         let rules = VotingRules::resolve(Some(&c), &defaults);
         assert_eq!(
-            (rules.quorum_size, rules.max_attempts, rules.time_limit, rules.percentage),
+            (
+                rules.quorum_size,
+                rules.max_attempts,
+                rules.time_limit,
+                rules.percentage
+            ),
             (2, 1, 60, Some(67))
         );
         assert_eq!(rules.voters, Voters::AllAuthenticators);
@@ -410,7 +447,13 @@ mod tests {
         ));
         let plain = VotingRules::resolve(None, &VotingDefaults::default());
         assert_eq!(
-            (plain.strategy, plain.percentage, plain.quorum_size, plain.time_limit, plain.max_attempts),
+            (
+                plain.strategy,
+                plain.percentage,
+                plain.quorum_size,
+                plain.time_limit,
+                plain.max_attempts
+            ),
             (Strategy::Unanimous, None, 1, 300, 1)
         );
     }
@@ -420,10 +463,16 @@ mod tests {
         let a = device(DeviceStatus::Approved, &[ROLE_AUTHENTICATOR]);
         let b = device(DeviceStatus::Approved, &[ROLE_AUTHENTICATOR]);
         let mut rules = VotingRules::resolve(None, &VotingDefaults::default());
-        assert_eq!(rules.reachable(&[]), Err(Reason::VotingNoEligibleAuthenticators));
+        assert_eq!(
+            rules.reachable(&[]),
+            Err(Reason::VotingNoEligibleAuthenticators)
+        );
         assert_eq!(rules.reachable(&[a.clone()]), Ok(()));
         rules.quorum_size = 2;
-        assert_eq!(rules.reachable(&[a.clone()]), Err(Reason::VotingQuorumUnreachable));
+        assert_eq!(
+            rules.reachable(&[a.clone()]),
+            Err(Reason::VotingQuorumUnreachable)
+        );
         assert_eq!(rules.reachable(&[a, b]), Ok(()));
     }
 }

@@ -14,9 +14,7 @@ use crate::idempotency::{IdempotencyRecord, IdempotencySlot};
 use crate::keys::EngineKeyRecord;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
-use crate::{
-    CommandId, Error, PolicyId, ProfileId, Reason, Timestamp, VotingConfigurationId,
-};
+use crate::{CommandId, Error, PolicyId, ProfileId, Reason, Timestamp, VotingConfigurationId};
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,10 +4,10 @@ use crate::engine::Engine;
 use privicore_domain::auth::Caller;
 use privicore_domain::command::{CommandPayload, VotingDefaultChange};
 use privicore_domain::data_token::Page;
+use privicore_domain::governance::Strategy;
 use privicore_domain::governance::voting::{
     check_attempts, check_percentage, check_quorum_size, check_strategy, check_time_limit,
 };
-use privicore_domain::governance::Strategy;
 use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use serde_json::{Value, json};
 
@@ -42,7 +42,7 @@ impl Engine {
         self.accept(self.command_for(caller, payload)).await
     }
 
-    /// §4.2: the profile's authenticators, newest first.
+    /// §4.2: the profile's authenticators, most recently registered first.
     pub async fn list_authenticators(
         &self,
         caller: &Caller,
@@ -50,7 +50,11 @@ impl Engine {
         page: Page,
     ) -> Result<(Vec<Value>, u64), Error> {
         let mut devices = self.store.authenticators(caller.profile_id).await?;
-        devices.reverse();
+        // Newest registration first; ties in creation order of the devices, newest first.
+        devices.sort_by(|a, b| {
+            (b.authenticator_registered_at, b.request_command_id)
+                .cmp(&(a.authenticator_registered_at, a.request_command_id))
+        });
         if let Some(want) = online {
             devices.retain(|d| self.online(d.id) == want);
         }
@@ -118,10 +122,15 @@ impl Engine {
         params: Option<i64>,
     ) -> Result<CommandId, Error> {
         let strategy = check_strategy(strategy, "strategy")?;
-        let strategy_params = match (check_percentage(params, "strategy_params")?, strategy.default_param()) {
+        let strategy_params = match (
+            check_percentage(params, "strategy_params")?,
+            strategy.default_param(),
+        ) {
             (Some(p), _) | (None, Some(p)) => p,
             (None, None) => {
-                return Err(Error::new(Reason::VotingInvalidPercentage).with_field("strategy_params"));
+                return Err(
+                    Error::new(Reason::VotingInvalidPercentage).with_field("strategy_params")
+                );
             }
         };
         self.set_voting_default(
@@ -152,10 +161,7 @@ impl Engine {
         attempts: i64,
     ) -> Result<CommandId, Error> {
         let number_of_attempts = check_attempts(attempts, "numberOfAttempts")?;
-        self.set_voting_default(
-            caller,
-            VotingDefaultChange::Attempts { number_of_attempts },
-        )
-        .await
+        self.set_voting_default(caller, VotingDefaultChange::Attempts { number_of_attempts })
+            .await
     }
 }

@@ -107,7 +107,11 @@ impl Engine {
                 .time_limit
                 .map(|t| check_time_limit(t, "timeLimit"))
                 .transpose()?,
-            device_ids: input.device_identifiers.as_deref().map(device_ids).transpose()?,
+            device_ids: input
+                .device_identifiers
+                .as_deref()
+                .map(device_ids)
+                .transpose()?,
             quorum_size: input
                 .quorum_size
                 .map(|q| q.map(|q| check_quorum_size(q, "quorumSize")).transpose())
@@ -127,8 +131,9 @@ impl Engine {
         if change.strategy.unwrap_or(current.strategy) == Strategy::MinimumPercentage {
             let given = check_percentage(input.percentage_required, "percentageRequired")?;
             if given.or(current.percentage_required).is_none() {
-                return Err(Error::new(Reason::VotingInvalidPercentage)
-                    .with_field("percentageRequired"));
+                return Err(
+                    Error::new(Reason::VotingInvalidPercentage).with_field("percentageRequired")
+                );
             }
             change.percentage_required = given;
         }

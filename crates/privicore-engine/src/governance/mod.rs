@@ -9,16 +9,13 @@ pub use configurations::{ConfigurationInput, ConfigurationUpdate};
 pub use policies::PolicyInput;
 
 use crate::engine::Core;
+use privicore_domain::data_token::Page;
 use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::governance::{
-    IdOrName, Policy, PolicyFilter, PolicyStatus, VotingConfiguration, VotingDefaults,
-    VotingRules,
+    IdOrName, Policy, PolicyFilter, PolicyStatus, VotingConfiguration, VotingDefaults, VotingRules,
 };
-use privicore_domain::data_token::Page;
 use privicore_domain::ports::StoreError;
-use privicore_domain::{
-    Error, PolicyId, ProfileId, Reason, Timestamp, VotingConfigurationId,
-};
+use privicore_domain::{Error, PolicyId, ProfileId, Reason, Timestamp, VotingConfigurationId};
 use serde_json::{Value, json};
 
 /// A profile's voting configuration by id or name (§1.3: the id first, then the name).
@@ -29,10 +26,11 @@ pub(crate) async fn find_configuration(
     text: &str,
 ) -> Result<Option<VotingConfiguration>, StoreError> {
     let found = match IdOrName::parse(text) {
-        IdOrName::Id(id) => core
-            .store
-            .voting_configuration(VotingConfigurationId(id))
-            .await?,
+        IdOrName::Id(id) => {
+            core.store
+                .voting_configuration(VotingConfigurationId(id))
+                .await?
+        }
         IdOrName::Name(name) => {
             core.store
                 .voting_configuration_by_name(profile, &name)
@@ -114,10 +112,13 @@ pub(crate) async fn required_by_active_policy(
         replaced: None,
         authenticators: &without,
     };
-    let votes_for = |_: &Policy, rules: &VotingRules| rules.voters.eligible(&now).contains(&device.id);
-    Ok(!unreachable_policies(core, device.profile_id, &prospect, votes_for)
-        .await?
-        .is_empty())
+    let votes_for =
+        |_: &Policy, rules: &VotingRules| rules.voters.eligible(&now).contains(&device.id);
+    Ok(
+        !unreachable_policies(core, device.profile_id, &prospect, votes_for)
+            .await?
+            .is_empty(),
+    )
 }
 
 /// How many live policies name the configuration.
@@ -128,7 +129,14 @@ async fn used_by_policies(core: &Core, c: &VotingConfiguration) -> Result<u64, S
     };
     let (_, total) = core
         .store
-        .list_policies(c.profile_id, &filter, Page { page: 1, per_page: 1 })
+        .list_policies(
+            c.profile_id,
+            &filter,
+            Page {
+                page: 1,
+                per_page: 1,
+            },
+        )
         .await?;
     Ok(total)
 }

@@ -73,7 +73,9 @@ pub(crate) async fn plan(
             plan.after = vec![After::SendRoles(device)];
             Ok(plan)
         }
-        CommandPayload::SetVotingDefault { change } => set_default(core, profile, change, now).await,
+        CommandPayload::SetVotingDefault { change } => {
+            set_default(core, profile, change, now).await
+        }
         CommandPayload::RegisterVotingConfiguration {
             name,
             strategy,

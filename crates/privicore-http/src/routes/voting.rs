@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use privicore_domain::Error;
 use privicore_domain::auth::Access;
-use privicore_domain::governance::voting::check_strategy;
 use privicore_domain::governance::ConfigurationFilter;
+use privicore_domain::governance::voting::check_strategy;
 use privicore_engine::{ConfigurationInput, ConfigurationUpdate};
 
 const AUTHENTICATOR: Access = Access::scope("authenticator:manage");
@@ -73,7 +73,10 @@ pub async fn list(
     Ok(reply::ok(&items_page(items, page, total)))
 }
 
-pub async fn strategy(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn strategy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let caller = caller(&state, &headers, AUTHENTICATOR).await?;
     Ok(reply::ok(&state.engine.voting_strategy(&caller).await?))
 }
@@ -164,7 +167,9 @@ pub async fn update_configuration(
     let f = fields(req).await?;
     let configuration = match f.opt_str("votingConfigurationId")? {
         Some(c) => c,
-        None => f.str("configurationId").map_err(|_| Error::missing("votingConfigurationId"))?,
+        None => f
+            .str("configurationId")
+            .map_err(|_| Error::missing("votingConfigurationId"))?,
     };
     // An empty list is a change: back to every authenticator of the profile.
     let device_identifiers = match f.opt_str_list("deviceIdentifiers")? {

@@ -117,9 +117,13 @@ pub(super) async fn voting_configurations_are_named_per_profile(store: &dyn Meta
     let p = stored_profile(store, "configurations-owner").await;
     let q = stored_profile(store, "configurations-other").await;
     let mut c = configuration_of(&p, "Exchange-Approvers");
-    let save = |c: &VotingConfiguration| governance(GovernanceEffect::SaveVotingConfiguration(c.clone()));
+    let save =
+        |c: &VotingConfiguration| governance(GovernanceEffect::SaveVotingConfiguration(c.clone()));
     store.apply(&[save(&c)], None).await.unwrap();
-    assert_eq!(store.voting_configuration(c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(
+        store.voting_configuration(c.id).await.unwrap(),
+        Some(c.clone())
+    );
     assert_eq!(
         store
             .voting_configuration_by_name(p.id, "exchange-APPROVERS")
@@ -157,7 +161,10 @@ pub(super) async fn voting_configurations_are_named_per_profile(store: &dyn Meta
     c.device_ids = Vec::new();
     c.updated_at = c.updated_at.plus_seconds(5);
     store.apply(&[save(&c)], None).await.unwrap();
-    assert_eq!(store.voting_configuration(c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(
+        store.voting_configuration(c.id).await.unwrap(),
+        Some(c.clone())
+    );
     // The old name is free again.
     store
         .apply(&[save(&configuration_of(&p, "exchange-approvers"))], None)
@@ -206,7 +213,9 @@ pub(super) async fn policies_are_listed_by_status_and_free_their_name_on_delete(
     let c = configuration_of(&p, "approvers");
     store
         .apply(
-            &[governance(GovernanceEffect::SaveVotingConfiguration(c.clone()))],
+            &[governance(GovernanceEffect::SaveVotingConfiguration(
+                c.clone(),
+            ))],
             None,
         )
         .await
@@ -219,7 +228,10 @@ pub(super) async fn policies_are_listed_by_status_and_free_their_name_on_delete(
         .apply(&[save(&exchange), save(&retrieval)], None)
         .await
         .unwrap();
-    assert_eq!(store.policy(exchange.id).await.unwrap(), Some(exchange.clone()));
+    assert_eq!(
+        store.policy(exchange.id).await.unwrap(),
+        Some(exchange.clone())
+    );
     assert_eq!(
         store
             .policy_by_name(p.id, "exchange-approval")
@@ -228,12 +240,21 @@ pub(super) async fn policies_are_listed_by_status_and_free_their_name_on_delete(
             .map(|p| p.id),
         Some(exchange.id)
     );
-    assert!(store.policy_by_name(q.id, "exchange-approval").await.unwrap().is_none());
+    assert!(
+        store
+            .policy_by_name(q.id, "exchange-approval")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let twin = policy_of(&p, "EXCHANGE-APPROVAL", "1", &["101"]);
     let err = store.apply(&[save(&twin)], None).await.unwrap_err();
     assert_eq!(err.business_reason(), Some(Reason::PolicyNameTaken));
     store
-        .apply(&[save(&policy_of(&q, "exchange-approval", "1", &["101"]))], None)
+        .apply(
+            &[save(&policy_of(&q, "exchange-approval", "1", &["101"]))],
+            None,
+        )
         .await
         .unwrap();
 
@@ -241,7 +262,10 @@ pub(super) async fn policies_are_listed_by_status_and_free_their_name_on_delete(
     exchange.activated_at = Some(Timestamp::now());
     store.apply(&[save(&exchange)], None).await.unwrap();
     let active = store.active_policies(p.id).await.unwrap();
-    assert_eq!(active.iter().map(|p| p.id).collect::<Vec<_>>(), vec![exchange.id]);
+    assert_eq!(
+        active.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![exchange.id]
+    );
 
     let list = |filter: PolicyFilter| async move {
         let (items, total) = store.list_policies(p.id, &filter, page(10)).await.unwrap();
@@ -289,7 +313,13 @@ pub(super) async fn policies_are_listed_by_status_and_free_their_name_on_delete(
         store.policy(retrieval.id).await.unwrap().map(|p| p.status),
         Some(PolicyStatus::Deleted)
     );
-    assert!(store.policy_by_name(p.id, "retrieval").await.unwrap().is_none());
+    assert!(
+        store
+            .policy_by_name(p.id, "retrieval")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(list(PolicyFilter::default()).await, vec![exchange.id]);
     assert!(list(only(PolicyStatus::Deleted)).await.is_empty());
     store
@@ -302,7 +332,11 @@ pub(super) async fn authenticators_are_approved_devices_with_the_role(store: &dy
     let p = stored_profile(store, "authenticators-owner").await;
     let q = stored_profile(store, "authenticators-other").await;
     let phone = device_with(&p, DeviceStatus::Approved, &[ROLE_AUTHENTICATOR]);
-    let both = device_with(&p, DeviceStatus::Approved, &[ROLE_STORAGE, ROLE_AUTHENTICATOR]);
+    let both = device_with(
+        &p,
+        DeviceStatus::Approved,
+        &[ROLE_STORAGE, ROLE_AUTHENTICATOR],
+    );
     let storage = device_with(&p, DeviceStatus::Approved, &[ROLE_STORAGE]);
     let removed = device_with(&p, DeviceStatus::Removed, &[ROLE_AUTHENTICATOR]);
     let foreign = device_with(&q, DeviceStatus::Approved, &[ROLE_AUTHENTICATOR]);
@@ -319,7 +353,10 @@ pub(super) async fn authenticators_are_approved_devices_with_the_role(store: &dy
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&phone.id) && ids.contains(&both.id));
     let read = store.device(phone.id).await.unwrap().unwrap();
-    assert_eq!(read.authenticator_registered_at, Some(Timestamp(1_700_000_000)));
+    assert_eq!(
+        read.authenticator_registered_at,
+        Some(Timestamp(1_700_000_000))
+    );
     // Losing the role (a row update) takes the device out at once.
     let mut lost = both.clone();
     lost.roles = vec![ROLE_STORAGE.into()];
