@@ -250,9 +250,29 @@ pub struct ConfigurationChange {
     pub time_limit: Option<u32>,
     pub device_ids: Option<Vec<DeviceId>>,
     /// `Some(None)` resets to "profile default".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "reset_or_value"
+    )]
     pub quorum_size: Option<Option<u32>>,
     /// `Some(None)` resets to "profile default".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "reset_or_value"
+    )]
     pub number_of_attempts: Option<Option<u32>>,
+}
+
+/// A field that is present is `Some`: `null` becomes `Some(None)` (a reset), so a change
+/// read back from the command log after a restart still resets.
+fn reset_or_value<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl ConfigurationChange {
@@ -338,6 +358,28 @@ pub const RETENTION_SECONDS: i64 = 24 * 3600;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_survives_the_command_log() {
+        let p = CommandPayload::UpdateVotingConfiguration {
+            configuration_id: VotingConfigurationId(Uuid::now_v7()),
+            change: ConfigurationChange {
+                quorum_size: Some(None),
+                number_of_attempts: Some(Some(3)),
+                ..ConfigurationChange::default()
+            },
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        let CommandPayload::UpdateVotingConfiguration { change, .. } =
+            serde_json::from_str(&text).unwrap()
+        else {
+            panic!("{text}");
+        };
+        assert_eq!(change.quorum_size, Some(None));
+        assert_eq!(change.number_of_attempts, Some(Some(3)));
+        assert_eq!(change.time_limit, None);
+        assert!(!change.is_empty());
+    }
 
     #[test]
     fn payload_round_trips_through_json() {

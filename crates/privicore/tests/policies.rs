@@ -863,3 +863,54 @@ async fn safeguards_keep_active_policies_reachable() {
         "voting.no_eligible_authenticators"
     );
 }
+
+#[tokio::test]
+async fn governance_survives_a_restart() {
+    let mut server = TestServer::start().await;
+    let alice = provision(&server, "policy-restart").await;
+    let phone = alice.authenticator("phone").await;
+    let config = alice
+        .api
+        .register_voting_configuration(json!({
+            "name": "kept", "strategy": "minimum_percentage", "percentageRequired": 67,
+            "timeLimit": 90, "deviceIdentifiers": [phone], "numberOfAttempts": 2
+        }))
+        .await
+        .unwrap();
+    alice.ok(&config.command_id).await;
+    let registered = alice
+        .api
+        .register_policy(json!({
+            "name": "kept-policy", "policyTemplateId": "1", "applyingEventIds": ["101"],
+            "configuration": { "scope": "profile", "context": "/finance/*" }, "votingConfigurationId": "kept"
+        }))
+        .await
+        .unwrap();
+    alice.ok(&registered.command_id).await;
+    let activated = alice.api.activate_policy("kept-policy").await.unwrap();
+    alice.ok(&activated.command_id).await;
+    let set = alice.api.set_voting_time_limit(45).await.unwrap();
+    alice.ok(&set.command_id).await;
+    let before = (
+        alice.api.retrieve_policy("kept-policy").await.unwrap(),
+        alice
+            .api
+            .retrieve_voting_configuration("kept")
+            .await
+            .unwrap(),
+        alice.api.retrieve_voting_strategy().await.unwrap(),
+        alice.api.list_authenticators("").await.unwrap()["items"][0]["registeredAt"].clone(),
+    );
+
+    server.restart().await;
+    let api = server.client().with_token(&alice.token);
+    let after = (
+        api.retrieve_policy("kept-policy").await.unwrap(),
+        api.retrieve_voting_configuration("kept").await.unwrap(),
+        api.retrieve_voting_strategy().await.unwrap(),
+        api.list_authenticators("").await.unwrap()["items"][0]["registeredAt"].clone(),
+    );
+    assert_eq!(before, after);
+    assert_eq!(after.0["status"], "active");
+    assert_eq!(after.2["timeLimit"], 45);
+}
