@@ -467,10 +467,10 @@ mod tests {
             rules.reachable(&[]),
             Err(Reason::VotingNoEligibleAuthenticators)
         );
-        assert_eq!(rules.reachable(&[a.clone()]), Ok(()));
+        assert_eq!(rules.reachable(std::slice::from_ref(&a)), Ok(()));
         rules.quorum_size = 2;
         assert_eq!(
-            rules.reachable(&[a.clone()]),
+            rules.reachable(std::slice::from_ref(&a)),
             Err(Reason::VotingQuorumUnreachable)
         );
         assert_eq!(rules.reachable(&[a, b]), Ok(()));
