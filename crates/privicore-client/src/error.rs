@@ -27,6 +27,14 @@ impl ClientError {
         }
     }
 
+    /// The request field the engine named, for validation errors.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Api { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Api { status, .. } | Self::Unexpected { status, .. } => Some(*status),

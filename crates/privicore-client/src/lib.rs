@@ -6,6 +6,7 @@ mod api;
 mod data;
 mod error;
 mod flows;
+mod governance;
 mod http;
 mod session;
 

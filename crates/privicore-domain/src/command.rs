@@ -2,6 +2,8 @@
 //! acknowledged, executed by a worker, and ends exactly once, succeeded or failed.
 
 use crate::device::DeviceId;
+use crate::governance::Strategy;
+use crate::ids::{PolicyId, VotingConfigurationId};
 use crate::password::PasswordHash;
 use crate::secret::TokenHash;
 use crate::{CommandId, ProfileId, Reason, Timestamp};
@@ -94,6 +96,49 @@ pub enum CommandPayload {
         data: Option<Option<Value>>,
         context: Option<String>,
     },
+    RegisterAuthenticator {
+        device_id: DeviceId,
+    },
+    RemoveAuthenticator {
+        device_id: DeviceId,
+        force: bool,
+    },
+    /// One of the four Set … endpoints (docs/api/voting-and-policy.md §4.4–4.7).
+    SetVotingDefault {
+        change: VotingDefaultChange,
+    },
+    RegisterVotingConfiguration {
+        name: String,
+        strategy: Strategy,
+        percentage_required: Option<u8>,
+        time_limit: u32,
+        device_ids: Vec<DeviceId>,
+        quorum_size: Option<u32>,
+        number_of_attempts: Option<u32>,
+    },
+    UpdateVotingConfiguration {
+        configuration_id: VotingConfigurationId,
+        change: ConfigurationChange,
+    },
+    RegisterPolicy {
+        /// `None`: the default name, chosen when the command runs.
+        name: Option<String>,
+        description: Option<String>,
+        template_id: String,
+        event_ids: Vec<String>,
+        configuration: serde_json::Map<String, Value>,
+        /// The id or name as sent; resolved when the command runs.
+        voting_configuration: Option<String>,
+    },
+    ActivatePolicy {
+        policy_id: PolicyId,
+    },
+    DeactivatePolicy {
+        policy_id: PolicyId,
+    },
+    DeletePolicy {
+        policy_id: PolicyId,
+    },
     /// Update data token shape B with new inline data, sealed as `version`.
     ReplaceData {
         token: String,
@@ -139,6 +184,15 @@ impl CommandPayload {
             Self::ConfigureRisk { .. } => "configure_risk",
             Self::UpdateTokenMeta { .. } => "update_token_meta",
             Self::ReplaceData { .. } => "replace_data",
+            Self::RegisterAuthenticator { .. } => "register_authenticator",
+            Self::RemoveAuthenticator { .. } => "remove_authenticator",
+            Self::SetVotingDefault { .. } => "set_voting_default",
+            Self::RegisterVotingConfiguration { .. } => "register_voting_configuration",
+            Self::UpdateVotingConfiguration { .. } => "update_voting_configuration",
+            Self::RegisterPolicy { .. } => "register_policy",
+            Self::ActivatePolicy { .. } => "activate_policy",
+            Self::DeactivatePolicy { .. } => "deactivate_policy",
+            Self::DeletePolicy { .. } => "delete_policy",
         }
     }
 
@@ -152,7 +206,9 @@ impl CommandPayload {
             | Self::RemoveDevice { device_id, .. }
             | Self::RegisterStorage { device_id }
             | Self::RemoveStorage { device_id, .. }
-            | Self::SyncDevice { device_id, .. } => Some(device_id.to_string()),
+            | Self::SyncDevice { device_id, .. }
+            | Self::RegisterAuthenticator { device_id }
+            | Self::RemoveAuthenticator { device_id, .. } => Some(device_id.to_string()),
             Self::ReserveTokenSpace { token, .. }
             | Self::ExchangeData { token, .. }
             | Self::RequestData { token, .. }
@@ -162,6 +218,66 @@ impl CommandPayload {
             | Self::ReplaceData { token, .. } => Some(token.clone()),
             _ => None,
         }
+    }
+}
+
+/// What one of the Set … endpoints changes in the profile's voting defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "setting", rename_all = "snake_case")]
+pub enum VotingDefaultChange {
+    QuorumSize {
+        quorum_size: u32,
+    },
+    Strategy {
+        strategy: Strategy,
+        strategy_params: u8,
+    },
+    TimeLimit {
+        time_limit: u32,
+    },
+    Attempts {
+        number_of_attempts: u32,
+    },
+}
+
+/// The fields an Update voting configuration changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigurationChange {
+    pub name: Option<String>,
+    pub strategy: Option<Strategy>,
+    /// Validated against the strategy in force after the update, when the command runs.
+    pub percentage_required: Option<u8>,
+    pub time_limit: Option<u32>,
+    pub device_ids: Option<Vec<DeviceId>>,
+    /// `Some(None)` resets to "profile default".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "reset_or_value"
+    )]
+    pub quorum_size: Option<Option<u32>>,
+    /// `Some(None)` resets to "profile default".
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "reset_or_value"
+    )]
+    pub number_of_attempts: Option<Option<u32>>,
+}
+
+/// A field that is present is `Some`: `null` becomes `Some(None)` (a reset), so a change
+/// read back from the command log after a restart still resets.
+fn reset_or_value<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl ConfigurationChange {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -242,6 +358,28 @@ pub const RETENTION_SECONDS: i64 = 24 * 3600;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_survives_the_command_log() {
+        let p = CommandPayload::UpdateVotingConfiguration {
+            configuration_id: VotingConfigurationId(Uuid::now_v7()),
+            change: ConfigurationChange {
+                quorum_size: Some(None),
+                number_of_attempts: Some(Some(3)),
+                ..ConfigurationChange::default()
+            },
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        let CommandPayload::UpdateVotingConfiguration { change, .. } =
+            serde_json::from_str(&text).unwrap()
+        else {
+            panic!("{text}");
+        };
+        assert_eq!(change.quorum_size, Some(None));
+        assert_eq!(change.number_of_attempts, Some(Some(3)));
+        assert_eq!(change.time_limit, None);
+        assert!(!change.is_empty());
+    }
 
     #[test]
     fn payload_round_trips_through_json() {

@@ -106,6 +106,8 @@ pub struct Device {
     pub removed_at: Option<Timestamp>,
     pub configuration_issued_at: Option<Timestamp>,
     pub storage_registered_at: Option<Timestamp>,
+    /// When the device last gained the authenticator role.
+    pub authenticator_registered_at: Option<Timestamp>,
     pub last_sync: Option<SyncRecord>,
 }
 
@@ -116,6 +118,12 @@ impl Device {
 
     pub fn is_storage(&self) -> bool {
         self.status == DeviceStatus::Approved && self.has_role(ROLE_STORAGE)
+    }
+
+    /// An eligible voter: approved and holding the authenticator role
+    /// (docs/api/voting-and-policy.md §1.1).
+    pub fn is_authenticator(&self) -> bool {
+        self.status == DeviceStatus::Approved && self.has_role(ROLE_AUTHENTICATOR)
     }
 
     pub fn bus_user(&self) -> String {

@@ -5,6 +5,7 @@
 use crate::auth::{AuthToken, QrToken};
 use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
 use crate::device::{Device, DeviceCredentials, DeviceId, SyncRecord};
+use crate::governance::{Policy, VotingConfiguration, VotingDefaults};
 use crate::password::PasswordHash;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
@@ -39,6 +40,30 @@ pub enum Effect {
     /// Replaces the profile's outstanding QR token.
     PutQrToken(QrToken),
     Data(Box<DataEffect>),
+    Governance(Box<GovernanceEffect>),
+}
+
+/// Effects on voting defaults, voting configurations and policies. Their commands run in
+/// the profile's lane, so each writes the whole record it read and changed.
+#[derive(Debug, Clone)]
+pub enum GovernanceEffect {
+    PutVotingDefaults {
+        profile_id: ProfileId,
+        defaults: VotingDefaults,
+    },
+    /// Creates or replaces the configuration; fails with
+    /// `Conflict(voting_configuration.name_taken)` when another of the profile's
+    /// configurations has the name (case-insensitively).
+    SaveVotingConfiguration(VotingConfiguration),
+    /// Creates or replaces the policy; fails with `Conflict(policy.name_taken)` when
+    /// another live policy of the profile has the name. A deleted policy frees its name.
+    SavePolicy(Policy),
+}
+
+impl From<GovernanceEffect> for Effect {
+    fn from(e: GovernanceEffect) -> Self {
+        Effect::Governance(Box::new(e))
+    }
 }
 
 /// Effects on devices and data tokens.

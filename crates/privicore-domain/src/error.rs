@@ -130,6 +130,34 @@ reasons! {
     StorageDeviceOffline => "storage.device_offline", Conflict, "The device is not connected.";
     StorageSyncInProgress => "storage.sync_in_progress", Conflict, "A sync of this device is running.";
     StorageSyncInterrupted => "storage.sync_interrupted", Unavailable, "The device stopped answering during a sync.";
+    AuthenticatorAlreadyRegistered => "authenticator.already_registered", Conflict, "The device is already an authenticator.";
+    AuthenticatorNotRegistered => "authenticator.not_registered", Conflict, "The device is not an authenticator.";
+    AuthenticatorRequiredByActivePolicy => "authenticator.required_by_active_policy", Conflict, "Removing it would leave an active policy with fewer eligible authenticators than its quorum size.";
+    VotingInvalidStrategy => "voting.invalid_strategy", Validation, "The strategy is one of unanimous, consensus, affirmative, minimum_percentage.";
+    VotingInvalidPercentage => "voting.invalid_percentage", Validation, "The percentage is required for minimum_percentage and lies within 0..100.";
+    VotingInvalidTimeLimit => "voting.invalid_time_limit", Validation, "The time limit lies within 10..86400 seconds.";
+    VotingInvalidAttempts => "voting.invalid_attempts", Validation, "The number of attempts lies within 1..10.";
+    VotingInvalidQuorumSize => "voting.invalid_quorum_size", Validation, "The quorum size lies within 1..100.";
+    VotingInvalidTitle => "voting.invalid_title", Validation, "A title is 1 to 120 characters.";
+    VotingInvalidQuestion => "voting.invalid_question", Validation, "A question is 1 to 2000 characters.";
+    VotingRejected => "voting.rejected", Conflict, "The vote refused the command.";
+    VotingExpired => "voting.expired", Conflict, "The vote ended without quorum.";
+    VotingNoEligibleAuthenticators => "voting.no_eligible_authenticators", Conflict, "No eligible authenticator can vote.";
+    VotingQuorumUnreachable => "voting.quorum_unreachable", Conflict, "Fewer eligible authenticators than the quorum size.";
+    VotingPoolNotFound => "voting.pool_not_found", NotFound, "Unknown voting pool.";
+    VotingConfigurationNotFound => "voting_configuration.not_found", NotFound, "Unknown voting configuration id or name.";
+    VotingConfigurationInvalidName => "voting_configuration.invalid_name", Validation, "Names are 1 to 100 characters without control characters and must not look like a UUID.";
+    VotingConfigurationNameTaken => "voting_configuration.name_taken", Conflict, "A voting configuration of the profile has this name.";
+    VotingConfigurationUnknownAuthenticator => "voting_configuration.unknown_authenticator", Conflict, "A listed device is not an authenticator of the profile.";
+    PolicyTemplateNotFound => "policy.template_not_found", Validation, "Unknown policy template id.";
+    PolicyInvalidEvent => "policy.invalid_event", Validation, "An event id is not in the template.";
+    PolicyInvalidConfiguration => "policy.invalid_configuration", Validation, "The configuration is empty or has an unknown or invalid key.";
+    PolicyInvalidName => "policy.invalid_name", Validation, "Names are 1 to 100 characters without control characters and must not look like a UUID.";
+    PolicyNameTaken => "policy.name_taken", Conflict, "A policy of the profile has this name.";
+    PolicyNotFound => "policy.not_found", NotFound, "Unknown policy id or name.";
+    PolicyAlreadyActive => "policy.already_active", Conflict, "The policy is already active.";
+    PolicyAlreadyInactive => "policy.already_inactive", Conflict, "The policy is already inactive.";
+    PolicyMustBeInactive => "policy.must_be_inactive", Conflict, "Only inactive policies can be deleted.";
 }
 
 impl fmt::Display for Reason {

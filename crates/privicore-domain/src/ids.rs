@@ -42,6 +42,11 @@ macro_rules! uuid_id {
 uuid_id!(CommandId, "A command id: UUID v7, time-sortable.");
 uuid_id!(ProfileId, "A profile id: equals its register command id.");
 uuid_id!(ChannelId, "A joined WebSocket channel: UUID v4.");
+uuid_id!(
+    VotingConfigurationId,
+    "A voting configuration: equals its register command id."
+);
+uuid_id!(PolicyId, "A policy: equals its register command id.");
 
 impl CommandId {
     pub fn new() -> Self {
@@ -68,6 +73,18 @@ impl Default for ChannelId {
 }
 
 impl From<CommandId> for ProfileId {
+    fn from(id: CommandId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<CommandId> for VotingConfigurationId {
+    fn from(id: CommandId) -> Self {
+        Self(id.0)
+    }
+}
+
+impl From<CommandId> for PolicyId {
     fn from(id: CommandId) -> Self {
         Self(id.0)
     }

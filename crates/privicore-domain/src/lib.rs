@@ -11,6 +11,7 @@ pub mod effect;
 pub mod envelope;
 pub mod error;
 pub mod event;
+pub mod governance;
 pub mod idempotency;
 pub mod ids;
 pub mod keys;
@@ -21,5 +22,5 @@ pub mod secret;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Reason};
-pub use ids::{CommandId, ProfileId};
+pub use ids::{CommandId, PolicyId, ProfileId, VotingConfigurationId};
 pub use time::Timestamp;

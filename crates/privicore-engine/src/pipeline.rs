@@ -3,6 +3,7 @@
 
 mod devices;
 mod execute;
+mod governance;
 mod sync;
 mod tokens;
 

@@ -213,6 +213,54 @@ impl Fields {
         }
     }
 
+    /// A list field (docs/api/README.md §4.2): a JSON array, repeated `name[]` keys, or one
+    /// comma-separated string (items trimmed, empty items dropped). Absent or empty is `None`.
+    pub fn opt_list(&self, name: &str) -> Result<Option<Vec<Value>>, Error> {
+        let items = match self.raw(name) {
+            None => return Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter(|v| !v.is_null() && v.as_str().is_none_or(|s| !s.trim().is_empty()))
+                .cloned()
+                .collect(),
+            Some(Value::String(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+            Some(Value::Number(n)) => vec![Value::Number(n.clone())],
+            Some(_) => return Err(Error::invalid_type(name, "a list")),
+        };
+        Ok(Some(items).filter(|items: &Vec<Value>| !items.is_empty()))
+    }
+
+    /// A list of strings; items of another type are `validation.invalid_type`.
+    pub fn opt_str_list(&self, name: &str) -> Result<Option<Vec<String>>, Error> {
+        self.opt_list(name)?
+            .map(|items| {
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s.trim().to_owned()),
+                        _ => Err(Error::invalid_type(name, "a list of strings")),
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
+    /// Whether the field was sent at all, `null` and empty included.
+    pub fn sent(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Sent as JSON `null` or as an empty string: a request to reset the field.
+    pub fn reset(&self, name: &str) -> bool {
+        matches!(self.0.get(name), Some(Value::Null))
+            || matches!(self.0.get(name), Some(Value::String(s)) if s.is_empty())
+    }
+
     pub fn has(&self, name: &str) -> bool {
         match self.raw(name) {
             None => false,

@@ -14,31 +14,31 @@ use rusqlite::{Connection, Row, params, params_from_iter};
 
 /// SQL text with its bound values, built piece by piece for filtered lists.
 #[derive(Default)]
-struct Sql {
-    text: String,
-    values: Vec<Value>,
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) values: Vec<Value>,
 }
 
 impl Sql {
-    fn new(text: impl Into<String>) -> Self {
+    pub(crate) fn new(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
             values: Vec::new(),
         }
     }
 
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
     }
 
-    fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
+    pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.text.push('?');
         self.values.push(value.into());
         self
     }
 
-    fn bind_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> &mut Self {
+    pub(crate) fn bind_list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> &mut Self {
         self.push("(");
         for (i, v) in values.into_iter().enumerate() {
             if i > 0 {
@@ -50,7 +50,7 @@ impl Sql {
     }
 }
 
-fn push_match(q: &mut Sql, expr: &str, m: &Match) {
+pub(crate) fn push_match(q: &mut Sql, expr: &str, m: &Match) {
     match m {
         Match::Exact(v) => {
             q.push(&format!(" AND {expr} = ")).bind(v.clone());
@@ -109,16 +109,16 @@ pub fn list_devices(
 }
 
 /// A filtered, newest-first page of a table, and the total across pages (docs/api/README.md §9).
-struct Paged {
-    table: &'static str,
-    columns: &'static str,
+pub(crate) struct Paged {
+    pub(crate) table: &'static str,
+    pub(crate) columns: &'static str,
     /// Orders rows created in the same second: a UUID v7 column, so creation order.
-    tie_break: &'static str,
-    page: Page,
+    pub(crate) tie_break: &'static str,
+    pub(crate) page: Page,
 }
 
 impl Paged {
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         conn: &Connection,
         filter: impl Fn(&mut Sql),

@@ -38,6 +38,7 @@ mod commands;
 mod counters;
 mod data;
 mod db;
+mod governance;
 mod idempotency;
 mod rows;
 mod token_rows;
@@ -53,12 +54,15 @@ use privicore_domain::data_token::{
 };
 use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::effect::Effect;
+use privicore_domain::governance::{
+    ConfigurationFilter, Policy, PolicyFilter, VotingConfiguration, VotingDefaults,
+};
 use privicore_domain::idempotency::{IdempotencyRecord, IdempotencySlot};
 use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::{MetadataStore, StoreError};
 use privicore_domain::profile::{Profile, username_key};
 use privicore_domain::secret::TokenHash;
-use privicore_domain::{CommandId, ProfileId, Timestamp};
+use privicore_domain::{CommandId, PolicyId, ProfileId, Timestamp, VotingConfigurationId};
 use rows::Col;
 use rusqlite::{Connection, params};
 use secrecy::ExposeSecret;
@@ -355,6 +359,67 @@ impl MetadataStore for SqliteStore {
                 [profile_id.to_string()],
             )
         })
+    }
+
+    async fn authenticators(&self, profile_id: ProfileId) -> Result<Vec<Device>, StoreError> {
+        self.read(|c| governance::authenticators(c, profile_id))
+    }
+
+    async fn voting_defaults(&self, profile_id: ProfileId) -> Result<VotingDefaults, StoreError> {
+        self.read(|c| governance::voting_defaults(c, profile_id))
+    }
+
+    async fn voting_configuration(
+        &self,
+        id: VotingConfigurationId,
+    ) -> Result<Option<VotingConfiguration>, StoreError> {
+        self.read(|c| governance::voting_configuration(c, id))
+    }
+
+    async fn voting_configuration_by_name(
+        &self,
+        profile_id: ProfileId,
+        name: &str,
+    ) -> Result<Option<VotingConfiguration>, StoreError> {
+        self.read(|c| governance::voting_configuration_by_name(c, profile_id, name))
+    }
+
+    async fn list_voting_configurations(
+        &self,
+        profile_id: ProfileId,
+        filter: &ConfigurationFilter,
+        page: Page,
+    ) -> Result<(Vec<VotingConfiguration>, u64), StoreError> {
+        let filter = filter.clone();
+        self.scan(move |c| governance::list_voting_configurations(c, profile_id, &filter, page))
+            .await
+    }
+
+    async fn policy(&self, id: PolicyId) -> Result<Option<Policy>, StoreError> {
+        self.read(|c| governance::policy_by_id(c, id))
+    }
+
+    async fn policy_by_name(
+        &self,
+        profile_id: ProfileId,
+        name: &str,
+    ) -> Result<Option<Policy>, StoreError> {
+        self.read(|c| governance::policy_by_name(c, profile_id, name))
+    }
+
+    async fn list_policies(
+        &self,
+        profile_id: ProfileId,
+        filter: &PolicyFilter,
+        page: Page,
+    ) -> Result<(Vec<Policy>, u64), StoreError> {
+        let filter = filter.clone();
+        self.scan(move |c| governance::list_policies(c, profile_id, &filter, page))
+            .await
+    }
+
+    async fn active_policies(&self, profile_id: ProfileId) -> Result<Vec<Policy>, StoreError> {
+        self.read(|c| governance::active_policies(c, profile_id))
     }
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError> {

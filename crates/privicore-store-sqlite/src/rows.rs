@@ -147,6 +147,7 @@ pub fn device(r: &Row<'_>) -> Result<privicore_domain::device::Device, StoreErro
         removed_at: ts("removed_at")?,
         configuration_issued_at: ts("configuration_issued_at")?,
         storage_registered_at: ts("storage_registered_at")?,
+        authenticator_registered_at: ts("authenticator_registered_at")?,
         last_sync: match (
             r.col::<Option<String>>("last_sync_id")?,
             r.col::<Option<String>>("last_sync_status")?,

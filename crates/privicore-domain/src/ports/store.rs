@@ -7,11 +7,14 @@ use crate::data_token::{
 };
 use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::effect::Effect;
+use crate::governance::{
+    ConfigurationFilter, Policy, PolicyFilter, VotingConfiguration, VotingDefaults,
+};
 use crate::idempotency::{IdempotencyRecord, IdempotencySlot};
 use crate::keys::EngineKeyRecord;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
-use crate::{CommandId, Error, ProfileId, Reason, Timestamp};
+use crate::{CommandId, Error, PolicyId, ProfileId, Reason, Timestamp, VotingConfigurationId};
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -119,6 +122,48 @@ pub trait MetadataStore: Send + Sync + 'static {
         profile_id: Option<ProfileId>,
     ) -> Result<Vec<Device>, StoreError>;
     async fn count_live_devices(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
+    /// The profile's approved devices holding the authenticator role, oldest first, read
+    /// now (eligible voters are recomputed from this for every attempt).
+    async fn authenticators(&self, profile_id: ProfileId) -> Result<Vec<Device>, StoreError>;
+
+    /// The profile's voting defaults; the built-in defaults (`updated_at: None`) when it
+    /// never set any.
+    async fn voting_defaults(&self, profile_id: ProfileId) -> Result<VotingDefaults, StoreError>;
+    async fn voting_configuration(
+        &self,
+        id: VotingConfigurationId,
+    ) -> Result<Option<VotingConfiguration>, StoreError>;
+    /// Case-insensitive lookup among the profile's configurations.
+    async fn voting_configuration_by_name(
+        &self,
+        profile_id: ProfileId,
+        name: &str,
+    ) -> Result<Option<VotingConfiguration>, StoreError>;
+    /// Newest first (docs/api/README.md §9), and the total across pages.
+    async fn list_voting_configurations(
+        &self,
+        profile_id: ProfileId,
+        filter: &ConfigurationFilter,
+        page: Page,
+    ) -> Result<(Vec<VotingConfiguration>, u64), StoreError>;
+    /// Any policy by id, deleted ones included (pools keep naming them); callers treat a
+    /// deleted policy as not found.
+    async fn policy(&self, id: PolicyId) -> Result<Option<Policy>, StoreError>;
+    /// Case-insensitive lookup among the profile's live (not deleted) policies.
+    async fn policy_by_name(
+        &self,
+        profile_id: ProfileId,
+        name: &str,
+    ) -> Result<Option<Policy>, StoreError>;
+    /// Live policies, newest first, and the total across pages.
+    async fn list_policies(
+        &self,
+        profile_id: ProfileId,
+        filter: &PolicyFilter,
+        page: Page,
+    ) -> Result<(Vec<Policy>, u64), StoreError>;
+    /// Every active policy of the profile, oldest first (gating and safeguards).
+    async fn active_policies(&self, profile_id: ProfileId) -> Result<Vec<Policy>, StoreError>;
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError>;
     async fn data_token_by_reservation(

@@ -4,7 +4,7 @@ use super::execute::{After, Plan};
 use crate::engine::Core;
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::ReplicaState;
-use privicore_domain::device::{Device, DeviceStatus, ROLE_STORAGE};
+use privicore_domain::device::{Device, DeviceStatus, ROLE_AUTHENTICATOR, ROLE_STORAGE};
 use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
@@ -73,6 +73,7 @@ pub(crate) async fn plan(
             removed_at: None,
             configuration_issued_at: None,
             storage_registered_at: None,
+            authenticator_registered_at: None,
             last_sync: None,
         };
         return Ok(Plan::succeed(
@@ -153,6 +154,12 @@ pub(crate) async fn plan(
             }
             if !force && holds_last_replica(core, &device).await? {
                 return Ok(Plan::fail(Reason::StorageLastReplica));
+            }
+            if !force
+                && device.has_role(ROLE_AUTHENTICATOR)
+                && crate::governance::required_by_active_policy(core, &device).await?
+            {
+                return Ok(Plan::fail(Reason::AuthenticatorRequiredByActivePolicy));
             }
             let dropped = std::mem::take(&mut device.roles);
             device.status = DeviceStatus::Removed;

@@ -1,7 +1,7 @@
 //! What each command does: a plan of effects and the outcome to record with them.
 //! Synchronous checks are re-made here, because state may have changed since acceptance.
 
-use super::{devices, sync, tokens};
+use super::{devices, governance, sync, tokens};
 use crate::engine::Core;
 use privicore_domain::command::{CommandPayload, CommandRecord, Outcome};
 use privicore_domain::device::{Device, DeviceId};
@@ -223,6 +223,15 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::RemoveDevice { .. }
         | CommandPayload::RegisterStorage { .. }
         | CommandPayload::RemoveStorage { .. } => devices::plan(core, command, now).await,
+        CommandPayload::RegisterAuthenticator { .. }
+        | CommandPayload::RemoveAuthenticator { .. }
+        | CommandPayload::SetVotingDefault { .. }
+        | CommandPayload::RegisterVotingConfiguration { .. }
+        | CommandPayload::UpdateVotingConfiguration { .. }
+        | CommandPayload::RegisterPolicy { .. }
+        | CommandPayload::ActivatePolicy { .. }
+        | CommandPayload::DeactivatePolicy { .. }
+        | CommandPayload::DeletePolicy { .. } => governance::plan(core, command, now).await,
         CommandPayload::SyncDevice { device_id, verify } => {
             sync::plan(core, command, *device_id, *verify).await
         }

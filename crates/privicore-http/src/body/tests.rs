@@ -243,3 +243,44 @@ fn any_json() -> impl Strategy<Value = Value> {
         ]
     })
 }
+
+#[test]
+fn lists_arrive_as_arrays_bracket_keys_or_comma_strings() {
+    let json = parse(
+        Some("application/json"),
+        br#"{"ids":["101", 102, " "],"csv":"a, b,,c","one":7,"none":[],"bad":{"a":1}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        json.opt_list("ids").unwrap(),
+        Some(vec![json!("101"), json!(102)])
+    );
+    assert_eq!(
+        json.opt_str_list("csv").unwrap(),
+        Some(vec!["a".to_owned(), "b".into(), "c".into()])
+    );
+    assert_eq!(json.opt_list("one").unwrap(), Some(vec![json!(7)]));
+    assert_eq!(json.opt_list("none").unwrap(), None);
+    assert_eq!(json.opt_list("absent").unwrap(), None);
+    assert_eq!(
+        json.opt_list("bad").unwrap_err().reason,
+        Reason::ValidationInvalidType
+    );
+    assert_eq!(
+        json.opt_str_list("ids").unwrap_err().reason,
+        Reason::ValidationInvalidType
+    );
+    let form = parse(
+        Some("application/x-www-form-urlencoded"),
+        b"ids[]=101&ids[]=102&reset=&gone",
+    )
+    .unwrap();
+    assert_eq!(
+        form.opt_str_list("ids").unwrap(),
+        Some(vec!["101".to_owned(), "102".into()])
+    );
+    assert!(form.reset("reset") && form.sent("reset") && !form.reset("ids"));
+    let null = parse(Some("application/json"), br#"{"quorumSize":null}"#).unwrap();
+    assert!(null.reset("quorumSize"));
+    assert!(!null.reset("other") && !null.sent("other"));
+}

@@ -1,10 +1,12 @@
 mod devices;
 mod keys;
+mod policy;
 mod profile;
 mod query;
 mod storage;
 mod tokens;
 mod utility;
+mod voting;
 
 use crate::body::Fields;
 use crate::client_ip::{ClientIp, TrustedProxies};
@@ -185,6 +187,64 @@ pub fn api_router(state: AppState) -> Router {
             get(tokens::statistics),
         )
         .route("/data-token/statistics", get(tokens::statistics))
+        .route("/verified-authenticator/register", post(voting::register))
+        .route(
+            "/verified-authenticator/list-verified-authenticators",
+            get(voting::list),
+        )
+        .route(
+            "/verified-authenticator/retrieve-voting-strategy",
+            get(voting::strategy),
+        )
+        .route(
+            "/verified-authenticator/retrieve-strategy",
+            get(voting::strategy),
+        )
+        .route(
+            "/verified-authenticator/set-quorum-size",
+            post(voting::set_quorum_size),
+        )
+        .route(
+            "/verified-authenticator/set-quorum-strategy",
+            post(voting::set_quorum_strategy),
+        )
+        .route(
+            "/verified-authenticator/set-voting-time-limit",
+            post(voting::set_time_limit),
+        )
+        .route(
+            "/verified-authenticator/set-maximum-voting-attempts",
+            post(voting::set_attempts),
+        )
+        .route("/verified-authenticator/remove", post(voting::remove))
+        .route(
+            "/verified-authenticator/voting-configuration/register",
+            post(voting::register_configuration),
+        )
+        .route(
+            "/verified-authenticator/voting-configuration/update",
+            post(voting::update_configuration),
+        )
+        .route(
+            "/verified-authenticator/voting-configuration/list",
+            get(voting::list_configurations),
+        )
+        .route(
+            "/verified-authenticator/voting-configuration/retrieve/{configuration}",
+            get(voting::retrieve_configuration),
+        )
+        .route("/policy/list-policy-templates", get(policy::templates))
+        .route("/policy/register", post(policy::register))
+        .route("/policy/list-active-policies", get(policy::list_active))
+        .route("/policy/list-inactive-policies", get(policy::list_inactive))
+        .route("/policy/activate", post(policy::activate))
+        .route("/policy/deactivate", post(policy::deactivate))
+        .route("/policy/delete", post(policy::delete))
+        .route(
+            "/policy/list-registered-policies",
+            get(policy::list_registered),
+        )
+        .route("/policy/retrieve-policy/{policy}", get(policy::retrieve))
         .route("/device-bus", get(crate::device_bus::upgrade))
         .route("/ws", get(ws::upgrade))
         .fallback(guard::unknown_route)

@@ -58,11 +58,13 @@ pub fn apply(
             exec(
                 conn,
                 "INSERT INTO devices (id, profile_id, request_command_id, name, description, status, roles, public_key, meta,
-                 client_id, client_secret_hash, bus_password_hash, created_at, approved_at, removed_at, configuration_issued_at, storage_registered_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 client_id, client_secret_hash, bus_password_hash, created_at, approved_at, removed_at, configuration_issued_at, storage_registered_at,
+                 authenticator_registered_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description, status = excluded.status,
                  roles = excluded.roles, meta = excluded.meta, approved_at = excluded.approved_at, removed_at = excluded.removed_at,
-                 storage_registered_at = excluded.storage_registered_at",
+                 storage_registered_at = excluded.storage_registered_at,
+                 authenticator_registered_at = excluded.authenticator_registered_at",
                 params![
                     d.id.to_string(),
                     d.profile_id.to_string(),
@@ -81,6 +83,7 @@ pub fn apply(
                     d.removed_at.map(|t| t.unix()),
                     d.configuration_issued_at.map(|t| t.unix()),
                     d.storage_registered_at.map(|t| t.unix()),
+                    d.authenticator_registered_at.map(|t| t.unix()),
                 ],
             )
         }

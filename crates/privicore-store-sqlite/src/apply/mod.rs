@@ -114,5 +114,6 @@ fn one(
             params![q.profile_id.to_string(), q.hash.to_hex(), q.expires_at.unix()],
         ),
         Effect::Data(data) => data::apply(conn, data, written),
+        Effect::Governance(effect) => crate::governance::apply(conn, effect),
     }
 }

@@ -4,11 +4,14 @@
 
 mod bus;
 mod external;
+mod governance;
 
 #[allow(unused_imports)]
 pub use bus::*;
 #[allow(unused_imports)]
 pub use external::*;
+#[allow(unused_imports)]
+pub use governance::*;
 use privicore::config::{Listener, RateLimits, Settings};
 use privicore::server::Server;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};

@@ -19,6 +19,7 @@ fn device_of(profile: &Profile, name: &str) -> Device {
         removed_at: None,
         configuration_issued_at: None,
         storage_registered_at: Some(Timestamp::now()),
+        authenticator_registered_at: None,
         last_sync: None,
     }
 }

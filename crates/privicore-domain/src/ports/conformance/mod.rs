@@ -21,6 +21,7 @@ mod accounts;
 mod counters;
 mod data_tokens;
 mod devices;
+mod governance;
 mod idempotency;
 mod replicas;
 
@@ -29,6 +30,7 @@ use counters::*;
 pub use data_tokens::token_of;
 use data_tokens::*;
 use devices::*;
+use governance::*;
 use idempotency::*;
 use replicas::*;
 
@@ -48,6 +50,10 @@ pub async fn run_all(store: &dyn MetadataStore) {
     the_spool_of_a_committed_version_expires(store).await;
     idempotency_slots_are_claimed_once(store).await;
     counters_count_within_their_window(store).await;
+    voting_defaults_read_back(store).await;
+    voting_configurations_are_named_per_profile(store).await;
+    policies_are_listed_by_status_and_free_their_name_on_delete(store).await;
+    authenticators_are_approved_devices_with_the_role(store).await;
 }
 
 /// A profile (not stored).
