@@ -27,6 +27,9 @@ pub(crate) struct AuditTrail {
     /// again after any failed append (its outcome is unknown, so the store is asked).
     /// Held across the append: records are sealed and written one at a time.
     head: tokio::sync::Mutex<Option<Option<SealedHead>>>,
+    /// The highest seq this engine has seen at the head: a stored head below it means
+    /// records were taken away while the engine ran, which it will not build on.
+    seen: std::sync::atomic::AtomicU64,
 }
 
 impl AuditTrail {
@@ -36,6 +39,7 @@ impl AuditTrail {
             key,
             clock,
             head: tokio::sync::Mutex::new(None),
+            seen: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -52,6 +56,13 @@ impl AuditTrail {
             .map_err(unavailable)?
             .into_iter()
             .next();
+        let seen = self.seen.load(std::sync::atomic::Ordering::SeqCst);
+        let stored = head.as_ref().map_or(0, |h| h.seq);
+        if stored < seen {
+            return Err(unavailable(format!(
+                "the audit head went back from record {seen} to {stored} while this engine ran: run `privicore audit verify`"
+            )));
+        }
         match (&head, &last) {
             (None, None) => Ok(None),
             (None, Some(last)) => Err(unavailable(format!(
@@ -70,6 +81,8 @@ impl AuditTrail {
                         "the audit log does not end at its sealed head; records continue after the head, run `privicore audit verify`"
                     );
                 }
+                self.seen
+                    .fetch_max(head.seq, std::sync::atomic::Ordering::SeqCst);
                 Ok(Some(head.clone()))
             }
         }
@@ -97,6 +110,8 @@ impl AuditTrail {
             let next = record.head(&self.key);
             match self.log.append_audit(&record, &next, head.as_ref()).await {
                 Ok(()) => {
+                    self.seen
+                        .fetch_max(record.seq, std::sync::atomic::Ordering::SeqCst);
                     *cached = Some(Some(next));
                     tracing::debug!(seq = record.seq, kind = %record.kind, "audit record written");
                     return Ok(record);

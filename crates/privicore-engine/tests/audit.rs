@@ -260,7 +260,7 @@ async fn a_decision_whose_record_cannot_be_written_is_not_carried_out() {
 }
 
 #[tokio::test]
-async fn concurrent_appends_form_one_chain_and_another_key_cannot_continue_it() {
+async fn concurrent_appends_form_one_chain_that_neither_a_wipe_nor_another_key_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqliteStore::open(&dir.path().join("meta.db"))
@@ -298,6 +298,34 @@ async fn concurrent_appends_form_one_chain_and_another_key_cannot_continue_it() 
     let head = store.audit_head().await.unwrap();
     verify_chain(&AuditKey::new(AUDIT_KEY), &records, head.as_ref()).unwrap();
     engine.shutdown().await;
+
+    // Everything wiped behind a running engine's back (records and head): it does not
+    // start a new chain as if nothing had been there.
+    let engine = start(store.clone(), store.clone(), AUDIT_KEY, clock.clone()).await;
+    let copy = dir.path().join("copy.db");
+    {
+        let db = rusqlite::Connection::open(dir.path().join("meta.db")).unwrap();
+        db.execute("VACUUM INTO ?", [copy.to_str().unwrap()])
+            .unwrap();
+        db.execute_batch(
+            "DROP TRIGGER audit_log_append_only_delete; DELETE FROM audit_log; DELETE FROM audit_head;",
+        )
+        .unwrap();
+    }
+    let error = engine
+        .audit_append(AuditEntry::new(
+            AuditKind::PolicyDeleted,
+            "profile:p",
+            "policy:x",
+            "deleted",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason.code(), "audit.unavailable");
+    assert!(engine.audit_tail(1).await.unwrap().is_empty());
+    engine.shutdown().await;
+    store.close().await;
+    let store = Arc::new(SqliteStore::open(&copy).await.unwrap());
 
     // An engine with another key finds a head it cannot verify and records nothing.
     let other = start(store.clone(), store.clone(), [6; 32], clock).await;
