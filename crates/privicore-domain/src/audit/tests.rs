@@ -12,10 +12,14 @@ fn entry(i: usize) -> AuditEntry {
         kind,
         format!("profile:{i:08}"),
         format!("device:{}", i * 7),
-        if i % 2 == 0 { "approved" } else { "rejected" },
+        if i.is_multiple_of(2) {
+            "approved"
+        } else {
+            "rejected"
+        },
     )
     .with_details(json!({ "n": i, "b": [1, 2], "a": { "z": "é", "y": null } }));
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         entry = entry.for_profile(ProfileId(uuid::Uuid::from_u128(i as u128 + 1)));
     }
     entry
