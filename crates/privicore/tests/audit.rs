@@ -111,7 +111,7 @@ async fn verify_and_tail_show_decisions_and_name_the_first_tampered_record() {
 
     // --follow prints a decision made while it runs.
     let mut follow = Command::new(env!("CARGO_BIN_EXE_privicore"))
-        .args(["audit", "tail", "-n", "0", "--follow", "--data-dir"])
+        .args(["audit", "tail", "-n", "1", "--follow", "--data-dir"])
         .arg(&data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -126,7 +126,9 @@ async fn verify_and_tail_show_decisions_and_name_the_first_tampered_record() {
             }
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The last record printed: the follower has read the log and now waits for more.
+    let shown = line_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(shown.starts_with("#6 "), "{shown}");
     let replaced = p
         .api
         .register_public_key(&KeyPair::generate().public().to_hex())
