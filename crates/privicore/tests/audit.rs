@@ -284,3 +284,52 @@ async fn an_engine_with_a_forged_audit_head_refuses_decisions() {
     drop(session);
     terminate(engine);
 }
+
+/// A sealed data directory stores no root key: verify takes the shares that unseal it.
+#[tokio::test]
+async fn a_sealed_data_directory_is_verified_with_its_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out) = operator(&data, &["init", "--shares", "3", "--threshold", "2"], &[]);
+    assert!(ok, "{out}");
+    let shares: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("share-"))
+        .map(|l| l.split_once(": ").unwrap().1.to_owned())
+        .collect();
+    let child = serve(&data, None, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (api, ws) = endpoints(&data);
+    let engine = Engine { child, api, ws };
+    let (ok, out) = operator(
+        &data,
+        &["unseal", "--share", &shares[0], "--share", &shares[1]],
+        &[],
+    );
+    assert!(ok, "{out}");
+    let client = Client::new(&engine.api);
+    let deadline = std::time::Instant::now() + WAIT;
+    while client.health().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "never unsealed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = provision_at(&engine.api, &engine.ws, "sealed-audit").await;
+    p.attach_devices(&["a"]).await;
+
+    let (code, out) = audit(&data, None, &["verify"]);
+    assert_eq!(code, 2, "no key is stored to verify with: {out}");
+    let (code, out) = audit(&data, None, &["verify", "--share", &shares[2]]);
+    assert_eq!(code, 2, "one share is not enough: {out}");
+    let (code, out) = audit(
+        &data,
+        None,
+        &["verify", "--share", &shares[1], "--share", &shares[2]],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("audit log intact: 3 records"), "{out}");
+    drop(p.session);
+    terminate(engine);
+}
