@@ -69,6 +69,7 @@ reasons! {
     RateLimitExceeded => "rate_limit.exceeded", RateLimited, "Too many requests; retry later.";
     InternalError => "internal.error", Internal, "The engine failed unexpectedly.";
     ServiceUnavailable => "service.unavailable", Unavailable, "A dependency of the engine is unavailable.";
+    AuditUnavailable => "audit.unavailable", Unavailable, "The decision was not carried out: its audit record could not be written.";
     CommandNotFound => "command.not_found", NotFound, "Unknown command id.";
     AuthMissingToken => "auth.missing_token", Unauthorized, "The X-DPT-AUTHORIZATION header is missing.";
     AuthInvalidToken => "auth.invalid_token", Unauthorized, "Invalid authorization token.";

@@ -2,6 +2,7 @@
 //! they obey, and the ports (metadata store, buses) the engine needs from the outside
 //! world. Nothing here knows about HTTP or SQL.
 
+pub mod audit;
 pub mod auth;
 pub mod command;
 pub mod counter;

@@ -3,6 +3,8 @@ use privicore_domain::data_token::INLINE_DELIVERY_MAX;
 use privicore_domain::device::DEVICE_LIMIT;
 use privicore_domain::envelope::DEFAULT_CHUNK_SIZE;
 use privicore_domain::password::HashCost;
+use privicore_domain::time::{Clock, SystemClock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings of the application layer (listeners and storage are configured by the binary).
@@ -32,6 +34,8 @@ pub struct EngineConfig {
     pub storage: StorageConfig,
     /// Non-removed devices per profile (docs/api/devices-and-storage.md §2.1).
     pub devices_per_profile: u64,
+    /// The time of audit records (the system clock; tests may set another).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Replication settings (docs/api/devices-and-storage.md §5).
@@ -110,6 +114,7 @@ impl Default for EngineConfig {
             limits: RateLimits::default(),
             storage: StorageConfig::default(),
             devices_per_profile: DEVICE_LIMIT,
+            clock: Arc::new(SystemClock),
         }
     }
 }

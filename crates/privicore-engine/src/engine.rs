@@ -13,7 +13,7 @@ use privicore_domain::envelope::KeyRing;
 use privicore_domain::event::BusEvent;
 use privicore_domain::idempotency::RETENTION_SECONDS as IDEMPOTENCY_RETENTION_SECONDS;
 use privicore_domain::keys::EngineKeyRecord;
-use privicore_domain::ports::{Bus, DeviceBus, MetadataStore};
+use privicore_domain::ports::{AuditLog, Bus, DeviceBus, MetadataStore};
 use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use std::ops::Deref;
 use std::sync::Arc;
@@ -47,6 +47,8 @@ pub struct Adapters {
     /// stored, for engines whose keys are not sealed.
     pub engine_key: Option<EngineKeyRecord>,
     pub secrets: crate::EngineSecrets,
+    /// Where governance decisions are recorded (docs/audit.md); usually the metadata store.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 /// Everything commands and workers need; shared by the engine, its lanes and workers.
@@ -71,6 +73,7 @@ pub struct Core {
     /// Devices with a synchronization running.
     pub(crate) syncing: crate::claims::Claims,
     pub(crate) holds: crate::holds::Holds,
+    pub(crate) audit: crate::audit::AuditTrail,
 }
 
 impl Core {
@@ -141,6 +144,7 @@ impl Engine {
             host,
             engine_key,
             secrets,
+            audit,
         } = adapters;
         let cab = match engine_key {
             Some(key) => key,
@@ -156,6 +160,9 @@ impl Engine {
             },
         };
         let supervisor = Supervisor::new(CancellationToken::new());
+        let audit =
+            crate::audit::AuditTrail::new(audit, secrets.audit().clone(), config.clock.clone());
+        audit.check().await;
         let core = Arc::new(Core {
             store: store.clone(),
             bus: bus.clone(),
@@ -175,6 +182,7 @@ impl Engine {
             claims: Default::default(),
             syncing: Default::default(),
             holds: Default::default(),
+            audit,
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.

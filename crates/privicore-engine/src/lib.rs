@@ -3,6 +3,7 @@
 //! the world only through the ports of `privicore-domain`.
 
 mod access;
+mod audit;
 mod claims;
 mod config;
 mod devices;

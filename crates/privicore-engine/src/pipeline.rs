@@ -1,6 +1,7 @@
 //! The command pipeline: lanes of supervised workers. Commands with the same ordering key
 //! share a lane and run in acceptance order; different keys run concurrently.
 
+mod audited;
 mod devices;
 mod execute;
 mod governance;
@@ -299,8 +300,13 @@ impl Runner {
 
     async fn run(&self, command: CommandRecord, shutdown: &CancellationToken) {
         let mut wait = RETRY_START;
+        // A decision recorded in the audit log is not recorded again when its commit is
+        // retried.
+        let mut audited = None;
         loop {
-            let attempt = AssertUnwindSafe(self.commit(&command)).catch_unwind().await;
+            let attempt = AssertUnwindSafe(self.commit(&command, &mut audited))
+                .catch_unwind()
+                .await;
             let outcome = match attempt {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(StoreError::Unavailable(detail))) => {
@@ -329,8 +335,24 @@ impl Runner {
         }
     }
 
-    async fn commit(&self, command: &CommandRecord) -> Result<Option<Outcome>, StoreError> {
+    async fn commit(
+        &self,
+        command: &CommandRecord,
+        audited: &mut Option<privicore_domain::audit::AuditEntry>,
+    ) -> Result<Option<Outcome>, StoreError> {
         let mut plan = execute::plan(&self.core, command).await?;
+        // A governance decision is recorded before it takes effect; one that cannot be
+        // recorded is not carried out (docs/audit.md).
+        if audited.is_none()
+            && let Some(entry) = audited::entry(command, &plan.outcome)
+        {
+            if self.core.audit.append(entry.clone()).await.is_err() {
+                return self
+                    .finish(command, Outcome::failed(Reason::AuditUnavailable))
+                    .await;
+            }
+            *audited = Some(entry);
+        }
         for event in std::mem::take(&mut plan.before) {
             self.core.publish(event).await;
         }
@@ -347,7 +369,15 @@ impl Runner {
         {
             Ok(_) => Ok(Some(self.committed(command, plan).await)),
             Err(e) => match e.business_reason() {
-                Some(reason) => self.finish(command, Outcome::failed(reason)).await,
+                Some(reason) => {
+                    if let Some(recorded) = audited.take() {
+                        let entry = audited::not_applied(&recorded, reason.code());
+                        if let Err(error) = self.core.audit.append(entry).await {
+                            tracing::error!(command = %command.id, %error, "could not record that an audited decision did not take effect");
+                        }
+                    }
+                    self.finish(command, Outcome::failed(reason)).await
+                }
                 None => Err(e),
             },
         }

@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 pub struct EngineSecrets {
     idempotency: Zeroizing<[u8; 32]>,
     upload: Zeroizing<[u8; 32]>,
+    audit: privicore_domain::audit::AuditKey,
 }
 
 impl std::fmt::Debug for EngineSecrets {
@@ -16,12 +17,24 @@ impl std::fmt::Debug for EngineSecrets {
 
 impl EngineSecrets {
     /// `idempotency` keys the body fingerprints of `Idempotency-Key`; `upload` the upload
-    /// values of reservations.
+    /// values of reservations. The audit chain's key is random until [`Self::with_audit_key`]
+    /// sets the one derived from the root key: a chain under a random key verifies only in
+    /// this process.
     pub fn new(idempotency: [u8; 32], upload: [u8; 32]) -> Self {
+        use rand::RngCore;
+        let mut audit = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(audit.as_mut());
         Self {
             idempotency: Zeroizing::new(idempotency),
             upload: Zeroizing::new(upload),
+            audit: privicore_domain::audit::AuditKey::new(*audit),
         }
+    }
+
+    /// The MAC key of the audit chain (docs/audit.md), derived from the root key.
+    pub fn with_audit_key(mut self, key: [u8; 32]) -> Self {
+        self.audit = privicore_domain::audit::AuditKey::new(key);
+        self
     }
 
     /// Fresh random secrets, for engines whose values need not outlive the process.
@@ -42,5 +55,9 @@ impl EngineSecrets {
 
     pub(crate) fn upload(&self) -> &[u8; 32] {
         &self.upload
+    }
+
+    pub(crate) fn audit(&self) -> &privicore_domain::audit::AuditKey {
+        &self.audit
     }
 }

@@ -54,6 +54,7 @@ async fn unfinished_commands_resume_on_start() {
         engine_key: None,
         secrets: privicore_engine::EngineSecrets::random(),
         host: None,
+        audit: store.clone(),
     };
     let engine = Engine::start(adapters, EngineConfig::default())
         .await

@@ -34,6 +34,7 @@ macro_rules! returning_token_row {
 }
 
 mod apply;
+mod audit;
 mod commands;
 mod counters;
 mod data;
@@ -44,7 +45,10 @@ mod rows;
 mod token_rows;
 mod writer;
 
+pub use audit::AuditReader;
+
 use async_trait::async_trait;
+use privicore_domain::audit::{AuditRecord, SealedHead};
 use privicore_domain::auth::AuthToken;
 use privicore_domain::command::{CommandRecord, Completion};
 use privicore_domain::counter::Counter;
@@ -59,7 +63,7 @@ use privicore_domain::governance::{
 };
 use privicore_domain::idempotency::{IdempotencyRecord, IdempotencySlot};
 use privicore_domain::keys::EngineKeyRecord;
-use privicore_domain::ports::{MetadataStore, StoreError};
+use privicore_domain::ports::{AuditLog, MetadataStore, StoreError};
 use privicore_domain::profile::{Profile, username_key};
 use privicore_domain::secret::TokenHash;
 use privicore_domain::{CommandId, PolicyId, ProfileId, Timestamp, VotingConfigurationId};
@@ -682,6 +686,37 @@ impl MetadataStore for SqliteStore {
 
     async fn purge_counters(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.writer.write(move |c| counters::purge(c, before)).await
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append_audit(
+        &self,
+        record: &AuditRecord,
+        head: &SealedHead,
+        expected: Option<&SealedHead>,
+    ) -> Result<(), StoreError> {
+        let (record, head, expected) = (record.clone(), head.clone(), expected.cloned());
+        self.writer
+            .write(move |c| audit::append(c, &record, &head, expected.as_ref()))
+            .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError> {
+        self.read(audit::head)
+    }
+
+    async fn audit_records(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.scan(move |c| audit::records(c, after, limit)).await
+    }
+
+    async fn audit_tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.scan(move |c| audit::tail(c, n)).await
     }
 }
 

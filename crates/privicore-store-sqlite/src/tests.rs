@@ -18,6 +18,65 @@ async fn sqlite_store_meets_the_port_contract() {
 }
 
 #[tokio::test]
+async fn sqlite_store_meets_the_audit_port_contract() {
+    let (_dir, store) = temp_store().await;
+    conformance::run_audit(&store).await;
+    store.close().await;
+}
+
+/// The engine never changes or removes a record; the triggers refuse it, and a reader
+/// beside the store sees the chain as written.
+#[tokio::test]
+async fn audit_records_are_append_only_and_readable_beside_the_store() {
+    use privicore_domain::Timestamp;
+    use privicore_domain::audit::{AuditEntry, AuditKey, AuditKind, verify_chain};
+    use privicore_domain::ports::AuditLog;
+    let (dir, store) = temp_store().await;
+    let path = dir.path().join("meta.db");
+    assert!(
+        super::AuditReader::open(&path)
+            .unwrap()
+            .unwrap()
+            .head()
+            .unwrap()
+            .is_none()
+    );
+    let key = AuditKey::new([9; 32]);
+    let mut head = None;
+    for i in 0..3 {
+        let record = AuditEntry::new(
+            AuditKind::PolicyActivated,
+            "profile:p",
+            format!("policy:{i}"),
+            "active",
+        )
+        .seal(&key, Timestamp::from_unix(i), head.as_ref());
+        let next = record.head(&key);
+        store
+            .append_audit(&record, &next, head.as_ref())
+            .await
+            .unwrap();
+        head = Some(next);
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in [
+        "UPDATE audit_log SET outcome = 'inactive' WHERE seq = 2",
+        "DELETE FROM audit_log WHERE seq = 3",
+    ] {
+        let error = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{error}");
+    }
+    let reader = super::AuditReader::open(&path).unwrap().unwrap();
+    let (records, stored_head) = reader
+        .snapshot(|r| Ok((r.records(0, 10)?, r.head()?)))
+        .unwrap();
+    assert_eq!(stored_head, head);
+    verify_chain(&key, &records, stored_head.as_ref()).unwrap();
+    assert_eq!(reader.tail(1).unwrap()[0].seq, 3);
+    store.close().await;
+}
+
+#[tokio::test]
 async fn data_survives_reopening() {
     use privicore_domain::Timestamp;
     use privicore_domain::keys::EngineKeyRecord;

@@ -1,6 +1,7 @@
 //! The `privicore` binary's library half: settings, logging and the server wiring, so the
 //! integration tests can start the very same server on ephemeral ports.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;

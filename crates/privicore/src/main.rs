@@ -114,6 +114,19 @@ enum Command {
         )]
         data_dir: PathBuf,
     },
+    /// The audit log of governance decisions: check its chain, or show its last records
+    /// (reads `<data_dir>/privicore.db` directly, with or without a running engine).
+    Audit {
+        #[command(subcommand)]
+        action: privicore::audit::Action,
+        #[arg(
+            long,
+            env = "PRIVICORE_DATA_DIR",
+            default_value = "./privicore-data",
+            global = true
+        )]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,6 +267,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Operator { action, data_dir } => {
             quiet_logs();
             privicore::operator::cli::run(data_dir, action).await?;
+        }
+        Command::Audit { action, data_dir } => {
+            quiet_logs();
+            let code = match privicore::audit::run(data_dir, action).await {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("Error: {error:#}");
+                    privicore::audit::TROUBLE
+                }
+            };
+            if code != privicore::audit::INTACT {
+                std::process::exit(code);
+            }
         }
     }
     Ok(())

@@ -153,6 +153,7 @@ impl Server {
             host: host.clone().map(|h| h as Arc<dyn DeviceHost>),
             engine_key: Some(keys.engine_key),
             secrets: keys.secrets,
+            audit: store.clone(),
         };
         let engine = Engine::start(adapters, engine_config(settings, api_addr))
             .await

@@ -136,7 +136,8 @@ pub async fn open(
     let secrets = EngineSecrets::new(
         *vault.derive(label::IDEMPOTENCY),
         *vault.derive(label::UPLOAD),
-    );
+    )
+    .with_audit_key(*vault.derive(label::AUDIT));
     Ok(Opened {
         vault: Arc::new(vault),
         ring,

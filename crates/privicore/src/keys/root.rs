@@ -22,6 +22,8 @@ pub mod label {
     pub const DEVICE_KEY: &str = "privicore/root/device-key/v1";
     pub const IDEMPOTENCY: &str = "privicore/root/idempotency/v1";
     pub const UPLOAD: &str = "privicore/root/upload-values/v1";
+    /// The MAC key of the audit chain (docs/audit.md).
+    pub const AUDIT: &str = "privicore/root/audit/v1";
 }
 
 /// The root key and what is derived from it. `Debug` shows nothing.

@@ -42,7 +42,7 @@ pub enum Action {
 }
 
 /// PRIVICORE_PASSPHRASE, or one line of standard input.
-fn read_passphrase() -> anyhow::Result<zeroize::Zeroizing<String>> {
+pub(crate) fn read_passphrase() -> anyhow::Result<zeroize::Zeroizing<String>> {
     if let Ok(p) = std::env::var("PRIVICORE_PASSPHRASE") {
         return Ok(zeroize::Zeroizing::new(p));
     }

@@ -18,6 +18,7 @@ use crate::{CommandId, ProfileId, Timestamp};
 use serde_json::json;
 
 mod accounts;
+mod audit;
 mod counters;
 mod data_tokens;
 mod devices;
@@ -26,6 +27,7 @@ mod idempotency;
 mod replicas;
 
 use accounts::*;
+pub use audit::run_audit;
 use counters::*;
 pub use data_tokens::token_of;
 use data_tokens::*;

@@ -1,0 +1,29 @@
+use crate::audit::{AuditRecord, SealedHead};
+use crate::ports::StoreError;
+use async_trait::async_trait;
+
+/// Durable storage of the audit chain. The engine is the only writer and appends one record
+/// at a time; the adapter keeps records and the sealed head together.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Stores `record` and makes `head` the sealed head, atomically, provided the stored
+    /// head is still `expected` (`None`: no head stored yet); otherwise nothing is written
+    /// and the answer is `StoreError::Conflict` (another writer appended first, so the
+    /// chain cannot fork). Returns `Ok` only once both are durable.
+    async fn append_audit(
+        &self,
+        record: &AuditRecord,
+        head: &SealedHead,
+        expected: Option<&SealedHead>,
+    ) -> Result<(), StoreError>;
+
+    /// The sealed head as stored.
+    async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError>;
+
+    /// Records with a seq above `after`, in seq order, at most `limit`.
+    async fn audit_records(&self, after: u64, limit: usize)
+    -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The last `n` records, in seq order.
+    async fn audit_tail(&self, n: usize) -> Result<Vec<AuditRecord>, StoreError>;
+}

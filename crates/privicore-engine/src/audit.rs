@@ -1,0 +1,155 @@
+//! The engine's side of the audit log (docs/audit.md): one writer that seals each record
+//! onto the chain and appends it durably before the decision it records is carried out.
+//! A decision whose record cannot be written is not carried out: the caller gets
+//! `audit.unavailable`.
+
+use crate::engine::Engine;
+use privicore_domain::audit::{AuditEntry, AuditKey, AuditRecord, SealedHead};
+use privicore_domain::ports::{AuditLog, StoreError};
+use privicore_domain::time::Clock;
+use privicore_domain::{Error, Reason};
+use std::sync::Arc;
+
+/// Appends that met another writer's record (a second engine on the same store) start
+/// again from the new head this many times before giving up.
+const CONFLICT_RETRIES: usize = 3;
+
+fn unavailable(detail: impl std::fmt::Display) -> Error {
+    tracing::error!(%detail, "audit record not written; the decision is not carried out");
+    Error::new(Reason::AuditUnavailable)
+}
+
+pub(crate) struct AuditTrail {
+    log: Arc<dyn AuditLog>,
+    key: AuditKey,
+    clock: Arc<dyn Clock>,
+    /// The head the next record follows, once read and checked; `None` until then, and
+    /// again after any failed append (its outcome is unknown, so the store is asked).
+    /// Held across the append: records are sealed and written one at a time.
+    head: tokio::sync::Mutex<Option<Option<SealedHead>>>,
+    /// The highest seq this engine has seen at the head: a stored head below it means
+    /// records were taken away while the engine ran, which it will not build on.
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl AuditTrail {
+    pub fn new(log: Arc<dyn AuditLog>, key: AuditKey, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            log,
+            key,
+            clock,
+            head: tokio::sync::Mutex::new(None),
+            seen: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The stored head, if the chain can be continued from it: the head verifies under the
+    /// key (so it was written by this engine's key), or there is no head and no record.
+    /// A head ahead of the last record (the tail was cut off) is continued from, so the gap
+    /// stays visible to `privicore audit verify`; it is logged here.
+    async fn read_head(&self) -> Result<Option<SealedHead>, Error> {
+        let head = self.log.audit_head().await.map_err(unavailable)?;
+        let last = self
+            .log
+            .audit_tail(1)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .next();
+        let seen = self.seen.load(std::sync::atomic::Ordering::SeqCst);
+        let stored = head.as_ref().map_or(0, |h| h.seq);
+        if stored < seen {
+            return Err(unavailable(format!(
+                "the audit head went back from record {seen} to {stored} while this engine ran: run `privicore audit verify`"
+            )));
+        }
+        match (&head, &last) {
+            (None, None) => Ok(None),
+            (None, Some(last)) => Err(unavailable(format!(
+                "the audit log holds records up to {} but no sealed head: run `privicore audit verify`",
+                last.seq
+            ))),
+            (Some(head), _) if !head.verifies(&self.key) => Err(unavailable(
+                "the sealed audit head does not verify under this engine's key: run `privicore audit verify`",
+            )),
+            (Some(head), last) => {
+                let last_seq = last.as_ref().map_or(0, |r| r.seq);
+                if last_seq != head.seq {
+                    tracing::error!(
+                        head = head.seq,
+                        last = last_seq,
+                        "the audit log does not end at its sealed head; records continue after the head, run `privicore audit verify`"
+                    );
+                }
+                self.seen
+                    .fetch_max(head.seq, std::sync::atomic::Ordering::SeqCst);
+                Ok(Some(head.clone()))
+            }
+        }
+    }
+
+    /// Reads and checks the head (at start, so a broken chain is reported early).
+    pub async fn check(&self) {
+        let mut head = self.head.lock().await;
+        if let Ok(read) = self.read_head().await {
+            *head = Some(read);
+        }
+    }
+
+    /// Seals `entry` onto the chain and returns once it is durable.
+    pub async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
+        let mut cached = self.head.lock().await;
+        for _ in 0..CONFLICT_RETRIES {
+            let head = match cached.take() {
+                Some(head) => head,
+                None => self.read_head().await?,
+            };
+            let record = entry
+                .clone()
+                .seal(&self.key, self.clock.now(), head.as_ref());
+            let next = record.head(&self.key);
+            match self.log.append_audit(&record, &next, head.as_ref()).await {
+                Ok(()) => {
+                    self.seen
+                        .fetch_max(record.seq, std::sync::atomic::Ordering::SeqCst);
+                    *cached = Some(Some(next));
+                    tracing::debug!(seq = record.seq, kind = %record.kind, "audit record written");
+                    return Ok(record);
+                }
+                Err(StoreError::Conflict(_)) => {
+                    tracing::warn!(
+                        seq = record.seq,
+                        "another writer extended the audit chain; continuing from its head"
+                    );
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(unavailable(
+            "the audit chain kept moving under this engine's appends",
+        ))
+    }
+
+    pub fn log(&self) -> &Arc<dyn AuditLog> {
+        &self.log
+    }
+}
+
+impl Engine {
+    /// Appends a governance decision to the audit log and returns the sealed record once
+    /// it is durable. Call it **before** carrying the decision out, and do not carry it out
+    /// when it fails: the error is `audit.unavailable`.
+    pub async fn audit_append(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
+        self.audit.append(entry).await
+    }
+
+    /// The last `n` records, oldest first.
+    pub async fn audit_tail(&self, n: usize) -> Result<Vec<AuditRecord>, Error> {
+        Ok(self.audit.log().audit_tail(n).await?)
+    }
+
+    /// Records after seq `after`, in seq order, at most `limit`.
+    pub async fn audit_records(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>, Error> {
+        Ok(self.audit.log().audit_records(after, limit).await?)
+    }
+}
