@@ -13,6 +13,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// A serialized message is at most 2 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
+pub mod ballots;
 mod body;
 pub use body::Body;
 
