@@ -27,6 +27,11 @@ fn clients_count() -> usize {
         .unwrap_or(4)
 }
 
+/// The tests of this file run one at a time: the others hash passwords (Argon2id), and a
+/// guide-style client starved of CPU between sending a request and polling its sockets
+/// can find the 202 and the event ready in one poll, which no server can order for it.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn python() -> Option<&'static str> {
     let found = std::process::Command::new("python3")
         .arg("--version")
@@ -37,6 +42,7 @@ fn python() -> Option<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_guide_style_client_misses_no_ack_under_load() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(python) = python() else {
         eprintln!("skipped: python3 is not available to run the guide-style client");
         return;
@@ -75,8 +81,14 @@ async fn a_guide_style_client_misses_no_ack_under_load() {
         "/tests/guide_client/guide_client.py"
     );
     let cycles = cycles();
-    let mut command = std::process::Command::new(python);
+    // The client runs at a raised priority where the machine allows it (nice only warns
+    // where it does not): a parallel build on a 2-core CI machine can otherwise keep it off
+    // the CPU between sending a request and polling its sockets for milliseconds, after
+    // which it finds the 202 and the event ready in one poll and may read the event first,
+    // whatever order the server wrote them in. The engine and its loader run as usual.
+    let mut command = std::process::Command::new("nice");
     command
+        .args(["-n", "-10", python])
         .arg(script)
         .args(["--api", &server.running().api_url()])
         .args(["--ws", &server.ws_url()])
@@ -104,13 +116,14 @@ async fn a_guide_style_client_misses_no_ack_under_load() {
         flows.load(Ordering::Relaxed) > 0,
         "the other client loaded the engine meanwhile"
     );
+    let said = String::from_utf8_lossy(&output.stderr);
     for kind in ["reserve", "exchange", "request_data"] {
         assert_eq!(summary[kind]["calls"], cycles as u64, "{kind}: {summary}");
-        assert_eq!(summary[kind]["missed"], 0, "{kind}: {summary}");
+        assert_eq!(summary[kind]["missed"], 0, "{kind}: {summary}\n{said}");
     }
     assert_eq!(
         summary["dropped_frames"], 0,
-        "no frame arrived before its listener: {summary}"
+        "no frame arrived before its listener: {summary}\n{said}"
     );
 }
 
@@ -144,6 +157,7 @@ impl TestServerRef {
 
 #[tokio::test]
 async fn a_registered_profile_logs_in_right_after_its_202() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let api = server.client();
     for _ in 0..20 {
@@ -159,6 +173,7 @@ async fn a_registered_profile_logs_in_right_after_its_202() {
 
 #[tokio::test]
 async fn a_new_password_and_key_work_right_after_their_202() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start().await;
     let profile = provision(&server, "sync").await;
 

@@ -88,6 +88,7 @@ class Socket:
     def __init__(self):
         self.listeners = {}
         self.dropped = 0
+        self.dropped_keys = set()
         self.reader = self.writer = None
 
     async def connect(self, url, token):
@@ -171,10 +172,13 @@ class Socket:
         listener = self.listeners.pop(key, None)
         if listener is None or listener.done():
             self.dropped += 1
+            self.dropped_keys.add(key)
         else:
             listener.set_result(event)
 
     def listen(self, key):
+        if key in self.dropped_keys:
+            print(f"the event for {key} was read before its 202", file=sys.stderr)
         future = asyncio.get_running_loop().create_future()
         self.listeners[key] = future
         return future
