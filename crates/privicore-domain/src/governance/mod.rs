@@ -11,8 +11,8 @@ pub mod voting;
 pub use names::{IdOrName, name_key};
 pub use policy::{EventAttributes, Policy, PolicyStatus};
 pub use pool::{
-    AfterAttempt, Attempt, AttemptStatus, Ballot, Channel, Decision, Pool, PoolEvent, PoolOrigin,
-    PoolStatus, RequestedBy, Tally, Vote, WithdrawReason,
+    AfterAttempt, Attempt, AttemptStatus, Ballot, Channel, Decision, HeldCommand, Pool, PoolEvent,
+    PoolOrigin, PoolStatus, RequestedBy, Tally, Vote, WithdrawReason,
 };
 pub use templates::{Catalogue, Template, TemplateEvent};
 pub use voting::{Strategy, Voters, VotingConfiguration, VotingDefaults, VotingRules};

@@ -6,12 +6,14 @@ use super::voting::{Strategy, VotingRules};
 use crate::device::{Device, DeviceId};
 use crate::ids::{BallotId, PolicyId, PoolId, VotingConfigurationId};
 use crate::{CommandId, ProfileId, Reason, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 macro_rules! text_enum {
     ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),* }
 
         impl $name {
@@ -133,14 +135,14 @@ impl Tally {
 }
 
 /// Who asked for the vote (check pool status `requestedBy`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestedBy {
     pub profile_id: ProfileId,
     pub application_id: Option<Uuid>,
 }
 
 /// The event a policy pool is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolEvent {
     pub event_id: String,
     pub event_name: String,
@@ -148,7 +150,7 @@ pub struct PoolEvent {
 }
 
 /// One vote about one thing (§1.4). The rules are a snapshot taken when it was created.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pool {
     pub id: PoolId,
     pub profile_id: ProfileId,
@@ -248,7 +250,7 @@ impl Pool {
 }
 
 /// One round of a pool (§1.4).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub pool_id: PoolId,
     pub number: u32,
@@ -272,7 +274,7 @@ impl Attempt {
 }
 
 /// A recorded vote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
     pub decision: Decision,
     pub voted_at: Timestamp,
@@ -280,7 +282,7 @@ pub struct Vote {
 }
 
 /// One voter's request to vote in one attempt (§1.4).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ballot {
     pub id: BallotId,
     pub pool_id: PoolId,
@@ -351,6 +353,17 @@ pub fn tally(ballots: &[Ballot]) -> Tally {
         }
     }
     t
+}
+
+/// A command held for its pools (§2.2): it stays pending until every pool approved
+/// (then it runs) or one did not (then it fails with that pool's key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldCommand {
+    pub command_id: CommandId,
+    pub profile_id: ProfileId,
+    pub held_at: Timestamp,
+    /// Set once the hold ended: `approved` or the failure key.
+    pub released: Option<(Timestamp, String)>,
 }
 
 /// A title or question within bounds (§6.1.1): 1..=max characters.
