@@ -244,6 +244,8 @@ async fn hello(
         key_confirmation: bus::key_confirmation(&k_dc, &env.device_identifier, &env.message_id),
     };
     reply(core, env, kind::WELCOME, welcome).await;
+    // Open ballots follow every welcome; the device deduplicates them by ballotId.
+    crate::voting::resend_ballots(core, &device).await?;
 
     // Catch up: pending objects still in the spool (or held in memory), and deletions not
     // yet confirmed.
