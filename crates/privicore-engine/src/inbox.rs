@@ -161,6 +161,12 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
                 .await?;
             }
         }
+        bus::ballots::VOTE => {
+            core.presence.touch(device_id, None);
+            let result =
+                crate::voting::bus_vote(core, device_id, env.body::<bus::ballots::Vote>()).await?;
+            reply(core, &env, bus::ballots::VOTE_RESULT, result).await;
+        }
         _ => core.presence.touch(device_id, None),
     }
     Ok(())
