@@ -188,19 +188,6 @@ impl Client {
             .await?
             .expect(200)
     }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_travel_percent_encoded_in_paths() {
-        assert_eq!(
-            super::segment("exchange approvers/ä"),
-            "exchange%20approvers%2F%C3%A4"
-        );
-        assert_eq!(super::segment("plain-name"), "plain-name");
-    }
-
     /// Create voting (§6.1.1); `(commandId, poolId)`.
     pub async fn create_voting(&self, body: Value) -> Result<(String, String), ClientError> {
         let v: Value = self.post_json("/voting/create", body).await?.expect(202)?;
@@ -236,5 +223,17 @@ mod tests {
     /// optionally `mac` and `votedAt`.
     pub async fn cast_vote(&self, body: Value) -> Result<Value, ClientError> {
         self.post_json("/voting/cast-vote", body).await?.expect(200)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_travel_percent_encoded_in_paths() {
+        assert_eq!(
+            super::segment("exchange approvers/ä"),
+            "exchange%20approvers%2F%C3%A4"
+        );
+        assert_eq!(super::segment("plain-name"), "plain-name");
     }
 }

@@ -16,8 +16,8 @@ use privicore_domain::effect::{Effect, VotingEffect};
 use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::governance::pool::tally;
 use privicore_domain::governance::{
-    AfterAttempt, Attempt, AttemptStatus, Ballot, Channel, Decision, EventAttributes, Policy,
-    Pool, PoolEvent, PoolOrigin, PoolStatus, RequestedBy, Vote, VotingRules, WithdrawReason,
+    AfterAttempt, Attempt, AttemptStatus, Ballot, Channel, Decision, EventAttributes, Policy, Pool,
+    PoolEvent, PoolOrigin, PoolStatus, RequestedBy, Vote, VotingRules, WithdrawReason,
 };
 use privicore_domain::ports::StoreError;
 use privicore_domain::{
@@ -268,7 +268,11 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
         return Ok(Gate::Run(None));
     };
     let policies = active_policies(core, command.profile_id).await?;
-    if policies.is_empty() || !policies.iter().any(|p| p.event_ids.iter().any(|e| e == event_id)) {
+    if policies.is_empty()
+        || !policies
+            .iter()
+            .any(|p| p.event_ids.iter().any(|e| e == event_id))
+    {
         return Ok(Gate::Run(None));
     }
     let Some((attrs, shown)) = attributes(core, command).await? else {
@@ -429,8 +433,13 @@ async fn resolved_hold(core: &Core, command: &CommandRecord) -> Result<Gate, Sto
         } else {
             key.clone().unwrap_or_default()
         };
-        let entry = AuditEntry::new(AuditKind::CommandHeldOutcome, actor::ENGINE, subject, outcome.clone())
-            .for_profile(command.profile_id);
+        let entry = AuditEntry::new(
+            AuditKind::CommandHeldOutcome,
+            actor::ENGINE,
+            subject,
+            outcome.clone(),
+        )
+        .for_profile(command.profile_id);
         if core.audit.append(entry).await.is_err() {
             return Ok(Gate::Fail(Reason::AuditUnavailable, None));
         }
@@ -464,11 +473,19 @@ async fn resolved_hold(core: &Core, command: &CommandRecord) -> Result<Gate, Sto
         .min_by_key(|p| (p.created_at, p.id))
         .or_else(|| pools.iter().find(|p| p.status != PoolStatus::Approved));
     let outcome = match failed {
-        Some(p) => p.failure_key.clone().unwrap_or_else(|| Reason::VotingRejected.code().into()),
+        Some(p) => p
+            .failure_key
+            .clone()
+            .unwrap_or_else(|| Reason::VotingRejected.code().into()),
         None => "approved".to_owned(),
     };
-    let entry = AuditEntry::new(AuditKind::CommandHeldOutcome, actor::ENGINE, subject, outcome.clone())
-        .for_profile(command.profile_id);
+    let entry = AuditEntry::new(
+        AuditKind::CommandHeldOutcome,
+        actor::ENGINE,
+        subject,
+        outcome.clone(),
+    )
+    .for_profile(command.profile_id);
     if core.audit.append(entry).await.is_err() {
         return Ok(Gate::Fail(Reason::AuditUnavailable, None));
     }
@@ -665,9 +682,10 @@ pub(crate) fn issue_body(
         origin: pool.origin.as_str().to_owned(),
         title: pool.title.clone(),
         question: pool.question.clone(),
-        event: pool.event.as_ref().map(|e| {
-            json!({ "eventId": e.event_id, "eventName": e.event_name, "label": e.label })
-        }),
+        event: pool
+            .event
+            .as_ref()
+            .map(|e| json!({ "eventId": e.event_id, "eventName": e.event_name, "label": e.label })),
         policy: pool
             .policy_id
             .map(|p| json!({ "policyId": p.to_string(), "name": pool.policy_name })),
@@ -870,8 +888,13 @@ async fn advance(core: &Core, pool_id: PoolId, _tick: bool) -> Result<PoolStatus
         let passed = attempt.deadline <= at;
         let Some(result) = tally(&ballots).decide(&pool.rules, passed) else {
             if let Some(command) = pool.command_id {
-                publish_progress(core, command, pool.profile_id, pool.requested_by.application_id)
-                    .await;
+                publish_progress(
+                    core,
+                    command,
+                    pool.profile_id,
+                    pool.requested_by.application_id,
+                )
+                .await;
             }
             return Ok(pool.status);
         };
@@ -899,8 +922,10 @@ async fn advance(core: &Core, pool_id: PoolId, _tick: bool) -> Result<PoolStatus
                     Ok(voters) => {
                         pool.current_attempt = n;
                         let next = Attempt::open(&pool, n, at);
-                        let fresh: Vec<Ballot> =
-                            voters.iter().map(|d| Ballot::issue(&pool, n, *d, at)).collect();
+                        let fresh: Vec<Ballot> = voters
+                            .iter()
+                            .map(|d| Ballot::issue(&pool, n, *d, at))
+                            .collect();
                         effects.push(VotingEffect::SavePool(pool.clone()).into());
                         effects.push(VotingEffect::SaveAttempt(next.clone()).into());
                         effects.push(VotingEffect::IssueBallots(fresh.clone()).into());
@@ -992,11 +1017,16 @@ async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreError> {
     };
     let siblings = core.store.command_pools(command).await?;
     if pool.status != PoolStatus::Approved {
-        for mut other in siblings.into_iter().filter(|p| p.status == PoolStatus::Open) {
+        for mut other in siblings
+            .into_iter()
+            .filter(|p| p.status == PoolStatus::Open)
+        {
             let attempts = core.store.attempts(other.id).await?;
             let mut effects: Vec<Effect> = Vec::new();
             let mut closed = None;
-            if let Some(mut a) = attempts.into_iter().find(|a| a.number == other.current_attempt)
+            if let Some(mut a) = attempts
+                .into_iter()
+                .find(|a| a.number == other.current_attempt)
             {
                 a.status = AttemptStatus::Cancelled;
                 a.closed_at = Some(now(core));
@@ -1029,7 +1059,13 @@ async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreError> {
     if siblings.iter().all(|p| p.status == PoolStatus::Approved) {
         let _ = core.voting.release_tx.send(command);
     } else {
-        publish_progress(core, command, pool.profile_id, pool.requested_by.application_id).await;
+        publish_progress(
+            core,
+            command,
+            pool.profile_id,
+            pool.requested_by.application_id,
+        )
+        .await;
     }
     Ok(())
 }
@@ -1075,7 +1111,11 @@ pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), Sto
 /// Loads the holds and deadlines a previous run left (restart, also after `kill -9`).
 pub(crate) async fn resume(core: &Core) -> Result<(), StoreError> {
     for held in core.store.held_commands().await? {
-        core.voting.held.lock().expect("held").insert(held.command_id);
+        core.voting
+            .held
+            .lock()
+            .expect("held")
+            .insert(held.command_id);
     }
     for pool in core.store.open_pools().await? {
         let attempts = core.store.attempts(pool.id).await?;

@@ -1,12 +1,12 @@
 mod devices;
 mod keys;
 mod policy;
+mod pools;
 mod profile;
 mod query;
 mod storage;
 mod tokens;
 mod utility;
-mod pools;
 mod voting;
 
 use crate::body::Fields;
@@ -247,10 +247,7 @@ pub fn api_router(state: AppState) -> Router {
         )
         .route("/policy/retrieve-policy/{policy}", get(policy::retrieve))
         .route("/voting/create", post(pools::create))
-        .route(
-            "/voting/check-pool-status/{pool}",
-            get(pools::pool_status),
-        )
+        .route("/voting/check-pool-status/{pool}", get(pools::pool_status))
         .route("/voting/pending-ballots", get(pools::pending_ballots))
         .route("/voting/cast-vote", post(pools::cast_vote))
         .route("/device-bus", get(crate::device_bus::upgrade))
