@@ -52,7 +52,7 @@ pub enum Effect {
 #[derive(Debug, Clone)]
 pub enum VotingEffect {
     /// Creates or replaces the pool.
-    SavePool(Pool),
+    SavePool(Box<Pool>),
     /// Creates or replaces the attempt.
     SaveAttempt(Attempt),
     IssueBallots(Vec<Ballot>),
@@ -84,6 +84,12 @@ pub enum VotingEffect {
         outcome: String,
         at: Timestamp,
     },
+}
+
+impl VotingEffect {
+    pub fn save_pool(pool: Pool) -> Self {
+        Self::SavePool(Box::new(pool))
+    }
 }
 
 impl From<VotingEffect> for Effect {

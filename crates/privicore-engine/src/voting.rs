@@ -350,7 +350,7 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
             .iter()
             .map(|d| Ballot::issue(pool, 1, *d, at))
             .collect();
-        effects.push(VotingEffect::SavePool(pool.clone()).into());
+        effects.push(VotingEffect::save_pool(pool.clone()).into());
         effects.push(VotingEffect::SaveAttempt(attempt.clone()).into());
         effects.push(VotingEffect::IssueBallots(ballots.clone()).into());
         issued.push((pool, attempt, ballots));
@@ -587,7 +587,7 @@ async fn open_manual(core: &Core, command: &CommandRecord) -> Result<Gate, Store
             at,
         }
         .into(),
-        VotingEffect::SavePool(pool.clone()).into(),
+        VotingEffect::save_pool(pool.clone()).into(),
         VotingEffect::SaveAttempt(attempt.clone()).into(),
         VotingEffect::IssueBallots(ballots.clone()).into(),
     ];
@@ -926,7 +926,7 @@ async fn advance(core: &Core, pool_id: PoolId, _tick: bool) -> Result<PoolStatus
                             .iter()
                             .map(|d| Ballot::issue(&pool, n, *d, at))
                             .collect();
-                        effects.push(VotingEffect::SavePool(pool.clone()).into());
+                        effects.push(VotingEffect::save_pool(pool.clone()).into());
                         effects.push(VotingEffect::SaveAttempt(next.clone()).into());
                         effects.push(VotingEffect::IssueBallots(fresh.clone()).into());
                         core.store.apply(&effects, None).await?;
@@ -981,7 +981,7 @@ async fn decide(
         // Not recorded, not decided: the worker tries again on its next tick.
         return Err(StoreError::Unavailable("audit log unavailable".into()));
     }
-    effects.push(VotingEffect::SavePool(decided.clone()).into());
+    effects.push(VotingEffect::save_pool(decided.clone()).into());
     core.store.apply(&effects, None).await?;
     *pool = decided;
     core.voting.set_deadline(pool.id, None);

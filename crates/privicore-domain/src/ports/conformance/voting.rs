@@ -63,7 +63,7 @@ pub(super) async fn pools_attempts_ballots_and_holds_are_durable(store: &dyn Met
                 profile_id: p.id,
                 at: Timestamp(1_700_000_000),
             },
-            VotingEffect::SavePool(pool.clone()),
+            VotingEffect::save_pool(pool.clone()),
             VotingEffect::SaveAttempt(attempt.clone()),
             VotingEffect::IssueBallots(ballots.clone()),
         ],
@@ -153,7 +153,7 @@ pub(super) async fn pools_attempts_ballots_and_holds_are_durable(store: &dyn Met
                 attempt: 1,
                 reason: WithdrawReason::Decided,
             },
-            VotingEffect::SavePool(pool.clone()),
+            VotingEffect::save_pool(pool.clone()),
             VotingEffect::ReleaseCommand {
                 command_id: command,
                 outcome: "approved".into(),
