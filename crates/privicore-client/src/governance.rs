@@ -188,6 +188,42 @@ impl Client {
             .await?
             .expect(200)
     }
+    /// Create voting (§6.1.1); `(commandId, poolId)`.
+    pub async fn create_voting(&self, body: Value) -> Result<(String, String), ClientError> {
+        let v: Value = self.post_json("/voting/create", body).await?.expect(202)?;
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        Ok((text("commandId"), text("poolId")))
+    }
+
+    /// Check pool status (§6.1.2).
+    pub async fn check_pool_status(&self, pool: &str) -> Result<Value, ClientError> {
+        self.get(&format!("/voting/check-pool-status/{}", segment(pool)))
+            .await?
+            .expect(200)
+    }
+
+    /// This client with device credentials (§6.3): `Authorization: Basic`.
+    pub fn with_device_credentials(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Self, ClientError> {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{client_id}:{client_secret}"));
+        self.with_header("authorization", &format!("Basic {encoded}"))
+    }
+
+    /// List pending ballots (§6.3.1), with device credentials.
+    pub async fn pending_ballots(&self) -> Result<Value, ClientError> {
+        self.get("/voting/pending-ballots").await?.expect(200)
+    }
+
+    /// Cast vote (§6.3.2), with device credentials; `body` has `ballotId`, `decision` and
+    /// optionally `mac` and `votedAt`.
+    pub async fn cast_vote(&self, body: Value) -> Result<Value, ClientError> {
+        self.post_json("/voting/cast-vote", body).await?.expect(200)
+    }
 }
 
 #[cfg(test)]

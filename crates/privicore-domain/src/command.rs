@@ -139,6 +139,15 @@ pub enum CommandPayload {
     DeletePolicy {
         policy_id: PolicyId,
     },
+    /// Create voting (docs/api/voting-and-policy.md §6.1.1): a manual pool whose id is the
+    /// command id; the command ends when the pool does.
+    CreateVoting {
+        configuration: VotingConfigurationId,
+        title: String,
+        question: String,
+        skip: Vec<DeviceId>,
+        nonce: Option<String>,
+    },
     /// Update data token shape B with new inline data, sealed as `version`.
     ReplaceData {
         token: String,
@@ -193,6 +202,7 @@ impl CommandPayload {
             Self::ActivatePolicy { .. } => "activate_policy",
             Self::DeactivatePolicy { .. } => "deactivate_policy",
             Self::DeletePolicy { .. } => "delete_policy",
+            Self::CreateVoting { .. } => "create_voting",
         }
     }
 

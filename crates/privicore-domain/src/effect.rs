@@ -5,7 +5,10 @@
 use crate::auth::{AuthToken, QrToken};
 use crate::data_token::{DataToken, Replica, ReplicaState, TokenStatus, TokenVersion};
 use crate::device::{Device, DeviceCredentials, DeviceId, SyncRecord};
-use crate::governance::{Policy, VotingConfiguration, VotingDefaults};
+use crate::governance::{
+    Attempt, Ballot, Policy, Pool, Vote, VotingConfiguration, VotingDefaults, WithdrawReason,
+};
+use crate::ids::{BallotId, CommandId};
 use crate::password::PasswordHash;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
@@ -41,6 +44,58 @@ pub enum Effect {
     PutQrToken(QrToken),
     Data(Box<DataEffect>),
     Governance(Box<GovernanceEffect>),
+    Voting(Box<VotingEffect>),
+}
+
+/// Effects on pools, attempts, ballots and held commands (docs/api/voting-and-policy.md
+/// §1.4, §2). The engine serializes every change of a pool, so each writes whole records.
+#[derive(Debug, Clone)]
+pub enum VotingEffect {
+    /// Creates or replaces the pool.
+    SavePool(Box<Pool>),
+    /// Creates or replaces the attempt.
+    SaveAttempt(Attempt),
+    IssueBallots(Vec<Ballot>),
+    /// Records the vote; fails with `Conflict(ballot.already_voted)` when the ballot was
+    /// answered, `Conflict(ballot.closed)` when it was withdrawn or its attempt is closed.
+    RecordVote {
+        ballot_id: BallotId,
+        vote: Vote,
+    },
+    /// Takes back one unanswered ballot; 0 rows when it was answered or withdrawn.
+    WithdrawBallot {
+        ballot_id: BallotId,
+        reason: WithdrawReason,
+    },
+    /// Takes back every unanswered ballot of an attempt; returns how many.
+    WithdrawAttempt {
+        pool_id: crate::PoolId,
+        attempt: u32,
+        reason: WithdrawReason,
+    },
+    HoldCommand {
+        command_id: CommandId,
+        profile_id: ProfileId,
+        at: Timestamp,
+    },
+    /// The hold ended: `outcome` is `approved` or the failure key.
+    ReleaseCommand {
+        command_id: CommandId,
+        outcome: String,
+        at: Timestamp,
+    },
+}
+
+impl VotingEffect {
+    pub fn save_pool(pool: Pool) -> Self {
+        Self::SavePool(Box::new(pool))
+    }
+}
+
+impl From<VotingEffect> for Effect {
+    fn from(e: VotingEffect) -> Self {
+        Effect::Voting(Box::new(e))
+    }
 }
 
 /// Effects on voting defaults, voting configurations and policies. Their commands run in

@@ -146,6 +146,12 @@ reasons! {
     VotingNoEligibleAuthenticators => "voting.no_eligible_authenticators", Conflict, "No eligible authenticator can vote.";
     VotingQuorumUnreachable => "voting.quorum_unreachable", Conflict, "Fewer eligible authenticators than the quorum size.";
     VotingPoolNotFound => "voting.pool_not_found", NotFound, "Unknown voting pool.";
+    VotingCancelled => "voting.cancelled", Conflict, "The pool was cancelled because another pool of its command failed.";
+    BallotNotFound => "ballot.not_found", NotFound, "Unknown ballot, or not addressed to this device.";
+    BallotAlreadyVoted => "ballot.already_voted", Conflict, "This ballot was already answered.";
+    BallotClosed => "ballot.closed", Conflict, "The ballot's attempt is closed.";
+    BallotInvalidDecision => "ballot.invalid_decision", Validation, "The decision is yes or no.";
+    BallotInvalidMac => "ballot.invalid_mac", Validation, "The vote's MAC does not verify.";
     VotingConfigurationNotFound => "voting_configuration.not_found", NotFound, "Unknown voting configuration id or name.";
     VotingConfigurationInvalidName => "voting_configuration.invalid_name", Validation, "Names are 1 to 100 characters without control characters and must not look like a UUID.";
     VotingConfigurationNameTaken => "voting_configuration.name_taken", Conflict, "A voting configuration of the profile has this name.";

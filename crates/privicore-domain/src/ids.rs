@@ -47,6 +47,11 @@ uuid_id!(
     "A voting configuration: equals its register command id."
 );
 uuid_id!(PolicyId, "A policy: equals its register command id.");
+uuid_id!(
+    PoolId,
+    "A voting pool: UUID v7; a manual pool equals its create command id."
+);
+uuid_id!(BallotId, "One voter's ballot in one attempt: UUID v4.");
 
 impl CommandId {
     pub fn new() -> Self {

@@ -23,5 +23,5 @@ pub mod secret;
 pub mod time;
 
 pub use error::{Error, ErrorKind, Reason};
-pub use ids::{CommandId, PolicyId, ProfileId, VotingConfigurationId};
+pub use ids::{BallotId, CommandId, PolicyId, PoolId, ProfileId, VotingConfigurationId};
 pub use time::Timestamp;

@@ -74,6 +74,7 @@ pub struct Core {
     pub(crate) syncing: crate::claims::Claims,
     pub(crate) holds: crate::holds::Holds,
     pub(crate) audit: crate::audit::AuditTrail,
+    pub(crate) voting: crate::voting::Voting,
 }
 
 impl Core {
@@ -183,6 +184,7 @@ impl Engine {
             syncing: Default::default(),
             holds: Default::default(),
             audit,
+            voting: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
@@ -206,6 +208,13 @@ impl Engine {
             config.command_lanes.max(1),
             config.commands_per_lane,
         ));
+
+        // Holds and deadlines before the commands they hold come back.
+        crate::voting::resume(&core).await?;
+        supervisor.spawn(crate::voting::VotingWorker {
+            core: core.clone(),
+            pipeline: pipeline.clone(),
+        });
 
         let pending = store.unfinished_commands().await?;
         if !pending.is_empty() {

@@ -161,6 +161,12 @@ async fn handle(core: &Core, env: Envelope) -> Result<(), privicore_domain::Erro
                 .await?;
             }
         }
+        bus::ballots::VOTE => {
+            core.presence.touch(device_id, None);
+            let result =
+                crate::voting::bus_vote(core, device_id, env.body::<bus::ballots::Vote>()).await?;
+            reply(core, &env, bus::ballots::VOTE_RESULT, result).await;
+        }
         _ => core.presence.touch(device_id, None),
     }
     Ok(())
@@ -244,6 +250,8 @@ async fn hello(
         key_confirmation: bus::key_confirmation(&k_dc, &env.device_identifier, &env.message_id),
     };
     reply(core, env, kind::WELCOME, welcome).await;
+    // Open ballots follow every welcome; the device deduplicates them by ballotId.
+    crate::voting::resend_ballots(core, &device).await?;
 
     // Catch up: pending objects still in the spool (or held in memory), and deletions not
     // yet confirmed.

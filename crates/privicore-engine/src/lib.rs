@@ -23,6 +23,7 @@ mod secrets;
 mod status;
 mod storage;
 mod tokens;
+mod voting;
 pub mod workers;
 
 pub use config::{EngineConfig, RateLimits, StorageConfig};
@@ -35,3 +36,4 @@ pub use secrets::EngineSecrets;
 pub use status::CommandStatus;
 pub use storage::StorageDeviceItem;
 pub use tokens::{FileMeta, Statistics, TemporaryToken, TokenListItem};
+pub use voting::VoteRecorded;

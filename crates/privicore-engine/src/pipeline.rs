@@ -340,7 +340,23 @@ impl Runner {
         command: &CommandRecord,
         audited: &mut Option<privicore_domain::audit::AuditEntry>,
     ) -> Result<Option<Outcome>, StoreError> {
+        // Gated commands (docs/api/voting-and-policy.md §2.2) wait for their pools.
+        let release = match crate::voting::gate(&self.core, command).await? {
+            crate::voting::Gate::Run(release) => release,
+            crate::voting::Gate::Held => return Ok(None),
+            crate::voting::Gate::Fail(reason, release) => {
+                return self
+                    .finish_with(command, Outcome::failed(reason), release)
+                    .await;
+            }
+            crate::voting::Gate::Done(result, release) => {
+                return self
+                    .finish_with(command, Outcome::Succeeded(result), release)
+                    .await;
+            }
+        };
         let mut plan = execute::plan(&self.core, command).await?;
+        plan.effects.extend(release);
         // A governance decision is recorded before it takes effect; one that cannot be
         // recorded is not carried out (docs/audit.md).
         if audited.is_none()
@@ -388,6 +404,22 @@ impl Runner {
         if command.payload.changes_devices() {
             self.core.targets.forget(command.profile_id);
         }
+        use privicore_domain::command::CommandPayload as P;
+        match &command.payload {
+            P::RegisterPolicy { .. }
+            | P::ActivatePolicy { .. }
+            | P::DeactivatePolicy { .. }
+            | P::DeletePolicy { .. } => self.core.voting.forget_policies(command.profile_id),
+            // An authenticator that leaves takes its unanswered ballots with it.
+            P::RemoveAuthenticator { device_id, .. } | P::RemoveDevice { device_id, .. }
+                if matches!(plan.outcome, Outcome::Succeeded(_)) =>
+            {
+                if let Err(error) = crate::voting::device_left(&self.core, *device_id).await {
+                    tracing::warn!(device = %device_id, %error, "could not withdraw the ballots of a removed device");
+                }
+            }
+            _ => {}
+        }
         for notice in plan.notices {
             self.core.publish(notice).await;
         }
@@ -402,12 +434,23 @@ impl Runner {
         command: &CommandRecord,
         outcome: Outcome,
     ) -> Result<Option<Outcome>, StoreError> {
+        self.finish_with(command, outcome, None).await
+    }
+
+    /// Records the outcome, with the end of the command's hold if it was held.
+    async fn finish_with(
+        &self,
+        command: &CommandRecord,
+        outcome: Outcome,
+        release: Option<privicore_domain::effect::Effect>,
+    ) -> Result<Option<Outcome>, StoreError> {
         let completion = Completion {
             command_id: command.id,
             outcome: outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        self.core.store.apply(&[], Some(&completion)).await?;
+        let effects: Vec<_> = release.into_iter().collect();
+        self.core.store.apply(&effects, Some(&completion)).await?;
         Ok(Some(outcome))
     }
 

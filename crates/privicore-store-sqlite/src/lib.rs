@@ -43,6 +43,7 @@ mod governance;
 mod idempotency;
 mod rows;
 mod token_rows;
+mod voting;
 mod writer;
 
 pub use audit::AuditReader;
@@ -58,6 +59,7 @@ use privicore_domain::data_token::{
 };
 use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::effect::Effect;
+use privicore_domain::governance::{Attempt, Ballot, HeldCommand, Pool};
 use privicore_domain::governance::{
     ConfigurationFilter, Policy, PolicyFilter, VotingConfiguration, VotingDefaults,
 };
@@ -66,7 +68,9 @@ use privicore_domain::keys::EngineKeyRecord;
 use privicore_domain::ports::{AuditLog, MetadataStore, StoreError};
 use privicore_domain::profile::{Profile, username_key};
 use privicore_domain::secret::TokenHash;
-use privicore_domain::{CommandId, PolicyId, ProfileId, Timestamp, VotingConfigurationId};
+use privicore_domain::{
+    BallotId, CommandId, PolicyId, PoolId, ProfileId, Timestamp, VotingConfigurationId,
+};
 use rows::Col;
 use rusqlite::{Connection, params};
 use secrecy::ExposeSecret;
@@ -424,6 +428,42 @@ impl MetadataStore for SqliteStore {
 
     async fn active_policies(&self, profile_id: ProfileId) -> Result<Vec<Policy>, StoreError> {
         self.read(|c| governance::active_policies(c, profile_id))
+    }
+
+    async fn pool(&self, id: PoolId) -> Result<Option<Pool>, StoreError> {
+        self.read(|c| voting::pool_by_id(c, id))
+    }
+
+    async fn command_pools(&self, command: CommandId) -> Result<Vec<Pool>, StoreError> {
+        self.read(|c| voting::command_pools(c, command))
+    }
+
+    async fn open_pools(&self) -> Result<Vec<Pool>, StoreError> {
+        self.read(voting::open_pools)
+    }
+
+    async fn attempts(&self, pool: PoolId) -> Result<Vec<Attempt>, StoreError> {
+        self.read(|c| voting::attempts(c, pool))
+    }
+
+    async fn ballots(&self, pool: PoolId) -> Result<Vec<Ballot>, StoreError> {
+        self.read(|c| voting::ballots(c, pool))
+    }
+
+    async fn ballot(&self, id: BallotId) -> Result<Option<Ballot>, StoreError> {
+        self.read(|c| voting::ballot_by_id(c, id))
+    }
+
+    async fn pending_ballots(&self, device: DeviceId) -> Result<Vec<Ballot>, StoreError> {
+        self.read(|c| voting::pending_ballots(c, device))
+    }
+
+    async fn held_commands(&self) -> Result<Vec<HeldCommand>, StoreError> {
+        self.read(voting::held_commands)
+    }
+
+    async fn held_command(&self, id: CommandId) -> Result<Option<HeldCommand>, StoreError> {
+        self.read(|c| voting::held_command(c, id))
     }
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError> {

@@ -18,6 +18,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// The engine clock (tests set a manual one to move vote deadlines without sleeping);
+    /// `None` = the system clock. Never read from a configuration file.
+    #[serde(skip)]
+    pub clock: Option<std::sync::Arc<dyn privicore_domain::time::Clock>>,
     pub data_dir: PathBuf,
     /// Address every listener binds to. Loopback by default: expose the engine through a
     /// TLS-terminating proxy, or bind wider on purpose.
@@ -185,6 +189,7 @@ pub struct RateLimits {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            clock: None,
             data_dir: PathBuf::from("./privicore-data"),
             bind: IpAddr::from([127, 0, 0, 1]),
             api: Listener {

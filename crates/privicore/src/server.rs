@@ -71,6 +71,10 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
             unauthenticated_per_minute: off_if_zero(s.rate_limits.unauthenticated_per_minute),
         },
         socket_queue: s.socket_queue,
+        clock: s
+            .clock
+            .clone()
+            .unwrap_or_else(|| EngineConfig::default().clock),
         ..EngineConfig::default()
     }
 }

@@ -4,11 +4,16 @@
 
 pub mod names;
 pub mod policy;
+pub mod pool;
 pub mod templates;
 pub mod voting;
 
 pub use names::{IdOrName, name_key};
 pub use policy::{EventAttributes, Policy, PolicyStatus};
+pub use pool::{
+    AfterAttempt, Attempt, AttemptStatus, Ballot, Channel, Decision, HeldCommand, Pool, PoolEvent,
+    PoolOrigin, PoolStatus, RequestedBy, Tally, Vote, WithdrawReason,
+};
 pub use templates::{Catalogue, Template, TemplateEvent};
 pub use voting::{Strategy, Voters, VotingConfiguration, VotingDefaults, VotingRules};
 

@@ -8,13 +8,17 @@ use crate::data_token::{
 use crate::device::{Device, DeviceFilter, DeviceId};
 use crate::effect::Effect;
 use crate::governance::{
-    ConfigurationFilter, Policy, PolicyFilter, VotingConfiguration, VotingDefaults,
+    Attempt, Ballot, ConfigurationFilter, HeldCommand, Policy, PolicyFilter, Pool,
+    VotingConfiguration, VotingDefaults,
 };
 use crate::idempotency::{IdempotencyRecord, IdempotencySlot};
 use crate::keys::EngineKeyRecord;
 use crate::profile::Profile;
 use crate::secret::TokenHash;
-use crate::{CommandId, Error, PolicyId, ProfileId, Reason, Timestamp, VotingConfigurationId};
+use crate::{
+    BallotId, CommandId, Error, PolicyId, PoolId, ProfileId, Reason, Timestamp,
+    VotingConfigurationId,
+};
 use async_trait::async_trait;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -164,6 +168,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<(Vec<Policy>, u64), StoreError>;
     /// Every active policy of the profile, oldest first (gating and safeguards).
     async fn active_policies(&self, profile_id: ProfileId) -> Result<Vec<Policy>, StoreError>;
+
+    // Voting (docs/api/voting-and-policy.md §1.4, §2): pools, attempts, ballots, holds.
+    async fn pool(&self, id: PoolId) -> Result<Option<Pool>, StoreError>;
+    /// The pools a held command opened, oldest first.
+    async fn command_pools(&self, command: CommandId) -> Result<Vec<Pool>, StoreError>;
+    /// Every open pool, oldest first (resumed after a restart).
+    async fn open_pools(&self) -> Result<Vec<Pool>, StoreError>;
+    /// The pool's attempts in order.
+    async fn attempts(&self, pool: PoolId) -> Result<Vec<Attempt>, StoreError>;
+    /// The pool's ballots, every attempt, in issue order.
+    async fn ballots(&self, pool: PoolId) -> Result<Vec<Ballot>, StoreError>;
+    async fn ballot(&self, id: BallotId) -> Result<Option<Ballot>, StoreError>;
+    /// The device's unanswered, not withdrawn ballots of open attempts, oldest first.
+    async fn pending_ballots(&self, device: DeviceId) -> Result<Vec<Ballot>, StoreError>;
+    /// Commands still held (not released), oldest first.
+    async fn held_commands(&self) -> Result<Vec<HeldCommand>, StoreError>;
+    async fn held_command(&self, id: CommandId) -> Result<Option<HeldCommand>, StoreError>;
 
     async fn data_token(&self, token: &str) -> Result<Option<DataToken>, StoreError>;
     async fn data_token_by_reservation(

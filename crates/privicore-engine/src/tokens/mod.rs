@@ -188,6 +188,7 @@ impl Engine {
             },
         );
         if let Some(_lane) = self.pipeline.claim_idle_lane(&command)
+            && !crate::voting::may_gate(self, row.profile_id).await?
             && self.targets_online(row.profile_id).await?
         {
             let id = command.id;
@@ -254,6 +255,10 @@ impl Engine {
             }
             _ => return Err(Reason::DataTokenNotFound.into()),
         }
+        let lane = match lane {
+            Some(lane) if !crate::voting::may_gate(self, caller.profile_id).await? => Some(lane),
+            _ => None,
+        };
         if let Some(_lane) = lane {
             let id = command.id;
             let plan =

@@ -1,6 +1,7 @@
 mod devices;
 mod keys;
 mod policy;
+mod pools;
 mod profile;
 mod query;
 mod storage;
@@ -245,6 +246,10 @@ pub fn api_router(state: AppState) -> Router {
             get(policy::list_registered),
         )
         .route("/policy/retrieve-policy/{policy}", get(policy::retrieve))
+        .route("/voting/create", post(pools::create))
+        .route("/voting/check-pool-status/{pool}", get(pools::pool_status))
+        .route("/voting/pending-ballots", get(pools::pending_ballots))
+        .route("/voting/cast-vote", post(pools::cast_vote))
         .route("/device-bus", get(crate::device_bus::upgrade))
         .route("/ws", get(ws::upgrade))
         .fallback(guard::unknown_route)

@@ -25,6 +25,7 @@ mod devices;
 mod governance;
 mod idempotency;
 mod replicas;
+mod voting;
 
 use accounts::*;
 pub use audit::run_audit;
@@ -35,6 +36,7 @@ use devices::*;
 use governance::*;
 use idempotency::*;
 use replicas::*;
+use voting::*;
 
 pub async fn run_all(store: &dyn MetadataStore) {
     store.ping().await.expect("ping");
@@ -56,6 +58,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     voting_configurations_are_named_per_profile(store).await;
     policies_are_listed_by_status_and_free_their_name_on_delete(store).await;
     authenticators_are_approved_devices_with_the_role(store).await;
+    pools_attempts_ballots_and_holds_are_durable(store).await;
 }
 
 /// A profile (not stored).
