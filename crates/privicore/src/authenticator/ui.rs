@@ -125,13 +125,18 @@ fn ballot_lines<'a>(book: &Book, ballot: &'a Ballot, selected: bool) -> Vec<Line
     if !attrs.is_empty() {
         lines.push(Line::from(format!("    {attrs}")));
     }
-    lines.push(Line::from(vec![
-        Span::raw(format!(
-            "    attempt {} of {} · {} · ",
-            issue.attempt, issue.max_attempts, issue.origin
-        )),
-        state,
-    ]));
+    let mut about = format!(
+        "    attempt {} of {} · {}",
+        issue.attempt, issue.max_attempts, issue.origin
+    );
+    if let Some(name) = issue.policy.as_ref().and_then(|p| p["name"].as_str()) {
+        about.push_str(&format!(" {name}"));
+    }
+    if let Some(user) = issue.requested_by["username"].as_str() {
+        about.push_str(&format!(" · requested by {user}"));
+    }
+    about.push_str(" · ");
+    lines.push(Line::from(vec![Span::raw(about), state]));
     lines.push(Line::from(""));
     lines
 }
