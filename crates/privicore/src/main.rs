@@ -239,11 +239,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             privicore::device_cmd::run(&config, &data_dir, shutdown).await?;
         }
         Command::Authenticator { config, key_file } => {
-            // The terminal is the interface: logs would tear it.
-            logging::init(&privicore::config::Log {
-                format: LogFormat::Pretty,
-                level: "off".into(),
-            });
+            // No log subscriber: the terminal is the interface, and logs (even with
+            // RUST_LOG set) would tear it. What matters shows on screen.
             privicore::authenticator::run(&config, key_file.as_deref()).await?;
         }
         Command::Profile {

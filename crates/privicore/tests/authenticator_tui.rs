@@ -217,6 +217,8 @@ const TITLE_B: &str = "Approve: Delete data token";
 const QUESTION_B: &str = "alice@example.com wants to delete dtk-a52e7045.";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The handshake callback's signature (an HTTP response as its error) is tungstenite's.
+#[allow(clippy::result_large_err)]
 async fn the_authenticator_lists_refuses_forgeries_votes_and_drops_closed_ballots() {
     if skip_without_tmux("the_authenticator_lists_refuses_forgeries_votes_and_drops_closed_ballots")
     {

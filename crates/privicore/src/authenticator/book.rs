@@ -265,6 +265,13 @@ impl Book {
                 self.ballots[index].state = State::Open;
                 self.notice(format!("the engine refused the vote ({error}): {title}"));
             }
+            "ballot.already_voted" => {
+                // An earlier copy of this vote (sent again after a reconnect) counted.
+                self.close(&result.ballot_id);
+                self.notice(format!(
+                    "the engine already has this device's vote: {title}"
+                ));
+            }
             _ => {
                 self.close(&result.ballot_id);
                 self.notice(format!("the engine refused the vote ({error}): {title}"));
@@ -492,7 +499,16 @@ mod tests {
         assert!(book.vote_result(&refusal("b1", "ballot.closed")));
         assert_eq!(titles(&book), ["Four"]);
         assert!(!book.vote_result(&refusal("b1", "ballot.closed")), "gone");
-        book.withdraw(&withdraw("b4", 1));
+        book.vote(true, now()).unwrap();
+        assert!(book.vote_result(&refusal("b4", "ballot.already_voted")));
+        assert!(book.ballots().is_empty());
+        assert_eq!(
+            book.notices().last(),
+            Some("the engine already has this device's vote: Four")
+        );
+        book.issue(issue("b4", "Four", 300), now());
+        assert!(book.ballots().is_empty(), "answered: not shown again");
+        assert!(!book.withdraw(&withdraw("b4", 1)));
         assert!(book.selected().is_none());
         book.select(1);
         assert!(book.selected().is_none());
