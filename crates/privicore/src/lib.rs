@@ -2,6 +2,7 @@
 //! integration tests can start the very same server on ephemeral ports.
 
 pub mod audit;
+pub mod authenticator;
 pub mod bench;
 pub mod cli;
 pub mod config;

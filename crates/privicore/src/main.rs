@@ -70,6 +70,17 @@ enum Command {
         )]
         log_format: LogFormat,
     },
+    /// Run an authenticator as its own process in this terminal: lists the ballots put to
+    /// the device and answers them with one key (y / n; arrows or j / k move; q quits).
+    Authenticator {
+        /// The device's configuration bundle (`devices attach --authenticator` writes one).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where the device key pair is kept (created on first start, mode 0600); default:
+        /// the bundle's path with `.key` appended.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
     /// Manage the local profile.
     Profile {
         #[command(subcommand)]
@@ -77,7 +88,7 @@ enum Command {
         #[command(flatten)]
         file: ProfileFile,
     },
-    /// Manage the profile's storage devices.
+    /// Manage the profile's devices (storage devices, authenticators).
     Devices {
         #[command(subcommand)]
         action: DevicesAction,
@@ -146,10 +157,22 @@ enum ProfileAction {
 
 #[derive(Subcommand)]
 enum DevicesAction {
-    /// Request, approve and register storage devices hosted by the engine.
+    /// Request, approve and register storage devices hosted by the engine, or (with
+    /// `--authenticator`) one authenticator that runs as its own process.
     Attach {
         #[arg(long, default_value_t = 3)]
         count: usize,
+        /// Attach one authenticator instead: request, approve, give it the authenticator
+        /// role and write its configuration bundle for `privicore authenticator --config`.
+        #[arg(long)]
+        authenticator: bool,
+        /// The authenticator's device name.
+        #[arg(long, default_value = "authenticator", requires = "authenticator")]
+        name: String,
+        /// Where to write the authenticator's bundle (mode 0600); default:
+        /// `privicore-authenticator-<deviceIdentifier>.json` here.
+        #[arg(long, requires = "authenticator")]
+        bundle: Option<PathBuf>,
     },
 }
 
@@ -215,6 +238,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             privicore::device_cmd::run(&config, &data_dir, shutdown).await?;
         }
+        Command::Authenticator { config, key_file } => {
+            // No log subscriber: the terminal is the interface, and logs (even with
+            // RUST_LOG set) would tear it. What matters shows on screen.
+            privicore::authenticator::run(&config, key_file.as_deref()).await?;
+        }
         Command::Profile {
             action:
                 ProfileAction::Create {
@@ -235,7 +263,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Devices {
-            action: DevicesAction::Attach { count },
+            action:
+                DevicesAction::Attach {
+                    authenticator: true,
+                    name,
+                    bundle,
+                    ..
+                },
+            file,
+        } => {
+            quiet_logs();
+            let (id, path) =
+                cli::attach_authenticator(&file.load()?, &name, bundle.as_deref()).await?;
+            println!(
+                "authenticator {id} attached; bundle written to {}",
+                path.display()
+            );
+            println!(
+                "run it with: privicore authenticator --config {}",
+                path.display()
+            );
+        }
+        Command::Devices {
+            action: DevicesAction::Attach { count, .. },
             file,
         } => {
             quiet_logs();

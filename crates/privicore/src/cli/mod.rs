@@ -101,6 +101,57 @@ pub async fn attach_devices(profile: &LocalProfile, count: usize) -> anyhow::Res
     Ok(ids)
 }
 
+/// Requests and approves a device, gives it the authenticator role, and writes its
+/// configuration bundle (a credential: mode 0600) to `bundle`, or to
+/// `privicore-authenticator-<deviceIdentifier>.json` in the working directory.
+pub async fn attach_authenticator(
+    profile: &LocalProfile,
+    name: &str,
+    bundle: Option<&Path>,
+) -> anyhow::Result<(String, std::path::PathBuf)> {
+    let (me, session) = connect(profile).await?;
+    let requested = me.request_device(name).await?;
+    let device = session
+        .wait_command(&requested.command_id, Duration::from_secs(60))
+        .await?
+        .result()?;
+    let id = device["deviceIdentifier"]
+        .as_str()
+        .context("the device request answered no deviceIdentifier")?
+        .to_owned();
+    let approved = me.approve_device(&id).await?;
+    session
+        .wait_command(&approved.command_id, Duration::from_secs(60))
+        .await?
+        .result()?;
+    let registered = me.register_authenticator(&id).await?;
+    session
+        .wait_command(&registered.command_id, Duration::from_secs(60))
+        .await?
+        .result()?;
+    let config = me.download_device_configuration(&id).await?;
+    let path = bundle
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from(format!("privicore-authenticator-{id}.json")));
+    write_private(&path, serde_json::to_string_pretty(&config)?.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((id, path))
+}
+
+/// Writes a credential file readable by its owner only, replacing any earlier one.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 pub async fn store(profile: &LocalProfile, file: &Path, context: &str) -> anyhow::Result<String> {
     let plaintext = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let payload = encrypt(&profile.data_key()?, &plaintext);
