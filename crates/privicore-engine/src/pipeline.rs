@@ -205,6 +205,15 @@ impl Pipeline {
         if state.queued.load(Ordering::SeqCst) != 0 {
             return None;
         }
+        // A held command occupies its resource: later commands on it wait in the lane.
+        if self
+            .runner
+            .core
+            .voting
+            .resource_busy(&command.ordering_key())
+        {
+            return None;
+        }
         let gate = state.gate.clone().try_lock_owned().ok()?;
         // A command submitted between the count and the lock goes first.
         (state.queued.load(Ordering::SeqCst) == 0).then_some(LaneClaim { _gate: gate })
@@ -274,7 +283,13 @@ impl Worker for Lane {
             let state = &self.states[self.index];
             let gate = state.gate.lock().await;
             let id = command.id;
+            let key = command.ordering_key();
             self.runner.run(command, &shutdown).await;
+            // Commands that waited behind a held command on this resource run right after it
+            // finished, in acceptance order, before anything else in the lane.
+            while let Some(next) = self.runner.core.voting.next_parked(&key) {
+                self.runner.run(next, &shutdown).await;
+            }
             drop(gate);
             state.queued.fetch_sub(1, Ordering::SeqCst);
             let waiter = self.waiters.lock().expect("waiters lock").remove(&id);
@@ -299,6 +314,11 @@ impl Runner {
     }
 
     async fn run(&self, command: CommandRecord, shutdown: &CancellationToken) {
+        // Behind a held command on the same resource: it waits until that one finished.
+        if self.core.voting.park(&command) {
+            tracing::debug!(command = %command.id, "waiting behind a held command");
+            return;
+        }
         let mut wait = RETRY_START;
         // A decision recorded in the audit log is not recorded again when its commit is
         // retried.
@@ -345,8 +365,11 @@ impl Runner {
             crate::voting::Gate::Run(release) => release,
             crate::voting::Gate::Held => return Ok(None),
             crate::voting::Gate::Fail(reason, release) => {
+                // A refused command gives back what its acceptance took (§2.4).
+                let mut effects = tokens::refused(&self.core, command, Timestamp::now()).await?;
+                effects.extend(release);
                 return self
-                    .finish_with(command, Outcome::failed(reason), release)
+                    .finish_effects(command, Outcome::failed(reason), effects)
                     .await;
             }
             crate::voting::Gate::Done(result, release) => {
@@ -383,7 +406,10 @@ impl Runner {
             .apply(&plan.effects, Some(&completion))
             .await
         {
-            Ok(_) => Ok(Some(self.committed(command, plan).await)),
+            Ok(_) => {
+                self.core.voting.finished(command);
+                Ok(Some(self.committed(command, plan).await))
+            }
             Err(e) => match e.business_reason() {
                 Some(reason) => {
                     if let Some(recorded) = audited.take() {
@@ -410,10 +436,11 @@ impl Runner {
             | P::ActivatePolicy { .. }
             | P::DeactivatePolicy { .. }
             | P::DeletePolicy { .. } => self.core.voting.forget_policies(command.profile_id),
-            // An authenticator that leaves takes its unanswered ballots with it.
-            P::RemoveAuthenticator { device_id, .. } | P::RemoveDevice { device_id, .. }
-                if matches!(plan.outcome, Outcome::Succeeded(_)) =>
-            {
+            // A removed device (credentials revoked) takes its unanswered ballots with it and
+            // its attempts are tallied again (§1.6 reachability). Removing only the
+            // authenticator role keeps the ballots it holds valid until their attempts close
+            // (§4.8): no new ballots, but its late votes still count.
+            P::RemoveDevice { device_id, .. } if matches!(plan.outcome, Outcome::Succeeded(_)) => {
                 if let Err(error) = crate::voting::device_left(&self.core, *device_id).await {
                     tracing::warn!(device = %device_id, %error, "could not withdraw the ballots of a removed device");
                 }
@@ -444,13 +471,24 @@ impl Runner {
         outcome: Outcome,
         release: Option<privicore_domain::effect::Effect>,
     ) -> Result<Option<Outcome>, StoreError> {
+        self.finish_effects(command, outcome, release.into_iter().collect())
+            .await
+    }
+
+    async fn finish_effects(
+        &self,
+        command: &CommandRecord,
+        outcome: Outcome,
+        effects: Vec<privicore_domain::effect::Effect>,
+    ) -> Result<Option<Outcome>, StoreError> {
         let completion = Completion {
             command_id: command.id,
             outcome: outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        let effects: Vec<_> = release.into_iter().collect();
         self.core.store.apply(&effects, Some(&completion)).await?;
+        // Durable: only now does the command stop being held (a retry never reopens pools).
+        self.core.voting.finished(command);
         Ok(Some(outcome))
     }
 

@@ -25,7 +25,7 @@ use privicore_domain::{
 };
 use privicore_wire::bus;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -44,9 +44,32 @@ pub(crate) struct Voting {
     held: Mutex<HashSet<CommandId>>,
     /// Open pools and the deadline of their current attempt.
     deadlines: Mutex<HashMap<PoolId, Timestamp>>,
+    /// The resources held commands occupy, and the later commands on them (lane order).
+    order: Mutex<HeldResources>,
     /// Commands whose pools all resolved: the worker hands them back to their lane.
     release_tx: mpsc::UnboundedSender<CommandId>,
-    release_rx: Mutex<Option<mpsc::UnboundedReceiver<CommandId>>>,
+    /// Shared by every run of the worker, so a restarted worker takes the same queue.
+    release_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<CommandId>>>,
+}
+
+/// Lane order around holds (docs/contract-decisions.md, "Commands behind a held command"):
+/// while a command is held, later commands on the same resource wait behind it, in
+/// acceptance order, and run in its lane right after it finished.
+#[derive(Default)]
+struct HeldResources {
+    /// Resource (ordering key) → the held command occupying it.
+    holder: HashMap<String, CommandId>,
+    /// Resource → commands accepted after its holder, oldest first.
+    parked: HashMap<String, VecDeque<CommandRecord>>,
+}
+
+/// The resource a held command occupies: only commands that name one (a token or a
+/// device); profile-wide commands and manual votes do not stop their lane-mates.
+fn occupied(command: &CommandRecord) -> Option<String> {
+    if let CommandPayload::CreateVoting { .. } = command.payload {
+        return None;
+    }
+    command.payload.resource()
 }
 
 impl Default for Voting {
@@ -57,8 +80,9 @@ impl Default for Voting {
             policies: Default::default(),
             held: Default::default(),
             deadlines: Default::default(),
+            order: Default::default(),
             release_tx,
-            release_rx: Mutex::new(Some(rx)),
+            release_rx: Arc::new(tokio::sync::Mutex::new(rx)),
         }
     }
 }
@@ -71,6 +95,74 @@ impl Voting {
 
     fn is_held(&self, command: CommandId) -> bool {
         self.held.lock().expect("held").contains(&command)
+    }
+
+    /// Marks `command` held, occupying its resource.
+    fn hold(&self, command: &CommandRecord) {
+        self.held.lock().expect("held").insert(command.id);
+        if let Some(key) = occupied(command) {
+            self.order
+                .lock()
+                .expect("order")
+                .holder
+                .insert(key, command.id);
+        }
+    }
+
+    /// Parks `command` when another command holds its resource; it then runs right after
+    /// that one finished (see [`Voting::next_parked`]). Returns whether it was parked.
+    pub(crate) fn park(&self, command: &CommandRecord) -> bool {
+        let Some(key) = command.payload.resource() else {
+            return false;
+        };
+        let mut order = self.order.lock().expect("order");
+        match order.holder.get(&key) {
+            Some(holder) if *holder != command.id => {
+                order
+                    .parked
+                    .entry(key)
+                    .or_default()
+                    .push_back(command.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a held command occupies `key`, or commands wait behind one: a command on
+    /// it must go through its lane (not run at acceptance).
+    pub(crate) fn resource_busy(&self, key: &str) -> bool {
+        let order = self.order.lock().expect("order");
+        order.holder.contains_key(key) || order.parked.get(key).is_some_and(|q| !q.is_empty())
+    }
+
+    /// The next command parked behind `key`, once no held command occupies it.
+    pub(crate) fn next_parked(&self, key: &str) -> Option<CommandRecord> {
+        let mut order = self.order.lock().expect("order");
+        if order.holder.contains_key(key) {
+            return None;
+        }
+        let queue = order.parked.get_mut(key)?;
+        let next = queue.pop_front();
+        if queue.is_empty() {
+            order.parked.remove(key);
+        }
+        next
+    }
+
+    /// The command's outcome (with the end of its hold) is durable: it is no longer held
+    /// and frees its resource. Until then a retry finds it still held, so it never opens
+    /// pools twice.
+    pub(crate) fn finished(&self, command: &CommandRecord) {
+        if !self.held.lock().expect("held").remove(&command.id) {
+            return;
+        }
+        if let Some(key) = occupied(command) {
+            let mut order = self.order.lock().expect("order");
+            if order.holder.get(&key) == Some(&command.id) {
+                order.holder.remove(&key);
+            }
+        }
     }
 
     fn set_deadline(&self, pool: PoolId, deadline: Option<Timestamp>) {
@@ -285,7 +377,14 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
     if matching.is_empty() {
         return Ok(Gate::Run(None));
     }
-    let _guard = core.voting.lock.lock().await;
+    let guard = core.voting.lock.lock().await;
+    // Pools already opened for it (a retry after a failed write, or memory lost): never
+    // open them twice; its hold resolves from the store.
+    if !core.store.command_pools(command.id).await?.is_empty() {
+        core.voting.hold(command);
+        drop(guard);
+        return resolved_hold(core, command).await;
+    }
     let at = now(core);
     let devices = core.store.authenticators(command.profile_id).await?;
     let defaults = core.store.voting_defaults(command.profile_id).await?;
@@ -385,7 +484,7 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
         }
     }
     core.store.apply(&effects, None).await?;
-    core.voting.held.lock().expect("held").insert(command.id);
+    core.voting.hold(command);
     for (pool, attempt, ballots) in &issued {
         core.voting.set_deadline(pool.id, Some(attempt.deadline));
         for b in ballots {
@@ -443,7 +542,6 @@ async fn resolved_hold(core: &Core, command: &CommandRecord) -> Result<Gate, Sto
         if core.audit.append(entry).await.is_err() {
             return Ok(Gate::Fail(Reason::AuditUnavailable, None));
         }
-        core.voting.held.lock().expect("held").remove(&command.id);
         let rel = Some(release(command.id, &outcome, at));
         if ran {
             let (yes, no) = last_counts(core, pool).await?;
@@ -489,7 +587,6 @@ async fn resolved_hold(core: &Core, command: &CommandRecord) -> Result<Gate, Sto
     if core.audit.append(entry).await.is_err() {
         return Ok(Gate::Fail(Reason::AuditUnavailable, None));
     }
-    core.voting.held.lock().expect("held").remove(&command.id);
     let rel = Some(release(command.id, &outcome, at));
     if failed.is_some() {
         let reason = Reason::from_code(&outcome).unwrap_or(Reason::VotingRejected);
@@ -1111,11 +1208,16 @@ pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), Sto
 /// Loads the holds and deadlines a previous run left (restart, also after `kill -9`).
 pub(crate) async fn resume(core: &Core) -> Result<(), StoreError> {
     for held in core.store.held_commands().await? {
-        core.voting
-            .held
-            .lock()
-            .expect("held")
-            .insert(held.command_id);
+        match core.store.command(held.command_id).await? {
+            Some(record) => core.voting.hold(&record),
+            None => {
+                core.voting
+                    .held
+                    .lock()
+                    .expect("held")
+                    .insert(held.command_id);
+            }
+        }
     }
     for pool in core.store.open_pools().await? {
         let attempts = core.store.attempts(pool.id).await?;
@@ -1224,19 +1326,44 @@ impl Worker for VotingWorker {
     }
 
     async fn run(&mut self, shutdown: CancellationToken) -> Result<(), String> {
-        let taken = self.core.voting.release_rx.lock().expect("release").take();
-        let mut releases = match taken {
-            Some(rx) => rx,
-            // Restarted by the supervisor: the receiver lives in the previous run's state.
-            None => return Err("release queue already taken".into()),
-        };
-        let result = self.serve(&mut releases, &shutdown).await;
-        *self.core.voting.release_rx.lock().expect("release") = Some(releases);
-        result
+        // The queue outlives every run: a run restarted after a panic takes it again (the
+        // previous run's guard went with its task).
+        let queue = self.core.voting.release_rx.clone();
+        let mut releases = queue.lock().await;
+        // A release the previous run was handling when it stopped is looked for again: every
+        // held command whose pools all decided goes back to its lane (releasing twice is
+        // harmless; the lane finds it decided or already finished).
+        self.requeue_decided().await;
+        self.serve(&mut releases, &shutdown).await
     }
 }
 
 impl VotingWorker {
+    async fn requeue_decided(&self) {
+        let held: Vec<CommandId> = self
+            .core
+            .voting
+            .held
+            .lock()
+            .expect("held")
+            .iter()
+            .copied()
+            .collect();
+        for command in held {
+            match self.core.store.command_pools(command).await {
+                Ok(pools)
+                    if !pools.is_empty() && pools.iter().all(|p| p.status != PoolStatus::Open) =>
+                {
+                    let _ = self.core.voting.release_tx.send(command);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%command, %error, "could not read a held command's pools")
+                }
+            }
+        }
+    }
+
     async fn serve(
         &self,
         releases: &mut mpsc::UnboundedReceiver<CommandId>,
@@ -1248,8 +1375,12 @@ impl VotingWorker {
                 _ = shutdown.cancelled() => return Ok(()),
                 Some(command) = releases.recv() => {
                     match self.core.store.command(command).await {
-                        Ok(Some(record)) => self.pipeline.resume(record).await,
-                        Ok(None) => {}
+                        Ok(Some(record))
+                            if matches!(record.state, privicore_domain::command::CommandState::Pending) =>
+                        {
+                            self.pipeline.resume(record).await
+                        }
+                        Ok(_) => {}
                         Err(error) => {
                             tracing::warn!(%command, %error, "could not read a released command");
                             let _ = self.core.voting.release_tx.send(command);

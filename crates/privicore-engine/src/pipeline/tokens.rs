@@ -388,6 +388,37 @@ async fn exchange(
     }
 }
 
+/// What a command its vote refused gives back (docs/api/voting-and-policy.md §2.4): an
+/// exchange hands its reservation back like any failed exchange (reserved with a fresh
+/// upload value while its time is left, else expired) and drops its spooled version; a
+/// replacement drops its spooled version. Other commands took nothing at acceptance.
+pub(crate) async fn refused(
+    core: &Core,
+    command: &CommandRecord,
+    now: Timestamp,
+) -> Result<Vec<Effect>, StoreError> {
+    match &command.payload {
+        CommandPayload::ExchangeData { token, version } => {
+            let Some(row) = core.store.data_token(token).await? else {
+                return Ok(Vec::new());
+            };
+            if row.status != TokenStatus::Exchanging {
+                return Ok(Vec::new());
+            }
+            let spool = DataEffect::DropSpool {
+                token: row.token.clone(),
+                version: *version,
+            };
+            Ok(hand_back(&row, Reason::VotingRejected, spool, now).effects)
+        }
+        CommandPayload::ReplaceData { token, version, .. } => Ok(fx(vec![DataEffect::DropSpool {
+            token: token.clone(),
+            version: *version,
+        }])),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// On failure the reservation is handed back, with a fresh upload value, if time is left.
 fn hand_back(row: &DataToken, reason: Reason, with: DataEffect, now: Timestamp) -> Plan {
     let expired = row.expires_at.is_some_and(|e| e <= now);
