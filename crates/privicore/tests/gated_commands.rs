@@ -170,7 +170,7 @@ async fn a_gated_exchange_waits_for_its_vote_runs_when_approved_and_gives_the_re
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(20))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let body = progress(&p, &exchanged.command_id, |_| true).await;
@@ -305,7 +305,7 @@ async fn two_policies_must_both_approve_and_one_rejection_cancels_the_other() {
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(10))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let body = progress(&p, &exchanged.command_id, |b| {
@@ -337,7 +337,7 @@ async fn two_policies_must_both_approve_and_one_rejection_cancels_the_other() {
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(10))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let body = progress(&p, &exchanged.command_id, |b| {
@@ -389,7 +389,7 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(10))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
@@ -409,7 +409,7 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(10))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
@@ -444,7 +444,7 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(10))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
@@ -470,7 +470,7 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
     let token = reserve(&p).await;
     let exchanged = p
         .api
-        .exchange_data(&token, &random_payload(10))
+        .exchange_data(&token, &random_payload(40))
         .await
         .unwrap();
     let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
@@ -503,6 +503,7 @@ struct BusVoter {
     id: String,
     key: [u8; 32],
     public: String,
+    bundle: Bundle,
     link: WebSocketLink,
 }
 
@@ -513,21 +514,32 @@ impl BusVoter {
         let keys = KeyPair::generate();
         let engine = SignedPublicKey::parse(&bundle.engine_public_key).unwrap();
         let key = bus::channel_key(&keys.diffie_hellman(&engine), &bundle.device_identifier);
-        let link = connect_websocket(
+        let link = Self::link(&bundle).await;
+        let mut voter = Self {
+            id: device.to_owned(),
+            key,
+            public: keys.public().to_hex(),
+            bundle,
+            link,
+        };
+        voter.hello().await;
+        voter
+    }
+
+    async fn link(bundle: &Bundle) -> WebSocketLink {
+        connect_websocket(
             &bundle.embedded_bus_url(),
             &bundle.rabbit_user,
             &bundle.rabbit_pass,
         )
         .await
-        .unwrap();
-        let mut voter = Self {
-            id: device.to_owned(),
-            key,
-            public: keys.public().to_hex(),
-            link,
-        };
-        voter.hello().await;
-        voter
+        .unwrap()
+    }
+
+    /// A new connection with the same key, and its welcome.
+    async fn reconnect(&mut self) {
+        self.link = Self::link(&self.bundle).await;
+        self.hello().await;
     }
 
     async fn send(
@@ -619,7 +631,7 @@ async fn ballots_over_the_device_bus_verify_both_ways_and_stay_within_their_prof
     assert!(issue.verifies(&voter.key));
     assert!(!issue.verifies(&[7u8; 32]));
     // … and again after every welcome.
-    voter.hello().await;
+    voter.reconnect().await;
     let again = voter.issue().await;
     assert_eq!(again.ballot_id, issue.ballot_id);
     assert!(again.verifies(&voter.key));
@@ -747,15 +759,12 @@ async fn a_restart_mid_vote_keeps_the_pool_its_deadline_and_the_held_command() {
     let api = server.client().with_token(&p.token);
     let session = server.session().await;
     session.join(&p.token).await.unwrap();
+    let bundle = api.download_device_configuration(&phone).await.unwrap();
     let device = server
         .client()
         .with_device_credentials(
-            api.download_device_configuration(&phone).await.unwrap()["client-id"]
-                .as_str()
-                .unwrap(),
-            api.download_device_configuration(&phone).await.unwrap()["client-secret"]
-                .as_str()
-                .unwrap(),
+            bundle["client-id"].as_str().unwrap(),
+            bundle["client-secret"].as_str().unwrap(),
         )
         .unwrap();
     let b = ballot(&device, &pool2).await;
