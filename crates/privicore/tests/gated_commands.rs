@@ -508,8 +508,9 @@ struct BusVoter {
 }
 
 impl BusVoter {
-    async fn connect(p: &Provisioned, device: &str) -> Self {
-        let bundle = p.api.download_device_configuration(device).await.unwrap();
+    /// Connects with the device's bundle (downloading a bundle issues new credentials, so
+    /// the caller downloads it once for both the bus and HTTP).
+    async fn connect(bundle: &Value, device: &str) -> Self {
         let bundle = Bundle::from_json(&bundle.to_string()).unwrap();
         let keys = KeyPair::generate();
         let engine = SignedPublicKey::parse(&bundle.engine_public_key).unwrap();
@@ -617,7 +618,8 @@ async fn ballots_over_the_device_bus_verify_both_ways_and_stay_within_their_prof
     let p = provision(&server, "gate-bus").await;
     let phone = p.authenticator("phone").await;
     configuration(&p, json!({ "name": "approvers", "strategy": "unanimous", "timeLimit": 300, "numberOfAttempts": 1 })).await;
-    let mut voter = BusVoter::connect(&p, &phone).await;
+    let bundle = p.api.download_device_configuration(&phone).await.unwrap();
+    let mut voter = BusVoter::connect(&bundle, &phone).await;
     let (command, pool) = p
         .api
         .create_voting(
@@ -637,7 +639,13 @@ async fn ballots_over_the_device_bus_verify_both_ways_and_stay_within_their_prof
     assert!(again.verifies(&voter.key));
 
     // A forged HTTP MAC, then a forged bus MAC: refused, nothing counted.
-    let http = device_client(&server, &p, &phone).await;
+    let http = server
+        .client()
+        .with_device_credentials(
+            bundle["client-id"].as_str().unwrap(),
+            bundle["client-secret"].as_str().unwrap(),
+        )
+        .unwrap();
     let at = "2026-02-21T16:08:12+00:00";
     assert_eq!(
         api_code(http.cast_vote(json!({ "ballotId": issue.ballot_id, "decision": "yes", "votedAt": at, "mac": bus::ballots::Vote::signed(&[9u8; 32], &issue.ballot_id, "yes", at).mac })).await),
@@ -653,7 +661,12 @@ async fn ballots_over_the_device_bus_verify_both_ways_and_stay_within_their_prof
     // Another profile's authenticator can never vote on this ballot, over the bus or HTTP.
     let other = provision(&server, "gate-bus-other").await;
     let foreign = other.authenticator("foreign").await;
-    let mut stranger = BusVoter::connect(&other, &foreign).await;
+    let foreign_bundle = other
+        .api
+        .download_device_configuration(&foreign)
+        .await
+        .unwrap();
+    let mut stranger = BusVoter::connect(&foreign_bundle, &foreign).await;
     let now = Timestamp::now().rfc3339();
     let result = stranger
         .vote(bus::ballots::Vote::signed(
@@ -665,7 +678,13 @@ async fn ballots_over_the_device_bus_verify_both_ways_and_stay_within_their_prof
         .await;
     assert!(!result.accepted);
     assert_eq!(result.error.as_deref(), Some("ballot.not_found"));
-    let foreign_http = device_client(&server, &other, &foreign).await;
+    let foreign_http = server
+        .client()
+        .with_device_credentials(
+            foreign_bundle["client-id"].as_str().unwrap(),
+            foreign_bundle["client-secret"].as_str().unwrap(),
+        )
+        .unwrap();
     assert_eq!(
         api_code(
             foreign_http
