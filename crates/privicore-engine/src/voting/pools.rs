@@ -1,0 +1,364 @@
+//! A pool's life after it opened: tallies, attempts, deadlines, decisions and restarts.
+
+use super::*;
+
+/// Tallies the pool's current attempt and moves it on if the result can no longer change
+/// (or its deadline passed). Runs under the voting lock. Returns the pool's status.
+pub(super) async fn advance(
+    core: &Core,
+    pool_id: PoolId,
+    _tick: bool,
+) -> Result<PoolStatus, StoreError> {
+    let Some(mut pool) = core.store.pool(pool_id).await? else {
+        core.voting.set_deadline(pool_id, None);
+        return Ok(PoolStatus::Cancelled);
+    };
+    loop {
+        if pool.status != PoolStatus::Open {
+            core.voting.set_deadline(pool.id, None);
+            return Ok(pool.status);
+        }
+        let at = now(core);
+        let attempts = core.store.attempts(pool.id).await?;
+        let Some(mut attempt) = attempts
+            .into_iter()
+            .find(|a| a.number == pool.current_attempt)
+        else {
+            return Ok(pool.status);
+        };
+        let ballots: Vec<Ballot> = core
+            .store
+            .ballots(pool.id)
+            .await?
+            .into_iter()
+            .filter(|b| b.attempt == attempt.number)
+            .collect();
+        let passed = attempt.deadline <= at;
+        let Some(result) = tally(&ballots).decide(&pool.rules, passed) else {
+            if let Some(command) = pool.command_id {
+                publish_progress(
+                    core,
+                    command,
+                    pool.profile_id,
+                    pool.requested_by.application_id,
+                )
+                .await;
+            }
+            return Ok(pool.status);
+        };
+        let reason = if passed && result != AttemptStatus::Passed {
+            WithdrawReason::Expired
+        } else {
+            WithdrawReason::Decided
+        };
+        attempt.status = result;
+        attempt.closed_at = Some(at);
+        let mut effects: Vec<Effect> = vec![
+            VotingEffect::SaveAttempt(attempt.clone()).into(),
+            VotingEffect::WithdrawAttempt {
+                pool_id: pool.id,
+                attempt: attempt.number,
+                reason,
+            }
+            .into(),
+        ];
+        let unanswered: Vec<Ballot> = ballots.into_iter().filter(Ballot::is_pending).collect();
+        match pool.after_attempt(result) {
+            AfterAttempt::NextAttempt(n) => {
+                let devices = core.store.authenticators(pool.profile_id).await?;
+                match pool.eligible(&devices) {
+                    Ok(voters) => {
+                        pool.current_attempt = n;
+                        let next = Attempt::open(&pool, n, at);
+                        let fresh: Vec<Ballot> = voters
+                            .iter()
+                            .map(|d| Ballot::issue(&pool, n, *d, at))
+                            .collect();
+                        effects.push(VotingEffect::save_pool(pool.clone()).into());
+                        effects.push(VotingEffect::SaveAttempt(next.clone()).into());
+                        effects.push(VotingEffect::IssueBallots(fresh.clone()).into());
+                        core.store.apply(&effects, None).await?;
+                        withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
+                        core.voting.set_deadline(pool.id, Some(next.deadline));
+                        for b in &fresh {
+                            send_issue(core, &pool, &next, b).await;
+                        }
+                        continue;
+                    }
+                    Err(why) => {
+                        let status = PoolStatus::Expired;
+                        decide(core, &mut pool, status, Some(why), effects).await?;
+                        withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
+                    }
+                }
+            }
+            AfterAttempt::Resolve(status) => {
+                decide(core, &mut pool, status, None, effects).await?;
+                withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
+            }
+        }
+        after_decided(core, &pool).await?;
+        return Ok(pool.status);
+    }
+}
+
+/// Ends the pool (audited first) with `effects` of its last attempt.
+pub(super) async fn decide(
+    core: &Core,
+    pool: &mut Pool,
+    status: PoolStatus,
+    failure: Option<Reason>,
+    mut effects: Vec<Effect>,
+) -> Result<(), StoreError> {
+    let at = now(core);
+    let mut decided = pool.clone();
+    decided.resolve(status, failure, at);
+    let entry = AuditEntry::new(
+        AuditKind::PoolDecided,
+        actor::ENGINE,
+        format!("pool:{}", pool.id),
+        status.as_str(),
+    )
+    .for_profile(pool.profile_id)
+    .with_details(json!({
+        "attempts": decided.current_attempt,
+        "failureKey": decided.failure_key,
+        "command": decided.command_id.map(|c| c.to_string()),
+    }));
+    if core.audit.append(entry).await.is_err() {
+        // Not recorded, not decided: the worker tries again on its next tick.
+        return Err(StoreError::Unavailable("audit log unavailable".into()));
+    }
+    effects.push(VotingEffect::save_pool(decided.clone()).into());
+    core.store.apply(&effects, None).await?;
+    *pool = decided;
+    core.voting.set_deadline(pool.id, None);
+    Ok(())
+}
+
+pub(super) async fn withdraw_sent(
+    core: &Core,
+    pool: &Pool,
+    attempt: &Attempt,
+    unanswered: &[Ballot],
+    reason: WithdrawReason,
+) {
+    for b in unanswered {
+        core.send(
+            b.device_id,
+            bus::ballots::WITHDRAW,
+            bus::ballots::Withdraw {
+                ballot_id: b.id.to_string(),
+                pool_id: pool.id.to_string(),
+                attempt: attempt.number,
+                reason: reason.as_str().to_owned(),
+            },
+        )
+        .await;
+    }
+}
+
+/// A pool ended: cancel its siblings if it failed, release the command once all decided.
+pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreError> {
+    let Some(command) = pool.command_id else {
+        return Ok(());
+    };
+    let siblings = core.store.command_pools(command).await?;
+    if pool.status != PoolStatus::Approved {
+        for mut other in siblings
+            .into_iter()
+            .filter(|p| p.status == PoolStatus::Open)
+        {
+            let attempts = core.store.attempts(other.id).await?;
+            let mut effects: Vec<Effect> = Vec::new();
+            let mut closed = None;
+            if let Some(mut a) = attempts
+                .into_iter()
+                .find(|a| a.number == other.current_attempt)
+            {
+                a.status = AttemptStatus::Cancelled;
+                a.closed_at = Some(now(core));
+                effects.push(VotingEffect::SaveAttempt(a.clone()).into());
+                effects.push(
+                    VotingEffect::WithdrawAttempt {
+                        pool_id: other.id,
+                        attempt: a.number,
+                        reason: WithdrawReason::Cancelled,
+                    }
+                    .into(),
+                );
+                closed = Some(a);
+            }
+            let unanswered: Vec<Ballot> = core
+                .store
+                .ballots(other.id)
+                .await?
+                .into_iter()
+                .filter(|b| b.attempt == other.current_attempt && b.is_pending())
+                .collect();
+            decide(core, &mut other, PoolStatus::Cancelled, None, effects).await?;
+            if let Some(a) = closed {
+                withdraw_sent(core, &other, &a, &unanswered, WithdrawReason::Cancelled).await;
+            }
+        }
+        let _ = core.voting.release_tx.send(command);
+        return Ok(());
+    }
+    if siblings.iter().all(|p| p.status == PoolStatus::Approved) {
+        let _ = core.voting.release_tx.send(command);
+    } else {
+        publish_progress(
+            core,
+            command,
+            pool.profile_id,
+            pool.requested_by.application_id,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// An authenticator was removed (or lost the role): its unanswered ballots are withdrawn
+/// (`device_removed`) and the attempts they belonged to are tallied again.
+pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), StoreError> {
+    let _guard = core.voting.lock.lock().await;
+    let ballots = core.store.pending_ballots(device).await?;
+    let mut pools = Vec::new();
+    for b in &ballots {
+        core.store
+            .apply(
+                &[VotingEffect::WithdrawBallot {
+                    ballot_id: b.id,
+                    reason: WithdrawReason::DeviceRemoved,
+                }
+                .into()],
+                None,
+            )
+            .await?;
+        core.send(
+            device,
+            bus::ballots::WITHDRAW,
+            bus::ballots::Withdraw {
+                ballot_id: b.id.to_string(),
+                pool_id: b.pool_id.to_string(),
+                attempt: b.attempt,
+                reason: WithdrawReason::DeviceRemoved.as_str().to_owned(),
+            },
+        )
+        .await;
+        if !pools.contains(&b.pool_id) {
+            pools.push(b.pool_id);
+        }
+    }
+    for pool in pools {
+        advance(core, pool, false).await?;
+    }
+    Ok(())
+}
+
+/// Loads the holds and deadlines a previous run left (restart, also after `kill -9`).
+pub(crate) async fn resume(core: &Core) -> Result<(), StoreError> {
+    for held in core.store.held_commands().await? {
+        match core.store.command(held.command_id).await? {
+            Some(record) => core.voting.hold(&record),
+            None => {
+                core.voting
+                    .held
+                    .lock()
+                    .expect("held")
+                    .insert(held.command_id);
+            }
+        }
+    }
+    for pool in core.store.open_pools().await? {
+        let attempts = core.store.attempts(pool.id).await?;
+        if let Some(a) = attempts.iter().find(|a| a.number == pool.current_attempt) {
+            core.voting.set_deadline(pool.id, Some(a.deadline));
+        }
+    }
+    Ok(())
+}
+
+/// A pool and what check-pool-status shows of it (§6.1.2), if `profile` may read it.
+pub(crate) async fn pool_status(
+    core: &Core,
+    profile: ProfileId,
+    application: Option<uuid::Uuid>,
+    pool_id: PoolId,
+) -> Result<Value, Error> {
+    let Some(pool) = core.store.pool(pool_id).await? else {
+        return Err(Reason::VotingPoolNotFound.into());
+    };
+    if pool.profile_id != profile
+        || (application.is_some() && pool.requested_by.application_id != application)
+    {
+        return Err(Reason::VotingPoolNotFound.into());
+    }
+    let attempts = core.store.attempts(pool.id).await?;
+    let ballots = core.store.ballots(pool.id).await?;
+    let attempts: Vec<Value> = attempts
+        .iter()
+        .map(|a| {
+            let of: Vec<Ballot> = ballots
+                .iter()
+                .filter(|b| b.attempt == a.number)
+                .cloned()
+                .collect();
+            let t = tally(&of);
+            let votes: Vec<Value> = of
+                .iter()
+                .filter_map(|b| {
+                    b.vote.map(|v| {
+                        json!({
+                            "voter": b.device_id.to_string(),
+                            "deviceIdentifier": b.device_id.to_string(),
+                            "decision": v.decision.as_str(),
+                            "votedAt": v.voted_at.rfc3339(),
+                        })
+                    })
+                })
+                .collect();
+            json!({
+                "attempt": a.number,
+                "status": a.status.as_str(),
+                "openedAt": a.opened_at.rfc3339(),
+                "deadline": a.deadline.rfc3339(),
+                "closedAt": a.closed_at.map(Timestamp::rfc3339),
+                "ballotsIssued": t.issued,
+                "yes": t.yes,
+                "no": t.no,
+                "outstanding": if a.status == AttemptStatus::Open { t.outstanding() } else { 0 },
+                "votes": votes,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "poolId": pool.id.to_string(),
+        "origin": pool.origin.as_str(),
+        "status": pool.status.as_str(),
+        "profileId": pool.profile_id.to_string(),
+        "commandId": pool.command_id.map(|c| c.to_string()),
+        "directoryId": null,
+        "policy": pool.policy_id.map(|p| json!({ "policyId": p.to_string(), "name": pool.policy_name })),
+        "event": pool.event.as_ref().map(|e| json!({ "eventId": e.event_id, "eventName": e.event_name, "label": e.label })),
+        "title": pool.title,
+        "question": pool.question,
+        "nonce": pool.nonce,
+        "requestedBy": {
+            "profileId": pool.requested_by.profile_id.to_string(),
+            "applicationId": pool.requested_by.application_id.map(|a| a.to_string()),
+            "clientId": null,
+        },
+        "votingConfigurationId": pool.voting_configuration_id.map(|c: VotingConfigurationId| c.to_string()),
+        "strategy": pool.rules.strategy.as_str(),
+        "percentageRequired": pool.rules.percentage,
+        "quorumSize": pool.rules.quorum_size,
+        "timeLimit": pool.rules.time_limit,
+        "maxAttempts": pool.rules.max_attempts,
+        "currentAttempt": pool.current_attempt,
+        "attempts": attempts,
+        "createdAt": pool.created_at.rfc3339(),
+        "resolvedAt": pool.resolved_at.map(Timestamp::rfc3339),
+        "failureKey": pool.failure_key,
+    }))
+}
