@@ -1,7 +1,8 @@
 //! `privicore bench`: the full flows over real HTTP and WebSocket, N concurrent clients
 //! spread over P profiles (by default one: an application with its three storage devices);
 //! the clients of a profile share its authorization token, HTTP connection pool and one
-//! WebSocket session, as the threads of one application server would.
+//! WebSocket session, as the threads of one application server would. `vote` gates every
+//! exchange with a policy its authenticators, run inside the bench, approve (see `vote`).
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
