@@ -356,10 +356,10 @@ async fn session(
                             }
                             // Ballots count only on a session whose welcome proved the key.
                             ballots::ISSUE if welcomed => {
-                                if let Some(issue) = env.body::<ballots::Issue>() {
-                                    if let Some(vote) = handler.issue(issue) {
-                                        link.send(device.envelope(ballots::VOTE, None, vote)).await?;
-                                    }
+                                if let Some(issue) = env.body::<ballots::Issue>()
+                                    && let Some(vote) = handler.issue(issue)
+                                {
+                                    link.send(device.envelope(ballots::VOTE, None, vote)).await?;
                                 }
                             }
                             ballots::WITHDRAW if welcomed => {
