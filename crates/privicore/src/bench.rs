@@ -1,7 +1,8 @@
 //! `privicore bench`: the full flows over real HTTP and WebSocket, N concurrent clients
 //! spread over P profiles (by default one: an application with its three storage devices);
 //! the clients of a profile share its authorization token, HTTP connection pool and one
-//! WebSocket session, as the threads of one application server would.
+//! WebSocket session, as the threads of one application server would. `vote` gates every
+//! exchange with a policy its authenticators, run inside the bench, approve (see `vote`).
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -13,12 +14,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Barrier;
 
 mod devices;
+mod vote;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     Store,
     Fetch,
     Both,
+    /// Gated store flows: every exchange is held by a policy until the profile's
+    /// authenticators (run inside the bench, voting `yes` at once) approve it.
+    Vote,
     /// No flows: the resident memory, threads and files of idle hosted devices.
     Devices,
 }
@@ -53,6 +58,14 @@ pub struct BenchArgs {
     /// session (0 = one per client).
     #[arg(long, default_value_t = 1)]
     pub profiles: usize,
+    /// `store`/`both`: N active policies on the exchange event that do not match the
+    /// bench's tokens (another context), to compare ungated stores with policies present.
+    #[arg(long, default_value_t = 0)]
+    pub policies: usize,
+    /// Authenticators per profile: connected from the bench and voting for `vote`
+    /// (all of them must vote yes), registered only for `--policies`.
+    #[arg(long, default_value_t = 3)]
+    pub authenticators: usize,
     /// Threads of the bench's own runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
@@ -158,6 +171,8 @@ fn spawn_engine() -> anyhow::Result<(Spawned, String, String)> {
 struct Bencher {
     api: Client,
     session: Session,
+    /// `vote`: the profile's authenticators and the votes they sent.
+    gate: Option<vote::Gate>,
 }
 
 async fn setup(api_url: &str, ws_url: &str, devices: usize) -> anyhow::Result<Bencher> {
@@ -190,7 +205,11 @@ async fn setup(api_url: &str, ws_url: &str, devices: usize) -> anyhow::Result<Be
         me.attach_storage_device(&session, &format!("bench-{i}"))
             .await?;
     }
-    Ok(Bencher { api: me, session })
+    Ok(Bencher {
+        api: me,
+        session,
+        gate: None,
+    })
 }
 
 #[derive(Default)]
@@ -198,12 +217,15 @@ struct Samples {
     flows: Vec<Duration>,
     /// When each measured ack's request was sent (since the phase started), and its latency.
     acks: Vec<(Duration, Duration)>,
+    /// `vote`: from the deciding vote's send to the command's `command_status: 2`.
+    votes: Vec<Duration>,
 }
 
 impl Samples {
     fn extend(&mut self, other: Samples) {
         self.flows.extend(other.flows);
         self.acks.extend(other.acks);
+        self.votes.extend(other.votes);
     }
 }
 
@@ -269,6 +291,20 @@ fn write_timeline(path: &std::path::Path, phase: &str, acks: &[(Duration, Durati
     }
 }
 
+/// `vote`'s second line: from the deciding vote to the result event.
+fn report_votes(mut votes: Vec<Duration>, needed: usize, refusals: (u64, u64)) {
+    votes.sort();
+    println!(
+        "vote -> result {:>7} pools  ms p50 {:>6.2}  p90 {:>6.2}  p99 {:>6.2}  | deciding vote: yes {needed} of {needed} (unanimous, quorum {needed})  | refused ballots {} votes {}",
+        votes.len(),
+        percentile(&votes, 0.5),
+        percentile(&votes, 0.9),
+        percentile(&votes, 0.99),
+        refusals.0,
+        refusals.1,
+    );
+}
+
 fn report(name: &str, args: &BenchArgs, elapsed: Duration, mut s: Samples, cpu: &CpuMeter) {
     if let Some(path) = &args.timeline {
         s.acks.sort();
@@ -292,12 +328,14 @@ fn report(name: &str, args: &BenchArgs, elapsed: Duration, mut s: Samples, cpu: 
     );
 }
 
-/// One store flow: reserve → ack → temporary token → exchange → ack → file meta.
+/// One store flow: reserve → ack → temporary token → exchange → ack → file meta. Gated
+/// (`vote`), the exchange is held (`command_status: 1`) until the votes release it; its ack
+/// is then the `command_status: 2` and the time from the deciding vote to it is noted.
 async fn store_once(
     b: &Bencher,
     payload: &[u8],
     phase_started: Instant,
-    acks: &mut Vec<(Duration, Duration)>,
+    samples: &mut Samples,
 ) -> anyhow::Result<String> {
     let wait = Duration::from_secs(60);
     let reserved = b.api.reserve_token_space("/bench", None).await?;
@@ -316,7 +354,19 @@ async fn store_once(
         .wait_command(&exchanged.command_id, wait)
         .await?
         .result()?;
-    acks.push((sent - phase_started, sent.elapsed()));
+    let result_at = Instant::now();
+    samples.acks.push((sent - phase_started, result_at - sent));
+    if let Some(gate) = &b.gate {
+        let events = b.session.events_for(&exchanged.command_id);
+        let pool = vote::held_pool(&events).ok_or_else(|| {
+            anyhow::anyhow!("the exchange was not held for a vote (no command_status 1)")
+        })?;
+        let deciding = vote::deciding_vote(&gate.log.take(&pool), gate.needed)
+            .ok_or_else(|| anyhow::anyhow!("pool {pool} was approved without its votes"))?;
+        samples
+            .votes
+            .push(result_at.saturating_duration_since(deciding));
+    }
     b.api
         .configure_file_meta(
             serde_json::json!({ "token": token, "fileName": "bench.bin", "size": payload.len() }),
@@ -358,9 +408,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "machine reference: {:.1} ms (a fixed single-threaded workload; lower is faster)",
         reference_ms()
     );
+    let quit = tokio_util::sync::CancellationToken::new();
+    let _stop_voters = quit.clone().drop_guard();
     let mut per_profile = Vec::new();
     for _ in 0..profiles {
-        per_profile.push(Arc::new(setup(&api, &ws, args.devices).await?));
+        let mut b = setup(&api, &ws, args.devices).await?;
+        if args.mode == Mode::Vote {
+            b.gate = Some(vote::gate(&b, args.authenticators, &quit).await?);
+        } else if args.policies > 0 {
+            vote::unmatched_policies(&b, args.authenticators, args.policies).await?;
+        }
+        per_profile.push(Arc::new(b));
+    }
+    if args.mode == Mode::Vote {
+        println!(
+            "governance: {} authenticator(s) per profile on the bus inside the bench, voting yes on every ballot; one active policy on event 101 (exchange data for token), unanimous with quorum {}",
+            args.authenticators, args.authenticators
+        );
+    } else if args.policies > 0 {
+        println!(
+            "governance: {} authenticator(s) per profile (not connected), {} active policies on event 101 that do not match the bench's context",
+            args.authenticators.max(1),
+            args.policies
+        );
     }
     let benchers: Vec<_> = (0..args.clients)
         .map(|i| per_profile[i % profiles].clone())
@@ -388,7 +458,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     next += p;
                 }
                 let t = Instant::now();
-                tokens.push(store_once(&b, &payload, started, &mut samples.acks).await?);
+                tokens.push(store_once(&b, &payload, started, &mut samples).await?);
                 samples.flows.push(t.elapsed());
             }
             anyhow::Ok((samples, tokens))
@@ -402,6 +472,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         tokens.push(tk);
     }
     let store_elapsed = started.elapsed();
+    if args.mode == Mode::Vote {
+        let votes = std::mem::take(&mut all.votes);
+        let gate = per_profile[0].gate.as_ref();
+        let refusals = per_profile
+            .iter()
+            .filter_map(|b| b.gate.as_ref().map(|g| g.log.refusals()))
+            .fold((0, 0), |a, r| (a.0 + r.0, a.1 + r.1));
+        report("vote", &args, store_elapsed, all, &cpu);
+        report_votes(votes, gate.map_or(0, |g| g.needed), refusals);
+        return Ok(());
+    }
     if args.mode != Mode::Fetch {
         report("store", &args, store_elapsed, all, &cpu);
     }

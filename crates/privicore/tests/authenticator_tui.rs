@@ -563,3 +563,166 @@ async fn devices_attach_authenticator_writes_a_bundle_the_program_connects_with(
         .wait_for("the program to quit", |s| s.contains("EXITED 0"))
         .await;
 }
+
+/// A unanimous voting configuration of `devices`, quorum 1, with a deadline far away.
+async fn voters(p: &Provisioned, name: &str, devices: &[&str]) {
+    let registered = p
+        .api
+        .register_voting_configuration(json!({
+            "name": name, "strategy": "unanimous", "timeLimit": 3600, "deviceIdentifiers": devices,
+        }))
+        .await
+        .unwrap();
+    p.ok(&registered.command_id).await;
+}
+
+/// The pool's status as Check pool status answers it, once it is no longer `open`
+/// (bounded polling).
+async fn settled_pool(p: &Provisioned, pool: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + BUS_WAIT;
+    loop {
+        let status = p.api.check_pool_status(pool).await.unwrap();
+        if status["status"] != "open" {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pool {pool} stayed open: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const HIRE_TITLE: &str = "Hire Bob?";
+const HIRE_QUESTION: &str = "Hire Bob as accountant from March?";
+const PRINTER_TITLE: &str = "Buy a printer?";
+const PRINTER_QUESTION: &str = "Buy a colour printer for the office?";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn against_the_real_engine_a_manual_ballot_is_answered_and_a_decided_one_disappears() {
+    if skip_without_tmux(
+        "against_the_real_engine_a_manual_ballot_is_answered_and_a_decided_one_disappears",
+    ) {
+        return;
+    }
+    let server = TestServer::start().await;
+    let p = provision(&server, "tui-vote").await;
+    let phone = p.authenticator("phone").await;
+    let laptop = p.authenticator("laptop").await;
+    voters(&p, "phone-alone", &[&phone]).await;
+    voters(&p, "phone-and-laptop", &[&phone, &laptop]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle_path = dir.path().join("phone.json");
+    let bundle = p.api.download_device_configuration(&phone).await.unwrap();
+    std::fs::write(&bundle_path, bundle.to_string()).unwrap();
+
+    let tmux = Tmux::start(
+        "real-vote",
+        Path::new(env!("CARGO_BIN_EXE_privicore")),
+        &["authenticator", "--config", bundle_path.to_str().unwrap()],
+    );
+    tmux.wait_for("the engine's welcome", |s| {
+        s.contains("connected · roles: authenticator") && s.contains("No open ballots.")
+    })
+    .await;
+
+    // A manual vote put to the phone alone: the engine's ballot is on screen.
+    let (command, pool) = p
+        .api
+        .create_voting(json!({
+            "votingConfigurationId": "phone-alone",
+            "title": HIRE_TITLE,
+            "question": HIRE_QUESTION,
+        }))
+        .await
+        .unwrap();
+    let shown = tmux
+        .wait_for("the engine's ballot", |s| {
+            s.contains(HIRE_TITLE) && s.contains(HIRE_QUESTION)
+        })
+        .await;
+    assert!(shown.contains("Open ballots (1)"), "{shown}");
+    assert!(shown.contains("attempt 1 of 1 · manual"), "{shown}");
+    assert_eq!(
+        p.api.check_pool_status(&pool).await.unwrap()["status"],
+        "open"
+    );
+
+    // The person says yes: the engine records the vote and approves the pool.
+    tmux.keys("y");
+    let answered = tmux
+        .wait_for("the accepted vote", |s| {
+            s.contains(&format!(
+                "voted yes, accepted (pool approved): {HIRE_TITLE}"
+            )) && s.contains("No open ballots.")
+        })
+        .await;
+    assert!(!answered.contains(HIRE_QUESTION), "{answered}");
+    let status = settled_pool(&p, &pool).await;
+    assert_eq!(status["status"], "approved", "{status}");
+    let vote = &status["attempts"][0]["votes"][0];
+    assert_eq!(vote["decision"], "yes", "{status}");
+    assert_eq!(vote["deviceIdentifier"], phone.as_str(), "{status}");
+    assert_eq!(p.ok(&command).await["status"], "approved");
+
+    // A second vote, put to both devices, is decided by the laptop's no over HTTP: the
+    // engine withdraws the phone's ballot and it leaves the screen unanswered.
+    let (_, printer_pool) = p
+        .api
+        .create_voting(json!({
+            "votingConfigurationId": "phone-and-laptop",
+            "title": PRINTER_TITLE,
+            "question": PRINTER_QUESTION,
+        }))
+        .await
+        .unwrap();
+    tmux.wait_for("the second ballot", |s| {
+        s.contains(PRINTER_TITLE) && s.contains(PRINTER_QUESTION)
+    })
+    .await;
+    let laptop_bundle = p.api.download_device_configuration(&laptop).await.unwrap();
+    let laptop_client = server
+        .client()
+        .with_device_credentials(
+            laptop_bundle["client-id"].as_str().unwrap(),
+            laptop_bundle["client-secret"].as_str().unwrap(),
+        )
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + BUS_WAIT;
+    let ballot = loop {
+        let pending = laptop_client.pending_ballots().await.unwrap();
+        if let Some(b) = pending["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["poolId"] == printer_pool.as_str())
+        {
+            break b["ballotId"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ballot for the laptop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let voted = laptop_client
+        .cast_vote(json!({ "ballotId": ballot, "decision": "no" }))
+        .await
+        .unwrap();
+    assert_eq!(voted["poolStatus"], "rejected", "{voted}");
+    let last = tmux
+        .wait_for("the decided ballot to disappear", |s| {
+            s.contains(&format!("withdrawn (decided): {PRINTER_TITLE}"))
+                && !s.contains(PRINTER_QUESTION)
+        })
+        .await;
+    assert!(last.contains("Open ballots (0)"), "{last}");
+    let status = settled_pool(&p, &printer_pool).await;
+    assert_eq!(status["status"], "rejected", "{status}");
+    let votes = status["attempts"][0]["votes"].as_array().unwrap();
+    assert_eq!(votes.len(), 1, "only the laptop voted: {status}");
+
+    tmux.keys("q");
+    tmux.wait_for("the program to quit", |s| s.contains("EXITED 0"))
+        .await;
+}

@@ -62,3 +62,49 @@ fn idle_hosted_devices_are_measured() {
     assert!(idle.ends_with(" fds"), "{out}");
     assert!(out.contains("per device: "), "{out}");
 }
+
+/// `(p50, p90, p99)` of the `vote -> result` line.
+fn vote_to_result(output: &str) -> Option<(f64, f64, f64)> {
+    let line = output.lines().find(|l| l.starts_with("vote -> result"))?;
+    let after = |key: &str| -> Option<f64> {
+        line.split(key)
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((after("p50 ")?, after("p90 ")?, after("p99 ")?))
+}
+
+#[test]
+fn gated_stores_are_released_by_the_bench_authenticators_votes() {
+    let out = bench(&["vote", "--clients", "2", "--count", "5"]);
+    assert!(out.contains("2 clients over 1 profile(s)"), "{out}");
+    assert!(
+        out.contains("governance: 3 authenticator(s) per profile on the bus"),
+        "{out}"
+    );
+    assert_eq!(flows(&out, "vote"), Some(10), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("vote -> result"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(" 10 pools"), "{out}");
+    assert!(line.contains("yes 3 of 3 (unanimous, quorum 3)"), "{out}");
+    assert!(line.ends_with("refused ballots 0 votes 0"), "{out}");
+    let (p50, p90, p99) = vote_to_result(&out).unwrap_or_else(|| panic!("{out}"));
+    assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "{out}");
+}
+
+#[test]
+fn ungated_stores_run_with_policies_that_do_not_match() {
+    // A policy that matched would hold every exchange with no voter connected: the run
+    // would fail on its timeout instead of finishing.
+    let out = bench(&["store", "--clients", "2", "--count", "3", "--policies", "2"]);
+    assert!(
+        out.contains("2 active policies on event 101 that do not match"),
+        "{out}"
+    );
+    assert_eq!(flows(&out, "store"), Some(6), "{out}");
+}

@@ -5,7 +5,9 @@
 //! authenticator role only: storage requests are refused, never served.
 //!
 //! The bookkeeping is in `book` (pure, unit-tested), the terminal in `ui`, the bus session
-//! here.
+//! here: [`BallotClient`] keeps a device connected and hands each verified-welcome session's
+//! ballot messages to a [`BallotHandler`] (the terminal's book, or the bench's automatic
+//! voter).
 
 pub mod book;
 mod ui;
@@ -86,6 +88,104 @@ struct Device {
     id: String,
     keys: KeyPair,
     channel_key: [u8; 32],
+}
+
+/// What a session does with what the engine sends an authenticator. Called only for
+/// messages of a session whose welcome proved the engine's key (except the connection
+/// state), and at most once per message id.
+pub trait BallotHandler: Send {
+    /// The connection's state changed.
+    fn connection(&mut self, connection: Connection);
+    /// The engine's welcome proved its key.
+    fn welcomed(&mut self, roles: Vec<String>, server_time: &str);
+    /// `device.roles_changed`.
+    fn roles(&mut self, roles: Vec<String>);
+    /// A `ballot.issue`: the vote to send at once, if any. The handler checks its MAC.
+    fn issue(&mut self, issue: ballots::Issue) -> Option<Vote>;
+    fn withdraw(&mut self, withdraw: &Withdraw);
+    fn vote_result(&mut self, result: &VoteResult);
+    /// A one-line notice (a refused storage request).
+    fn notice(&mut self, text: &str);
+}
+
+/// The terminal's handler: the book it draws.
+struct Shared(Arc<Mutex<Book>>);
+
+impl BallotHandler for Shared {
+    fn connection(&mut self, connection: Connection) {
+        lock(&self.0).connection = connection;
+    }
+    fn welcomed(&mut self, roles: Vec<String>, server_time: &str) {
+        lock(&self.0).welcomed(roles, server_time, Utc::now());
+    }
+    fn roles(&mut self, roles: Vec<String>) {
+        lock(&self.0).set_roles(roles);
+    }
+    fn issue(&mut self, issue: ballots::Issue) -> Option<Vote> {
+        match lock(&self.0).issue(issue, Utc::now()) {
+            Received::Resend(vote) => Some(vote),
+            _ => None,
+        }
+    }
+    fn withdraw(&mut self, withdraw: &Withdraw) {
+        lock(&self.0).withdraw(withdraw);
+    }
+    fn vote_result(&mut self, result: &VoteResult) {
+        lock(&self.0).vote_result(result);
+    }
+    fn notice(&mut self, text: &str) {
+        lock(&self.0).notice(text);
+    }
+}
+
+/// An authenticator device's bus client: its bundle, its key pair and the channel key
+/// `K_dc` they give with the engine's key.
+pub struct BallotClient {
+    device: Device,
+    bundle: Bundle,
+}
+
+impl BallotClient {
+    /// A client for `bundle` (embedded bus only) with the device key pair `keys`.
+    pub fn new(bundle: Bundle, keys: KeyPair) -> anyhow::Result<Self> {
+        if bundle.bus != "embedded" {
+            anyhow::bail!(
+                "this build connects to the embedded bus only (bundle says {})",
+                bundle.bus
+            );
+        }
+        let engine_key = SignedPublicKey::parse(&bundle.engine_public_key)
+            .map_err(|e| anyhow::anyhow!("engine-public-key: {e}"))?;
+        let channel_key =
+            bus::channel_key(&keys.diffie_hellman(&engine_key), &bundle.device_identifier);
+        let device = Device {
+            id: bundle.device_identifier.clone(),
+            keys,
+            channel_key,
+        };
+        Ok(Self { device, bundle })
+    }
+
+    /// `K_dc`: ballots must verify under it, votes are signed with it.
+    pub fn channel_key(&self) -> [u8; 32] {
+        self.device.channel_key
+    }
+
+    pub fn device_identifier(&self) -> &str {
+        &self.device.id
+    }
+
+    /// Keeps the device connected (reconnecting with a backoff) until `quit` or a final
+    /// end (refused, revoked, or a welcome that does not prove the engine's key); `votes`
+    /// are sent as they come, on a welcomed session.
+    pub async fn run(
+        self,
+        mut handler: impl BallotHandler,
+        votes: mpsc::UnboundedReceiver<Vote>,
+        quit: CancellationToken,
+    ) {
+        stay_connected(self.device, self.bundle, &mut handler, votes, quit).await;
+    }
 }
 
 impl Device {
@@ -191,7 +291,7 @@ fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
 async fn session(
     device: &Device,
     mut link: impl Link,
-    book: &Mutex<Book>,
+    handler: &mut impl BallotHandler,
     votes: &mut mpsc::UnboundedReceiver<Vote>,
     seen: &mut Seen,
     quit: &CancellationToken,
@@ -201,7 +301,7 @@ async fn session(
     if let Err(error) = link.send(hello).await {
         return End::Lost(error.to_string());
     }
-    lock(book).connection = Connection::Handshake;
+    handler.connection(Connection::Handshake);
     let mut welcomed = false;
     let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
     heartbeat.reset();
@@ -242,7 +342,7 @@ async fn session(
                                 welcomed = true;
                                 let every = Duration::from_secs(welcome.heartbeat_interval.clamp(5, 300));
                                 heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                                lock(book).welcomed(welcome.roles, &welcome.server_time, Utc::now());
+                                handler.welcomed(welcome.roles, &welcome.server_time);
                             }
                             kind::REJECTED | kind::REVOKED => {
                                 let reason = env.body::<bus::Reason>().map(|r| r.reason).unwrap_or_default();
@@ -251,31 +351,30 @@ async fn session(
                             }
                             kind::ROLES_CHANGED => {
                                 if let Some(roles) = env.body::<bus::Roles>() {
-                                    lock(book).set_roles(roles.roles);
+                                    handler.roles(roles.roles);
                                 }
                             }
                             // Ballots count only on a session whose welcome proved the key.
                             ballots::ISSUE if welcomed => {
-                                if let Some(issue) = env.body::<ballots::Issue>() {
-                                    let received = lock(book).issue(issue, Utc::now());
-                                    if let Received::Resend(vote) = received {
-                                        link.send(device.envelope(ballots::VOTE, None, vote)).await?;
-                                    }
+                                if let Some(issue) = env.body::<ballots::Issue>()
+                                    && let Some(vote) = handler.issue(issue)
+                                {
+                                    link.send(device.envelope(ballots::VOTE, None, vote)).await?;
                                 }
                             }
                             ballots::WITHDRAW if welcomed => {
                                 if let Some(withdraw) = env.body::<Withdraw>() {
-                                    lock(book).withdraw(&withdraw);
+                                    handler.withdraw(&withdraw);
                                 }
                             }
                             ballots::VOTE_RESULT if welcomed => {
                                 if let Some(result) = env.body::<VoteResult>() {
-                                    lock(book).vote_result(&result);
+                                    handler.vote_result(&result);
                                 }
                             }
                             _ => {
                                 if let Some(refusal) = device.refuse_storage(&env) {
-                                    lock(book).notice("refused a storage request: this program stores nothing");
+                                    handler.notice("refused a storage request: this program stores nothing");
                                     link.send(refusal).await?;
                                 }
                             }
@@ -297,7 +396,7 @@ async fn session(
 async fn stay_connected(
     device: Device,
     bundle: Bundle,
-    book: Arc<Mutex<Book>>,
+    handler: &mut impl BallotHandler,
     mut votes: mpsc::UnboundedReceiver<Vote>,
     quit: CancellationToken,
 ) {
@@ -308,14 +407,14 @@ async fn stay_connected(
     };
     let mut backoff = Duration::from_millis(200);
     while !quit.is_cancelled() {
-        lock(&book).connection = Connection::Connecting;
+        handler.connection(Connection::Connecting);
         let why = match connect_websocket(&url, &bundle.rabbit_user, &bundle.rabbit_pass).await {
             Ok(link) => {
                 backoff = Duration::from_millis(200);
-                match session(&device, link, &book, &mut votes, &mut seen, &quit).await {
+                match session(&device, link, handler, &mut votes, &mut seen, &quit).await {
                     End::Quit => return,
                     End::Final(reason) => {
-                        lock(&book).connection = Connection::Ended(reason);
+                        handler.connection(Connection::Ended(reason));
                         return;
                     }
                     End::Lost(reason) => reason,
@@ -323,7 +422,7 @@ async fn stay_connected(
             }
             Err(error) => error.to_string(),
         };
-        lock(&book).connection = Connection::Lost(why);
+        handler.connection(Connection::Lost(why));
         tokio::select! {
             _ = quit.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
@@ -337,36 +436,25 @@ pub async fn run(config: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let bundle = Bundle::from_json(&text).context("parsing the device bundle")?;
+    let key_file = key_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_key_file(config));
+    let title = format!("{} ({})", bundle.device_name, bundle.device_identifier);
+    // The bundle is checked before the key file is created.
     if bundle.bus != "embedded" {
         anyhow::bail!(
             "this build connects to the embedded bus only (bundle says {})",
             bundle.bus
         );
     }
-    let engine_key = SignedPublicKey::parse(&bundle.engine_public_key)
+    SignedPublicKey::parse(&bundle.engine_public_key)
         .map_err(|e| anyhow::anyhow!("engine-public-key: {e}"))?;
-    let key_file = key_file
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| default_key_file(config));
     let keys = load_or_create_key(&key_file)?;
-    let channel_key =
-        bus::channel_key(&keys.diffie_hellman(&engine_key), &bundle.device_identifier);
-    let device = Device {
-        id: bundle.device_identifier.clone(),
-        keys,
-        channel_key,
-    };
-    let book = Arc::new(Mutex::new(Book::new(channel_key)));
+    let client = BallotClient::new(bundle, keys)?;
+    let book = Arc::new(Mutex::new(Book::new(client.channel_key())));
     let (vote_tx, vote_rx) = mpsc::unbounded_channel();
     let quit = CancellationToken::new();
-    let title = format!("{} ({})", bundle.device_name, bundle.device_identifier);
-    let network = tokio::spawn(stay_connected(
-        device,
-        bundle,
-        book.clone(),
-        vote_rx,
-        quit.clone(),
-    ));
+    let network = tokio::spawn(client.run(Shared(book.clone()), vote_rx, quit.clone()));
     let ui_book = book.clone();
     let drawn = tokio::task::spawn_blocking(move || ui::run(&ui_book, &vote_tx, &title)).await;
     quit.cancel();
