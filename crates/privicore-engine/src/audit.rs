@@ -9,6 +9,7 @@ use privicore_domain::ports::{AuditLog, StoreError};
 use privicore_domain::time::Clock;
 use privicore_domain::{Error, Reason};
 use std::sync::Arc;
+use tokio::sync::oneshot;
 
 /// Appends that met another writer's record (a second engine on the same store) start
 /// again from the new head this many times before giving up.
@@ -19,14 +20,22 @@ fn unavailable(detail: impl std::fmt::Display) -> Error {
     Error::new(Reason::AuditUnavailable)
 }
 
+/// An entry waiting to be written, and who waits for its record.
+struct Queued {
+    entry: AuditEntry,
+    done: oneshot::Sender<Result<AuditRecord, Error>>,
+}
+
 pub(crate) struct AuditTrail {
     log: Arc<dyn AuditLog>,
     key: AuditKey,
     clock: Arc<dyn Clock>,
     /// The head the next record follows, once read and checked; `None` until then, and
     /// again after any failed append (its outcome is unknown, so the store is asked).
-    /// Held across the append: records are sealed and written one at a time.
+    /// Held across an append: one batch is sealed and written at a time.
     head: tokio::sync::Mutex<Option<Option<SealedHead>>>,
+    /// Entries waiting for the next append.
+    queue: std::sync::Mutex<Vec<Queued>>,
     /// The highest seq this engine has seen at the head: a stored head below it means
     /// records were taken away while the engine ran, which it will not build on.
     seen: std::sync::atomic::AtomicU64,
@@ -39,6 +48,7 @@ impl AuditTrail {
             key,
             clock,
             head: tokio::sync::Mutex::new(None),
+            queue: std::sync::Mutex::new(Vec::new()),
             seen: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -96,38 +106,85 @@ impl AuditTrail {
         }
     }
 
-    /// Seals `entry` onto the chain and returns once it is durable.
+    /// Seals `entry` onto the chain and returns once it is durable. Entries appended while
+    /// another append is being written go to the store together in the next one, so
+    /// concurrent decisions share a commit instead of queueing for one each.
     pub async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
-        let mut cached = self.head.lock().await;
+        let (done, written) = oneshot::channel();
+        self.queue
+            .lock()
+            .expect("audit queue lock")
+            .push(Queued { entry, done });
+        {
+            let mut cached = self.head.lock().await;
+            let batch = std::mem::take(&mut *self.queue.lock().expect("audit queue lock"));
+            if !batch.is_empty() {
+                self.write(&mut cached, batch).await;
+            }
+        }
+        // Written by this call or by an earlier holder of the head that took it along.
+        written
+            .await
+            .unwrap_or_else(|_| Err(unavailable("the audit writer went away")))
+    }
+
+    /// Seals `batch` onto the chain in order and writes it in one append.
+    async fn write(&self, cached: &mut Option<Option<SealedHead>>, batch: Vec<Queued>) {
+        let outcome = self.append_all(cached, &batch).await;
+        match outcome {
+            Ok(records) => {
+                for (queued, record) in batch.into_iter().zip(records) {
+                    let _ = queued.done.send(Ok(record));
+                }
+            }
+            Err(detail) => {
+                tracing::error!(%detail, records = batch.len(), "audit records not written; their decisions are not carried out");
+                for queued in batch {
+                    let _ = queued.done.send(Err(Error::new(Reason::AuditUnavailable)));
+                }
+            }
+        }
+    }
+
+    async fn append_all(
+        &self,
+        cached: &mut Option<Option<SealedHead>>,
+        batch: &[Queued],
+    ) -> Result<Vec<AuditRecord>, String> {
         for _ in 0..CONFLICT_RETRIES {
-            let head = match cached.take() {
+            let start = match cached.take() {
                 Some(head) => head,
-                None => self.read_head().await?,
+                None => self.read_head().await.map_err(|e| e.to_string())?,
             };
-            let record = entry
-                .clone()
-                .seal(&self.key, self.clock.now(), head.as_ref());
-            let next = record.head(&self.key);
-            match self.log.append_audit(&record, &next, head.as_ref()).await {
+            let at = self.clock.now();
+            let mut head = start.clone();
+            let records: Vec<AuditRecord> = batch
+                .iter()
+                .map(|queued| {
+                    let record = queued.entry.clone().seal(&self.key, at, head.as_ref());
+                    head = Some(record.head(&self.key));
+                    record
+                })
+                .collect();
+            let next = head.expect("a batch holds at least one record");
+            match self.log.append_audit(&records, &next, start.as_ref()).await {
                 Ok(()) => {
+                    let last = records.last().map_or(0, |r| r.seq);
                     self.seen
-                        .fetch_max(record.seq, std::sync::atomic::Ordering::SeqCst);
+                        .fetch_max(last, std::sync::atomic::Ordering::SeqCst);
                     *cached = Some(Some(next));
-                    tracing::debug!(seq = record.seq, kind = %record.kind, "audit record written");
-                    return Ok(record);
+                    tracing::debug!(last, records = records.len(), "audit records written");
+                    return Ok(records);
                 }
                 Err(StoreError::Conflict(_)) => {
                     tracing::warn!(
-                        seq = record.seq,
                         "another writer extended the audit chain; continuing from its head"
                     );
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(e.to_string()),
             }
         }
-        Err(unavailable(
-            "the audit chain kept moving under this engine's appends",
-        ))
+        Err("the audit chain kept moving under this engine's appends".into())
     }
 
     pub fn log(&self) -> &Arc<dyn AuditLog> {

@@ -33,14 +33,14 @@ struct Flaky {
 impl AuditLog for Flaky {
     async fn append_audit(
         &self,
-        record: &AuditRecord,
+        records: &[AuditRecord],
         head: &SealedHead,
         expected: Option<&SealedHead>,
     ) -> Result<(), StoreError> {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("the audit device is full".into()));
         }
-        self.store.append_audit(record, head, expected).await
+        self.store.append_audit(records, head, expected).await
     }
 
     async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError> {

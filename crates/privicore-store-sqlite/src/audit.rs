@@ -104,35 +104,36 @@ fn conflict() -> StoreError {
 /// two writers can never both extend the same head.
 pub fn append(
     c: &Connection,
-    record: &AuditRecord,
+    records: &[AuditRecord],
     next: &SealedHead,
     expected: Option<&SealedHead>,
 ) -> Result<(), StoreError> {
     if head(c)?.as_ref() != expected {
         return Err(conflict());
     }
-    let inserted = c
+    let mut insert = c
         .prepare_cached(&format!(
             "INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
-        .and_then(|mut s| {
-            s.execute(params![
-                record.seq as i64,
-                record.at.unix(),
-                record.profile_id,
-                record.kind.code(),
-                record.actor,
-                record.subject,
-                record.outcome,
-                record.details,
-                &record.prev_hash[..],
-                &record.hash[..],
-            ])
-        });
-    match inserted {
-        Ok(_) => {}
-        Err(e) if db::is_unique_violation(&e) => return Err(conflict()),
-        Err(e) => return Err(db::unavailable(e)),
+        .map_err(db::unavailable)?;
+    for record in records {
+        let inserted = insert.execute(params![
+            record.seq as i64,
+            record.at.unix(),
+            record.profile_id,
+            record.kind.code(),
+            record.actor,
+            record.subject,
+            record.outcome,
+            record.details,
+            &record.prev_hash[..],
+            &record.hash[..],
+        ]);
+        match inserted {
+            Ok(_) => {}
+            Err(e) if db::is_unique_violation(&e) => return Err(conflict()),
+            Err(e) => return Err(db::unavailable(e)),
+        }
     }
     db::exec(
         c,

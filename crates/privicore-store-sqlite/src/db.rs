@@ -22,6 +22,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_governance.sql"),
     include_str!("../migrations/0011_audit.sql"),
     include_str!("../migrations/0012_voting.sql"),
+    include_str!("../migrations/0013_ballots_by_seq.sql"),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -733,13 +733,13 @@ impl MetadataStore for SqliteStore {
 impl AuditLog for SqliteStore {
     async fn append_audit(
         &self,
-        record: &AuditRecord,
+        records: &[AuditRecord],
         head: &SealedHead,
         expected: Option<&SealedHead>,
     ) -> Result<(), StoreError> {
-        let (record, head, expected) = (record.clone(), head.clone(), expected.cloned());
+        let (records, head, expected) = (records.to_vec(), head.clone(), expected.cloned());
         self.writer
-            .write(move |c| audit::append(c, &record, &head, expected.as_ref()))
+            .write(move |c| audit::append(c, &records, &head, expected.as_ref()))
             .await
     }
 

@@ -2,17 +2,19 @@ use crate::audit::{AuditRecord, SealedHead};
 use crate::ports::StoreError;
 use async_trait::async_trait;
 
-/// Durable storage of the audit chain. The engine is the only writer and appends one record
-/// at a time; the adapter keeps records and the sealed head together.
+/// Durable storage of the audit chain. The engine is the only writer; it appends the
+/// records of concurrent decisions together (one commit); the adapter keeps records and the
+/// sealed head together.
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
-    /// Stores `record` and makes `head` the sealed head, atomically, provided the stored
-    /// head is still `expected` (`None`: no head stored yet); otherwise nothing is written
-    /// and the answer is `StoreError::Conflict` (another writer appended first, so the
-    /// chain cannot fork). Returns `Ok` only once both are durable.
+    /// Stores `records` (consecutive, in seq order) and makes `head` the sealed head,
+    /// atomically, provided the stored head is still `expected` (`None`: no head stored
+    /// yet); otherwise nothing is written and the answer is `StoreError::Conflict` (another
+    /// writer appended first, so the chain cannot fork). Returns `Ok` only once all of it is
+    /// durable.
     async fn append_audit(
         &self,
-        record: &AuditRecord,
+        records: &[AuditRecord],
         head: &SealedHead,
         expected: Option<&SealedHead>,
     ) -> Result<(), StoreError>;

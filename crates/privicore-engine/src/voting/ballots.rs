@@ -4,12 +4,15 @@ use super::*;
 
 /// The device channel key K_dc of a device with a pinned key.
 pub(crate) fn channel_key(core: &Core, device: &Device) -> Option<[u8; 32]> {
-    let key = privicore_wire::SignedPublicKey::parse(device.public_key.as_deref()?).ok()?;
+    let pinned = device.public_key.as_deref()?;
+    if let Some(key) = core.voting.cached_channel_key(device.id, pinned) {
+        return Some(key);
+    }
+    let key = privicore_wire::SignedPublicKey::parse(pinned).ok()?;
     let pair = core.cab.key_pair()?;
-    Some(bus::channel_key(
-        &pair.diffie_hellman(&key),
-        &device.id.to_string(),
-    ))
+    let derived = bus::channel_key(&pair.diffie_hellman(&key), &device.id.to_string());
+    core.voting.cache_channel_key(device.id, pinned, derived);
+    Some(derived)
 }
 
 /// The `ballot.issue` body of a ballot (also the items of List pending ballots); `mac` is
@@ -138,7 +141,14 @@ pub(crate) async fn cast(
     decision: Decision,
     channel: Channel,
 ) -> Result<VoteRecorded, Error> {
-    let _guard = core.voting.lock.lock().await;
+    // The pool's lock is found from the ballot; both are read again under it.
+    let Some(ballot) = core.store.ballot(ballot_id).await? else {
+        return Err(Reason::BallotNotFound.into());
+    };
+    let Some(pool) = core.store.pool(ballot.pool_id).await? else {
+        return Err(Reason::BallotNotFound.into());
+    };
+    let _guard = core.voting.lock(pool_key(&pool)).await;
     let at = now(core);
     let Some(ballot) = core.store.ballot(ballot_id).await? else {
         return Err(Reason::BallotNotFound.into());

@@ -192,7 +192,7 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
     if matching.is_empty() {
         return Ok(Gate::Run(None));
     }
-    let guard = core.voting.lock.lock().await;
+    let guard = core.voting.lock(command.id.0).await;
     // Pools already opened for it (a retry after a failed write, or memory lost): never
     // open them twice; its hold resolves from the store.
     if !core.store.command_pools(command.id).await?.is_empty() {
@@ -438,7 +438,7 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
     else {
         return Ok(Gate::Run(None));
     };
-    let _guard = core.voting.lock.lock().await;
+    let _guard = core.voting.lock(command.id.0).await;
     let config = core
         .store
         .voting_configuration(*configuration)

@@ -2,7 +2,8 @@
 //! pools for commands that match active policies, holding the command, recording votes,
 //! closing attempts at their deadlines (engine clock), and releasing the command.
 //!
-//! Every change of a pool runs under one lock, so tallies, deadlines and votes never race.
+//! Changes of one command's pools run under that command's lock, so tallies, deadlines and
+//! votes of a pool never race; different commands' pools change side by side.
 //! Every vote, pool opened/decided and held-command outcome is appended to the audit log
 //! before it takes effect.
 
@@ -50,8 +51,14 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// The voting state an engine keeps in memory; the store has the durable truth.
 pub(crate) struct Voting {
-    /// Serializes every change of every pool.
-    lock: tokio::sync::Mutex<()>,
+    /// Changes of the pools of one command (or of one manual pool) run one at a time;
+    /// those of different commands run side by side, so their writes share commits.
+    locks: Mutex<HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Taken shared with every pool lock; taken alone by changes across many pools.
+    all: tokio::sync::RwLock<()>,
+    /// K_dc per device and the pinned key it was derived from: one X25519 agreement per
+    /// device instead of one per ballot and vote.
+    channel_keys: Mutex<HashMap<DeviceId, (String, zeroize::Zeroizing<[u8; 32]>)>>,
     /// Active policies per profile, dropped when a policy changes.
     policies: Mutex<HashMap<ProfileId, Arc<Vec<Policy>>>>,
     /// Commands held for their pools.
@@ -90,7 +97,9 @@ impl Default for Voting {
     fn default() -> Self {
         let (release_tx, rx) = mpsc::unbounded_channel();
         Self {
-            lock: Default::default(),
+            locks: Default::default(),
+            all: Default::default(),
+            channel_keys: Default::default(),
             policies: Default::default(),
             held: Default::default(),
             deadlines: Default::default(),
@@ -101,7 +110,60 @@ impl Default for Voting {
     }
 }
 
+/// One command's (or manual pool's) pools, held for a change.
+pub(crate) struct PoolsGuard<'a> {
+    _all: tokio::sync::RwLockReadGuard<'a, ()>,
+    _key: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The key a pool's changes are serialized by: its command, or the pool itself.
+pub(crate) fn pool_key(pool: &Pool) -> uuid::Uuid {
+    pool.command_id.map_or(pool.id.0, |c| c.0)
+}
+
 impl Voting {
+    /// Serializes changes of the pools keyed `key` (a command id, or a manual pool's id).
+    pub(crate) async fn lock(&self, key: uuid::Uuid) -> PoolsGuard<'_> {
+        let all = self.all.read().await;
+        let lock = self
+            .locks
+            .lock()
+            .expect("pool locks")
+            .entry(key)
+            .or_default()
+            .clone();
+        PoolsGuard {
+            _all: all,
+            _key: lock.lock_owned().await,
+        }
+    }
+
+    /// Every pool at once, for a change across many (a device leaving).
+    pub(crate) async fn lock_all(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.all.write().await
+    }
+
+    fn cached_channel_key(&self, device: DeviceId, pinned: &str) -> Option<[u8; 32]> {
+        let keys = self.channel_keys.lock().expect("channel keys");
+        let (key_of, key) = keys.get(&device)?;
+        (key_of == pinned).then(|| **key)
+    }
+
+    fn cache_channel_key(&self, device: DeviceId, pinned: &str, key: [u8; 32]) {
+        self.channel_keys
+            .lock()
+            .expect("channel keys")
+            .insert(device, (pinned.to_owned(), zeroize::Zeroizing::new(key)));
+    }
+
+    /// Drops the locks nobody holds or waits for.
+    pub(crate) fn prune_locks(&self) {
+        self.locks
+            .lock()
+            .expect("pool locks")
+            .retain(|_, lock| Arc::strong_count(lock) > 1);
+    }
+
     /// Forgets the cached active policies of a profile (a policy changed).
     pub(crate) fn forget_policies(&self, profile: ProfileId) {
         self.policies.lock().expect("policies").remove(&profile);

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Tallies the pool's current attempt and moves it on if the result can no longer change
-/// (or its deadline passed). Runs under the voting lock. Returns the pool's status.
+/// (or its deadline passed). Runs under the pool's lock. Returns the pool's status.
 pub(super) async fn advance(
     core: &Core,
     pool_id: PoolId,
@@ -221,7 +221,7 @@ pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreE
 /// An authenticator was removed (or lost the role): its unanswered ballots are withdrawn
 /// (`device_removed`) and the attempts they belonged to are tallied again.
 pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), StoreError> {
-    let _guard = core.voting.lock.lock().await;
+    let _guard = core.voting.lock_all().await;
     let ballots = core.store.pending_ballots(device).await?;
     let mut pools = Vec::new();
     for b in &ballots {

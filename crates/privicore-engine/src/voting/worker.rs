@@ -79,8 +79,17 @@ impl VotingWorker {
                 }
                 _ = tick.tick() => {
                     let due = self.core.voting.due(now(&self.core));
+                    self.core.voting.prune_locks();
                     for pool in due {
-                        let _guard = self.core.voting.lock.lock().await;
+                        let key = match self.core.store.pool(pool).await {
+                            Ok(Some(record)) => pool_key(&record),
+                            Ok(None) => pool.0,
+                            Err(error) => {
+                                tracing::warn!(%pool, %error, "could not read a pool; retrying");
+                                continue;
+                            }
+                        };
+                        let _guard = self.core.voting.lock(key).await;
                         if let Err(error) = advance(&self.core, pool, true).await {
                             tracing::warn!(%pool, %error, "could not close an attempt; retrying");
                         }
