@@ -58,7 +58,7 @@ pub(crate) struct Voting {
     all: tokio::sync::RwLock<()>,
     /// K_dc per device and the pinned key it was derived from: one X25519 agreement per
     /// device instead of one per ballot and vote.
-    channel_keys: Mutex<HashMap<DeviceId, (String, zeroize::Zeroizing<[u8; 32]>)>>,
+    channel_keys: Mutex<HashMap<DeviceId, PinnedChannelKey>>,
     /// Active policies per profile, dropped when a policy changes.
     policies: Mutex<HashMap<ProfileId, Arc<Vec<Policy>>>>,
     /// Commands held for their pools.
@@ -109,6 +109,9 @@ impl Default for Voting {
         }
     }
 }
+
+/// A device's pinned public key and the K_dc derived from it.
+type PinnedChannelKey = (String, zeroize::Zeroizing<[u8; 32]>);
 
 /// One command's (or manual pool's) pools, held for a change.
 pub(crate) struct PoolsGuard<'a> {
