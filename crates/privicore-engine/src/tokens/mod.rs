@@ -188,7 +188,8 @@ impl Engine {
             },
         );
         if let Some(_lane) = self.pipeline.claim_idle_lane(&command)
-            && !crate::voting::may_gate(self, row.profile_id).await?
+            && !crate::voting::may_gate(self, &command, &row.context, row.meta_risk.as_ref())
+                .await?
             && self.targets_online(row.profile_id).await?
         {
             let id = command.id;
@@ -256,7 +257,17 @@ impl Engine {
             _ => return Err(Reason::DataTokenNotFound.into()),
         }
         let lane = match lane {
-            Some(lane) if !crate::voting::may_gate(self, caller.profile_id).await? => Some(lane),
+            Some(lane)
+                if !crate::voting::may_gate(
+                    self,
+                    &command,
+                    &row.context,
+                    row.meta_risk.as_ref(),
+                )
+                .await? =>
+            {
+                Some(lane)
+            }
             _ => None,
         };
         if let Some(_lane) = lane {

@@ -20,10 +20,28 @@ pub(crate) async fn active_policies(
     Ok(read)
 }
 
-/// Whether a command of `profile` could be gated (it has an active policy): commands that
-/// could are never run at acceptance.
-pub(crate) async fn may_gate(core: &Core, profile: ProfileId) -> Result<bool, StoreError> {
-    Ok(!active_policies(core, profile).await?.is_empty())
+/// Whether an active policy holds this token command (§3.2), judged from the token's
+/// context and risk group in hand, so that a command no policy holds keeps the acceptance
+/// fast path with no store read.
+pub(crate) async fn may_gate(
+    core: &Core,
+    command: &CommandRecord,
+    context: &str,
+    risk: Option<&Value>,
+) -> Result<bool, StoreError> {
+    let Some(event) = event_of(&command.payload) else {
+        return Ok(false);
+    };
+    let policies = active_policies(core, command.profile_id).await?;
+    if policies.is_empty() {
+        return Ok(false);
+    }
+    let attributes = EventAttributes {
+        context: Some(context.to_owned()),
+        risk: risk.cloned(),
+        ..Default::default()
+    };
+    Ok(policies.iter().any(|p| p.holds(event, &attributes)))
 }
 
 /// The catalogue event a command raises (§3.1), if it can be gated.
