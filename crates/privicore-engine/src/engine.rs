@@ -216,7 +216,10 @@ impl Engine {
             pipeline: pipeline.clone(),
         });
 
-        let pending = store.unfinished_commands().await?;
+        let mut pending = store.unfinished_commands().await?;
+        // A held command comes back through the voting worker once its pools decided;
+        // resuming it here as well would run a decided one twice.
+        pending.retain(|command| !core.voting.is_held(command.id));
         if !pending.is_empty() {
             tracing::info!(count = pending.len(), "resuming unfinished commands");
             // More than a lane holds may be pending: resuming waits for room, off the start.

@@ -230,8 +230,10 @@ pub(crate) async fn bus_vote(
     let Some(vote) = vote else {
         return Ok(refuse(String::new(), Reason::BallotNotFound));
     };
-    let Some(device) = core.store.device(device_id).await? else {
-        return Ok(refuse(vote.ballot_id, Reason::BallotNotFound));
+    // A device no longer approved votes on nothing, whatever connection it still holds.
+    let device = match core.store.device(device_id).await? {
+        Some(device) if device.status == privicore_domain::device::DeviceStatus::Approved => device,
+        _ => return Ok(refuse(vote.ballot_id, Reason::BallotNotFound)),
     };
     let Some(key) = channel_key(core, &device) else {
         return Ok(refuse(vote.ballot_id, Reason::BallotInvalidMac));

@@ -11,12 +11,14 @@ pub(crate) async fn active_policies(
     if let Some(p) = core.voting.policies.lock().expect("policies").get(&profile) {
         return Ok(p.clone());
     }
+    let generation = core.voting.policy_generation(profile);
     let read = Arc::new(core.store.active_policies(profile).await?);
-    core.voting
-        .policies
-        .lock()
-        .expect("policies")
-        .insert(profile, read.clone());
+    // A policy that changed while this read ran may not be in it: cache only a read that
+    // no change overtook (the next caller reads again).
+    let mut cached = core.voting.policies.lock().expect("policies");
+    if core.voting.policy_generation(profile) == generation {
+        cached.insert(profile, read.clone());
+    }
     Ok(read)
 }
 
@@ -421,7 +423,10 @@ pub(super) async fn resolved_hold(
     )
     .for_profile(command.profile_id);
     if core.audit.append(entry).await.is_err() {
-        return Ok(Gate::Fail(Reason::AuditUnavailable, None));
+        // Not a refusal: the vote stands, the lane tries again once the log takes records.
+        return Err(StoreError::Unavailable(
+            "the audit log did not take a held command's outcome".into(),
+        ));
     }
     let rel = Some(release(command.id, &outcome, at));
     if failed.is_some() {
@@ -511,7 +516,10 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
     .for_profile(command.profile_id)
     .with_details(json!({ "origin": "manual", "voters": voters.len(), "nonce": nonce }));
     if core.audit.append(entry).await.is_err() {
-        return Ok(Gate::Fail(Reason::AuditUnavailable, None));
+        // Not a refusal: the vote stands, the lane tries again once the log takes records.
+        return Err(StoreError::Unavailable(
+            "the audit log did not take a held command's outcome".into(),
+        ));
     }
     let effects: Vec<Effect> = vec![
         VotingEffect::HoldCommand {

@@ -61,6 +61,8 @@ pub(crate) struct Voting {
     channel_keys: Mutex<HashMap<DeviceId, PinnedChannelKey>>,
     /// Active policies per profile, dropped when a policy changes.
     policies: Mutex<HashMap<ProfileId, Arc<Vec<Policy>>>>,
+    /// Policy changes per profile, so a read that a change overtook is not cached.
+    policy_changes: Mutex<HashMap<ProfileId, u64>>,
     /// Commands held for their pools.
     held: Mutex<HashSet<CommandId>>,
     /// Open pools and the deadline of their current attempt.
@@ -101,6 +103,7 @@ impl Default for Voting {
             all: Default::default(),
             channel_keys: Default::default(),
             policies: Default::default(),
+            policy_changes: Default::default(),
             held: Default::default(),
             deadlines: Default::default(),
             order: Default::default(),
@@ -169,10 +172,27 @@ impl Voting {
 
     /// Forgets the cached active policies of a profile (a policy changed).
     pub(crate) fn forget_policies(&self, profile: ProfileId) {
-        self.policies.lock().expect("policies").remove(&profile);
+        let mut cached = self.policies.lock().expect("policies");
+        *self
+            .policy_changes
+            .lock()
+            .expect("policy changes")
+            .entry(profile)
+            .or_default() += 1;
+        cached.remove(&profile);
     }
 
-    fn is_held(&self, command: CommandId) -> bool {
+    /// How many times the profile's policies changed while this engine ran.
+    fn policy_generation(&self, profile: ProfileId) -> u64 {
+        self.policy_changes
+            .lock()
+            .expect("policy changes")
+            .get(&profile)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn is_held(&self, command: CommandId) -> bool {
         self.held.lock().expect("held").contains(&command)
     }
 
