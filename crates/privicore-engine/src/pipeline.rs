@@ -363,7 +363,7 @@ impl Runner {
         // Gated commands (docs/api/voting-and-policy.md §2.2) wait for their pools.
         let release = match crate::voting::gate(&self.core, command).await? {
             crate::voting::Gate::Run(release) => release,
-            crate::voting::Gate::Held => return Ok(None),
+            crate::voting::Gate::Held | crate::voting::Gate::Finished => return Ok(None),
             crate::voting::Gate::Fail(reason, release) => {
                 // A refused command gives back what its acceptance took (§2.4).
                 let mut effects = tokens::refused(&self.core, command, Timestamp::now()).await?;

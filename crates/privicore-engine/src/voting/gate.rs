@@ -170,6 +170,8 @@ pub(crate) enum Gate {
     Held,
     /// Fail it with this key (its pools did not approve, or none could start).
     Fail(Reason, Option<Effect>),
+    /// Finished already (a release handed over twice): nothing to do.
+    Finished,
     /// A manual vote ended: the command succeeds with this body.
     Done(Value, Option<Effect>),
 }
@@ -181,6 +183,14 @@ pub(super) fn release(command: CommandId, outcome: &str, at: Timestamp) -> Effec
         at,
     }
     .into()
+}
+
+/// Whether the stored command has finished (its lane got it once more than it should).
+async fn finished_already(core: &Core, command: &CommandRecord) -> Result<bool, StoreError> {
+    Ok(!matches!(
+        core.store.command(command.id).await?.map(|c| c.state),
+        Some(privicore_domain::command::CommandState::Pending)
+    ))
 }
 
 /// §2.2: decides whether a gateable command runs, is held, or fails for its vote.
@@ -216,6 +226,9 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
     // Pools already opened for it (a retry after a failed write, or memory lost): never
     // open them twice; its hold resolves from the store.
     if !core.store.command_pools(command.id).await?.is_empty() {
+        if finished_already(core, command).await? {
+            return Ok(Gate::Finished);
+        }
         core.voting.hold(command);
         drop(guard);
         return resolved_hold(core, command).await;
@@ -461,7 +474,16 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
     else {
         return Ok(Gate::Run(None));
     };
-    let _guard = core.voting.lock(command.id.0).await;
+    let guard = core.voting.lock(command.id.0).await;
+    // Its pool opened before (a retry, or a release handed over twice): never reopen it.
+    if !core.store.command_pools(command.id).await?.is_empty() {
+        if finished_already(core, command).await? {
+            return Ok(Gate::Finished);
+        }
+        core.voting.hold(command);
+        drop(guard);
+        return resolved_hold(core, command).await;
+    }
     let config = core
         .store
         .voting_configuration(*configuration)

@@ -35,6 +35,8 @@ pub(super) async fn advance(
             .collect();
         let passed = attempt.deadline <= at;
         let Some(result) = tally(&ballots).decide(&pool.rules, passed) else {
+            // Undecided: due again at the attempt's own deadline.
+            core.voting.set_deadline(pool.id, Some(attempt.deadline));
             if let Some(command) = pool.command_id {
                 publish_progress(
                     core,
@@ -126,7 +128,9 @@ pub(super) async fn decide(
         "command": decided.command_id.map(|c| c.to_string()),
     }));
     if core.audit.append(entry).await.is_err() {
-        // Not recorded, not decided: the worker tries again on its next tick.
+        // Not recorded, not decided: due at once, so the worker tries again on its next
+        // tick rather than at the attempt's deadline.
+        core.voting.set_deadline(pool.id, Some(now(core)));
         return Err(StoreError::Unavailable("audit log unavailable".into()));
     }
     effects.push(VotingEffect::save_pool(decided.clone()).into());
