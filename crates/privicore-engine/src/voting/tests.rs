@@ -72,3 +72,46 @@ async fn the_release_queue_survives_a_worker_run_that_stopped() {
     let mut again = queue.lock().await;
     assert_eq!(again.recv().await, Some(id));
 }
+
+#[tokio::test]
+async fn pools_of_different_commands_change_side_by_side_and_lock_all_waits_for_them() {
+    use futures_util::FutureExt;
+    let voting = Voting::default();
+    let (one, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let first = voting.lock(one).await;
+    assert!(
+        voting.lock(other).now_or_never().is_some(),
+        "another command's pools are not held up"
+    );
+    assert!(
+        voting.lock(one).now_or_never().is_none(),
+        "the same command's pools wait"
+    );
+    assert!(
+        voting.lock_all().now_or_never().is_none(),
+        "a change across all pools waits for every pool lock"
+    );
+    drop(first);
+    let all = voting
+        .lock_all()
+        .now_or_never()
+        .expect("free once released");
+    assert!(voting.lock(other).now_or_never().is_none());
+    drop(all);
+    voting.prune_locks();
+    assert!(voting.locks.lock().unwrap().is_empty(), "unused locks go");
+}
+
+#[test]
+fn a_policy_change_makes_an_earlier_read_of_the_policies_stale() {
+    let voting = Voting::default();
+    let profile = ProfileId(uuid::Uuid::now_v7());
+    let before = voting.policy_generation(profile);
+    voting.forget_policies(profile);
+    assert_ne!(voting.policy_generation(profile), before);
+    assert_eq!(
+        voting.policy_generation(ProfileId(uuid::Uuid::now_v7())),
+        0,
+        "other profiles are untouched"
+    );
+}
