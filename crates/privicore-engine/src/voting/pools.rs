@@ -208,7 +208,9 @@ pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreE
         let _ = core.voting.release_tx.send(command);
         return Ok(());
     }
-    if siblings.iter().all(|p| p.status == PoolStatus::Approved) {
+    // Every pool decided (one refused whose siblings' cancellation failed included): the
+    // held command's outcome follows from them all.
+    if siblings.iter().all(|p| p.status != PoolStatus::Open) {
         let _ = core.voting.release_tx.send(command);
     } else {
         publish_progress(
