@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use privicore_client::{Client, CommandOutcome, KeyPair};
+use privicore_client::{Accepted, Client, CommandOutcome, KeyPair};
 use privicore_domain::Timestamp;
 use privicore_domain::time::ManualClock;
 use privicore_storage_device::{Bundle, Link, WebSocketLink, connect_websocket};
@@ -121,6 +121,28 @@ async fn token_status(p: &Provisioned, token: &str) -> Value {
         .await
         .unwrap();
     list["items"][0]["status"].clone()
+}
+
+/// Reserves and exchanges a token, then waits until the exchange is held for `pools` pools:
+/// the token, the accepted exchange and the pool ids.
+async fn held_exchange(p: &Provisioned, pools: usize) -> (String, Accepted, Vec<String>) {
+    let token = reserve(p).await;
+    let exchanged = p
+        .api
+        .exchange_data(&token, &random_payload(40))
+        .await
+        .unwrap();
+    let body = progress(p, &exchanged.command_id, |b| {
+        b["pools"].as_array().is_some_and(|a| a.len() == pools)
+    })
+    .await;
+    let ids = body["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["poolId"].as_str().unwrap().to_owned())
+        .collect();
+    (token, exchanged, ids)
 }
 
 /// Reserves a token; its id.
@@ -302,22 +324,7 @@ async fn two_policies_must_both_approve_and_one_rejection_cancels_the_other() {
     policy(&p, "second", "1", &["101"], "approvers").await;
 
     // Both approve → the exchange runs; after the first approval it is still held.
-    let token = reserve(&p).await;
-    let exchanged = p
-        .api
-        .exchange_data(&token, &random_payload(40))
-        .await
-        .unwrap();
-    let body = progress(&p, &exchanged.command_id, |b| {
-        b["pools"].as_array().is_some_and(|a| a.len() == 2)
-    })
-    .await;
-    let pools: Vec<String> = body["pools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["poolId"].as_str().unwrap().to_owned())
-        .collect();
+    let (_, exchanged, pools) = held_exchange(&p, 2).await;
     let b0 = ballot(&device, &pools[0]).await;
     assert_eq!(vote(&device, &b0, "yes").await["poolStatus"], "approved");
     progress(&p, &exchanged.command_id, |b| {
@@ -334,22 +341,7 @@ async fn two_policies_must_both_approve_and_one_rejection_cancels_the_other() {
     p.ok(&exchanged.command_id).await;
 
     // One rejects → the command fails and the other pool is cancelled, its ballot withdrawn.
-    let token = reserve(&p).await;
-    let exchanged = p
-        .api
-        .exchange_data(&token, &random_payload(40))
-        .await
-        .unwrap();
-    let body = progress(&p, &exchanged.command_id, |b| {
-        b["pools"].as_array().is_some_and(|a| a.len() == 2)
-    })
-    .await;
-    let pools: Vec<String> = body["pools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x["poolId"].as_str().unwrap().to_owned())
-        .collect();
+    let (_, exchanged, pools) = held_exchange(&p, 2).await;
     let b1 = ballot(&device, &pools[1]).await;
     let b0 = ballot(&device, &pools[0]).await;
     assert_eq!(vote(&device, &b1, "no").await["poolStatus"], "rejected");
@@ -386,16 +378,8 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
     policy(&p, "exchange-approval", "1", &["101"], "approvers").await;
 
     // A policy deactivated while its pool is open: the pool runs to its end.
-    let token = reserve(&p).await;
-    let exchanged = p
-        .api
-        .exchange_data(&token, &random_payload(40))
-        .await
-        .unwrap();
-    let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, exchanged, pools) = held_exchange(&p, 1).await;
+    let pool = pools[0].clone();
     let off = p.api.deactivate_policy("exchange-approval").await.unwrap();
     p.ok(&off.command_id).await;
     let b = ballot(&dp, &pool).await;
@@ -406,16 +390,8 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
 
     // Attempts exhausted: the first expires, the second opens with a fresh ballot, a vote on
     // the first is refused (closed), and the second expires too.
-    let token = reserve(&p).await;
-    let exchanged = p
-        .api
-        .exchange_data(&token, &random_payload(40))
-        .await
-        .unwrap();
-    let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (token, exchanged, pools) = held_exchange(&p, 1).await;
+    let pool = pools[0].clone();
     let first = ballot(&dp, &pool).await;
     clock.advance(61);
     progress(&p, &exchanged.command_id, |b| b["pools"][0]["attempt"] == 2).await;
@@ -441,16 +417,8 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
 
     // Authenticator role removed mid-vote: its ballot stays valid (§4.8) and its late vote
     // counts. Removing it is refused while an active policy needs it (§1.6), unless forced.
-    let token = reserve(&p).await;
-    let exchanged = p
-        .api
-        .exchange_data(&token, &random_payload(40))
-        .await
-        .unwrap();
-    let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, exchanged, pools) = held_exchange(&p, 1).await;
+    let pool = pools[0].clone();
     let b = ballot(&dp, &pool).await;
     let refused = p.api.remove_authenticator(&phone, false).await.unwrap();
     assert_eq!(
@@ -467,16 +435,8 @@ async fn changes_mid_vote_deactivation_removal_and_exhausted_attempts() {
     // while an active policy needs it, unless forced.
     let again = p.api.register_authenticator(&phone).await.unwrap();
     p.ok(&again.command_id).await;
-    let token = reserve(&p).await;
-    let exchanged = p
-        .api
-        .exchange_data(&token, &random_payload(40))
-        .await
-        .unwrap();
-    let pool = progress(&p, &exchanged.command_id, |_| true).await["pools"][0]["poolId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, exchanged, pools) = held_exchange(&p, 1).await;
+    let pool = pools[0].clone();
     ballot(&dp, &pool).await;
     let refused = p.api.remove_device(&phone, false).await.unwrap();
     assert_eq!(

@@ -56,6 +56,18 @@ pub fn filter<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// `filters[online]`, the only filter of the device lists that take one: `true`/`1` or
+/// `false`/`0`, any case.
+pub fn online_filter(q: &Fields) -> Result<Option<bool>, Error> {
+    let f = filters(q, &["online"])?;
+    match filter(&f, "online").map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("true" | "1") => Ok(Some(true)),
+        Some("false" | "0") => Ok(Some(false)),
+        Some(_) => Err(Error::invalid_type("filters[online]", "a boolean")),
+    }
+}
+
 pub fn items_page(items: Vec<Value>, page: Page, total: u64) -> Value {
     serde_json::json!({ "items": items, "meta": { "page": page.page, "perPage": page.per_page, "total": total } })
 }

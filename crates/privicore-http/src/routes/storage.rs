@@ -1,11 +1,10 @@
-use super::query::{filter, filters, items_page, page, query};
+use super::query::{items_page, online_filter, page, query};
 use super::{AppState, caller, fields};
 use crate::error::ApiError;
 use crate::reply;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use privicore_domain::Error;
 use privicore_domain::auth::Access;
 
 const STORAGE: Access = Access::scope("storage:manage");
@@ -53,13 +52,7 @@ pub async fn list(
     let caller = caller(&state, &headers, STORAGE).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
-    let f = filters(&q, &["online"])?;
-    let online = match filter(&f, "online").map(str::to_ascii_lowercase).as_deref() {
-        None => None,
-        Some("true" | "1") => Some(true),
-        Some("false" | "0") => Some(false),
-        Some(_) => return Err(Error::invalid_type("filters[online]", "a boolean").into()),
-    };
+    let online = online_filter(&q)?;
     let (items, total) = state
         .engine
         .list_storage_devices(&caller, online, page)

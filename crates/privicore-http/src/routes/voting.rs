@@ -1,6 +1,6 @@
 //! Verified authenticator endpoints (docs/api/voting-and-policy.md §4).
 
-use super::query::{filter, filters, items_page, page, query};
+use super::query::{filter, filters, items_page, online_filter, page, query};
 use super::{AppState, caller, fields};
 use crate::body::Fields;
 use crate::error::ApiError;
@@ -59,13 +59,7 @@ pub async fn list(
     let caller = caller(&state, &headers, AUTHENTICATOR).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
-    let f = filters(&q, &["online"])?;
-    let online = match filter(&f, "online").map(str::to_ascii_lowercase).as_deref() {
-        None => None,
-        Some("true" | "1") => Some(true),
-        Some("false" | "0") => Some(false),
-        Some(_) => return Err(Error::invalid_type("filters[online]", "a boolean").into()),
-    };
+    let online = online_filter(&q)?;
     let (items, total) = state
         .engine
         .list_authenticators(&caller, online, page)
