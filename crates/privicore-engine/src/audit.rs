@@ -1,10 +1,12 @@
 //! The engine's side of the audit log (docs/audit.md): one writer that seals each record
-//! onto the chain and appends it durably before the decision it records is carried out.
+//! onto the chain and appends it durably before the decision it records is carried out, or
+//! in the same transaction as the decision's effects ([`AuditTrail::record`]).
 //! A decision whose record cannot be written is not carried out: the caller gets
 //! `audit.unavailable`.
 
 use crate::engine::Engine;
 use privicore_domain::audit::{AuditEntry, AuditKey, AuditRecord, SealedHead};
+use privicore_domain::effect::Effect;
 use privicore_domain::ports::{AuditLog, StoreError};
 use privicore_domain::time::Clock;
 use privicore_domain::{Error, Reason};
@@ -20,10 +22,11 @@ fn unavailable(detail: impl std::fmt::Display) -> Error {
     Error::new(Reason::AuditUnavailable)
 }
 
-/// An entry waiting to be written, and who waits for its record.
+/// Entries waiting to be written with the effects they record, and who waits for them.
 struct Queued {
-    entry: AuditEntry,
-    done: oneshot::Sender<Result<AuditRecord, Error>>,
+    entries: Vec<AuditEntry>,
+    effects: Vec<Effect>,
+    done: oneshot::Sender<Result<Vec<AuditRecord>, Error>>,
 }
 
 pub(crate) struct AuditTrail {
@@ -106,15 +109,31 @@ impl AuditTrail {
         }
     }
 
-    /// Seals `entry` onto the chain and returns once it is durable. Entries appended while
-    /// another append is being written go to the store together in the next one, so
-    /// concurrent decisions share a commit instead of queueing for one each.
+    /// Seals `entry` onto the chain and returns once it is durable.
     pub async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, Error> {
+        let mut records = self.record(vec![entry], Vec::new()).await?;
+        records
+            .pop()
+            .ok_or_else(|| unavailable("the audit writer returned no record"))
+    }
+
+    /// Seals `entries` onto the chain and applies `effects` (the decisions they describe) in
+    /// the same transaction: the decisions take effect exactly when their records are
+    /// durable, in one commit instead of two. Entries recorded while another append is being
+    /// written go to the store together in the next one, so concurrent decisions share a
+    /// commit instead of queueing for one each. The effects must not fail for business
+    /// reasons (a batch fails or commits as a whole).
+    pub async fn record(
+        &self,
+        entries: Vec<AuditEntry>,
+        effects: Vec<Effect>,
+    ) -> Result<Vec<AuditRecord>, Error> {
         let (done, written) = oneshot::channel();
-        self.queue
-            .lock()
-            .expect("audit queue lock")
-            .push(Queued { entry, done });
+        self.queue.lock().expect("audit queue lock").push(Queued {
+            entries,
+            effects,
+            done,
+        });
         {
             let mut cached = self.head.lock().await;
             let batch = std::mem::take(&mut *self.queue.lock().expect("audit queue lock"));
@@ -128,17 +147,18 @@ impl AuditTrail {
             .unwrap_or_else(|_| Err(unavailable("the audit writer went away")))
     }
 
-    /// Seals `batch` onto the chain in order and writes it in one append.
+    /// Seals `batch` onto the chain in order and writes it, with its effects, in one append.
     async fn write(&self, cached: &mut Option<Option<SealedHead>>, batch: Vec<Queued>) {
         let outcome = self.append_all(cached, &batch).await;
         match outcome {
-            Ok(records) => {
-                for (queued, record) in batch.into_iter().zip(records) {
-                    let _ = queued.done.send(Ok(record));
+            Ok(mut records) => {
+                for queued in batch {
+                    let rest = records.split_off(queued.entries.len());
+                    let _ = queued.done.send(Ok(std::mem::replace(&mut records, rest)));
                 }
             }
             Err(detail) => {
-                tracing::error!(%detail, records = batch.len(), "audit records not written; their decisions are not carried out");
+                tracing::error!(%detail, requests = batch.len(), "audit records not written; their decisions are not carried out");
                 for queued in batch {
                     let _ = queued.done.send(Err(Error::new(Reason::AuditUnavailable)));
                 }
@@ -160,14 +180,25 @@ impl AuditTrail {
             let mut head = start.clone();
             let records: Vec<AuditRecord> = batch
                 .iter()
-                .map(|queued| {
-                    let record = queued.entry.clone().seal(&self.key, at, head.as_ref());
+                .flat_map(|queued| &queued.entries)
+                .map(|entry| {
+                    let record = entry.clone().seal(&self.key, at, head.as_ref());
                     head = Some(record.head(&self.key));
                     record
                 })
                 .collect();
-            let next = head.expect("a batch holds at least one record");
-            match self.log.append_audit(&records, &next, start.as_ref()).await {
+            let effects: Vec<Effect> = batch
+                .iter()
+                .flat_map(|queued| queued.effects.iter().cloned())
+                .collect();
+            let Some(next) = head else {
+                return Err("an audit append holds no record".into());
+            };
+            match self
+                .log
+                .append_audit(&records, &next, start.as_ref(), &effects)
+                .await
+            {
                 Ok(()) => {
                     let last = records.last().map_or(0, |r| r.seq);
                     self.seen

@@ -8,6 +8,7 @@ use privicore_domain::audit::{
 };
 use privicore_domain::auth::{Access, Caller};
 use privicore_domain::device::DeviceStatus;
+use privicore_domain::effect::Effect;
 use privicore_domain::envelope::{Kek, KeyRing};
 use privicore_domain::password::HashCost;
 use privicore_domain::ports::{AuditLog, MetadataStore, StoreError};
@@ -36,11 +37,14 @@ impl AuditLog for Flaky {
         records: &[AuditRecord],
         head: &SealedHead,
         expected: Option<&SealedHead>,
+        effects: &[Effect],
     ) -> Result<(), StoreError> {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("the audit device is full".into()));
         }
-        self.store.append_audit(records, head, expected).await
+        self.store
+            .append_audit(records, head, expected, effects)
+            .await
     }
 
     async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError> {

@@ -736,11 +736,14 @@ impl AuditLog for SqliteStore {
         records: &[AuditRecord],
         head: &SealedHead,
         expected: Option<&SealedHead>,
+        effects: &[Effect],
     ) -> Result<(), StoreError> {
         let (records, head, expected) = (records.to_vec(), head.clone(), expected.cloned());
-        self.writer
-            .write(move |c| audit::append(c, &records, &head, expected.as_ref()))
-            .await
+        self.write_effects(effects, move |c| {
+            audit::append(c, &records, &head, expected.as_ref())
+        })
+        .await
+        .map(drop)
     }
 
     async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError> {

@@ -53,7 +53,7 @@ async fn audit_records_are_append_only_and_readable_beside_the_store() {
         .seal(&key, Timestamp::from_unix(i), head.as_ref());
         let next = record.head(&key);
         store
-            .append_audit(std::slice::from_ref(&record), &next, head.as_ref())
+            .append_audit(std::slice::from_ref(&record), &next, head.as_ref(), &[])
             .await
             .unwrap();
         head = Some(next);

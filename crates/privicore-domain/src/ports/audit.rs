@@ -1,22 +1,26 @@
 use crate::audit::{AuditRecord, SealedHead};
+use crate::effect::Effect;
 use crate::ports::StoreError;
 use async_trait::async_trait;
 
 /// Durable storage of the audit chain. The engine is the only writer; it appends the
 /// records of concurrent decisions together (one commit); the adapter keeps records and the
-/// sealed head together.
+/// sealed head together. It lives in the metadata store's database, so a decision's
+/// effects can commit with its record.
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
     /// Stores `records` (consecutive, in seq order) and makes `head` the sealed head,
     /// atomically, provided the stored head is still `expected` (`None`: no head stored
     /// yet); otherwise nothing is written and the answer is `StoreError::Conflict` (another
-    /// writer appended first, so the chain cannot fork). Returns `Ok` only once all of it is
-    /// durable.
+    /// writer appended first, so the chain cannot fork). `effects` (the decisions the
+    /// records describe) are applied in the same transaction: all of it or none. Returns
+    /// `Ok` only once all of it is durable.
     async fn append_audit(
         &self,
         records: &[AuditRecord],
         head: &SealedHead,
         expected: Option<&SealedHead>,
+        effects: &[Effect],
     ) -> Result<(), StoreError>;
 
     /// The sealed head as stored.

@@ -184,26 +184,16 @@ pub(crate) async fn cast(
         "channel": channel.as_str(),
         "at": at.rfc3339(),
     }));
-    core.audit
-        .append(entry)
-        .await
-        .map_err(|_| Error::new(Reason::AuditUnavailable))?;
-    let vote = Vote {
-        decision,
-        voted_at: at,
-        channel,
+    let vote = PendingVote {
+        ballot_id: ballot.id,
+        vote: Vote {
+            decision,
+            voted_at: at,
+            channel,
+        },
+        entry,
     };
-    core.store
-        .apply(
-            &[VotingEffect::RecordVote {
-                ballot_id: ballot.id,
-                vote,
-            }
-            .into()],
-            None,
-        )
-        .await?;
-    let status = advance(core, pool.id, false).await?;
+    let status = advance(core, pool.id, Some(vote)).await?;
     Ok(VoteRecorded {
         ballot_id: ballot.id,
         pool_id: pool.id,

@@ -302,7 +302,7 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
         effects.push(VotingEffect::IssueBallots(ballots.clone()).into());
         issued.push((pool, attempt, ballots));
     }
-    // Audit before effect: a hold that cannot be recorded does not happen.
+    // Recorded with its effects: a hold that cannot be recorded does not happen.
     let subject = format!("command:{}", command.id);
     let mut audit = vec![
         AuditEntry::new(
@@ -326,12 +326,9 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
             .with_details(json!({ "command": command.id.to_string(), "policy": pool.policy_id.map(|p| p.to_string()), "voters": voters.len() })),
         );
     }
-    for entry in audit {
-        if core.audit.append(entry).await.is_err() {
-            return Ok(Gate::Fail(Reason::AuditUnavailable, None));
-        }
+    if core.audit.record(audit, effects).await.is_err() {
+        return Ok(Gate::Fail(Reason::AuditUnavailable, None));
     }
-    core.store.apply(&effects, None).await?;
     core.voting.hold(command);
     for (pool, attempt, ballots) in &issued {
         core.voting.set_deadline(pool.id, Some(attempt.deadline));
@@ -537,12 +534,6 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
     )
     .for_profile(command.profile_id)
     .with_details(json!({ "origin": "manual", "voters": voters.len(), "nonce": nonce }));
-    if core.audit.append(entry).await.is_err() {
-        // Not a refusal: the vote stands, the lane tries again once the log takes records.
-        return Err(StoreError::Unavailable(
-            "the audit log did not take a held command's outcome".into(),
-        ));
-    }
     let effects: Vec<Effect> = vec![
         VotingEffect::HoldCommand {
             command_id: command.id,
@@ -554,7 +545,12 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
         VotingEffect::SaveAttempt(attempt.clone()).into(),
         VotingEffect::IssueBallots(ballots.clone()).into(),
     ];
-    core.store.apply(&effects, None).await?;
+    if core.audit.record(vec![entry], effects).await.is_err() {
+        // Not a refusal: the lane tries again once the log takes records.
+        return Err(StoreError::Unavailable(
+            "the audit log did not take a manual vote's opening".into(),
+        ));
+    }
     core.voting.held.lock().expect("held").insert(command.id);
     core.voting.set_deadline(pool.id, Some(attempt.deadline));
     for b in &ballots {

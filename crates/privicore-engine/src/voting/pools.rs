@@ -2,13 +2,58 @@
 
 use super::*;
 
-/// Tallies the pool's current attempt and moves it on if the result can no longer change
-/// (or its deadline passed). Runs under the pool's lock. Returns the pool's status.
+/// A vote to record with the pool's next change: its audit record and its effect commit
+/// together with whatever the vote decides (one transaction for the deciding vote).
+pub(super) struct PendingVote {
+    pub ballot_id: BallotId,
+    pub vote: Vote,
+    pub entry: AuditEntry,
+}
+
+impl PendingVote {
+    /// Counts the vote in the ballots being tallied.
+    fn count_in(&self, ballots: &mut [Ballot]) {
+        if let Some(b) = ballots.iter_mut().find(|b| b.id == self.ballot_id) {
+            b.vote = Some(self.vote);
+        }
+    }
+
+    fn effect(&self) -> Effect {
+        VotingEffect::RecordVote {
+            ballot_id: self.ballot_id,
+            vote: self.vote,
+        }
+        .into()
+    }
+}
+
+/// Writes `entries` (with `vote`'s first) and `effects` (with `vote`'s first) in one
+/// transaction; a vote that cannot be recorded is not counted.
+async fn record(
+    core: &Core,
+    vote: Option<PendingVote>,
+    mut entries: Vec<AuditEntry>,
+    mut effects: Vec<Effect>,
+) -> Result<(), Error> {
+    if let Some(vote) = vote {
+        effects.insert(0, vote.effect());
+        entries.insert(0, vote.entry);
+    }
+    if entries.is_empty() {
+        core.store.apply(&effects, None).await?;
+        return Ok(());
+    }
+    core.audit.record(entries, effects).await.map(drop)
+}
+
+/// Tallies the pool's current attempt, counting `vote` if one is cast, and moves it on if
+/// the result can no longer change (or its deadline passed). Runs under the pool's lock.
+/// Returns the pool's status.
 pub(super) async fn advance(
     core: &Core,
     pool_id: PoolId,
-    _tick: bool,
-) -> Result<PoolStatus, StoreError> {
+    mut vote: Option<PendingVote>,
+) -> Result<PoolStatus, Error> {
     let Some(mut pool) = core.store.pool(pool_id).await? else {
         core.voting.set_deadline(pool_id, None);
         return Ok(PoolStatus::Cancelled);
@@ -16,6 +61,9 @@ pub(super) async fn advance(
     loop {
         if pool.status != PoolStatus::Open {
             core.voting.set_deadline(pool.id, None);
+            if vote.is_some() {
+                record(core, vote.take(), Vec::new(), Vec::new()).await?;
+            }
             return Ok(pool.status);
         }
         let at = now(core);
@@ -24,17 +72,22 @@ pub(super) async fn advance(
             .into_iter()
             .find(|a| a.number == pool.current_attempt)
         else {
+            record(core, vote.take(), Vec::new(), Vec::new()).await?;
             return Ok(pool.status);
         };
-        let ballots: Vec<Ballot> = core
+        let mut ballots: Vec<Ballot> = core
             .store
             .ballots(pool.id)
             .await?
             .into_iter()
             .filter(|b| b.attempt == attempt.number)
             .collect();
+        if let Some(v) = &vote {
+            v.count_in(&mut ballots);
+        }
         let passed = attempt.deadline <= at;
         let Some(result) = tally(&ballots).decide(&pool.rules, passed) else {
+            record(core, vote.take(), Vec::new(), Vec::new()).await?;
             // Undecided: due again at the attempt's own deadline.
             core.voting.set_deadline(pool.id, Some(attempt.deadline));
             if let Some(command) = pool.command_id {
@@ -79,7 +132,7 @@ pub(super) async fn advance(
                         effects.push(VotingEffect::save_pool(pool.clone()).into());
                         effects.push(VotingEffect::SaveAttempt(next.clone()).into());
                         effects.push(VotingEffect::IssueBallots(fresh.clone()).into());
-                        core.store.apply(&effects, None).await?;
+                        record(core, vote.take(), Vec::new(), effects).await?;
                         withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
                         core.voting.set_deadline(pool.id, Some(next.deadline));
                         for b in &fresh {
@@ -89,13 +142,13 @@ pub(super) async fn advance(
                     }
                     Err(why) => {
                         let status = PoolStatus::Expired;
-                        decide(core, &mut pool, status, Some(why), effects).await?;
+                        decide(core, &mut pool, status, Some(why), vote.take(), effects).await?;
                         withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
                     }
                 }
             }
             AfterAttempt::Resolve(status) => {
-                decide(core, &mut pool, status, None, effects).await?;
+                decide(core, &mut pool, status, None, vote.take(), effects).await?;
                 withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
             }
         }
@@ -104,14 +157,16 @@ pub(super) async fn advance(
     }
 }
 
-/// Ends the pool (audited first) with `effects` of its last attempt.
+/// Ends the pool with `effects` of its last attempt (and the `vote` that decided it), in
+/// the transaction that appends its audit record.
 pub(super) async fn decide(
     core: &Core,
     pool: &mut Pool,
     status: PoolStatus,
     failure: Option<Reason>,
+    vote: Option<PendingVote>,
     mut effects: Vec<Effect>,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let at = now(core);
     let mut decided = pool.clone();
     decided.resolve(status, failure, at);
@@ -127,14 +182,13 @@ pub(super) async fn decide(
         "failureKey": decided.failure_key,
         "command": decided.command_id.map(|c| c.to_string()),
     }));
-    if core.audit.append(entry).await.is_err() {
+    effects.push(VotingEffect::save_pool(decided.clone()).into());
+    if let Err(error) = record(core, vote, vec![entry], effects).await {
         // Not recorded, not decided: due at once, so the worker tries again on its next
         // tick rather than at the attempt's deadline.
         core.voting.set_deadline(pool.id, Some(now(core)));
-        return Err(StoreError::Unavailable("audit log unavailable".into()));
+        return Err(error);
     }
-    effects.push(VotingEffect::save_pool(decided.clone()).into());
-    core.store.apply(&effects, None).await?;
     *pool = decided;
     core.voting.set_deadline(pool.id, None);
     Ok(())
@@ -163,7 +217,7 @@ pub(super) async fn withdraw_sent(
 }
 
 /// A pool ended: cancel its siblings if it failed, release the command once all decided.
-pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreError> {
+pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), Error> {
     let Some(command) = pool.command_id else {
         return Ok(());
     };
@@ -200,7 +254,7 @@ pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreE
                 .into_iter()
                 .filter(|b| b.attempt == other.current_attempt && b.is_pending())
                 .collect();
-            decide(core, &mut other, PoolStatus::Cancelled, None, effects).await?;
+            decide(core, &mut other, PoolStatus::Cancelled, None, None, effects).await?;
             if let Some(a) = closed {
                 withdraw_sent(core, &other, &a, &unanswered, WithdrawReason::Cancelled).await;
             }
@@ -226,7 +280,7 @@ pub(super) async fn after_decided(core: &Core, pool: &Pool) -> Result<(), StoreE
 
 /// An authenticator was removed (or lost the role): its unanswered ballots are withdrawn
 /// (`device_removed`) and the attempts they belonged to are tallied again.
-pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), StoreError> {
+pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), Error> {
     let _guard = core.voting.lock_all().await;
     let ballots = core.store.pending_ballots(device).await?;
     let mut pools = Vec::new();
@@ -257,7 +311,7 @@ pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), Sto
         }
     }
     for pool in pools {
-        advance(core, pool, false).await?;
+        advance(core, pool, None).await?;
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ impl VotingWorker {
                             }
                         };
                         let _guard = self.core.voting.lock(key).await;
-                        if let Err(error) = advance(&self.core, pool, true).await {
+                        if let Err(error) = advance(&self.core, pool, None).await {
                             tracing::warn!(%pool, %error, "could not close an attempt; retrying");
                         }
                     }

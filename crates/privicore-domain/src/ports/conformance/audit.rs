@@ -23,7 +23,7 @@ pub async fn run_audit(log: &dyn AuditLog) {
         .with_details(json!({ "i": i, "text": "ü\n\"quoted\"" }))
         .seal(&key, Timestamp::from_unix(1_700_000_000 + i), head.as_ref());
         let next = record.head(&key);
-        log.append_audit(std::slice::from_ref(&record), &next, head.as_ref())
+        log.append_audit(std::slice::from_ref(&record), &next, head.as_ref(), &[])
             .await
             .expect("append");
         head = Some(next);
@@ -48,7 +48,12 @@ pub async fn run_audit(log: &dyn AuditLog) {
         Some(&stale),
     );
     let error = log
-        .append_audit(std::slice::from_ref(&fork), &fork.head(&key), Some(&stale))
+        .append_audit(
+            std::slice::from_ref(&fork),
+            &fork.head(&key),
+            Some(&stale),
+            &[],
+        )
         .await
         .expect_err("a stale head is refused");
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
@@ -56,7 +61,7 @@ pub async fn run_audit(log: &dyn AuditLog) {
     let second = AuditEntry::new(AuditKind::DeviceRemoved, "profile:q", "device:x", "removed")
         .seal(&key, Timestamp::from_unix(1), None);
     let error = log
-        .append_audit(std::slice::from_ref(&second), &second.head(&key), None)
+        .append_audit(std::slice::from_ref(&second), &second.head(&key), None, &[])
         .await
         .expect_err("a second genesis is refused");
     assert!(matches!(error, StoreError::Conflict(_)), "{error:?}");
