@@ -526,5 +526,8 @@ pub fn verify_chain(
     verifier.finish(head)
 }
 
+mod sealer;
+pub use sealer::{SealRefused, Sealer};
+
 #[cfg(test)]
 mod tests;

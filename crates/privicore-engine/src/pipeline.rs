@@ -366,20 +366,21 @@ impl Runner {
             crate::voting::Gate::Held | crate::voting::Gate::Finished => return Ok(None),
             crate::voting::Gate::Fail(reason, release) => {
                 // A refused command gives back what its acceptance took (§2.4).
-                let mut effects = tokens::refused(&self.core, command, Timestamp::now()).await?;
-                effects.extend(release);
+                let effects = tokens::refused(&self.core, command, Timestamp::now()).await?;
                 return self
-                    .finish_effects(command, Outcome::failed(reason), effects)
+                    .finish_effects(command, Outcome::failed(reason), effects, release)
                     .await;
             }
             crate::voting::Gate::Done(result, release) => {
                 return self
-                    .finish_with(command, Outcome::Succeeded(result), release)
+                    .finish_effects(command, Outcome::Succeeded(result), Vec::new(), release)
                     .await;
             }
         };
         let mut plan = execute::plan(&self.core, command).await?;
-        plan.effects.extend(release);
+        if let Some(release) = &release {
+            plan.effects.push(release.effect.clone());
+        }
         // A governance decision is recorded before it takes effect; one that cannot be
         // recorded is not carried out (docs/audit.md).
         if audited.is_none()
@@ -400,13 +401,27 @@ impl Runner {
             outcome: plan.outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        match self
-            .core
-            .store
-            .apply(&plan.effects, Some(&completion))
-            .await
-        {
-            Ok(_) => {
+        // A held command's outcome is recorded in the transaction that carries it out.
+        let written = match &release {
+            Some(release) => self
+                .core
+                .audit
+                .record(
+                    vec![release.record.clone()],
+                    plan.effects.clone(),
+                    Some(&completion),
+                )
+                .await
+                .map(drop),
+            None => self
+                .core
+                .store
+                .apply(&plan.effects, Some(&completion))
+                .await
+                .map(drop),
+        };
+        match written {
+            Ok(()) => {
                 self.core.voting.finished(command);
                 Ok(Some(self.committed(command, plan).await))
             }
@@ -418,7 +433,11 @@ impl Runner {
                             tracing::error!(command = %command.id, %error, "could not record that an audited decision did not take effect");
                         }
                     }
-                    self.finish(command, Outcome::failed(reason)).await
+                    // A held command that fails as it runs still ends its hold.
+                    let release = release
+                        .map(|_| crate::voting::release(command, reason.code(), Timestamp::now()));
+                    self.finish_effects(command, Outcome::failed(reason), Vec::new(), release)
+                        .await
                 }
                 None => Err(e),
             },
@@ -461,32 +480,36 @@ impl Runner {
         command: &CommandRecord,
         outcome: Outcome,
     ) -> Result<Option<Outcome>, StoreError> {
-        self.finish_with(command, outcome, None).await
-    }
-
-    /// Records the outcome, with the end of the command's hold if it was held.
-    async fn finish_with(
-        &self,
-        command: &CommandRecord,
-        outcome: Outcome,
-        release: Option<privicore_domain::effect::Effect>,
-    ) -> Result<Option<Outcome>, StoreError> {
-        self.finish_effects(command, outcome, release.into_iter().collect())
+        self.finish_effects(command, outcome, Vec::new(), None)
             .await
     }
 
+    /// Records the outcome with `effects`, and with the end of the command's hold (and its
+    /// audit record) if it was held.
     async fn finish_effects(
         &self,
         command: &CommandRecord,
         outcome: Outcome,
-        effects: Vec<privicore_domain::effect::Effect>,
+        mut effects: Vec<privicore_domain::effect::Effect>,
+        release: Option<crate::voting::Release>,
     ) -> Result<Option<Outcome>, StoreError> {
         let completion = Completion {
             command_id: command.id,
             outcome: outcome.clone(),
             finished_at: Timestamp::now(),
         };
-        self.core.store.apply(&effects, Some(&completion)).await?;
+        match release {
+            Some(release) => {
+                effects.push(release.effect);
+                self.core
+                    .audit
+                    .record(vec![release.record], effects, Some(&completion))
+                    .await?;
+            }
+            None => {
+                self.core.store.apply(&effects, Some(&completion)).await?;
+            }
+        }
         // Durable: only now does the command stop being held (a retry never reopens pools).
         self.core.voting.finished(command);
         Ok(Some(outcome))

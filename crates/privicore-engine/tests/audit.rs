@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
 use privicore_domain::audit::{
-    AuditEntry, AuditKey, AuditKind, AuditRecord, SealedHead, verify_chain,
+    AuditEntry, AuditKey, AuditKind, AuditRecord, SealedHead, Sealer, verify_chain,
 };
 use privicore_domain::auth::{Access, Caller};
+use privicore_domain::command::Completion;
 use privicore_domain::device::DeviceStatus;
 use privicore_domain::effect::Effect;
 use privicore_domain::envelope::{Kek, KeyRing};
@@ -34,16 +35,16 @@ struct Flaky {
 impl AuditLog for Flaky {
     async fn append_audit(
         &self,
-        records: &[AuditRecord],
-        head: &SealedHead,
-        expected: Option<&SealedHead>,
+        sealer: &Sealer,
+        entries: &[AuditEntry],
         effects: &[Effect],
-    ) -> Result<(), StoreError> {
+        completion: Option<&Completion>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("the audit device is full".into()));
         }
         self.store
-            .append_audit(records, head, expected, effects)
+            .append_audit(sealer, entries, effects, completion)
             .await
     }
 

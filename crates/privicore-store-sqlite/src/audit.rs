@@ -4,7 +4,7 @@
 //! MAC, so verification names the record instead of failing to load it.
 
 use crate::db;
-use privicore_domain::audit::{AuditKind, AuditRecord, Digest, SealedHead};
+use privicore_domain::audit::{AuditEntry, AuditKind, AuditRecord, Digest, SealedHead, Sealer};
 use privicore_domain::ports::StoreError;
 use privicore_domain::{Reason, Timestamp};
 use rusqlite::types::ValueRef;
@@ -100,17 +100,30 @@ fn conflict() -> StoreError {
     StoreError::Conflict(Reason::AuditUnavailable)
 }
 
-/// Appends when the stored head is still `expected`: a compare-and-set on the head row, so
-/// two writers can never both extend the same head.
-pub fn append(
+/// Seals `entries` after the head stored in this transaction and appends them with the
+/// new head. The writer runs one request at a time, so the head read here is the one the
+/// records follow.
+pub fn seal_and_append(
     c: &Connection,
-    records: &[AuditRecord],
-    next: &SealedHead,
-    expected: Option<&SealedHead>,
-) -> Result<(), StoreError> {
-    if head(c)?.as_ref() != expected {
-        return Err(conflict());
-    }
+    sealer: &Sealer,
+    entries: &[AuditEntry],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let stored = head(c)?;
+    let has_records = stored.is_none()
+        && db::count(
+            c,
+            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_log LIMIT 1)",
+            [],
+        )? > 0;
+    let (records, next) = sealer
+        .seal(stored.as_ref(), has_records, entries)
+        .map_err(|refused| StoreError::Unavailable(refused.0))?;
+    append(c, &records, &next)?;
+    Ok(records)
+}
+
+/// Stores `records` and makes `next` the head.
+fn append(c: &Connection, records: &[AuditRecord], next: &SealedHead) -> Result<(), StoreError> {
     let mut insert = c
         .prepare_cached(&format!(
             "INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -131,6 +144,7 @@ pub fn append(
         ]);
         match inserted {
             Ok(_) => {}
+            // A record at that seq with no head over it: the chain was tampered with.
             Err(e) if db::is_unique_violation(&e) => return Err(conflict()),
             Err(e) => return Err(db::unavailable(e)),
         }

@@ -49,7 +49,7 @@ mod writer;
 pub use audit::AuditReader;
 
 use async_trait::async_trait;
-use privicore_domain::audit::{AuditRecord, SealedHead};
+use privicore_domain::audit::{AuditEntry, AuditRecord, SealedHead, Sealer};
 use privicore_domain::auth::AuthToken;
 use privicore_domain::command::{CommandRecord, Completion};
 use privicore_domain::counter::Counter;
@@ -733,17 +733,24 @@ impl MetadataStore for SqliteStore {
 impl AuditLog for SqliteStore {
     async fn append_audit(
         &self,
-        records: &[AuditRecord],
-        head: &SealedHead,
-        expected: Option<&SealedHead>,
+        sealer: &Sealer,
+        entries: &[AuditEntry],
         effects: &[Effect],
-    ) -> Result<(), StoreError> {
-        let (records, head, expected) = (records.to_vec(), head.clone(), expected.cloned());
+        completion: Option<&Completion>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let (sealer, entries, completion) = (sealer.clone(), entries.to_vec(), completion.cloned());
+        let sealed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = sealed.clone();
         self.write_effects(effects, move |c| {
-            audit::append(c, &records, &head, expected.as_ref())
+            let records = audit::seal_and_append(c, &sealer, &entries)?;
+            if let Some(done) = &completion {
+                commands::complete(c, done)?;
+            }
+            *out.lock().expect("sealed records") = records;
+            Ok(())
         })
-        .await
-        .map(drop)
+        .await?;
+        Ok(std::mem::take(&mut *sealed.lock().expect("sealed records")))
     }
 
     async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError> {

@@ -41,23 +41,25 @@ async fn audit_records_are_append_only_and_readable_beside_the_store() {
             .unwrap()
             .is_none()
     );
-    let key = AuditKey::new([9; 32]);
-    let mut head = None;
+    let key = std::sync::Arc::new(AuditKey::new([9; 32]));
     for i in 0..3 {
-        let record = AuditEntry::new(
+        let entry = AuditEntry::new(
             AuditKind::PolicyActivated,
             "profile:p",
             format!("policy:{i}"),
             "active",
-        )
-        .seal(&key, Timestamp::from_unix(i), head.as_ref());
-        let next = record.head(&key);
+        );
+        let sealer = privicore_domain::audit::Sealer {
+            key: key.clone(),
+            at: Timestamp::from_unix(i),
+            seen: 0,
+        };
         store
-            .append_audit(std::slice::from_ref(&record), &next, head.as_ref(), &[])
+            .append_audit(&sealer, &[entry], &[], None)
             .await
             .unwrap();
-        head = Some(next);
     }
+    let head = store.audit_head().await.unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     for sql in [
         "UPDATE audit_log SET outcome = 'inactive' WHERE seq = 2",

@@ -1,4 +1,5 @@
-use crate::audit::{AuditRecord, SealedHead};
+use crate::audit::{AuditEntry, AuditRecord, SealedHead, Sealer};
+use crate::command::Completion;
 use crate::effect::Effect;
 use crate::ports::StoreError;
 use async_trait::async_trait;
@@ -9,19 +10,19 @@ use async_trait::async_trait;
 /// effects can commit with its record.
 #[async_trait]
 pub trait AuditLog: Send + Sync + 'static {
-    /// Stores `records` (consecutive, in seq order) and makes `head` the sealed head,
-    /// atomically, provided the stored head is still `expected` (`None`: no head stored
-    /// yet); otherwise nothing is written and the answer is `StoreError::Conflict` (another
-    /// writer appended first, so the chain cannot fork). `effects` (the decisions the
-    /// records describe) are applied in the same transaction: all of it or none. Returns
-    /// `Ok` only once all of it is durable.
+    /// Seals `entries` onto the chain after the head it holds (checked by `sealer`),
+    /// stores the records and the new head, applies `effects` (the decisions the records
+    /// describe) and records `completion`, all in one transaction: all of it or none.
+    /// Appends are sealed in the store's write order, so concurrent appends never fork the
+    /// chain. A head the sealer refuses fails the append with `StoreError::Unavailable`.
+    /// Returns the sealed records once all of it is durable.
     async fn append_audit(
         &self,
-        records: &[AuditRecord],
-        head: &SealedHead,
-        expected: Option<&SealedHead>,
+        sealer: &Sealer,
+        entries: &[AuditEntry],
         effects: &[Effect],
-    ) -> Result<(), StoreError>;
+        completion: Option<&Completion>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// The sealed head as stored.
     async fn audit_head(&self) -> Result<Option<SealedHead>, StoreError>;

@@ -165,24 +165,42 @@ pub(super) async fn attributes(
 /// What the pipeline does with a command about to run.
 pub(crate) enum Gate {
     /// Run it now; `release` ends its hold in the same write as its outcome.
-    Run(Option<Effect>),
+    Run(Option<Release>),
     /// Held for its pools; it comes back when they resolved.
     Held,
     /// Fail it with this key (its pools did not approve, or none could start).
-    Fail(Reason, Option<Effect>),
+    Fail(Reason, Option<Release>),
     /// Finished already (a release handed over twice): nothing to do.
     Finished,
     /// A manual vote ended: the command succeeds with this body.
-    Done(Value, Option<Effect>),
+    Done(Value, Option<Release>),
 }
 
-pub(super) fn release(command: CommandId, outcome: &str, at: Timestamp) -> Effect {
-    VotingEffect::ReleaseCommand {
-        command_id: command,
-        outcome: outcome.to_owned(),
-        at,
+/// The end of a held command's hold: the effect that ends it and the audit record of its
+/// outcome, both committed with the command's outcome (one transaction).
+pub(crate) struct Release {
+    pub effect: Effect,
+    pub record: AuditEntry,
+}
+
+/// The release of held `command` with `outcome` (`approved`, a pool status, or the key it
+/// fails with).
+pub(crate) fn release(command: &CommandRecord, outcome: &str, at: Timestamp) -> Release {
+    Release {
+        effect: VotingEffect::ReleaseCommand {
+            command_id: command.id,
+            outcome: outcome.to_owned(),
+            at,
+        }
+        .into(),
+        record: AuditEntry::new(
+            AuditKind::CommandHeldOutcome,
+            actor::ENGINE,
+            format!("command:{}", command.id),
+            outcome,
+        )
+        .for_profile(command.profile_id),
     }
-    .into()
 }
 
 /// Whether the stored command has finished (its lane got it once more than it should).
@@ -326,7 +344,7 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
             .with_details(json!({ "command": command.id.to_string(), "policy": pool.policy_id.map(|p| p.to_string()), "voters": voters.len() })),
         );
     }
-    if core.audit.record(audit, effects).await.is_err() {
+    if core.audit.record(audit, effects, None).await.is_err() {
         return Ok(Gate::Fail(Reason::AuditUnavailable, None));
     }
     core.voting.hold(command);
@@ -365,7 +383,6 @@ pub(super) async fn resolved_hold(
         return Ok(Gate::Held);
     }
     let at = now(core);
-    let subject = format!("command:{}", command.id);
     if let CommandPayload::CreateVoting { .. } = command.payload {
         let Some(pool) = pools.first() else {
             return Ok(Gate::Fail(Reason::InternalError, None));
@@ -380,17 +397,7 @@ pub(super) async fn resolved_hold(
         } else {
             key.clone().unwrap_or_default()
         };
-        let entry = AuditEntry::new(
-            AuditKind::CommandHeldOutcome,
-            actor::ENGINE,
-            subject,
-            outcome.clone(),
-        )
-        .for_profile(command.profile_id);
-        if core.audit.append(entry).await.is_err() {
-            return Ok(Gate::Fail(Reason::AuditUnavailable, None));
-        }
-        let rel = Some(release(command.id, &outcome, at));
+        let rel = Some(release(command, &outcome, at));
         if ran {
             let (yes, no) = last_counts(core, pool).await?;
             return Ok(Gate::Done(
@@ -425,20 +432,7 @@ pub(super) async fn resolved_hold(
             .unwrap_or_else(|| Reason::VotingRejected.code().into()),
         None => "approved".to_owned(),
     };
-    let entry = AuditEntry::new(
-        AuditKind::CommandHeldOutcome,
-        actor::ENGINE,
-        subject,
-        outcome.clone(),
-    )
-    .for_profile(command.profile_id);
-    if core.audit.append(entry).await.is_err() {
-        // Not a refusal: the vote stands, the lane tries again once the log takes records.
-        return Err(StoreError::Unavailable(
-            "the audit log did not take a held command's outcome".into(),
-        ));
-    }
-    let rel = Some(release(command.id, &outcome, at));
+    let rel = Some(release(command, &outcome, at));
     if failed.is_some() {
         let reason = Reason::from_code(&outcome).unwrap_or(Reason::VotingRejected);
         return Ok(Gate::Fail(reason, rel));
@@ -545,7 +539,7 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
         VotingEffect::SaveAttempt(attempt.clone()).into(),
         VotingEffect::IssueBallots(ballots.clone()).into(),
     ];
-    if core.audit.record(vec![entry], effects).await.is_err() {
+    if core.audit.record(vec![entry], effects, None).await.is_err() {
         // Not a refusal: the lane tries again once the log takes records.
         return Err(StoreError::Unavailable(
             "the audit log did not take a manual vote's opening".into(),

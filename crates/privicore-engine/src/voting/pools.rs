@@ -43,7 +43,11 @@ async fn record(
         core.store.apply(&effects, None).await?;
         return Ok(());
     }
-    core.audit.record(entries, effects).await.map(drop)
+    core.audit
+        .record(entries, effects, None)
+        .await
+        .map(drop)
+        .map_err(|_| Error::new(Reason::AuditUnavailable))
 }
 
 /// Tallies the pool's current attempt, counting `vote` if one is cast, and moves it on if
