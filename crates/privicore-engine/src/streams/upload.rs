@@ -26,8 +26,8 @@ pub struct UploadReceipt {
 /// How arriving bytes are sealed: for good when the size was declared, else staged under a
 /// one-time key until the last byte fixes the size (which every chunk's AAD includes).
 enum Sealing {
-    Final(Sealer),
-    Staged { key: StagingKey, chunks: u32 },
+    Final(Box<Sealer>),
+    Staged { key: Box<StagingKey>, chunks: u32 },
 }
 
 /// One upload, from its checks to its acceptance. Dropping it unfinished after
@@ -76,9 +76,15 @@ impl Engine {
         }
         let chunk_size = self.config.storage.chunk_size;
         let sealing = match declared {
-            Some(n) => Sealing::Final(Sealer::new(&self.keyring(), &row.token, 1, chunk_size, n)),
+            Some(n) => Sealing::Final(Box::new(Sealer::new(
+                &self.keyring(),
+                &row.token,
+                1,
+                chunk_size,
+                n,
+            ))),
             None => Sealing::Staged {
-                key: StagingKey::generate(),
+                key: Box::new(StagingKey::generate()),
                 chunks: 0,
             },
         };
@@ -225,11 +231,11 @@ impl Upload {
         let sealer = match std::mem::replace(
             &mut self.sealing,
             Sealing::Staged {
-                key: StagingKey::generate(),
+                key: Box::new(StagingKey::generate()),
                 chunks: 0,
             },
         ) {
-            Sealing::Final(sealer) => sealer,
+            Sealing::Final(sealer) => *sealer,
             Sealing::Staged { key, chunks } => self.reseal(&key, chunks).await?,
         };
         let header = sealer.header();
