@@ -119,7 +119,7 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                     || last_clock.seconds_until(clock.now()) >= idle_secs.max(1)
                     || started.elapsed() >= limits.upload_max_duration
                 {
-                    upload.abort().await;
+                    upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
                 }
                 continue;
@@ -129,7 +129,7 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
             None => break,
             Some(Err(error)) => {
                 tracing::debug!(%error, "upload body ended early");
-                upload.abort().await;
+                upload.abort(Reason::StreamIncomplete).await;
                 return Err(Reason::StreamIncomplete.into());
             }
             Some(Ok(frame)) => {
@@ -138,17 +138,17 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                 };
                 (last_real, last_clock) = (Instant::now(), clock.now());
                 if started.elapsed() >= limits.upload_max_duration {
-                    upload.abort().await;
+                    upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
                 }
                 if let Err(error) = upload.push(&data).await {
-                    upload.abort().await;
+                    upload.abort(error.reason).await;
                     return Err(error.into());
                 }
             }
         }
     }
-    // A failed finish drops the upload, which hands the reservation back.
+    // A failed finish undoes the upload itself.
     let receipt = upload.finish().await?;
     let id = receipt.command_id.to_string();
     let mut response = reply::json(

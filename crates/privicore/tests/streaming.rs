@@ -53,13 +53,11 @@ const LARGE_WAIT: std::time::Duration = std::time::Duration::from_secs(180);
 async fn upload(p: &Provisioned, data: &[u8], with_length: bool) -> String {
     let (token, temporary) = reserve(p).await;
     let len = with_length.then_some(data.len() as u64);
-    let started = std::time::Instant::now();
     let accepted = p
         .api
         .upload_stream(&url(&temporary), std::io::Cursor::new(data.to_vec()), len)
         .await
         .unwrap();
-    eprintln!("TIMING upload 202 after {:?}", started.elapsed());
     assert_eq!(accepted.token, token);
     assert_eq!(accepted.stored_size, data.len() as u64);
     let result = p
@@ -164,9 +162,7 @@ async fn a_64_mib_payload_round_trips_through_both_listeners() {
     let alice = provision(&server, "stream-big").await;
     alice.attach_devices(&["a", "b"]).await;
     let data = fast_payload(64 << 20);
-    let started = std::time::Instant::now();
     let token = upload(&alice, &data, true).await;
-    eprintln!("64 MiB uploaded and committed in {:?}", started.elapsed());
     let (result, events, command_id) = request_with_id(&alice, &token).await;
     assert_eq!(result["outputType"], 1);
     assert_eq!(result["storedSize"], data.len() as u64);
@@ -189,9 +185,7 @@ async fn a_64_mib_payload_round_trips_through_both_listeners() {
         "{delivered} {ready} {done}"
     );
     let mut out = Vec::new();
-    let started = std::time::Instant::now();
     let written = alice.api.download_stream(&url, &mut out).await.unwrap();
-    eprintln!("64 MiB downloaded in {:?}", started.elapsed());
     assert_eq!(written, data.len() as u64);
     assert!(out == data, "the download differs from the upload");
 }
@@ -638,4 +632,138 @@ async fn a_download_switches_devices_mid_stream_and_aborts_when_none_can_deliver
     assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
     assert!(out.len() < data.len());
     assert!(out[..] == data[..out.len()]);
+}
+
+/// §3.10 shape B with `stream: true`: the update command's id and the upload values.
+async fn streamed_update(p: &Provisioned, token: &str, meta: Value) -> (String, Value) {
+    let res = p
+        .api
+        .post_json(
+            "/data-token/update-data-token",
+            serde_json::json!({ "dataToken": token, "stream": true, "meta": meta }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 202, "{}", res.json());
+    let body = res.json();
+    let id = body["commandId"].as_str().unwrap().to_owned();
+    assert_eq!(res.header("x-dpt-cab-id"), Some(id.as_str()));
+    assert!(body["stream"].as_str().unwrap().starts_with("U-"));
+    assert_eq!(
+        body["streamUrl"],
+        format!(
+            "{}/?auth={}",
+            body["streamUrl"]
+                .as_str()
+                .unwrap()
+                .split("/?")
+                .next()
+                .unwrap(),
+            body["stream"].as_str().unwrap()
+        )
+    );
+    assert!(body["expiresAt"].is_string());
+    (id, body)
+}
+
+#[tokio::test]
+async fn a_streamed_replacement_becomes_version_2_and_a_failed_one_leaves_version_1() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "stream-replace").await;
+    alice.attach_devices(&["a"]).await;
+    let first = fast_payload(2 << 20);
+    let token = upload(&alice, &first, true).await;
+
+    // A replacement cut off halfway fails its command; version 1 stays served.
+    let (id, values) = streamed_update(&alice, &token, Value::Null).await;
+    let err = alice
+        .api
+        .update_data_token(serde_json::json!({ "dataToken": token, "stream": true }))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("data_token.update_in_progress"))
+    );
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: {}",
+        target(&url(&values)),
+        4 << 20
+    );
+    let (status, body) = raw(
+        server.running().upstream_addr,
+        &head,
+        &fast_payload(3 << 20),
+        true,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "stream.incomplete"));
+    let outcome = alice.outcome(&id).await;
+    assert_eq!(
+        outcome,
+        privicore_client::CommandOutcome::Failed("stream.incomplete".into())
+    );
+    assert!(alice.fetch(&token).await == first);
+    let listed = alice
+        .api
+        .list_data_tokens(&format!("?filters[token]={token}"))
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["version"], 1);
+
+    // The next one goes through: the upload's 202 names the update command.
+    let second = fast_payload((3 << 20) + 7);
+    let meta = serde_json::json!({ "file": { "fileName": "v2.bin" } });
+    let (id, values) = streamed_update(&alice, &token, meta).await;
+    let accepted = alice
+        .api
+        .upload_stream(&url(&values), std::io::Cursor::new(second.clone()), None)
+        .await
+        .unwrap();
+    assert_eq!(accepted.command_id, id);
+    assert_eq!(accepted.token, token);
+    let result = alice.ok(&id).await;
+    assert_eq!(result["version"], 2);
+    assert_eq!(result["storedSize"], second.len() as u64);
+    assert!(alice.fetch(&token).await == second);
+    let listed = alice
+        .api
+        .list_data_tokens(&format!("?filters[token]={token}"))
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["version"], 2);
+    // The value was single-use.
+    let err = alice
+        .api
+        .upload_stream(&url(&values), std::io::Cursor::new(second), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("stream.invalid_auth"));
+}
+
+#[tokio::test]
+async fn a_streamed_replacement_whose_upload_never_starts_fails_with_not_started() {
+    let (server, clock) = server_with_clock().await;
+    let alice = provision(&server, "stream-late").await;
+    alice.attach_devices(&["a"]).await;
+    let first = fast_payload(100_000);
+    let token = upload(&alice, &first, true).await;
+    let (id, values) = streamed_update(&alice, &token, Value::Null).await;
+    clock.advance(15 * 60 + 1);
+    let outcome = alice.outcome(&id).await;
+    assert_eq!(
+        outcome,
+        privicore_client::CommandOutcome::Failed("stream.not_started".into())
+    );
+    let err = alice
+        .api
+        .upload_stream(
+            &url(&values),
+            std::io::Cursor::new(fast_payload(100)),
+            Some(100),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("stream.invalid_auth"));
+    assert!(alice.fetch(&token).await == first);
 }
