@@ -90,6 +90,22 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
         .transpose()
 }
 
+/// A chunked upload checks the spool's room again after this many bytes.
+const SPOOL_RECHECK: u64 = 64 << 20;
+
+/// `stream.spool_full` unless the spool has room for `bytes` more (the probe already keeps
+/// the configured reserve aside).
+fn spool_room(state: &AppState, bytes: u64) -> Result<(), Error> {
+    let full = match &state.spool_free {
+        Some(free) => free().is_none_or(|free| free < bytes.max(1)),
+        None => (state.spool)() == SpoolStatus::Down,
+    };
+    if full {
+        return Err(Error::new(Reason::StreamSpoolFull).with_retry_after(SPOOL_FULL_RETRY));
+    }
+    Ok(())
+}
+
 async fn upload(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     only(req.method(), Method::POST)?;
     let value = auth_value(req.uri())?;
@@ -97,12 +113,9 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
     let declared = declared_length(req.headers())?;
     // Checked before the body is read, so `Expect: 100-continue` gets the answer early.
     let mut upload = state.engine.open_upload(&value, declared).await?;
-    if (state.spool)() != SpoolStatus::Ok {
-        return Err(Error::new(Reason::StreamSpoolFull)
-            .with_retry_after(SPOOL_FULL_RETRY)
-            .into());
-    }
+    spool_room(&state, declared.unwrap_or(0))?;
     upload.begin().await?;
+    let mut unchecked = 0u64;
     let limits = &state.engine.config().streams;
     let clock = state.engine.config().clock.clone();
     let started = Instant::now();
@@ -141,7 +154,19 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                     upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
                 }
-                if let Err(error) = upload.push(&data).await {
+                // A body of unknown length checks the room again as it grows.
+                unchecked += data.len() as u64;
+                let checked = if declared.is_none() && unchecked >= SPOOL_RECHECK {
+                    unchecked = 0;
+                    spool_room(&state, 0)
+                } else {
+                    Ok(())
+                };
+                let pushed = match checked {
+                    Ok(()) => upload.push(&data).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = pushed {
                     upload.abort(error.reason).await;
                     return Err(error.into());
                 }

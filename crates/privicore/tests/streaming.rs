@@ -767,3 +767,34 @@ async fn a_streamed_replacement_whose_upload_never_starts_fails_with_not_started
     assert_eq!(err.code(), Some("stream.invalid_auth"));
     assert!(alice.fetch(&token).await == first);
 }
+
+#[tokio::test]
+async fn an_upload_without_spool_room_is_refused_before_its_value_is_used() {
+    let server = TestServer::start_with(|s| s.streams.spool_reserve_bytes = u64::MAX).await;
+    let alice = provision(&server, "stream-full").await;
+    alice.attach_devices(&["a"]).await;
+    let (token, temporary) = reserve(&alice).await;
+    let (base, path) = split(&url(&temporary));
+    let res = Client::new(&base)
+        .send(
+            reqwest::Method::POST,
+            &path,
+            privicore_client::Body::Raw {
+                content_type: "application/octet-stream",
+                bytes: fast_payload(1000),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (res.status, res.error_code().as_deref()),
+        (503, Some("stream.spool_full"))
+    );
+    assert!(res.header("retry-after").is_some());
+    let listed = alice
+        .api
+        .list_data_tokens(&format!("?filters[token]={token}&filters[status]=all"))
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["status"], "reserved");
+}
