@@ -516,6 +516,18 @@ impl MetadataStore for SqliteStore {
             .await
     }
 
+    async fn exchanging_tokens(&self) -> Result<Vec<String>, StoreError> {
+        self.scan(move |c| {
+            db::all(
+                c,
+                "SELECT token FROM data_tokens WHERE status = 'exchanging'",
+                [],
+                |r| r.col::<String>("token"),
+            )
+        })
+        .await
+    }
+
     async fn expired_reservations(
         &self,
         now: Timestamp,

@@ -197,6 +197,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         filter: &TokenFilter,
         page: Page,
     ) -> Result<(Vec<DataToken>, u64), StoreError>;
+    /// Tokens in `exchanging` (read at start-up: an upload cut off by a stop left its
+    /// token there without a command).
+    async fn exchanging_tokens(&self) -> Result<Vec<String>, StoreError>;
     /// `reserved` tokens whose deadline passed, at most `limit`.
     async fn expired_reservations(
         &self,
