@@ -55,6 +55,11 @@ impl Upload {
         self.cipher.info.chunk_count
     }
 
+    /// How many chunks the object has.
+    pub fn chunk_count(&self) -> u32 {
+        self.count()
+    }
+
     /// Whether every chunk is written and hashed.
     pub fn complete(&self) -> bool {
         self.hashed == self.count()
