@@ -113,8 +113,6 @@ impl StorageDevice {
         self.handle_batch(vec![env])
     }
 
-    /// Handles messages in order; the objects they complete are written with one flush
-    /// before any of them is confirmed.
     /// True when every message fetches an object this device holds and together they
     /// read at most `SMALL_READS` bytes.
     pub fn only_small_reads(&self, envs: &[Envelope]) -> bool {
@@ -131,6 +129,9 @@ impl StorageDevice {
         })
     }
 
+    /// Handles messages in order; the one-chunk objects they complete are written with one
+    /// flush before any of them is confirmed. Fetches of larger objects come back in
+    /// `reads`, to be answered a chunk at a time with `next_reply`.
     pub fn handle_batch(&mut self, envs: Vec<Envelope>) -> Handled {
         let mut out = Handled::default();
         let mut pending = Vec::new();

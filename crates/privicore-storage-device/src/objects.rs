@@ -397,26 +397,41 @@ impl ObjectStore {
             return Ok(());
         };
         let file = segment.file()?;
-        wipe(&file, entry)?;
         segment.live = segment.live.saturating_sub(1);
         segment.live_bytes = segment.live_bytes.saturating_sub(record_size(entry));
         let closed = entry.segment != active;
-        if closed && segment.live == 0 {
+        // A full active segment with nothing live left (a large upload deleted before
+        // anything followed it) is rolled over, so that its file can go too.
+        let unlink = segment.live == 0 && (closed || segment.size >= SEGMENT_ROLL);
+        let compact = !unlink && closed && segment.live_bytes * 2 < segment.size;
+        if unlink {
+            // No zeros first: written to a file that is then unlinked they never reach the
+            // disk, and for a large object they would be gigabytes of writes.
             let path = segment.path.clone();
-            inner.segments.remove(&entry.segment);
+            if !closed {
+                self.start_segment(inner, active + 1)?;
+            }
             std::fs::remove_file(&path)?;
+            inner.segments.remove(&entry.segment);
             if flush {
                 sync_dir(&self.root.join(SEGMENTS))?;
             }
-        } else if closed && segment.live_bytes * 2 < segment.size {
+            return Ok(());
+        }
+        file.write_all_at(&[ERASED], entry.offset + 4)?;
+        if compact {
             if flush {
                 file.sync_data()?;
             }
-            // The erasure itself is done; a failed compaction is tried again next time.
-            if let Err(e) = self.compact(inner, entry.segment) {
-                tracing::warn!(error = %e, "could not compact a segment");
+            // The copy takes the live records elsewhere and the file goes; zeros are
+            // written only if it fails (it is tried again at the next erasure).
+            match self.compact(inner, entry.segment) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "could not compact a segment"),
             }
-        } else if flush {
+        }
+        zero(&file, entry.offset + HEADER_LEN, entry.len)?;
+        if flush {
             file.sync_data()?;
         }
         Ok(())
