@@ -19,14 +19,15 @@ const CHUNK: usize = (1 << 20) + 16;
 fn chunk(i: u32, count: u32) -> Vec<u8> {
     let len = if i + 1 == count { CHUNK / 3 } else { CHUNK };
     let mut x = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 fn peak_kib() -> u64 {

@@ -17,7 +17,7 @@ use seen::Seen;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
-use store::{PendingPut, Staging};
+use store::{PendingPut, Staging, Taken};
 
 const REMEMBERED_IDS: usize = 10_000;
 
@@ -178,9 +178,9 @@ impl StorageDevice {
                 let message_id = env.message_id.clone();
                 if let Some(chunk) = env.into_body::<bus::StoreChunk>() {
                     match self.store_chunk(chunk, &message_id) {
-                        Some(Ok(put)) => pending.push(put),
-                        Some(Err(reply)) => out.replies.push(reply),
-                        None => {}
+                        Taken::Put(put) => pending.push(put),
+                        Taken::Answer(reply) => out.replies.push(reply),
+                        Taken::Wait => {}
                     }
                 }
             }

@@ -22,6 +22,16 @@ pub(super) struct Staging {
     correlation: String,
 }
 
+/// What one chunk led to.
+pub(super) enum Taken {
+    /// A complete one-chunk object, for the batch's flush.
+    Put(PendingPut),
+    /// An answer now (stored, or refused).
+    Answer(Envelope),
+    /// Nothing yet: more chunks are to come.
+    Wait,
+}
+
 /// A complete object waiting for the batch's single flush.
 pub(super) struct PendingPut {
     info: ObjectInfo,
@@ -99,13 +109,8 @@ impl StorageDevice {
         self.staging.len()
     }
 
-    /// Takes one chunk. A completed one-chunk object comes back to be flushed with the
-    /// batch; `Err` is an immediate answer (stored, or refused); `None` waits for more.
-    pub(super) fn store_chunk(
-        &mut self,
-        mut c: bus::StoreChunk,
-        message_id: &str,
-    ) -> Option<Result<PendingPut, Envelope>> {
+    /// Takes one chunk.
+    pub(super) fn store_chunk(&mut self, mut c: bus::StoreChunk, message_id: &str) -> Taken {
         let cid = Some(message_id);
         let key = (c.token.clone(), c.version, c.transfer_id.clone());
         if let Some(digest) = self.store.digest_of(&c.token, c.version)
@@ -115,14 +120,18 @@ impl StorageDevice {
             // (at its last chunk) is enough.
             self.staging.remove(&key);
             let last = c.chunk_index.saturating_add(1) >= c.chunk_count;
-            return last.then(|| Err(self.stored(&c, cid, 0)));
+            return if last {
+                Taken::Answer(self.stored(&c, cid, 0))
+            } else {
+                Taken::Wait
+            };
         }
         if c.chunk_count == 0 || c.chunk_index >= c.chunk_count {
-            return Some(Err(self.store_failed(&c, cid, "incomplete")));
+            return Taken::Answer(self.store_failed(&c, cid, "incomplete"));
         }
         let Some(digest) = digest_of_hex(&c.sha256) else {
             self.staging.remove(&key);
-            return Some(Err(self.store_failed(&c, cid, "digest_mismatch")));
+            return Taken::Answer(self.store_failed(&c, cid, "digest_mismatch"));
         };
         let info = |c: &bus::StoreChunk| ObjectInfo {
             token: c.token.clone(),
@@ -134,21 +143,21 @@ impl StorageDevice {
         if c.chunk_count == 1 {
             let actual: [u8; 32] = Sha256::digest(&c.data).into();
             if actual != digest {
-                return Some(Err(self.store_failed(&c, cid, "digest_mismatch")));
+                return Taken::Answer(self.store_failed(&c, cid, "digest_mismatch"));
             }
-            return Some(Ok(PendingPut {
+            return Taken::Put(PendingPut {
                 info: info(&c),
                 chunk: [std::mem::take(&mut c.data)],
                 request: c,
                 correlation: message_id.to_owned(),
-            }));
+            });
         }
         if let Some(s) = self.staging.get(&key)
             && (s.sha256 != c.sha256 || s.upload.chunk_count() != c.chunk_count)
         {
             // Chunks of one transfer that disagree on the object cannot make it.
             self.staging.remove(&key);
-            return Some(Err(self.store_failed(&c, cid, "digest_mismatch")));
+            return Taken::Answer(self.store_failed(&c, cid, "digest_mismatch"));
         }
         if !self.staging.contains_key(&key) {
             match self.store.begin_upload(&info(&c)) {
@@ -161,24 +170,24 @@ impl StorageDevice {
                     };
                     self.staging.insert(key.clone(), staging);
                 }
-                Err(e) => return Some(Err(self.store_failed(&c, cid, failure_reason(&e)))),
+                Err(e) => return Taken::Answer(self.store_failed(&c, cid, failure_reason(&e))),
             }
         }
         let staging = self.staging.get_mut(&key).expect("staged above");
         staging.touched = Instant::now();
         staging.correlation = message_id.to_owned();
         match staging.upload.write(c.chunk_index, &c.data) {
-            Ok(false) => None,
+            Ok(false) => Taken::Wait,
             Ok(true) => {
                 let staging = self.staging.remove(&key).expect("staged above");
-                Some(Err(match self.store.finish_upload(staging.upload) {
+                Taken::Answer(match self.store.finish_upload(staging.upload) {
                     Ok(bytes) => self.stored(&c, cid, bytes),
                     Err(e) => self.store_failed(&c, cid, failure_reason(&e)),
-                }))
+                })
             }
             Err(e) => {
                 self.staging.remove(&key);
-                Some(Err(self.store_failed(&c, cid, failure_reason(&e))))
+                Taken::Answer(self.store_failed(&c, cid, failure_reason(&e)))
             }
         }
     }
