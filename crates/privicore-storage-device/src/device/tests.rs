@@ -209,3 +209,31 @@ fn only_fetches_of_small_held_objects_count_as_small_reads() {
     let store = Envelope::new(kind::DELETE, "dev-1", None, serde_json::json!({}));
     assert!(!device.only_small_reads(&[fetch(small), store]));
 }
+
+#[tokio::test]
+async fn a_session_streams_a_large_fetch_and_stores_a_transfer_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = device(&dir);
+    let (link, to_device, mut from_device) = crate::link::channel_pair();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let session = tokio::spawn(device.run(link, shutdown.clone()));
+    assert_eq!(from_device.recv().await.unwrap().kind, kind::HELLO);
+
+    let chunks = chunks(4, 100 * 1024);
+    for i in 0..4 {
+        to_device.send(store_chunk("t1", &chunks, i)).unwrap();
+    }
+    let stored = from_device.recv().await.unwrap();
+    assert_eq!(stored.kind, kind::STORED);
+
+    to_device.send(fetch_window(1, 8)).unwrap();
+    for i in 1..4 {
+        let reply = from_device.recv().await.unwrap();
+        let chunk = reply.into_body::<bus::FetchChunk>().unwrap();
+        assert_eq!(chunk.chunk_index, i);
+        assert_eq!(chunk.data, chunks[i as usize]);
+    }
+    shutdown.cancel();
+    assert!(matches!(session.await.unwrap(), SessionEnd::Shutdown));
+    assert!(from_device.try_recv().is_err(), "nothing past the window");
+}
