@@ -399,18 +399,19 @@ impl ObjectStore {
         let file = segment.file()?;
         segment.live = segment.live.saturating_sub(1);
         segment.live_bytes = segment.live_bytes.saturating_sub(record_size(entry));
-        let closed = entry.segment != active;
-        // A full active segment with nothing live left (a large upload deleted before
-        // anything followed it) is rolled over, so that its file can go too.
-        let unlink = segment.live == 0 && (closed || segment.size >= SEGMENT_ROLL);
+        // A full active segment takes no more writes (the next one rolls over), so it is
+        // treated as closed: a large upload deleted with little or nothing after it then
+        // leaves by unlinking or compaction instead of being zero-filled in place.
+        let closed = entry.segment != active || segment.size >= SEGMENT_ROLL;
+        let unlink = segment.live == 0 && closed;
         let compact = !unlink && closed && segment.live_bytes * 2 < segment.size;
+        let path = segment.path.clone();
+        if (unlink || compact) && entry.segment == active {
+            self.start_segment(inner, active + 1)?;
+        }
         if unlink {
             // No zeros first: written to a file that is then unlinked they never reach the
             // disk, and for a large object they would be gigabytes of writes.
-            let path = segment.path.clone();
-            if !closed {
-                self.start_segment(inner, active + 1)?;
-            }
             std::fs::remove_file(&path)?;
             inner.segments.remove(&entry.segment);
             if flush {

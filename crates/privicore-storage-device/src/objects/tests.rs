@@ -534,3 +534,38 @@ fn a_deleted_upload_that_fills_the_active_segment_is_unlinked_not_zeroed() {
     assert_eq!(reopened.object_count(), 1);
     assert_eq!(reopened.read(OTHER, 1, 0, 1).unwrap().1, small);
 }
+
+#[test]
+fn a_deleted_upload_with_objects_after_it_is_compacted_away_not_zeroed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let before = vec![vec![3u8; 10]];
+    store.put(&object(OTHER, 1, &before), &before).unwrap();
+    let first = segment_files(dir.path())[0].clone();
+    let chunks = uniform_chunks(3, 5000, 0x42);
+    upload(&store, &object(TOKEN, 1, &chunks), &chunks, &[2, 0, 1]);
+    let at = ObjectStore::locate(dir.path(), TOKEN, 1).unwrap().unwrap();
+    let trimmed = std::fs::metadata(&first).unwrap().len();
+    let first_len = ObjectStore::locate(dir.path(), OTHER, 1).unwrap().unwrap();
+    assert_eq!(
+        trimmed,
+        first_len.offset + first_len.len,
+        "the closed segment lost its preallocated zeros"
+    );
+    let small = vec![vec![7u8; 30]];
+    store.put(&object(OTHER, 2, &small), &small).unwrap();
+    {
+        // As if the upload were a large one: its segment is full.
+        let mut inner = store.lock();
+        let active = inner.active;
+        inner.segments.get_mut(&active).unwrap().size = SEGMENT_ROLL;
+    }
+    assert_eq!(store.delete(TOKEN, None), vec![1]);
+    assert!(!at.segment.exists(), "compacted into a new segment");
+    assert_eq!(store.read(OTHER, 2, 0, 1).unwrap().1, small);
+    drop(store);
+    let reopened = open(&dir);
+    assert_eq!(reopened.object_count(), 2);
+    assert_eq!(reopened.read(OTHER, 1, 0, 1).unwrap().1, before);
+    assert_eq!(reopened.read(OTHER, 2, 0, 1).unwrap().1, small);
+}

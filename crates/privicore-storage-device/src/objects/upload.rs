@@ -235,14 +235,24 @@ impl ObjectStore {
         let path = dir.join(segment_name(n));
         std::fs::rename(&upload.path, &path)?;
         upload.linked = true;
-        // The segment it follows is closed now; if nothing in it is live it goes.
-        let previous = inner.active;
-        if inner.segments.get(&previous).is_some_and(|s| s.live == 0)
-            && let Some(empty) = inner.segments.remove(&previous)
-        {
-            std::fs::remove_file(&empty.path)?;
+        if let Err(e) = sync_dir(&dir) {
+            // Not in the log after all: a file the index does not know must not stay.
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
         }
-        sync_dir(&dir)?;
+        // The segment it follows is closed now: if nothing in it is live it goes, else its
+        // preallocated zeros do.
+        let previous = inner.active;
+        if let Some(closed) = inner.segments.get_mut(&previous) {
+            if closed.live == 0 {
+                let empty = closed.path.clone();
+                inner.segments.remove(&previous);
+                std::fs::remove_file(&empty)?;
+            } else if closed.allocated > closed.size {
+                closed.file()?.set_len(closed.size)?;
+                closed.allocated = closed.size;
+            }
+        }
         let file = upload.file.try_clone()?;
         let mut segment = Segment::new(Some(file), path, end, end);
         segment.live = 1;
