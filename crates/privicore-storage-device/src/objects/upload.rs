@@ -9,6 +9,35 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 pub(super) const STAGING: &str = "staging";
+/// Every time this much has been written to a staging file, its writeback is started
+/// without waiting, after waiting for the writeback started the time before. A transfer
+/// then holds about two windows of dirty page cache (which a memory cgroup counts against
+/// the device), and the flush that completes it waits for that much, not gigabytes, while
+/// sealing and writing go on beside the disk.
+const WRITE_BEHIND: u64 = 64 << 20;
+
+#[cfg(target_os = "linux")]
+fn write_behind(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    for flags in [
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE,
+        libc::SYNC_FILE_RANGE_WRITE,
+    ] {
+        // SAFETY: a plain syscall on an open descriptor; offset 0, length 0 means the
+        // whole file.
+        if unsafe { libc::sync_file_range(fd, 0, 0, flags) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere the final flush does it all.
+#[cfg(not(target_os = "linux"))]
+fn write_behind(_: &File) -> std::io::Result<()> {
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -39,6 +68,8 @@ pub struct Upload {
     hasher: Sha256,
     /// Chunks past `hashed` that are written already (they came out of order).
     ahead: BTreeSet<u32>,
+    /// Bytes written since writeback was last started.
+    unflushed: u64,
     linked: bool,
 }
 
@@ -127,6 +158,11 @@ impl Upload {
         framed.extend_from_slice(&(record.len() as u32).to_be_bytes());
         framed.extend_from_slice(&record);
         self.file.write_all_at(&framed, at)?;
+        self.unflushed += framed.len() as u64;
+        if self.unflushed >= WRITE_BEHIND {
+            write_behind(&self.file)?;
+            self.unflushed = 0;
+        }
         if index != self.hashed {
             self.ahead.insert(index);
             return Ok(());
@@ -191,6 +227,7 @@ impl ObjectStore {
             hashed: 0,
             hasher: Sha256::new(),
             ahead: BTreeSet::new(),
+            unflushed: 0,
             linked: false,
         };
         upload.file.write_all_at(&header, HEADER_LEN)?;
