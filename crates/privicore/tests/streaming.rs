@@ -417,6 +417,7 @@ async fn upstream_errors_answer_the_contract_keys() {
         (res.status, res.error_code().as_deref()),
         (405, Some("request.method_not_allowed"))
     );
+    assert_eq!(res.header("allow"), Some("POST"));
     let res = up
         .send(reqwest::Method::POST, "/upload", octets(vec![0; 40]))
         .await
@@ -440,6 +441,13 @@ async fn upstream_errors_answer_the_contract_keys() {
         (res.status, res.error_code().as_deref()),
         (415, Some("request.unsupported_media_type"))
     );
+    // `Expect: 100-continue` with an unusable value gets its answer without sending a byte.
+    let head = format!(
+        "POST /?auth=U-{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nExpect: 100-continue",
+        "B".repeat(43)
+    );
+    let (status, body) = raw(upstream, &head, b"", false).await;
+    assert_eq!((status, code(&body)), (401, "stream.invalid_auth"));
     // A declared length over the limit is refused before any byte is read.
     let head = format!(
         "POST {good} HTTP/1.1\r\nHost: x\r\nContent-Length: {}",
@@ -558,6 +566,7 @@ async fn downstream_errors_answer_the_contract_keys() {
         (res.status, res.error_code().as_deref()),
         (405, Some("request.method_not_allowed"))
     );
+    assert_eq!(res.header("allow"), Some("GET"));
     let res = down.get("/file?auth=D-x").await.unwrap();
     assert_eq!(
         (res.status, res.error_code().as_deref()),
