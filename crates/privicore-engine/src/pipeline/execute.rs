@@ -232,6 +232,8 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::ActivatePolicy { .. }
         | CommandPayload::DeactivatePolicy { .. }
         | CommandPayload::DeletePolicy { .. } => governance::plan(core, command, now).await,
+        CommandPayload::RegisterOauthApplication { .. }
+        | CommandPayload::RequestOauthCode { .. } => crate::oauth::plan(core, command).await,
         CommandPayload::SyncDevice { device_id, verify } => {
             sync::plan(core, command, *device_id, *verify).await
         }

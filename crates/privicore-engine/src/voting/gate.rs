@@ -70,6 +70,8 @@ pub(super) fn event_of(payload: &CommandPayload) -> Option<&'static str> {
         | CommandPayload::UpdateVotingConfiguration { .. } => "804",
         CommandPayload::ChangePassword { .. } => "901",
         CommandPayload::RegisterPublicKey { .. } => "902",
+        CommandPayload::RegisterOauthApplication { .. } => "601",
+        CommandPayload::RequestOauthCode { .. } => "602",
         _ => return None,
     })
 }
@@ -155,6 +157,35 @@ pub(super) async fn attributes(
         if !has_key {
             return Ok(None);
         }
+    }
+    if let CommandPayload::RegisterOauthApplication {
+        client_id,
+        name,
+        scopes,
+        ..
+    }
+    | CommandPayload::RequestOauthCode {
+        client_id,
+        scopes,
+        nonce: name,
+        ..
+    } = &command.payload
+    {
+        let name = match &command.payload {
+            CommandPayload::RequestOauthCode { application_id, .. } => core
+                .store
+                .oauth_application(*application_id)
+                .await?
+                .map(|a| a.name),
+            _ => Some(name.clone()),
+        };
+        return Ok(Some((
+            EventAttributes {
+                client_id: Some(client_id.clone()),
+                ..Default::default()
+            },
+            json!({ "applicationName": name, "clientId": client_id, "scopes": scopes, "requester": requester, "application": application }),
+        )));
     }
     Ok(Some((
         EventAttributes::default(),
