@@ -233,6 +233,12 @@ pub enum OauthEffect {
     },
     /// Revokes the grant and its current access token.
     RevokeGrant { grant_id: Uuid, at: Timestamp },
+    /// Revokes every live grant of the profile and their access tokens (Change password
+    /// with `revokeTokens`).
+    RevokeProfileGrants {
+        profile_id: ProfileId,
+        at: Timestamp,
+    },
 }
 
 #[cfg(test)]

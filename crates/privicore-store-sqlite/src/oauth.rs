@@ -156,6 +156,14 @@ pub fn nonce_used(c: &Connection, application: Uuid, nonce: &str) -> Result<bool
     )? > 0)
 }
 
+pub fn live_grants(c: &Connection, profile: ProfileId) -> Result<u64, StoreError> {
+    db::count(
+        c,
+        "SELECT COUNT(*) FROM oauth_grants WHERE profile_id = ? AND revoked_at IS NULL",
+        [profile.to_string()],
+    )
+}
+
 pub fn grant_by_id(c: &Connection, id: Uuid) -> Result<Option<Grant>, StoreError> {
     db::one(
         c,
@@ -352,6 +360,19 @@ pub fn apply(c: &Connection, effect: &OauthEffect) -> Result<u64, StoreError> {
                 params![old_refresh.to_hex(), grant_id.to_string()],
             )?;
             revoke_access(c, &old_access, *at)
+        }
+        OauthEffect::RevokeProfileGrants { profile_id, at } => {
+            db::exec(
+                c,
+                "UPDATE auth_tokens SET revoked_at = ?1 WHERE revoked_at IS NULL AND hash IN
+                   (SELECT access_hash FROM oauth_grants WHERE profile_id = ?2 AND revoked_at IS NULL)",
+                params![at.unix(), profile_id.to_string()],
+            )?;
+            db::exec(
+                c,
+                "UPDATE oauth_grants SET revoked_at = ? WHERE profile_id = ? AND revoked_at IS NULL",
+                params![at.unix(), profile_id.to_string()],
+            )
         }
         OauthEffect::RevokeGrant { grant_id, at } => {
             let Some(g) = grant_by_id(c, *grant_id)? else {

@@ -742,3 +742,175 @@ async fn every_route_answers_every_kind_of_token_as_its_table_entry_says() {
     }
     assert_eq!(checked, ROUTES.len() * 5);
 }
+
+/// A device client with the bundle credentials of `device`.
+async fn device_client(server: &TestServer, p: &Provisioned, device: &str) -> Client {
+    let bundle = p.api.download_device_configuration(device).await.unwrap();
+    server
+        .client()
+        .with_device_credentials(
+            bundle["client-id"].as_str().unwrap(),
+            bundle["client-secret"].as_str().unwrap(),
+        )
+        .unwrap()
+}
+
+/// The device's first open ballot (waits for it).
+async fn first_ballot(device: &Client) -> (String, Value) {
+    for _ in 0..300 {
+        let list = device.pending_ballots().await.unwrap();
+        if let Some(b) = list["items"].as_array().unwrap().first() {
+            return (b["ballotId"].as_str().unwrap().to_owned(), b.clone());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no ballot");
+}
+
+/// Event 602 held by a policy: the request is pending until the vote, then usable.
+#[tokio::test]
+async fn a_code_request_held_by_a_policy_is_pending_until_approved() {
+    let server = TestServer::start().await;
+    let dev = provision(&server, "oauth-gate").await;
+    let app = register(&server, &dev, "Gated", &["all"]).await;
+    let phone = dev.authenticator("phone").await;
+    let configured = dev
+        .api
+        .register_voting_configuration(json!({
+            "name": "approvers", "strategy": "unanimous", "timeLimit": 300, "numberOfAttempts": 1,
+        }))
+        .await
+        .unwrap();
+    dev.ok(&configured.command_id).await;
+    let registered = dev
+        .api
+        .register_policy(json!({
+            "name": "grant-approval", "policyTemplateId": "6", "applyingEventIds": ["602"],
+            "configuration": { "clientId": app.client_id }, "votingConfigurationId": "approvers",
+        }))
+        .await
+        .unwrap();
+    dev.ok(&registered.command_id).await;
+    let activated = dev.api.activate_policy("grant-approval").await.unwrap();
+    dev.ok(&activated.command_id).await;
+    let device = device_client(&server, &dev, &phone).await;
+
+    let n = nonce();
+    let request = dev
+        .api
+        .request_oauth_code(&app.client_id, &n, &["profile:read"])
+        .await
+        .unwrap();
+    let (ballot, shown) = first_ballot(&device).await;
+    assert_eq!(shown["event"]["eventId"], "602", "{shown}");
+    let e = app
+        .server
+        .retrieve_authorization_code(&request.command_id, &n)
+        .await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (409, "oauth.authorization_request_pending".into())
+    );
+    device
+        .cast_vote(json!({ "ballotId": ballot, "decision": "yes" }))
+        .await
+        .unwrap();
+    dev.ok(&request.command_id).await;
+    let c = app
+        .server
+        .retrieve_authorization_code(&request.command_id, &n)
+        .await
+        .unwrap();
+    assert!(c["authorizationCode"].as_str().unwrap().starts_with("C-"));
+}
+
+/// `privicore app register|list|authorize|token`, the binary against the real server.
+#[tokio::test]
+async fn the_cli_runs_the_code_flow() {
+    let server = TestServer::start().await;
+    let (api, ws) = (server.running().api_url(), server.ws_url());
+    let file = server.dir.path().join("cli-profile.json");
+    let username = unique_username("oauth-cli");
+    let out = tokio::task::spawn_blocking(move || {
+        let env = [("PRIVICORE_CLI_CONFIG", file.as_path())];
+        run_privicore(
+            &[
+                "profile",
+                "create",
+                "--username",
+                &username,
+                "--password",
+                PASSWORD,
+                "--api",
+                &api,
+                "--ws",
+                &ws,
+            ],
+            &env,
+        );
+        let config: Value = serde_json::from_str(&run_privicore(
+            &[
+                "app",
+                "register",
+                "--name",
+                "CLI App",
+                "--redirect-uri",
+                "http://localhost:8080/cb",
+                "--scopes",
+                "profile:read,data-token:read",
+            ],
+            &env,
+        ))
+        .unwrap();
+        let client_id = config["clientId"].as_str().unwrap().to_owned();
+        let list: Value = serde_json::from_str(&run_privicore(&["app", "list"], &env)).unwrap();
+        assert_eq!(list["items"][0]["clientId"], client_id.as_str());
+        let authorized: Value = serde_json::from_str(&run_privicore(
+            &[
+                "app",
+                "authorize",
+                "--client-id",
+                &client_id,
+                "--scopes",
+                "profile:read",
+            ],
+            &env,
+        ))
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_privicore"))
+            .args([
+                "app",
+                "token",
+                "--client-id",
+                &client_id,
+                "--request-id",
+                authorized["requestId"].as_str().unwrap(),
+                "--nonce",
+                authorized["nonce"].as_str().unwrap(),
+                "--api",
+                &api,
+            ])
+            .env(
+                "PRIVICORE_CLIENT_SECRET",
+                config["clientSecret"].as_str().unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["scope"], "profile:read");
+    let me = server
+        .client()
+        .with_token(out["token"].as_str().unwrap())
+        .retrieve_profile_id()
+        .await
+        .unwrap();
+    assert!(!me.profile_id.is_empty());
+}

@@ -309,6 +309,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         &self,
         code: &TokenHash,
     ) -> Result<Option<crate::oauth::AuthRequest>, StoreError>;
+    /// The profile's grants not revoked.
+    async fn oauth_live_grants(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
     async fn oauth_nonce_used(
         &self,
         application: uuid::Uuid,
