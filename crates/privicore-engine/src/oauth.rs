@@ -470,14 +470,19 @@ impl Engine {
         if grant.revoked_at.is_some() {
             return Err(Reason::OauthInvalidAccessToken.into());
         }
-        if grant.access_hash != access_hash {
-            // Either a stale access token or a refresh token of another pair.
-            return Err(Reason::OauthInvalidRefreshToken.into());
-        }
-        if let Some(token) = self.store.auth_token(&access_hash).await?
-            && token.revoked_at.is_some()
-        {
+        // The access token may be expired (and even purged) but not revoked, and must be
+        // the grant's current one: an unknown or revoked token is refused as such, a live
+        // token of another pair means the refresh token is not its partner.
+        let presented = self.store.auth_token(&access_hash).await?;
+        if presented.as_ref().is_some_and(|t| t.revoked_at.is_some()) {
             return Err(Reason::OauthInvalidAccessToken.into());
+        }
+        if grant.access_hash != access_hash {
+            return Err(match presented {
+                Some(_) => Reason::OauthInvalidRefreshToken,
+                None => Reason::OauthInvalidAccessToken,
+            }
+            .into());
         }
         let now = self.config.clock.now();
         if grant.refresh_expires_at <= now || grant.ends_at() <= now {

@@ -443,6 +443,19 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
         (401, Some("oauth.invalid_access_token"))
     );
 
+    // An unknown access token, and a live one of another grant.
+    let e = client.refresh_access_token("A-unknown", &r1).await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (401, "oauth.invalid_access_token".into())
+    );
+    let other = grant(&dev, &app, &["data-token:read"]).await;
+    let e = client.refresh_access_token(&token_of(&other), &r1).await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (401, "oauth.invalid_refresh_token".into())
+    );
+
     let second = client.refresh_access_token(&a1, &r1).await.unwrap();
     let (a2, r2) = (
         token_of(&second),
@@ -913,4 +926,35 @@ async fn the_cli_runs_the_code_flow() {
         .await
         .unwrap();
     assert!(!me.profile_id.is_empty());
+}
+
+/// Change password with `revokeTokens` ends the profile's grants too.
+#[tokio::test]
+async fn a_password_change_that_revokes_tokens_revokes_grants() {
+    let server = TestServer::start().await;
+    let user = provision(&server, "oauth-pw").await;
+    let app = register(&server, &user, "Password", &["all"]).await;
+    let tokens = grant(&user, &app, &["profile:read"]).await;
+    let access = token_of(&tokens);
+    let accepted = user
+        .api
+        .change_password(PASSWORD, "another-password-1", true)
+        .await
+        .unwrap();
+    let result = user.ok(&accepted.command_id).await;
+    assert_eq!(result["revokedGrants"], 1);
+    let e = server
+        .client()
+        .with_token(&access)
+        .retrieve_profile_id()
+        .await;
+    assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+    let e = server
+        .client()
+        .refresh_access_token(&access, tokens["refreshToken"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (401, "oauth.invalid_access_token".into())
+    );
 }
