@@ -283,6 +283,22 @@ mod tests {
         assert_eq!(only, spec);
     }
 
+    /// The throttle reads "does not authenticate with the token" off the table by path
+    /// alone, which holds while no such route has a path parameter.
+    #[test]
+    fn routes_without_a_token_have_fixed_paths() {
+        for r in ROUTES {
+            if !matches!(r.guard, Guard::Token(_) | Guard::OptionalToken(_)) {
+                assert!(!r.path.contains('{'), "{}", r.path);
+            }
+        }
+        assert!(crate::throttle::is_public("/profile/authenticate"));
+        assert!(crate::throttle::is_public(
+            "/oauth-application/obtain-access-token"
+        ));
+        assert!(!crate::throttle::is_public("/data-token/list-data-tokens"));
+    }
+
     #[test]
     fn lookup_serves_head_as_get() {
         assert!(lookup(&Method::HEAD, "/health").is_some());
