@@ -9,6 +9,7 @@ use privicore_domain::auth::{AuthToken, Caller, TokenOwner};
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::{Match, Page};
 use privicore_domain::effect::Effect;
+use privicore_domain::event::BusEvent;
 use privicore_domain::oauth::{
     self, ACCESS_TTL_SECONDS, Application, CODE_TTL_SECONDS, Grant, OauthEffect,
     REFRESH_TTL_SECONDS,
@@ -342,7 +343,8 @@ impl Engine {
         }
     }
 
-    /// Revokes a grant and its access token, here and in the auth cache.
+    /// Revokes a grant and its access token: in the store, in the auth cache, and on the
+    /// sockets joined with the token (which are told `auth.token_revoked`).
     async fn revoke_grant(&self, grant: &Grant) -> Result<(), Error> {
         self.store
             .apply(
@@ -354,6 +356,13 @@ impl Engine {
             )
             .await?;
         self.auth_cache.forget_token(&grant.access_hash);
+        let notice = BusEvent::TokenEnded {
+            token: grant.access_hash,
+            code: Reason::AuthTokenRevoked.code().into(),
+        };
+        if let Err(error) = self.bus.publish(notice).await {
+            tracing::warn!(%error, "could not announce a revoked grant");
+        }
         Ok(())
     }
 
@@ -424,27 +433,18 @@ impl Engine {
         })
     }
 
+    /// A code presented after its exchange has leaked: the grant it made ends.
     async fn revoke_leaked_code_grant(&self, request: CommandId) -> Result<(), Error> {
         let grant_id = self
             .store
             .oauth_request(request)
             .await?
             .and_then(|r| r.grant_id);
-        if let Some(grant_id) = grant_id {
-            self.store
-                .apply(
-                    &[effect(OauthEffect::RevokeGrant {
-                        grant_id,
-                        at: self.config.clock.now(),
-                    })],
-                    None,
-                )
-                .await?;
-            // The revoked access token may be cached under any hash of the grant's
-            // profile: forget them all (other nodes within the cache's short TTL).
-            if let Some(r) = self.store.oauth_request(request).await? {
-                self.auth_cache.forget_profile(r.profile_id);
-            }
+        if let Some(grant_id) = grant_id
+            && let Some(grant) = self.store.oauth_grant(grant_id).await?
+        {
+            // Its current access token (after refreshes, not the first one) is revoked.
+            self.revoke_grant(&grant).await?;
         }
         Ok(())
     }
@@ -521,6 +521,13 @@ impl Engine {
         }
         rotated?;
         self.auth_cache.forget_token(&access_hash);
+        let notice = BusEvent::TokenEnded {
+            token: access_hash,
+            code: Reason::AuthTokenRevoked.code().into(),
+        };
+        if let Err(error) = self.bus.publish(notice).await {
+            tracing::warn!(%error, "could not announce a rotated access token");
+        }
         Ok(IssuedTokens {
             client_id: application.client_id,
             access: new_access,

@@ -468,7 +468,10 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
     assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
     client.with_token(&a2).list_data_tokens("").await.unwrap();
 
-    // Presenting the consumed refresh token again revokes the whole grant.
+    // Presenting the consumed refresh token again revokes the whole grant, and the socket
+    // joined with its access token is told.
+    let socket = server.session().await;
+    socket.join(&a2).await.unwrap();
     let e = client.refresh_access_token(&a2, &r1).await;
     assert_eq!(
         code(e.unwrap_err()),
@@ -476,6 +479,8 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
     );
     let e = client.with_token(&a2).list_data_tokens("").await;
     assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+    let notice = socket.notice(WAIT).await.unwrap();
+    assert_eq!(notice["data"]["code"], "auth.token_revoked", "{notice}");
     let e = client.refresh_access_token(&a2, &r2).await;
     assert_eq!(
         code(e.unwrap_err()),

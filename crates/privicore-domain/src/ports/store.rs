@@ -309,6 +309,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         &self,
         code: &TokenHash,
     ) -> Result<Option<crate::oauth::AuthRequest>, StoreError>;
+    async fn oauth_grant(&self, id: uuid::Uuid) -> Result<Option<crate::oauth::Grant>, StoreError>;
     /// The profile's grants not revoked.
     async fn oauth_live_grants(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
     async fn oauth_nonce_used(
