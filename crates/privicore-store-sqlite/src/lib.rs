@@ -762,6 +762,10 @@ impl MetadataStore for SqliteStore {
         self.read(|c| oauth::request_by_code(c, code))
     }
 
+    async fn purge_oauth(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer.write(move |c| oauth::purge(c, before)).await
+    }
+
     async fn oauth_grant(&self, id: Uuid) -> Result<Option<Grant>, StoreError> {
         self.read(|c| oauth::grant_by_id(c, id))
     }
