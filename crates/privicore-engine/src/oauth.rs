@@ -345,16 +345,21 @@ impl Engine {
 
     /// Revokes a grant and its access token: in the store, in the auth cache, and on the
     /// sockets joined with the token (which are told `auth.token_revoked`).
-    async fn revoke_grant(&self, grant: &Grant) -> Result<(), Error> {
+    async fn revoke_grant(&self, grant_id: Uuid) -> Result<(), Error> {
         self.store
             .apply(
                 &[effect(OauthEffect::RevokeGrant {
-                    grant_id: grant.id,
+                    grant_id,
                     at: self.config.clock.now(),
                 })],
                 None,
             )
             .await?;
+        // Read back once revoked: no rotation can follow, so this is the token the store
+        // revoked, even if a rotation ran between the caller's read and this write.
+        let Some(grant) = self.store.oauth_grant(grant_id).await? else {
+            return Ok(());
+        };
         self.auth_cache.forget_token(&grant.access_hash);
         let notice = BusEvent::TokenEnded {
             token: grant.access_hash,
@@ -440,11 +445,9 @@ impl Engine {
             .oauth_request(request)
             .await?
             .and_then(|r| r.grant_id);
-        if let Some(grant_id) = grant_id
-            && let Some(grant) = self.store.oauth_grant(grant_id).await?
-        {
+        if let Some(grant_id) = grant_id {
             // Its current access token (after refreshes, not the first one) is revoked.
-            self.revoke_grant(&grant).await?;
+            self.revoke_grant(grant_id).await?;
         }
         Ok(())
     }
@@ -463,7 +466,7 @@ impl Engine {
             .ok_or(Reason::OauthInvalidRefreshToken)?;
         if used {
             if grant.revoked_at.is_none() {
-                self.revoke_grant(&grant).await?;
+                self.revoke_grant(grant.id).await?;
             }
             return Err(Reason::OauthRefreshTokenReused.into());
         }
@@ -516,7 +519,7 @@ impl Engine {
             .await;
         if let Err(StoreError::Conflict(_)) = rotated {
             // Rotated concurrently: this refresh token was used twice.
-            self.revoke_grant(&grant).await?;
+            self.revoke_grant(grant.id).await?;
             return Err(Reason::OauthRefreshTokenReused.into());
         }
         rotated?;

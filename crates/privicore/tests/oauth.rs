@@ -963,3 +963,61 @@ async fn a_password_change_that_revokes_tokens_revokes_grants() {
         (401, "oauth.invalid_access_token".into())
     );
 }
+
+/// Two exchanges of one code at once: exactly one gets tokens, and since the code was
+/// presented twice, its grant is revoked all the same. Two refreshes with one refresh
+/// token at once: at most one rotates, and the grant ends.
+#[tokio::test]
+async fn concurrent_single_use_steps_succeed_once() {
+    let server = TestServer::start().await;
+    let dev = provision(&server, "oauth-race").await;
+    let app = register(&server, &dev, "Race", &["all"]).await;
+    let n = nonce();
+    let request = dev
+        .api
+        .request_oauth_code(&app.client_id, &n, &["profile:read"])
+        .await
+        .unwrap();
+    dev.ok(&request.command_id).await;
+    let c = app
+        .server
+        .retrieve_authorization_code(&request.command_id, &n)
+        .await
+        .unwrap();
+    let c = c["authorizationCode"].as_str().unwrap();
+    let (a, b) = tokio::join!(
+        app.server.obtain_access_token(c),
+        app.server.obtain_access_token(c)
+    );
+    let (won, lost): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!((won.len(), lost.len()), (1, 1));
+    let lost = lost.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(code(lost), (422, "oauth.invalid_authorization_code".into()));
+    let token = token_of(won.into_iter().next().unwrap().as_ref().unwrap());
+    let e = server
+        .client()
+        .with_token(&token)
+        .retrieve_profile_id()
+        .await;
+    assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+
+    let tokens = grant(&dev, &app, &["profile:read"]).await;
+    let (access, refresh) = (token_of(&tokens), tokens["refreshToken"].as_str().unwrap());
+    let client = server.client();
+    let (a, b) = tokio::join!(
+        client.refresh_access_token(&access, refresh),
+        client.refresh_access_token(&access, refresh)
+    );
+    let rotated: Vec<Value> = [a, b].into_iter().filter_map(Result::ok).collect();
+    assert!(rotated.len() <= 1, "{rotated:?}");
+    // Whatever the interleaving, the refresh token was used twice: no pair survives.
+    for pair in &rotated {
+        let e = client
+            .with_token(&token_of(pair))
+            .retrieve_profile_id()
+            .await;
+        assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+    }
+    let e = client.with_token(&access).retrieve_profile_id().await;
+    assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+}
