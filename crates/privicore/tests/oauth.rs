@@ -840,6 +840,47 @@ async fn a_code_request_held_by_a_policy_is_pending_until_approved() {
         .await
         .unwrap();
     assert!(c["authorizationCode"].as_str().unwrap().starts_with("C-"));
+
+    // A vote the application asks for names it, with its client id.
+    let tokens = app
+        .server
+        .obtain_access_token(c["authorizationCode"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(tokens["scope"], "profile:read");
+    // (This request is held as well: approve it.)
+    let n = nonce();
+    let request = dev
+        .api
+        .request_oauth_code(&app.client_id, &n, &["voting:vote"])
+        .await
+        .unwrap();
+    let (ballot, _) = first_ballot(&device).await;
+    device
+        .cast_vote(json!({ "ballotId": ballot, "decision": "yes" }))
+        .await
+        .unwrap();
+    dev.ok(&request.command_id).await;
+    let c = app
+        .server
+        .retrieve_authorization_code(&request.command_id, &n)
+        .await
+        .unwrap();
+    let voter = app
+        .server
+        .obtain_access_token(c["authorizationCode"].as_str().unwrap())
+        .await
+        .unwrap();
+    let as_app = server.client().with_token(&token_of(&voter));
+    let (_, pool) = as_app
+        .create_voting(json!({
+            "votingConfigurationId": "approvers", "title": "Pay?", "question": "Pay invoice 42?",
+        }))
+        .await
+        .unwrap();
+    let status = as_app.check_pool_status(&pool).await.unwrap();
+    assert_eq!(status["requestedBy"]["applicationId"], app.id.as_str());
+    assert_eq!(status["requestedBy"]["clientId"], app.client_id.as_str());
 }
 
 /// `privicore app register|list|authorize|token`, the binary against the real server.
