@@ -878,6 +878,9 @@ async fn a_code_request_held_by_a_policy_is_pending_until_approved() {
         }))
         .await
         .unwrap();
+    // The pool opens when the command runs: its ballot shows it is there.
+    let (_, shown) = first_ballot(&device).await;
+    assert_eq!(shown["poolId"], pool.as_str());
     let status = as_app.check_pool_status(&pool).await.unwrap();
     assert_eq!(status["requestedBy"]["applicationId"], app.id.as_str());
     assert_eq!(status["requestedBy"]["clientId"], app.client_id.as_str());
