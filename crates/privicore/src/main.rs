@@ -111,6 +111,13 @@ enum Command {
         #[command(flatten)]
         profile: ProfileFile,
     },
+    /// OAuth applications: register, list, authorize, token.
+    App {
+        #[command(subcommand)]
+        action: cli::app::AppAction,
+        #[command(flatten)]
+        profile: ProfileFile,
+    },
     /// Measure store and fetch flows over real HTTP and WebSocket.
     Bench(bench::BenchArgs),
     /// Administer the keys of an engine on this machine (over `<data_dir>/run/operator.sock`).
@@ -309,6 +316,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             quiet_logs();
             let bytes = cli::fetch(&profile.load()?, &token, &output).await?;
             println!("{bytes} bytes written to {}", output.display());
+        }
+        Command::App { action, profile } => {
+            quiet_logs();
+            let out = cli::app::run(action, || profile.load()).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Bench(args) => {
             quiet_logs();
