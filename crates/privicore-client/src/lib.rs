@@ -9,6 +9,7 @@ mod flows;
 mod governance;
 mod http;
 mod session;
+mod stream;
 
 pub use api::{
     Accepted, Authenticated, CabKey, GeneratedKeys, ProfileInfo, PublicKeyInfo, QrToken,
@@ -20,3 +21,4 @@ pub use flows::ACK_WAIT;
 pub use http::{Body, Client, RawResponse};
 pub use privicore_wire::{KeyPair, SignedPublicKey};
 pub use session::{CommandOutcome, Session};
+pub use stream::UploadAccepted;
