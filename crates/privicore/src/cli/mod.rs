@@ -3,9 +3,12 @@
 
 pub mod layer1;
 mod local;
+mod progress;
+pub mod transfer;
 
 pub use layer1::{decrypt, encrypt};
 pub use local::{LocalProfile, default_path};
+pub use transfer::{Source, Target, fetch, store};
 
 use anyhow::Context;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};
@@ -131,30 +134,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-pub async fn store(profile: &LocalProfile, file: &Path, context: &str) -> anyhow::Result<String> {
-    let plaintext = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let payload = encrypt(&*profile.data_key()?, &plaintext);
-    anyhow::ensure!(
-        payload.len() <= 1024 * 1024,
-        "files above 1 MiB need the streaming upload, which this build does not offer yet"
-    );
-    let (me, session) = connect(profile).await?;
-    let (token, _) = me.store_payload(&session, context, &payload).await?;
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let mut meta = serde_json::json!({ "token": token, "fileName": name, "size": plaintext.len() });
-    if let Some(ext) = file.extension().and_then(|e| e.to_str()) {
-        meta["extension"] = serde_json::json!(ext);
-    }
-    me.configure_file_meta(meta).await?;
-    Ok(token)
-}
-
-pub async fn fetch(profile: &LocalProfile, token: &str, out: &Path) -> anyhow::Result<usize> {
-    let (me, session) = connect(profile).await?;
-    let payload = me.fetch_payload(&session, token).await?;
-    let plaintext = decrypt(&*profile.data_key()?, &payload)?;
-    std::fs::write(out, &plaintext).with_context(|| format!("writing {}", out.display()))?;
-    Ok(plaintext.len())
 }
