@@ -173,3 +173,107 @@ fn a_missing_input_file_is_an_error_that_names_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-file.txt"), "{err}");
 }
+
+#[test]
+fn large_files_and_pipes_are_streamed_both_ways() {
+    let setup = Setup::new(&[]);
+    // Above the inline exchange maximum: uploaded (with a length from a file, chunked from
+    // a pipe) and downloaded.
+    setup.round_trip(&random_payload(3 * 1024 * 1024 + 5));
+    // Stored inline, above the inline delivery maximum: downloaded.
+    setup.round_trip(&random_payload(200_000));
+}
+
+/// Forwards every connection to `target`, flipping one bit of each response body at
+/// `offset`: a download tampered with between the engine and the client.
+fn tampering_proxy(listener: std::net::TcpListener, target: String, offset: usize) {
+    use std::io::Read;
+    use std::net::TcpStream;
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(&target) else {
+                return;
+            };
+            let (mut client_in, mut server_out) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut server_out);
+            });
+            std::thread::spawn(move || {
+                let mut header = Vec::new();
+                let mut body_at: Option<usize> = None;
+                let mut seen = 0usize;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match server.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let chunk = &mut buf[..n];
+                    if body_at.is_none() {
+                        header.extend_from_slice(chunk);
+                        body_at = header
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .map(|p| p + 4);
+                    }
+                    if let Some(flip) = body_at.map(|body| body + offset)
+                        && (seen..seen + n).contains(&flip)
+                    {
+                        chunk[flip - seen] ^= 0x01;
+                    }
+                    seen += n;
+                    if client.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+}
+
+#[test]
+fn a_tampered_download_leaves_no_output_file_and_fails_a_pipe() {
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let public = format!("http://{}", proxy.local_addr().unwrap());
+    let setup = Setup::new(&["--downstream-public-url", &public]);
+    let endpoints: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(setup.dir.path().join("engine/run/endpoints.json")).unwrap(),
+    )
+    .unwrap();
+    let downstream = endpoints["downstream"]
+        .as_str()
+        .expect("the engine names its download listener")
+        .trim_start_matches("http://")
+        .to_owned();
+    tampering_proxy(proxy, downstream, 150_000);
+
+    let original = setup.path("original.bin");
+    std::fs::write(&original, random_payload(2 * 1024 * 1024)).unwrap();
+    let token = setup.store_file(&original);
+
+    let copy = setup.path("copy.bin");
+    let out = setup.run(&["fetch", &token, "-o", copy.to_str().unwrap()], None);
+    assert!(!out.status.success(), "a tampered download must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not verify"), "{err}");
+    assert!(!copy.exists(), "no output file");
+    let names: Vec<String> = std::fs::read_dir(setup.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".part")),
+        "no temporary file left: {names:?}"
+    );
+
+    let out = setup.run(&["fetch", &token, "-o", "-"], None);
+    assert!(
+        !out.status.success(),
+        "a tampered download to a pipe must fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("discard"), "{err}");
+}
