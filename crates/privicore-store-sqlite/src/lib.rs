@@ -568,6 +568,15 @@ impl MetadataStore for SqliteStore {
         self.read(|c| data::spool(c, token, version))
     }
 
+    async fn spool_chunk(
+        &self,
+        token: &str,
+        version: u32,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| data::spool_chunk(c, token, version, index))
+    }
+
     async fn event_counts(
         &self,
         profile_id: ProfileId,

@@ -146,6 +146,12 @@ impl Engine {
             .upload_salt
             .ok_or_else(|| Error::internal("reservation without upload salt"))?;
         let stream = upload_value(self, &row.token, &salt);
+        self.streams.note_upload(
+            stream.expose(),
+            crate::streams::UploadTarget::Exchange {
+                token: row.token.clone(),
+            },
+        );
         let (host, port) = upstream_host_port(&self.config.upstream_public_url);
         let base = self.config.upstream_public_url.trim_end_matches('/');
         Ok(TemporaryToken {
@@ -185,6 +191,7 @@ impl Engine {
             CommandPayload::ExchangeData {
                 token: row.token.clone(),
                 version,
+                streamed: false,
             },
         );
         if let Some(_lane) = self.pipeline.claim_idle_lane(&command)

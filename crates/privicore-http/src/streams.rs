@@ -1,0 +1,196 @@
+//! The upstream and downstream listeners (docs/api/data-tokens.md §3.4, §3.6, §4.1): one
+//! route each, `POST /?auth=<U-value>` with the raw payload and `GET /?auth=<D-value>`
+//! answered with it. They take the `auth` value only (never `X-DPT-AUTHORIZATION`) and
+//! answer errors with the usual envelope. Downloads have no `Range` support: an
+//! interrupted download is requested again with a new request-data (§3.6).
+
+use crate::error::ApiError;
+use crate::guard;
+use crate::reply;
+use crate::routes::{AppState, SpoolStatus};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use privicore_domain::{Error, Reason};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// How often a waiting upload checks its idle and total time limits.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// `Retry-After` of `stream.spool_full`.
+const SPOOL_FULL_RETRY: u64 = 30;
+
+/// The upstream (upload) listener.
+pub fn upstream_router(state: AppState) -> Router {
+    Router::new()
+        .route("/", any(upload))
+        .fallback(guard::unknown_route)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(guard::panic_response))
+}
+
+/// The downstream (download) listener.
+pub fn downstream_router(state: AppState) -> Router {
+    Router::new()
+        .route("/", any(download))
+        .fallback(guard::unknown_route)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(guard::panic_response))
+}
+
+/// The `auth` query parameter; missing is as unusable as unknown.
+fn auth_value(uri: &Uri) -> Result<String, Error> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "auth")
+        .map(|(_, value)| value.into_owned())
+        .ok_or_else(|| Error::new(Reason::StreamInvalidAuth))
+}
+
+fn only(method: &Method, allowed: Method) -> Result<(), Error> {
+    if *method != allowed {
+        return Err(Reason::RequestMethodNotAllowed.into());
+    }
+    Ok(())
+}
+
+/// `application/octet-stream` (parameters ignored) or no content type at all.
+fn octet_stream(headers: &HeaderMap) -> Result<(), Error> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    if essence.eq_ignore_ascii_case("application/octet-stream") {
+        Ok(())
+    } else {
+        Err(Reason::RequestUnsupportedMediaType.into())
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| Error::new(Reason::RequestMalformed))
+        })
+        .transpose()
+}
+
+async fn upload(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    only(req.method(), Method::POST)?;
+    let value = auth_value(req.uri())?;
+    octet_stream(req.headers())?;
+    let declared = declared_length(req.headers())?;
+    // Checked before the body is read, so `Expect: 100-continue` gets the answer early.
+    let mut upload = state.engine.open_upload(&value, declared).await?;
+    if (state.spool)() != SpoolStatus::Ok {
+        return Err(Error::new(Reason::StreamSpoolFull)
+            .with_retry_after(SPOOL_FULL_RETRY)
+            .into());
+    }
+    upload.begin().await?;
+    let limits = &state.engine.config().streams;
+    let clock = state.engine.config().clock.clone();
+    let started = Instant::now();
+    let mut body = req.into_body();
+    let (mut last_real, mut last_clock) = (Instant::now(), clock.now());
+    loop {
+        let frame = match tokio::time::timeout(IDLE_POLL, body.frame()).await {
+            Ok(frame) => frame,
+            Err(_) => {
+                // No byte lately: too long idle by wall time or by the engine clock, or the
+                // whole upload too long.
+                let idle_secs = limits.upload_idle.as_secs() as i64;
+                if last_real.elapsed() >= limits.upload_idle
+                    || last_clock.seconds_until(clock.now()) >= idle_secs.max(1)
+                    || started.elapsed() >= limits.upload_max_duration
+                {
+                    upload.abort().await;
+                    return Err(Reason::StreamIdleTimeout.into());
+                }
+                continue;
+            }
+        };
+        match frame {
+            None => break,
+            Some(Err(error)) => {
+                tracing::debug!(%error, "upload body ended early");
+                upload.abort().await;
+                return Err(Reason::StreamIncomplete.into());
+            }
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                (last_real, last_clock) = (Instant::now(), clock.now());
+                if started.elapsed() >= limits.upload_max_duration {
+                    upload.abort().await;
+                    return Err(Reason::StreamIdleTimeout.into());
+                }
+                if let Err(error) = upload.push(&data).await {
+                    upload.abort().await;
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+    // A failed finish drops the upload, which hands the reservation back.
+    let receipt = upload.finish().await?;
+    let id = receipt.command_id.to_string();
+    let mut response = reply::json(
+        StatusCode::ACCEPTED,
+        &json!({ "commandId": id, "token": receipt.token, "storedSize": receipt.stored_size }),
+    );
+    response.headers_mut().insert(
+        "X-DPT-CAB-ID",
+        HeaderValue::from_str(&id).expect("a UUID is a header value"),
+    );
+    Ok(response)
+}
+
+async fn download(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    only(req.method(), Method::GET)?;
+    let value = auth_value(req.uri())?;
+    let download = state.engine.open_download(&value).await?;
+    let (token, version, size) = (download.token.clone(), download.version, download.size);
+    // Chunks go out as the devices deliver them; an error aborts the connection, so the
+    // client sees a body shorter than `Content-Length`.
+    let chunks = futures_util::stream::unfold(Some(download), |state| async move {
+        let mut download = state?;
+        match download.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(Bytes::from(chunk)), Some(download))),
+            Ok(None) => None,
+            Err(broken) => Some((Err(std::io::Error::other(broken)), None)),
+        }
+    });
+    let mut response = Body::from_stream(chunks).into_response();
+    let headers = response.headers_mut();
+    let text = |s: &str| HeaderValue::from_str(s).map_err(|_| Error::internal("header value"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        text(&format!("attachment; filename=\"{token}.bin\""))?,
+    );
+    headers.insert("X-DPT-DATA-TOKEN", text(&token)?);
+    headers.insert("X-DPT-DATA-VERSION", HeaderValue::from(version));
+    Ok(response)
+}
