@@ -343,6 +343,11 @@ impl<W: AsyncWrite + Unpin> DecryptWriter<W> {
         self.received
     }
 
+    /// Plaintext bytes decrypted so far (not yet authenticated until `finish` succeeds).
+    pub fn decrypted(&self) -> u64 {
+        self.gcm.as_ref().map_or(0, |g| g.len)
+    }
+
     /// Writes out pending plaintext, then checks the tag. Returns the writer and the
     /// plaintext length. On an error, what was written to the writer is not the payload's
     /// plaintext (or not all of it) and must be discarded.

@@ -339,10 +339,10 @@ where
                     ));
                 }
             };
-            let received = written.received();
+            let decrypted = written.decrypted();
             let (mut out, len) = written.finish().await.map_err(|e| {
                 anyhow::Error::new(e).context(format!(
-                    "the fetched data did not verify after {received} bytes: discard everything written to standard output"
+                    "the fetched data did not verify: discard the {decrypted} bytes written to standard output"
                 ))
             })?;
             out.flush().await?;
