@@ -228,7 +228,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let block = Arc::new(block);
     let mut key = zeroize::Zeroizing::new([0u8; 32]);
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut *key);
-    let peak = RssPeak::start(pid);
+    let storing = RssPeak::start(pid);
 
     // Store: reserve → temporary token → upload (encrypting as it is read) → commit.
     let reserved = b.api.reserve_token_space("/bench", None).await?;
@@ -263,6 +263,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .result()
         .context("committing the upload")?;
     let committed = started.elapsed();
+    let store_peak = storing.finish();
     println!(
         "store  {}: upload {} ({:.2} s to the 202), stored {} ({:.2} s to the commit)",
         human_size(size),
@@ -273,6 +274,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
 
     // Fetch: request-data → STREAM-READY → download, decrypting and comparing as it arrives.
+    let fetching = RssPeak::start(pid);
     let started = Instant::now();
     let request = b.api.request_data(&accepted.token).await?;
     b.session
@@ -305,7 +307,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         received == payload_len && plaintext == size && !compare.differs,
         "the fetched object differs from the stored one"
     );
-    let peak_kib = peak.finish();
+    let fetch_peak = fetching.finish();
     println!(
         "fetch  {}: {} ({:.2} s, STREAM-READY after {:.0} ms), tag verified, content identical",
         human_size(size),
@@ -314,12 +316,16 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ready.as_secs_f64() * 1000.0
     );
     let (_, lifetime_peak) = rss_kib(pid)?;
+    let (_, client_peak) = rss_kib(std::process::id())?;
     println!(
-        "engine rss: idle {}, peak during the run {} (sampled every {} ms; VmHWM since start {}) | disk {}",
+        "engine rss: idle {}, peak during the run {} (storing {}, fetching {}; sampled every {} ms; VmHWM since start {}) | bench client VmHWM {} | disk {}",
         mib(idle),
-        mib(peak_kib),
+        mib(store_peak.max(fetch_peak)),
+        mib(store_peak),
+        mib(fetch_peak),
         RSS_EVERY.as_millis(),
         mib(lifetime_peak),
+        mib(client_peak),
         mb(disk)
     );
     Ok(())

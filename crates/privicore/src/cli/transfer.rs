@@ -87,6 +87,13 @@ fn commit_wait(stored_size: u64) -> Duration {
     ACK_WAIT + Duration::from_secs(stored_size / (8 * 1024 * 1024))
 }
 
+/// A plaintext ready to go: whole when it travels inline, a reader (and its length, when
+/// known) when it is streamed.
+enum Prepared {
+    Inline(Vec<u8>),
+    Streamed(Box<dyn AsyncRead + Send + Unpin>, Option<u64>),
+}
+
 /// Encrypts and stores `source`; the data token, with metadata (`fileName`, `size`) set.
 /// `name` overrides the file name recorded (standard input records `stdin` without it).
 pub async fn store(
@@ -96,8 +103,9 @@ pub async fn store(
     name: Option<&str>,
 ) -> anyhow::Result<Stored> {
     let key = profile.data_key()?;
-    let (me, session) = connect(profile).await?;
-    let stored = match source {
+    // The input is opened (and, when short, read) before logging in, so a missing file
+    // costs no round trip.
+    let prepared = match source {
         Source::File(path) => {
             let file = tokio::fs::File::open(path)
                 .await
@@ -105,17 +113,16 @@ pub async fn store(
             let len = file.metadata().await?.len();
             // Exactly the length measured: a file that grows meanwhile is cut there, one
             // that shrinks makes the upload incomplete (and refused).
-            let plaintext = file.take(len);
+            let mut plaintext = file.take(len);
             if len <= INLINE_PLAINTEXT_MAX {
                 let mut buffered = Vec::with_capacity(len as usize);
-                let mut plaintext = plaintext;
                 plaintext
                     .read_to_end(&mut buffered)
                     .await
                     .with_context(|| format!("reading {}", path.display()))?;
-                store_inline(&me, &session, &key, context, &buffered).await?
+                Prepared::Inline(buffered)
             } else {
-                store_streamed(&me, &session, &key, context, plaintext, Some(len)).await?
+                Prepared::Streamed(Box::new(plaintext), Some(len))
             }
         }
         Source::Stdin => {
@@ -129,11 +136,19 @@ pub async fn store(
                 .await
                 .context("reading standard input")?;
             if head.len() as u64 <= INLINE_PLAINTEXT_MAX {
-                store_inline(&me, &session, &key, context, &head).await?
+                Prepared::Inline(head)
             } else {
-                let rest = std::io::Cursor::new(head).chain(stdin);
-                store_streamed(&me, &session, &key, context, rest, None).await?
+                Prepared::Streamed(Box::new(std::io::Cursor::new(head).chain(stdin)), None)
             }
+        }
+    };
+    let (me, session) = connect(profile).await?;
+    let stored = match prepared {
+        Prepared::Inline(plaintext) => {
+            store_inline(&me, &session, &key, context, &plaintext).await?
+        }
+        Prepared::Streamed(plaintext, len) => {
+            store_streamed(&me, &session, &key, context, plaintext, len).await?
         }
     };
     let name = name
