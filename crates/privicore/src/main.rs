@@ -110,7 +110,8 @@ enum Command {
         profile: ProfileFile,
     },
     /// Fetch a data token and decrypt it locally into a file. The file appears only once
-    /// the data's integrity tag verified; until then it is a temporary file beside it.
+    /// the data's integrity tag verified (until then it is a temporary file beside it), and
+    /// is readable by its owner only.
     Fetch {
         token: String,
         /// Where to write the plaintext; `-` writes to standard output as the data arrives

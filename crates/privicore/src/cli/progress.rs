@@ -32,6 +32,20 @@ pub fn bar(total: Option<u64>, message: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner with a message and the time spent, for a wait with nothing to count (the
+/// engine replicating an upload); hidden when standard error is not a terminal.
+pub fn spinner(message: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("{msg} {spinner} {elapsed}").expect("a valid template"),
+    );
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// Counts the bytes read from or written to `inner` on a progress bar.
 pub struct Counted<T> {
     inner: T,

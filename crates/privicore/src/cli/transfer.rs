@@ -212,9 +212,12 @@ async fn store_streamed(
     let uploaded = me.upload_stream(url, body, payload_len).await;
     bar.finish_and_clear();
     let accepted = uploaded.context("uploading")?;
-    session
+    let waiting = progress::spinner("uploaded; the engine is storing it on the devices");
+    let committed = session
         .wait_command(&accepted.command_id, commit_wait(accepted.stored_size))
-        .await?
+        .await;
+    waiting.finish_and_clear();
+    committed?
         .result()
         .context("storing the uploaded payload")?;
     Ok(Stored {
