@@ -20,6 +20,6 @@ mod ws_close;
 pub use body::{Fields, parse_body};
 pub use client_ip::ClientIp;
 pub use error::ApiError;
-pub use routes::{AppState, Edge, SpoolProbe, SpoolStatus, api_router, ws_router};
+pub use routes::{AppState, Edge, SpoolFree, SpoolProbe, SpoolStatus, api_router, ws_router};
 pub use serve::{ConnectionLimits, serve};
 pub use streams::{downstream_router, upstream_router};

@@ -90,6 +90,22 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
         .transpose()
 }
 
+/// A chunked upload checks the spool's room again after this many bytes.
+const SPOOL_RECHECK: u64 = 64 << 20;
+
+/// `stream.spool_full` unless the spool has room for `bytes` more (the probe already keeps
+/// the configured reserve aside).
+fn spool_room(state: &AppState, bytes: u64) -> Result<(), Error> {
+    let full = match &state.spool_free {
+        Some(free) => free().is_none_or(|free| free < bytes.max(1)),
+        None => (state.spool)() == SpoolStatus::Down,
+    };
+    if full {
+        return Err(Error::new(Reason::StreamSpoolFull).with_retry_after(SPOOL_FULL_RETRY));
+    }
+    Ok(())
+}
+
 async fn upload(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     only(req.method(), Method::POST)?;
     let value = auth_value(req.uri())?;
@@ -97,12 +113,9 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
     let declared = declared_length(req.headers())?;
     // Checked before the body is read, so `Expect: 100-continue` gets the answer early.
     let mut upload = state.engine.open_upload(&value, declared).await?;
-    if (state.spool)() != SpoolStatus::Ok {
-        return Err(Error::new(Reason::StreamSpoolFull)
-            .with_retry_after(SPOOL_FULL_RETRY)
-            .into());
-    }
+    spool_room(&state, declared.unwrap_or(0))?;
     upload.begin().await?;
+    let mut unchecked = 0u64;
     let limits = &state.engine.config().streams;
     let clock = state.engine.config().clock.clone();
     let started = Instant::now();
@@ -119,7 +132,7 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                     || last_clock.seconds_until(clock.now()) >= idle_secs.max(1)
                     || started.elapsed() >= limits.upload_max_duration
                 {
-                    upload.abort().await;
+                    upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
                 }
                 continue;
@@ -129,7 +142,7 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
             None => break,
             Some(Err(error)) => {
                 tracing::debug!(%error, "upload body ended early");
-                upload.abort().await;
+                upload.abort(Reason::StreamIncomplete).await;
                 return Err(Reason::StreamIncomplete.into());
             }
             Some(Ok(frame)) => {
@@ -138,17 +151,29 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                 };
                 (last_real, last_clock) = (Instant::now(), clock.now());
                 if started.elapsed() >= limits.upload_max_duration {
-                    upload.abort().await;
+                    upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
                 }
-                if let Err(error) = upload.push(&data).await {
-                    upload.abort().await;
+                // A body of unknown length checks the room again as it grows.
+                unchecked += data.len() as u64;
+                let checked = if declared.is_none() && unchecked >= SPOOL_RECHECK {
+                    unchecked = 0;
+                    spool_room(&state, 0)
+                } else {
+                    Ok(())
+                };
+                let pushed = match checked {
+                    Ok(()) => upload.push(&data).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = pushed {
+                    upload.abort(error.reason).await;
                     return Err(error.into());
                 }
             }
         }
     }
-    // A failed finish drops the upload, which hands the reservation back.
+    // A failed finish undoes the upload itself.
     let receipt = upload.finish().await?;
     let id = receipt.command_id.to_string();
     let mut response = reply::json(

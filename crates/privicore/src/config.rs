@@ -132,6 +132,9 @@ pub struct Streams {
     pub not_ready_wait_seconds: u64,
     /// Sealed chunks queued per storage device while a large version fans out.
     pub fanout_in_flight: usize,
+    /// Bytes the spool's disk keeps free beside uploads: an upload that would eat into
+    /// them is refused with `stream.spool_full`.
+    pub spool_reserve_bytes: u64,
 }
 
 impl Default for Streams {
@@ -144,6 +147,7 @@ impl Default for Streams {
             download_auth_seconds: d.download_auth_seconds as u64,
             not_ready_wait_seconds: d.not_ready_wait.as_secs(),
             fanout_in_flight: d.fanout_in_flight,
+            spool_reserve_bytes: 256 << 20,
         }
     }
 }

@@ -126,6 +126,15 @@ fn spool_probe(dir: PathBuf) -> SpoolProbe {
     })
 }
 
+/// Bytes free for uploads on the spool's disk, the reserve kept aside.
+fn spool_free(dir: PathBuf, reserve: u64) -> privicore_http::SpoolFree {
+    Arc::new(move || {
+        fs4::statvfs(&dir)
+            .ok()
+            .map(|stats| stats.available_space().saturating_sub(reserve))
+    })
+}
+
 /// Request ids and request lines (DEBUG); see `request_log`.
 fn traced(router: Router) -> Router {
     crate::request_log::layer(router)
@@ -204,7 +213,11 @@ impl Server {
             spool_probe(settings.data_dir.clone()),
             Some(device_bus),
         )
-        .with_edge(settings.edge()?);
+        .with_edge(settings.edge()?)
+        .with_spool_free(spool_free(
+            settings.data_dir.clone(),
+            settings.streams.spool_reserve_bytes,
+        ));
 
         let stop_listening = CancellationToken::new();
         let mut listeners = JoinSet::new();

@@ -17,26 +17,67 @@ pub(crate) use download::{issue_download, settle_readiness};
 pub(crate) use fanout::fan_out;
 pub use upload::{Upload, UploadReceipt};
 
-use privicore_domain::secret::TokenHash;
-use std::collections::HashMap;
+use crate::engine::{Core, Engine};
+use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Outcome};
+use privicore_domain::secret::{Secret, TokenHash};
+use privicore_domain::{Reason, Timestamp};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Registered upload values beyond this are forgotten (they register again when shown).
 const UPLOAD_VALUES_MAX: usize = 100_000;
 /// Outstanding download values at most; the oldest expired ones go first.
 const DOWNLOAD_VALUES_MAX: usize = 100_000;
 
+/// A streamed replacement's upload must start within this many seconds (§3.10).
+pub(crate) const REPLACEMENT_UPLOAD_SECONDS: i64 = 15 * 60;
+
 /// What an upload value opens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) enum UploadTarget {
     /// The reservation of this token (§3.2).
     Exchange { token: String },
+    /// A streamed data replacement accepted by §3.10 shape B.
+    Replace(Arc<Replacement>),
+}
+
+/// A streamed replacement waiting for its upload: the update command (which runs once the
+/// upload is complete) and the deadline for the upload to start.
+pub(crate) struct Replacement {
+    pub(crate) command: CommandRecord,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) since: Instant,
+    /// Set when the upload starts (the value is consumed) or the deadline passed.
+    pub(crate) taken: AtomicBool,
+}
+
+impl Replacement {
+    pub(crate) fn new(command: CommandRecord, expires_at: Timestamp, since: Instant) -> Self {
+        Self {
+            command,
+            expires_at,
+            since,
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// The token and the version the replacement writes.
+    pub(crate) fn target(&self) -> (&str, u32) {
+        match &self.command.payload {
+            CommandPayload::ReplaceData { token, version, .. } => (token, *version),
+            _ => ("", 0),
+        }
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct Registry {
     uploads: Mutex<HashMap<[u8; 32], UploadTarget>>,
     pub(super) downloads: Mutex<HashMap<[u8; 32], Arc<download::Grant>>>,
+    /// Tokens with a streamed replacement accepted and not finished.
+    replacing: Mutex<HashSet<String>>,
 }
 
 impl Registry {
@@ -57,10 +98,73 @@ impl Registry {
         uploads.get(&digest.0).cloned()
     }
 
+    /// False when a streamed replacement of the token is already waiting.
+    pub(crate) fn begin_replacement(&self, token: &str) -> bool {
+        self.replacing
+            .lock()
+            .expect("replacing lock")
+            .insert(token.to_owned())
+    }
+
+    pub(crate) fn end_replacement(&self, token: &str) {
+        self.replacing.lock().expect("replacing lock").remove(token);
+    }
+
+    pub(crate) fn replacing(&self, token: &str) -> bool {
+        self.replacing
+            .lock()
+            .expect("replacing lock")
+            .contains(token)
+    }
+
     pub(crate) fn forget_upload(&self, value: &str) {
         self.uploads
             .lock()
             .expect("uploads lock")
             .remove(&TokenHash::of(value).0);
     }
+}
+
+/// How often a waiting replacement checks its deadline.
+const REPLACEMENT_POLL: Duration = Duration::from_millis(500);
+
+/// Fails a streamed replacement with `stream.not_started` once its deadline passed (by the
+/// engine clock, or by wall time) without the upload having started.
+pub(crate) fn watch_replacement(engine: &Engine, value: Secret, replacement: Arc<Replacement>) {
+    let core = engine.shared_core();
+    tokio::spawn(async move {
+        let wall = Duration::from_secs(REPLACEMENT_UPLOAD_SECONDS as u64);
+        loop {
+            tokio::time::sleep(REPLACEMENT_POLL).await;
+            if replacement.taken.load(Ordering::SeqCst) {
+                return;
+            }
+            if core.config.clock.now() >= replacement.expires_at
+                || replacement.since.elapsed() >= wall
+            {
+                break;
+            }
+        }
+        if replacement.taken.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        core.streams.forget_upload(value.expose());
+        fail_replacement(&core, &replacement, Reason::StreamNotStarted).await;
+    });
+}
+
+/// Records a streamed replacement's command as failed (version n stays served).
+pub(crate) async fn fail_replacement(core: &Core, replacement: &Replacement, reason: Reason) {
+    let (token, _) = replacement.target();
+    core.streams.end_replacement(token);
+    let mut command = replacement.command.clone();
+    let outcome = Outcome::failed(reason);
+    command.state = CommandState::Finished {
+        outcome: outcome.clone(),
+        finished_at: Timestamp::now(),
+    };
+    if let Err(error) = core.store.insert_command(&command, &[]).await {
+        tracing::warn!(command = %command.id, %error, "could not record a failed replacement");
+    }
+    crate::pipeline::publish_outcome(core, &command, outcome).await;
 }

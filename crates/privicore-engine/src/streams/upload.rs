@@ -4,7 +4,7 @@
 //! body is complete the exchange is accepted like an inline one and fans the version out
 //! from the spool. A failed upload hands the reservation back (§1.1) and leaves nothing.
 
-use super::UploadTarget;
+use super::{Replacement, UploadTarget};
 use crate::engine::Engine;
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::{DataToken, MIN_PAYLOAD, TokenStatus, TokenVersion};
@@ -14,6 +14,7 @@ use privicore_domain::secret::TokenHash;
 use privicore_domain::{CommandId, Error, Reason, Timestamp};
 use privicore_wire::{TokenKind, is_well_formed_token};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The upstream listener's 202 (§3.4).
 #[derive(Debug, Clone)]
@@ -26,8 +27,8 @@ pub struct UploadReceipt {
 /// How arriving bytes are sealed: for good when the size was declared, else staged under a
 /// one-time key until the last byte fixes the size (which every chunk's AAD includes).
 enum Sealing {
-    Final(Sealer),
-    Staged { key: StagingKey, chunks: u32 },
+    Final(Box<Sealer>),
+    Staged { key: Box<StagingKey>, chunks: u32 },
 }
 
 /// One upload, from its checks to its acceptance. Dropping it unfinished after
@@ -35,6 +36,8 @@ enum Sealing {
 pub struct Upload {
     engine: Arc<Engine>,
     row: DataToken,
+    /// Set for a streamed replacement (§3.10); an exchange otherwise.
+    replacement: Option<Arc<Replacement>>,
     value: String,
     version: u32,
     declared: Option<u64>,
@@ -60,14 +63,34 @@ impl Engine {
         if !is_well_formed_token(TokenKind::Upload, value) {
             return Err(invalid_auth());
         }
-        let UploadTarget::Exchange { token } =
-            self.streams.upload_target(value).ok_or_else(invalid_auth)?;
-        let row = self
-            .store
-            .data_token(&token)
-            .await?
-            .ok_or_else(invalid_auth)?;
-        self.check_upload_value(&row, value)?;
+        let target = self.streams.upload_target(value).ok_or_else(invalid_auth)?;
+        let (row, replacement, version) = match target {
+            UploadTarget::Exchange { token } => {
+                let row = self
+                    .store
+                    .data_token(&token)
+                    .await?
+                    .ok_or_else(invalid_auth)?;
+                self.check_upload_value(&row, value)?;
+                (row, None, 1)
+            }
+            UploadTarget::Replace(replacement) => {
+                let (token, version) = replacement.target();
+                let row = self
+                    .store
+                    .data_token(token)
+                    .await?
+                    .ok_or_else(invalid_auth)?;
+                let open = !replacement.taken.load(Ordering::SeqCst)
+                    && replacement.expires_at > self.config.clock.now()
+                    && row.status == TokenStatus::Active
+                    && row.version.map(|v| v + 1) == Some(version);
+                if !open {
+                    return Err(invalid_auth());
+                }
+                (row, Some(replacement), version)
+            }
+        };
         let max = self.config.streams.upload_max_bytes;
         match declared {
             Some(n) if n > max => return Err(Reason::StreamTooLarge.into()),
@@ -76,17 +99,24 @@ impl Engine {
         }
         let chunk_size = self.config.storage.chunk_size;
         let sealing = match declared {
-            Some(n) => Sealing::Final(Sealer::new(&self.keyring(), &row.token, 1, chunk_size, n)),
+            Some(n) => Sealing::Final(Box::new(Sealer::new(
+                &self.keyring(),
+                &row.token,
+                version,
+                chunk_size,
+                n,
+            ))),
             None => Sealing::Staged {
-                key: StagingKey::generate(),
+                key: Box::new(StagingKey::generate()),
                 chunks: 0,
             },
         };
         Ok(Upload {
             engine: self.clone(),
             row,
+            replacement,
             value: value.to_owned(),
-            version: 1,
+            version,
             declared,
             received: 0,
             buffer: Vec::with_capacity(chunk_size as usize),
@@ -122,6 +152,14 @@ impl Upload {
     /// starts reading the body). Refused like an unusable value if it changed meanwhile.
     pub async fn begin(&mut self) -> Result<(), Error> {
         self.engine.admit_data_write()?;
+        if let Some(replacement) = &self.replacement {
+            if replacement.taken.swap(true, Ordering::SeqCst) {
+                return Err(invalid_auth());
+            }
+            self.engine.streams.forget_upload(&self.value);
+            self.begun = true;
+            return Ok(());
+        }
         let engine = self.engine.clone();
         let Some(_claim) = engine.claims.claim(&self.row.token) else {
             return Err(invalid_auth());
@@ -209,8 +247,19 @@ impl Upload {
     }
 
     /// The body is complete: seals what remains, records the version and accepts the
-    /// exchange (gateable event 102), which then runs like an inline one.
+    /// exchange (gateable event 102), which then runs like an inline one; or, for a streamed
+    /// replacement, the update command accepted by §3.10 (event 103).
     pub async fn finish(mut self) -> Result<UploadReceipt, Error> {
+        match self.complete().await {
+            Ok(receipt) => Ok(receipt),
+            Err(error) => {
+                self.abort(error.reason).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn complete(&mut self) -> Result<UploadReceipt, Error> {
         if let Some(n) = self.declared
             && self.received < n
         {
@@ -225,11 +274,11 @@ impl Upload {
         let sealer = match std::mem::replace(
             &mut self.sealing,
             Sealing::Staged {
-                key: StagingKey::generate(),
+                key: Box::new(StagingKey::generate()),
                 chunks: 0,
             },
         ) {
-            Sealing::Final(sealer) => sealer,
+            Sealing::Final(sealer) => *sealer,
             Sealing::Staged { key, chunks } => self.reseal(&key, chunks).await?,
         };
         let header = sealer.header();
@@ -245,16 +294,19 @@ impl Upload {
             chunk_count: header.core.chunk_count,
             committed: false,
         };
-        let command = CommandRecord::new(
-            CommandId::new(),
-            self.row.profile_id,
-            self.row.application_id,
-            CommandPayload::ExchangeData {
-                token: self.row.token.clone(),
-                version: self.version,
-                streamed: true,
-            },
-        );
+        let command = match &self.replacement {
+            Some(replacement) => replacement.command.clone(),
+            None => CommandRecord::new(
+                CommandId::new(),
+                self.row.profile_id,
+                self.row.application_id,
+                CommandPayload::ExchangeData {
+                    token: self.row.token.clone(),
+                    version: self.version,
+                    streamed: true,
+                },
+            ),
+        };
         let id = self
             .engine
             .accept_with(
@@ -263,6 +315,10 @@ impl Upload {
             )
             .await?;
         self.settled = true;
+        if self.replacement.is_some() {
+            // From here the version row marks the replacement as unfinished.
+            self.engine.streams.end_replacement(&self.row.token);
+        }
         Ok(UploadReceipt {
             command_id: id,
             token: self.row.token.clone(),
@@ -298,12 +354,23 @@ impl Upload {
         Ok(sealer)
     }
 
-    /// Gives the reservation back after a failure: `reserved` with a fresh value while its
-    /// time is left, else `expired`; the spooled chunks go.
-    pub async fn abort(mut self) {
+    /// Undoes a failed upload: an exchange gives the reservation back (`reserved` with a
+    /// fresh value while its time is left, else `expired`); a streamed replacement's
+    /// command fails with `reason` and version n stays served. The spooled chunks go.
+    pub async fn abort(&mut self, reason: Reason) {
+        if self.settled {
+            return;
+        }
         self.settled = true;
         if self.begun {
-            hand_back(&self.engine, &self.row, self.version).await;
+            undo(
+                &self.engine,
+                &self.row,
+                self.version,
+                self.replacement.as_deref(),
+                reason,
+            )
+            .await;
         }
     }
 }
@@ -311,13 +378,43 @@ impl Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         if self.begun && !self.settled {
-            // The connection went away mid-body: give the reservation back all the same.
+            // The connection went away mid-body: undo all the same.
             let (engine, row, version) = (self.engine.clone(), self.row.clone(), self.version);
+            let replacement = self.replacement.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move { hand_back(&engine, &row, version).await });
+                runtime.spawn(async move {
+                    undo(
+                        &engine,
+                        &row,
+                        version,
+                        replacement.as_deref(),
+                        Reason::StreamIncomplete,
+                    )
+                    .await
+                });
             }
         }
     }
+}
+
+async fn undo(
+    engine: &Engine,
+    row: &DataToken,
+    version: u32,
+    replacement: Option<&Replacement>,
+    reason: Reason,
+) {
+    let Some(replacement) = replacement else {
+        return hand_back(engine, row, version).await;
+    };
+    let drop = DataEffect::DropSpool {
+        token: row.token.clone(),
+        version,
+    };
+    if let Err(error) = engine.apply(vec![drop]).await {
+        tracing::warn!(token = %row.token, %error, "could not drop a failed replacement's chunks");
+    }
+    super::fail_replacement(engine, replacement, reason).await;
 }
 
 async fn hand_back(engine: &Engine, row: &DataToken, version: u32) {
