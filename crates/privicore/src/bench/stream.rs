@@ -282,14 +282,22 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .await?
         .result()
         .context("requesting the data")?;
+    let requested = started.elapsed();
     let events = b.session.events_for(&request.request_id);
-    let url = events
+    let delivery = events
         .iter()
-        .find(|e| e["type"] == "STREAM-READY")
-        .and_then(|e| e["streamUrl"].as_str())
-        .context("the engine did not stream the object (no STREAM-READY)")?
+        .find(|e| e["type"] == "X-DPT-CAB-REQUEST-ID")
+        .context("the request succeeded without delivering the data")?;
+    anyhow::ensure!(
+        delivery["output_type"] == 1,
+        "the engine did not stream the object (output_type {})",
+        delivery["output_type"]
+    );
+    let ready = events.iter().any(|e| e["type"] == "STREAM-READY");
+    let url = delivery["body"]
+        .as_str()
+        .context("the stream delivery carries no URL")?
         .to_owned();
-    let ready = started.elapsed();
     let compare = Compare {
         block: block.clone(),
         at: 0,
@@ -309,11 +317,12 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let fetch_peak = fetching.finish();
     println!(
-        "fetch  {}: {} ({:.2} s, STREAM-READY after {:.0} ms), tag verified, content identical",
+        "fetch  {}: {} ({:.2} s, request-data answered after {:.0} ms{}), tag verified, content identical",
         human_size(size),
         mb(payload_len as f64 / fetched.as_secs_f64()),
         fetched.as_secs_f64(),
-        ready.as_secs_f64() * 1000.0
+        requested.as_secs_f64() * 1000.0,
+        if ready { " with STREAM-READY" } else { "" }
     );
     let (_, lifetime_peak) = rss_kib(pid)?;
     let (_, client_peak) = rss_kib(std::process::id())?;

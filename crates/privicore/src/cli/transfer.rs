@@ -242,7 +242,7 @@ pub async fn fetch(
         .await?
         .result()
         .context("requesting the data")?;
-    // Both deliveries precede the command's final status on the channel.
+    // The delivery precedes the command's final status on the channel.
     let events = session.events_for(&request.request_id);
     let delivery = events
         .iter()
@@ -267,12 +267,12 @@ pub async fn fetch(
             })
         }
         Some(1) => {
-            let ready = events
+            // STREAM-READY repeats the URL; without it yet, the download listener waits
+            // for readiness itself (§3.6).
+            let url = events
                 .iter()
                 .find(|e| e["type"] == "STREAM-READY")
-                .context("the data was announced as a stream but never became ready")?;
-            let url = ready["streamUrl"]
-                .as_str()
+                .and_then(|ready| ready["streamUrl"].as_str())
                 .or_else(|| delivery["body"].as_str())
                 .context("the stream delivery carries no URL")?
                 .to_owned();
