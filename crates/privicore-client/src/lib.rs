@@ -8,6 +8,7 @@ mod error;
 mod flows;
 mod governance;
 mod http;
+mod oauth;
 mod session;
 mod stream;
 

@@ -152,6 +152,23 @@ pub enum CommandPayload {
         skip: Vec<DeviceId>,
         nonce: Option<String>,
     },
+    /// Register OAuth application (docs/api/oauth.md §3.1); the application id is the
+    /// command id.
+    RegisterOauthApplication {
+        client_id: String,
+        name: String,
+        description: Option<String>,
+        redirect_uri: String,
+        scopes: Vec<String>,
+    },
+    /// Request OAuth app authorization code (docs/api/oauth.md §3.3); the request id is
+    /// the command id, the caller's profile the consenting one.
+    RequestOauthCode {
+        application_id: Uuid,
+        client_id: String,
+        nonce: String,
+        scopes: Vec<String>,
+    },
     /// Update data token shape B with new inline data, sealed as `version`.
     ReplaceData {
         token: String,
@@ -207,6 +224,8 @@ impl CommandPayload {
             Self::DeactivatePolicy { .. } => "deactivate_policy",
             Self::DeletePolicy { .. } => "delete_policy",
             Self::CreateVoting { .. } => "create_voting",
+            Self::RegisterOauthApplication { .. } => "register_oauth_application",
+            Self::RequestOauthCode { .. } => "request_oauth_code",
         }
     }
 

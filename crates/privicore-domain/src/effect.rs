@@ -45,6 +45,7 @@ pub enum Effect {
     Data(Box<DataEffect>),
     Governance(Box<GovernanceEffect>),
     Voting(Box<VotingEffect>),
+    Oauth(Box<crate::oauth::OauthEffect>),
 }
 
 /// Effects on pools, attempts, ballots and held commands (docs/api/voting-and-policy.md

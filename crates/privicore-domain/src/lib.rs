@@ -16,6 +16,7 @@ pub mod governance;
 pub mod idempotency;
 pub mod ids;
 pub mod keys;
+pub mod oauth;
 pub mod password;
 pub mod ports;
 pub mod profile;

@@ -4,7 +4,7 @@ use crate::engine::Engine;
 use privicore_domain::auth::{Access, AuthToken, Caller, TokenOwner};
 use privicore_domain::profile::ProfileStatus;
 use privicore_domain::secret::{Secret, TokenHash};
-use privicore_domain::{Error, ProfileId, Reason, Timestamp};
+use privicore_domain::{Error, ProfileId, Reason};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -119,7 +119,7 @@ impl Engine {
                 c
             }
         };
-        if cached.token.expires_at <= Timestamp::now() {
+        if cached.token.expires_at <= self.config.clock.now() {
             return Err(Reason::AuthTokenExpired.into());
         }
         if cached.token.revoked_at.is_some() {
@@ -148,7 +148,7 @@ impl Engine {
                 return Err(Reason::OauthProfileTokenRequired.into());
             }
             if let Some(scope) = access.scope
-                && !token.scopes.iter().any(|s| s == scope)
+                && !privicore_domain::oauth::holds(&token.scopes, scope)
             {
                 return Err(Error::new(Reason::OauthScopeDenied)
                     .with_message(format!("This call needs the scope {scope}.")));

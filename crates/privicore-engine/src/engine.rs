@@ -227,6 +227,7 @@ impl Engine {
         });
 
         let mut pending = store.unfinished_commands().await?;
+        crate::streams::release_stranded_uploads(&core, &pending).await?;
         // A held command comes back through the voting worker once its pools decided;
         // resuming it here as well would run a decided one twice.
         pending.retain(|command| !core.voting.is_held(command.id));
@@ -272,6 +273,10 @@ impl Engine {
                         .await
                         .map_err(|e| e.to_string())?;
                     store.purge_counters(now).await.map_err(|e| e.to_string())?;
+                    store
+                        .purge_oauth(now.plus_seconds(-privicore_domain::oauth::KEEP_SECONDS))
+                        .await
+                        .map_err(|e| e.to_string())?;
                     Ok(())
                 }
             },

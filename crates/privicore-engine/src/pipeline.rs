@@ -3,7 +3,7 @@
 
 mod audited;
 mod devices;
-mod execute;
+pub(crate) mod execute;
 mod governance;
 mod sync;
 mod tokens;

@@ -17,6 +17,9 @@ mod throttle;
 mod ws;
 mod ws_close;
 
+/// Every route of the API and what it asks of the caller.
+pub use routes::table;
+
 pub use body::{Fields, parse_body};
 pub use client_ip::ClientIp;
 pub use error::ApiError;

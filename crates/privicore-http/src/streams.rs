@@ -28,20 +28,43 @@ const SPOOL_FULL_RETRY: u64 = 30;
 
 /// The upstream (upload) listener.
 pub fn upstream_router(state: AppState) -> Router {
-    Router::new()
-        .route("/", any(upload))
-        .fallback(guard::unknown_route)
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(guard::panic_response))
+    with_cors(
+        Router::new()
+            .route("/", any(upload))
+            .fallback(guard::unknown_route)
+            .with_state(state.clone())
+            .layer(CatchPanicLayer::custom(guard::panic_response)),
+        &state,
+    )
 }
 
 /// The downstream (download) listener.
 pub fn downstream_router(state: AppState) -> Router {
-    Router::new()
-        .route("/", any(download))
-        .fallback(guard::unknown_route)
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(guard::panic_response))
+    with_cors(
+        Router::new()
+            .route("/", any(download))
+            .fallback(guard::unknown_route)
+            .with_state(state.clone())
+            .layer(CatchPanicLayer::custom(guard::panic_response)),
+        &state,
+    )
+}
+
+/// The API's cross-origin rules, no others (§4.1), outermost so preflights are answered.
+fn with_cors(router: Router, state: &AppState) -> Router {
+    match state.edge.cors.clone() {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// 405 with the one method the listener takes in `Allow`.
+fn method_not_allowed(allowed: &'static str) -> Response {
+    let mut response = ApiError::from(Reason::RequestMethodNotAllowed).into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
 }
 
 /// The `auth` query parameter; missing is as unusable as unknown.
@@ -50,13 +73,6 @@ fn auth_value(uri: &Uri) -> Result<String, Error> {
         .find(|(name, _)| name == "auth")
         .map(|(_, value)| value.into_owned())
         .ok_or_else(|| Error::new(Reason::StreamInvalidAuth))
-}
-
-fn only(method: &Method, allowed: Method) -> Result<(), Error> {
-    if *method != allowed {
-        return Err(Reason::RequestMethodNotAllowed.into());
-    }
-    Ok(())
 }
 
 /// `application/octet-stream` (parameters ignored) or no content type at all.
@@ -107,7 +123,9 @@ fn spool_room(state: &AppState, bytes: u64) -> Result<(), Error> {
 }
 
 async fn upload(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    only(req.method(), Method::POST)?;
+    if req.method() != Method::POST {
+        return Ok(method_not_allowed("POST"));
+    }
     let value = auth_value(req.uri())?;
     octet_stream(req.headers())?;
     let declared = declared_length(req.headers())?;
@@ -188,7 +206,9 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
 }
 
 async fn download(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    only(req.method(), Method::GET)?;
+    if req.method() != Method::GET {
+        return Ok(method_not_allowed("GET"));
+    }
     let value = auth_value(req.uri())?;
     let download = state.engine.open_download(&value).await?;
     let (token, version, size) = (download.token.clone(), download.version, download.size);

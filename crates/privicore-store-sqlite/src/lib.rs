@@ -41,6 +41,7 @@ mod data;
 mod db;
 mod governance;
 mod idempotency;
+mod oauth;
 mod rows;
 mod token_rows;
 mod voting;
@@ -65,6 +66,7 @@ use privicore_domain::governance::{
 };
 use privicore_domain::idempotency::{IdempotencyRecord, IdempotencySlot};
 use privicore_domain::keys::EngineKeyRecord;
+use privicore_domain::oauth::{Application, AuthRequest, Grant};
 use privicore_domain::ports::{AuditLog, MetadataStore, StoreError};
 use privicore_domain::profile::{Profile, username_key};
 use privicore_domain::secret::TokenHash;
@@ -76,6 +78,7 @@ use rusqlite::{Connection, params};
 use secrecy::ExposeSecret;
 use std::path::Path;
 use std::sync::Arc;
+use uuid::Uuid;
 
 pub struct SqliteStore {
     readers: Arc<db::Readers>,
@@ -516,6 +519,18 @@ impl MetadataStore for SqliteStore {
             .await
     }
 
+    async fn exchanging_tokens(&self) -> Result<Vec<String>, StoreError> {
+        self.scan(move |c| {
+            db::all(
+                c,
+                "SELECT token FROM data_tokens WHERE status = 'exchanging'",
+                [],
+                |r| r.col::<String>("token"),
+            )
+        })
+        .await
+    }
+
     async fn expired_reservations(
         &self,
         now: Timestamp,
@@ -735,6 +750,60 @@ impl MetadataStore for SqliteStore {
 
     async fn purge_counters(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.writer.write(move |c| counters::purge(c, before)).await
+    }
+
+    async fn oauth_application(&self, id: Uuid) -> Result<Option<Application>, StoreError> {
+        self.read(|c| oauth::application_by_id(c, id))
+    }
+
+    async fn oauth_application_by_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        self.read(|c| oauth::application_by_client(c, client_id))
+    }
+
+    async fn oauth_applications(
+        &self,
+        profile_id: ProfileId,
+        name: Option<&Match>,
+        page: Page,
+    ) -> Result<(Vec<(Application, u64)>, u64), StoreError> {
+        self.read(|c| oauth::applications(c, profile_id, name, page))
+    }
+
+    async fn oauth_request(&self, id: CommandId) -> Result<Option<AuthRequest>, StoreError> {
+        self.read(|c| oauth::request_by_id(c, id))
+    }
+
+    async fn oauth_request_by_code(
+        &self,
+        code: &TokenHash,
+    ) -> Result<Option<AuthRequest>, StoreError> {
+        self.read(|c| oauth::request_by_code(c, code))
+    }
+
+    async fn purge_oauth(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer.write(move |c| oauth::purge(c, before)).await
+    }
+
+    async fn oauth_grant(&self, id: Uuid) -> Result<Option<Grant>, StoreError> {
+        self.read(|c| oauth::grant_by_id(c, id))
+    }
+
+    async fn oauth_live_grants(&self, profile_id: ProfileId) -> Result<u64, StoreError> {
+        self.read(|c| oauth::live_grants(c, profile_id))
+    }
+
+    async fn oauth_nonce_used(&self, application: Uuid, nonce: &str) -> Result<bool, StoreError> {
+        self.read(|c| oauth::nonce_used(c, application, nonce))
+    }
+
+    async fn oauth_grant_by_refresh(
+        &self,
+        refresh: &TokenHash,
+    ) -> Result<Option<(Grant, bool)>, StoreError> {
+        self.read(|c| oauth::grant_by_refresh(c, refresh))
     }
 }
 

@@ -5,4 +5,4 @@ pub mod signed_key;
 pub mod token;
 
 pub use signed_key::{KeyPair, SignedKeyError, SignedPublicKey};
-pub use token::{TokenKind, generate_token, is_well_formed_token};
+pub use token::{TokenKind, generate_secret, generate_token, is_well_formed_token};

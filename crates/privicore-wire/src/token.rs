@@ -36,6 +36,13 @@ pub fn generate_token(kind: TokenKind) -> String {
     format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(raw))
 }
 
+/// 256 bits from the OS CSPRNG as 43 base64url characters, with no kind prefix.
+pub fn generate_secret() -> String {
+    let mut raw = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
 pub fn is_well_formed_token(kind: TokenKind, value: &str) -> bool {
     value.strip_prefix(kind.prefix()).is_some_and(|rest| {
         rest.len() == 43

@@ -122,6 +122,13 @@ enum Command {
         #[command(flatten)]
         profile: ProfileFile,
     },
+    /// OAuth applications: register, list, authorize, token.
+    App {
+        #[command(subcommand)]
+        action: cli::app::AppAction,
+        #[command(flatten)]
+        profile: ProfileFile,
+    },
     /// Measure store and fetch flows over real HTTP and WebSocket.
     Bench(bench::BenchArgs),
     /// Administer the keys of an engine on this machine (over `<data_dir>/run/operator.sock`).
@@ -334,6 +341,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("{} bytes written to standard output", fetched.plaintext_len)
                 }
             }
+        }
+        Command::App { action, profile } => {
+            quiet_logs();
+            let out = cli::app::run(action, || profile.load()).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::Bench(args) => {
             quiet_logs();

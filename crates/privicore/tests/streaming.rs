@@ -417,6 +417,7 @@ async fn upstream_errors_answer_the_contract_keys() {
         (res.status, res.error_code().as_deref()),
         (405, Some("request.method_not_allowed"))
     );
+    assert_eq!(res.header("allow"), Some("POST"));
     let res = up
         .send(reqwest::Method::POST, "/upload", octets(vec![0; 40]))
         .await
@@ -440,6 +441,13 @@ async fn upstream_errors_answer_the_contract_keys() {
         (res.status, res.error_code().as_deref()),
         (415, Some("request.unsupported_media_type"))
     );
+    // `Expect: 100-continue` with an unusable value gets its answer without sending a byte.
+    let head = format!(
+        "POST /?auth=U-{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nExpect: 100-continue",
+        "B".repeat(43)
+    );
+    let (status, body) = raw(upstream, &head, b"", false).await;
+    assert_eq!((status, code(&body)), (401, "stream.invalid_auth"));
     // A declared length over the limit is refused before any byte is read.
     let head = format!(
         "POST {good} HTTP/1.1\r\nHost: x\r\nContent-Length: {}",
@@ -558,6 +566,7 @@ async fn downstream_errors_answer_the_contract_keys() {
         (res.status, res.error_code().as_deref()),
         (405, Some("request.method_not_allowed"))
     );
+    assert_eq!(res.header("allow"), Some("GET"));
     let res = down.get("/file?auth=D-x").await.unwrap();
     assert_eq!(
         (res.status, res.error_code().as_deref()),
@@ -797,4 +806,119 @@ async fn an_upload_without_spool_room_is_refused_before_its_value_is_used() {
         .await
         .unwrap();
     assert_eq!(listed["items"][0]["status"], "reserved");
+}
+
+/// Waits for a `command_status: 1` event of `command`; its body.
+async fn held(p: &Provisioned, command: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(e) = p
+            .session
+            .events_for(command)
+            .into_iter()
+            .find(|e| e["command_status"] == 1 && e["body"]["state"] == "awaiting_vote")
+        {
+            return e["body"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{command} was not held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The device's open ballot of `pool` (waits for it).
+async fn ballot(device: &Client, pool: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = device.pending_ballots().await.unwrap();
+        if let Some(b) = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["poolId"] == pool)
+        {
+            return b["ballotId"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no ballot of {pool}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_exchange_is_gateable_event_102() {
+    let (server, _clock) = server_with_clock().await;
+    let alice = provision(&server, "stream-gate").await;
+    alice.attach_devices(&["vault"]).await;
+    let phone = alice.authenticator("phone").await;
+    let configured = alice
+        .api
+        .register_voting_configuration(serde_json::json!({ "name": "approvers", "strategy": "unanimous", "timeLimit": 300, "numberOfAttempts": 1 }))
+        .await
+        .unwrap();
+    alice.ok(&configured.command_id).await;
+    let registered = alice
+        .api
+        .register_policy(serde_json::json!({
+            "name": "uploads", "policyTemplateId": "1", "applyingEventIds": ["102"],
+            "configuration": { "scope": "profile" }, "votingConfigurationId": "approvers",
+        }))
+        .await
+        .unwrap();
+    alice.ok(&registered.command_id).await;
+    let activated = alice.api.activate_policy("uploads").await.unwrap();
+    alice.ok(&activated.command_id).await;
+    let bundle = alice
+        .api
+        .download_device_configuration(&phone)
+        .await
+        .unwrap();
+    let device = server
+        .client()
+        .with_device_credentials(
+            bundle["client-id"].as_str().unwrap(),
+            bundle["client-secret"].as_str().unwrap(),
+        )
+        .unwrap();
+
+    // An inline exchange (101) is not held by this policy; an upload is.
+    alice.store("/streams", &fast_payload(100)).await;
+    for (decision, len) in [("yes", 2 << 20), ("no", 1 << 20)] {
+        let (token, temporary) = reserve(&alice).await;
+        let data = fast_payload(len);
+        let accepted = alice
+            .api
+            .upload_stream(
+                &url(&temporary),
+                std::io::Cursor::new(data.clone()),
+                Some(len as u64),
+            )
+            .await
+            .unwrap();
+        let body = held(&alice, &accepted.command_id).await;
+        assert_eq!(body["pools"][0]["eventId"], "102");
+        let pool = body["pools"][0]["poolId"].as_str().unwrap().to_owned();
+        let b = ballot(&device, &pool).await;
+        device
+            .cast_vote(serde_json::json!({ "ballotId": b, "decision": decision }))
+            .await
+            .unwrap();
+        let outcome = alice.outcome(&accepted.command_id).await;
+        if decision == "yes" {
+            assert_eq!(outcome.result().unwrap()["version"], 1);
+            assert!(alice.fetch(&token).await == data);
+        } else {
+            assert_eq!(
+                outcome,
+                privicore_client::CommandOutcome::Failed("voting.rejected".into())
+            );
+            let listed = alice
+                .api
+                .list_data_tokens(&format!("?filters[token]={token}&filters[status]=all"))
+                .await
+                .unwrap();
+            assert_eq!(listed["items"][0]["status"], "reserved");
+        }
+    }
 }

@@ -295,3 +295,60 @@ async fn a_vote_without_voters_fails_with_no_eligible_authenticators() {
         CommandOutcome::Succeeded(v) => panic!("succeeded: {v}"),
     }
 }
+
+/// A vote is recorded in the audit log in the transaction that counts it: while the log
+/// cannot be written, the vote is refused with `audit.unavailable` and not counted, and
+/// the device can cast it again once the log is sound.
+#[tokio::test]
+async fn a_vote_whose_audit_record_cannot_be_written_is_not_counted() {
+    let (server, _clock) = server_with_clock().await;
+    let p = provision(&server, "vote-audit").await;
+    let phone = p.authenticator("phone").await;
+    configuration(&p, "approvers", 300).await;
+    let (command, pool) = p
+        .api
+        .create_voting(json!({
+            "votingConfigurationId": "approvers", "title": "Wire?", "question": "Wire 10k?",
+        }))
+        .await
+        .unwrap();
+    let device = device_client(&server, &p, &phone).await;
+    let ballot = pending(&device).await[0]["ballotId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The sealed head stops verifying under the engine's key.
+    let db = rusqlite::Connection::open(server.dir.path().join("privicore.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let mac: Vec<u8> = db
+        .query_row("SELECT mac FROM audit_head WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
+    db.execute("UPDATE audit_head SET mac = zeroblob(32) WHERE id = 1", [])
+        .unwrap();
+    assert_eq!(
+        api_code(
+            device
+                .cast_vote(json!({ "ballotId": ballot, "decision": "yes" }))
+                .await
+        ),
+        (503, "audit.unavailable".into())
+    );
+    let status = p.api.check_pool_status(&pool).await.unwrap();
+    assert_eq!(status["status"], "open", "the vote was not counted");
+    assert_eq!(status["attempts"][0]["outstanding"], 1);
+    assert_eq!(
+        pending(&device).await[0]["ballotId"],
+        ballot.as_str(),
+        "the ballot is still open to this device"
+    );
+
+    db.execute("UPDATE audit_head SET mac = ?1 WHERE id = 1", [&mac])
+        .unwrap();
+    let voted = device
+        .cast_vote(json!({ "ballotId": ballot, "decision": "yes" }))
+        .await
+        .unwrap();
+    assert_eq!(voted["poolStatus"], "approved");
+    assert_eq!(p.ok(&command).await["status"], "approved");
+}

@@ -197,6 +197,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         filter: &TokenFilter,
         page: Page,
     ) -> Result<(Vec<DataToken>, u64), StoreError>;
+    /// Tokens in `exchanging` (read at start-up: an upload cut off by a stop left its
+    /// token there without a command).
+    async fn exchanging_tokens(&self) -> Result<Vec<String>, StoreError>;
     /// `reserved` tokens whose deadline passed, at most `limit`.
     async fn expired_reservations(
         &self,
@@ -291,4 +294,46 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn clear_counter(&self, key: &str) -> Result<(), StoreError>;
     /// Drops counters whose window ended before `before`; returns how many.
     async fn purge_counters(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// OAuth (docs/api/oauth.md).
+    async fn oauth_application(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::oauth::Application>, StoreError>;
+    async fn oauth_application_by_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::oauth::Application>, StoreError>;
+    /// The profile's applications, newest first, each with its count of live grants.
+    async fn oauth_applications(
+        &self,
+        profile_id: ProfileId,
+        name: Option<&Match>,
+        page: Page,
+    ) -> Result<(Vec<(crate::oauth::Application, u64)>, u64), StoreError>;
+    async fn oauth_request(
+        &self,
+        id: CommandId,
+    ) -> Result<Option<crate::oauth::AuthRequest>, StoreError>;
+    async fn oauth_request_by_code(
+        &self,
+        code: &TokenHash,
+    ) -> Result<Option<crate::oauth::AuthRequest>, StoreError>;
+    /// Deletes authorization requests that expired before `before`, and grants whose
+    /// refresh token did (with their used refresh tokens); how many rows went.
+    async fn purge_oauth(&self, before: Timestamp) -> Result<u64, StoreError>;
+    async fn oauth_grant(&self, id: uuid::Uuid) -> Result<Option<crate::oauth::Grant>, StoreError>;
+    /// The profile's grants not revoked.
+    async fn oauth_live_grants(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
+    async fn oauth_nonce_used(
+        &self,
+        application: uuid::Uuid,
+        nonce: &str,
+    ) -> Result<bool, StoreError>;
+    /// The grant whose current refresh token this is (`false`), or that rotated it away
+    /// (`true`).
+    async fn oauth_grant_by_refresh(
+        &self,
+        refresh: &TokenHash,
+    ) -> Result<Option<(crate::oauth::Grant, bool)>, StoreError>;
 }

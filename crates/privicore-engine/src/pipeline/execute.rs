@@ -176,11 +176,19 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                 hash: new_password_hash.clone(),
             }];
             let mut revoked = 0;
+            let mut revoked_grants = 0;
             let mut notices = Vec::new();
             if *revoke_tokens {
                 revoked = store
                     .count_live_tokens(profile_id, Some(keep_token), now)
                     .await?;
+                revoked_grants = store.oauth_live_grants(profile_id).await?;
+                effects.push(Effect::Oauth(Box::new(
+                    privicore_domain::oauth::OauthEffect::RevokeProfileGrants {
+                        profile_id,
+                        at: now,
+                    },
+                )));
                 effects.push(Effect::RevokeProfileTokens {
                     profile_id,
                     keep: Some(*keep_token),
@@ -194,7 +202,7 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
             }
             let mut plan = Plan::succeed(
                 effects,
-                json!({ "profileId": profile_id.to_string(), "revokedTokens": revoked, "revokedGrants": 0 }),
+                json!({ "profileId": profile_id.to_string(), "revokedTokens": revoked, "revokedGrants": revoked_grants }),
             );
             plan.notices = notices;
             plan.after.push(After::ForgetProfile(profile_id));
@@ -232,6 +240,8 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::ActivatePolicy { .. }
         | CommandPayload::DeactivatePolicy { .. }
         | CommandPayload::DeletePolicy { .. } => governance::plan(core, command, now).await,
+        CommandPayload::RegisterOauthApplication { .. }
+        | CommandPayload::RequestOauthCode { .. } => crate::oauth::plan(core, command).await,
         CommandPayload::SyncDevice { device_id, verify } => {
             sync::plan(core, command, *device_id, *verify).await
         }

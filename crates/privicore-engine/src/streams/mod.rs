@@ -125,6 +125,32 @@ impl Registry {
     }
 }
 
+/// Hands back the reservations of uploads a stop cut off: tokens left `exchanging` without
+/// an unfinished exchange command (an upload's command is recorded only once its body is
+/// complete).
+pub(crate) async fn release_stranded_uploads(
+    core: &Core,
+    unfinished: &[CommandRecord],
+) -> Result<(), privicore_domain::Error> {
+    let running: HashSet<&str> = unfinished
+        .iter()
+        .filter_map(|c| match &c.payload {
+            CommandPayload::ExchangeData { token, .. } => Some(token.as_str()),
+            _ => None,
+        })
+        .collect();
+    for token in core.store.exchanging_tokens().await? {
+        if running.contains(token.as_str()) {
+            continue;
+        }
+        if let Some(row) = core.store.data_token(&token).await? {
+            tracing::info!(%token, "an upload was cut off by a stop; handing its reservation back");
+            upload::hand_back(core, &row, 1).await;
+        }
+    }
+    Ok(())
+}
+
 /// How often a waiting replacement checks its deadline.
 const REPLACEMENT_POLL: Duration = Duration::from_millis(500);
 

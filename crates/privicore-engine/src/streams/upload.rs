@@ -5,7 +5,7 @@
 //! from the spool. A failed upload hands the reservation back (§1.1) and leaves nothing.
 
 use super::{Replacement, UploadTarget};
-use crate::engine::Engine;
+use crate::engine::{Core, Engine};
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::{DataToken, MIN_PAYLOAD, TokenStatus, TokenVersion};
 use privicore_domain::effect::{DataEffect, Effect};
@@ -417,7 +417,7 @@ async fn undo(
     super::fail_replacement(engine, replacement, reason).await;
 }
 
-async fn hand_back(engine: &Engine, row: &DataToken, version: u32) {
+pub(super) async fn hand_back(engine: &Core, row: &DataToken, version: u32) {
     let expired = row
         .expires_at
         .is_some_and(|deadline| deadline <= engine.config.clock.now());

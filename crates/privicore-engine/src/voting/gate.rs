@@ -71,6 +71,8 @@ pub(super) fn event_of(payload: &CommandPayload) -> Option<&'static str> {
         | CommandPayload::UpdateVotingConfiguration { .. } => "804",
         CommandPayload::ChangePassword { .. } => "901",
         CommandPayload::RegisterPublicKey { .. } => "902",
+        CommandPayload::RegisterOauthApplication { .. } => "601",
+        CommandPayload::RequestOauthCode { .. } => "602",
         _ => return None,
     })
 }
@@ -156,6 +158,39 @@ pub(super) async fn attributes(
         if !has_key {
             return Ok(None);
         }
+    }
+    if let CommandPayload::RegisterOauthApplication {
+        client_id,
+        name,
+        scopes,
+        ..
+    }
+    | CommandPayload::RequestOauthCode {
+        client_id,
+        scopes,
+        nonce: name,
+        ..
+    } = &command.payload
+    {
+        // Event 601 concerns an application that has no client yet as far as policies
+        // go: a `clientId` configuration always matches it (docs/api/voting-and-policy.md).
+        let (name, matched_client) = match &command.payload {
+            CommandPayload::RequestOauthCode { application_id, .. } => (
+                core.store
+                    .oauth_application(*application_id)
+                    .await?
+                    .map(|a| a.name),
+                Some(client_id.clone()),
+            ),
+            _ => (Some(name.clone()), None),
+        };
+        return Ok(Some((
+            EventAttributes {
+                client_id: matched_client,
+                ..Default::default()
+            },
+            json!({ "applicationName": name, "clientId": client_id, "scopes": scopes, "requester": requester, "application": application }),
+        )));
     }
     Ok(Some((
         EventAttributes::default(),

@@ -5,18 +5,15 @@ use crate::reply;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use privicore_domain::device::{DeviceFilter, DeviceStatus};
 use privicore_domain::{Error, Reason};
 use serde_json::{Value, json};
-
-const DEVICE: Access = Access::scope("device:manage");
 
 pub async fn request_identifier(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let id = state
         .engine
@@ -34,7 +31,7 @@ pub async fn retrieve_identifier(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let d = state
         .engine
@@ -50,7 +47,7 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, DEVICE).await?;
+    let caller = caller(&state, &headers).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
     let f = filters(&q, &["status", "role", "name"])?;
@@ -96,7 +93,7 @@ pub async fn configure_meta(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let description = match f.0.get("description") {
         None => None,
@@ -127,7 +124,7 @@ pub async fn configure_meta(
 }
 
 pub async fn approve(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -138,7 +135,7 @@ pub async fn approve(State(state): State<AppState>, req: Request) -> Result<Resp
 }
 
 pub async fn reject(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -149,7 +146,7 @@ pub async fn reject(State(state): State<AppState>, req: Request) -> Result<Respo
 }
 
 pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let force = f.opt_bool("force")?.unwrap_or(false);
     Ok(reply::accepted(
@@ -183,7 +180,7 @@ pub async fn download_configuration(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), DEVICE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     bundle(&state, &caller, f.str("deviceIdentifier")?).await
 }
@@ -193,6 +190,6 @@ pub async fn retrieve_configuration(
     Path(device): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, DEVICE).await?;
+    let caller = caller(&state, &headers).await?;
     bundle(&state, &caller, &device).await
 }

@@ -4,7 +4,6 @@ use crate::reply;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use serde_json::json;
 
 /// The body is a private key: never cached, never logged.
@@ -17,7 +16,7 @@ pub async fn generate(State(state): State<AppState>, req: Request) -> Result<Res
 }
 
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), Access::profile_only().key_exempt()).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let id = state
         .engine
@@ -30,7 +29,7 @@ pub async fn retrieve(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, Access::scope("profile:read")).await?;
+    let caller = caller(&state, &headers).await?;
     let key = state.engine.public_key_of(&caller).await?;
     Ok(reply::ok(&json!({
         "publicKey": key.public_key,

@@ -1,10 +1,12 @@
 mod devices;
 mod keys;
+mod oauth;
 mod policy;
 mod pools;
 mod profile;
 mod query;
 mod storage;
+pub mod table;
 mod tokens;
 mod utility;
 mod voting;
@@ -17,8 +19,8 @@ use crate::ws;
 use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use privicore_domain::auth::{Access, Caller};
+use axum::routing::get;
+use privicore_domain::auth::Caller;
 use privicore_domain::{Error, Reason};
 use privicore_engine::Engine;
 use std::net::{IpAddr, Ipv4Addr};
@@ -125,152 +127,11 @@ impl std::ops::Deref for AppState {
 /// Every REST route of the API listener, plus the WebSocket at `/ws`.
 pub fn api_router(state: AppState) -> Router {
     let cors = state.edge.cors.clone();
-    let router = Router::new()
-        .route("/health", get(utility::health))
-        .route(
-            "/request-status/{command_id}",
-            post(utility::request_status).get(utility::request_status),
-        )
-        .route("/profile/register-profile", post(profile::register))
-        .route("/profile/authenticate", post(profile::authenticate))
-        .route(
-            "/profile/retrieve-profile-id",
-            get(profile::retrieve_profile_id),
-        )
-        .route("/profile/change-password", post(profile::change_password))
-        .route(
-            "/profile/generate-token-qr",
-            post(profile::generate_qr_token),
-        )
-        .route(
-            "/profile/reauthorize-authorization-token",
-            post(profile::reauthorize),
-        )
-        .route("/profile/revoke-authorization-token", post(profile::revoke))
-        .route(
-            "/profile/authorization-token/expiry",
-            post(profile::token_expiry),
-        )
-        .route("/generate-keys", get(keys::generate))
-        .route("/public-key/register-public-key", post(keys::register))
-        .route("/public-key/retrieve-public-key", get(keys::retrieve))
-        .route("/dptcab/public-key", get(keys::cab))
-        .route(
-            "/device/request-unique-identifier",
-            post(devices::request_identifier),
-        )
-        .route(
-            "/device/retrieve-unique-identifier",
-            post(devices::retrieve_identifier),
-        )
-        .route("/device/retrieve-profile-devices", get(devices::list))
-        .route("/device/configure-meta", post(devices::configure_meta))
-        .route("/device/approve-device", post(devices::approve))
-        .route("/device/reject-device", post(devices::reject))
-        .route(
-            "/device/download-device-configuration",
-            post(devices::download_configuration),
-        )
-        .route(
-            "/device/retrieve-device-configuration/{device}",
-            get(devices::retrieve_configuration),
-        )
-        .route("/device/remove", post(devices::remove))
-        .route("/storage/register", post(storage::register))
-        .route("/storage/list-storage-devices", get(storage::list))
-        .route("/storage/sync-device", post(storage::sync))
-        .route("/storage/remove", post(storage::remove))
-        .route("/data-token/reserve-token-space", post(tokens::reserve))
-        .route(
-            "/data-token/retrieve-temporary-data-token/{reservation}",
-            get(tokens::temporary),
-        )
-        .route(
-            "/data-token/exchange-data-for-token",
-            post(tokens::exchange),
-        )
-        .route("/data-token/request-data", post(tokens::request_data))
-        .route(
-            "/data-token/configure-information-security-risk-meta",
-            post(tokens::configure_risk),
-        )
-        .route(
-            "/data-token/configure-file-meta",
-            post(tokens::configure_file_meta),
-        )
-        .route("/data-token/list-data-tokens", get(tokens::list))
-        .route("/data-token/update-data-token", post(tokens::update))
-        .route("/data-token/update-data", post(tokens::update))
-        .route("/data-token/delete-data", post(tokens::delete))
-        .route(
-            "/data-token/transaction-count-statistics",
-            get(tokens::statistics),
-        )
-        .route("/data-token/statistics", get(tokens::statistics))
-        .route("/verified-authenticator/register", post(voting::register))
-        .route(
-            "/verified-authenticator/list-verified-authenticators",
-            get(voting::list),
-        )
-        .route(
-            "/verified-authenticator/retrieve-voting-strategy",
-            get(voting::strategy),
-        )
-        .route(
-            "/verified-authenticator/retrieve-strategy",
-            get(voting::strategy),
-        )
-        .route(
-            "/verified-authenticator/set-quorum-size",
-            post(voting::set_quorum_size),
-        )
-        .route(
-            "/verified-authenticator/set-quorum-strategy",
-            post(voting::set_quorum_strategy),
-        )
-        .route(
-            "/verified-authenticator/set-voting-time-limit",
-            post(voting::set_time_limit),
-        )
-        .route(
-            "/verified-authenticator/set-maximum-voting-attempts",
-            post(voting::set_attempts),
-        )
-        .route("/verified-authenticator/remove", post(voting::remove))
-        .route(
-            "/verified-authenticator/voting-configuration/register",
-            post(voting::register_configuration),
-        )
-        .route(
-            "/verified-authenticator/voting-configuration/update",
-            post(voting::update_configuration),
-        )
-        .route(
-            "/verified-authenticator/voting-configuration/list",
-            get(voting::list_configurations),
-        )
-        .route(
-            "/verified-authenticator/voting-configuration/retrieve/{configuration}",
-            get(voting::retrieve_configuration),
-        )
-        .route("/policy/list-policy-templates", get(policy::templates))
-        .route("/policy/register", post(policy::register))
-        .route("/policy/list-active-policies", get(policy::list_active))
-        .route("/policy/list-inactive-policies", get(policy::list_inactive))
-        .route("/policy/activate", post(policy::activate))
-        .route("/policy/deactivate", post(policy::deactivate))
-        .route("/policy/delete", post(policy::delete))
-        .route(
-            "/policy/list-registered-policies",
-            get(policy::list_registered),
-        )
-        .route("/policy/retrieve-policy/{policy}", get(policy::retrieve))
-        .route("/voting/create", post(pools::create))
-        .route("/voting/check-pool-status/{pool}", get(pools::pool_status))
-        .route("/voting/pending-ballots", get(pools::pending_ballots))
-        .route("/voting/cast-vote", post(pools::cast_vote))
-        .route("/device-bus", get(crate::device_bus::upgrade))
-        .route("/ws", get(ws::upgrade))
+    let router = table::ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.method_router())
+        })
         .fallback(guard::unknown_route)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, guard::api))
@@ -302,12 +163,33 @@ fn token_header(headers: &HeaderMap) -> Result<Option<&str>, Error> {
     }
 }
 
-/// Authenticates before the body is read (docs/api/README.md §7.4 order).
-async fn caller(state: &AppState, headers: &HeaderMap, access: Access) -> Result<Caller, ApiError> {
+/// Authenticates before the body is read (docs/api/README.md §7.4 order), against the
+/// access the route table gives the route being served.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let access = match table::current() {
+        Some(table::Guard::Token(access) | table::Guard::OptionalToken(access)) => access,
+        other => {
+            return Err(Error::internal(format!(
+                "a handler asked for a token on a route guarded by {other:?}"
+            ))
+            .into());
+        }
+    };
     Ok(state
         .engine
         .authorize(token_header(headers)?, access)
         .await?)
+}
+
+/// For routes whose token is optional: `None` without the header.
+async fn optional_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Caller>, ApiError> {
+    match token_header(headers)? {
+        None => Ok(None),
+        Some(_) => caller(state, headers).await.map(Some),
+    }
 }
 
 async fn fields(req: Request) -> Result<Fields, ApiError> {

@@ -8,19 +8,16 @@ use crate::reply;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use privicore_domain::governance::{PolicyFilter, PolicyStatus};
 use privicore_domain::{Error, Reason};
 use privicore_engine::PolicyInput;
 use serde_json::Value;
 
-const POLICY: Access = Access::scope("policy:manage");
-
 pub async fn templates(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, POLICY).await?;
+    caller(&state, &headers).await?;
     Ok(reply::ok(&state.engine.policy_templates()))
 }
 
@@ -54,7 +51,7 @@ fn template_id(f: &Fields) -> Result<Value, Error> {
 }
 
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), POLICY).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let policy_template_id = template_id(&f)?;
     let applying_event_ids = f
@@ -79,7 +76,7 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
 }
 
 pub async fn activate(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), POLICY).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -90,7 +87,7 @@ pub async fn activate(State(state): State<AppState>, req: Request) -> Result<Res
 }
 
 pub async fn deactivate(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), POLICY).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -101,7 +98,7 @@ pub async fn deactivate(State(state): State<AppState>, req: Request) -> Result<R
 }
 
 pub async fn delete(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), POLICY).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -117,7 +114,7 @@ async fn list(
     uri: &Uri,
     status: Option<PolicyStatus>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(state, headers, POLICY).await?;
+    let caller = caller(state, headers).await?;
     let q = query(uri)?;
     let page = page(&q)?;
     let allowed: &[&str] = match status {
@@ -171,7 +168,7 @@ pub async fn retrieve(
     Path(policy): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, POLICY).await?;
+    let caller = caller(&state, &headers).await?;
     Ok(reply::ok(
         &state.engine.retrieve_policy(&caller, &policy).await?,
     ))

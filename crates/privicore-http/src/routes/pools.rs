@@ -8,12 +8,9 @@ use crate::reply;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::{Error, Reason};
 use serde_json::json;
-
-const VOTING: Access = Access::scope("voting:vote");
 
 async fn device(state: &AppState, headers: &HeaderMap) -> Result<Device, ApiError> {
     let Some((id, secret)) = crate::device_bus::basic(headers) else {
@@ -23,7 +20,7 @@ async fn device(state: &AppState, headers: &HeaderMap) -> Result<Device, ApiErro
 }
 
 pub async fn create(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), VOTING).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let configuration = match f.opt_str("votingConfigurationId")? {
         Some(c) => c.to_owned(),
@@ -63,7 +60,7 @@ pub async fn pool_status(
     headers: HeaderMap,
     Path(pool): Path<String>,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, VOTING).await?;
+    let caller = caller(&state, &headers).await?;
     Ok(reply::ok(&state.engine.pool_status(&caller, &pool).await?))
 }
 

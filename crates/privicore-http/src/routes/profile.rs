@@ -4,7 +4,6 @@ use crate::reply;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use privicore_domain::{Error, Reason};
 use privicore_engine::Credentials;
 use serde_json::json;
@@ -53,7 +52,7 @@ pub async fn retrieve_profile_id(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, Access::scope("profile:read").key_exempt()).await?;
+    let caller = caller(&state, &headers).await?;
     let profile = state.engine.profile_of(&caller).await?;
     Ok(reply::ok(&json!({
         "profileId": profile.id.to_string(),
@@ -68,7 +67,7 @@ pub async fn change_password(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), Access::profile_only()).await?;
+    let caller = caller(&state, req.headers()).await?;
     let client = client_address(&req);
     let f = fields(req).await?;
     let current = f.str("currentPassword")?;
@@ -85,7 +84,7 @@ pub async fn generate_qr_token(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), Access::profile_only()).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let qr = state
         .engine
@@ -102,7 +101,7 @@ pub async fn reauthorize(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), Access::profile_only().key_exempt()).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let (token, expires_at) = state.engine.reauthorize(&caller, f.opt_int("ttl")?).await?;
     Ok(reply::no_store(reply::ok(&json!({
@@ -112,7 +111,7 @@ pub async fn reauthorize(
 }
 
 pub async fn revoke(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), Access::any().key_exempt()).await?;
+    let caller = caller(&state, req.headers()).await?;
     fields(req).await?;
     let at = state.engine.revoke(&caller).await?;
     Ok(reply::ok(
@@ -124,7 +123,7 @@ pub async fn token_expiry(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), Access::any().key_exempt()).await?;
+    let caller = caller(&state, req.headers()).await?;
     fields(req).await?;
     let expiry = state.engine.token_expiry(&caller);
     Ok(reply::ok(&json!({

@@ -5,12 +5,9 @@ use crate::reply;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use privicore_domain::auth::Access;
-
-const STORAGE: Access = Access::scope("storage:manage");
 
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), STORAGE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -21,7 +18,7 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
 }
 
 pub async fn sync(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), STORAGE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let verify = f.opt_bool("verify")?.unwrap_or(false);
     Ok(reply::accepted(
@@ -33,7 +30,7 @@ pub async fn sync(State(state): State<AppState>, req: Request) -> Result<Respons
 }
 
 pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), STORAGE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let force = f.opt_bool("force")?.unwrap_or(false);
     Ok(reply::accepted(
@@ -49,7 +46,7 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, STORAGE).await?;
+    let caller = caller(&state, &headers).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
     let online = online_filter(&q)?;

@@ -6,14 +6,10 @@ use crate::reply;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use privicore_domain::data_token::{Match, TokenFilter, TokenStatus};
 use privicore_domain::{Error, Reason, Timestamp};
 use privicore_engine::FileMeta;
 use serde_json::{Value, json};
-
-const WRITE: Access = Access::scope("data-token:write");
-const READ: Access = Access::scope("data-token:read");
 
 /// `meta` as an object, a JSON string, or bracket notation.
 fn meta_field(f: &Fields) -> Option<&Value> {
@@ -21,7 +17,7 @@ fn meta_field(f: &Fields) -> Option<&Value> {
 }
 
 pub async fn reserve(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), WRITE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let id = state
         .engine
@@ -40,7 +36,7 @@ pub async fn temporary(
     Path(reservation): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, WRITE).await?;
+    let caller = caller(&state, &headers).await?;
     let t = state.engine.temporary_token(&caller, &reservation).await?;
     Ok(reply::no_store(reply::ok(&json!({
         "token": t.token,
@@ -54,7 +50,7 @@ pub async fn temporary(
 }
 
 pub async fn exchange(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), WRITE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let id = state
         .engine
@@ -80,7 +76,7 @@ pub async fn configure_file_meta(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), WRITE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let token = f.str("token")?;
     let meta = file_meta(&f)?;
@@ -95,7 +91,7 @@ pub async fn request_data(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), READ).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let (command, request) = state.engine.request_data(&caller, f.str("token")?).await?;
     let mut response = reply::json(
@@ -116,7 +112,7 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, READ).await?;
+    let caller = caller(&state, &headers).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
     let f = filters(
@@ -165,7 +161,7 @@ pub async fn configure_risk(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), WRITE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let token = f.str("token")?.to_owned();
     Ok(reply::accepted(
@@ -175,7 +171,7 @@ pub async fn configure_risk(
 
 /// Both paths take both shapes; `token` → A, `dataToken` → B (§3.10).
 pub async fn update(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), WRITE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let id = match (f.has("token"), f.has("dataToken")) {
         (true, false) => {
@@ -228,7 +224,7 @@ pub async fn update(State(state): State<AppState>, req: Request) -> Result<Respo
 }
 
 pub async fn delete(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), WRITE).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state.engine.delete_data(&caller, f.str("token")?).await?,
@@ -240,7 +236,7 @@ pub async fn statistics(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, READ).await?;
+    let caller = caller(&state, &headers).await?;
     let q = query(&uri)?;
     let time = |name: &str| -> Result<Option<Timestamp>, Error> {
         q.opt_str(name)?

@@ -1,10 +1,9 @@
-use super::{AppState, SpoolStatus, token_header};
+use super::{AppState, SpoolStatus, optional_caller};
 use crate::error::ApiError;
 use crate::reply;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use privicore_domain::auth::Access;
 use privicore_domain::{CommandId, Error, Timestamp};
 use privicore_engine::CommandStatus;
 use serde_json::json;
@@ -49,15 +48,7 @@ pub async fn request_status(
     Path(command_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = match token_header(&headers)? {
-        None => None,
-        Some(value) => Some(
-            state
-                .engine
-                .authorize(Some(value), Access::any().key_exempt())
-                .await?,
-        ),
-    };
+    let caller = optional_caller(&state, &headers).await?;
     let id: CommandId = command_id
         .parse()
         .map_err(|_| Error::invalid_format("commandId"))?;

@@ -9,12 +9,9 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use privicore_domain::Error;
-use privicore_domain::auth::Access;
 use privicore_domain::governance::ConfigurationFilter;
 use privicore_domain::governance::voting::check_strategy;
 use privicore_engine::{ConfigurationInput, ConfigurationUpdate};
-
-const AUTHENTICATOR: Access = Access::scope("authenticator:manage");
 
 fn required_int(f: &Fields, name: &str) -> Result<i64, Error> {
     f.opt_int(name)?.ok_or_else(|| Error::missing(name))
@@ -29,7 +26,7 @@ fn resettable_int(f: &Fields, name: &str) -> Result<Option<Option<i64>>, Error> 
 }
 
 pub async fn register(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     Ok(reply::accepted(
         state
@@ -40,7 +37,7 @@ pub async fn register(State(state): State<AppState>, req: Request) -> Result<Res
 }
 
 pub async fn remove(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let force = f.opt_bool("force")?.unwrap_or(false);
     Ok(reply::accepted(
@@ -56,7 +53,7 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, AUTHENTICATOR).await?;
+    let caller = caller(&state, &headers).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
     let online = online_filter(&q)?;
@@ -71,7 +68,7 @@ pub async fn strategy(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, AUTHENTICATOR).await?;
+    let caller = caller(&state, &headers).await?;
     Ok(reply::ok(&state.engine.voting_strategy(&caller).await?))
 }
 
@@ -79,7 +76,7 @@ pub async fn set_quorum_size(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let quorum = required_int(&f, "quorumSize")?;
     Ok(reply::accepted(
@@ -91,7 +88,7 @@ pub async fn set_quorum_strategy(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let strategy = f.str("strategy")?;
     let params = f.opt_int("strategy_params")?;
@@ -107,7 +104,7 @@ pub async fn set_time_limit(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let seconds = required_int(&f, "timeLimit")?;
     Ok(reply::accepted(
@@ -119,7 +116,7 @@ pub async fn set_attempts(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let attempts = required_int(&f, "numberOfAttempts")?;
     Ok(reply::accepted(
@@ -134,7 +131,7 @@ pub async fn register_configuration(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let input = ConfigurationInput {
         name: f.str("name")?.to_owned(),
@@ -157,7 +154,7 @@ pub async fn update_configuration(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, req.headers(), AUTHENTICATOR).await?;
+    let caller = caller(&state, req.headers()).await?;
     let f = fields(req).await?;
     let configuration = match f.opt_str("votingConfigurationId")? {
         Some(c) => c,
@@ -193,7 +190,7 @@ pub async fn list_configurations(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, AUTHENTICATOR).await?;
+    let caller = caller(&state, &headers).await?;
     let q = query(&uri)?;
     let page = page(&q)?;
     let f = filters(&q, &["name", "strategy"])?;
@@ -224,7 +221,7 @@ pub async fn retrieve_configuration(
     Path(configuration): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = caller(&state, &headers, AUTHENTICATOR).await?;
+    let caller = caller(&state, &headers).await?;
     Ok(reply::ok(
         &state
             .engine

@@ -116,5 +116,6 @@ fn one(
         Effect::Data(data) => data::apply(conn, data, written),
         Effect::Governance(effect) => crate::governance::apply(conn, effect),
         Effect::Voting(effect) => crate::voting::apply(conn, effect),
+        Effect::Oauth(effect) => crate::oauth::apply(conn, effect),
     }
 }

@@ -1,6 +1,7 @@
 //! The user-facing CLI: create a profile, attach storage devices, store and fetch files.
 //! Client-side encryption (layer 1) happens here, with a key that never leaves this machine.
 
+pub mod app;
 pub mod layer1;
 mod local;
 mod progress;

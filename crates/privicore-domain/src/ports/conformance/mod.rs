@@ -24,6 +24,7 @@ mod data_tokens;
 mod devices;
 mod governance;
 mod idempotency;
+mod oauth;
 mod replicas;
 mod voting;
 
@@ -35,6 +36,7 @@ use data_tokens::*;
 use devices::*;
 use governance::*;
 use idempotency::*;
+use oauth::*;
 use replicas::*;
 use voting::*;
 
@@ -59,6 +61,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     policies_are_listed_by_status_and_free_their_name_on_delete(store).await;
     authenticators_are_approved_devices_with_the_role(store).await;
     pools_attempts_ballots_and_holds_are_durable(store).await;
+    oauth_steps_are_single_use(store).await;
 }
 
 /// A profile (not stored).
