@@ -5,25 +5,45 @@
 //! bounded too: a sender waits while the device is that far behind. Device messages to the
 //! engine are not bounded here: a device answers what the engine sent it, and a full
 //! inbox could hold up a device that the engine itself waits on.
+//!
+//! Store chunks (about 1 MiB each) have a tighter bound of their own, so the fan-out of a
+//! large upload waits for a slow device instead of parking the object in its queue.
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use privicore_domain::ports::{BusError, DeviceBus};
 use privicore_wire::bus::Envelope;
+use privicore_wire::bus::kind;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 /// Messages kept for a disconnected device.
 const OFFLINE_QUEUE: usize = 10_000;
 /// Messages queued for a connected device before senders wait.
 const DEVICE_QUEUE: usize = 256;
+/// Store chunks queued for a connected device before senders wait.
+const CHUNKS_QUEUED: usize = 4;
+
+/// A queued message, with the chunk budget it holds until the device takes it.
+type Queued = (Envelope, Option<OwnedSemaphorePermit>);
 
 struct Route {
     connection: u64,
-    tx: mpsc::Sender<Envelope>,
+    tx: mpsc::Sender<Queued>,
+    chunks: Arc<Semaphore>,
+}
+
+/// What the engine sends one connected device.
+pub struct FromEngine(mpsc::Receiver<Queued>);
+
+impl FromEngine {
+    /// The next message; taking it frees its place in the chunk budget.
+    pub async fn recv(&mut self) -> Option<Envelope> {
+        self.0.recv().await.map(|(envelope, _permit)| envelope)
+    }
 }
 
 #[derive(Default)]
@@ -42,7 +62,7 @@ pub struct LocalDeviceBus {
 /// A device's live connection: what the engine sends it, and where its messages go.
 pub struct Attachment {
     pub connection: u64,
-    pub from_engine: mpsc::Receiver<Envelope>,
+    pub from_engine: FromEngine,
     pub to_engine: mpsc::UnboundedSender<Envelope>,
 }
 
@@ -67,14 +87,20 @@ impl LocalDeviceBus {
         // Room for what waited, so it is handed over at once.
         let (tx, from_engine) = mpsc::channel(DEVICE_QUEUE + queued.len());
         for env in queued {
-            let _ = tx.try_send(env);
+            let _ = tx.try_send((env, None));
         }
-        routes
-            .live
-            .insert(device.to_owned(), Route { connection, tx });
+        let chunks = Arc::new(Semaphore::new(CHUNKS_QUEUED));
+        routes.live.insert(
+            device.to_owned(),
+            Route {
+                connection,
+                tx,
+                chunks,
+            },
+        );
         Attachment {
             connection,
-            from_engine,
+            from_engine: FromEngine(from_engine),
             to_engine: self.inbox_tx.clone(),
         }
     }
@@ -100,16 +126,24 @@ impl DeviceBus for LocalDeviceBus {
             routes
                 .live
                 .get(device)
-                .map(|r| (r.connection, r.tx.clone()))
+                .map(|r| (r.connection, r.tx.clone(), r.chunks.clone()))
         };
         let envelope = match live {
-            Some((connection, tx)) => match tx.send(envelope).await {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::SendError(env)) => {
-                    self.detach(device, connection);
-                    env
+            Some((connection, tx, chunks)) => {
+                let permit = if envelope.kind == kind::STORE_CHUNK {
+                    // The semaphore is never closed.
+                    chunks.acquire_owned().await.ok()
+                } else {
+                    None
+                };
+                match tx.send((envelope, permit)).await {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::SendError((env, _))) => {
+                        self.detach(device, connection);
+                        env
+                    }
                 }
-            },
+            }
             None => envelope,
         };
         let mut routes = self.routes.lock().expect("routes lock");

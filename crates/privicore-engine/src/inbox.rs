@@ -262,6 +262,13 @@ async fn hello(
                     .store
                     .token_version(&replica.token, replica.version)
                     .await?;
+                // A large version goes from the spool a chunk at a time, never whole.
+                if let Some(v) = version.as_ref().filter(|v| v.chunk_count > 1) {
+                    if let Err(error) = crate::streams::fan_out(core, &[device_id], v).await {
+                        tracing::warn!(%device_id, token = %v.token, %error, "could not catch a device up from the spool");
+                    }
+                    continue;
+                }
                 let chunks = match core.store.spool(&replica.token, replica.version).await? {
                     Some(chunks) => Some(chunks),
                     None => core
