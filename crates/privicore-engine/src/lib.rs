@@ -7,6 +7,7 @@ mod audit;
 mod claims;
 mod config;
 mod devices;
+mod directory;
 mod engine;
 mod governance;
 pub mod holds;
@@ -29,6 +30,7 @@ pub mod workers;
 
 pub use config::{EngineConfig, RateLimits, StorageConfig};
 pub use devices::{DeviceBundle, DeviceListItem};
+pub use directory::{DirectoryUserInput, InviteInput, MemberUpdate};
 pub use engine::{Adapters, DeviceHost, Engine, Health};
 pub use governance::{ConfigurationInput, ConfigurationUpdate, PolicyInput};
 pub use keys::{CabKey, GeneratedKeys};

@@ -42,7 +42,7 @@ pub struct TokenExpiry {
     pub seconds_remaining: i64,
 }
 
-async fn hash_password(password: String, cost: HashCost) -> Result<PasswordHash, Error> {
+pub(crate) async fn hash_password(password: String, cost: HashCost) -> Result<PasswordHash, Error> {
     tokio::task::spawn_blocking(move || PasswordHash::create(&password, cost))
         .await
         .map_err(Error::internal)?

@@ -242,6 +242,15 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::DeletePolicy { .. } => governance::plan(core, command, now).await,
         CommandPayload::RegisterOauthApplication { .. }
         | CommandPayload::RequestOauthCode { .. } => crate::oauth::plan(core, command).await,
+        CommandPayload::RegisterDirectory { .. }
+        | CommandPayload::StoreDirectoryMeta { .. }
+        | CommandPayload::CreateDirectoryUser { .. }
+        | CommandPayload::SetDirectoryUserPassword { .. }
+        | CommandPayload::UpdateDirectoryUser { .. }
+        | CommandPayload::InviteToDirectory { .. }
+        | CommandPayload::ProcessDirectoryInvitation { .. } => {
+            crate::directory::plan(core, command).await
+        }
         CommandPayload::SyncDevice { device_id, verify } => {
             sync::plan(core, command, *device_id, *verify).await
         }

@@ -72,6 +72,10 @@ pub(super) fn event_of(payload: &CommandPayload) -> Option<&'static str> {
         CommandPayload::RegisterPublicKey { .. } => "902",
         CommandPayload::RegisterOauthApplication { .. } => "601",
         CommandPayload::RequestOauthCode { .. } => "602",
+        CommandPayload::CreateDirectoryUser { .. } => "1001",
+        CommandPayload::InviteToDirectory { .. } => "1002",
+        CommandPayload::SetDirectoryUserPassword { .. } => "1003",
+        CommandPayload::UpdateDirectoryUser { .. } => "1004",
         _ => return None,
     })
 }
