@@ -237,6 +237,15 @@ async fn managed_users_password_status_and_tokens() {
         .unwrap();
     assert_eq!(login.profile_id, carol_id);
     let carol = server.client().with_token(&login.authorization_token);
+    // Like anyone else, a managed user registers its own key before using the API.
+    let key = carol
+        .register_public_key(&privicore_client::KeyPair::generate().public().to_hex())
+        .await
+        .unwrap();
+    assert!(matches!(
+        carol.poll_command(&key.command_id, WAIT).await.unwrap(),
+        privicore_client::RequestStatus::Succeeded(_)
+    ));
     let info = carol.retrieve_profile_id().await.unwrap();
     assert_eq!(info.kind, "directory_user");
     let assigned = carol.assigned_directories("").await.unwrap();
@@ -248,7 +257,7 @@ async fn managed_users_password_status_and_tokens() {
     assert_eq!(record["username"], carol_name.as_str());
     assert_eq!(record["kind"], "managed");
     assert_eq!(record["passwordSet"], true);
-    assert_eq!(record["publicKeyRegistered"], false);
+    assert_eq!(record["publicKeyRegistered"], true);
     assert_eq!(record["email"], "carol@acme.example");
     assert_eq!(record["attributes"], json!({ "team": "payables" }));
     assert_eq!(record["devices"]["total"], 0);
@@ -260,7 +269,7 @@ async fn managed_users_password_status_and_tokens() {
     );
     let info = alice.api.directory_profiles_info(&dir, "").await.unwrap();
     assert_eq!(info["totals"]["users"], 2);
-    assert_eq!(info["totals"]["withoutPublicKey"], 1);
+    assert_eq!(info["totals"]["withoutPublicKey"], 0);
     assert_eq!(info["totals"]["withoutPassword"], 0);
     assert_eq!(info["items"][1]["passwordSet"], true);
     assert_eq!(info["items"][0]["passwordSet"], Value::Null);
@@ -306,7 +315,7 @@ async fn managed_users_password_status_and_tokens() {
     );
     let notice = carol_socket.notice(WAIT).await.unwrap();
     assert_eq!(notice["data"]["code"], "profile.inactive");
-    carol_socket.closed(WAIT).await.unwrap();
+    assert_eq!(carol_socket.closed(WAIT).await.unwrap(), Some(1008));
     assert_eq!(
         code(
             server
@@ -679,23 +688,36 @@ async fn invitations_notify_list_process_and_expire() {
         .unwrap();
     alice.ok(&late.command_id).await;
     clock.advance(7 * 24 * 3600 + 1);
-    let expired = carol
-        .api
+    // The tokens expired with the week; a fresh login answers.
+    let login = server
+        .client()
+        .authenticate(&carol.username, PASSWORD)
+        .await
+        .unwrap();
+    let carol_api = server.client().with_token(&login.authorization_token);
+    let expired = carol_api
         .process_invitation(&late.command_id, "accept")
         .await
         .unwrap();
     assert_eq!(
-        carol.failure(&expired.command_id).await,
-        "directory.invitation_expired"
+        carol_api
+            .poll_command(&expired.command_id, WAIT)
+            .await
+            .unwrap(),
+        privicore_client::RequestStatus::Failed("directory.invitation_expired".into())
     );
-    let listed = alice
-        .api
+    let login = server
+        .client()
+        .authenticate(&alice.username, PASSWORD)
+        .await
+        .unwrap();
+    let alice_api = server.client().with_token(&login.authorization_token);
+    let listed = alice_api
         .directory_invites(&format!("?directoryId={dir}&filters[status]=expired"))
         .await
         .unwrap();
     assert_eq!(ids(&listed, "invitationId"), vec![late.command_id.clone()]);
-    let all = alice
-        .api
+    let all = alice_api
         .directory_invites(&format!("?directoryId={dir}&filters[status]=all"))
         .await
         .unwrap();
