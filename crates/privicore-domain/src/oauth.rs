@@ -22,6 +22,9 @@ pub const SCOPES: &[&str] = &[
 pub const CODE_TTL_SECONDS: i64 = 600;
 pub const ACCESS_TTL_SECONDS: i64 = 3600;
 pub const REFRESH_TTL_SECONDS: i64 = 30 * 24 * 3600;
+/// Nonces are remembered per client this long (docs/api/oauth.md §3.3); authorization
+/// requests, and grants whose refresh token expired, are kept as long, then purged.
+pub const KEEP_SECONDS: i64 = 30 * 24 * 3600;
 /// A grant ends this long after its creation at the latest, however often it is refreshed.
 pub const GRANT_MAX_SECONDS: i64 = 365 * 24 * 3600;
 

@@ -262,6 +262,10 @@ impl Engine {
                         .await
                         .map_err(|e| e.to_string())?;
                     store.purge_counters(now).await.map_err(|e| e.to_string())?;
+                    store
+                        .purge_oauth(now.plus_seconds(-privicore_domain::oauth::KEEP_SECONDS))
+                        .await
+                        .map_err(|e| e.to_string())?;
                     Ok(())
                 }
             },

@@ -9,6 +9,7 @@ use privicore_domain::auth::{AuthToken, Caller, TokenOwner};
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::{Match, Page};
 use privicore_domain::effect::Effect;
+use privicore_domain::event::BusEvent;
 use privicore_domain::oauth::{
     self, ACCESS_TTL_SECONDS, Application, CODE_TTL_SECONDS, Grant, OauthEffect,
     REFRESH_TTL_SECONDS,
@@ -342,18 +343,31 @@ impl Engine {
         }
     }
 
-    /// Revokes a grant and its access token, here and in the auth cache.
-    async fn revoke_grant(&self, grant: &Grant) -> Result<(), Error> {
+    /// Revokes a grant and its access token: in the store, in the auth cache, and on the
+    /// sockets joined with the token (which are told `auth.token_revoked`).
+    async fn revoke_grant(&self, grant_id: Uuid) -> Result<(), Error> {
         self.store
             .apply(
                 &[effect(OauthEffect::RevokeGrant {
-                    grant_id: grant.id,
+                    grant_id,
                     at: self.config.clock.now(),
                 })],
                 None,
             )
             .await?;
+        // Read back once revoked: no rotation can follow, so this is the token the store
+        // revoked, even if a rotation ran between the caller's read and this write.
+        let Some(grant) = self.store.oauth_grant(grant_id).await? else {
+            return Ok(());
+        };
         self.auth_cache.forget_token(&grant.access_hash);
+        let notice = BusEvent::TokenEnded {
+            token: grant.access_hash,
+            code: Reason::AuthTokenRevoked.code().into(),
+        };
+        if let Err(error) = self.bus.publish(notice).await {
+            tracing::warn!(%error, "could not announce a revoked grant");
+        }
         Ok(())
     }
 
@@ -424,6 +438,7 @@ impl Engine {
         })
     }
 
+    /// A code presented after its exchange has leaked: the grant it made ends.
     async fn revoke_leaked_code_grant(&self, request: CommandId) -> Result<(), Error> {
         let grant_id = self
             .store
@@ -431,20 +446,8 @@ impl Engine {
             .await?
             .and_then(|r| r.grant_id);
         if let Some(grant_id) = grant_id {
-            self.store
-                .apply(
-                    &[effect(OauthEffect::RevokeGrant {
-                        grant_id,
-                        at: self.config.clock.now(),
-                    })],
-                    None,
-                )
-                .await?;
-            // The revoked access token may be cached under any hash of the grant's
-            // profile: forget them all (other nodes within the cache's short TTL).
-            if let Some(r) = self.store.oauth_request(request).await? {
-                self.auth_cache.forget_profile(r.profile_id);
-            }
+            // Its current access token (after refreshes, not the first one) is revoked.
+            self.revoke_grant(grant_id).await?;
         }
         Ok(())
     }
@@ -463,21 +466,26 @@ impl Engine {
             .ok_or(Reason::OauthInvalidRefreshToken)?;
         if used {
             if grant.revoked_at.is_none() {
-                self.revoke_grant(&grant).await?;
+                self.revoke_grant(grant.id).await?;
             }
             return Err(Reason::OauthRefreshTokenReused.into());
         }
         if grant.revoked_at.is_some() {
             return Err(Reason::OauthInvalidAccessToken.into());
         }
-        if grant.access_hash != access_hash {
-            // Either a stale access token or a refresh token of another pair.
-            return Err(Reason::OauthInvalidRefreshToken.into());
-        }
-        if let Some(token) = self.store.auth_token(&access_hash).await?
-            && token.revoked_at.is_some()
-        {
+        // The access token may be expired (and even purged) but not revoked, and must be
+        // the grant's current one: an unknown or revoked token is refused as such, a live
+        // token of another pair means the refresh token is not its partner.
+        let presented = self.store.auth_token(&access_hash).await?;
+        if presented.as_ref().is_some_and(|t| t.revoked_at.is_some()) {
             return Err(Reason::OauthInvalidAccessToken.into());
+        }
+        if grant.access_hash != access_hash {
+            return Err(match presented {
+                Some(_) => Reason::OauthInvalidRefreshToken,
+                None => Reason::OauthInvalidAccessToken,
+            }
+            .into());
         }
         let now = self.config.clock.now();
         if grant.refresh_expires_at <= now || grant.ends_at() <= now {
@@ -511,11 +519,18 @@ impl Engine {
             .await;
         if let Err(StoreError::Conflict(_)) = rotated {
             // Rotated concurrently: this refresh token was used twice.
-            self.revoke_grant(&grant).await?;
+            self.revoke_grant(grant.id).await?;
             return Err(Reason::OauthRefreshTokenReused.into());
         }
         rotated?;
         self.auth_cache.forget_token(&access_hash);
+        let notice = BusEvent::TokenEnded {
+            token: access_hash,
+            code: Reason::AuthTokenRevoked.code().into(),
+        };
+        if let Err(error) = self.bus.publish(notice).await {
+            tracing::warn!(%error, "could not announce a rotated access token");
+        }
         Ok(IssuedTokens {
             client_id: application.client_id,
             access: new_access,

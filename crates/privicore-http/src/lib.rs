@@ -16,9 +16,11 @@ mod throttle;
 mod ws;
 mod ws_close;
 
+/// Every route of the API and what it asks of the caller.
+pub use routes::table;
+
 pub use body::{Fields, parse_body};
 pub use client_ip::ClientIp;
 pub use error::ApiError;
-pub use routes::table;
 pub use routes::{AppState, Edge, SpoolProbe, SpoolStatus, api_router, ws_router};
 pub use serve::{ConnectionLimits, serve};

@@ -5,21 +5,13 @@
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::routes::AppState;
+use crate::routes::table::{Guard, ROUTES};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
+use std::collections::HashSet;
 use std::net::SocketAddr;
-
-/// API paths that never authenticate with `X-DPT-AUTHORIZATION`: a token sent there would
-/// otherwise move the request off its address's limit.
-const PUBLIC: &[&str] = &[
-    "/profile/register-profile",
-    "/profile/authenticate",
-    "/generate-keys",
-    "/dptcab/public-key",
-    "/device-bus",
-    "/ws",
-];
+use std::sync::LazyLock;
 
 /// What [`admit`] learnt about a request, for [`settle`].
 pub struct Admitted {
@@ -75,7 +67,16 @@ pub fn settle(state: &AppState, admitted: &Admitted, response: &Response) {
     }
 }
 
-/// API paths whose `X-DPT-AUTHORIZATION` is not the caller's token.
+/// API paths whose `X-DPT-AUTHORIZATION` is not the caller's token: the routes the route
+/// table does not guard with it (a token sent there would otherwise move the request off
+/// its address's limit). None of them has a path parameter.
 pub fn is_public(path: &str) -> bool {
-    PUBLIC.contains(&path)
+    static PUBLIC: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .filter(|r| !matches!(r.guard, Guard::Token(_) | Guard::OptionalToken(_)))
+            .map(|r| r.path)
+            .collect()
+    });
+    PUBLIC.contains(path)
 }

@@ -764,6 +764,14 @@ impl MetadataStore for SqliteStore {
         self.read(|c| oauth::request_by_code(c, code))
     }
 
+    async fn purge_oauth(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer.write(move |c| oauth::purge(c, before)).await
+    }
+
+    async fn oauth_grant(&self, id: Uuid) -> Result<Option<Grant>, StoreError> {
+        self.read(|c| oauth::grant_by_id(c, id))
+    }
+
     async fn oauth_live_grants(&self, profile_id: ProfileId) -> Result<u64, StoreError> {
         self.read(|c| oauth::live_grants(c, profile_id))
     }

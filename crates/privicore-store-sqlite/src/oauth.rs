@@ -164,6 +164,26 @@ pub fn live_grants(c: &Connection, profile: ProfileId) -> Result<u64, StoreError
     )
 }
 
+pub fn purge(c: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    let requests = db::exec(
+        c,
+        "DELETE FROM oauth_requests WHERE expires_at < ?",
+        [before.unix()],
+    )?;
+    let used = db::exec(
+        c,
+        "DELETE FROM oauth_used_refresh WHERE grant_id IN
+           (SELECT id FROM oauth_grants WHERE refresh_expires_at < ?)",
+        [before.unix()],
+    )?;
+    let grants = db::exec(
+        c,
+        "DELETE FROM oauth_grants WHERE refresh_expires_at < ?",
+        [before.unix()],
+    )?;
+    Ok(requests + used + grants)
+}
+
 pub fn grant_by_id(c: &Connection, id: Uuid) -> Result<Option<Grant>, StoreError> {
     db::one(
         c,

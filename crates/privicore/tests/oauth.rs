@@ -443,6 +443,19 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
         (401, Some("oauth.invalid_access_token"))
     );
 
+    // An unknown access token, and a live one of another grant.
+    let e = client.refresh_access_token("A-unknown", &r1).await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (401, "oauth.invalid_access_token".into())
+    );
+    let other = grant(&dev, &app, &["data-token:read"]).await;
+    let e = client.refresh_access_token(&token_of(&other), &r1).await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (401, "oauth.invalid_refresh_token".into())
+    );
+
     let second = client.refresh_access_token(&a1, &r1).await.unwrap();
     let (a2, r2) = (
         token_of(&second),
@@ -455,7 +468,10 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
     assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
     client.with_token(&a2).list_data_tokens("").await.unwrap();
 
-    // Presenting the consumed refresh token again revokes the whole grant.
+    // Presenting the consumed refresh token again revokes the whole grant, and the socket
+    // joined with its access token is told.
+    let socket = server.session().await;
+    socket.join(&a2).await.unwrap();
     let e = client.refresh_access_token(&a2, &r1).await;
     assert_eq!(
         code(e.unwrap_err()),
@@ -463,6 +479,8 @@ async fn refresh_rotates_and_a_reused_refresh_token_revokes_the_grant() {
     );
     let e = client.with_token(&a2).list_data_tokens("").await;
     assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+    let notice = socket.notice(WAIT).await.unwrap();
+    assert_eq!(notice["data"]["code"], "auth.token_revoked", "{notice}");
     let e = client.refresh_access_token(&a2, &r2).await;
     assert_eq!(
         code(e.unwrap_err()),
@@ -822,6 +840,50 @@ async fn a_code_request_held_by_a_policy_is_pending_until_approved() {
         .await
         .unwrap();
     assert!(c["authorizationCode"].as_str().unwrap().starts_with("C-"));
+
+    // A vote the application asks for names it, with its client id.
+    let tokens = app
+        .server
+        .obtain_access_token(c["authorizationCode"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(tokens["scope"], "profile:read");
+    // (This request is held as well: approve it.)
+    let n = nonce();
+    let request = dev
+        .api
+        .request_oauth_code(&app.client_id, &n, &["voting:vote"])
+        .await
+        .unwrap();
+    let (ballot, _) = first_ballot(&device).await;
+    device
+        .cast_vote(json!({ "ballotId": ballot, "decision": "yes" }))
+        .await
+        .unwrap();
+    dev.ok(&request.command_id).await;
+    let c = app
+        .server
+        .retrieve_authorization_code(&request.command_id, &n)
+        .await
+        .unwrap();
+    let voter = app
+        .server
+        .obtain_access_token(c["authorizationCode"].as_str().unwrap())
+        .await
+        .unwrap();
+    let as_app = server.client().with_token(&token_of(&voter));
+    let (_, pool) = as_app
+        .create_voting(json!({
+            "votingConfigurationId": "approvers", "title": "Pay?", "question": "Pay invoice 42?",
+        }))
+        .await
+        .unwrap();
+    // The pool opens when the command runs: its ballot shows it is there.
+    let (_, shown) = first_ballot(&device).await;
+    assert_eq!(shown["poolId"], pool.as_str());
+    let status = as_app.check_pool_status(&pool).await.unwrap();
+    assert_eq!(status["requestedBy"]["applicationId"], app.id.as_str());
+    assert_eq!(status["requestedBy"]["clientId"], app.client_id.as_str());
 }
 
 /// `privicore app register|list|authorize|token`, the binary against the real server.
@@ -913,4 +975,93 @@ async fn the_cli_runs_the_code_flow() {
         .await
         .unwrap();
     assert!(!me.profile_id.is_empty());
+}
+
+/// Change password with `revokeTokens` ends the profile's grants too.
+#[tokio::test]
+async fn a_password_change_that_revokes_tokens_revokes_grants() {
+    let server = TestServer::start().await;
+    let user = provision(&server, "oauth-pw").await;
+    let app = register(&server, &user, "Password", &["all"]).await;
+    let tokens = grant(&user, &app, &["profile:read"]).await;
+    let access = token_of(&tokens);
+    let accepted = user
+        .api
+        .change_password(PASSWORD, "another-password-1", true)
+        .await
+        .unwrap();
+    let result = user.ok(&accepted.command_id).await;
+    assert_eq!(result["revokedGrants"], 1);
+    let e = server
+        .client()
+        .with_token(&access)
+        .retrieve_profile_id()
+        .await;
+    assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+    let e = server
+        .client()
+        .refresh_access_token(&access, tokens["refreshToken"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        code(e.unwrap_err()),
+        (401, "oauth.invalid_access_token".into())
+    );
+}
+
+/// Two exchanges of one code at once: exactly one gets tokens, and since the code was
+/// presented twice, its grant is revoked all the same. Two refreshes with one refresh
+/// token at once: at most one rotates, and the grant ends.
+#[tokio::test]
+async fn concurrent_single_use_steps_succeed_once() {
+    let server = TestServer::start().await;
+    let dev = provision(&server, "oauth-race").await;
+    let app = register(&server, &dev, "Race", &["all"]).await;
+    let n = nonce();
+    let request = dev
+        .api
+        .request_oauth_code(&app.client_id, &n, &["profile:read"])
+        .await
+        .unwrap();
+    dev.ok(&request.command_id).await;
+    let c = app
+        .server
+        .retrieve_authorization_code(&request.command_id, &n)
+        .await
+        .unwrap();
+    let c = c["authorizationCode"].as_str().unwrap();
+    let (a, b) = tokio::join!(
+        app.server.obtain_access_token(c),
+        app.server.obtain_access_token(c)
+    );
+    let (won, lost): (Vec<_>, Vec<_>) = [a, b].into_iter().partition(Result::is_ok);
+    assert_eq!((won.len(), lost.len()), (1, 1));
+    let lost = lost.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(code(lost), (422, "oauth.invalid_authorization_code".into()));
+    let token = token_of(won.into_iter().next().unwrap().as_ref().unwrap());
+    let e = server
+        .client()
+        .with_token(&token)
+        .retrieve_profile_id()
+        .await;
+    assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+
+    let tokens = grant(&dev, &app, &["profile:read"]).await;
+    let (access, refresh) = (token_of(&tokens), tokens["refreshToken"].as_str().unwrap());
+    let client = server.client();
+    let (a, b) = tokio::join!(
+        client.refresh_access_token(&access, refresh),
+        client.refresh_access_token(&access, refresh)
+    );
+    let rotated: Vec<Value> = [a, b].into_iter().filter_map(Result::ok).collect();
+    assert!(rotated.len() <= 1, "{rotated:?}");
+    // Whatever the interleaving, the refresh token was used twice: no pair survives.
+    for pair in &rotated {
+        let e = client
+            .with_token(&token_of(pair))
+            .retrieve_profile_id()
+            .await;
+        assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
+    }
+    let e = client.with_token(&access).retrieve_profile_id().await;
+    assert_eq!(code(e.unwrap_err()), (401, "auth.token_revoked".into()));
 }

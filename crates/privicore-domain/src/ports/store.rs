@@ -309,6 +309,10 @@ pub trait MetadataStore: Send + Sync + 'static {
         &self,
         code: &TokenHash,
     ) -> Result<Option<crate::oauth::AuthRequest>, StoreError>;
+    /// Deletes authorization requests that expired before `before`, and grants whose
+    /// refresh token did (with their used refresh tokens); how many rows went.
+    async fn purge_oauth(&self, before: Timestamp) -> Result<u64, StoreError>;
+    async fn oauth_grant(&self, id: uuid::Uuid) -> Result<Option<crate::oauth::Grant>, StoreError>;
     /// The profile's grants not revoked.
     async fn oauth_live_grants(&self, profile_id: ProfileId) -> Result<u64, StoreError>;
     async fn oauth_nonce_used(

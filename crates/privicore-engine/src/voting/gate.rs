@@ -175,17 +175,21 @@ pub(super) async fn attributes(
         ..
     } = &command.payload
     {
-        let name = match &command.payload {
-            CommandPayload::RequestOauthCode { application_id, .. } => core
-                .store
-                .oauth_application(*application_id)
-                .await?
-                .map(|a| a.name),
-            _ => Some(name.clone()),
+        // Event 601 concerns an application that has no client yet as far as policies
+        // go: a `clientId` configuration always matches it (docs/api/voting-and-policy.md).
+        let (name, matched_client) = match &command.payload {
+            CommandPayload::RequestOauthCode { application_id, .. } => (
+                core.store
+                    .oauth_application(*application_id)
+                    .await?
+                    .map(|a| a.name),
+                Some(client_id.clone()),
+            ),
+            _ => (Some(name.clone()), None),
         };
         return Ok(Some((
             EventAttributes {
-                client_id: Some(client_id.clone()),
+                client_id: matched_client,
                 ..Default::default()
             },
             json!({ "applicationName": name, "clientId": client_id, "scopes": scopes, "requester": requester, "application": application }),

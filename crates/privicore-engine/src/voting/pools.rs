@@ -360,6 +360,14 @@ pub(crate) async fn pool_status(
     }
     let attempts = core.store.attempts(pool.id).await?;
     let ballots = core.store.ballots(pool.id).await?;
+    let client_id = match pool.requested_by.application_id {
+        Some(app) => core
+            .store
+            .oauth_application(app)
+            .await?
+            .map(|a| a.client_id),
+        None => None,
+    };
     let attempts: Vec<Value> = attempts
         .iter()
         .map(|a| {
@@ -411,7 +419,7 @@ pub(crate) async fn pool_status(
         "requestedBy": {
             "profileId": pool.requested_by.profile_id.to_string(),
             "applicationId": pool.requested_by.application_id.map(|a| a.to_string()),
-            "clientId": null,
+            "clientId": client_id,
         },
         "votingConfigurationId": pool.voting_configuration_id.map(|c: VotingConfigurationId| c.to_string()),
         "strategy": pool.rules.strategy.as_str(),

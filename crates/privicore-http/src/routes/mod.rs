@@ -114,7 +114,6 @@ pub fn api_router(state: AppState) -> Router {
         .fold(Router::new(), |router, route| {
             router.route(route.path, route.method_router())
         })
-        .route_layer(axum::middleware::from_fn(table::with_guard))
         .fallback(guard::unknown_route)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, guard::api))

@@ -278,4 +278,28 @@ pub(super) async fn oauth_steps_are_single_use(store: &dyn MetadataStore) {
         .await
         .unwrap();
     assert_eq!(none, vec![0]);
+
+    // The purge keeps what is younger than its bound, then drops requests, the grant and
+    // its used refresh tokens.
+    let kept = store
+        .purge_oauth(Timestamp::now().plus_seconds(-3600))
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    assert!(store.oauth_request(request.id).await.unwrap().is_some());
+    let purged = store
+        .purge_oauth(Timestamp::now().plus_seconds(31 * 24 * 3600))
+        .await
+        .unwrap();
+    assert!(purged >= 3, "purged {purged}");
+    assert!(store.oauth_request(request.id).await.unwrap().is_none());
+    assert!(!store.oauth_nonce_used(app.id, "n-12345678").await.unwrap());
+    assert!(store.oauth_grant(grant.id).await.unwrap().is_none());
+    assert!(
+        store
+            .oauth_grant_by_refresh(&TokenHash::of("R-1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
