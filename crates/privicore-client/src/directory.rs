@@ -153,4 +153,40 @@ impl Client {
         .await?
         .accepted()
     }
+
+    /// §3.14: a device of a managed user; `body` holds `directoryId`, `profileId`,
+    /// `deviceName` and optionally `description`, `approve`, `publicKey`.
+    pub async fn create_profile_device(&self, body: Value) -> Result<Accepted, ClientError> {
+        self.post_json("/directory/create-profile-device", body)
+            .await?
+            .accepted()
+    }
+
+    /// §3.15.
+    pub async fn add_storage_device_to_profile(
+        &self,
+        directory_id: &str,
+        profile_id: &str,
+        device: &str,
+    ) -> Result<Accepted, ClientError> {
+        self.post_json(
+            "/directory/add-storage-device-to-profile",
+            json!({ "directoryId": directory_id, "profileId": profile_id, "deviceIdentifier": device }),
+        )
+        .await?
+        .accepted()
+    }
+
+    /// §3.16; `query` is appended as is.
+    pub async fn directory_devices(
+        &self,
+        directory_id: &str,
+        query: &str,
+    ) -> Result<Value, ClientError> {
+        self.get(&format!(
+            "/directory/list-directory-devices/{directory_id}{query}"
+        ))
+        .await?
+        .expect(200)
+    }
 }

@@ -219,6 +219,22 @@ pub enum CommandPayload {
         invitation_id: Uuid,
         accept: bool,
     },
+    /// Create profile device (docs/api/directory.md §3.14): a device of a managed user.
+    CreateProfileDevice {
+        directory_id: Uuid,
+        target: ProfileId,
+        device_id: DeviceId,
+        name: String,
+        description: Option<String>,
+        public_key: Option<String>,
+        approve: bool,
+    },
+    /// Add storage device to profile (docs/api/directory.md §3.15).
+    AddDirectoryStorage {
+        directory_id: Uuid,
+        target: ProfileId,
+        device_id: DeviceId,
+    },
     /// Update data token shape B with new inline data, sealed as `version`.
     ReplaceData {
         token: String,
@@ -283,6 +299,8 @@ impl CommandPayload {
             Self::UpdateDirectoryUser { .. } => "update_directory_user",
             Self::InviteToDirectory { .. } => "invite_to_directory",
             Self::ProcessDirectoryInvitation { .. } => "process_directory_invitation",
+            Self::CreateProfileDevice { .. } => "create_profile_device",
+            Self::AddDirectoryStorage { .. } => "add_directory_storage",
         }
     }
 

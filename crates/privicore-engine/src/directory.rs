@@ -8,11 +8,12 @@ use crate::pipeline::execute::{After, Plan};
 use privicore_domain::auth::Caller;
 use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::data_token::{Match, Page};
+use privicore_domain::device::{Device, DeviceFilter, DeviceId, DeviceStatus};
 use privicore_domain::directory::{
     self as dir, Action, Directory, DirectoryEffect, Invitation, InvitationScope, InvitationStatus,
     Kind, MemberFilter, MemberStatus, Membership, Role, Standing,
 };
-use privicore_domain::effect::Effect;
+use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::event::{BusEvent, ProfileEvent};
 use privicore_domain::oauth::OauthEffect;
 use privicore_domain::password;
@@ -233,6 +234,41 @@ fn block_profile(plan: &mut Plan, profile_id: ProfileId, status: ProfileStatus, 
         });
     }
     plan.after.push(After::ForgetProfile(profile_id));
+}
+
+/// §1.4: whether `caller` holds directory authority over `owner`'s devices: `owner` is a
+/// managed user (not removed) of a directory where `caller` is an active owner or admin.
+pub(crate) async fn device_authority(
+    core: &Core,
+    caller: ProfileId,
+    owner: ProfileId,
+) -> Result<bool, StoreError> {
+    let Some(managed) = core.store.managed_membership(owner).await? else {
+        return Ok(false);
+    };
+    if managed.status == MemberStatus::Removed {
+        return Ok(false);
+    }
+    let mine = core.store.membership(managed.directory_id, caller).await?;
+    Ok(dir::allowed(
+        Action::ManageDevices,
+        Standing::of(mine.as_ref(), false),
+    ))
+}
+
+/// The managed user `target` of the directory, or the failure to report.
+async fn managed_target(
+    store: &dyn MetadataStore,
+    directory_id: Uuid,
+    target: ProfileId,
+) -> Result<Result<Membership, Reason>, StoreError> {
+    Ok(match store.membership(directory_id, target).await? {
+        None => Err(Reason::DirectoryUserNotFound),
+        Some(m) if m.kind != Kind::Managed || m.status == MemberStatus::Removed => {
+            Err(Reason::DirectoryUserNotManaged)
+        }
+        Some(m) => Ok(m),
+    })
 }
 
 pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, StoreError> {
@@ -622,6 +658,93 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                 }),
             ))
         }
+        CommandPayload::CreateProfileDevice {
+            directory_id,
+            target,
+            device_id,
+            name,
+            description,
+            public_key,
+            approve,
+        } => {
+            standing_or_fail!(*directory_id, Action::ManageDevices);
+            if let Err(reason) = managed_target(store, *directory_id, *target).await? {
+                return Ok(Plan::fail(reason));
+            }
+            if store.count_live_devices(*target).await? >= core.config.devices_per_profile {
+                return Ok(Plan::fail(Reason::DeviceLimitReached));
+            }
+            let status = if *approve {
+                DeviceStatus::Approved
+            } else {
+                DeviceStatus::Pending
+            };
+            let device = Device {
+                id: *device_id,
+                profile_id: *target,
+                request_command_id: command.id,
+                name: name.clone(),
+                description: description.clone(),
+                status,
+                roles: Vec::new(),
+                public_key: public_key.clone(),
+                meta: Map::new(),
+                credentials: None,
+                created_at: now,
+                approved_at: approve.then_some(now),
+                removed_at: None,
+                configuration_issued_at: None,
+                storage_registered_at: None,
+                authenticator_registered_at: None,
+                last_sync: None,
+            };
+            let mut plan = Plan::succeed(
+                vec![DataEffect::SaveDevice(device).into()],
+                json!({
+                    "deviceIdentifier": device_id.to_string(),
+                    "profileId": target.to_string(),
+                    "deviceName": name,
+                    "status": status.as_str(),
+                }),
+            );
+            plan.after.push(After::ForgetTargets(*target));
+            Ok(plan)
+        }
+        CommandPayload::AddDirectoryStorage {
+            directory_id,
+            target,
+            device_id,
+        } => {
+            standing_or_fail!(*directory_id, Action::ManageDevices);
+            if let Err(reason) = managed_target(store, *directory_id, *target).await? {
+                return Ok(Plan::fail(reason));
+            }
+            let Some(device) = store.device(*device_id).await? else {
+                return Ok(Plan::fail(Reason::DeviceNotFound));
+            };
+            if device.profile_id != *target {
+                return Ok(Plan::fail(Reason::DeviceNotOwner));
+            }
+            // Register storage device on the user's behalf (devices-and-storage.md §3.1).
+            let mut on_behalf = command.clone();
+            on_behalf.profile_id = *target;
+            on_behalf.payload = CommandPayload::RegisterStorage {
+                device_id: *device_id,
+            };
+            let id = device_id.to_string();
+            let mut plan =
+                crate::pipeline::devices::in_plan(core, &on_behalf, device, id.clone(), now)
+                    .await?;
+            if let privicore_domain::command::Outcome::Succeeded(result) = &plan.outcome {
+                plan.outcome = privicore_domain::command::Outcome::Succeeded(json!({
+                    "deviceIdentifier": id,
+                    "profileId": target.to_string(),
+                    "roles": result["roles"],
+                }));
+            }
+            plan.after.push(After::ForgetTargets(*target));
+            Ok(plan)
+        }
         _ => Err(StoreError::Corrupt(format!(
             "{} is not a directory command",
             command.payload.kind()
@@ -998,6 +1121,141 @@ impl Engine {
         Ok((items, total))
     }
 
+    /// §3.14.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_profile_device(
+        &self,
+        caller: &Caller,
+        directory_id: Uuid,
+        target: ProfileId,
+        name: &str,
+        description: Option<&str>,
+        public_key: Option<&str>,
+        approve: bool,
+    ) -> Result<CommandId, Error> {
+        if !privicore_domain::device::valid_name(name) {
+            return Err(Error::new(Reason::DeviceInvalidName).with_field("deviceName"));
+        }
+        if let Some(d) = description {
+            crate::devices::check_description(d)?;
+        }
+        let public_key = public_key
+            .map(privicore_wire::SignedPublicKey::parse)
+            .transpose()?
+            .map(|k| k.to_hex());
+        self.require(caller, directory_id, Action::ManageDevices)
+            .await?;
+        self.store
+            .membership(directory_id, target)
+            .await?
+            .ok_or(Reason::DirectoryUserNotFound)?;
+        let command = self.command_for(
+            caller,
+            CommandPayload::CreateProfileDevice {
+                directory_id,
+                target,
+                device_id: DeviceId::new(),
+                name: name.to_owned(),
+                description: description.map(str::to_owned),
+                public_key,
+                approve,
+            },
+        );
+        self.accept(command).await
+    }
+
+    /// §3.15.
+    pub async fn add_directory_storage(
+        &self,
+        caller: &Caller,
+        directory_id: Uuid,
+        target: ProfileId,
+        device: &str,
+    ) -> Result<CommandId, Error> {
+        let device_id: DeviceId = device
+            .trim()
+            .parse()
+            .map_err(|_| Error::invalid_format("deviceIdentifier"))?;
+        self.require(caller, directory_id, Action::ManageDevices)
+            .await?;
+        self.store
+            .membership(directory_id, target)
+            .await?
+            .ok_or(Reason::DirectoryUserNotFound)?;
+        self.store
+            .device(device_id)
+            .await?
+            .ok_or(Reason::DeviceNotFound)?;
+        let command = self.command_for(
+            caller,
+            CommandPayload::AddDirectoryStorage {
+                directory_id,
+                target,
+                device_id,
+            },
+        );
+        self.accept(command).await
+    }
+
+    /// §3.16: devices of the directory's managed users (not removed), each with its
+    /// `username`, ordered by member then device, newest device first.
+    pub async fn directory_devices(
+        &self,
+        caller: &Caller,
+        directory_id: Uuid,
+        profile: Option<ProfileId>,
+        filter: DeviceFilter,
+        page: Page,
+    ) -> Result<(Vec<Value>, u64), Error> {
+        self.require(caller, directory_id, Action::Report).await?;
+        let managed = MemberFilter {
+            kind: Some(Kind::Managed),
+            statuses: vec![MemberStatus::Active, MemberStatus::Suspended],
+            ..MemberFilter::default()
+        };
+        let (members, _) = self
+            .store
+            .members(
+                directory_id,
+                &managed,
+                Page {
+                    page: 1,
+                    per_page: self.config.directories.members_per_directory.max(1),
+                },
+            )
+            .await?;
+        let mut all = Vec::new();
+        for m in members
+            .iter()
+            .filter(|m| profile.is_none_or(|p| p == m.profile_id))
+        {
+            let username = self.store.profile(m.profile_id).await?.map(|p| p.username);
+            let (devices, _) = self
+                .store
+                .list_devices(
+                    m.profile_id,
+                    &filter,
+                    Page {
+                        page: 1,
+                        per_page: self.config.devices_per_profile.max(1),
+                    },
+                )
+                .await?;
+            for d in devices {
+                let mut item = crate::devices::device_json(self, &d);
+                item["username"] = json!(username);
+                all.push(item);
+            }
+        }
+        let total = all.len() as u64;
+        let items = all
+            .into_iter()
+            .skip(page.offset() as usize)
+            .take(page.per_page as usize)
+            .collect();
+        Ok((items, total))
+    }
+
     /// §3.13: totals over every active member, one summary per active member of the page.
     pub async fn directory_profiles_info(
         &self,
@@ -1067,7 +1325,7 @@ impl Engine {
                         .store
                         .list_devices(
                             m.profile_id,
-                            &privicore_domain::device::DeviceFilter::default(),
+                            &DeviceFilter::default(),
                             Page {
                                 page: 1,
                                 per_page: 1000,

@@ -185,6 +185,21 @@ pub fn membership(
     )
 }
 
+pub fn managed_membership(
+    c: &Connection,
+    who: ProfileId,
+) -> Result<Option<Membership>, StoreError> {
+    db::one(
+        c,
+        &format!(
+            "SELECT {MEMBER_COLUMNS} FROM directory_members m \
+             WHERE m.profile_id = ? AND m.kind = 'managed'"
+        ),
+        [who.to_string()],
+        member,
+    )
+}
+
 pub fn members(
     c: &Connection,
     dir: Uuid,

@@ -818,6 +818,13 @@ impl MetadataStore for SqliteStore {
         self.read(|c| directory::membership(c, id, profile))
     }
 
+    async fn managed_membership(
+        &self,
+        profile: ProfileId,
+    ) -> Result<Option<dir::Membership>, StoreError> {
+        self.read(|c| directory::managed_membership(c, profile))
+    }
+
     async fn members(
         &self,
         id: Uuid,

@@ -746,6 +746,8 @@ const SPEC: &[(&str, &[&str])] = &[
     ("list_directory_invites", &["owner", "admin"]),
     ("report", &["owner", "admin"]),
     ("store_meta", &["owner", "admin"]),
+    ("manage_devices", &["owner", "admin"]),
+    ("list_devices", &["owner", "admin"]),
     // Run last: they change the caller's standing.
     ("answer_invitation", &["invitee"]),
     ("leave", &["admin", "member"]),
@@ -814,6 +816,19 @@ async fn attempt(cast: &Cast, dir: &str, who: &Provisioned, action: &str) -> Res
         "store_meta" => {
             api.store_directory_meta(dir, json!({ "k": "v" }), false)
                 .await
+        }
+        "manage_devices" => {
+            api.create_profile_device(
+                json!({ "directoryId": dir, "profileId": cast.target, "deviceName": "perm-device" }),
+            )
+            .await
+        }
+        "list_devices" => {
+            return api
+                .directory_devices(dir, "")
+                .await
+                .map(drop)
+                .or_else(refused);
         }
         "answer_invitation" => api.process_invitation(&cast.invitation, "decline").await,
         "leave" => {
@@ -967,5 +982,166 @@ async fn directories_are_isolated() {
     assert_eq!(
         eve.api.assigned_directories("").await.unwrap()["meta"]["total"],
         0
+    );
+}
+
+#[tokio::test]
+async fn directory_authority_over_managed_users_devices() {
+    let server = TestServer::start().await;
+    let alice = provision(&server, "auth-owner").await;
+    let bob = provision(&server, "auth-invited").await;
+    let eve = provision(&server, "auth-other").await;
+    let dir = directory(&alice, "Devices").await;
+    let (carol, carol_name) = managed(&alice, &dir, "auth-carol").await;
+    join(&alice, &dir, &bob, "member").await;
+    directory(&eve, "Elsewhere").await;
+
+    // Create profile device: the device belongs to the managed user, approved by default.
+    let created = alice
+        .api
+        .create_profile_device(json!({ "directoryId": dir, "profileId": carol, "deviceName": "carol-laptop", "description": "desk" }))
+        .await
+        .unwrap();
+    let result = alice.ok(&created.command_id).await;
+    assert_eq!(result["profileId"], carol.as_str());
+    assert_eq!(result["status"], "approved");
+    assert_eq!(result["deviceName"], "carol-laptop");
+    let device = result["deviceIdentifier"].as_str().unwrap().to_owned();
+    let pending = alice
+        .api
+        .create_profile_device(json!({ "directoryId": dir, "profileId": carol, "deviceName": "carol-phone", "approve": false }))
+        .await
+        .unwrap();
+    assert_eq!(alice.ok(&pending.command_id).await["status"], "pending");
+
+    // §1.4: the owner downloads its bundle as if it owned the device.
+    let bundle = alice
+        .api
+        .download_device_configuration(&device)
+        .await
+        .unwrap();
+    assert_eq!(bundle["profile-id"], carol.as_str());
+    assert_eq!(bundle["device-identifier"], device.as_str());
+
+    // Add storage device to profile.
+    let storage = alice
+        .api
+        .add_storage_device_to_profile(&dir, &carol, &device)
+        .await
+        .unwrap();
+    let result = alice.ok(&storage.command_id).await;
+    assert_eq!(result["roles"], json!(["storage"]));
+    assert_eq!(result["profileId"], carol.as_str());
+    let again = alice
+        .api
+        .add_storage_device_to_profile(&dir, &carol, &device)
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.failure(&again.command_id).await,
+        "storage.already_registered"
+    );
+
+    // List directory devices: the managed users' devices, each with its username.
+    let list = alice.api.directory_devices(&dir, "").await.unwrap();
+    assert_eq!(list["meta"]["total"], 2);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["username"] == carol_name.as_str())
+    );
+    let storage_only = alice
+        .api
+        .directory_devices(&dir, "?filters[role]=storage")
+        .await
+        .unwrap();
+    assert_eq!(ids(&storage_only, "deviceIdentifier"), vec![device.clone()]);
+    assert_eq!(
+        alice.api.retrieve_directory(&dir).await.unwrap()["counts"]["devices"],
+        2
+    );
+
+    // An invited member's devices are never reachable; nor, from another directory, a
+    // managed user's.
+    let bobs = bob.approved_device("bob-laptop").await;
+    assert_eq!(
+        code(alice.api.download_device_configuration(&bobs).await),
+        (403, "device.not_owner".into())
+    );
+    let for_bob = alice
+        .api
+        .create_profile_device(
+            json!({ "directoryId": dir, "profileId": bob.profile_id, "deviceName": "x" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.failure(&for_bob.command_id).await,
+        "directory.user_not_managed"
+    );
+    let foreign = alice
+        .api
+        .add_storage_device_to_profile(&dir, &carol, &bobs)
+        .await
+        .unwrap();
+    assert_eq!(alice.failure(&foreign.command_id).await, "device.not_owner");
+    assert_eq!(
+        code(eve.api.download_device_configuration(&device).await),
+        (403, "device.not_owner".into())
+    );
+    assert_eq!(
+        code(eve.api.directory_devices(&dir, "").await),
+        (403, "directory.forbidden".into())
+    );
+
+    // Error keys.
+    for (body, expected) in [
+        (
+            json!({ "directoryId": dir, "profileId": carol }),
+            (422, "validation.missing_field"),
+        ),
+        (
+            json!({ "directoryId": dir, "profileId": carol, "deviceName": "n".repeat(101) }),
+            (422, "device.invalid_name"),
+        ),
+        (
+            json!({ "directoryId": dir, "profileId": dir, "deviceName": "x" }),
+            (404, "directory.user_not_found"),
+        ),
+        (
+            json!({ "directoryId": carol, "profileId": carol, "deviceName": "x" }),
+            (404, "directory.not_found"),
+        ),
+    ] {
+        assert_eq!(
+            code(alice.api.create_profile_device(body.clone()).await),
+            (expected.0, expected.1.to_string()),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        code(
+            alice
+                .api
+                .add_storage_device_to_profile(&dir, &carol, &carol)
+                .await
+        ),
+        (404, "device.not_found".into())
+    );
+
+    // A removed managed user's devices leave the directory's authority.
+    let removed = alice
+        .api
+        .update_directory_user(
+            json!({ "directoryId": dir, "profileId": carol, "status": "removed" }),
+        )
+        .await
+        .unwrap();
+    alice.ok(&removed.command_id).await;
+    assert_eq!(
+        code(alice.api.download_device_configuration(&device).await),
+        (403, "device.not_owner".into())
     );
 }

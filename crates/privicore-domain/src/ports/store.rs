@@ -359,6 +359,12 @@ pub trait MetadataStore: Send + Sync + 'static {
         directory: uuid::Uuid,
         profile: ProfileId,
     ) -> Result<Option<crate::directory::Membership>, StoreError>;
+    /// The membership through which a directory manages the profile (a managed user
+    /// belongs to exactly one directory), if any.
+    async fn managed_membership(
+        &self,
+        profile: ProfileId,
+    ) -> Result<Option<crate::directory::Membership>, StoreError>;
     /// Members, by `joinedAt` ascending.
     async fn members(
         &self,

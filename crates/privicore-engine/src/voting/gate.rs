@@ -76,6 +76,8 @@ pub(super) fn event_of(payload: &CommandPayload) -> Option<&'static str> {
         CommandPayload::InviteToDirectory { .. } => "1002",
         CommandPayload::SetDirectoryUserPassword { .. } => "1003",
         CommandPayload::UpdateDirectoryUser { .. } => "1004",
+        CommandPayload::CreateProfileDevice { .. } => "1005",
+        CommandPayload::AddDirectoryStorage { .. } => "1006",
         _ => return None,
     })
 }

@@ -9,6 +9,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use privicore_domain::data_token::Match;
+use privicore_domain::device::{DeviceFilter, DeviceStatus};
 use privicore_domain::directory::{
     self as dir, InvitationStatus, Kind, MemberFilter, MemberStatus, Role,
 };
@@ -390,4 +391,91 @@ pub async fn profiles_info(
             .directory_profiles_info(&caller, directory, page)
             .await?,
     ))
+}
+
+/// §3.14.
+pub async fn create_device(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, req.headers()).await?;
+    let f = fields(req).await?;
+    let directory = body_uuid(&f, "directoryId")?;
+    let profile = ProfileId(body_uuid(&f, "profileId")?);
+    let name = f.str("deviceName")?;
+    let approve = f.opt_bool("approve")?.unwrap_or(true);
+    let id = state
+        .engine
+        .create_profile_device(
+            &caller,
+            directory,
+            profile,
+            name,
+            f.opt_str("description")?,
+            f.opt_str("publicKey")?,
+            approve,
+        )
+        .await?;
+    Ok(reply::accepted(id))
+}
+
+/// §3.15.
+pub async fn add_storage(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, req.headers()).await?;
+    let f = fields(req).await?;
+    let directory = body_uuid(&f, "directoryId")?;
+    let profile = ProfileId(body_uuid(&f, "profileId")?);
+    let device = f.str("deviceIdentifier")?;
+    let id = state
+        .engine
+        .add_directory_storage(&caller, directory, profile, device)
+        .await?;
+    Ok(reply::accepted(id))
+}
+
+/// §3.16.
+pub async fn devices(
+    State(state): State<AppState>,
+    Path(directory): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, &headers).await?;
+    let directory = uuid_of("directoryId", &directory)?;
+    let q = query(&uri)?;
+    let page = page(&q)?;
+    let f = filters(&q, &["profileId", "role", "status"])?;
+    let profile = filter(&f, "profileId")
+        .map(|p| uuid_of("filters[profileId]", p).map(ProfileId))
+        .transpose()?;
+    let statuses = match filter(&f, "status") {
+        None => vec![DeviceStatus::Pending, DeviceStatus::Approved],
+        Some("all") => DeviceStatus::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| DeviceStatus::parse(s).ok_or_else(|| Error::invalid_format("filters[status]")))
+            .collect::<Result<_, _>>()?,
+    };
+    let role = filter(&f, "role").map(str::to_owned);
+    if role
+        .as_deref()
+        .is_some_and(|r| !matches!(r, "storage" | "authenticator" | "none"))
+    {
+        return Err(Error::invalid_format("filters[role]").into());
+    }
+    let device_filter = DeviceFilter {
+        statuses,
+        role,
+        ..DeviceFilter::default()
+    };
+    let (items, total) = state
+        .engine
+        .directory_devices(&caller, directory, profile, device_filter, page)
+        .await?;
+    Ok(reply::ok(&items_page(items, page, total)))
 }

@@ -190,6 +190,9 @@ routes! {
     Get "/directory/retrieve-directory-profile/{directory}/{profile}" => directory::profile, DIRECTORY;
     Get "/directory/list-directory-users/{directory}" => directory::users, DIRECTORY;
     Get "/directory/directory-profiles-info/{directory}" => directory::profiles_info, DIRECTORY;
+    Post "/directory/create-profile-device" => directory::create_device, DIRECTORY;
+    Post "/directory/add-storage-device-to-profile" => directory::add_storage, DIRECTORY;
+    Get "/directory/list-directory-devices/{directory}" => directory::devices, DIRECTORY;
     Post "/directory/store-directory-meta-information" => directory::store_meta, DIRECTORY;
     Get "/device-bus" => crate::device_bus::upgrade, Guard::Device;
     Get "/ws" => ws::upgrade, Guard::Public;

@@ -231,7 +231,10 @@ pub(super) async fn directories_memberships_and_invitations(store: &dyn Metadata
         status: InvitationStatus::Accepted,
         at: now,
     });
-    store.apply(&[process.clone()], None).await.unwrap();
+    store
+        .apply(std::slice::from_ref(&process), None)
+        .await
+        .unwrap();
     assert_eq!(
         conflict(store.apply(&[process], None).await),
         Reason::DirectoryInvitationNotPending
@@ -247,6 +250,19 @@ pub(super) async fn directories_memberships_and_invitations(store: &dyn Metadata
             .1,
         1
     );
+
+    // A managed user's directory is found from the profile.
+    let managed = member(d.id, &carol, Role::Member, Kind::Managed, now);
+    assert_eq!(store.managed_membership(carol.id).await.unwrap(), None);
+    store
+        .apply(&[dir(DirectoryEffect::PutMember(managed.clone()))], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.managed_membership(carol.id).await.unwrap(),
+        Some(managed)
+    );
+    assert_eq!(store.managed_membership(bob.id).await.unwrap(), None);
 
     // The profile status a directory sets for its managed users.
     store
