@@ -1145,3 +1145,136 @@ async fn directory_authority_over_managed_users_devices() {
         (403, "device.not_owner".into())
     );
 }
+
+/// The device's open ballot of `pool` (waits for it).
+async fn ballot_of(device: &privicore_client::Client, pool: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = device.pending_ballots().await.unwrap();
+        if let Some(b) = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["poolId"] == pool)
+        {
+            return b["ballotId"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no ballot of {pool}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The pool holding `command` (waits for its `command_status: 1` event naming one).
+async fn holding_pool(p: &Provisioned, command: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(e) = p
+            .session
+            .events_for(command)
+            .into_iter()
+            .find(|e| e["command_status"] == 1 && e["body"]["pools"][0]["poolId"].is_string())
+        {
+            return e["body"]["pools"][0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{command} never held");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn template_10_holds_directory_commands_of_its_directory_until_approved() {
+    let (server, _clock) = server_with_clock().await;
+    let alice = provision(&server, "gate-dir").await;
+    let dir = directory(&alice, "Gated").await;
+    let other = directory(&alice, "Ungated").await;
+    let phone = alice.authenticator("phone").await;
+    let configured = alice
+        .api
+        .register_voting_configuration(
+            json!({ "name": "admins", "strategy": "unanimous", "timeLimit": 300 }),
+        )
+        .await
+        .unwrap();
+    alice.ok(&configured.command_id).await;
+    let registered = alice
+        .api
+        .register_policy(json!({
+            "name": "directory-approval", "policyTemplateId": "10", "applyingEventIds": ["1001", "1004"],
+            "configuration": { "scope": "profile", "directoryId": dir }, "votingConfigurationId": "admins",
+        }))
+        .await
+        .unwrap();
+    alice.ok(&registered.command_id).await;
+    let activated = alice
+        .api
+        .activate_policy("directory-approval")
+        .await
+        .unwrap();
+    alice.ok(&activated.command_id).await;
+    let bundle = alice
+        .api
+        .download_device_configuration(&phone)
+        .await
+        .unwrap();
+    let device = server
+        .client()
+        .with_device_credentials(
+            bundle["client-id"].as_str().unwrap(),
+            bundle["client-secret"].as_str().unwrap(),
+        )
+        .unwrap();
+
+    // Held, then created once the authenticator approves.
+    let username = unique_username("gated-user");
+    let created = alice
+        .api
+        .create_directory_user(
+            json!({ "directoryId": dir, "username": username, "password": PASSWORD }),
+        )
+        .await
+        .unwrap();
+    let pool = holding_pool(&alice, &created.command_id).await;
+    assert_eq!(pool["eventId"], "1001");
+    let pool_id = pool["poolId"].as_str().unwrap().to_owned();
+    let status = alice.api.check_pool_status(&pool_id).await.unwrap();
+    assert_eq!(status["status"], "open");
+    let b = ballot_of(&device, &pool_id).await;
+    let voted = device
+        .cast_vote(json!({ "ballotId": b, "decision": "yes" }))
+        .await
+        .unwrap();
+    assert_eq!(voted["poolStatus"], "approved");
+    let user = alice.ok(&created.command_id).await["profileId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Rejected: the update fails with the voting key and changes nothing.
+    let update = alice
+        .api
+        .update_directory_user(
+            json!({ "directoryId": dir, "profileId": user, "status": "suspended" }),
+        )
+        .await
+        .unwrap();
+    let pool = holding_pool(&alice, &update.command_id).await;
+    assert_eq!(pool["eventId"], "1004");
+    let b = ballot_of(&device, pool["poolId"].as_str().unwrap()).await;
+    device
+        .cast_vote(json!({ "ballotId": b, "decision": "no" }))
+        .await
+        .unwrap();
+    assert_eq!(alice.failure(&update.command_id).await, "voting.rejected");
+    assert_eq!(
+        alice.api.directory_profile(&dir, &user).await.unwrap()["status"],
+        "active"
+    );
+
+    // Another directory's commands are not held by this policy.
+    let free = alice
+        .api
+        .create_directory_user(json!({ "directoryId": other, "username": unique_username("free") }))
+        .await
+        .unwrap();
+    alice.ok(&free.command_id).await;
+}
