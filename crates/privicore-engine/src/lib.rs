@@ -35,6 +35,7 @@ pub use engine::{Adapters, DeviceHost, Engine, Health};
 pub use governance::{ConfigurationInput, ConfigurationUpdate, PolicyInput};
 pub use keys::{CabKey, GeneratedKeys};
 pub use oauth::{ApplicationInput, IssuedTokens};
+pub use privicore_domain::directory::DirectoryLimits;
 pub use profiles::{Authenticated, Credentials, QrIssued, TokenExpiry};
 pub use secrets::EngineSecrets;
 pub use status::CommandStatus;
