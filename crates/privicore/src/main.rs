@@ -118,6 +118,13 @@ enum Command {
         #[command(flatten)]
         profile: ProfileFile,
     },
+    /// Directories: create, invite, users, devices.
+    Directory {
+        #[command(subcommand)]
+        action: cli::directory::DirectoryAction,
+        #[command(flatten)]
+        profile: ProfileFile,
+    },
     /// Measure store and fetch flows over real HTTP and WebSocket.
     Bench(bench::BenchArgs),
     /// Administer the keys of an engine on this machine (over `<data_dir>/run/operator.sock`).
@@ -316,6 +323,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             quiet_logs();
             let bytes = cli::fetch(&profile.load()?, &token, &output).await?;
             println!("{bytes} bytes written to {}", output.display());
+        }
+        Command::Directory { action, profile } => {
+            quiet_logs();
+            let out = cli::directory::run(action, || profile.load()).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::App { action, profile } => {
             quiet_logs();

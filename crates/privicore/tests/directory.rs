@@ -1279,3 +1279,77 @@ async fn template_10_holds_directory_commands_of_its_directory_until_approved() 
         .unwrap();
     alice.ok(&free.command_id).await;
 }
+
+/// `privicore directory create|invite|users|devices`, the binary against the real server.
+#[tokio::test]
+async fn the_cli_manages_a_directory() {
+    let server = TestServer::start().await;
+    let (api, ws) = (server.running().api_url(), server.ws_url());
+    let file = server.dir.path().join("cli-directory.json");
+    let username = unique_username("dir-cli");
+    let bob = provision(&server, "dir-cli-bob").await;
+    let bob_name = bob.username.clone();
+    let (directory, users, devices) = tokio::task::spawn_blocking(move || {
+        let env = [("PRIVICORE_CLI_CONFIG", file.as_path())];
+        run_privicore(
+            &[
+                "profile",
+                "create",
+                "--username",
+                &username,
+                "--password",
+                PASSWORD,
+                "--api",
+                &api,
+                "--ws",
+                &ws,
+            ],
+            &env,
+        );
+        let created: Value = serde_json::from_str(&run_privicore(
+            &[
+                "directory",
+                "create",
+                "--name",
+                "CLI Team",
+                "--description",
+                "made by the CLI",
+            ],
+            &env,
+        ))
+        .unwrap();
+        let directory = created["directoryId"].as_str().unwrap().to_owned();
+        let invited: Value = serde_json::from_str(&run_privicore(
+            &[
+                "directory",
+                "invite",
+                "--directory",
+                &directory,
+                "--username",
+                &bob_name,
+            ],
+            &env,
+        ))
+        .unwrap();
+        assert_eq!(invited["role"], "member");
+        let users: Value = serde_json::from_str(&run_privicore(
+            &["directory", "users", "--directory", &directory],
+            &env,
+        ))
+        .unwrap();
+        let devices: Value = serde_json::from_str(&run_privicore(
+            &["directory", "devices", "--directory", &directory],
+            &env,
+        ))
+        .unwrap();
+        (directory, users, devices)
+    })
+    .await
+    .unwrap();
+    assert_eq!(users["meta"]["total"], 1, "the owner");
+    assert_eq!(users["items"][0]["role"], "owner");
+    assert_eq!(devices["meta"]["total"], 0);
+    let mine = bob.api.directory_invites("").await.unwrap();
+    assert_eq!(mine["items"][0]["directoryId"], directory.as_str());
+    assert_eq!(mine["items"][0]["directoryName"], "CLI Team");
+}
