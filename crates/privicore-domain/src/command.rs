@@ -187,6 +187,9 @@ pub enum CommandPayload {
         email: Option<String>,
         role: crate::directory::Role,
         attributes: serde_json::Map<String, Value>,
+        /// The new profile's public key (hex), registered at creation.
+        #[serde(default)]
+        public_key: Option<String>,
     },
     /// Set profile password (§3.8).
     SetDirectoryUserPassword {

@@ -361,6 +361,7 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
             email,
             role,
             attributes,
+            public_key,
         } => {
             let (_, s, _) = standing_or_fail!(*directory_id, Action::ManageUsers);
             if *role == Role::Admin && !dir::allowed(Action::ChangeRole, s) {
@@ -381,7 +382,12 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                 kind: ProfileKind::DirectoryUser,
                 status: ProfileStatus::Active,
                 password_hash: password_hash.clone(),
-                public_key: None,
+                public_key: public_key.clone().map(|public_key| {
+                    privicore_domain::profile::RegisteredKey {
+                        public_key,
+                        registered_at: now,
+                    }
+                }),
                 created_at: now,
             };
             let member = Membership {
@@ -408,6 +414,7 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                     "role": role.as_str(),
                     "kind": "managed",
                     "passwordSet": password_hash.is_some(),
+                    "publicKeyRegistered": public_key.is_some(),
                 }),
             ))
         }
@@ -762,6 +769,8 @@ pub struct DirectoryUserInput {
     pub email: Option<String>,
     pub role: Role,
     pub attributes: Map<String, Value>,
+    /// A signed public key (profile-and-keys.md §3.1), as sent.
+    pub public_key: Option<String>,
 }
 
 /// Invite Profile as sent (§3.7).
@@ -904,6 +913,12 @@ impl Engine {
         if input.role == Role::Admin {
             dir::require(Action::ChangeRole, s)?;
         }
+        let public_key = input
+            .public_key
+            .as_deref()
+            .map(privicore_wire::SignedPublicKey::parse)
+            .transpose()?
+            .map(|k| k.to_hex());
         let password_hash = match input.password {
             Some(p) => Some(crate::profiles::hash_password(p, self.config.hash_cost).await?),
             None => None,
@@ -918,6 +933,7 @@ impl Engine {
                 email: input.email,
                 role: input.role,
                 attributes: input.attributes,
+                public_key,
             },
         );
         self.accept(command).await

@@ -364,6 +364,42 @@ async fn managed_users_password_status_and_tokens() {
         "directory.invalid_status_change"
     );
 
+    // A key given at creation is registered: the user may use the API at once.
+    let keyed = unique_username("keyed");
+    let accepted = alice
+        .api
+        .create_directory_user(json!({
+            "directoryId": dir, "username": keyed, "password": PASSWORD,
+            "publicKey": privicore_client::KeyPair::generate().public().to_hex(),
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.ok(&accepted.command_id).await["publicKeyRegistered"],
+        true
+    );
+    let login = server
+        .client()
+        .authenticate(&keyed, PASSWORD)
+        .await
+        .unwrap();
+    assert!(login.public_key_registered);
+    let keyed_api = server.client().with_token(&login.authorization_token);
+    assert_eq!(
+        keyed_api.assigned_directories("").await.unwrap()["meta"]["total"],
+        1
+    );
+    let (status, key) = code(
+        alice
+            .api
+            .create_directory_user(
+                json!({ "directoryId": dir, "username": unique_username("k"), "publicKey": "zz" }),
+            )
+            .await,
+    );
+    assert_eq!(status, 422);
+    assert!(key.starts_with("public_key."), "{key}");
+
     // Error keys of the user endpoints.
     let (dave_id, _) = managed(&alice, &dir, "dave").await;
     let taken = alice

@@ -176,6 +176,7 @@ pub async fn create_user(
             .flatten(),
         role: given_role(&f)?,
         attributes: attributes(&f)?.unwrap_or_default(),
+        public_key: f.opt_str("publicKey")?.map(str::to_owned),
     };
     let id = state.engine.create_directory_user(&caller, input).await?;
     Ok(reply::accepted(id))
