@@ -78,6 +78,13 @@ impl Client {
             .into_iter()
             .find(|e| e["type"] == "X-DPT-CAB-REQUEST-ID")
             .ok_or_else(|| ClientError::Timeout(format!("delivery of {}", request.request_id)))?;
+        if delivery["output_type"] == 1 {
+            // Above the inline delivery limit the body is the single-use download URL.
+            let mut payload = Vec::new();
+            self.download_stream(delivery["body"].as_str().unwrap_or_default(), &mut payload)
+                .await?;
+            return Ok(payload);
+        }
         base64::engine::general_purpose::STANDARD
             .decode(delivery["body"].as_str().unwrap_or_default())
             .map_err(|e| ClientError::WebSocket(format!("delivery is not base64: {e}")))

@@ -82,7 +82,7 @@ impl RawResponse {
     }
 }
 
-fn transport(e: impl std::error::Error) -> ClientError {
+pub(crate) fn transport(e: impl std::error::Error) -> ClientError {
     // The source chain says why (refused, reset, TLS); the top level only "client error".
     let mut message = e.to_string();
     let mut source = e.source();
@@ -91,6 +91,19 @@ fn transport(e: impl std::error::Error) -> ClientError {
         source = cause.source();
     }
     ClientError::Transport(message)
+}
+
+/// TCP (no delay, connect timeout) with TLS for `https` URLs, HTTP/1.1.
+pub(crate) fn connector() -> HttpsConnector<HttpConnector> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp)
 }
 
 /// A body to send.
@@ -123,17 +136,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: &str) -> Self {
-        let mut tcp = HttpConnector::new();
-        tcp.set_nodelay(true);
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
         let http =
-            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector());
         Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
@@ -177,6 +181,11 @@ impl Client {
 
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// The headers added with [`Client::with_header`].
+    pub(crate) fn extra_headers(&self) -> &[(http::HeaderName, http::HeaderValue)] {
+        &self.headers
     }
 
     /// The base joined with `path` (which may carry a query).

@@ -11,6 +11,7 @@ mod governance;
 mod http;
 mod oauth;
 mod session;
+mod stream;
 
 pub use api::{
     Accepted, Authenticated, CabKey, GeneratedKeys, ProfileInfo, PublicKeyInfo, QrToken,
@@ -22,3 +23,4 @@ pub use flows::ACK_WAIT;
 pub use http::{Body, Client, RawResponse};
 pub use privicore_wire::{KeyPair, SignedPublicKey};
 pub use session::{CommandOutcome, Session};
+pub use stream::UploadAccepted;

@@ -72,10 +72,14 @@ pub enum CommandPayload {
         ttl_minutes: i64,
         meta_data: Option<Value>,
     },
-    /// The sealed payload and its header were stored with the command.
+    /// The sealed payload and its header were stored with the command (spooled chunk by
+    /// chunk while it arrived, for an upload to the upstream listener).
     ExchangeData {
         token: String,
         version: u32,
+        /// Uploaded to the upstream listener (gateable event 102) rather than inline (101).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        streamed: bool,
     },
     RequestData {
         token: String,

@@ -245,6 +245,13 @@ pub enum DataEffect {
         version: u32,
         chunks: Vec<Vec<u8>>,
     },
+    /// One sealed chunk of a version being uploaded, spooled as it arrives.
+    PutSpoolChunk {
+        token: String,
+        version: u32,
+        index: u32,
+        sealed: Vec<u8>,
+    },
     DropSpool {
         token: String,
         version: u32,

@@ -352,39 +352,134 @@ pub fn seal(
         !payload.is_empty() && chunk_size > 0,
         "payloads are never empty"
     );
-    let mut dek = zeroize::Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.fill_bytes(dek.as_mut());
-    let kek = ring.active();
-    let core = Core::new(token, version, chunk_size, payload.len() as u64);
-    let aad = core.aad();
-    let cipher = Aes256Gcm::new((&*dek).into());
-    let count = core.chunk_count;
+    let mut sealer = Sealer::new(ring, token, version, chunk_size, payload.len() as u64);
     let chunks: Vec<Vec<u8>> = payload
         .chunks(chunk_size as usize)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let nonce = chunk_nonce(i as u32, i as u32 + 1 == count);
-            cipher
-                .encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: chunk,
-                        aad: &aad,
-                    },
-                )
-                .expect("AES-GCM encryption cannot fail")
-        })
+        .map(|chunk| sealer.seal_next(chunk).expect("whole chunks in order"))
         .collect();
-    let digest = object_digest(chunks.iter().map(Vec::as_slice));
-    let header = Header {
-        wrapped_dek: wrap_dek(kek, token, version, &dek),
-        kek_id: kek.id.clone(),
-        core,
-    };
+    let header = sealer.header();
+    let digest = sealer.finish().expect("every chunk sealed");
     SealedObject {
         header,
         chunks,
         digest,
+    }
+}
+
+/// Seals one object version chunk by chunk as its bytes arrive (an upload): the total size
+/// must be known at the start, since it is part of the header core and so of every chunk's
+/// AAD. The object digest is computed on the way.
+pub struct Sealer {
+    header: Header,
+    aad: [u8; 32],
+    cipher: Aes256Gcm,
+    next: u32,
+    digest: Sha256,
+}
+
+impl Sealer {
+    /// A fresh data key for (token, version), wrapped by the active KEK. `total_size` > 0.
+    pub fn new(
+        ring: &KeyRing,
+        token: &str,
+        version: u32,
+        chunk_size: u32,
+        total_size: u64,
+    ) -> Self {
+        assert!(total_size > 0 && chunk_size > 0, "payloads are never empty");
+        let mut dek = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(dek.as_mut());
+        let kek = ring.active();
+        let core = Core::new(token, version, chunk_size, total_size);
+        Self {
+            aad: core.aad(),
+            cipher: Aes256Gcm::new((&*dek).into()),
+            header: Header {
+                wrapped_dek: wrap_dek(kek, token, version, &dek),
+                kek_id: kek.id.clone(),
+                core,
+            },
+            next: 0,
+            digest: Sha256::new(),
+        }
+    }
+
+    pub fn header(&self) -> Header {
+        self.header.clone()
+    }
+
+    /// Index of the next chunk to seal.
+    pub fn next_index(&self) -> u32 {
+        self.next
+    }
+
+    /// Seals the next chunk, which must have exactly its expected length (`chunk_size`, or
+    /// the remainder for the last one).
+    pub fn seal_next(&mut self, chunk: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        let core = &self.header.core;
+        let index = self.next;
+        let expected = core.sealed_len(index).ok_or(EnvelopeError::BadIndex)? - TAG_LEN;
+        if chunk.len() != expected {
+            return Err(EnvelopeError::BadLength);
+        }
+        let nonce = chunk_nonce(index, index + 1 == core.chunk_count);
+        let sealed = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: chunk,
+                    aad: &self.aad,
+                },
+            )
+            .expect("AES-GCM encryption cannot fail");
+        self.digest.update(&sealed);
+        self.next += 1;
+        Ok(sealed)
+    }
+
+    /// The object digest, once every chunk is sealed.
+    pub fn finish(self) -> Result<[u8; 32], EnvelopeError> {
+        if self.next != self.header.core.chunk_count {
+            return Err(EnvelopeError::BadIndex);
+        }
+        Ok(self.digest.finalize().into())
+    }
+}
+
+/// Seals the chunks of an upload whose size is not known yet (a chunked body) with a
+/// one-time key held only in memory, until they can be sealed for good: the total size is
+/// part of every chunk's AAD, so the final sealing waits for the last byte. The spool thus
+/// never holds unsealed client bytes.
+pub struct StagingKey {
+    cipher: Aes256Gcm,
+}
+
+impl StagingKey {
+    pub fn generate() -> Self {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(key.as_mut());
+        Self {
+            cipher: Aes256Gcm::new((&*key).into()),
+        }
+    }
+
+    fn nonce(index: u32) -> [u8; 12] {
+        let mut nonce = chunk_nonce(index, false);
+        nonce[..3].copy_from_slice(&[0xff; 3]);
+        nonce
+    }
+
+    pub fn seal(&self, index: u32, chunk: &[u8]) -> Vec<u8> {
+        self.cipher
+            .encrypt(Nonce::from_slice(&Self::nonce(index)), chunk)
+            .expect("AES-GCM encryption cannot fail")
+    }
+
+    pub fn open(&self, index: u32, sealed: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        self.cipher
+            .decrypt(Nonce::from_slice(&Self::nonce(index)), sealed)
+            .map_err(|_| EnvelopeError::NotAuthentic)
     }
 }
 

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     RateLimited,
     Internal,
     Unavailable,
+    /// The client was too slow (HTTP 408).
+    Timeout,
 }
 
 macro_rules! reasons {
@@ -147,6 +149,12 @@ reasons! {
     DataTokenPayloadTooLarge => "data_token.payload_too_large", TooLarge, "Inline payloads are at most 1 MiB; use the upstream listener.";
     StreamInvalidAuth => "stream.invalid_auth", Unauthorized, "The stream value is unusable.";
     StreamNotStarted => "stream.not_started", Conflict, "The replacement upload did not start in time.";
+    StreamTooLarge => "stream.too_large", TooLarge, "The upload is larger than the upload limit.";
+    StreamIncomplete => "stream.incomplete", BadRequest, "The upload ended before all announced bytes arrived, or its chunked framing is malformed.";
+    StreamIdleTimeout => "stream.idle_timeout", Timeout, "The upload stalled or exceeded its total duration.";
+    StreamSpoolFull => "stream.spool_full", Unavailable, "The engine spool has no room for an upload; try again later.";
+    StreamNotReady => "stream.not_ready", Unavailable, "The download cannot be served yet; try again shortly.";
+    StreamDataSuperseded => "stream.data_superseded", Conflict, "A newer version was committed; the requested version is no longer held.";
     StatisticsInvalidRange => "statistics.invalid_range", Validation, "`to` must be after `from`.";
     StatisticsRangeTooLarge => "statistics.range_too_large", Validation, "At most 1000 buckets.";
     DeviceNotFound => "device.not_found", NotFound, "Unknown device.";

@@ -16,6 +16,9 @@ pub struct EngineConfig {
     pub api_public_url: String,
     /// Public base URL of the upstream (upload) listener, used in `streamUrl`.
     pub upstream_public_url: String,
+    /// Streaming transfers: the downstream listener's public URL and the upload and
+    /// download limits (docs/api/data-tokens.md §1.5, §4).
+    pub streams: StreamConfig,
     pub generate_keys_enabled: bool,
     /// Parallel command lanes; commands on one resource always share a lane. Many, so
     /// that unrelated tokens rarely share one: a request data or exchange whose lane is
@@ -77,6 +80,41 @@ impl StorageConfig {
     }
 }
 
+/// Streaming settings (docs/api/data-tokens.md §1.5, §3.4, §3.6).
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Public base URL of the downstream (download) listener, used in download URLs.
+    pub downstream_public_url: String,
+    /// Largest upload in bytes (`stream.too_large` above).
+    pub upload_max_bytes: u64,
+    /// An upload without a byte for this long fails with `stream.idle_timeout` (enforced
+    /// by the upstream listener, which reads the body).
+    pub upload_idle: Duration,
+    /// An upload still running after this long fails with `stream.idle_timeout`.
+    pub upload_max_duration: Duration,
+    /// Lifetime of a download value, in seconds of the engine clock.
+    pub download_auth_seconds: i64,
+    /// How long an early download waits for readiness before `stream.not_ready`.
+    pub not_ready_wait: Duration,
+    /// Sealed chunks queued per storage device during an upload's fan-out: a device that
+    /// takes them more slowly slows the upload down instead of filling memory.
+    pub fanout_in_flight: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            downstream_public_url: "http://127.0.0.1:8011".into(),
+            upload_max_bytes: 10 << 30,
+            upload_idle: Duration::from_secs(60),
+            upload_max_duration: Duration::from_secs(6 * 3600),
+            download_auth_seconds: 300,
+            not_ready_wait: Duration::from_secs(30),
+            fanout_in_flight: 8,
+        }
+    }
+}
+
 /// docs/api/README.md §3.5; `None` (or 0) switches a limit off. Failed logins count per username and
 /// client address (see `limits::logins`).
 #[derive(Debug, Clone)]
@@ -107,6 +145,7 @@ impl Default for EngineConfig {
             hash_cost: HashCost::default(),
             api_public_url: "http://127.0.0.1:8009".into(),
             upstream_public_url: "http://127.0.0.1:8010".into(),
+            streams: StreamConfig::default(),
             generate_keys_enabled: true,
             command_lanes: 1024,
             commands_per_lane: 256,

@@ -75,6 +75,8 @@ pub struct Core {
     pub(crate) holds: crate::holds::Holds,
     pub(crate) audit: crate::audit::AuditTrail,
     pub(crate) voting: crate::voting::Voting,
+    /// Upload and download values handed out, and uploads fanned out while they arrived.
+    pub(crate) streams: crate::streams::Registry,
 }
 
 impl Core {
@@ -117,6 +119,13 @@ pub struct Engine {
     pub(crate) limits: Arc<Limits>,
     hub: Arc<EventHub>,
     supervisor: Supervisor,
+}
+
+impl Engine {
+    /// The shared core, for work that outlives a call (a download's chunk fetching).
+    pub(crate) fn shared_core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
 }
 
 impl Deref for Engine {
@@ -185,6 +194,7 @@ impl Engine {
             holds: Default::default(),
             audit,
             voting: Default::default(),
+            streams: Default::default(),
         });
 
         // Subscribe before anything can publish, so no event escapes the hub.
@@ -217,6 +227,7 @@ impl Engine {
         });
 
         let mut pending = store.unfinished_commands().await?;
+        crate::streams::release_stranded_uploads(&core, &pending).await?;
         // A held command comes back through the voting worker once its pools decided;
         // resuming it here as well would run a decided one twice.
         pending.retain(|command| !core.voting.is_held(command.id));

@@ -9,7 +9,7 @@ mod settle;
 
 pub(crate) use coordinator::Coordinator;
 pub(crate) use presence::Presence;
-pub(crate) use retrieve::{retrieve, sealed_copy};
+pub(crate) use retrieve::{retrieve, sealed_copy, stream_chunks};
 pub(crate) use settle::{SettleWorker, late_mark};
 
 use crate::engine::Core;
@@ -64,26 +64,30 @@ pub(crate) async fn replicate(
         return Ok(Replicated::NoDevices);
     }
     let loaded;
+    let header;
+    let spooled;
     let (tv, chunks) = match (in_hand, kept) {
-        (Some((tv, chunks)), _) => (tv, chunks),
+        (Some((tv, chunks)), _) => (tv, Some(chunks)),
         (None, Some(kept)) => {
             loaded = kept;
-            (&loaded.0, &loaded.1)
+            (&loaded.0, Some(&loaded.1))
         }
         (None, None) => {
-            loaded = (
-                core.store
-                    .token_version(token, version)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("no header for {token} v{version}"))
-                    })?,
-                core.store
-                    .spool(token, version)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("spool lost {token} v{version}")))?,
-            );
-            (&loaded.0, &loaded.1)
+            header = core
+                .store
+                .token_version(token, version)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("no header for {token} v{version}")))?;
+            // A large version (an upload) goes out from the spool a chunk at a time.
+            if header.chunk_count > 1 {
+                (&header, None)
+            } else {
+                spooled =
+                    core.store.spool(token, version).await?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("spool lost {token} v{version}"))
+                    })?;
+                (&header, Some(&spooled))
+            }
         }
     };
     // A version in hand has nothing in the store yet: no replica rows to read.
@@ -112,8 +116,22 @@ pub(crate) async fn replicate(
             st.confirmed.insert(r.device_id);
         }
     }
-    for device in &targets {
-        core.send_object(*device, tv, chunks).await;
+    match chunks {
+        Some(chunks) => {
+            for device in &targets {
+                core.send_object(*device, tv, chunks).await;
+            }
+        }
+        None => {
+            // Devices offline now get the object from the spool when they come back (§5.2
+            // step 6) instead of queueing every chunk in memory for them.
+            let online: Vec<DeviceId> = targets
+                .iter()
+                .copied()
+                .filter(|d| core.online(*d))
+                .collect();
+            crate::streams::fan_out(core, &online, tv).await?;
+        }
     }
     let quorum = core.config.storage.write_quorum.clamp(1, targets.len());
     let sent = tokio::time::Instant::now();

@@ -50,49 +50,154 @@ fn nonce(index: u32, last: bool) -> [u8; 12] {
     n
 }
 
-/// Serializes an object: file header, then one length-prefixed record per chunk.
-pub fn encode(dmk: &[u8; 32], info: &ObjectInfo, sealed_chunks: &[Vec<u8>]) -> Vec<u8> {
-    let mut salt = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    let mut out = Vec::with_capacity(
-        128 + info.layer2_header.len() + sealed_chunks.iter().map(|c| c.len() + 20).sum::<usize>(),
-    );
-    out.extend_from_slice(&MAGIC);
-    out.push(0x01);
-    out.push(0x01);
-    out.extend_from_slice(&salt);
-    out.push(info.token.len() as u8);
-    out.extend_from_slice(info.token.as_bytes());
-    out.extend_from_slice(&info.version.to_be_bytes());
-    out.extend_from_slice(&info.chunk_count.to_be_bytes());
-    out.extend_from_slice(&info.digest);
-    out.extend_from_slice(&(info.layer2_header.len() as u32).to_be_bytes());
-    out.extend_from_slice(&info.layer2_header);
-    let aad: [u8; 32] = Sha256::digest(&out).into();
-    let cipher = Aes256Gcm::new((&object_key(dmk, &salt, &info.token, info.version)).into());
-    let count = sealed_chunks.len() as u32;
-    for (i, chunk) in sealed_chunks.iter().enumerate() {
-        let i = i as u32;
-        let record = cipher
+/// Bytes before the variable parts of the file header (magic, versions, salt, token length).
+const FIXED_PREFIX: usize = 4 + 1 + 1 + 32 + 1;
+/// A layer-2 header is about 140 bytes; anything beyond this is not one.
+const MAX_LAYER2_HEADER: usize = 64 * 1024;
+/// The longest file header `ObjectCipher::parse` accepts.
+pub const MAX_FILE_HEADER: usize = FIXED_PREFIX + 255 + 4 + 4 + 32 + 4 + MAX_LAYER2_HEADER;
+
+/// The key, AAD and facts of one object: seals and opens its records one at a time, so an
+/// object of any size is handled a chunk at a time.
+pub struct ObjectCipher {
+    pub info: ObjectInfo,
+    cipher: Aes256Gcm,
+    aad: [u8; 32],
+    /// Length of the file header: where record 0 starts.
+    pub header_len: usize,
+}
+
+/// Why a file header could not be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    Malformed,
+    /// The header is longer than the bytes given: at least this many are needed.
+    NeedMore(usize),
+}
+
+impl ObjectCipher {
+    /// A fresh per-object key (new salt) and the file header that names it.
+    pub fn create(dmk: &[u8; 32], info: &ObjectInfo) -> (Self, Vec<u8>) {
+        let mut salt = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let mut out = Vec::with_capacity(128 + info.layer2_header.len());
+        out.extend_from_slice(&MAGIC);
+        out.push(0x01);
+        out.push(0x01);
+        out.extend_from_slice(&salt);
+        out.push(info.token.len() as u8);
+        out.extend_from_slice(info.token.as_bytes());
+        out.extend_from_slice(&info.version.to_be_bytes());
+        out.extend_from_slice(&info.chunk_count.to_be_bytes());
+        out.extend_from_slice(&info.digest);
+        out.extend_from_slice(&(info.layer2_header.len() as u32).to_be_bytes());
+        out.extend_from_slice(&info.layer2_header);
+        let cipher = Self {
+            info: info.clone(),
+            cipher: Aes256Gcm::new((&object_key(dmk, &salt, &info.token, info.version)).into()),
+            aad: Sha256::digest(&out).into(),
+            header_len: out.len(),
+        };
+        (cipher, out)
+    }
+
+    /// Parses the file header at the start of `prefix` (the rest may hold records or be
+    /// missing).
+    pub fn parse(dmk: &[u8; 32], prefix: &[u8]) -> Result<Self, HeaderError> {
+        let mut c = Cursor {
+            bytes: prefix,
+            at: 0,
+        };
+        if grab(&mut c, 4)? != MAGIC || grab(&mut c, 2)? != [1, 1] {
+            return Err(HeaderError::Malformed);
+        }
+        let salt: [u8; 32] = grab(&mut c, 32)?.try_into().expect("32 bytes");
+        let t = grab(&mut c, 1)?[0] as usize;
+        let token = std::str::from_utf8(grab(&mut c, t)?)
+            .map_err(|_| HeaderError::Malformed)?
+            .to_owned();
+        let version = u32::from_be_bytes(grab(&mut c, 4)?.try_into().expect("4 bytes"));
+        let chunk_count = u32::from_be_bytes(grab(&mut c, 4)?.try_into().expect("4 bytes"));
+        let digest: [u8; 32] = grab(&mut c, 32)?.try_into().expect("32 bytes");
+        let h = u32::from_be_bytes(grab(&mut c, 4)?.try_into().expect("4 bytes")) as usize;
+        if h > MAX_LAYER2_HEADER {
+            return Err(HeaderError::Malformed);
+        }
+        let layer2_header = grab(&mut c, h)?.to_vec();
+        Ok(Self {
+            cipher: Aes256Gcm::new((&object_key(dmk, &salt, &token, version)).into()),
+            aad: Sha256::digest(&prefix[..c.at]).into(),
+            header_len: c.at,
+            info: ObjectInfo {
+                token,
+                version,
+                chunk_count,
+                digest,
+                layer2_header,
+            },
+        })
+    }
+
+    /// Record `index` (without its length prefix) for the layer-2 sealed chunk `chunk`.
+    pub fn seal(&self, index: u32, chunk: &[u8]) -> Vec<u8> {
+        let last = index + 1 == self.info.chunk_count;
+        self.cipher
             .encrypt(
-                Nonce::from_slice(&nonce(i, i + 1 == count)),
+                Nonce::from_slice(&nonce(index, last)),
                 Payload {
                     msg: chunk,
-                    aad: &aad,
+                    aad: &self.aad,
                 },
             )
-            .expect("AES-GCM encryption cannot fail");
+            .expect("AES-GCM encryption cannot fail")
+    }
+
+    /// The layer-2 sealed chunk in record `index`, or `Corrupt` if it does not authenticate.
+    pub fn open(&self, index: u32, record: &[u8]) -> Result<Vec<u8>, AtRestError> {
+        if index >= self.info.chunk_count {
+            return Err(AtRestError::NoSuchChunk);
+        }
+        let last = index + 1 == self.info.chunk_count;
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(&nonce(index, last)),
+                Payload {
+                    msg: record,
+                    aad: &self.aad,
+                },
+            )
+            .map_err(|_| AtRestError::Corrupt)
+    }
+}
+
+/// Takes `n` header bytes, or says how many the header needs at least.
+fn grab<'a>(c: &mut Cursor<'a>, n: usize) -> Result<&'a [u8], HeaderError> {
+    let end = c.at + n;
+    if end > MAX_FILE_HEADER {
+        return Err(HeaderError::Malformed);
+    }
+    c.take(n).map_err(|_| HeaderError::NeedMore(end))
+}
+
+/// Bytes a record adds to the layer-2 sealed chunk it holds (length prefix and GCM tag).
+pub const RECORD_OVERHEAD: u64 = 4 + 16;
+
+/// Serializes an object: file header, then one length-prefixed record per chunk.
+pub fn encode(dmk: &[u8; 32], info: &ObjectInfo, sealed_chunks: &[Vec<u8>]) -> Vec<u8> {
+    let (cipher, mut out) = ObjectCipher::create(dmk, info);
+    out.reserve(sealed_chunks.iter().map(|c| c.len() + 20).sum::<usize>());
+    for (i, chunk) in sealed_chunks.iter().enumerate() {
+        let record = cipher.seal(i as u32, chunk);
         out.extend_from_slice(&(record.len() as u32).to_be_bytes());
         out.extend_from_slice(&record);
     }
     out
 }
 
-/// A parsed object file; records are opened on demand.
+/// A parsed object file held in memory; records are opened on demand.
 pub struct Decoded<'a> {
     pub info: ObjectInfo,
-    cipher: Aes256Gcm,
-    aad: [u8; 32],
+    cipher: ObjectCipher,
     records: Vec<&'a [u8]>,
 }
 
@@ -119,40 +224,22 @@ impl<'a> Cursor<'a> {
 }
 
 pub fn decode<'a>(dmk: &[u8; 32], file: &'a [u8]) -> Result<Decoded<'a>, AtRestError> {
-    let mut c = Cursor { bytes: file, at: 0 };
-    if c.take(4)? != MAGIC || c.take(2)? != [1, 1] {
-        return Err(AtRestError::Malformed);
-    }
-    let salt: [u8; 32] = c.take(32)?.try_into().map_err(|_| AtRestError::Malformed)?;
-    let t = c.take(1)?[0] as usize;
-    let token = std::str::from_utf8(c.take(t)?)
-        .map_err(|_| AtRestError::Malformed)?
-        .to_owned();
-    let version = c.u32()?;
-    let chunk_count = c.u32()?;
-    let digest: [u8; 32] = c.take(32)?.try_into().map_err(|_| AtRestError::Malformed)?;
-    let h = c.u32()? as usize;
-    let layer2_header = c.take(h)?.to_vec();
-    let aad: [u8; 32] = Sha256::digest(&file[..c.at]).into();
-    let mut records = Vec::with_capacity(chunk_count as usize);
-    for _ in 0..chunk_count {
+    let cipher = ObjectCipher::parse(dmk, file).map_err(|_| AtRestError::Malformed)?;
+    let mut c = Cursor {
+        bytes: file,
+        at: cipher.header_len,
+    };
+    let mut records = Vec::new();
+    for _ in 0..cipher.info.chunk_count {
         let len = c.u32()? as usize;
         records.push(c.take(len)?);
     }
     if c.at != file.len() {
         return Err(AtRestError::Malformed);
     }
-    let cipher = Aes256Gcm::new((&object_key(dmk, &salt, &token, version)).into());
     Ok(Decoded {
-        info: ObjectInfo {
-            token,
-            version,
-            chunk_count,
-            digest,
-            layer2_header,
-        },
+        info: cipher.info.clone(),
         cipher,
-        aad,
         records,
     })
 }
@@ -164,16 +251,17 @@ impl Decoded<'_> {
             .records
             .get(index as usize)
             .ok_or(AtRestError::NoSuchChunk)?;
-        let last = index + 1 == self.info.chunk_count;
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(&nonce(index, last)),
-                Payload {
-                    msg: record,
-                    aad: &self.aad,
-                },
-            )
-            .map_err(|_| AtRestError::Corrupt)
+        self.cipher.open(index, record)
+    }
+
+    /// Length of the file header: where record 0 starts.
+    pub fn header_len(&self) -> usize {
+        self.cipher.header_len
+    }
+
+    /// Lengths of the layer-2 sealed chunks the records hold.
+    pub fn chunk_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.records.iter().map(|r| r.len().saturating_sub(16))
     }
 
     /// Re-reads every record and recomputes the layer-2 object digest.

@@ -11,7 +11,7 @@ mod link;
 mod objects;
 
 pub use bundle::Bundle;
-pub use device::{Handled, SessionEnd, StorageDevice};
+pub use device::{Handled, Reading, SessionEnd, StorageDevice};
 pub use identity::{DeviceIdentity, KeyWrap};
 pub use link::{Link, LinkError, WebSocketLink, channel_pair, connect_websocket};
-pub use objects::ObjectStore;
+pub use objects::{ObjectStore, Upload, UploadError};

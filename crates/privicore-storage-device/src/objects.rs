@@ -5,8 +5,11 @@
 //! bytes zeroed, flushed before the deletion is confirmed); a segment file is unlinked once
 //! none of its records is live, and a full segment that is less than half live is
 //! compacted: its live records are copied to the active segment, then it is unlinked.
+//! Objects of more than one chunk are staged chunk by chunk in a file of their own that is
+//! laid out as a segment, then linked into the log whole (`upload`). Reads, scans, copies
+//! and erasures go a piece at a time, so no object is ever held in memory whole.
 
-use crate::at_rest::{self, AtRestError, ObjectInfo};
+use crate::at_rest::{self, ObjectCipher, ObjectInfo};
 use privicore_wire::bus::{Capacity, InventoryItem};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -37,11 +40,15 @@ struct Entry {
     segment: u32,
     /// Offset of the record header in its segment.
     offset: u64,
-    len: u32,
+    /// Length of the layer-3 object (the record body).
+    len: u64,
     digest: [u8; 32],
     chunk_count: u32,
     total_size: u64,
     stored_at: i64,
+    /// Where its records are; `None` when the object could not be parsed (reported
+    /// corrupt).
+    layout: Option<Layout>,
 }
 
 struct Segment {
@@ -82,7 +89,26 @@ impl Segment {
 }
 
 fn record_size(entry: &Entry) -> u64 {
-    HEADER_LEN + u64::from(entry.len)
+    HEADER_LEN + entry.len
+}
+
+/// Where the body of a record to write comes from.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    /// Copied from another segment file, a piece at a time.
+    Copy {
+        file: &'a File,
+        at: u64,
+    },
+}
+
+impl Source<'_> {
+    fn in_memory(&self) -> usize {
+        match self {
+            Source::Bytes(b) => b.len(),
+            Source::Copy { .. } => 0,
+        }
+    }
 }
 
 struct Inner {
@@ -92,7 +118,7 @@ struct Inner {
     active_len: u64,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
     NotFound,
     Corrupt(Option<u32>),
@@ -143,7 +169,7 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<(u32, PathBuf)>> {
 /// Marks a record erased and zeroes its object bytes (not yet flushed).
 fn wipe(file: &File, entry: &Entry) -> std::io::Result<()> {
     file.write_all_at(&[ERASED], entry.offset + 4)?;
-    file.write_all_at(&vec![0u8; entry.len as usize], entry.offset + HEADER_LEN)
+    zero(file, entry.offset + HEADER_LEN, entry.len)
 }
 
 fn format_time(unix: i64) -> String {
@@ -179,7 +205,7 @@ impl ObjectStore {
         self.lock()
             .index
             .get(&(token.to_owned(), version))
-            .map(|e| u64::from(e.len))
+            .map(|e| e.len)
     }
 
     pub fn digest_of(&self, token: &str, version: u32) -> Option<[u8; 32]> {
@@ -201,14 +227,25 @@ impl ObjectStore {
         let mut results: Vec<Option<std::io::Result<u64>>> = Vec::with_capacity(objects.len());
         let mut sealed = Vec::new();
         for (info, chunks) in objects {
-            if safe_token(&info.token) {
-                results.push(None);
-                sealed.push(((*info).clone(), at_rest::encode(&self.dmk, info, chunks)));
-            } else {
+            if !safe_token(&info.token) {
                 results.push(Some(Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     "unsafe token",
                 ))));
+            } else if chunks.iter().any(|c| c.len() as u64 > MAX_RECORD - 16) {
+                results.push(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "chunk too long",
+                ))));
+            } else {
+                results.push(None);
+                let (cipher, _) = ObjectCipher::create(&self.dmk, info);
+                let layout = Layout::of_chunks(cipher.header_len, chunks);
+                sealed.push((
+                    (*info).clone(),
+                    at_rest::encode(&self.dmk, info, chunks),
+                    layout,
+                ));
             }
         }
         let mut written = self.append(&sealed).into_iter();
@@ -219,17 +256,18 @@ impl ObjectStore {
     }
 
     /// Appends already sealed objects to the active segment with one flush.
-    fn append(&self, objects: &[(ObjectInfo, Vec<u8>)]) -> Vec<std::io::Result<u64>> {
+    fn append(&self, objects: &[(ObjectInfo, Vec<u8>, Layout)]) -> Vec<std::io::Result<u64>> {
         if objects.is_empty() {
             return Vec::new();
         }
         let stored_at = chrono::Utc::now().timestamp();
-        let records: Vec<(Header, &[u8], Entry)> = objects
+        let records: Vec<(Header, Source<'_>, Entry)> = objects
             .iter()
-            .map(|(info, body)| {
-                let len = body.len() as u32;
+            .map(|(info, body, layout)| {
+                let len = body.len() as u64;
                 let header = Header {
                     state: LIVE,
+                    flags: 0,
                     version: info.version,
                     len,
                     stored_at,
@@ -243,8 +281,9 @@ impl ObjectStore {
                     chunk_count: info.chunk_count,
                     total_size: total_size_of(&info.layer2_header),
                     stored_at,
+                    layout: Some(*layout),
                 };
-                (header, body.as_slice(), entry)
+                (header, Source::Bytes(body.as_slice()), entry)
             })
             .collect();
         let mut inner = self.lock();
@@ -258,17 +297,20 @@ impl ObjectStore {
             }
         };
         let mut results = Vec::with_capacity(objects.len());
-        for ((info, body), entry) in objects.iter().zip(placed) {
-            if let Some(old) = inner
-                .index
-                .insert((info.token.clone(), info.version), entry)
-                && let Err(e) = self.erase_record(&mut inner, &old, false)
-            {
-                tracing::warn!(error = %e, "could not erase a replaced object");
-            }
+        for ((info, body, _), entry) in objects.iter().zip(placed) {
+            self.index_replacing(&mut inner, (info.token.clone(), info.version), entry);
             results.push(Ok(body.len() as u64 + HEADER_LEN));
         }
         results
+    }
+
+    /// Points the index at a new record; an earlier record of the same object is erased.
+    fn index_replacing(&self, inner: &mut Inner, key: (String, u32), entry: Entry) {
+        if let Some(old) = inner.index.insert(key, entry)
+            && let Err(e) = self.erase_record(inner, &old, false)
+        {
+            tracing::warn!(error = %e, "could not erase a replaced object");
+        }
     }
 
     /// Writes records at the end of the active segment (rolling to a new one when full)
@@ -276,41 +318,61 @@ impl ObjectStore {
     fn write_records(
         &self,
         inner: &mut Inner,
-        records: &[(Header, &[u8], Entry)],
+        records: &[(Header, Source<'_>, Entry)],
     ) -> std::io::Result<Vec<Entry>> {
         if inner.active_len >= SEGMENT_ROLL {
             let next = inner.active + 1;
             self.start_segment(inner, next)?;
         }
         let start = inner.active_len;
-        let mut buf = Vec::with_capacity(
-            records
-                .iter()
-                .map(|(_, body, _)| body.len() + HEADER_LEN as usize)
-                .sum(),
-        );
+        let active = inner.active;
         let mut placed = Vec::with_capacity(records.len());
-        for (header, body, entry) in records {
+        let mut end = start;
+        for (header, _, entry) in records {
             placed.push(Entry {
-                segment: inner.active,
-                offset: start + buf.len() as u64,
+                segment: active,
+                offset: end,
                 ..entry.clone()
             });
-            buf.extend_from_slice(&header.encode());
-            buf.extend_from_slice(body);
+            end += HEADER_LEN + header.len;
         }
-        let end = start + buf.len() as u64;
-        let active = inner.active;
         let segment = inner.segments.get_mut(&active).expect("active segment");
         let file = segment.file()?;
         let grow_to = (end > segment.allocated).then(|| end + next_step());
-        if let Some(to) = grow_to {
-            buf.resize((to - start) as usize, 0);
-        }
-        if let Err(e) = file
-            .write_all_at(&buf, start)
-            .and_then(|()| file.sync_data())
-        {
+        let written = (|| {
+            // In-memory records go out in one write; a copied body is streamed between
+            // the writes of what precedes and follows it.
+            let mut buf = Vec::with_capacity(
+                records
+                    .iter()
+                    .map(|(_, body, _)| HEADER_LEN as usize + body.in_memory())
+                    .sum(),
+            );
+            let mut at = start;
+            for ((header, body, _), entry) in records.iter().zip(&placed) {
+                buf.extend_from_slice(&header.encode());
+                match body {
+                    Source::Bytes(bytes) => buf.extend_from_slice(bytes),
+                    Source::Copy {
+                        file: from,
+                        at: body_at,
+                    } => {
+                        file.write_all_at(&buf, at)?;
+                        buf.clear();
+                        let dest = entry.offset + HEADER_LEN;
+                        copy(from, *body_at, &file, dest, header.len)?;
+                        at = dest + header.len;
+                    }
+                }
+            }
+            if let Some(to) = grow_to {
+                let zeros = (to - end) as usize;
+                buf.resize(buf.len() + zeros, 0);
+            }
+            file.write_all_at(&buf, at)?;
+            file.sync_data()
+        })();
+        if let Err(e) = written {
             // Nothing of the batch may be found on the next open.
             let _ = file.set_len(start);
             segment.allocated = start;
@@ -335,26 +397,42 @@ impl ObjectStore {
             return Ok(());
         };
         let file = segment.file()?;
-        wipe(&file, entry)?;
         segment.live = segment.live.saturating_sub(1);
         segment.live_bytes = segment.live_bytes.saturating_sub(record_size(entry));
-        let closed = entry.segment != active;
-        if closed && segment.live == 0 {
-            let path = segment.path.clone();
-            inner.segments.remove(&entry.segment);
+        // A full active segment takes no more writes (the next one rolls over), so it is
+        // treated as closed: a large upload deleted with little or nothing after it then
+        // leaves by unlinking or compaction instead of being zero-filled in place.
+        let closed = entry.segment != active || segment.size >= SEGMENT_ROLL;
+        let unlink = segment.live == 0 && closed;
+        let compact = !unlink && closed && segment.live_bytes * 2 < segment.size;
+        let path = segment.path.clone();
+        if (unlink || compact) && entry.segment == active {
+            self.start_segment(inner, active + 1)?;
+        }
+        if unlink {
+            // No zeros first: written to a file that is then unlinked they never reach the
+            // disk, and for a large object they would be gigabytes of writes.
             std::fs::remove_file(&path)?;
+            inner.segments.remove(&entry.segment);
             if flush {
                 sync_dir(&self.root.join(SEGMENTS))?;
             }
-        } else if closed && segment.live_bytes * 2 < segment.size {
+            return Ok(());
+        }
+        file.write_all_at(&[ERASED], entry.offset + 4)?;
+        if compact {
             if flush {
                 file.sync_data()?;
             }
-            // The erasure itself is done; a failed compaction is tried again next time.
-            if let Err(e) = self.compact(inner, entry.segment) {
-                tracing::warn!(error = %e, "could not compact a segment");
+            // The copy takes the live records elsewhere and the file goes; zeros are
+            // written only if it fails (it is tried again at the next erasure).
+            match self.compact(inner, entry.segment) {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "could not compact a segment"),
             }
-        } else if flush {
+        }
+        zero(&file, entry.offset + HEADER_LEN, entry.len)?;
+        if flush {
             file.sync_data()?;
         }
         Ok(())
@@ -373,24 +451,22 @@ impl ObjectStore {
             .filter(|(_, e)| e.segment == n)
             .map(|(k, e)| (k.clone(), e.clone()))
             .collect();
-        let mut bodies = Vec::with_capacity(moving.len());
-        for (_, entry) in &moving {
-            let mut body = vec![0u8; entry.len as usize];
-            source.read_exact_at(&mut body, entry.offset + HEADER_LEN)?;
-            bodies.push(body);
-        }
-        let records: Vec<(Header, &[u8], Entry)> = moving
+        let records: Vec<(Header, Source<'_>, Entry)> = moving
             .iter()
-            .zip(&bodies)
-            .map(|(((token, version), entry), body)| {
+            .map(|((token, version), entry)| {
                 let header = Header {
                     state: LIVE,
+                    flags: 0,
                     version: *version,
                     len: entry.len,
                     stored_at: entry.stored_at,
                     token: token.clone(),
                 };
-                (header, body.as_slice(), entry.clone())
+                let body = Source::Copy {
+                    file: &source,
+                    at: entry.offset + HEADER_LEN,
+                };
+                (header, body, entry.clone())
             })
             .collect();
         let placed = self.write_records(inner, &records)?;
@@ -402,54 +478,6 @@ impl ObjectStore {
             sync_dir(&self.root.join(SEGMENTS))?;
         }
         Ok(())
-    }
-
-    fn body_of(&self, token: &str, version: u32) -> Result<Vec<u8>, ReadError> {
-        let (entry, file) = {
-            let mut inner = self.lock();
-            let entry = inner
-                .index
-                .get(&(token.to_owned(), version))
-                .cloned()
-                .ok_or(ReadError::NotFound)?;
-            let file = inner
-                .segments
-                .get_mut(&entry.segment)
-                .ok_or(ReadError::NotFound)?
-                .file()
-                .map_err(|_| ReadError::Io)?;
-            (entry, file)
-        };
-        let mut body = vec![0u8; entry.len as usize];
-        file.read_exact_at(&mut body, entry.offset + HEADER_LEN)
-            .map_err(|_| ReadError::Io)?;
-        Ok(body)
-    }
-
-    /// Layer-2 chunks `from..from+count`, each authenticated at rest first.
-    pub fn read(
-        &self,
-        token: &str,
-        version: u32,
-        from: u32,
-        count: u32,
-    ) -> Result<(u32, Vec<Vec<u8>>), ReadError> {
-        if !safe_token(token) {
-            return Err(ReadError::NotFound);
-        }
-        let bytes = self.body_of(token, version)?;
-        let decoded = at_rest::decode(&self.dmk, &bytes).map_err(|_| ReadError::Corrupt(None))?;
-        let total = decoded.info.chunk_count;
-        let end = from.saturating_add(count).min(total);
-        let mut out = Vec::new();
-        for i in from..end {
-            match decoded.chunk(i) {
-                Ok(c) => out.push(c),
-                Err(AtRestError::NoSuchChunk) => return Err(ReadError::NotFound),
-                Err(_) => return Err(ReadError::Corrupt(Some(i))),
-            }
-        }
-        Ok((total, out))
     }
 
     /// Erases the given versions (all when `None`) durably; returns those that existed.
@@ -481,55 +509,6 @@ impl ObjectStore {
         removed
     }
 
-    /// A page of the inventory; the cursor is the position in token order.
-    pub fn inventory(
-        &self,
-        cursor: Option<&str>,
-        page_size: usize,
-        verify: bool,
-    ) -> (Vec<InventoryItem>, Option<String>) {
-        let start: usize = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        type Listed = Vec<((String, u32), Entry)>;
-        let (entries, total): (Listed, usize) = {
-            let inner = self.lock();
-            let page = inner
-                .index
-                .iter()
-                .skip(start)
-                .take(page_size.max(1))
-                .map(|(k, e)| (k.clone(), e.clone()))
-                .collect();
-            (page, inner.index.len())
-        };
-        let items: Vec<InventoryItem> = entries
-            .iter()
-            .map(|((token, version), e)| {
-                let healthy = !verify || self.verify_one(token, *version);
-                InventoryItem {
-                    token: token.clone(),
-                    version: *version,
-                    chunk_count: e.chunk_count,
-                    total_size: e.total_size,
-                    sha256: hex::encode(e.digest),
-                    stored_at: format_time(e.stored_at),
-                    status: if healthy && e.chunk_count > 0 {
-                        "ok"
-                    } else {
-                        "corrupt"
-                    }
-                    .into(),
-                }
-            })
-            .collect();
-        let next = start + items.len();
-        (items, (next < total).then(|| next.to_string()))
-    }
-
-    fn verify_one(&self, token: &str, version: u32) -> bool {
-        self.body_of(token, version)
-            .is_ok_and(|bytes| at_rest::decode(&self.dmk, &bytes).is_ok_and(|d| d.verify().is_ok()))
-    }
-
     /// Closes every segment file; the next access opens what it needs again. A device
     /// calls this once it has been idle for a while.
     pub fn release_handles(&self) {
@@ -552,12 +531,7 @@ impl ObjectStore {
     }
 
     pub fn capacity(&self) -> Capacity {
-        let used = self
-            .lock()
-            .index
-            .values()
-            .map(|e| u64::from(e.len) + HEADER_LEN)
-            .sum();
+        let used = self.lock().index.values().map(record_size).sum();
         let free = fs4::statvfs(&self.root)
             .map(|s| s.available_space())
             .unwrap_or(0);
@@ -572,25 +546,32 @@ impl ObjectStore {
     pub fn locate(root: &Path, token: &str, version: u32) -> std::io::Result<Option<Location>> {
         let mut found = None;
         for (_, path) in list_segments(&root.join(SEGMENTS))? {
-            let bytes = std::fs::read(&path)?;
-            walk(&bytes, |offset, header, _| {
+            let file = File::open(&path)?;
+            let len = file.metadata()?.len();
+            walk(&file, len, |offset, header| {
                 if header.state == LIVE && header.token == token && header.version == version {
                     found = Some(Location {
                         segment: path.clone(),
                         offset: offset + HEADER_LEN,
-                        len: u64::from(header.len),
+                        len: header.len,
                     });
                 }
-            });
+                Ok(())
+            })?;
         }
         Ok(found)
     }
 }
 
+mod body;
 mod open;
+mod read;
 mod record;
+mod upload;
 
+use body::{Body, Layout, MAX_RECORD};
 use record::*;
+pub use upload::{Upload, UploadError};
 
 #[cfg(test)]
 mod tests;

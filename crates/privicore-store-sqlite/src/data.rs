@@ -281,6 +281,24 @@ pub fn replica_counts(
     Ok(counts)
 }
 
+pub fn spool_chunk(
+    conn: &Connection,
+    token: &str,
+    version: u32,
+    index: u32,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    db::one(
+        conn,
+        concat!(
+            "SELECT sealed FROM spool WHERE token_seq = ",
+            token_seq!(),
+            " AND version = ? AND chunk_index = ?"
+        ),
+        params![token, i64::from(version), i64::from(index)],
+        |r| r.col::<Vec<u8>>("sealed"),
+    )
+}
+
 pub fn spool(
     conn: &Connection,
     token: &str,

@@ -521,6 +521,18 @@ impl MetadataStore for SqliteStore {
             .await
     }
 
+    async fn exchanging_tokens(&self) -> Result<Vec<String>, StoreError> {
+        self.scan(move |c| {
+            db::all(
+                c,
+                "SELECT token FROM data_tokens WHERE status = 'exchanging'",
+                [],
+                |r| r.col::<String>("token"),
+            )
+        })
+        .await
+    }
+
     async fn expired_reservations(
         &self,
         now: Timestamp,
@@ -571,6 +583,15 @@ impl MetadataStore for SqliteStore {
 
     async fn spool(&self, token: &str, version: u32) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
         self.read(|c| data::spool(c, token, version))
+    }
+
+    async fn spool_chunk(
+        &self,
+        token: &str,
+        version: u32,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| data::spool_chunk(c, token, version, index))
     }
 
     async fn event_counts(

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Barrier;
 
 mod devices;
+mod stream;
 mod vote;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,6 +27,10 @@ pub enum Mode {
     Vote,
     /// No flows: the resident memory, threads and files of idle hosted devices.
     Devices,
+    /// One large object (`--size`, default 64 MiB) stored and fetched through the streaming
+    /// listeners with client-side encryption: throughput both ways, the engine's memory, and
+    /// the disk's own write speed beside them.
+    Stream,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -45,9 +50,11 @@ pub struct BenchArgs {
     /// Flows per client.
     #[arg(long, default_value_t = 200)]
     pub count: usize,
-    /// Payload bytes (the client ciphertext).
-    #[arg(long, default_value_t = 1024)]
-    pub size: usize,
+    /// Payload size: bytes of client ciphertext per flow (default 1024), or for `stream`
+    /// the object's plaintext (default 64MiB). Units: `KiB`, `MiB`, `GiB` (or `KB`, `MB`,
+    /// `GB`, powers of 1000), e.g. `1GiB`.
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<usize>,
     /// Target flows per second across all clients (0 = as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
@@ -79,9 +86,47 @@ pub struct BenchArgs {
     pub idle_seconds: u64,
 }
 
+impl BenchArgs {
+    /// The flows' payload size.
+    fn flow_size(&self) -> usize {
+        self.size.unwrap_or(1024)
+    }
+}
+
+/// `1024`, `64MiB`, `1GiB`, `1.5GiB`, `10MB`: a byte count with an optional unit.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 1024, 64MiB or 1GiB"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    let bytes = number * scale as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > usize::MAX as f64 || bytes.fract() != 0.0 {
+        return Err(format!("{text:?} is not a whole number of bytes"));
+    }
+    Ok(bytes as usize)
+}
+
 struct Spawned {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc` (Linux only).
@@ -149,12 +194,15 @@ fn spawn_engine() -> anyhow::Result<(Spawned, String, String)> {
         .env("PRIVICORE_REQUESTS_PER_TOKEN_PER_MINUTE", "0")
         .env("PRIVICORE_UNAUTHENTICATED_PER_MINUTE", "0")
         .env("PRIVICORE_GENERATE_KEYS_PER_MINUTE", "0")
+        // The streaming listeners on free ports too, so benches can run side by side.
+        .env("PRIVICORE_UPSTREAM_PORT", "0")
+        .env("PRIVICORE_DOWNSTREAM_PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting the engine")?;
     let endpoints: PathBuf = dir.path().join("run/endpoints.json");
-    let spawned = Spawned { child, _dir: dir };
+    let spawned = Spawned { child, dir };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(text) = std::fs::read_to_string(&endpoints) {
@@ -310,7 +358,7 @@ fn report(name: &str, args: &BenchArgs, elapsed: Duration, mut s: Samples, cpu: 
         s.acks.sort();
         write_timeline(path, name, &s.acks);
     }
-    let size = args.size;
+    let size = args.flow_size();
     s.flows.sort();
     let mut acks: Vec<Duration> = s.acks.iter().map(|(_, ack)| *ack).collect();
     acks.sort();
@@ -376,8 +424,10 @@ async fn store_once(
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.mode == Mode::Devices {
-        return devices::run(&args).await;
+    match args.mode {
+        Mode::Devices => return devices::run(&args).await,
+        Mode::Stream => return stream::run(&args).await,
+        _ => {}
     }
     let (spawned, api, ws) = match (&args.api, &args.ws) {
         (Some(api), Some(ws)) => (None, api.clone(), ws.clone()),
@@ -396,7 +446,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "privicore bench: {} clients over {profiles} profile(s), {} flows each, {} B payloads, {} storage devices per profile, rate {}",
         args.clients,
         args.count,
-        args.size,
+        args.flow_size(),
         args.devices,
         if args.rate > 0.0 {
             format!("{} flows/s", args.rate)
@@ -435,7 +485,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let benchers: Vec<_> = (0..args.clients)
         .map(|i| per_profile[i % profiles].clone())
         .collect();
-    let payload: Vec<u8> = (0..args.size).map(|_| rand::random::<u8>()).collect();
+    let payload: Vec<u8> = (0..args.flow_size())
+        .map(|_| rand::random::<u8>())
+        .collect();
     let pause = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate));
 
     // Store.
@@ -543,6 +595,20 @@ mod tests {
                 "fetch,10.000,0.999"
             ]
         );
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4gib"), Ok(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("512 KiB"), Ok(512 << 10));
+        assert!(parse_size("1.3B").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("GiB").is_err());
     }
 
     #[test]

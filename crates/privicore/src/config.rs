@@ -28,8 +28,13 @@ pub struct Settings {
     pub bind: IpAddr,
     pub api: Listener,
     pub ws: Listener,
-    /// Only its public URL is used so far (`streamUrl`); streaming arrives later.
+    /// The upload listener (docs/api/data-tokens.md §3.4); its public URL goes into `streamUrl`.
     pub upstream: Listener,
+    /// The download listener (docs/api/data-tokens.md §3.6); its public URL goes into
+    /// download URLs.
+    pub downstream: Listener,
+    /// Upload and download limits (docs/api/data-tokens.md §1.5).
+    pub streams: Streams,
     pub storage: Storage,
     pub devices: Devices,
     pub directories: Directories,
@@ -110,6 +115,42 @@ pub struct Listener {
     /// API listener only: origins allowed cross-origin access (docs/api/README.md §4.6); none by
     /// default, `*` for any.
     pub cors_origins: Vec<String>,
+}
+
+/// Streaming limits; the defaults are the contract's (docs/api/data-tokens.md §1.5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Streams {
+    /// Largest upload in bytes (`stream.too_large` above).
+    pub upload_max_bytes: u64,
+    /// Seconds without a byte before an upload fails with `stream.idle_timeout`.
+    pub upload_idle_seconds: u64,
+    /// Seconds an upload may take in total.
+    pub upload_max_duration_seconds: u64,
+    /// Lifetime of a download value.
+    pub download_auth_seconds: u64,
+    /// Seconds an early download waits for readiness before `stream.not_ready`.
+    pub not_ready_wait_seconds: u64,
+    /// Sealed chunks queued per storage device while a large version fans out.
+    pub fanout_in_flight: usize,
+    /// Bytes the spool's disk keeps free beside uploads: an upload that would eat into
+    /// them is refused with `stream.spool_full`.
+    pub spool_reserve_bytes: u64,
+}
+
+impl Default for Streams {
+    fn default() -> Self {
+        let d = privicore_engine::StreamConfig::default();
+        Self {
+            upload_max_bytes: d.upload_max_bytes,
+            upload_idle_seconds: d.upload_idle.as_secs(),
+            upload_max_duration_seconds: d.upload_max_duration.as_secs(),
+            download_auth_seconds: d.download_auth_seconds as u64,
+            not_ready_wait_seconds: d.not_ready_wait.as_secs(),
+            fanout_in_flight: d.fanout_in_flight,
+            spool_reserve_bytes: 256 << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -228,6 +269,11 @@ impl Default for Settings {
                 port: 8010,
                 ..Listener::default()
             },
+            downstream: Listener {
+                port: 8011,
+                ..Listener::default()
+            },
+            streams: Streams::default(),
             storage: Storage::default(),
             devices: Devices::default(),
             directories: Directories::default(),
@@ -302,6 +348,17 @@ pub struct ServeArgs {
     pub ws_public_url: Option<String>,
     #[arg(long, env = "PRIVICORE_UPSTREAM_PUBLIC_URL")]
     pub upstream_public_url: Option<String>,
+    /// Port of the upload listener (0: any free port).
+    #[arg(long, env = "PRIVICORE_UPSTREAM_PORT")]
+    pub upstream_port: Option<u16>,
+    /// Port of the download listener (0: any free port).
+    #[arg(long, env = "PRIVICORE_DOWNSTREAM_PORT")]
+    pub downstream_port: Option<u16>,
+    #[arg(long, env = "PRIVICORE_DOWNSTREAM_PUBLIC_URL")]
+    pub downstream_public_url: Option<String>,
+    /// Largest upload in bytes.
+    #[arg(long, env = "PRIVICORE_UPLOAD_MAX_BYTES")]
+    pub upload_max_bytes: Option<u64>,
     /// Host registered storage devices in-process (true) or expect separate processes.
     #[arg(long, env = "PRIVICORE_HOST_DEVICES")]
     pub host_devices: Option<bool>,
@@ -386,6 +443,9 @@ impl Settings {
             bind => bind;
             api_port => api.port;
             ws_port => ws.port;
+            upstream_port => upstream.port;
+            downstream_port => downstream.port;
+            upload_max_bytes => streams.upload_max_bytes;
             log_format => log.format;
             log_level => log.level;
             token_ttl_seconds => auth.token_ttl_seconds;
@@ -415,6 +475,9 @@ impl Settings {
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
         }
+        if let Some(url) = &args.downstream_public_url {
+            s.downstream.public_url = Some(url.clone());
+        }
         if let Some(url) = &args.api_public_url {
             s.api.public_url = Some(url.clone());
         }
@@ -424,6 +487,17 @@ impl Settings {
         if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds)
         {
             anyhow::bail!("auth.token_ttl_seconds must be between 1 and 2592000");
+        }
+        let st = &s.streams;
+        if st.upload_idle_seconds == 0
+            || st.upload_max_duration_seconds == 0
+            || st.download_auth_seconds == 0
+            || st.upload_max_bytes < privicore_domain::data_token::MIN_PAYLOAD as u64
+            || st.fanout_in_flight == 0
+        {
+            anyhow::bail!(
+                "stream limits must be at least 1 (uploads at least 28 bytes, timeouts 1 second)"
+            );
         }
         if s.storage.commit_timeout_seconds == 0 || s.storage.inventory_page_timeout_seconds == 0 {
             anyhow::bail!("storage timeouts must be at least 1 second");

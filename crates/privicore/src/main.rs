@@ -95,17 +95,28 @@ enum Command {
         #[command(flatten)]
         file: ProfileFile,
     },
-    /// Encrypt a file locally and store it; prints the data token.
+    /// Encrypt a file locally and store it; prints the data token. Up to 1 MiB of
+    /// ciphertext travels inline, larger files are streamed to the upstream listener.
     Store {
+        /// The file to store; `-` reads standard input (inline if it ends within the inline
+        /// limit, otherwise streamed with its length unknown).
         file: PathBuf,
         #[arg(long, default_value = "/files")]
         context: String,
+        /// The file name recorded with the token (default: the file's own name, or `stdin`).
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         profile: ProfileFile,
     },
-    /// Fetch a data token and decrypt it locally into a file.
+    /// Fetch a data token and decrypt it locally into a file. The file appears only once
+    /// the data's integrity tag verified (until then it is a temporary file beside it), and
+    /// is readable by its owner only.
     Fetch {
         token: String,
+        /// Where to write the plaintext; `-` writes to standard output as the data arrives
+        /// (the tag is checked at the end: if it fails, the command exits non-zero and
+        /// everything it wrote must be discarded).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
         #[command(flatten)]
@@ -310,10 +321,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store {
             file,
             context,
+            name,
             profile,
         } => {
             quiet_logs();
-            println!("{}", cli::store(&profile.load()?, &file, &context).await?);
+            let source = cli::Source::parse(&file);
+            let stored = cli::store(&profile.load()?, &source, &context, name.as_deref()).await?;
+            println!("{}", stored.token);
         }
         Command::Fetch {
             token,
@@ -321,8 +335,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             profile,
         } => {
             quiet_logs();
-            let bytes = cli::fetch(&profile.load()?, &token, &output).await?;
-            println!("{bytes} bytes written to {}", output.display());
+            let target = cli::Target::parse(&output);
+            let fetched = cli::fetch(&profile.load()?, &token, &target).await?;
+            // Standard output may be the data itself: the summary goes to standard error then.
+            match target {
+                cli::Target::File(path) => println!(
+                    "{} bytes written to {}",
+                    fetched.plaintext_len,
+                    path.display()
+                ),
+                cli::Target::Stdout => {
+                    eprintln!("{} bytes written to standard output", fetched.plaintext_len)
+                }
+            }
         }
         Command::Directory { action, profile } => {
             quiet_logs();

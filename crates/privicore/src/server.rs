@@ -21,6 +21,10 @@ use tokio_util::sync::CancellationToken;
 pub struct Server {
     pub api_addr: SocketAddr,
     pub ws_addr: SocketAddr,
+    /// The upload listener (docs/api/data-tokens.md §3.4).
+    pub upstream_addr: SocketAddr,
+    /// The download listener (docs/api/data-tokens.md §3.6).
+    pub downstream_addr: SocketAddr,
     engine: Arc<Engine>,
     store: Arc<SqliteStore>,
     host: Option<Arc<InProcessHost>>,
@@ -38,8 +42,18 @@ pub struct Startup {
     pub listeners: Option<(std::net::TcpListener, std::net::TcpListener)>,
 }
 
-fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
+/// The base URL clients are given for a listener: its configured public URL, else its
+/// bound address.
+fn public_url(listener: &crate::config::Listener, bound: SocketAddr) -> String {
+    listener
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"))
+}
+
+fn engine_config(s: &Settings, api_addr: SocketAddr, streams: StreamAddrs) -> EngineConfig {
     let off_if_zero = |n: u32| (n > 0).then_some(n);
+    let st = &s.streams;
     EngineConfig {
         token_ttl_seconds: s.auth.token_ttl_seconds,
         api_public_url: s
@@ -47,11 +61,16 @@ fn engine_config(s: &Settings, api_addr: SocketAddr) -> EngineConfig {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{api_addr}")),
-        upstream_public_url: s
-            .upstream
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}:{}", api_addr.ip(), s.upstream.port)),
+        upstream_public_url: public_url(&s.upstream, streams.upstream),
+        streams: privicore_engine::StreamConfig {
+            downstream_public_url: public_url(&s.downstream, streams.downstream),
+            upload_max_bytes: st.upload_max_bytes,
+            upload_idle: std::time::Duration::from_secs(st.upload_idle_seconds),
+            upload_max_duration: std::time::Duration::from_secs(st.upload_max_duration_seconds),
+            download_auth_seconds: st.download_auth_seconds as i64,
+            not_ready_wait: std::time::Duration::from_secs(st.not_ready_wait_seconds),
+            fanout_in_flight: st.fanout_in_flight,
+        },
         generate_keys_enabled: s.keys.generate_endpoint_enabled,
         storage: StorageConfig {
             write_quorum: s.storage.write_quorum.max(1),
@@ -95,6 +114,13 @@ pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the streaming listeners are bound.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamAddrs {
+    pub upstream: SocketAddr,
+    pub downstream: SocketAddr,
+}
+
 /// Below 10 % free space the spool reports `low_space` (docs/api/profile-and-keys.md §1.1).
 fn spool_probe(dir: PathBuf) -> SpoolProbe {
     Arc::new(move || match fs4::statvfs(&dir) {
@@ -102,6 +128,15 @@ fn spool_probe(dir: PathBuf) -> SpoolProbe {
         Ok(stats) if stats.available_space() * 10 < stats.total_space() => SpoolStatus::LowSpace,
         Ok(_) => SpoolStatus::Ok,
         Err(_) => SpoolStatus::Down,
+    })
+}
+
+/// Bytes free for uploads on the spool's disk, the reserve kept aside.
+fn spool_free(dir: PathBuf, reserve: u64) -> privicore_http::SpoolFree {
+    Arc::new(move || {
+        fs4::statvfs(&dir)
+            .ok()
+            .map(|stats| stats.available_space().saturating_sub(reserve))
     })
 }
 
@@ -153,6 +188,11 @@ impl Server {
         };
         let api_addr = api_listener.local_addr()?;
         let ws_addr = ws_listener.local_addr()?;
+        let (upstream_listener, downstream_listener) = bind_stream_listeners(settings).await?;
+        let streams = StreamAddrs {
+            upstream: upstream_listener.local_addr()?,
+            downstream: downstream_listener.local_addr()?,
+        };
 
         let adapters = Adapters {
             store: store.clone(),
@@ -164,7 +204,7 @@ impl Server {
             secrets: keys.secrets,
             audit: store.clone(),
         };
-        let engine = Engine::start(adapters, engine_config(settings, api_addr))
+        let engine = Engine::start(adapters, engine_config(settings, api_addr, streams))
             .await
             .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
         let operator = crate::operator::running::OperatorSocket::start(
@@ -178,26 +218,58 @@ impl Server {
             spool_probe(settings.data_dir.clone()),
             Some(device_bus),
         )
-        .with_edge(settings.edge()?);
+        .with_edge(settings.edge()?)
+        .with_spool_free(spool_free(
+            settings.data_dir.clone(),
+            settings.streams.spool_reserve_bytes,
+        ));
 
         let stop_listening = CancellationToken::new();
         let mut listeners = JoinSet::new();
-        for (listener, router) in [
-            (api_listener, traced(api_router(state.clone()))),
-            (ws_listener, traced(ws_router(state))),
+        // The upload listener enforces its own idle limit (by the engine clock too); the
+        // connection-level body timeout only catches what that misses.
+        let stream_limits = privicore_http::ConnectionLimits {
+            body_read_timeout: std::time::Duration::from_secs(
+                settings.streams.upload_idle_seconds + 30,
+            ),
+            ..settings.connections.limits()
+        };
+        for (listener, router, limits) in [
+            (
+                api_listener,
+                traced(api_router(state.clone())),
+                settings.connections.limits(),
+            ),
+            (
+                ws_listener,
+                traced(ws_router(state.clone())),
+                settings.connections.limits(),
+            ),
+            (
+                upstream_listener,
+                traced(privicore_http::upstream_router(state.clone())),
+                stream_limits.clone(),
+            ),
+            (
+                downstream_listener,
+                traced(privicore_http::downstream_router(state)),
+                stream_limits,
+            ),
         ] {
             listeners.spawn(privicore_http::serve(
                 listener,
                 router,
-                settings.connections.limits(),
+                limits,
                 stop_listening.clone(),
             ));
         }
-        tracing::info!(%api_addr, %ws_addr, data_dir = %settings.data_dir.display(), "privicore is serving");
-        write_endpoints(&settings.data_dir, api_addr, ws_addr)?;
+        tracing::info!(%api_addr, %ws_addr, upstream = %streams.upstream, downstream = %streams.downstream, data_dir = %settings.data_dir.display(), "privicore is serving");
+        write_endpoints(&settings.data_dir, api_addr, ws_addr, Some(streams))?;
         Ok(Self {
             api_addr,
             ws_addr,
+            upstream_addr: streams.upstream,
+            downstream_addr: streams.downstream,
             engine,
             store,
             host,
@@ -252,15 +324,34 @@ async fn bind_listeners(settings: &Settings) -> anyhow::Result<(TcpListener, Tcp
     Ok((api, ws))
 }
 
-/// Where a supervisor or a test finds the bound ports (`<data-dir>/run/endpoints.json`).
+async fn bind_stream_listeners(settings: &Settings) -> anyhow::Result<(TcpListener, TcpListener)> {
+    let bind = |port: u16, name: &'static str| async move {
+        TcpListener::bind((settings.bind, port))
+            .await
+            .with_context(|| format!("binding the {name} listener on port {port}"))
+    };
+    Ok((
+        bind(settings.upstream.port, "upstream").await?,
+        bind(settings.downstream.port, "downstream").await?,
+    ))
+}
+
+/// Where a supervisor or a test finds the bound ports (`<data-dir>/run/endpoints.json`);
+/// the streaming listeners once they are bound (not while the engine is sealed).
 pub(crate) fn write_endpoints(
     data_dir: &Path,
     api: SocketAddr,
     ws: SocketAddr,
+    streams: Option<StreamAddrs>,
 ) -> anyhow::Result<()> {
     let run = data_dir.join("run");
     std::fs::create_dir_all(&run)?;
-    let body = serde_json::json!({ "api": format!("http://{api}"), "ws": format!("ws://{ws}") });
+    let mut body =
+        serde_json::json!({ "api": format!("http://{api}"), "ws": format!("ws://{ws}") });
+    if let Some(streams) = streams {
+        body["upstream"] = format!("http://{}", streams.upstream).into();
+        body["downstream"] = format!("http://{}", streams.downstream).into();
+    }
     let tmp = run.join("endpoints.json.tmp");
     std::fs::write(&tmp, body.to_string())?;
     std::fs::rename(tmp, run.join("endpoints.json"))?;

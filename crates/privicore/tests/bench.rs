@@ -108,3 +108,20 @@ fn ungated_stores_run_with_policies_that_do_not_match() {
     );
     assert_eq!(flows(&out, "store"), Some(6), "{out}");
 }
+
+#[test]
+fn one_object_is_streamed_both_ways_and_the_engine_measured() {
+    let out = bench(&["stream", "--size", "3MiB"]);
+    for expected in [
+        "one object of 3.00 MiB",
+        "3 hosted storage devices",
+        "disk: sequential write of 3.00 MiB with fsync",
+        "engine idle rss: ",
+        "store  3.00 MiB: upload ",
+        "fetch  3.00 MiB: ",
+        "tag verified, content identical",
+        "peak during the run ",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing in:\n{out}");
+    }
+}

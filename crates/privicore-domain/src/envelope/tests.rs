@@ -140,3 +140,50 @@ fn rewrap_moves_the_data_key_to_the_active_kek_and_keeps_the_chunks() {
         EnvelopeError::UnknownKek
     );
 }
+
+#[test]
+fn a_sealer_fed_chunk_by_chunk_matches_the_opener_and_the_digest() {
+    let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 31) as u8).collect();
+    let mut sealer = Sealer::new(&ring(), TOKEN, 2, 4096, payload.len() as u64);
+    let chunks: Vec<Vec<u8>> = payload
+        .chunks(4096)
+        .map(|c| sealer.seal_next(c).unwrap())
+        .collect();
+    let header = sealer.header();
+    assert_eq!(sealer.next_index(), 3);
+    let digest = sealer.finish().unwrap();
+    assert_eq!(digest, object_digest(chunks.iter().map(Vec::as_slice)));
+    let obj = SealedObject {
+        header,
+        chunks,
+        digest,
+    };
+    assert_eq!(open_all(&ring(), &obj).unwrap(), payload);
+}
+
+#[test]
+fn a_sealer_refuses_wrong_lengths_extra_chunks_and_an_early_finish() {
+    let mut sealer = Sealer::new(&ring(), TOKEN, 1, 10, 25);
+    assert_eq!(sealer.seal_next(&[0; 9]), Err(EnvelopeError::BadLength));
+    sealer.seal_next(&[0; 10]).unwrap();
+    sealer.seal_next(&[0; 10]).unwrap();
+    // The last chunk is the remainder.
+    assert_eq!(sealer.seal_next(&[0; 10]), Err(EnvelopeError::BadLength));
+    sealer.seal_next(&[0; 5]).unwrap();
+    assert_eq!(sealer.seal_next(&[0; 1]), Err(EnvelopeError::BadIndex));
+    assert!(sealer.finish().is_ok());
+    let early = Sealer::new(&ring(), TOKEN, 1, 10, 25);
+    assert_eq!(early.finish(), Err(EnvelopeError::BadIndex));
+}
+
+#[test]
+fn staged_chunks_open_only_at_their_index_and_under_their_key() {
+    let key = StagingKey::generate();
+    let sealed = key.seal(4, b"client bytes");
+    assert_eq!(key.open(4, &sealed).unwrap(), b"client bytes");
+    assert_eq!(key.open(5, &sealed), Err(EnvelopeError::NotAuthentic));
+    assert_eq!(
+        StagingKey::generate().open(4, &sealed),
+        Err(EnvelopeError::NotAuthentic)
+    );
+}

@@ -197,6 +197,9 @@ pub trait MetadataStore: Send + Sync + 'static {
         filter: &TokenFilter,
         page: Page,
     ) -> Result<(Vec<DataToken>, u64), StoreError>;
+    /// Tokens in `exchanging` (read at start-up: an upload cut off by a stop left its
+    /// token there without a command).
+    async fn exchanging_tokens(&self) -> Result<Vec<String>, StoreError>;
     /// `reserved` tokens whose deadline passed, at most `limit`.
     async fn expired_reservations(
         &self,
@@ -214,6 +217,13 @@ pub trait MetadataStore: Send + Sync + 'static {
     async fn device_replicas(&self, device_id: DeviceId) -> Result<Vec<Replica>, StoreError>;
     async fn replica_counts(&self, token: &str, version: u32) -> Result<ReplicaCounts, StoreError>;
     async fn spool(&self, token: &str, version: u32) -> Result<Option<Vec<Vec<u8>>>, StoreError>;
+    /// One spooled chunk, so that large versions move through memory a chunk at a time.
+    async fn spool_chunk(
+        &self,
+        token: &str,
+        version: u32,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Counts of `kind` events per bucket start (`%Y-%m-%d` style key) in `[from, to)`.
     async fn event_counts(
         &self,

@@ -196,6 +196,12 @@ pub(crate) async fn request_data(
             Reason::DataTokenNotActive
         }));
     };
+    if row
+        .stored_size
+        .is_some_and(|size| size > core.config.storage.inline_delivery_max)
+    {
+        return stream_data(core, command, row, version, request_id, now).await;
+    }
     let Some(payload) = replication::retrieve(core, row.profile_id, &row.token, version).await?
     else {
         return Ok(Plan::fail(Reason::StorageDataUnavailable));
@@ -214,6 +220,58 @@ pub(crate) async fn request_data(
                       "data_context": row.context, "body": encode_payload(&payload),
                       "commandId": command.id.to_string(), "token": row.token, "size": size }),
     }));
+    Ok(plan)
+}
+
+/// Delivery through the downstream listener (§3.5 stream branch): the download URL goes out
+/// at once, STREAM-READY once the first chunk came from a device and authenticated.
+async fn stream_data(
+    core: &Core,
+    command: &CommandRecord,
+    row: DataToken,
+    version: u32,
+    request_id: privicore_domain::CommandId,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
+    let size = row.stored_size.unwrap_or_default();
+    let (value, grant) =
+        crate::streams::issue_download(core, &row.token, version, row.profile_id, size);
+    let base = core
+        .config
+        .streams
+        .downstream_public_url
+        .trim_end_matches('/');
+    let url = format!("{base}/?auth={}", value.expose());
+    let event = |data: Value| {
+        BusEvent::Profile(ProfileEvent {
+            profile_id: row.profile_id,
+            application_id: command.application_id,
+            command_id: Some(command.id),
+            data,
+        })
+    };
+    core.publish(event(json!({ "type": "X-DPT-CAB-REQUEST-ID", "id": request_id.to_string(), "output_type": 1,
+                                "data_context": row.context, "body": url, "commandId": command.id.to_string(),
+                                "token": row.token, "size": size })))
+        .await;
+    let ready =
+        replication::stream_chunks(core, row.profile_id, &row.token, version, Some(1), None)
+            .await?;
+    crate::streams::settle_readiness(core, &value, &grant, ready);
+    if !ready {
+        return Ok(Plan::fail(Reason::StorageDataUnavailable));
+    }
+    let expires_at = grant.expires_at().rfc3339();
+    let mut plan = Plan::succeed(
+        fx(vec![count(&row, EVENT_REQUESTED, now)]),
+        json!({ "requestId": request_id.to_string(), "token": row.token, "version": version, "outputType": 1,
+                "storedSize": size, "expiresAt": expires_at }),
+    );
+    plan.before.push(event(
+        json!({ "type": "STREAM-READY", "id": request_id.to_string(),
+                                   "requestId": request_id.to_string(), "streamUrl": url,
+                                   "expiresAt": expires_at }),
+    ));
     Ok(plan)
 }
 
@@ -398,7 +456,7 @@ pub(crate) async fn refused(
     now: Timestamp,
 ) -> Result<Vec<Effect>, StoreError> {
     match &command.payload {
-        CommandPayload::ExchangeData { token, version } => {
+        CommandPayload::ExchangeData { token, version, .. } => {
             let Some(row) = core.store.data_token(token).await? else {
                 return Ok(Vec::new());
             };

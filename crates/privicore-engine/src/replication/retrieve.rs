@@ -58,6 +58,8 @@ enum FetchProblem {
     Bad(&'static str),
     /// The device did not answer in time, or was busy.
     Silent,
+    /// Whoever takes the chunks stopped taking them.
+    Cancelled,
 }
 
 /// Fetches and opens the whole payload from the first candidate that delivers
@@ -68,6 +70,48 @@ pub(crate) async fn retrieve(
     token: &str,
     version: u32,
 ) -> Result<Option<Vec<u8>>, StoreError> {
+    let (tv, opener) = opener_for(core, token, version).await?;
+    let mut progress = Progress {
+        payload: Vec::with_capacity(tv.total_size as usize),
+        ..Progress::default()
+    };
+    Ok(
+        deliver(core, profile, token, version, &opener, &mut progress)
+            .await?
+            .then_some(progress.payload),
+    )
+}
+
+/// Where an opened chunk goes: appended to the payload, or handed to a stream.
+pub(crate) type ChunkSink = tokio::sync::mpsc::Sender<Vec<u8>>;
+
+/// Fetches chunks `from..until` (the whole version when `until` is None) and hands each
+/// opened chunk to `sink` as it authenticates, switching devices from the same chunk index
+/// (§5.3, data-tokens.md §3.6). True when every chunk was delivered; false when no device
+/// could deliver some chunk, or the sink was closed (the client went away).
+pub(crate) async fn stream_chunks(
+    core: &Core,
+    profile: privicore_domain::ProfileId,
+    token: &str,
+    version: u32,
+    until: Option<u32>,
+    sink: Option<ChunkSink>,
+) -> Result<bool, StoreError> {
+    let (_, opener) = opener_for(core, token, version).await?;
+    let mut progress = Progress {
+        until,
+        sink,
+        ..Progress::default()
+    };
+    deliver(core, profile, token, version, &opener, &mut progress).await
+}
+
+/// The header of a committed version and the opener of its chunks.
+async fn opener_for(
+    core: &Core,
+    token: &str,
+    version: u32,
+) -> Result<(TokenVersion, Opener), StoreError> {
     let ring = core.keyring();
     // A cached header wrapped by a KEK retired since (rotation) is read again.
     let cached = core
@@ -88,17 +132,25 @@ pub(crate) async fn retrieve(
     };
     let header = Header::parse(&tv.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let opener = Opener::new(&ring, &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok((tv, opener))
+}
+
+/// Tries the devices that hold the version until `progress` is complete.
+async fn deliver(
+    core: &Core,
+    profile: privicore_domain::ProfileId,
+    token: &str,
+    version: u32,
+    opener: &Opener,
+    progress: &mut Progress,
+) -> Result<bool, StoreError> {
     // Only devices that are still approved storage devices of the profile are asked.
     let storage = core.storage_targets(profile).await?;
     let usable = |device: &DeviceId| core.online(*device) && storage.contains(device);
-    let mut progress = Progress {
-        payload: Vec::with_capacity(header.core.total_size as usize),
-        ..Progress::default()
-    };
     let source = Source {
         token,
         version,
-        opener: &opener,
+        opener,
     };
     // The devices that confirmed the commit first; the replica rows when none delivers.
     let mut tried = Vec::new();
@@ -107,7 +159,7 @@ pub(crate) async fn retrieve(
         order.shuffle(&mut rand::thread_rng());
         for device in order {
             tried.push(device);
-            if try_device(core, device, &source, &mut progress).await? {
+            if try_device(core, device, &source, progress).await? {
                 if tried.len() > 1 {
                     // The ones that failed before are not asked first again.
                     let kept = hinted
@@ -115,7 +167,10 @@ pub(crate) async fn retrieve(
                         .filter(|d| !tried.contains(d) || *d == device);
                     core.holders.note(token, version, kept.collect());
                 }
-                return Ok(Some(progress.payload));
+                return Ok(true);
+            }
+            if progress.cancelled {
+                return Ok(false);
             }
         }
         core.holders.forget(token, version);
@@ -135,11 +190,14 @@ pub(crate) async fn retrieve(
     // Latency-based ordering is not tracked yet: equals are tried in random order.
     candidates.shuffle(&mut rand::thread_rng());
     for device in candidates {
-        if try_device(core, device, &source, &mut progress).await? {
-            return Ok(Some(progress.payload));
+        if try_device(core, device, &source, progress).await? {
+            return Ok(true);
+        }
+        if progress.cancelled {
+            return Ok(false);
         }
     }
-    Ok(None)
+    Ok(false)
 }
 
 /// Asks one device for the rest of the version; true when the payload is complete. A copy
@@ -170,6 +228,7 @@ async fn try_device(
         Err(FetchProblem::Silent) => {
             tracing::warn!(%device, token, version, "device did not deliver in time; trying the next replica");
         }
+        Err(FetchProblem::Cancelled) => {}
     }
     Ok(false)
 }
@@ -185,7 +244,12 @@ struct Source<'a> {
 #[derive(Default)]
 struct Progress {
     next: u32,
+    /// Stop before this chunk (None: after the last).
+    until: Option<u32>,
     payload: Vec<u8>,
+    /// Opened chunks go here instead of into `payload`.
+    sink: Option<ChunkSink>,
+    cancelled: bool,
     /// Also keep the sealed chunks (to push them elsewhere).
     sealed: Option<Vec<Vec<u8>>>,
 }
@@ -203,10 +267,15 @@ async fn fetch_from(
     } = *source;
     let Progress {
         next,
+        until,
         payload,
+        sink,
+        cancelled,
         sealed,
     } = progress;
-    let total = opener.core().chunk_count;
+    let total = until.map_or(opener.core().chunk_count, |u| {
+        u.min(opener.core().chunk_count)
+    });
     let window = core.config.storage.fetch_window.max(1);
     while *next < total {
         let fetch_id = uuid::Uuid::new_v4().to_string();
@@ -216,7 +285,7 @@ async fn fetch_from(
             token: token.to_owned(),
             version,
             from_chunk: *next,
-            count: window,
+            count: window.min(total - *next),
         };
         core.send(device, kind::FETCH, body).await;
         let end = (*next + window).min(total);
@@ -239,9 +308,17 @@ async fn fetch_from(
                     }
                     match opener.open_chunk(chunk.chunk_index, &chunk.data) {
                         Ok(plain) => {
-                            payload.extend_from_slice(&plain);
                             if let Some(sealed) = sealed.as_mut() {
                                 sealed.push(chunk.data);
+                            }
+                            match sink {
+                                Some(sink) => {
+                                    if sink.send(plain).await.is_err() {
+                                        *cancelled = true;
+                                        break Err(FetchProblem::Cancelled);
+                                    }
+                                }
+                                None => payload.extend_from_slice(&plain),
                             }
                             *next += 1;
                         }

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 mod meta;
+mod replace;
 mod rules;
 mod statistics;
 
@@ -146,6 +147,12 @@ impl Engine {
             .upload_salt
             .ok_or_else(|| Error::internal("reservation without upload salt"))?;
         let stream = upload_value(self, &row.token, &salt);
+        self.streams.note_upload(
+            stream.expose(),
+            crate::streams::UploadTarget::Exchange {
+                token: row.token.clone(),
+            },
+        );
         let (host, port) = upstream_host_port(&self.config.upstream_public_url);
         let base = self.config.upstream_public_url.trim_end_matches('/');
         Ok(TemporaryToken {
@@ -185,6 +192,7 @@ impl Engine {
             CommandPayload::ExchangeData {
                 token: row.token.clone(),
                 version,
+                streamed: false,
             },
         );
         if let Some(_lane) = self.pipeline.claim_idle_lane(&command)
@@ -281,85 +289,6 @@ impl Engine {
             return Ok((id, request_id));
         }
         Ok((self.accept(command).await?, request_id))
-    }
-
-    /// Shape B: replace whole metadata groups and/or the data (inline).
-    pub async fn replace_token(
-        &self,
-        caller: &Caller,
-        token: &str,
-        data: Option<&str>,
-        meta: Option<&Value>,
-    ) -> Result<CommandId, Error> {
-        if data.is_none() && meta.is_none() {
-            return Err(Reason::ValidationNoChanges.into());
-        }
-        let (mut file, mut risk, mut data_group) = (None, None, None);
-        if let Some(meta) = meta {
-            for (name, group) in check_meta_object(meta, "meta")? {
-                let value = match (&group, name.as_str()) {
-                    (Value::Null, _) => None,
-                    (Value::Object(g), "file") => {
-                        let get = |k: &str| g.get(k).and_then(Value::as_str).map(str::to_owned);
-                        let f = FileMeta {
-                            file_name: get("fileName"),
-                            extension: get("extension"),
-                            path: get("path"),
-                            size: g.get("size").and_then(Value::as_i64),
-                        };
-                        if f.file_name.is_none() {
-                            return Err(Error::missing("meta[file][fileName]"));
-                        }
-                        f.check()?;
-                        Some(f.merged(None))
-                    }
-                    (Value::Object(g), "information_security_risk") => Some(risk_meta(g)?),
-                    (Value::Object(_), "data") => Some(group.clone()),
-                    _ => return Err(Error::new(Reason::DataTokenInvalidMeta).with_field("meta")),
-                };
-                match name.as_str() {
-                    "file" => file = Some(value),
-                    "information_security_risk" => risk = Some(value),
-                    _ => data_group = Some(value),
-                }
-            }
-        }
-        let row = self.owned_token(token, caller).await?;
-        self.require_active(&row)?;
-        let Some(data) = data else {
-            let payload = CommandPayload::UpdateTokenMeta {
-                token: row.token,
-                file,
-                risk,
-                data: data_group,
-                context: None,
-            };
-            return self.accept(self.command_for(caller, payload)).await;
-        };
-        self.admit_data_write()?;
-        let payload = decode_payload(data)?;
-        check_payload_size(&payload)?;
-        let version = row.version.unwrap_or(0) + 1;
-        if self
-            .store
-            .token_version(&row.token, version)
-            .await?
-            .is_some()
-        {
-            return Err(Reason::DataTokenUpdateInProgress.into());
-        }
-        let effects = sealed_effects(self.seal(&row.token, version, &payload));
-        let command = self.command_for(
-            caller,
-            CommandPayload::ReplaceData {
-                token: row.token,
-                version,
-                file,
-                risk,
-                data: data_group,
-            },
-        );
-        self.accept_with(command, effects).await
     }
 
     pub async fn delete_data(&self, caller: &Caller, token: &str) -> Result<CommandId, Error> {

@@ -49,6 +49,7 @@ pub(crate) async fn may_gate(
 /// The catalogue event a command raises (§3.1), if it can be gated.
 pub(super) fn event_of(payload: &CommandPayload) -> Option<&'static str> {
     Some(match payload {
+        CommandPayload::ExchangeData { streamed: true, .. } => "102",
         CommandPayload::ExchangeData { .. } => "101",
         CommandPayload::ReplaceData { .. } => "103",
         CommandPayload::RequestData { .. } => "201",

@@ -39,6 +39,10 @@ pub enum SpoolStatus {
 
 pub type SpoolProbe = Arc<dyn Fn() -> SpoolStatus + Send + Sync>;
 
+/// Bytes free where the spool lives (None when unknown), for the upstream listener's
+/// `stream.spool_full`.
+pub type SpoolFree = Arc<dyn Fn() -> Option<u64> + Send + Sync>;
+
 /// What every handler reaches, behind one pointer: axum clones the state for each request.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -49,6 +53,7 @@ pub struct Shared {
     pub spool: SpoolProbe,
     /// The embedded device bus, served at `/device-bus` (absent in AMQP mode).
     pub device_bus: Option<Arc<privicore_bus_local::LocalDeviceBus>>,
+    pub spool_free: Option<SpoolFree>,
 }
 
 impl AppState {
@@ -62,6 +67,19 @@ impl AppState {
             edge: Edge::default(),
             spool,
             device_bus,
+            spool_free: None,
+        }))
+    }
+
+    /// The same state, measuring the spool's free bytes with `free` (call before the
+    /// routers are built).
+    pub fn with_spool_free(self, free: SpoolFree) -> Self {
+        Self(Arc::new(Shared {
+            engine: self.engine.clone(),
+            edge: self.edge.clone(),
+            spool: self.spool.clone(),
+            device_bus: self.device_bus.clone(),
+            spool_free: Some(free),
         }))
     }
 
@@ -72,6 +90,7 @@ impl AppState {
             edge,
             spool: self.spool.clone(),
             device_bus: self.device_bus.clone(),
+            spool_free: self.spool_free.clone(),
         }))
     }
 }

@@ -192,11 +192,26 @@ pub async fn update(State(state): State<AppState>, req: Request) -> Result<Respo
                 return Err(Reason::ValidationAmbiguousShape.into());
             }
             if stream {
-                // Streamed replacements need the upstream listener, which this build does not serve.
-                return Err(Error::new(Reason::ValidationInvalidFormat)
-                    .with_field("stream")
-                    .with_message("Streamed replacement is not available; send `data` inline.")
-                    .into());
+                let (id, t) = state
+                    .engine
+                    .replace_token_streamed(&caller, f.str("dataToken")?, meta_field(&f))
+                    .await?;
+                let mut response = reply::json(
+                    StatusCode::ACCEPTED,
+                    &json!({
+                        "commandId": id.to_string(),
+                        "stream": t.stream.expose(),
+                        "stream_server_id": t.stream_server_id,
+                        "stream_server_port": t.stream_server_port,
+                        "streamUrl": t.stream_url,
+                        "expiresAt": t.expires_at.map(Timestamp::rfc3339),
+                    }),
+                );
+                response.headers_mut().insert(
+                    "X-DPT-CAB-ID",
+                    HeaderValue::from_str(&id.to_string()).expect("a UUID is a header value"),
+                );
+                return Ok(reply::no_store(response));
             }
             state
                 .engine

@@ -70,8 +70,16 @@ impl StorageDevice {
                     holding = false;
                 }
                 _ = heartbeat.tick() => {
-                    let beat = device.lock().expect("device lock").heartbeat();
+                    let (beat, swept) = {
+                        let mut device = device.lock().expect("device lock");
+                        let mut swept = super::Handled::default();
+                        device.sweep_staging(Instant::now(), &mut swept);
+                        (device.heartbeat(), swept.replies)
+                    };
                     link.send(beat).await?;
+                    for reply in swept {
+                        link.send(reply).await?;
+                    }
                 }
                 next = link.recv() => {
                     let Some(env) = next else { return Err(LinkError::Closed) };
@@ -108,6 +116,25 @@ impl StorageDevice {
                     holding = true;
                     for reply in handled.replies {
                         link.send(reply).await?;
+                    }
+                    // Large fetches: each chunk is sent before the next is read.
+                    for mut reading in handled.reads {
+                        loop {
+                            if shutdown.is_cancelled() {
+                                link.close().await;
+                                return Ok(SessionEnd::Shutdown);
+                            }
+                            let worker = device.clone();
+                            let (back, next) = tokio::task::spawn_blocking(move || {
+                                let next = worker.lock().expect("device lock").next_reply(&mut reading);
+                                (reading, next)
+                            })
+                            .await
+                            .map_err(|e| LinkError::Transport(e.to_string()))?;
+                            reading = back;
+                            let Some(reply) = next else { break };
+                            link.send(reply).await?;
+                        }
                     }
                     if link.wants_acks() {
                         let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, bus::Ack { message_ids: ids });

@@ -15,40 +15,46 @@ impl ObjectStore {
             active: 0,
             active_len: 0,
         };
+        // Transfers that were being staged died with the process that received them.
+        let staging = root.join(upload::STAGING);
+        if staging.is_dir() {
+            std::fs::remove_dir_all(&staging)?;
+        }
         let listed = list_segments(&dir)?;
         let last = listed.last().map(|(n, _)| *n);
         let mut superseded = Vec::new();
         for (n, path) in listed {
-            let bytes = std::fs::read(&path)?;
+            let file = File::options().read(true).write(true).open(&path)?;
+            let file_len = file.metadata()?.len();
             let mut records = Vec::new();
-            let end = walk(&bytes, |offset, header, body| {
-                // An erased record has no object left to decode; it is complete all the same.
-                let decoded = (header.state == LIVE).then(|| {
-                    at_rest::decode(&dmk, body).ok().map(|d| {
-                        let size = total_size_of(&d.info.layer2_header);
-                        (d.info.digest, d.info.chunk_count, size)
-                    })
-                });
-                records.push((offset, header.clone(), decoded));
-            });
+            let end = walk(&file, file_len, |offset, header| {
+                records.push((offset, header.clone()));
+                Ok(())
+            })?;
+            let body = |offset: u64, header: &Header| Body {
+                file: &file,
+                at: offset + HEADER_LEN,
+                len: header.len,
+            };
             let is_last = Some(n) == last;
             // In the last segment, live records at the end that do not authenticate belong
             // to a batch whose flush never finished (in a preallocated file a torn record
             // keeps its full length, zeros where its bytes never landed): they are cut off.
+            // A linked record was flushed whole before it became part of the log.
             let mut cut = end;
-            while let Some((offset, header, Some(_))) = records.last().filter(|_| is_last) {
-                let start = (offset + HEADER_LEN) as usize;
-                let body = &bytes[start..start + header.len as usize];
-                if at_rest::decode(&dmk, body).is_ok_and(|d| d.verify().is_ok()) {
+            while let Some((offset, header)) = records.last().filter(|_| is_last) {
+                if header.state != LIVE
+                    || header.flags & LINKED != 0
+                    || body(*offset, header).verify(&dmk).is_ok()
+                {
                     break;
                 }
                 cut = *offset;
                 records.pop();
             }
-            let torn = cut < end || bytes[end as usize..].iter().any(|b| *b != 0);
+            let torn = cut < end || !all_zero(&file, end, file_len - end)?;
             let allocated = if torn && is_last {
                 tracing::warn!(segment = %path.display(), at = cut, "cutting off a torn record");
-                let file = File::options().write(true).open(&path)?;
                 file.set_len(cut)?;
                 file.sync_all()?;
                 cut
@@ -56,12 +62,26 @@ impl ObjectStore {
                 if torn {
                     tracing::error!(segment = %path.display(), at = end, "unreadable bytes in a segment");
                 }
-                bytes.len() as u64
+                file_len
             };
-            for (offset, header, decoded) in records {
-                let Some(decoded) = decoded else { continue };
+            for (offset, header) in records {
+                if header.state != LIVE {
+                    continue;
+                }
+                let body = body(offset, &header);
                 // An undecodable object still counts; it is reported corrupt later.
-                let (digest, chunk_count, total_size) = decoded.unwrap_or(([0; 32], 0, 0));
+                let parsed = body
+                    .cipher(&dmk)
+                    .and_then(|c| body.layout(&c).map(|layout| (c, layout)));
+                let (digest, chunk_count, total_size, layout) = match parsed {
+                    Ok((c, layout)) => (
+                        c.info.digest,
+                        c.info.chunk_count,
+                        total_size_of(&c.info.layer2_header),
+                        Some(layout),
+                    ),
+                    Err(_) => ([0; 32], 0, 0, None),
+                };
                 let entry = Entry {
                     segment: n,
                     offset,
@@ -70,6 +90,7 @@ impl ObjectStore {
                     chunk_count,
                     total_size,
                     stored_at: header.stored_at,
+                    layout,
                 };
                 if let Some(old) = inner.index.insert((header.token, header.version), entry) {
                     superseded.push(old);
@@ -118,7 +139,8 @@ impl ObjectStore {
     }
 
     /// Objects written by earlier builds as one file each (`objects/<token>/<v>.pvd`) move
-    /// into the segment log once, then their files are removed.
+    /// into the segment log once, then their files are removed. Those builds held every
+    /// object in memory whole (inline exchanges only), so reading one whole is no new bound.
     fn import_legacy_files(&self) -> std::io::Result<()> {
         let legacy = self.root.join("objects");
         if !legacy.is_dir() {
@@ -132,7 +154,8 @@ impl ObjectStore {
                 if let Ok(d) = at_rest::decode(&self.dmk, &bytes)
                     && safe_token(&d.info.token)
                 {
-                    self.append(&[(d.info.clone(), bytes.clone())])
+                    let layout = Layout::of_lengths(d.header_len(), d.chunk_lens());
+                    self.append(&[(d.info.clone(), bytes.clone(), layout)])
                         .into_iter()
                         .collect::<std::io::Result<Vec<u64>>>()?;
                 }

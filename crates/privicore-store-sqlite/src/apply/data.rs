@@ -355,6 +355,16 @@ pub fn apply(
             }
             Ok(total)
         }
+        DataEffect::PutSpoolChunk {
+            token,
+            version,
+            index,
+            sealed,
+        } => exec(
+            conn,
+            concat!("INSERT OR REPLACE INTO spool (token_seq, version, chunk_index, sealed, spooled_at) VALUES (", token_seq!(), ", ?, ?, ?, unixepoch())"),
+            params![token, i64::from(*version), i64::from(*index), sealed],
+        ),
         DataEffect::DropSpool { token, version } => exec(
             conn,
             concat!("DELETE FROM spool WHERE token_seq = ", token_seq!(), " AND version = ?"),

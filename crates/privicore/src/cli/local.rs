@@ -69,9 +69,10 @@ impl LocalProfile {
         Ok(())
     }
 
-    pub fn data_key(&self) -> anyhow::Result<[u8; 32]> {
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(&self.data_key, &mut key)
+    /// The data key, wiped from memory when dropped.
+    pub fn data_key(&self) -> anyhow::Result<zeroize::Zeroizing<[u8; 32]>> {
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(&self.data_key, &mut *key)
             .context("the data key in the profile file is damaged")?;
         Ok(key)
     }

@@ -3,36 +3,20 @@
 
 pub mod app;
 pub mod directory;
+pub mod layer1;
 mod local;
+mod progress;
+pub mod transfer;
 
+pub use layer1::{decrypt, encrypt};
 pub use local::{LocalProfile, default_path};
+pub use transfer::{Source, Target, fetch, store};
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
 use anyhow::Context;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};
 use rand::RngCore;
 use std::path::Path;
 use std::time::Duration;
-
-/// `[12-byte IV][ciphertext][16-byte tag]` (docs/api/data-tokens.md §1.4).
-pub fn encrypt(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
-    let mut iv = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut iv);
-    let ct = Aes256Gcm::new(key.into())
-        .encrypt(Nonce::from_slice(&iv), plaintext)
-        .expect("AES-GCM encryption cannot fail");
-    let mut out = iv.to_vec();
-    out.extend(ct);
-    out
-}
-
-pub fn decrypt(key: &[u8; 32], payload: &[u8]) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(payload.len() >= 28, "payload shorter than IV and tag");
-    Aes256Gcm::new(key.into())
-        .decrypt(Nonce::from_slice(&payload[..12]), &payload[12..])
-        .map_err(|_| anyhow::anyhow!("the payload does not decrypt with this profile's key"))
-}
 
 /// Logs in with the saved credentials and joins the channel.
 pub async fn connect(profile: &LocalProfile) -> anyhow::Result<(Client, Session)> {
@@ -152,50 +136,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(bytes)?;
     file.sync_all()
-}
-
-pub async fn store(profile: &LocalProfile, file: &Path, context: &str) -> anyhow::Result<String> {
-    let plaintext = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let payload = encrypt(&profile.data_key()?, &plaintext);
-    anyhow::ensure!(
-        payload.len() <= 1024 * 1024,
-        "files above 1 MiB need the streaming upload, which this build does not offer yet"
-    );
-    let (me, session) = connect(profile).await?;
-    let (token, _) = me.store_payload(&session, context, &payload).await?;
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let mut meta = serde_json::json!({ "token": token, "fileName": name, "size": plaintext.len() });
-    if let Some(ext) = file.extension().and_then(|e| e.to_str()) {
-        meta["extension"] = serde_json::json!(ext);
-    }
-    me.configure_file_meta(meta).await?;
-    Ok(token)
-}
-
-pub async fn fetch(profile: &LocalProfile, token: &str, out: &Path) -> anyhow::Result<usize> {
-    let (me, session) = connect(profile).await?;
-    let payload = me.fetch_payload(&session, token).await?;
-    let plaintext = decrypt(&profile.data_key()?, &payload)?;
-    std::fs::write(out, &plaintext).with_context(|| format!("writing {}", out.display()))?;
-    Ok(plaintext.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_one_round_trips_and_detects_tampering() {
-        let key = [9u8; 32];
-        let payload = encrypt(&key, b"Invoice 0042: EUR 1,250.00");
-        assert_eq!(payload.len(), 12 + 26 + 16);
-        assert_eq!(
-            decrypt(&key, &payload).unwrap(),
-            b"Invoice 0042: EUR 1,250.00"
-        );
-        let mut bad = payload.clone();
-        bad[20] ^= 1;
-        assert!(decrypt(&key, &bad).is_err());
-        assert!(decrypt(&[1u8; 32], &payload).is_err());
-    }
 }

@@ -184,7 +184,7 @@ pub async fn startup(settings: &Settings) -> anyhow::Result<Option<Startup>> {
         done: Notify::new(),
     });
     let socket = super::listen(&settings.data_dir, sealed.clone(), stop.clone())?;
-    crate::server::write_endpoints(&settings.data_dir, api_addr, ws_addr)?;
+    crate::server::write_endpoints(&settings.data_dir, api_addr, ws_addr, None)?;
     tracing::warn!(%api_addr, %ws_addr, "privicore is SEALED: run `privicore operator unseal`");
     let unsealed = tokio::select! {
         _ = sealed.done.notified() => true,

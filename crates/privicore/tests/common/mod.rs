@@ -53,6 +53,14 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
             port: 0,
             ..defaults.ws
         },
+        upstream: Listener {
+            port: 0,
+            ..defaults.upstream
+        },
+        downstream: Listener {
+            port: 0,
+            ..defaults.downstream
+        },
         rate_limits: RateLimits {
             registrations_per_hour: 0,
             failed_logins_per_15min: 0,

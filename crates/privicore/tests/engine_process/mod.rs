@@ -33,6 +33,10 @@ pub fn serve(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Command
             "0",
             "--ws-port",
             "0",
+            "--upstream-port",
+            "0",
+            "--downstream-port",
+            "0",
             "--log-format",
             "json",
         ])

@@ -46,6 +46,37 @@ async fn a_spool_is_dropped_once_no_replica_is_pending(store: &dyn MetadataStore
     assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
 }
 
+async fn an_upload_spools_chunk_by_chunk(store: &dyn MetadataStore, p: &Profile) {
+    let t = token_of(p, "/uploaded");
+    let chunk = |index: u32, byte: u8| {
+        data(DataEffect::PutSpoolChunk {
+            token: t.token.clone(),
+            version: 1,
+            index,
+            sealed: vec![byte; 3],
+        })
+    };
+    store
+        .apply(
+            &[data(DataEffect::CreateDataToken(t.clone())), chunk(1, 2)],
+            None,
+        )
+        .await
+        .unwrap();
+    store.apply(&[chunk(0, 1)], None).await.unwrap();
+    assert_eq!(
+        store.spool_chunk(&t.token, 1, 0).await.unwrap(),
+        Some(vec![1; 3])
+    );
+    assert_eq!(store.spool_chunk(&t.token, 1, 2).await.unwrap(), None);
+    // Written again in place (a staged chunk replaced by its final form).
+    store.apply(&[chunk(1, 9)], None).await.unwrap();
+    assert_eq!(
+        store.spool(&t.token, 1).await.unwrap(),
+        Some(vec![vec![1; 3], vec![9; 3]])
+    );
+}
+
 /// Stores the token `t` with `version` (header row) and its spool `chunks`.
 async fn store_spooled(
     store: &dyn MetadataStore,
@@ -193,6 +224,7 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
     .await;
     assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
     a_spool_is_dropped_once_no_replica_is_pending(store, &p).await;
+    an_upload_spools_chunk_by_chunk(store, &p).await;
 
     let event = |kind, context: &str| {
         data(DataEffect::CountEvent {

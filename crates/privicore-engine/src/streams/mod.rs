@@ -1,0 +1,196 @@
+//! Streaming transfers (docs/api/data-tokens.md §3.4, §3.6, §4): the values that open the
+//! upstream and downstream listeners, uploads sealed into the spool as they arrive, the
+//! fan-out of large versions from the spool, and downloads fetched window by window.
+//!
+//! Upload and download values are kept only as SHA-256 digests and compared in constant
+//! time. Both live in memory: a download value lives 300 s; an upload value is derived
+//! from the reservation's stored salt (see `tokens::upload_value`) and registered here
+//! whenever it is shown, so after a restart it opens the listener again once §3.2 (or the
+//! update that issued it) has been asked once more.
+
+mod download;
+mod fanout;
+mod upload;
+
+pub use download::{Download, DownloadBroken};
+pub(crate) use download::{issue_download, settle_readiness};
+pub(crate) use fanout::fan_out;
+pub use upload::{Upload, UploadReceipt};
+
+use crate::engine::{Core, Engine};
+use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Outcome};
+use privicore_domain::secret::{Secret, TokenHash};
+use privicore_domain::{Reason, Timestamp};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Registered upload values beyond this are forgotten (they register again when shown).
+const UPLOAD_VALUES_MAX: usize = 100_000;
+/// Outstanding download values at most; the oldest expired ones go first.
+const DOWNLOAD_VALUES_MAX: usize = 100_000;
+
+/// A streamed replacement's upload must start within this many seconds (§3.10).
+pub(crate) const REPLACEMENT_UPLOAD_SECONDS: i64 = 15 * 60;
+
+/// What an upload value opens.
+#[derive(Clone)]
+pub(crate) enum UploadTarget {
+    /// The reservation of this token (§3.2).
+    Exchange { token: String },
+    /// A streamed data replacement accepted by §3.10 shape B.
+    Replace(Arc<Replacement>),
+}
+
+/// A streamed replacement waiting for its upload: the update command (which runs once the
+/// upload is complete) and the deadline for the upload to start.
+pub(crate) struct Replacement {
+    pub(crate) command: CommandRecord,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) since: Instant,
+    /// Set when the upload starts (the value is consumed) or the deadline passed.
+    pub(crate) taken: AtomicBool,
+}
+
+impl Replacement {
+    pub(crate) fn new(command: CommandRecord, expires_at: Timestamp, since: Instant) -> Self {
+        Self {
+            command,
+            expires_at,
+            since,
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// The token and the version the replacement writes.
+    pub(crate) fn target(&self) -> (&str, u32) {
+        match &self.command.payload {
+            CommandPayload::ReplaceData { token, version, .. } => (token, *version),
+            _ => ("", 0),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    uploads: Mutex<HashMap<[u8; 32], UploadTarget>>,
+    pub(super) downloads: Mutex<HashMap<[u8; 32], Arc<download::Grant>>>,
+    /// Tokens with a streamed replacement accepted and not finished.
+    replacing: Mutex<HashSet<String>>,
+}
+
+impl Registry {
+    /// Remembers the digest of an upload value that was just shown to a client.
+    pub(crate) fn note_upload(&self, value: &str, target: UploadTarget) {
+        let mut uploads = self.uploads.lock().expect("uploads lock");
+        if uploads.len() >= UPLOAD_VALUES_MAX {
+            uploads.clear();
+        }
+        uploads.insert(TokenHash::of(value).0, target);
+    }
+
+    /// What `value` opens, if it was shown; the caller still checks it against the
+    /// reservation's current value.
+    pub(crate) fn upload_target(&self, value: &str) -> Option<UploadTarget> {
+        let digest = TokenHash::of(value);
+        let uploads = self.uploads.lock().expect("uploads lock");
+        uploads.get(&digest.0).cloned()
+    }
+
+    /// False when a streamed replacement of the token is already waiting.
+    pub(crate) fn begin_replacement(&self, token: &str) -> bool {
+        self.replacing
+            .lock()
+            .expect("replacing lock")
+            .insert(token.to_owned())
+    }
+
+    pub(crate) fn end_replacement(&self, token: &str) {
+        self.replacing.lock().expect("replacing lock").remove(token);
+    }
+
+    pub(crate) fn replacing(&self, token: &str) -> bool {
+        self.replacing
+            .lock()
+            .expect("replacing lock")
+            .contains(token)
+    }
+
+    pub(crate) fn forget_upload(&self, value: &str) {
+        self.uploads
+            .lock()
+            .expect("uploads lock")
+            .remove(&TokenHash::of(value).0);
+    }
+}
+
+/// Hands back the reservations of uploads a stop cut off: tokens left `exchanging` without
+/// an unfinished exchange command (an upload's command is recorded only once its body is
+/// complete).
+pub(crate) async fn release_stranded_uploads(
+    core: &Core,
+    unfinished: &[CommandRecord],
+) -> Result<(), privicore_domain::Error> {
+    let running: HashSet<&str> = unfinished
+        .iter()
+        .filter_map(|c| match &c.payload {
+            CommandPayload::ExchangeData { token, .. } => Some(token.as_str()),
+            _ => None,
+        })
+        .collect();
+    for token in core.store.exchanging_tokens().await? {
+        if running.contains(token.as_str()) {
+            continue;
+        }
+        if let Some(row) = core.store.data_token(&token).await? {
+            tracing::info!(%token, "an upload was cut off by a stop; handing its reservation back");
+            upload::hand_back(core, &row, 1).await;
+        }
+    }
+    Ok(())
+}
+
+/// How often a waiting replacement checks its deadline.
+const REPLACEMENT_POLL: Duration = Duration::from_millis(500);
+
+/// Fails a streamed replacement with `stream.not_started` once its deadline passed (by the
+/// engine clock, or by wall time) without the upload having started.
+pub(crate) fn watch_replacement(engine: &Engine, value: Secret, replacement: Arc<Replacement>) {
+    let core = engine.shared_core();
+    tokio::spawn(async move {
+        let wall = Duration::from_secs(REPLACEMENT_UPLOAD_SECONDS as u64);
+        loop {
+            tokio::time::sleep(REPLACEMENT_POLL).await;
+            if replacement.taken.load(Ordering::SeqCst) {
+                return;
+            }
+            if core.config.clock.now() >= replacement.expires_at
+                || replacement.since.elapsed() >= wall
+            {
+                break;
+            }
+        }
+        if replacement.taken.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        core.streams.forget_upload(value.expose());
+        fail_replacement(&core, &replacement, Reason::StreamNotStarted).await;
+    });
+}
+
+/// Records a streamed replacement's command as failed (version n stays served).
+pub(crate) async fn fail_replacement(core: &Core, replacement: &Replacement, reason: Reason) {
+    let (token, _) = replacement.target();
+    core.streams.end_replacement(token);
+    let mut command = replacement.command.clone();
+    let outcome = Outcome::failed(reason);
+    command.state = CommandState::Finished {
+        outcome: outcome.clone(),
+        finished_at: Timestamp::now(),
+    };
+    if let Err(error) = core.store.insert_command(&command, &[]).await {
+        tracing::warn!(command = %command.id, %error, "could not record a failed replacement");
+    }
+    crate::pipeline::publish_outcome(core, &command, outcome).await;
+}
