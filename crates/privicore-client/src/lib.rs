@@ -4,6 +4,7 @@
 
 mod api;
 mod data;
+mod directory;
 mod error;
 mod flows;
 mod governance;

@@ -169,6 +169,79 @@ pub enum CommandPayload {
         nonce: String,
         scopes: Vec<String>,
     },
+    /// Register Directory (docs/api/directory.md §3.1); the directory id is the command id.
+    RegisterDirectory {
+        name: String,
+        description: Option<String>,
+        meta: serde_json::Map<String, Value>,
+    },
+    /// Store directory meta information (§3.18).
+    StoreDirectoryMeta {
+        directory_id: Uuid,
+        meta: serde_json::Map<String, Value>,
+        replace: bool,
+    },
+    /// Create Directory User (§3.5); the new profile's id is the command id.
+    CreateDirectoryUser {
+        directory_id: Uuid,
+        username: String,
+        #[serde(default)]
+        password_hash: Option<PasswordHash>,
+        display_name: Option<String>,
+        email: Option<String>,
+        role: crate::directory::Role,
+        attributes: serde_json::Map<String, Value>,
+        /// The new profile's public key (hex), registered at creation.
+        #[serde(default)]
+        public_key: Option<String>,
+    },
+    /// Set profile password (§3.8).
+    SetDirectoryUserPassword {
+        directory_id: Uuid,
+        target: ProfileId,
+        password_hash: PasswordHash,
+        revoke_tokens: bool,
+    },
+    /// Update user information (§3.6); `Some(None)` clears a field.
+    UpdateDirectoryUser {
+        directory_id: Uuid,
+        target: ProfileId,
+        display_name: Option<Option<String>>,
+        email: Option<Option<String>>,
+        role: Option<crate::directory::Role>,
+        status: Option<crate::directory::MemberStatus>,
+        attributes: Option<serde_json::Map<String, Value>>,
+    },
+    /// Invite Profile (§3.7); the invitation id is the command id. The invitee is named by
+    /// username or id and resolved when the command runs.
+    InviteToDirectory {
+        directory_id: Uuid,
+        username: Option<String>,
+        invited: Option<ProfileId>,
+        role: crate::directory::Role,
+        message: Option<String>,
+    },
+    /// Process Invitation (§3.10).
+    ProcessDirectoryInvitation {
+        invitation_id: Uuid,
+        accept: bool,
+    },
+    /// Create profile device (docs/api/directory.md §3.14): a device of a managed user.
+    CreateProfileDevice {
+        directory_id: Uuid,
+        target: ProfileId,
+        device_id: DeviceId,
+        name: String,
+        description: Option<String>,
+        public_key: Option<String>,
+        approve: bool,
+    },
+    /// Add storage device to profile (docs/api/directory.md §3.15).
+    AddDirectoryStorage {
+        directory_id: Uuid,
+        target: ProfileId,
+        device_id: DeviceId,
+    },
     /// Update data token shape B with new inline data, sealed as `version`.
     ReplaceData {
         token: String,
@@ -226,6 +299,15 @@ impl CommandPayload {
             Self::CreateVoting { .. } => "create_voting",
             Self::RegisterOauthApplication { .. } => "register_oauth_application",
             Self::RequestOauthCode { .. } => "request_oauth_code",
+            Self::RegisterDirectory { .. } => "register_directory",
+            Self::StoreDirectoryMeta { .. } => "store_directory_meta",
+            Self::CreateDirectoryUser { .. } => "create_directory_user",
+            Self::SetDirectoryUserPassword { .. } => "set_directory_user_password",
+            Self::UpdateDirectoryUser { .. } => "update_directory_user",
+            Self::InviteToDirectory { .. } => "invite_to_directory",
+            Self::ProcessDirectoryInvitation { .. } => "process_directory_invitation",
+            Self::CreateProfileDevice { .. } => "create_profile_device",
+            Self::AddDirectoryStorage { .. } => "add_directory_storage",
         }
     }
 

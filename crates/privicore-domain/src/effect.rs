@@ -46,6 +46,7 @@ pub enum Effect {
     Governance(Box<GovernanceEffect>),
     Voting(Box<VotingEffect>),
     Oauth(Box<crate::oauth::OauthEffect>),
+    Directory(Box<crate::directory::DirectoryEffect>),
 }
 
 /// Effects on pools, attempts, ballots and held commands (docs/api/voting-and-policy.md

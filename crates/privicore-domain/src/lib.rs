@@ -8,6 +8,7 @@ pub mod command;
 pub mod counter;
 pub mod data_token;
 pub mod device;
+pub mod directory;
 pub mod effect;
 pub mod envelope;
 pub mod error;

@@ -119,6 +119,11 @@ impl Engine {
                 c
             }
         };
+        // A blocked profile (a suspended or removed directory user, docs/api/directory.md
+        // §1.2) answers profile.inactive for every token, revoked ones included.
+        if !cached.active {
+            return Err(Reason::ProfileInactive.into());
+        }
         if cached.token.expires_at <= self.config.clock.now() {
             return Err(Reason::AuthTokenExpired.into());
         }

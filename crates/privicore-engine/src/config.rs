@@ -37,6 +37,8 @@ pub struct EngineConfig {
     pub storage: StorageConfig,
     /// Non-removed devices per profile (docs/api/devices-and-storage.md §2.1).
     pub devices_per_profile: u64,
+    /// Directory limits (docs/api/directory.md §1.1).
+    pub directories: privicore_domain::directory::DirectoryLimits,
     /// The time of audit records (the system clock; tests may set another).
     pub clock: Arc<dyn Clock>,
 }
@@ -153,6 +155,7 @@ impl Default for EngineConfig {
             limits: RateLimits::default(),
             storage: StorageConfig::default(),
             devices_per_profile: DEVICE_LIMIT,
+            directories: Default::default(),
             clock: Arc::new(SystemClock),
         }
     }

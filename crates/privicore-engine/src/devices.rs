@@ -76,13 +76,17 @@ pub fn check_device_meta(meta: &Value) -> Result<Map<String, Value>, Error> {
 }
 
 impl Engine {
-    /// The device, if the caller owns it (§1.4).
+    /// The device, if the caller owns it (§1.4) or holds directory authority over it
+    /// (docs/api/directory.md §1.4).
     pub(crate) async fn owned_device(&self, caller: &Caller, text: &str) -> Result<Device, Error> {
         let id: DeviceId = text
             .parse()
             .map_err(|_| Error::invalid_format("deviceIdentifier"))?;
         let device = self.store.device(id).await?.ok_or(Reason::DeviceNotFound)?;
-        if device.profile_id != caller.profile_id {
+        if device.profile_id != caller.profile_id
+            && !crate::directory::device_authority(self, caller.profile_id, device.profile_id)
+                .await?
+        {
             return Err(Reason::DeviceNotOwner.into());
         }
         Ok(device)

@@ -2,7 +2,7 @@
 //! share a lane and run in acceptance order; different keys run concurrently.
 
 mod audited;
-mod devices;
+pub(crate) mod devices;
 pub(crate) mod execute;
 mod governance;
 mod sync;

@@ -42,7 +42,7 @@ pub struct TokenExpiry {
     pub seconds_remaining: i64,
 }
 
-async fn hash_password(password: String, cost: HashCost) -> Result<PasswordHash, Error> {
+pub(crate) async fn hash_password(password: String, cost: HashCost) -> Result<PasswordHash, Error> {
     tokio::task::spawn_blocking(move || PasswordHash::create(&password, cost))
         .await
         .map_err(Error::internal)?
@@ -175,7 +175,8 @@ impl Engine {
         also: Vec<Effect>,
     ) -> Result<(Secret, Timestamp), Error> {
         let token = Secret::generate(TokenKind::Profile);
-        let now = Timestamp::now();
+        // Judged against the engine clock (access checks use it), so issued by it too.
+        let now = self.config.clock.now();
         let expires_at = now.plus_seconds(ttl_seconds);
         let mut effects = vec![Effect::InsertAuthToken(AuthToken {
             hash: token.hash(),

@@ -250,6 +250,11 @@ impl Fields {
             .transpose()
     }
 
+    /// The field's value as sent (JSON, or bracket notation as objects and lists).
+    pub fn opt_value(&self, name: &str) -> Option<&Value> {
+        self.raw(name)
+    }
+
     /// Whether the field was sent at all, `null` and empty included.
     pub fn sent(&self, name: &str) -> bool {
         self.0.contains_key(name)

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::routes::AppState;
-use crate::ws_close::{self, GOING_AWAY, Sink, TOO_BIG, TRY_AGAIN_LATER};
+use crate::ws_close::{self, GOING_AWAY, POLICY_VIOLATION, Sink, TOO_BIG, TRY_AGAIN_LATER};
 use axum::extract::State;
 use axum::extract::ws::{
     Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
@@ -182,6 +182,13 @@ impl Session {
             return Step::Continue;
         };
         match ended {
+            // A blocked profile (docs/api/directory.md §1.2) loses the connection too.
+            Ended::Token { code } if code == Reason::ProfileInactive.code() => {
+                match send(sink, &token_ended(channel, &code)).await {
+                    Step::Continue => Step::Close(POLICY_VIOLATION, "profile inactive"),
+                    other => other,
+                }
+            }
             Ended::Token { code } => send(sink, &token_ended(channel, &code)).await,
             Ended::Lagged => {
                 let notice = reply(

@@ -39,6 +39,7 @@ mod commands;
 mod counters;
 mod data;
 mod db;
+mod directory;
 mod governance;
 mod idempotency;
 mod oauth;
@@ -59,6 +60,7 @@ use privicore_domain::data_token::{
     TokenVersion,
 };
 use privicore_domain::device::{Device, DeviceFilter, DeviceId};
+use privicore_domain::directory as dir;
 use privicore_domain::effect::Effect;
 use privicore_domain::governance::{Attempt, Ballot, HeldCommand, Pool};
 use privicore_domain::governance::{
@@ -804,6 +806,82 @@ impl MetadataStore for SqliteStore {
         refresh: &TokenHash,
     ) -> Result<Option<(Grant, bool)>, StoreError> {
         self.read(|c| oauth::grant_by_refresh(c, refresh))
+    }
+
+    async fn directory(&self, id: Uuid) -> Result<Option<dir::Directory>, StoreError> {
+        self.read(|c| directory::by_id(c, id))
+    }
+
+    async fn owned_directories(
+        &self,
+        owner: ProfileId,
+        name: Option<&Match>,
+        page: Page,
+    ) -> Result<(Vec<dir::Directory>, u64), StoreError> {
+        self.read(|c| directory::owned(c, owner, name, page))
+    }
+
+    async fn assigned_directories(
+        &self,
+        profile: ProfileId,
+        role: Option<dir::Role>,
+        status: dir::MemberStatus,
+        page: Page,
+    ) -> Result<(Vec<(dir::Directory, dir::Membership)>, u64), StoreError> {
+        self.read(|c| directory::assigned(c, profile, role, status, page))
+    }
+
+    async fn membership(
+        &self,
+        id: Uuid,
+        profile: ProfileId,
+    ) -> Result<Option<dir::Membership>, StoreError> {
+        self.read(|c| directory::membership(c, id, profile))
+    }
+
+    async fn managed_membership(
+        &self,
+        profile: ProfileId,
+    ) -> Result<Option<dir::Membership>, StoreError> {
+        self.read(|c| directory::managed_membership(c, profile))
+    }
+
+    async fn members(
+        &self,
+        id: Uuid,
+        filter: &dir::MemberFilter,
+        page: Page,
+    ) -> Result<(Vec<dir::Membership>, u64), StoreError> {
+        self.read(|c| directory::members(c, id, filter, page))
+    }
+
+    async fn directory_counts(
+        &self,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<dir::DirectoryCounts, StoreError> {
+        self.read(|c| directory::counts(c, id, now))
+    }
+
+    async fn profile_activity(
+        &self,
+        profile: ProfileId,
+    ) -> Result<dir::ProfileActivity, StoreError> {
+        self.read(|c| directory::activity(c, profile))
+    }
+
+    async fn invitation(&self, id: Uuid) -> Result<Option<dir::Invitation>, StoreError> {
+        self.read(|c| directory::invitation_by_id(c, id))
+    }
+
+    async fn invitations(
+        &self,
+        scope: dir::InvitationScope,
+        status: Option<dir::InvitationStatus>,
+        now: Timestamp,
+        page: Page,
+    ) -> Result<(Vec<dir::Invitation>, u64), StoreError> {
+        self.read(|c| directory::invitations(c, scope, status, now, page))
     }
 }
 

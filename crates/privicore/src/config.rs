@@ -37,6 +37,7 @@ pub struct Settings {
     pub streams: Streams,
     pub storage: Storage,
     pub devices: Devices,
+    pub directories: Directories,
     pub log: Log,
     pub auth: Auth,
     pub keys: Keys,
@@ -172,6 +173,29 @@ pub struct Devices {
     pub per_profile: u64,
 }
 
+/// Directory limits (docs/api/directory.md §1.1, §1.6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Directories {
+    /// Directories one profile may own.
+    pub owned_per_profile: u64,
+    /// Active members of one directory, the owner included.
+    pub members_per_directory: u64,
+    /// Seconds an invitation stays open.
+    pub invitation_ttl_seconds: i64,
+}
+
+impl Default for Directories {
+    fn default() -> Self {
+        let d = privicore_domain::directory::DirectoryLimits::default();
+        Self {
+            owned_per_profile: d.owned_per_profile,
+            members_per_directory: d.members_per_directory,
+            invitation_ttl_seconds: d.invitation_ttl_seconds,
+        }
+    }
+}
+
 impl Default for Devices {
     fn default() -> Self {
         Self {
@@ -252,6 +276,7 @@ impl Default for Settings {
             streams: Streams::default(),
             storage: Storage::default(),
             devices: Devices::default(),
+            directories: Directories::default(),
             log: Log::default(),
             auth: Auth::default(),
             keys: Keys::default(),

@@ -129,6 +129,13 @@ enum Command {
         #[command(flatten)]
         profile: ProfileFile,
     },
+    /// Directories: create, invite, users, devices.
+    Directory {
+        #[command(subcommand)]
+        action: cli::directory::DirectoryAction,
+        #[command(flatten)]
+        profile: ProfileFile,
+    },
     /// Measure store and fetch flows over real HTTP and WebSocket.
     Bench(bench::BenchArgs),
     /// Administer the keys of an engine on this machine (over `<data_dir>/run/operator.sock`).
@@ -341,6 +348,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     eprintln!("{} bytes written to standard output", fetched.plaintext_len)
                 }
             }
+        }
+        Command::Directory { action, profile } => {
+            quiet_logs();
+            let out = cli::directory::run(action, || profile.load()).await?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Command::App { action, profile } => {
             quiet_logs();

@@ -81,6 +81,11 @@ fn engine_config(s: &Settings, api_addr: SocketAddr, streams: StreamAddrs) -> En
             ..StorageConfig::default()
         },
         devices_per_profile: s.devices.per_profile,
+        directories: privicore_engine::DirectoryLimits {
+            owned_per_profile: s.directories.owned_per_profile,
+            members_per_directory: s.directories.members_per_directory.max(1),
+            invitation_ttl_seconds: s.directories.invitation_ttl_seconds.max(1),
+        },
         commands_per_lane: s.commands.queued_per_lane,
         limits: privicore_engine::RateLimits {
             failed_logins_per_15min: off_if_zero(s.rate_limits.failed_logins_per_15min),

@@ -336,4 +336,71 @@ pub trait MetadataStore: Send + Sync + 'static {
         &self,
         refresh: &TokenHash,
     ) -> Result<Option<(crate::oauth::Grant, bool)>, StoreError>;
+
+    /// Directories (docs/api/directory.md).
+    async fn directory(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::directory::Directory>, StoreError>;
+    /// Directories the profile owns, newest first.
+    async fn owned_directories(
+        &self,
+        owner: ProfileId,
+        name: Option<&Match>,
+        page: Page,
+    ) -> Result<(Vec<crate::directory::Directory>, u64), StoreError>;
+    /// Directories where the profile is an admin or member (not owner), newest first, with
+    /// its membership.
+    async fn assigned_directories(
+        &self,
+        profile: ProfileId,
+        role: Option<crate::directory::Role>,
+        status: crate::directory::MemberStatus,
+        page: Page,
+    ) -> Result<
+        (
+            Vec<(crate::directory::Directory, crate::directory::Membership)>,
+            u64,
+        ),
+        StoreError,
+    >;
+    async fn membership(
+        &self,
+        directory: uuid::Uuid,
+        profile: ProfileId,
+    ) -> Result<Option<crate::directory::Membership>, StoreError>;
+    /// The membership through which a directory manages the profile (a managed user
+    /// belongs to exactly one directory), if any.
+    async fn managed_membership(
+        &self,
+        profile: ProfileId,
+    ) -> Result<Option<crate::directory::Membership>, StoreError>;
+    /// Members, by `joinedAt` ascending.
+    async fn members(
+        &self,
+        directory: uuid::Uuid,
+        filter: &crate::directory::MemberFilter,
+        page: Page,
+    ) -> Result<(Vec<crate::directory::Membership>, u64), StoreError>;
+    async fn directory_counts(
+        &self,
+        directory: uuid::Uuid,
+        now: Timestamp,
+    ) -> Result<crate::directory::DirectoryCounts, StoreError>;
+    async fn profile_activity(
+        &self,
+        profile: ProfileId,
+    ) -> Result<crate::directory::ProfileActivity, StoreError>;
+    async fn invitation(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::directory::Invitation>, StoreError>;
+    /// Newest first; `status` `None` = all; an expired pending one counts as `expired`.
+    async fn invitations(
+        &self,
+        scope: crate::directory::InvitationScope,
+        status: Option<crate::directory::InvitationStatus>,
+        now: Timestamp,
+        page: Page,
+    ) -> Result<(Vec<crate::directory::Invitation>, u64), StoreError>;
 }

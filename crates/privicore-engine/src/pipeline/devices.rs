@@ -90,13 +90,32 @@ pub(crate) async fn plan(
         | CommandPayload::RemoveStorage { device_id, .. } => *device_id,
         _ => return Err(StoreError::Corrupt("not a device command".into())),
     };
-    let Some(mut device) = store.device(device_id).await? else {
+    let Some(device) = store.device(device_id).await? else {
         return Ok(Plan::fail(Reason::DeviceNotFound));
     };
-    if device.profile_id != command.profile_id {
+    let foreign = device.profile_id != command.profile_id;
+    if foreign
+        && !crate::directory::device_authority(core, command.profile_id, device.profile_id).await?
+    {
         return Ok(Plan::fail(Reason::DeviceNotOwner));
     }
+    let owner = device.profile_id;
     let id = device.id.to_string();
+    let mut plan = in_plan(core, command, device, id, now).await?;
+    if foreign {
+        plan.after.push(After::ForgetTargets(owner));
+    }
+    Ok(plan)
+}
+
+/// A device command on `device`, whose ownership (or directory authority) was checked.
+pub(crate) async fn in_plan(
+    core: &Core,
+    command: &CommandRecord,
+    mut device: Device,
+    id: String,
+    now: Timestamp,
+) -> Result<Plan, StoreError> {
     match &command.payload {
         CommandPayload::ApproveDevice { .. } => {
             if device.status != DeviceStatus::Pending {

@@ -26,6 +26,9 @@ pub(crate) enum After {
     Revoke(DeviceId, &'static str),
     /// The profile's key or tokens changed: cached authorizations must be re-read.
     ForgetProfile(privicore_domain::ProfileId),
+    /// Another profile's devices changed (directory authority, docs/api/directory.md §1.4):
+    /// its cached storage targets must be re-read.
+    ForgetTargets(privicore_domain::ProfileId),
     /// A version just committed: its header (which never changes) and the devices that
     /// confirmed it, kept for retrieval.
     NoteCommitted(privicore_domain::data_token::TokenVersion, Vec<DeviceId>),
@@ -110,6 +113,7 @@ pub(crate) async fn after_commit(core: &Core, action: After) {
         After::SendRoles(device) => core.send_roles(&device).await,
         After::Revoke(device, reason) => core.revoke_device(device, reason).await,
         After::ForgetProfile(profile) => core.auth_cache.forget_profile(profile),
+        After::ForgetTargets(profile) => core.targets.forget(profile),
         After::NoteCommitted(version, devices) => {
             core.holders.note(&version.token, version.version, devices);
             core.committed.note(&version);
@@ -242,6 +246,15 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
         | CommandPayload::DeletePolicy { .. } => governance::plan(core, command, now).await,
         CommandPayload::RegisterOauthApplication { .. }
         | CommandPayload::RequestOauthCode { .. } => crate::oauth::plan(core, command).await,
+        CommandPayload::RegisterDirectory { .. }
+        | CommandPayload::StoreDirectoryMeta { .. }
+        | CommandPayload::CreateDirectoryUser { .. }
+        | CommandPayload::SetDirectoryUserPassword { .. }
+        | CommandPayload::UpdateDirectoryUser { .. }
+        | CommandPayload::InviteToDirectory { .. }
+        | CommandPayload::ProcessDirectoryInvitation { .. }
+        | CommandPayload::CreateProfileDevice { .. }
+        | CommandPayload::AddDirectoryStorage { .. } => crate::directory::plan(core, command).await,
         CommandPayload::SyncDevice { device_id, verify } => {
             sync::plan(core, command, *device_id, *verify).await
         }

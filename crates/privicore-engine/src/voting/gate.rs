@@ -73,6 +73,12 @@ pub(super) fn event_of(payload: &CommandPayload) -> Option<&'static str> {
         CommandPayload::RegisterPublicKey { .. } => "902",
         CommandPayload::RegisterOauthApplication { .. } => "601",
         CommandPayload::RequestOauthCode { .. } => "602",
+        CommandPayload::CreateDirectoryUser { .. } => "1001",
+        CommandPayload::InviteToDirectory { .. } => "1002",
+        CommandPayload::SetDirectoryUserPassword { .. } => "1003",
+        CommandPayload::UpdateDirectoryUser { .. } => "1004",
+        CommandPayload::CreateProfileDevice { .. } => "1005",
+        CommandPayload::AddDirectoryStorage { .. } => "1006",
         _ => return None,
     })
 }
@@ -102,6 +108,63 @@ pub(super) async fn attributes(
     };
     let requester = json!(command.profile_id.to_string());
     let application = json!(command.application_id.map(|a| a.to_string()));
+    // Template 10 (docs/api/directory.md §1.5): the directory concerned and the user.
+    let directory = match &command.payload {
+        CommandPayload::CreateDirectoryUser {
+            directory_id,
+            username,
+            ..
+        } => Some((*directory_id, Some(username.clone()), None)),
+        CommandPayload::InviteToDirectory {
+            directory_id,
+            username,
+            invited,
+            ..
+        } => Some((*directory_id, username.clone(), *invited)),
+        CommandPayload::SetDirectoryUserPassword {
+            directory_id,
+            target,
+            ..
+        }
+        | CommandPayload::UpdateDirectoryUser {
+            directory_id,
+            target,
+            ..
+        }
+        | CommandPayload::CreateProfileDevice {
+            directory_id,
+            target,
+            ..
+        }
+        | CommandPayload::AddDirectoryStorage {
+            directory_id,
+            target,
+            ..
+        } => Some((*directory_id, None, Some(*target))),
+        _ => None,
+    };
+    if let Some((directory_id, username, target)) = directory {
+        let name = core.store.directory(directory_id).await?.map(|d| d.name);
+        let username = match (username, target) {
+            (Some(u), _) => Some(u),
+            (None, Some(t)) => core.store.profile(t).await?.map(|p| p.username),
+            (None, None) => None,
+        };
+        return Ok(Some((
+            EventAttributes {
+                directory_id: Some(directory_id.to_string()),
+                ..Default::default()
+            },
+            json!({
+                "subject": command.payload.kind(),
+                "directoryId": directory_id.to_string(),
+                "directoryName": name,
+                "targetUsername": username,
+                "requester": requester,
+                "application": application,
+            }),
+        )));
+    }
     if let Some(token) = token {
         let row = core.store.data_token(&token).await?;
         let context = row.as_ref().map(|r| r.context.clone());

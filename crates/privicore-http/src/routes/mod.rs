@@ -1,4 +1,5 @@
 mod devices;
+mod directory;
 mod keys;
 mod oauth;
 mod policy;

@@ -4,7 +4,9 @@
 //! handlers' [`super::caller`] reads the access of the route it serves from it, so no
 //! route exists without an entry and no handler states its own access.
 
-use super::{AppState, devices, keys, oauth, policy, pools, profile, storage, tokens, utility};
+use super::{
+    AppState, devices, directory, keys, oauth, policy, pools, profile, storage, tokens, utility,
+};
 use super::{voting, ws};
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -85,6 +87,7 @@ const WRITE: Guard = scope("data-token:write");
 const AUTHENTICATOR: Guard = scope("authenticator:manage");
 const POLICY: Guard = scope("policy:manage");
 const VOTING: Guard = scope("voting:vote");
+const DIRECTORY: Guard = scope("directory:manage");
 
 macro_rules! routes {
     ($($verb:ident $path:literal => $handler:path, $guard:expr;)*) => {
@@ -174,6 +177,23 @@ routes! {
     Post "/oauth-application/refresh-access-token" => oauth::refresh_token, Guard::AccessToken;
     Get "/oauth-application/retrieve-oauth-application-scope" => oauth::scope, Guard::AccessToken;
     Post "/oauth-application/retrieve-oauth-application-scope" => oauth::scope, Guard::AccessToken;
+    Post "/directory/register" => directory::register, DIRECTORY;
+    Get "/directory/retrieve-owned-directories" => directory::owned, DIRECTORY;
+    Get "/directory/retrieve-assigned-directories" => directory::assigned, DIRECTORY;
+    Get "/directory/retrieve-directory/{directory}" => directory::retrieve, DIRECTORY;
+    Post "/directory/create-directory-user" => directory::create_user, DIRECTORY;
+    Post "/directory/update-user-information" => directory::update_user, DIRECTORY;
+    Post "/directory/invite-profile" => directory::invite, DIRECTORY;
+    Post "/directory/set-profile-password" => directory::set_password, DIRECTORY;
+    Get "/directory/list-directory-invites" => directory::invites, DIRECTORY;
+    Post "/directory/process-invitation" => directory::process, DIRECTORY;
+    Get "/directory/retrieve-directory-profile/{directory}/{profile}" => directory::profile, DIRECTORY;
+    Get "/directory/list-directory-users/{directory}" => directory::users, DIRECTORY;
+    Get "/directory/directory-profiles-info/{directory}" => directory::profiles_info, DIRECTORY;
+    Post "/directory/create-profile-device" => directory::create_device, DIRECTORY;
+    Post "/directory/add-storage-device-to-profile" => directory::add_storage, DIRECTORY;
+    Get "/directory/list-directory-devices/{directory}" => directory::devices, DIRECTORY;
+    Post "/directory/store-directory-meta-information" => directory::store_meta, DIRECTORY;
     Get "/device-bus" => crate::device_bus::upgrade, Guard::Device;
     Get "/ws" => ws::upgrade, Guard::Public;
 }

@@ -117,5 +117,6 @@ fn one(
         Effect::Governance(effect) => crate::governance::apply(conn, effect),
         Effect::Voting(effect) => crate::voting::apply(conn, effect),
         Effect::Oauth(effect) => crate::oauth::apply(conn, effect),
+        Effect::Directory(effect) => crate::directory::apply(conn, effect),
     }
 }

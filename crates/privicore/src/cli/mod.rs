@@ -2,6 +2,7 @@
 //! Client-side encryption (layer 1) happens here, with a key that never leaves this machine.
 
 pub mod app;
+pub mod directory;
 pub mod layer1;
 mod local;
 mod progress;

@@ -22,6 +22,7 @@ mod audit;
 mod counters;
 mod data_tokens;
 mod devices;
+mod directories;
 mod governance;
 mod idempotency;
 mod oauth;
@@ -34,6 +35,7 @@ use counters::*;
 pub use data_tokens::token_of;
 use data_tokens::*;
 use devices::*;
+use directories::*;
 use governance::*;
 use idempotency::*;
 use oauth::*;
@@ -62,6 +64,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     authenticators_are_approved_devices_with_the_role(store).await;
     pools_attempts_ballots_and_holds_are_durable(store).await;
     oauth_steps_are_single_use(store).await;
+    directories_memberships_and_invitations(store).await;
 }
 
 /// A profile (not stored).
