@@ -23,8 +23,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_audit.sql"),
     include_str!("../migrations/0012_voting.sql"),
     include_str!("../migrations/0013_ballots_by_seq.sql"),
-    include_str!("../migrations/0015_oauth.sql"),
-    include_str!("../migrations/0016_directories.sql"),
+    include_str!("../migrations/0014_oauth.sql"),
+    include_str!("../migrations/0015_directories.sql"),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,4 +1,4 @@
-//! Directory rows (migration 0016): directories, memberships and invitations; and the
+//! Directory rows (migration 0015): directories, memberships and invitations; and the
 //! effects that write them.
 
 use crate::data::{Sql, push_match};

@@ -1,4 +1,4 @@
-//! OAuth rows (migration 0015): applications, authorization requests, grants and used
+//! OAuth rows (migration 0014): applications, authorization requests, grants and used
 //! refresh tokens; and the effects that write them.
 
 use crate::data::{Paged, push_match};
