@@ -478,7 +478,11 @@ impl Engine {
         // token of another pair means the refresh token is not its partner.
         let presented = self.store.auth_token(&access_hash).await?;
         if presented.as_ref().is_some_and(|t| t.revoked_at.is_some()) {
-            return Err(Reason::OauthInvalidAccessToken.into());
+            // A concurrent refresh with the same pair may have just rotated it: then this
+            // is a second use of the refresh token, and the grant ends.
+            return Err(self
+                .refusal_or_reuse(refresh, Reason::OauthInvalidAccessToken)
+                .await?);
         }
         if grant.access_hash != access_hash {
             return Err(match presented {
@@ -539,6 +543,24 @@ impl Engine {
             expires_at: token.expires_at,
             refresh_expires_at,
         })
+    }
+
+    /// `reason`, unless the refresh token has been consumed meanwhile: then the grant is
+    /// revoked and the refusal says the token was reused.
+    async fn refusal_or_reuse(&self, refresh: &str, reason: Reason) -> Result<Error, Error> {
+        match self
+            .store
+            .oauth_grant_by_refresh(&TokenHash::of(refresh))
+            .await?
+        {
+            Some((grant, true)) => {
+                if grant.revoked_at.is_none() {
+                    self.revoke_grant(grant.id).await?;
+                }
+                Ok(Reason::OauthRefreshTokenReused.into())
+            }
+            _ => Ok(reason.into()),
+        }
     }
 
     /// §3.7: what a live access token may do.
