@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use privicore_domain::ports::{BusError, DeviceBus};
 use privicore_wire::bus::Envelope;
-use privicore_wire::bus::kind;
+use privicore_wire::bus::{StoreChunk, kind};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -34,6 +34,16 @@ struct Route {
     connection: u64,
     tx: mpsc::Sender<Queued>,
     chunks: Arc<Semaphore>,
+}
+
+/// A chunk of an object of several chunks: one-chunk objects keep the message bound, so
+/// the small stores the device batches are not held up.
+fn is_large_chunk(envelope: &Envelope) -> bool {
+    envelope.kind == kind::STORE_CHUNK
+        && envelope
+            .body
+            .as_typed::<StoreChunk>()
+            .is_some_and(|chunk| chunk.chunk_count > 1)
 }
 
 /// What the engine sends one connected device.
@@ -130,7 +140,7 @@ impl DeviceBus for LocalDeviceBus {
         };
         let envelope = match live {
             Some((connection, tx, chunks)) => {
-                let permit = if envelope.kind == kind::STORE_CHUNK {
+                let permit = if is_large_chunk(&envelope) {
                     // The semaphore is never closed.
                     chunks.acquire_owned().await.ok()
                 } else {
