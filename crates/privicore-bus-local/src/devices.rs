@@ -244,6 +244,42 @@ mod tests {
         assert_eq!(n(a.from_engine.recv().await), 9_999);
     }
 
+    fn chunk(index: u32, count: u32) -> Envelope {
+        let body = StoreChunk {
+            transfer_id: "t".into(),
+            token: "dtk-1".into(),
+            version: 1,
+            chunk_index: index,
+            chunk_count: count,
+            total_size: u64::from(count) * 1024,
+            sha256: String::new(),
+            header: Vec::new(),
+            data: vec![0; 1024],
+        };
+        Envelope::new(kind::STORE_CHUNK, "dev-1", None, body)
+    }
+
+    #[tokio::test]
+    async fn chunks_of_a_large_object_wait_after_a_few_while_small_objects_do_not() {
+        let bus = LocalDeviceBus::default();
+        let mut a = bus.attach("dev-1");
+        for i in 0..CHUNKS_QUEUED as u32 {
+            bus.send("dev-1", chunk(i, 100)).await.unwrap();
+        }
+        let mut blocked = std::pin::pin!(bus.send("dev-1", chunk(99, 100)));
+        assert!(
+            futures_util::FutureExt::now_or_never(blocked.as_mut()).is_none(),
+            "the chunk bound is reached"
+        );
+        // One-chunk objects and other messages still pass.
+        for _ in 0..8 {
+            bus.send("dev-1", chunk(0, 1)).await.unwrap();
+        }
+        bus.send("dev-1", env(1)).await.unwrap();
+        assert_eq!(a.from_engine.recv().await.unwrap().kind, kind::STORE_CHUNK);
+        assert!(blocked.await.is_ok(), "room again once the device took one");
+    }
+
     #[tokio::test]
     async fn a_new_connection_replaces_the_old_one() {
         let bus = LocalDeviceBus::default();
