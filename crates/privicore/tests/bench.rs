@@ -125,3 +125,24 @@ fn one_object_is_streamed_both_ways_and_the_engine_measured() {
         assert!(out.contains(expected), "{expected:?} missing in:\n{out}");
     }
 }
+
+/// The engine's memory stays bounded while a 256 MiB object is stored and fetched: it does
+/// not hold the object (a run that queued it whole peaked a few hundred MiB above idle).
+#[test]
+fn the_engine_does_not_hold_a_streamed_object_in_memory() {
+    let out = bench(&["stream", "--size", "256MiB"]);
+    let mib_after = |label: &str| -> f64 {
+        let rest = &out[out
+            .find(label)
+            .unwrap_or_else(|| panic!("{label:?} in:\n{out}"))
+            + label.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let idle = mib_after("engine rss: idle ");
+    let peak = mib_after("peak during the run ");
+    assert!(
+        peak - idle < 128.0,
+        "engine peak {peak} MiB against {idle} MiB idle:\n{out}"
+    );
+    assert!(out.contains("tag verified, content identical"), "{out}");
+}
