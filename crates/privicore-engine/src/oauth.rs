@@ -465,10 +465,7 @@ impl Engine {
             .await?
             .ok_or(Reason::OauthInvalidRefreshToken)?;
         if used {
-            if grant.revoked_at.is_none() {
-                self.revoke_grant(grant.id).await?;
-            }
-            return Err(Reason::OauthRefreshTokenReused.into());
+            return Err(self.reused(grant.id, grant.revoked_at.is_some()).await?);
         }
         if grant.revoked_at.is_some() {
             return Err(Reason::OauthInvalidAccessToken.into());
@@ -523,8 +520,7 @@ impl Engine {
             .await;
         if let Err(StoreError::Conflict(_)) = rotated {
             // Rotated concurrently: this refresh token was used twice.
-            self.revoke_grant(grant.id).await?;
-            return Err(Reason::OauthRefreshTokenReused.into());
+            return Err(self.reused(grant.id, false).await?);
         }
         rotated?;
         self.auth_cache.forget_token(&access_hash);
@@ -553,14 +549,17 @@ impl Engine {
             .oauth_grant_by_refresh(&TokenHash::of(refresh))
             .await?
         {
-            Some((grant, true)) => {
-                if grant.revoked_at.is_none() {
-                    self.revoke_grant(grant.id).await?;
-                }
-                Ok(Reason::OauthRefreshTokenReused.into())
-            }
+            Some((grant, true)) => self.reused(grant.id, grant.revoked_at.is_some()).await,
             _ => Ok(reason.into()),
         }
+    }
+
+    /// A refresh token presented a second time: its grant ends (unless it already has).
+    async fn reused(&self, grant_id: Uuid, already_revoked: bool) -> Result<Error, Error> {
+        if !already_revoked {
+            self.revoke_grant(grant_id).await?;
+        }
+        Ok(Reason::OauthRefreshTokenReused.into())
     }
 
     /// §3.7: what a live access token may do.
