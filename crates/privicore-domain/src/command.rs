@@ -242,13 +242,18 @@ pub enum CommandPayload {
         target: ProfileId,
         device_id: DeviceId,
     },
-    /// Update data token shape B with new inline data, sealed as `version`.
+    /// Update data token shape B with new data, sealed as `version`: inline, or streamed
+    /// to the upstream listener before `upload_by`.
     ReplaceData {
         token: String,
         version: u32,
         file: Option<Option<Value>>,
         risk: Option<Option<Value>>,
         data: Option<Option<Value>>,
+        /// Set for a streamed replacement: the upload must start before this time. Its
+        /// record is pending from acceptance; it runs once the upload wrote the version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_by: Option<Timestamp>,
     },
 }
 

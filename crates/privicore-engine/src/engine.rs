@@ -228,6 +228,7 @@ impl Engine {
 
         let mut pending = store.unfinished_commands().await?;
         crate::streams::release_stranded_uploads(&core, &pending).await?;
+        crate::streams::restore_replacements(&core, &mut pending).await?;
         // A held command comes back through the voting worker once its pools decided;
         // resuming it here as well would run a decided one twice.
         pending.retain(|command| !core.voting.is_held(command.id));
@@ -366,6 +367,22 @@ impl Engine {
         self.keep_fresh(effects);
         let id = command.id;
         tracing::debug!(command = %id, kind = command.payload.kind(), "command accepted");
+        self.pipeline.submit(slot, command);
+        Ok(id)
+    }
+
+    /// Hands a command recorded pending earlier (a streamed replacement whose upload just
+    /// completed) to its lane, with the effects that make it runnable.
+    pub(crate) async fn submit_recorded(
+        &self,
+        command: CommandRecord,
+        effects: Vec<Effect>,
+    ) -> Result<CommandId, Error> {
+        let slot = self.pipeline.slot(&command)?;
+        self.holds.hold_if_scoped(&self.core, command.id);
+        self.store.apply(&effects, None).await?;
+        self.keep_fresh(effects);
+        let id = command.id;
         self.pipeline.submit(slot, command);
         Ok(id)
     }
