@@ -57,8 +57,15 @@ async fn token_row(p: &Provisioned, token: &str) -> Value {
 
 async fn wait_status(p: &Provisioned, token: &str, status: &str) {
     let deadline = std::time::Instant::now() + WAIT;
-    while token_row(p, token).await["status"] != status {
-        assert!(std::time::Instant::now() < deadline, "never {status}");
+    loop {
+        let row = token_row(p, token).await;
+        if row["status"] == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {status}: {row}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -187,7 +194,17 @@ async fn an_upload_longer_than_six_hours_is_refused_and_leaves_nothing() {
     let (server, clock) = server_with_clock(|s| s.streams.upload_idle_seconds = 7 * 3600).await;
     let alice = provision(&server, "six-hours").await;
     alice.attach_devices(&["a"]).await;
-    let (token, temporary) = reserve(&alice).await;
+    let reserved = alice
+        .api
+        .reserve_token_space("/limits", None)
+        .await
+        .unwrap();
+    let reservation = reserved.command_id.clone();
+    let token = alice.ok(&reservation).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let temporary = alice.api.temporary_data_token(&reservation).await.unwrap();
     let (mut source, body) = tokio::io::duplex(64 * 1024);
     let uploading = {
         let api = alice.api.clone();
@@ -212,12 +229,27 @@ async fn an_upload_longer_than_six_hours_is_refused_and_leaves_nothing() {
         (err.status(), err.code()),
         (Some(408), Some("stream.idle_timeout"))
     );
-    // Nothing was stored: the reservation ran out meanwhile, no version is visible.
-    wait_status(&alice, &token, "expired").await;
-    let row = token_row(&alice, &token).await;
-    assert!(row["version"].is_null(), "{row}");
+    // Nothing was stored: the reservation ran out meanwhile, so the token went to
+    // `expired`, which no listing shows, and lookups say so (§1.1).
+    let deadline = std::time::Instant::now() + WAIT;
+    while !token_row(&alice, &token).await.is_null() {
+        assert!(std::time::Instant::now() < deadline, "still listed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let err = alice.api.request_data(&token).await.unwrap_err();
-    assert_eq!(err.code(), Some("data_token.not_found"));
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(404), Some("data_token.not_found"))
+    );
+    let err = alice
+        .api
+        .temporary_data_token(&reservation)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(404), Some("data_token.reservation_expired"))
+    );
 }
 
 #[tokio::test]
