@@ -252,7 +252,9 @@ async fn an_upload_longer_than_six_hours_is_refused_and_leaves_nothing() {
     );
 }
 
-#[tokio::test]
+/// Several threads, so that the client keeps writing while the engine answers and closes
+/// (on one thread the answer always won the race and hid the broken pipe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_upload_refused_before_its_body_reports_the_engine_code() {
     let (server, _clock) = server_with_clock(|_| {}).await;
     let alice = provision(&server, "early").await;
@@ -260,18 +262,20 @@ async fn a_large_upload_refused_before_its_body_reports_the_engine_code() {
     let upstream = server.running().upstream_addr;
     let big = 512u64 << 20;
 
-    // A value the engine never issued: 401 before a byte of the 512 MiB is sent.
+    // A value the engine never issued: 401 before a byte of the 512 MiB is sent, every time.
     let unknown = format!("http://{upstream}/?auth=U-{}", "Q".repeat(43));
-    let err = alice
-        .api
-        .upload_stream(&unknown, tokio::io::repeat(7).take(big), Some(big))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.status(), err.code()),
-        (Some(401), Some("stream.invalid_auth")),
-        "{err:?}"
-    );
+    for _ in 0..10 {
+        let err = alice
+            .api
+            .upload_stream(&unknown, tokio::io::repeat(7).take(big), Some(big))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(401), Some("stream.invalid_auth")),
+            "{err:?}"
+        );
+    }
     // A declared length over the limit, and a chunked body, likewise.
     let (token, temporary) = reserve(&alice).await;
     let too_big = 11u64 << 30;
@@ -324,26 +328,29 @@ async fn a_large_upload_refused_before_its_body_reports_the_engine_code() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_upload_without_spool_room_reports_spool_full() {
     let server = TestServer::start_with(|s| s.streams.spool_reserve_bytes = u64::MAX).await;
     let alice = provision(&server, "early-full").await;
     alice.attach_devices(&["a"]).await;
     let (token, temporary) = reserve(&alice).await;
     let big = 512u64 << 20;
-    let err = alice
-        .api
-        .upload_stream(
-            &stream_url(&temporary),
-            tokio::io::repeat(1).take(big),
-            Some(big),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.status(), err.code()),
-        (Some(503), Some("stream.spool_full")),
-        "{err:?}"
-    );
+    // The value is not consumed: each attempt gets the same answer.
+    for _ in 0..5 {
+        let err = alice
+            .api
+            .upload_stream(
+                &stream_url(&temporary),
+                tokio::io::repeat(1).take(big),
+                Some(big),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.code()),
+            (Some(503), Some("stream.spool_full")),
+            "{err:?}"
+        );
+    }
     assert_eq!(token_row(&alice, &token).await["status"], "reserved");
 }
