@@ -409,6 +409,56 @@ mod tests {
         assert!(out.is_empty());
     }
 
+    /// A source that notes whether anything was read from it.
+    struct Watched(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl AsyncRead for Watched {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            buf.put_slice(&[0; 1024]);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_refused_before_100_continue_never_reads_its_source() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let service = service_fn(|req: http::Request<Incoming>| async move {
+                assert_eq!(req.headers()["expect"], "100-continue");
+                // Answered without touching the body: no `100 Continue` goes out.
+                Ok::<_, Infallible>(json_answer(
+                    503,
+                    serde_json::json!({"error": {"code": "stream.spool_full", "message": "full"}}),
+                ))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
+        });
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let err = Client::new(&base)
+            .upload_stream(
+                &format!("{base}/?auth=U-x"),
+                Watched(read.clone()),
+                Some(1 << 30),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("stream.spool_full"));
+        let _ = server.await;
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "the body was read"
+        );
+    }
+
     #[tokio::test]
     async fn a_download_is_copied_as_it_arrives() {
         let served = payload(1_500_000);
