@@ -7,10 +7,7 @@ mod common;
 
 use common::*;
 use privicore_client::{ClientError, CommandOutcome};
-use privicore_domain::Timestamp;
-use privicore_domain::time::ManualClock;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
     api_code(result)

@@ -651,3 +651,97 @@ async fn transactions_pools_and_ballots_of_an_access_token_are_attributed_to_its
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn member_and_device_limits_and_password_rules_of_managed_users() {
+    let server = TestServer::start_with(|s| {
+        s.directories.members_per_directory = 3;
+        s.devices.per_profile = 1;
+    })
+    .await;
+    let alice = provision(&server, "limits-owner").await;
+    let bob = provision(&server, "limits-invitee").await;
+    let dir = directory(&alice, "Small").await;
+    let (carol, _) = managed(&alice, &dir, "limits-carol").await;
+
+    // Password rules of Create Directory User (profile-and-keys.md §2.1).
+    let username = unique_username("limits-pw");
+    for (password, key) in [
+        (username.clone(), "profile.password_equals_username"),
+        ("p".repeat(1025), "profile.password_too_long"),
+    ] {
+        assert_eq!(
+            code(
+                alice
+                    .api
+                    .create_directory_user(
+                        json!({ "directoryId": dir, "username": username, "password": password })
+                    )
+                    .await
+            ),
+            (422, key.to_string())
+        );
+    }
+
+    // Device limit of the managed user; a pending device cannot take storage.
+    let pending = alice
+        .api
+        .create_profile_device(
+            json!({ "directoryId": dir, "profileId": carol, "deviceName": "first", "approve": false }),
+        )
+        .await
+        .unwrap();
+    let device = alice.ok(&pending.command_id).await["deviceIdentifier"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = alice
+        .api
+        .create_profile_device(
+            json!({ "directoryId": dir, "profileId": carol, "deviceName": "second" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.failure(&second.command_id).await,
+        "device.limit_reached"
+    );
+    let storage = alice
+        .api
+        .add_storage_device_to_profile(&dir, &carol, &device)
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.failure(&storage.command_id).await,
+        "device.not_approved"
+    );
+
+    // Three members at most (the owner counts): a third joins, a fourth does not.
+    let invited = alice
+        .api
+        .invite_to_directory(json!({ "directoryId": dir, "username": bob.username }))
+        .await
+        .unwrap();
+    alice.ok(&invited.command_id).await;
+    managed(&alice, &dir, "limits-dave").await;
+    let fourth = alice
+        .api
+        .create_directory_user(
+            json!({ "directoryId": dir, "username": unique_username("limits-x") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.failure(&fourth.command_id).await,
+        "directory.user_limit_reached"
+    );
+    let accepted = bob
+        .api
+        .process_invitation(&invited.command_id, "accept")
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.failure(&accepted.command_id).await,
+        "directory.user_limit_reached"
+    );
+}
