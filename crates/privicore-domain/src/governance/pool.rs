@@ -734,6 +734,68 @@ mod tests {
     }
 
     #[test]
+    fn directory_pools_count_each_voter_profile_once() {
+        let creator = ProfileId(Uuid::now_v7());
+        let (bob, dave, carol) = (
+            ProfileId(Uuid::now_v7()),
+            ProfileId(Uuid::now_v7()),
+            ProfileId(Uuid::now_v7()),
+        );
+        let mut p = pool(creator, rules(Strategy::Consensus, None, 2));
+        p.origin = PoolOrigin::Directory;
+        let (b1, b2, d1) = (device(bob, true), device(bob, true), device(dave, true));
+        let storage_only = device(carol, false);
+        let candidates = vec![
+            (bob, vec![b1.clone(), b2.clone()]),
+            (dave, vec![d1.clone()]),
+            (carol, vec![storage_only]),
+        ];
+        // Two voter profiles (Carol has no authenticator), three ballots.
+        let voters = p.directory_voters(&candidates).unwrap();
+        assert_eq!(voters, vec![(bob, b1.id), (bob, b2.id), (dave, d1.id)]);
+        p.rules.quorum_size = 3;
+        assert_eq!(
+            p.directory_voters(&candidates),
+            Err(Reason::VotingQuorumUnreachable)
+        );
+        assert_eq!(
+            p.directory_voters(&[(carol, vec![])]),
+            Err(Reason::VotingNoEligibleAuthenticators)
+        );
+        // A device of another profile listed under a voter never votes for it.
+        assert_eq!(
+            p.directory_voters(&[(carol, vec![d1.clone()])]),
+            Err(Reason::VotingNoEligibleAuthenticators)
+        );
+
+        let now = Timestamp::from_unix(10);
+        let mut ballots: Vec<Ballot> = voters
+            .iter()
+            .map(|(pr, d)| Ballot::issue_to(&p, 1, *pr, *d, now))
+            .collect();
+        assert_eq!(p.tally(&ballots), t(2, 0, 0));
+        // Bob's first vote is his; his other ballot withdrawn does not count.
+        ballots[0].vote = Some(Vote {
+            decision: Decision::Yes,
+            voted_at: now,
+            channel: Channel::Http,
+        });
+        ballots[1].withdrawn = Some(WithdrawReason::Decided);
+        assert_eq!(p.tally(&ballots), t(2, 1, 0));
+        // Should both of a profile's ballots carry a vote, the earlier one counts.
+        ballots[1].withdrawn = None;
+        ballots[1].vote = Some(Vote {
+            decision: Decision::No,
+            voted_at: Timestamp::from_unix(11),
+            channel: Channel::Bus,
+        });
+        assert_eq!(p.tally(&ballots), t(2, 1, 0));
+        // The per-ballot count of other pools is unchanged.
+        p.origin = PoolOrigin::Manual;
+        assert_eq!(p.tally(&ballots), t(3, 1, 1));
+    }
+
+    #[test]
     fn attempts_retry_until_exhausted() {
         let me = ProfileId(Uuid::now_v7());
         let mut p = pool(me, rules(Strategy::Unanimous, None, 1));
