@@ -147,6 +147,17 @@ async fn a_directory_pool_is_decided_by_its_members_authenticators() {
         (403, "directory.forbidden".into())
     );
 
+    // Each of Bob's authenticators holds one open ballot.
+    let listed = bob.api.list_authenticators("").await.unwrap();
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["openBallots"] == 1),
+        "{listed}"
+    );
+
     // Bob's first vote is Bob's; his other ballot is withdrawn.
     let voted = bob_phone
         .cast_vote(json!({ "ballotId": on_phone[0]["ballotId"], "decision": "yes" }))
@@ -154,6 +165,15 @@ async fn a_directory_pool_is_decided_by_its_members_authenticators() {
         .unwrap();
     assert_eq!(voted["poolStatus"], "open");
     assert!(ballots_of(&bob_laptop, &pool).await.is_empty());
+    let listed = bob.api.list_authenticators("").await.unwrap();
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["openBallots"] == 0),
+        "{listed}"
+    );
     assert_eq!(
         code(
             bob_laptop
