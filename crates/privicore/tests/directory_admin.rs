@@ -765,3 +765,66 @@ async fn member_and_device_limits_and_password_rules_of_managed_users() {
         "directory.user_limit_reached"
     );
 }
+
+#[tokio::test]
+async fn a_directory_pool_survives_a_restart() {
+    let mut server = TestServer::start().await;
+    let alice = provision(&server, "kept-pool-owner").await;
+    let bob = provision(&server, "kept-pool-voter").await;
+    let dir = directory(&alice, "Kept").await;
+    join(&alice, &dir, &bob, "member").await;
+    let mut credentials = Vec::new();
+    for name in ["kept-phone", "kept-laptop"] {
+        let id = bob.authenticator(name).await;
+        let bundle = bob.api.download_device_configuration(&id).await.unwrap();
+        credentials.push((
+            bundle["client-id"].as_str().unwrap().to_owned(),
+            bundle["client-secret"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let device = |server: &TestServer, i: usize| {
+        server
+            .client()
+            .with_device_credentials(&credentials[i].0, &credentials[i].1)
+            .unwrap()
+    };
+    let pool = alice
+        .api
+        .create_directory_voting_pool(
+            json!({ "directoryId": dir, "title": "Kept", "question": "?" }),
+        )
+        .await
+        .unwrap()
+        .command_id;
+    wait_ballots(&device(&server, 0), &pool, 1).await;
+
+    server.restart().await;
+    let api = server.client().with_token(&alice.token);
+    let status = api.check_pool_status(&pool).await.unwrap();
+    assert_eq!(
+        (status["status"].clone(), status["directoryId"].clone()),
+        (json!("open"), json!(dir))
+    );
+    let (phone, laptop) = (device(&server, 0), device(&server, 1));
+    let on_laptop = wait_ballots(&laptop, &pool, 1).await;
+    let on_phone = wait_ballots(&phone, &pool, 1).await;
+    let voted = phone
+        .cast_vote(json!({ "ballotId": on_phone[0]["ballotId"], "decision": "yes" }))
+        .await
+        .unwrap();
+    assert_eq!(voted["poolStatus"], "approved");
+    assert_eq!(
+        code(
+            laptop
+                .cast_vote(json!({ "ballotId": on_laptop[0]["ballotId"], "decision": "yes" }))
+                .await
+        ),
+        (409, "ballot.closed".into())
+    );
+    match api.poll_command(&pool, WAIT).await.unwrap() {
+        privicore_client::RequestStatus::Succeeded(Some(result)) => {
+            assert_eq!(result["status"], "approved")
+        }
+        other => panic!("{other:?}"),
+    }
+}
