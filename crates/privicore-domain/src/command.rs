@@ -242,6 +242,17 @@ pub enum CommandPayload {
         target: ProfileId,
         device_id: DeviceId,
     },
+    /// Create directory voting pool (docs/api/directory.md §3.17): a pool whose id is the
+    /// command id, voted by the members' authenticators; the command ends when it does.
+    CreateDirectoryVoting {
+        directory_id: Uuid,
+        title: String,
+        question: String,
+        /// The voter profiles as listed; empty = every active member.
+        voters: Vec<ProfileId>,
+        rules: crate::governance::VotingRules,
+        nonce: Option<String>,
+    },
     /// Update data token shape B with new data, sealed as `version`: inline, or streamed
     /// to the upstream listener before `upload_by`.
     ReplaceData {
@@ -313,6 +324,7 @@ impl CommandPayload {
             Self::ProcessDirectoryInvitation { .. } => "process_directory_invitation",
             Self::CreateProfileDevice { .. } => "create_profile_device",
             Self::AddDirectoryStorage { .. } => "add_directory_storage",
+            Self::CreateDirectoryVoting { .. } => "create_directory_voting",
         }
     }
 

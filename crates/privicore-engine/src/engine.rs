@@ -282,6 +282,31 @@ impl Engine {
                 }
             },
         });
+        // docs/api/directory.md §1.2: history past its retention, by the engine clock.
+        let purge_core = core.clone();
+        supervisor.spawn(Periodic {
+            name: "directory-purge",
+            every: Duration::from_millis(core.config.directories.purge_interval_ms.max(10)),
+            job: move || {
+                let core = purge_core.clone();
+                async move {
+                    let before = core
+                        .config
+                        .clock
+                        .now()
+                        .plus_seconds(-privicore_domain::directory::HISTORY_RETENTION_SECONDS);
+                    let purged = core
+                        .store
+                        .purge_directory_history(before)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if purged > 0 {
+                        tracing::info!(rows = purged, "directory history purged");
+                    }
+                    Ok(())
+                }
+            },
+        });
         let expiry_core = core.clone();
         supervisor.spawn(Periodic {
             name: "reservation-expiry",

@@ -183,6 +183,9 @@ pub struct Directories {
     pub members_per_directory: u64,
     /// Seconds an invitation stays open.
     pub invitation_ttl_seconds: i64,
+    /// Milliseconds between two looks for removed memberships and ended invitations older
+    /// than 90 days (purged).
+    pub purge_interval_ms: u64,
 }
 
 impl Default for Directories {
@@ -192,6 +195,7 @@ impl Default for Directories {
             owned_per_profile: d.owned_per_profile,
             members_per_directory: d.members_per_directory,
             invitation_ttl_seconds: d.invitation_ttl_seconds,
+            purge_interval_ms: d.purge_interval_ms,
         }
     }
 }

@@ -85,6 +85,7 @@ fn engine_config(s: &Settings, api_addr: SocketAddr, streams: StreamAddrs) -> En
             owned_per_profile: s.directories.owned_per_profile,
             members_per_directory: s.directories.members_per_directory.max(1),
             invitation_ttl_seconds: s.directories.invitation_ttl_seconds.max(1),
+            purge_interval_ms: s.directories.purge_interval_ms.max(10),
         },
         commands_per_lane: s.commands.queued_per_lane,
         limits: privicore_engine::RateLimits {

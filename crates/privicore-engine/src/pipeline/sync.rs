@@ -28,7 +28,11 @@ pub(crate) async fn plan(
     let Some(device) = core.store.device(device_id).await? else {
         return Ok(Plan::fail(Reason::DeviceNotFound));
     };
-    if device.profile_id != command.profile_id {
+    // The owner, or the directory holding authority over it (docs/api/directory.md §1.4);
+    // the sync covers the device owner's tokens either way.
+    if device.profile_id != command.profile_id
+        && !crate::directory::device_authority(core, command.profile_id, device.profile_id).await?
+    {
         return Ok(Plan::fail(Reason::DeviceNotOwner));
     }
     if !device.is_storage() {
@@ -108,7 +112,7 @@ pub(crate) async fn plan(
         let (rows, total) = core
             .store
             .list_data_tokens(
-                command.profile_id,
+                device.profile_id,
                 &filter,
                 Page {
                     page,

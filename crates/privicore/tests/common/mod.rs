@@ -3,15 +3,21 @@
 #![allow(dead_code)]
 
 mod bus;
+mod directory;
 mod external;
 mod governance;
+mod oauth;
 
 #[allow(unused_imports)]
 pub use bus::*;
 #[allow(unused_imports)]
+pub use directory::*;
+#[allow(unused_imports)]
 pub use external::*;
 #[allow(unused_imports)]
 pub use governance::*;
+#[allow(unused_imports)]
+pub use oauth::*;
 use privicore::config::{Listener, RateLimits, Settings};
 use privicore::server::Server;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};
