@@ -49,11 +49,7 @@ impl Broker {
     }
 
     /// Starts and waits for the first connection (at most `patience`).
-    pub async fn connect(
-        url: &str,
-        names: Names,
-        patience: Duration,
-    ) -> Result<Arc<Self>, String> {
+    pub async fn connect(url: &str, names: Names, patience: Duration) -> Result<Arc<Self>, String> {
         let broker = Self::start(url, names);
         match tokio::time::timeout(patience, broker.live()).await {
             Ok(Some(_)) => Ok(broker),
@@ -236,7 +232,11 @@ async fn supervise(
 
 /// Deletes the exchanges and queues of `names` that an engine declares, and the queues of
 /// `devices` (used by tests that made their own prefix; a production broker keeps them).
-pub async fn remove_topology(url: &str, names: &Names, devices: &[&str]) -> Result<(), lapin::Error> {
+pub async fn remove_topology(
+    url: &str,
+    names: &Names,
+    devices: &[&str],
+) -> Result<(), lapin::Error> {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
     let props = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())

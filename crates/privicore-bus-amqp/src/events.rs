@@ -140,8 +140,14 @@ impl Bus for AmqpBus {
         let names = broker.names().clone();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let lanes = [
-            (names.notices_exchange(), format!("{}.notices.{id}", names.prefix())),
-            (names.events_exchange(), format!("{}.events.{id}", names.prefix())),
+            (
+                names.notices_exchange(),
+                format!("{}.notices.{id}", names.prefix()),
+            ),
+            (
+                names.events_exchange(),
+                format!("{}.events.{id}", names.prefix()),
+            ),
         ];
         // Bound before this returns: every event published after it is kept.
         let (_, channel) = broker

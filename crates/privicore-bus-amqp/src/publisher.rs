@@ -85,11 +85,9 @@ impl Publisher {
     ) -> Result<(), BusError> {
         let give_up = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let attempt = tokio::time::timeout_at(
-                give_up,
-                self.once(exchange, routing_key, payload, &props),
-            )
-            .await;
+            let attempt =
+                tokio::time::timeout_at(give_up, self.once(exchange, routing_key, payload, &props))
+                    .await;
             match attempt {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(error)) if tokio::time::Instant::now() < give_up => {
