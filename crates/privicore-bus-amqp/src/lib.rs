@@ -11,12 +11,14 @@
 //! One [`Broker`] holds the connection and opens it again with back-off when it drops;
 //! publishers retry over the new connection and consumers resume on it.
 
+mod address;
 mod broker;
 mod devices;
 mod events;
 mod props;
 mod publisher;
 
+pub use address::BrokerAddress;
 pub use broker::{Broker, remove_topology};
 pub use devices::{AmqpDeviceBus, DeviceUsers};
 pub use events::AmqpBus;

@@ -50,6 +50,17 @@ pub struct Settings {
     /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client
     /// for every per-address limit; without any, those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// RabbitMQ for several engine replicas (`amqp://user:pass@host:5672/vhost`); none:
+    /// the in-process bus, one engine (docs/deployment.md, RabbitMQ).
+    #[serde(alias = "bus-url")]
+    pub bus_url: Option<crate::bus::BusUrl>,
+    /// The broker URL device bundles carry (another account, another host name); by
+    /// default `bus_url`.
+    #[serde(alias = "bus-device-url")]
+    pub bus_device_url: Option<crate::bus::BusUrl>,
+    /// Prefix of the broker's exchange and queue names.
+    #[serde(alias = "bus-prefix")]
+    pub bus_prefix: String,
 }
 
 /// What clients may hold open on each listener (the API and the WebSocket listener).
@@ -285,6 +296,9 @@ impl Default for Settings {
             commands: Commands::default(),
             socket_queue: privicore_engine::hub::SOCKET_QUEUE,
             trusted_proxies: Vec::new(),
+            bus_url: None,
+            bus_device_url: None,
+            bus_prefix: "privicore".into(),
         }
     }
 }
@@ -418,6 +432,15 @@ pub struct ServeArgs {
     /// Comma-separated origins allowed cross-origin access to the API.
     #[arg(long, env = "PRIVICORE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// RabbitMQ URL (amqp://user:pass@host:5672/vhost): the bus of several engine replicas.
+    #[arg(long, env = "PRIVICORE_BUS_URL", hide_env_values = true)]
+    pub bus_url: Option<String>,
+    /// The broker URL device bundles carry (default: --bus-url).
+    #[arg(long, env = "PRIVICORE_BUS_DEVICE_URL", hide_env_values = true)]
+    pub bus_device_url: Option<String>,
+    /// Prefix of the broker's exchange and queue names (default privicore).
+    #[arg(long, env = "PRIVICORE_BUS_PREFIX")]
+    pub bus_prefix: Option<String>,
 }
 
 impl Settings {
@@ -483,6 +506,15 @@ impl Settings {
         }
         if let Some(url) = &args.ws_public_url {
             s.ws.public_url = Some(url.clone());
+        }
+        if let Some(url) = &args.bus_url {
+            s.bus_url = Some(crate::bus::BusUrl(url.clone()));
+        }
+        if let Some(url) = &args.bus_device_url {
+            s.bus_device_url = Some(crate::bus::BusUrl(url.clone()));
+        }
+        if let Some(prefix) = &args.bus_prefix {
+            s.bus_prefix = prefix.clone();
         }
         if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds)
         {
