@@ -5,6 +5,13 @@
 //! to the engine, and one whose `user_id` or routing key does not belong to its
 //! `deviceIdentifier` is dropped.
 //!
+//! Several engine replicas share the inbox, but the answer to a message must reach the
+//! replica that waits for it (a fetch's chunks, a store's confirmation). Every engine
+//! message therefore carries `reply_to = reply.<replica>`; the device publishes its answer
+//! with routing key `reply.<replica>.<id>`, bound to that replica's own queue. Heartbeats
+//! go out as `presence.<id>`, bound to every replica's queue, so each replica knows which
+//! devices are alive. A device that ignores `reply_to` still reaches the shared inbox.
+//!
 //! `connected` is the broker's view: the device's queue has a consumer. It is refreshed
 //! every second for each device the engine asked about or heard from, and set at once
 //! when a message of the device arrives.
@@ -23,8 +30,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use privicore_domain::ports::{BusError, DeviceBus};
+use privicore_wire::bus::kind;
 use privicore_wire::bus::{Envelope, MAX_MESSAGE_BYTES};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -33,6 +42,8 @@ use tokio::sync::mpsc;
 const INBOX_PREFETCH: u16 = 256;
 const INBOX_BUFFERED: usize = 1024;
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+/// A replica's queue outlives its connection by this long (a reconnect finds it).
+const REPLICA_QUEUE_EXPIRES_MS: i32 = 5 * 60_000;
 
 /// Which broker user may speak for a device: the `user_id` its messages must carry.
 #[derive(Debug, Clone)]
@@ -69,6 +80,10 @@ pub struct AmqpDeviceBus {
     users: DeviceUsers,
     state: Arc<Mutex<State>>,
     inbox_taken: Mutex<bool>,
+    /// This engine replica's name in routing keys.
+    replica: String,
+    /// Once the replica's queue exists, messages ask for answers there.
+    replica_ready: AtomicBool,
 }
 
 impl AmqpDeviceBus {
@@ -80,7 +95,14 @@ impl AmqpDeviceBus {
             users,
             state,
             inbox_taken: Mutex::new(false),
+            replica: uuid::Uuid::new_v4().simple().to_string()[..16].to_owned(),
+            replica_ready: AtomicBool::new(false),
         }
+    }
+
+    /// This replica's name in `reply_to` and its queue's name.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     fn broker(&self) -> &Arc<Broker> {
@@ -149,6 +171,38 @@ async fn declare_device_queue(
     Ok(declared.consumer_count())
 }
 
+/// The replica's queue of answers and heartbeats, bound to both routing patterns.
+async fn declare_replica_queue(
+    channel: &Channel,
+    names: &Names,
+    replica: &str,
+) -> Result<(), lapin::Error> {
+    let queue = names.replica_queue(replica);
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-expires".into(),
+        lapin::types::AMQPValue::LongInt(REPLICA_QUEUE_EXPIRES_MS),
+    );
+    channel
+        .queue_declare(&queue, QueueDeclareOptions::default(), args)
+        .await?;
+    for key in [
+        format!("{}.*", Names::reply_to(replica)),
+        "presence.*".to_owned(),
+    ] {
+        channel
+            .queue_bind(
+                &queue,
+                &names.engine_exchange(),
+                &key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Refreshes `watched` from the consumer counts of the devices' queues.
 async fn watch_presence(broker: Arc<Broker>, state: Arc<Mutex<State>>) {
     let shutdown = broker.shutdown_token();
@@ -210,8 +264,9 @@ fn admit(users: &DeviceUsers, delivery: &Delivery) -> Option<Envelope> {
         return None;
     };
     let user = delivery.properties.user_id().as_ref().map(|u| u.as_str());
-    let routed = delivery.routing_key.as_str() == Names::device_routing_key(&env.device_identifier);
-    if !users.allows(user, &env.device_identifier) || !routed {
+    if !users.allows(user, &env.device_identifier)
+        || !routed_for(delivery.routing_key.as_str(), &env)
+    {
         tracing::warn!(
             device = %env.device_identifier,
             "dropping a device message whose broker user or routing key is not the device's"
@@ -221,6 +276,19 @@ fn admit(users: &DeviceUsers, delivery: &Delivery) -> Option<Envelope> {
     Some(env)
 }
 
+/// Whether the routing key is one the device may use for this message: `device.<id>`,
+/// `reply.<replica>.<id>`, or `presence.<id>` for a heartbeat.
+fn routed_for(key: &str, env: &Envelope) -> bool {
+    let id = env.device_identifier.as_str();
+    let mut parts = key.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("device"), Some(d), None, None) => d == id,
+        (Some("presence"), Some(d), None, None) => d == id && env.kind == kind::HEARTBEAT,
+        (Some("reply"), Some(_), Some(d), None) => d == id,
+        _ => false,
+    }
+}
+
 /// Moves the inbox into `tx`, acknowledging each message once the engine holds it;
 /// resumes on every new connection (unacknowledged ones are redelivered).
 async fn consume_inbox(
@@ -228,8 +296,12 @@ async fn consume_inbox(
     users: DeviceUsers,
     state: Arc<Mutex<State>>,
     tx: mpsc::Sender<Envelope>,
+    replica: Option<String>,
 ) {
-    let queue = broker.names().inbox_queue();
+    let queue = match &replica {
+        Some(replica) => broker.names().replica_queue(replica),
+        None => broker.names().inbox_queue(),
+    };
     loop {
         let channel = tokio::select! {
             _ = tx.closed() => None,
@@ -237,6 +309,10 @@ async fn consume_inbox(
         };
         let Some((_, channel)) = channel else { return };
         let consumer = async {
+            // Gone if the broker restarted or the replica was away too long.
+            if let Some(replica) = &replica {
+                declare_replica_queue(&channel, broker.names(), replica).await?;
+            }
             channel
                 .basic_qos(INBOX_PREFETCH, BasicQosOptions::default())
                 .await?;
@@ -290,7 +366,10 @@ async fn consume_inbox(
 impl DeviceBus for AmqpDeviceBus {
     async fn send(&self, device: &str, envelope: Envelope) -> Result<(), BusError> {
         self.ensure_queue(device).await?;
-        let props = props::to_device(&envelope);
+        let mut props = props::to_device(&envelope);
+        if self.replica_ready.load(Ordering::Acquire) {
+            props = props.with_reply_to(Names::reply_to(&self.replica).into());
+        }
         let payload = envelope.to_text();
         self.publisher
             .publish(
@@ -312,13 +391,29 @@ impl DeviceBus for AmqpDeviceBus {
             }
             *taken = true;
         }
+        let Some((_, channel)) = self.broker().channel().await else {
+            *self.inbox_taken.lock().expect("inbox lock") = false;
+            return Err(BusError::Unavailable(
+                "the broker connection is closed".into(),
+            ));
+        };
+        let declared = declare_replica_queue(&channel, self.names(), &self.replica).await;
+        let _ = channel.close(200, "declared").await;
+        if let Err(error) = declared {
+            *self.inbox_taken.lock().expect("inbox lock") = false;
+            return Err(unavailable(error));
+        }
+        self.replica_ready.store(true, Ordering::Release);
         let (tx, mut rx) = mpsc::channel(INBOX_BUFFERED);
-        tokio::spawn(consume_inbox(
-            self.broker().clone(),
-            self.users.clone(),
-            self.state.clone(),
-            tx,
-        ));
+        for replica in [None, Some(self.replica.clone())] {
+            tokio::spawn(consume_inbox(
+                self.broker().clone(),
+                self.users.clone(),
+                self.state.clone(),
+                tx.clone(),
+                replica,
+            ));
+        }
         Ok(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
     }
 

@@ -6,7 +6,9 @@
 //!   both, and notices are taken first, so a revocation never waits behind a flood.
 //! * [`AmqpDeviceBus`]: engine → device through the durable direct exchange
 //!   `<prefix>.devices` into `<prefix>.device.<id>` (publisher confirms); device → engine
-//!   through the topic exchange `<prefix>.engine` into `<prefix>.engine.inbox`.
+//!   through the topic exchange `<prefix>.engine` into `<prefix>.engine.inbox`, shared by
+//!   the replicas. Answers to a replica's message (`reply_to`) and heartbeats go to each
+//!   replica's own queue instead (`reply.<replica>.<id>`, `presence.<id>`).
 //!
 //! One [`Broker`] holds the connection and opens it again with back-off when it drops;
 //! publishers retry over the new connection and consumers resume on it.
@@ -67,6 +69,24 @@ impl Names {
 
     pub fn device_routing_key(device: &str) -> String {
         format!("device.{device}")
+    }
+
+    /// The `reply_to` of an engine replica's messages: a device answering one publishes
+    /// with routing key `<reply_to>.<device id>`, so the answer reaches the replica that
+    /// waits for it.
+    pub fn reply_to(replica: &str) -> String {
+        format!("reply.{replica}")
+    }
+
+    /// Routing key of heartbeats: every replica's reply queue is bound to it, so each
+    /// replica sees every device alive.
+    pub fn presence_routing_key(device: &str) -> String {
+        format!("presence.{device}")
+    }
+
+    /// One engine replica's queue of answers and heartbeats.
+    pub fn replica_queue(&self, replica: &str) -> String {
+        format!("{}.engine.replica.{replica}", self.prefix)
     }
 
     /// Fanout exchange of profile events.

@@ -79,6 +79,13 @@ async fn publish_as_device(
         .unwrap();
 }
 
+async fn next_env(inbox: &mut futures_util::stream::BoxStream<'static, Envelope>) -> Envelope {
+    tokio::time::timeout(Duration::from_secs(10), inbox.next())
+        .await
+        .expect("a device message within 10 s")
+        .expect("the inbox is open")
+}
+
 fn guest() -> DeviceUsers {
     DeviceUsers::Shared("guest".into())
 }
@@ -300,6 +307,89 @@ async fn connected_follows_the_consumer_of_the_device_queue_and_disconnect_ends_
     assert_eq!(queue.message_count(), 0);
     assert_eq!(queue.consumer_count(), 0);
     common::eventually("not connected", || !bus.connected(&dev)).await;
+    client.close(200, "done").await.unwrap();
+    remove_topology(&url, &names, &[&dev]).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_reaches_the_replica_that_asked_and_heartbeats_reach_every_replica() {
+    let Some(url) = common::url("an_answer_reaches_the_replica_that_asked") else {
+        return;
+    };
+    let names = common::names();
+    let a = AmqpDeviceBus::new(common::broker(&url, &names).await, guest());
+    let b = AmqpDeviceBus::new(common::broker(&url, &names).await, guest());
+    let mut inbox_a = a.inbox().await.unwrap();
+    let mut inbox_b = b.inbox().await.unwrap();
+    let dev = device();
+    let fetch = message(kind::FETCH, &dev, 1);
+    a.send(&dev, fetch.clone()).await.unwrap();
+
+    let client = common::client(&url).await;
+    let channel = client.create_channel().await.unwrap();
+    let mut consumer = consume(&channel, &names.device_queue(&dev)).await;
+    let delivery = next(&mut consumer).await;
+    let reply_to = delivery
+        .properties
+        .reply_to()
+        .as_ref()
+        .expect("engine messages name their replica")
+        .to_string();
+    assert_eq!(reply_to, Names::reply_to(a.replica()));
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+
+    let answer = Envelope::new(
+        kind::FETCH_FAILED,
+        &dev,
+        Some(&fetch.message_id),
+        json!({ "n": 2 }),
+    );
+    publish_as_device(
+        &channel,
+        &names,
+        &format!("{reply_to}.{dev}"),
+        Some("guest"),
+        &answer,
+    )
+    .await;
+    let beat = message(kind::HEARTBEAT, &dev, 3);
+    publish_as_device(
+        &channel,
+        &names,
+        &Names::presence_routing_key(&dev),
+        Some("guest"),
+        &beat,
+    )
+    .await;
+    // Only heartbeats may use the presence key.
+    let hello = message(kind::HELLO, &dev, 4);
+    publish_as_device(
+        &channel,
+        &names,
+        &Names::presence_routing_key(&dev),
+        Some("guest"),
+        &hello,
+    )
+    .await;
+
+    let first_a: Envelope = next_env(&mut inbox_a).await;
+    assert_eq!(
+        (first_a.kind.as_str(), n_of(&first_a)),
+        (kind::FETCH_FAILED, 2)
+    );
+    let second_a: Envelope = next_env(&mut inbox_a).await;
+    assert_eq!(
+        n_of(&second_a),
+        3,
+        "the heartbeat reaches the replica that asked"
+    );
+    let first_b: Envelope = next_env(&mut inbox_b).await;
+    assert_eq!(
+        (first_b.kind.as_str(), n_of(&first_b)),
+        (kind::HEARTBEAT, 3),
+        "the other replica hears the heartbeat, not the answer"
+    );
+    assert!(a.connected(&dev) && b.connected(&dev));
     client.close(200, "done").await.unwrap();
     remove_topology(&url, &names, &[&dev]).await.unwrap();
 }

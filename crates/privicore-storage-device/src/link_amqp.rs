@@ -2,6 +2,12 @@
 //! device's queue with manual acknowledgement and a prefetch of 16, acknowledge once a
 //! batch is handled (objects flushed, answers published), and publish to the engine
 //! exchange with the device's routing key and broker user. The device declares nothing.
+//!
+//! An engine of several replicas names the replica that sent a message in its `reply_to`
+//! (`reply.<replica>`); the answer (the message whose `correlationId` is that message's
+//! id) goes out with routing key `<reply_to>.<device id>`, so it reaches the replica that
+//! waits for it. Heartbeats go out as `presence.<device id>`, which every replica hears.
+//! Everything else, and answers to messages without `reply_to`, use the bundle's key.
 
 use crate::bundle::Bundle;
 use crate::link::{Link, LinkError};
@@ -15,9 +21,40 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
-use privicore_wire::bus::Envelope;
+use privicore_wire::bus::{Envelope, kind};
+use std::collections::{HashMap, VecDeque};
 
 const PREFETCH: u16 = 16;
+/// Engine messages whose `reply_to` is remembered until answered (oldest forgotten first).
+const REMEMBERED: usize = 4096;
+
+/// `reply_to` of the engine messages received lately, by message id.
+#[derive(Default)]
+struct Replies {
+    by_id: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl Replies {
+    fn note(&mut self, message_id: &str, reply_to: &str) {
+        if self
+            .by_id
+            .insert(message_id.to_owned(), reply_to.to_owned())
+            .is_none()
+        {
+            self.order.push_back(message_id.to_owned());
+        }
+        while self.order.len() > REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, message_id: &str) -> Option<&str> {
+        self.by_id.get(message_id).map(String::as_str)
+    }
+}
 
 pub struct AmqpLink {
     connection: Connection,
@@ -26,6 +63,8 @@ pub struct AmqpLink {
     exchange: String,
     routing_key: String,
     user: String,
+    device: String,
+    replies: Replies,
     /// The last delivery received and not yet acknowledged.
     unacked: Option<u64>,
 }
@@ -89,6 +128,8 @@ pub async fn connect_amqp(bundle: &Bundle) -> Result<AmqpLink, LinkError> {
         exchange: bundle.exchange.clone(),
         routing_key: bundle.routing_key.clone(),
         user: bundle.rabbit_user.clone(),
+        device: bundle.device_identifier.clone(),
+        replies: Replies::default(),
         unacked: None,
     })
 }
@@ -105,11 +146,20 @@ impl Link for AmqpLink {
         if let Some(correlation) = &envelope.correlation_id {
             props = props.with_correlation_id(correlation.as_str().into());
         }
+        let reply_to = envelope
+            .correlation_id
+            .as_deref()
+            .and_then(|id| self.replies.get(id));
+        let routing_key = match reply_to {
+            Some(reply_to) => format!("{reply_to}.{}", self.device),
+            None if envelope.kind == kind::HEARTBEAT => format!("presence.{}", self.device),
+            None => self.routing_key.clone(),
+        };
         let confirm = self
             .channel
             .basic_publish(
                 &self.exchange,
-                &self.routing_key,
+                &routing_key,
                 BasicPublishOptions::default(),
                 envelope.to_text().as_bytes(),
                 props,
@@ -132,6 +182,9 @@ impl Link for AmqpLink {
                 .and_then(Envelope::parse)
             {
                 Some(env) => {
+                    if let Some(reply_to) = delivery.properties.reply_to() {
+                        self.replies.note(&env.message_id, reply_to.as_str());
+                    }
                     self.unacked = Some(delivery.delivery_tag);
                     return Some(env);
                 }
