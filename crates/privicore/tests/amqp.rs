@@ -1,6 +1,6 @@
 //! The engine on RabbitMQ (`bus_url`) with a storage device as its own process on an AMQP
 //! bundle: stores and fetches through the broker, and nothing acknowledged is lost when
-//! the engine's broker connection drops mid-load. Skipped, and said so, without
+//! the broker connections of the engine and the device drop mid-load. Skipped, and said so, without
 //! PRIVICORE_TEST_AMQP_URL.
 
 mod common;
@@ -172,13 +172,13 @@ impl Drop for Relay {
 }
 
 #[tokio::test]
-async fn nothing_acknowledged_is_lost_when_the_engines_broker_connection_drops_mid_load() {
+async fn nothing_acknowledged_is_lost_when_the_broker_connections_drop_mid_load() {
     let Some(url) = broker_url("nothing_acknowledged_is_lost") else {
         return;
     };
     let broker = BrokerAddress::parse(&url).unwrap();
     let relay = Relay::to(format!("{}:{}", broker.host, broker.port)).await;
-    // The engine goes through the relay; the device connects to the broker directly.
+    // The engine and the device both reach the broker through the relay.
     let engine_url = url.replacen(
         &format!("@{}:{}", broker.host, broker.port),
         &format!("@127.0.0.1:{}", relay.port),
@@ -186,7 +186,7 @@ async fn nothing_acknowledged_is_lost_when_the_engines_broker_connection_drops_m
     );
     assert_ne!(engine_url, url, "the URL names host and port");
     let prefix = unique_prefix();
-    let server = engine_on(&engine_url, &url, &prefix).await;
+    let server = engine_on(&engine_url, &engine_url, &prefix).await;
     let alice = provision(&server, "amqp-cut").await;
     let device = amqp_device(&alice, server.dir.path(), &prefix).await;
     let mut process = device_process(&device.bundle, &device.data_dir);
