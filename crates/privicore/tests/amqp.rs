@@ -1,13 +1,18 @@
 //! The engine on RabbitMQ (`bus_url`) with a storage device as its own process on an AMQP
 //! bundle: stores and fetches through the broker, and nothing acknowledged is lost when
-//! the broker connections of the engine and the device drop mid-load. Skipped, and said so, without
-//! PRIVICORE_TEST_AMQP_URL.
+//! the broker connections of the engine and the device drop mid-load; an authenticator on an
+//! AMQP bundle votes. Skipped, and said so, without PRIVICORE_TEST_AMQP_URL.
 
 mod common;
 
 use common::*;
+use privicore::authenticator::book::{Book, Connection};
+use privicore::authenticator::{BallotClient, BallotHandler};
 use privicore::bus::BusUrl;
 use privicore_bus_amqp::{BrokerAddress, Names, remove_topology};
+use privicore_client::KeyPair;
+use privicore_storage_device::Bundle;
+use privicore_wire::bus::ballots::Vote;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::{TcpListener, TcpStream};
@@ -240,6 +245,87 @@ async fn nothing_acknowledged_is_lost_when_the_broker_connections_drop_mid_load(
     process.kill().unwrap();
     process.wait().unwrap();
     remove_topology(&url, &Names::new(&prefix), &[&device.id])
+        .await
+        .unwrap();
+}
+
+/// Answers every ballot "yes" at once, as a person pressing the key would.
+struct SaysYes(Book);
+
+impl BallotHandler for SaysYes {
+    fn connection(&mut self, connection: Connection) {
+        self.0.connection = connection;
+    }
+    fn welcomed(&mut self, roles: Vec<String>, server_time: &str) {
+        self.0.welcomed(roles, server_time, chrono::Utc::now());
+    }
+    fn roles(&mut self, roles: Vec<String>) {
+        self.0.set_roles(roles);
+    }
+    fn issue(&mut self, issue: privicore_wire::bus::ballots::Issue) -> Option<Vote> {
+        let ballot = issue.ballot_id.clone();
+        self.0.issue(issue, chrono::Utc::now());
+        while self.0.selected().map(|b| b.issue.ballot_id.as_str()) != Some(ballot.as_str()) {
+            self.0.select(1);
+        }
+        self.0.vote(true, chrono::Utc::now())
+    }
+    fn withdraw(&mut self, withdraw: &privicore_wire::bus::ballots::Withdraw) {
+        self.0.withdraw(withdraw);
+    }
+    fn vote_result(&mut self, result: &privicore_wire::bus::ballots::VoteResult) {
+        self.0.vote_result(result);
+    }
+    fn notice(&mut self, _: &str) {}
+}
+
+#[tokio::test]
+async fn an_authenticator_on_an_amqp_bundle_gets_its_ballot_and_its_vote_decides() {
+    let Some(url) = broker_url("an_authenticator_on_an_amqp_bundle") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let server = engine_on(&url, &url, &prefix).await;
+    let p = provision(&server, "amqp-vote").await;
+    let phone = p.authenticator("phone").await;
+    let bundle = p.api.download_device_configuration(&phone).await.unwrap();
+    assert_eq!(bundle["bus"], "amqp");
+    let bundle = Bundle::from_json(&bundle.to_string()).unwrap();
+    let client = BallotClient::new(bundle, KeyPair::generate()).unwrap();
+    let handler = SaysYes(Book::new(client.channel_key()));
+    let (_votes, no_votes) = tokio::sync::mpsc::unbounded_channel();
+    let quit = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(client.run(handler, no_votes, quit.clone()));
+
+    let configured = p
+        .api
+        .register_voting_configuration(serde_json::json!({
+            "name": "approvers", "strategy": "unanimous", "timeLimit": 300,
+        }))
+        .await
+        .unwrap();
+    p.ok(&configured.command_id).await;
+    let (command, pool) = p
+        .api
+        .create_voting(serde_json::json!({
+            "votingConfigurationId": "approvers",
+            "title": "Ship?",
+            "question": "Ship the release?",
+        }))
+        .await
+        .unwrap();
+    // The ballot goes out when the authenticator is welcomed, whichever comes first.
+    let result = p.ok(&command).await;
+    assert_eq!(result["status"], "approved");
+    let status = p.api.check_pool_status(&pool).await.unwrap();
+    assert_eq!(
+        status["attempts"][0]["votes"][0]["deviceIdentifier"],
+        phone.as_str()
+    );
+
+    quit.cancel();
+    running.await.unwrap();
+    remove_topology(&url, &Names::new(&prefix), &[&phone])
         .await
         .unwrap();
 }
