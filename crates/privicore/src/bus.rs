@@ -25,6 +25,24 @@ impl std::fmt::Debug for BusUrl {
     }
 }
 
+/// Refuses broker URLs that do not parse (the message never repeats them), and a device
+/// URL without an engine URL.
+pub fn check(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(url) = &settings.bus_url {
+        BrokerAddress::parse(&url.0).map_err(|e| anyhow::anyhow!("bus_url: {e}"))?;
+    }
+    if let Some(url) = &settings.bus_device_url {
+        if settings.bus_url.is_none() {
+            anyhow::bail!("bus_device_url needs bus_url");
+        }
+        BrokerAddress::parse(&url.0).map_err(|e| anyhow::anyhow!("bus_device_url: {e}"))?;
+    }
+    if settings.bus_prefix.is_empty() || settings.bus_prefix.contains(['#', '*']) {
+        anyhow::bail!("bus_prefix must be a non-empty name without # or *");
+    }
+    Ok(())
+}
+
 /// The adapters of both bus ports, and what the rest of the wiring needs to know of them.
 pub struct Buses {
     pub bus: Arc<dyn Bus>,

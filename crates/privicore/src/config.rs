@@ -542,6 +542,7 @@ impl Settings {
             anyhow::bail!("connection timeouts must be at least 1 second");
         }
         s.edge()?;
+        crate::bus::check(&s)?;
         Ok(s)
     }
 
@@ -676,5 +677,44 @@ mod tests {
         let path = dir.path().join("privicore.toml");
         std::fs::write(&path, "api_prot = 1\n").unwrap();
         assert!(Settings::from_file(&path).is_err());
+    }
+
+    #[test]
+    fn a_broker_url_is_read_from_the_file_or_a_flag_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(
+            &path,
+            "bus-url = \"amqp://engine:s3cret@127.0.0.1:5672/%2f\"\nbus_prefix = \"pc\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.bus_url.as_ref().unwrap().0,
+            "amqp://engine:s3cret@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(s.bus_prefix, "pc");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let flag = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            bus_device_url: Some("amqps://devices:pw@bus.example.com/privicore".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(flag.bus_device_url.is_some());
+        assert_eq!(Settings::default().bus_prefix, "privicore");
+        let bad = ServeArgs {
+            bus_url: Some("http://engine:hidden@host".into()),
+            ..Default::default()
+        };
+        let error = format!("{:#}", Settings::resolve(&bad).unwrap_err());
+        assert!(
+            error.contains("bus_url") && !error.contains("hidden"),
+            "{error}"
+        );
     }
 }
