@@ -12,9 +12,9 @@
 //! go out as `presence.<id>`, bound to every replica's queue, so each replica knows which
 //! devices are alive. A device that ignores `reply_to` still reaches the shared inbox.
 //!
-//! `connected` is the broker's view: the device's queue has a consumer. It is refreshed
-//! every second for each device the engine asked about or heard from, and set at once
-//! when a message of the device arrives.
+//! `connected` is the broker's view: the device's queue has a consumer. It is checked
+//! every 2 s for each device the engine asked about or heard from while it counts as
+//! connected (every 30 s while not), and set at once when a message of the device arrives.
 
 use crate::Names;
 use crate::broker::Broker;
@@ -41,7 +41,9 @@ use tokio::sync::mpsc;
 /// Device messages unacknowledged in the engine at once.
 const INBOX_PREFETCH: u16 = 256;
 const INBOX_BUFFERED: usize = 1024;
-const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+const PRESENCE_EVERY: Duration = Duration::from_secs(2);
+/// Devices without a consumer are checked again only every this many rounds (30 s).
+const DOWN_EVERY_ROUNDS: u32 = 15;
 /// A replica's queue outlives its connection by this long (a reconnect finds it).
 const REPLICA_QUEUE_EXPIRES_MS: i32 = 5 * 60_000;
 
@@ -71,8 +73,20 @@ impl DeviceUsers {
 struct State {
     /// Device queues declared (and bound) on the broker by this engine.
     declared: HashSet<String>,
-    /// Devices watched for presence, and whether their queue has a consumer.
-    watched: HashMap<String, bool>,
+    /// Devices watched for presence.
+    watched: HashMap<String, Seen>,
+}
+
+/// What the engine knows of a device's consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Asked about, not checked yet.
+    Unknown,
+    /// Its queue had a consumer, or it just sent a message.
+    Up,
+    /// Its queue had no consumer: a message of the device brings it back at once, the
+    /// check only every 30 s (absent devices cost little).
+    Down,
 }
 
 pub struct AmqpDeviceBus {
@@ -208,11 +222,14 @@ async fn watch_presence(broker: Arc<Broker>, state: Arc<Mutex<State>>) {
     let shutdown = broker.shutdown_token();
     let mut tick = tokio::time::interval(PRESENCE_EVERY);
     let mut channel: Option<Channel> = None;
+    let mut round: u32 = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        round = round.wrapping_add(1);
+        let all = round % DOWN_EVERY_ROUNDS == 0;
         // Only this task holds the last reference besides the bus: stop with the bus.
         if Arc::strong_count(&state) == 1 {
             return;
@@ -221,8 +238,9 @@ async fn watch_presence(broker: Arc<Broker>, state: Arc<Mutex<State>>) {
             .lock()
             .expect("state lock")
             .watched
-            .keys()
-            .cloned()
+            .iter()
+            .filter(|(_, seen)| all || **seen != Seen::Down)
+            .map(|(device, _)| device.clone())
             .collect();
         if devices.is_empty() {
             continue;
@@ -238,8 +256,8 @@ async fn watch_presence(broker: Arc<Broker>, state: Arc<Mutex<State>>) {
             match declare_device_queue(open, broker.names(), &device).await {
                 Ok(consumers) => {
                     let mut state = state.lock().expect("state lock");
-                    if let Some(connected) = state.watched.get_mut(&device) {
-                        *connected = consumers > 0;
+                    if let Some(seen) = state.watched.get_mut(&device) {
+                        *seen = if consumers > 0 { Seen::Up } else { Seen::Down };
                     }
                     state.declared.insert(device);
                 }
@@ -349,7 +367,7 @@ async fn consume_inbox(
                     .lock()
                     .expect("state lock")
                     .watched
-                    .insert(env.device_identifier.clone(), true);
+                    .insert(env.device_identifier.clone(), Seen::Up);
                 if tx.send(env).await.is_err() {
                     // Not acknowledged: another engine (or the next start) takes it.
                     return;
@@ -419,7 +437,11 @@ impl DeviceBus for AmqpDeviceBus {
 
     fn connected(&self, device: &str) -> bool {
         let mut state = self.state.lock().expect("state lock");
-        *state.watched.entry(device.to_owned()).or_insert(false)
+        *state
+            .watched
+            .entry(device.to_owned())
+            .or_insert(Seen::Unknown)
+            == Seen::Up
     }
 
     /// Deletes the device's queue (the broker cancels the device's consumer and drops

@@ -267,12 +267,13 @@ async fn with_broker_users_per_device_a_message_of_another_user_is_dropped() {
 }
 
 #[tokio::test]
-async fn connected_follows_the_consumer_of_the_device_queue_and_disconnect_ends_it() {
+async fn connected_follows_the_device_and_its_consumer_and_disconnect_ends_it() {
     let Some(url) = common::url("connected_follows_the_consumer") else {
         return;
     };
     let names = common::names();
     let bus = AmqpDeviceBus::new(common::broker(&url, &names).await, guest());
+    let mut inbox = bus.inbox().await.unwrap();
     let dev = device();
     assert!(!bus.connected(&dev));
     bus.send(&dev, message(kind::ROLES_CHANGED, &dev, 1))
@@ -281,7 +282,18 @@ async fn connected_follows_the_consumer_of_the_device_queue_and_disconnect_ends_
     let client = common::client(&url).await;
     let channel = client.create_channel().await.unwrap();
     let mut consumer = consume(&channel, &names.device_queue(&dev)).await;
-    common::eventually("connected", || bus.connected(&dev)).await;
+    // A device consumes, then says hello: its message shows it connected at once.
+    let hello = message(kind::HELLO, &dev, 9);
+    publish_as_device(
+        &channel,
+        &names,
+        &Names::device_routing_key(&dev),
+        Some("guest"),
+        &hello,
+    )
+    .await;
+    assert_eq!(n_of(&next_env(&mut inbox).await), 9);
+    assert!(bus.connected(&dev));
     let first = next(&mut consumer).await;
     first.ack(BasicAckOptions::default()).await.unwrap();
 
