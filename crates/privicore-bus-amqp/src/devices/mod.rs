@@ -16,36 +16,28 @@
 //! every 2 s for each device the engine asked about or heard from while it counts as
 //! connected (every 30 s while not), and set at once when a message of the device arrives.
 
+mod inbox;
+mod presence;
+
 use crate::Names;
 use crate::broker::Broker;
 use crate::props;
 use crate::publisher::{Publisher, unavailable};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use inbox::{consume_inbox, declare_replica_queue};
 use lapin::Channel;
-use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
-};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
+use presence::{Seen, watch_presence};
 use privicore_domain::ports::{BusError, DeviceBus};
-use privicore_wire::bus::kind;
-use privicore_wire::bus::{Envelope, MAX_MESSAGE_BYTES};
+use privicore_wire::bus::Envelope;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Device messages unacknowledged in the engine at once.
-const INBOX_PREFETCH: u16 = 256;
 const INBOX_BUFFERED: usize = 1024;
-const PRESENCE_EVERY: Duration = Duration::from_secs(2);
-/// Devices without a consumer are checked again only every this many rounds (30 s).
-const DOWN_EVERY_ROUNDS: u32 = 15;
-/// A replica's queue outlives its connection by this long (a reconnect finds it).
-const REPLICA_QUEUE_EXPIRES_MS: i32 = 5 * 60_000;
 
 /// Which broker user may speak for a device: the `user_id` its messages must carry.
 #[derive(Debug, Clone)]
@@ -75,18 +67,6 @@ struct State {
     declared: HashSet<String>,
     /// Devices watched for presence.
     watched: HashMap<String, Seen>,
-}
-
-/// What the engine knows of a device's consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
-    /// Asked about, not checked yet.
-    Unknown,
-    /// Its queue had a consumer, or it just sent a message.
-    Up,
-    /// Its queue had no consumer: a message of the device brings it back at once, the
-    /// check only every 30 s (absent devices cost little).
-    Down,
 }
 
 pub struct AmqpDeviceBus {
@@ -183,201 +163,6 @@ async fn declare_device_queue(
         )
         .await?;
     Ok(declared.consumer_count())
-}
-
-/// The replica's queue of answers and heartbeats, bound to both routing patterns.
-async fn declare_replica_queue(
-    channel: &Channel,
-    names: &Names,
-    replica: &str,
-) -> Result<(), lapin::Error> {
-    let queue = names.replica_queue(replica);
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-expires".into(),
-        lapin::types::AMQPValue::LongInt(REPLICA_QUEUE_EXPIRES_MS),
-    );
-    channel
-        .queue_declare(&queue, QueueDeclareOptions::default(), args)
-        .await?;
-    for key in [
-        format!("{}.*", Names::reply_to(replica)),
-        "presence.*".to_owned(),
-    ] {
-        channel
-            .queue_bind(
-                &queue,
-                &names.engine_exchange(),
-                &key,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-/// Refreshes `watched` from the consumer counts of the devices' queues.
-async fn watch_presence(broker: Arc<Broker>, state: Arc<Mutex<State>>) {
-    let shutdown = broker.shutdown_token();
-    let mut tick = tokio::time::interval(PRESENCE_EVERY);
-    let mut channel: Option<Channel> = None;
-    let mut round: u32 = 0;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        round = round.wrapping_add(1);
-        let all = round % DOWN_EVERY_ROUNDS == 0;
-        // Only this task holds the last reference besides the bus: stop with the bus.
-        if Arc::strong_count(&state) == 1 {
-            return;
-        }
-        let devices: Vec<String> = state
-            .lock()
-            .expect("state lock")
-            .watched
-            .iter()
-            .filter(|(_, seen)| all || **seen != Seen::Down)
-            .map(|(device, _)| device.clone())
-            .collect();
-        if devices.is_empty() {
-            continue;
-        }
-        if !channel.as_ref().is_some_and(|c| c.status().connected()) {
-            channel = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                opened = broker.channel() => opened.map(|(_, c)| c),
-            };
-        }
-        let Some(open) = channel.as_ref() else { return };
-        for device in devices {
-            match declare_device_queue(open, broker.names(), &device).await {
-                Ok(consumers) => {
-                    let mut state = state.lock().expect("state lock");
-                    if let Some(seen) = state.watched.get_mut(&device) {
-                        *seen = if consumers > 0 { Seen::Up } else { Seen::Down };
-                    }
-                    state.declared.insert(device);
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "presence check failed; retrying");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// The envelope of an inbox delivery, if it may be handed to the engine.
-fn admit(users: &DeviceUsers, delivery: &Delivery) -> Option<Envelope> {
-    if delivery.data.len() > MAX_MESSAGE_BYTES {
-        tracing::warn!("dropping an oversized device message");
-        return None;
-    }
-    let text = std::str::from_utf8(&delivery.data).ok()?;
-    let Some(env) = Envelope::parse(text) else {
-        tracing::warn!("dropping an unparseable device message");
-        return None;
-    };
-    let user = delivery.properties.user_id().as_ref().map(|u| u.as_str());
-    if !users.allows(user, &env.device_identifier)
-        || !routed_for(delivery.routing_key.as_str(), &env)
-    {
-        tracing::warn!(
-            device = %env.device_identifier,
-            "dropping a device message whose broker user or routing key is not the device's"
-        );
-        return None;
-    }
-    Some(env)
-}
-
-/// Whether the routing key is one the device may use for this message: `device.<id>`,
-/// `reply.<replica>.<id>`, or `presence.<id>` for a heartbeat.
-fn routed_for(key: &str, env: &Envelope) -> bool {
-    let id = env.device_identifier.as_str();
-    let mut parts = key.split('.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("device"), Some(d), None, None) => d == id,
-        (Some("presence"), Some(d), None, None) => d == id && env.kind == kind::HEARTBEAT,
-        (Some("reply"), Some(_), Some(d), None) => d == id,
-        _ => false,
-    }
-}
-
-/// Moves the inbox into `tx`, acknowledging each message once the engine holds it;
-/// resumes on every new connection (unacknowledged ones are redelivered).
-async fn consume_inbox(
-    broker: Arc<Broker>,
-    users: DeviceUsers,
-    state: Arc<Mutex<State>>,
-    tx: mpsc::Sender<Envelope>,
-    replica: Option<String>,
-) {
-    let queue = match &replica {
-        Some(replica) => broker.names().replica_queue(replica),
-        None => broker.names().inbox_queue(),
-    };
-    loop {
-        let channel = tokio::select! {
-            _ = tx.closed() => None,
-            channel = broker.channel() => channel,
-        };
-        let Some((_, channel)) = channel else { return };
-        let consumer = async {
-            // Gone if the broker restarted or the replica was away too long.
-            if let Some(replica) = &replica {
-                declare_replica_queue(&channel, broker.names(), replica).await?;
-            }
-            channel
-                .basic_qos(INBOX_PREFETCH, BasicQosOptions::default())
-                .await?;
-            channel
-                .basic_consume(
-                    &queue,
-                    "",
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-        };
-        let mut consumer = match consumer.await {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                tracing::warn!(%error, "cannot consume the engine inbox; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        loop {
-            let delivery = tokio::select! {
-                _ = tx.closed() => {
-                    let _ = channel.close(200, "inbox closed").await;
-                    return;
-                }
-                next = consumer.next() => match next {
-                    Some(Ok(delivery)) => delivery,
-                    _ => break,
-                },
-            };
-            if let Some(env) = admit(&users, &delivery) {
-                state
-                    .lock()
-                    .expect("state lock")
-                    .watched
-                    .insert(env.device_identifier.clone(), Seen::Up);
-                if tx.send(env).await.is_err() {
-                    // Not acknowledged: another engine (or the next start) takes it.
-                    return;
-                }
-            }
-            if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
-                tracing::debug!(%error, "inbox acknowledgement lost; the message comes again");
-            }
-        }
-    }
 }
 
 #[async_trait::async_trait]
