@@ -49,26 +49,32 @@ impl Publisher {
         Ok(channel)
     }
 
+    /// One publish; `Ok(false)`: the broker returned a mandatory message (no queue bound).
     async fn once(
         &self,
         exchange: &str,
         routing_key: &str,
         payload: &[u8],
         props: &BasicProperties,
-    ) -> Result<(), BusError> {
+        mandatory: bool,
+    ) -> Result<bool, BusError> {
         let channel = self.channel().await?;
         let confirm = channel
             .basic_publish(
                 exchange,
                 routing_key,
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory,
+                    ..Default::default()
+                },
                 payload,
                 props.clone(),
             )
             .await
             .map_err(unavailable)?;
         match confirm.await.map_err(unavailable)? {
-            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(returned) => Ok(returned.is_none()),
+            Confirmation::NotRequested => Ok(true),
             Confirmation::Nack(_) => Err(BusError::Unavailable(
                 "the broker refused the message".into(),
             )),
@@ -83,29 +89,49 @@ impl Publisher {
         payload: &[u8],
         props: BasicProperties,
     ) -> Result<(), BusError> {
-        let give_up = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let attempt =
-                tokio::time::timeout_at(give_up, self.once(exchange, routing_key, payload, &props))
-                    .await;
-            match attempt {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(error)) if tokio::time::Instant::now() < give_up => {
-                    tracing::debug!(%error, "publish failed; repeating on the next connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(Err(error)) => return Err(error),
-                Err(_) => {
-                    return Err(BusError::Unavailable(format!(
-                        "no broker confirmation within {PATIENCE:?}"
-                    )));
-                }
-            }
-        }
+        self.publish_routed(exchange, routing_key, payload, props, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Like `publish`; with `mandatory`, `Ok(false)` when no queue took the message.
+    pub async fn publish_routed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<bool, BusError> {
+        patiently(|| self.once(exchange, routing_key, payload, &props, mandatory)).await
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+}
+
+/// Runs `attempt` until it succeeds, repeating it over reconnects for up to 30 s.
+pub(crate) async fn patiently<T, F, Fut>(mut attempt: F) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(give_up, attempt()).await {
+            Ok(Ok(done)) => return Ok(done),
+            Ok(Err(error)) if tokio::time::Instant::now() < give_up => {
+                tracing::debug!(%error, "broker operation failed; repeating on the next connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(Err(error)) => return Err(error),
+            Err(_) => {
+                return Err(BusError::Unavailable(format!(
+                    "no broker answer within {PATIENCE:?}"
+                )));
+            }
+        }
     }
 }
 

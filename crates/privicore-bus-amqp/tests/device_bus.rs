@@ -405,3 +405,36 @@ async fn an_answer_reaches_the_replica_that_asked_and_heartbeats_reach_every_rep
     client.close(200, "done").await.unwrap();
     remove_topology(&url, &names, &[&dev]).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_device_queue_lost_on_the_broker_is_declared_again_on_the_next_send() {
+    let Some(url) = common::url("a_device_queue_lost_on_the_broker") else {
+        return;
+    };
+    let names = common::names();
+    let bus = AmqpDeviceBus::new(common::broker(&url, &names).await, guest());
+    let dev = device();
+    bus.send(&dev, message(kind::DELETE, &dev, 1))
+        .await
+        .unwrap();
+    let client = common::client(&url).await;
+    let channel = client.create_channel().await.unwrap();
+    // The broker loses the queue (its data was wiped, an operator deleted it).
+    channel
+        .queue_delete(
+            &names.device_queue(&dev),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    bus.send(&dev, message(kind::DELETE, &dev, 2))
+        .await
+        .unwrap();
+    let mut consumer = consume(&channel, &names.device_queue(&dev)).await;
+    let delivery = next(&mut consumer).await;
+    let env = Envelope::parse(std::str::from_utf8(&delivery.data).unwrap()).unwrap();
+    assert_eq!(n_of(&env), 2, "the second message was not lost");
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    client.close(200, "done").await.unwrap();
+    remove_topology(&url, &names, &[&dev]).await.unwrap();
+}

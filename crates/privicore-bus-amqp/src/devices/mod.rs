@@ -22,7 +22,7 @@ mod presence;
 use crate::Names;
 use crate::broker::Broker;
 use crate::props;
-use crate::publisher::{Publisher, unavailable};
+use crate::publisher::{Publisher, patiently, unavailable};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use inbox::{consume_inbox, declare_replica_queue};
@@ -118,14 +118,16 @@ impl AmqpDeviceBus {
         {
             return Ok(());
         }
-        let (_, channel) = self
-            .broker()
-            .channel()
-            .await
-            .ok_or_else(|| BusError::Unavailable("the broker connection is closed".into()))?;
-        let declared = declare_device_queue(&channel, self.names(), device).await;
-        let _ = channel.close(200, "declared").await;
-        declared.map_err(unavailable)?;
+        patiently(|| async {
+            let (_, channel) =
+                self.broker().channel().await.ok_or_else(|| {
+                    BusError::Unavailable("the broker connection is closed".into())
+                })?;
+            let declared = declare_device_queue(&channel, self.names(), device).await;
+            let _ = channel.close(200, "declared").await;
+            declared.map_err(unavailable)
+        })
+        .await?;
         self.state
             .lock()
             .expect("state lock")
@@ -174,14 +176,30 @@ impl DeviceBus for AmqpDeviceBus {
             props = props.with_reply_to(Names::reply_to(&self.replica).into());
         }
         let payload = envelope.to_text();
-        self.publisher
-            .publish(
-                &self.names().devices_exchange(),
+        let exchange = self.names().devices_exchange();
+        // Mandatory: a queue lost with the broker's data is declared again, not missed.
+        for _ in 0..2 {
+            let routed = self
+                .publisher
+                .publish_routed(&exchange, device, payload.as_bytes(), props.clone(), true)
+                .await?;
+            if routed {
+                return Ok(());
+            }
+            tracing::warn!(
                 device,
-                payload.as_bytes(),
-                props,
-            )
-            .await
+                "a device queue was missing on the broker; declaring it again"
+            );
+            self.state
+                .lock()
+                .expect("state lock")
+                .declared
+                .remove(device);
+            self.ensure_queue(device).await?;
+        }
+        Err(BusError::Unavailable(
+            "the device queue cannot be found on the broker".into(),
+        ))
     }
 
     async fn inbox(&self) -> Result<BoxStream<'static, Envelope>, BusError> {
