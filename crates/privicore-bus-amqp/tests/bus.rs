@@ -86,6 +86,7 @@ async fn a_token_ended_notice_overtakes_a_flood_of_events() {
         }
     }
     let position = position.expect("the notice arrives");
+    eprintln!("the notice arrived after {position} of {FLOOD} events");
     // One queue would hand it over after all 4000 events.
     assert!(
         position < FLOOD / 2,
