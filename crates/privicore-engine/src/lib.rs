@@ -29,7 +29,7 @@ mod tokens;
 mod voting;
 pub mod workers;
 
-pub use config::{EngineConfig, RateLimits, StorageConfig, StreamConfig};
+pub use config::{DeviceBroker, EngineConfig, RateLimits, StorageConfig, StreamConfig};
 pub use devices::{DeviceBundle, DeviceListItem};
 pub use directory::{DirectoryPoolInput, DirectoryUserInput, InviteInput, MemberUpdate};
 pub use engine::{Adapters, DeviceHost, Engine, Health};
