@@ -53,8 +53,8 @@ async fn a_store_and_a_fetch_move_the_counters_and_histograms() {
 
     let p = provision(&server, "metrics").await;
     p.attach_devices(&["m1"]).await;
-    let token = p.store("metrics/a", b"counted bytes").await;
-    assert_eq!(p.fetch(&token).await, b"counted bytes");
+    let token = p.store("metrics/a", b"counted bytes, more than an IV and a tag hold").await;
+    assert_eq!(p.fetch(&token).await, b"counted bytes, more than an IV and a tag hold");
 
     let after = scrape(&api).await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
