@@ -63,7 +63,10 @@ enum Command {
         #[command(flatten)]
         file: ProfileFile,
     },
-    /// Print a shell completion script: `privicore completions bash > ~/.local/share/bash-completion/completions/privicore`.
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    ///
+    /// For example: `privicore completions bash > ~/.local/share/bash-completion/completions/privicore`,
+    /// or `privicore completions zsh > ~/.zfunc/_privicore`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,

@@ -119,7 +119,9 @@ pub fn render(report: &Value) -> String {
         ),
         authenticators,
     ));
-    for d in storage {
+    let mut by_name: Vec<&Value> = storage.iter().collect();
+    by_name.sort_by_key(|d| d["name"].as_str().unwrap_or_default());
+    for d in by_name {
         let replicas = &d["replicas"];
         let missing = replicas["missing"].as_u64().unwrap_or(0);
         let pending = replicas["pending"].as_u64().unwrap_or(0);
