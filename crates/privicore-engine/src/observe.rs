@@ -72,7 +72,9 @@ impl Engine {
             troubled_workers: troubled
                 .into_iter()
                 .map(|(name, trouble)| match trouble {
-                    WorkerTrouble::BackingOff(n) => format!("{name} (restarting after {n} failures)"),
+                    WorkerTrouble::BackingOff(n) => {
+                        format!("{name} (restarting after {n} failures)")
+                    }
                     WorkerTrouble::Ended => format!("{name} (ended)"),
                 })
                 .collect(),

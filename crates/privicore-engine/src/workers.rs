@@ -221,7 +221,10 @@ mod tests {
         tokio::task::yield_now().await;
         let troubled = sup.troubled();
         assert!(
-            matches!(troubled.get("failing-3"), Some(WorkerTrouble::BackingOff(_))),
+            matches!(
+                troubled.get("failing-3"),
+                Some(WorkerTrouble::BackingOff(_))
+            ),
             "{troubled:?}"
         );
         assert_eq!(troubled.get("quitter"), Some(&WorkerTrouble::Ended));

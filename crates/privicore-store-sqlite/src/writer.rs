@@ -260,7 +260,6 @@ mod tests {
     fn job(
         work: impl FnMut(&Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> (Box<dyn Job>, oneshot::Receiver<Result<(), StoreError>>) {
-        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
         let job = Typed {
             work,

@@ -108,7 +108,11 @@ impl Metrics {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading metrics.token_file {}", path.display()))?;
         let token = text.trim();
-        anyhow::ensure!(!token.is_empty(), "metrics.token_file {} is empty", path.display());
+        anyhow::ensure!(
+            !token.is_empty(),
+            "metrics.token_file {} is empty",
+            path.display()
+        );
         Ok(Some(token.to_owned()))
     }
 }

@@ -87,8 +87,14 @@ fn an_unreachable_engine_says_what_to_do() {
     let out = privicore(&["status", "--api", "http://127.0.0.1:9"], None);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("engine at http://127.0.0.1:9 unreachable"), "{stderr}");
-    assert!(stderr.contains("hint: is `privicore serve` running"), "{stderr}");
+    assert!(
+        stderr.contains("engine at http://127.0.0.1:9 unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: is `privicore serve` running"),
+        "{stderr}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.json");
@@ -108,15 +114,23 @@ async fn listings_and_status_against_the_real_server() {
     let dir = server.dir.path().to_path_buf();
     let username = format!("snap-{}@example.com", uuid::Uuid::new_v4().simple());
     tokio::task::spawn_blocking(move || {
-        let profile = dir.join("cli.json");
-        let profile = Some(profile.as_path());
+        let path = dir.join("cli.json");
+        let profile = Some(path.as_path());
         let status = stdout_of(&["status", "--api", &api], None);
         redacted!(insta::assert_snapshot!("status_not_signed_in", status));
 
         stdout_of(
             &[
-                "profile", "create", "--username", &username, "--password", PASSWORD, "--api",
-                &api, "--ws", &ws,
+                "profile",
+                "create",
+                "--username",
+                &username,
+                "--password",
+                PASSWORD,
+                "--api",
+                &api,
+                "--ws",
+                &ws,
             ],
             profile,
         );
@@ -124,7 +138,12 @@ async fn listings_and_status_against_the_real_server() {
         let file = dir.join("invoice-0042.txt");
         std::fs::write(&file, "an invoice worth keeping private").unwrap();
         let token = stdout_of(
-            &["store", file.to_str().unwrap(), "--context", "/finance/2026"],
+            &[
+                "store",
+                file.to_str().unwrap(),
+                "--context",
+                "/finance/2026",
+            ],
             profile,
         );
         let other = dir.join("note.md");
@@ -152,8 +171,7 @@ async fn listings_and_status_against_the_real_server() {
         .unwrap();
         assert_eq!(all["meta"]["total"], 2);
         assert!(
-            stdout_of(&["tokens", "list", "--per-page", "1"], profile)
-                .contains("1 of 2 shown")
+            stdout_of(&["tokens", "list", "--per-page", "1"], profile).contains("1 of 2 shown")
         );
 
         // Devices made in one second list in id order, which is random: rows sorted.
@@ -188,14 +206,17 @@ async fn listings_and_status_against_the_real_server() {
         assert_eq!(report["storageDevices"].as_array().unwrap().len(), 2);
 
         // Credentials the engine refuses: the hint says to sign in again.
-        let path = profile.unwrap();
-        let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut saved: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         saved["password"] = "not-the-password".into();
-        std::fs::write(path, saved.to_string()).unwrap();
+        std::fs::write(&path, saved.to_string()).unwrap();
         let out = privicore(&["tokens", "list"], profile);
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(!out.status.success());
-        assert!(stderr.contains("hint: the engine refused the saved credentials"), "{stderr}");
+        assert!(
+            stderr.contains("hint: the engine refused the saved credentials"),
+            "{stderr}"
+        );
     })
     .await
     .unwrap();

@@ -53,16 +53,34 @@ async fn a_store_and_a_fetch_move_the_counters_and_histograms() {
 
     let p = provision(&server, "metrics").await;
     p.attach_devices(&["m1"]).await;
-    let token = p.store("metrics/a", b"counted bytes, more than an IV and a tag hold").await;
-    assert_eq!(p.fetch(&token).await, b"counted bytes, more than an IV and a tag hold");
+    let token = p
+        .store(
+            "metrics/a",
+            b"counted bytes, more than an IV and a tag hold",
+        )
+        .await;
+    assert_eq!(
+        p.fetch(&token).await,
+        b"counted bytes, more than an IV and a tag hold"
+    );
 
     let after = scrape(&api).await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
         sample(&after, name, labels) - sample(&before, name, labels)
     };
     // Requests by matched route pattern and status, never by raw path.
-    assert!(moved("privicore_http_requests_total", &[("route", EXCHANGE), ("status", "202")]) >= 1.0);
-    assert!(moved("privicore_http_requests_total", &[("route", REQUEST), ("status", "202")]) >= 1.0);
+    assert!(
+        moved(
+            "privicore_http_requests_total",
+            &[("route", EXCHANGE), ("status", "202")]
+        ) >= 1.0
+    );
+    assert!(
+        moved(
+            "privicore_http_requests_total",
+            &[("route", REQUEST), ("status", "202")]
+        ) >= 1.0
+    );
     assert!(!after.contains(&token), "no raw path or token in labels");
     assert!(
         moved(
@@ -90,7 +108,13 @@ async fn a_store_and_a_fetch_move_the_counters_and_histograms() {
     // The SQLite writer's latency, one sample per write.
     assert!(moved("privicore_store_write_seconds_count", &[]) >= 3.0);
     // Read at scrape time.
-    assert!(sample(&after, "privicore_storage_devices", &[("presence", "online")]) >= 1.0);
+    assert!(
+        sample(
+            &after,
+            "privicore_storage_devices",
+            &[("presence", "online")]
+        ) >= 1.0
+    );
     assert!(sample(&after, "privicore_replicas", &[("state", "confirmed")]) >= 1.0);
     for gauge in [
         "privicore_spool_bytes",
@@ -116,7 +140,10 @@ async fn a_store_and_a_fetch_move_the_counters_and_histograms() {
         if now <= open - 1.0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "gauge stayed at {now}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gauge stayed at {now}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -38,7 +38,9 @@ pub async fn connect(profile: &LocalProfile) -> anyhow::Result<(Client, Session)
     let session = Session::connect(&profile.ws)
         .await
         .with_context(|| format!("connecting the WebSocket at {}", profile.ws))?;
-    session.join(me.token().context("a token after login")?).await?;
+    session
+        .join(me.token().context("a token after login")?)
+        .await?;
     Ok((me, session))
 }
 

@@ -54,7 +54,12 @@ pub fn table(items: &[Value], columns: &[Column]) -> String {
     }
     let rows: Vec<Vec<String>> = items
         .iter()
-        .map(|item| columns.iter().map(|c| cell(item.pointer(c.pointer))).collect())
+        .map(|item| {
+            columns
+                .iter()
+                .map(|c| cell(item.pointer(c.pointer)))
+                .collect()
+        })
         .collect();
     let widths: Vec<usize> = columns
         .iter()
@@ -123,7 +128,10 @@ mod tests {
             json!({"id": "a", "roles": ["storage", "authenticator"], "n": 3}),
             json!({"id": "longer-id", "roles": [], "n": null}),
         ];
-        let text = table(&items, &[col("ID", "/id"), col("ROLES", "/roles"), col("N", "/n")]);
+        let text = table(
+            &items,
+            &[col("ID", "/id"), col("ROLES", "/roles"), col("N", "/n")],
+        );
         let plain = anstream::adapter::strip_str(&text).to_string();
         assert_eq!(
             plain,
