@@ -117,8 +117,25 @@ impl Bus for LocalBus {
         Ok(stream.boxed())
     }
 
+    /// Ok while some subscriber still reads (the engine's event hub subscribes at start):
+    /// without one, published events reach nobody.
     async fn ping(&self) -> Result<(), BusError> {
-        Ok(())
+        if self.current().iter().any(|s| !s.events.is_closed()) {
+            Ok(())
+        } else {
+            Err(BusError::Unavailable("no live subscriber".into()))
+        }
+    }
+
+    fn queued(&self) -> Option<usize> {
+        let queued = |q: &mpsc::Sender<BusEvent>| q.max_capacity() - q.capacity();
+        Some(
+            self.current()
+                .iter()
+                .filter(|s| !s.events.is_closed())
+                .map(|s| queued(&s.events) + queued(&s.notices))
+                .sum(),
+        )
     }
 }
 

@@ -92,3 +92,18 @@ async fn a_dropped_subscriber_never_blocks_publishers() {
     }
     assert_eq!(bus.current().len(), 1, "the dropped one is forgotten");
 }
+
+#[tokio::test]
+async fn ping_answers_while_a_subscriber_reads_and_queued_counts_waiting_events() {
+    let bus = LocalBus::new(16);
+    assert!(bus.ping().await.is_err(), "nobody would receive an event");
+    let mut stream = bus.subscribe().await.unwrap();
+    bus.ping().await.unwrap();
+    bus.publish(event(1)).await.unwrap();
+    bus.publish(event(2)).await.unwrap();
+    assert_eq!(bus.queued(), Some(2));
+    stream.next().await.unwrap();
+    assert_eq!(bus.queued(), Some(1));
+    drop(stream);
+    assert!(bus.ping().await.is_err(), "the only subscriber is gone");
+}

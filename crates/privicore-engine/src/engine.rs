@@ -118,7 +118,7 @@ pub struct Engine {
     pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) limits: Arc<Limits>,
     hub: Arc<EventHub>,
-    supervisor: Supervisor,
+    pub(crate) supervisor: Supervisor,
 }
 
 impl Engine {
@@ -133,13 +133,6 @@ impl Deref for Engine {
     fn deref(&self) -> &Core {
         &self.core
     }
-}
-
-/// What `/health` reports.
-#[derive(Debug, Clone, Copy)]
-pub struct Health {
-    pub database: bool,
-    pub bus: bool,
 }
 
 impl Engine {
@@ -370,13 +363,6 @@ impl Engine {
     /// Stops every worker; unfinished commands stay persisted and resume on next start.
     pub async fn shutdown(&self) {
         self.supervisor.stop().await;
-    }
-
-    pub async fn health(&self) -> Health {
-        Health {
-            database: self.store.ping().await.is_ok(),
-            bus: self.bus.ping().await.is_ok(),
-        }
     }
 
     /// Persists the command (durably, with `effects`) and hands it to its lane. Returns

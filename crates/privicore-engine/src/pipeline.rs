@@ -39,6 +39,7 @@ pub(crate) fn plan_at_acceptance(
 
 /// Publishes a durable outcome as `command_status` 2 or 3.
 pub(crate) async fn publish_outcome(core: &Core, command: &CommandRecord, outcome: Outcome) {
+    crate::observe::command_finished(command, &outcome);
     let (status, body) = match outcome {
         Outcome::Succeeded(result) => (2, result),
         Outcome::Failed(key) => {
@@ -145,6 +146,14 @@ impl Pipeline {
             runner,
             waiters,
         }
+    }
+
+    /// Commands queued or running in all lanes (a sum over the lanes, for `/metrics`).
+    pub fn queued(&self) -> usize {
+        self.states
+            .iter()
+            .map(|s| s.queued.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Resolves once `command` has run in its lane (register before accepting it).

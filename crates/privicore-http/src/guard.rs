@@ -20,7 +20,14 @@ pub const HEADERS_LIMIT: usize = 16 * 1024;
 /// The API listener's one middleware (one layer rather than four: each layer costs an
 /// allocation and a move of the request on every call): head size limits, rate limits,
 /// event holds, `Idempotency-Key`, and JSON for the router's own 405s.
-pub async fn api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn api(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let timer = crate::metrics::RequestTimer::start(&req);
+    let response = api_inner(state, req, next).await;
+    timer.finish(&response);
+    response
+}
+
+async fn api_inner(state: AppState, mut req: Request, next: Next) -> Response {
     if let Err(refused) = head_within_limits(&req) {
         return refused.into_response();
     }

@@ -9,6 +9,7 @@ mod error;
 mod flush;
 mod guard;
 mod idempotency;
+mod metrics;
 mod reply;
 mod routes;
 mod serve;

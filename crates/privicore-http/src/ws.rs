@@ -106,6 +106,7 @@ impl Session {
     }
 
     async fn run(mut self, socket: WebSocket) {
+        let _open = crate::metrics::SessionGauge::open();
         let (mut sink, mut stream) = socket.split();
         let shutdown = self.engine.shutdown_token();
         let mut ping =

@@ -317,6 +317,32 @@ pub fn spool(
     Ok((!chunks.is_empty()).then_some(chunks))
 }
 
+/// Replica rows by state and the spool's objects and bytes (`length` reads a blob's size
+/// from its record header, not the blob).
+pub fn operational_counts(
+    conn: &Connection,
+) -> Result<privicore_domain::ports::OperationalCounts, StoreError> {
+    let replicas_by_state = db::all(
+        conn,
+        "SELECT state, COUNT(*) AS n FROM replicas GROUP BY state ORDER BY state",
+        [],
+        |r| Ok((r.col::<String>("state")?, r.col::<i64>("n")? as u64)),
+    )?;
+    let (spool_objects, spool_bytes) = db::one(
+        conn,
+        "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM spool GROUP BY token_seq, version)) AS objects, \
+                COALESCE(SUM(length(sealed)), 0) AS bytes FROM spool",
+        [],
+        |r| Ok((r.col::<i64>("objects")? as u64, r.col::<i64>("bytes")? as u64)),
+    )?
+    .unwrap_or((0, 0));
+    Ok(privicore_domain::ports::OperationalCounts {
+        replicas_by_state,
+        spool_objects,
+        spool_bytes,
+    })
+}
+
 pub fn events(
     conn: &Connection,
     profile: ProfileId,

@@ -163,7 +163,19 @@ impl SqliteStore {
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| db::count(c, "SELECT 1", []).map(|_| ()))
+        // The writer first: reads would still answer after its thread stopped, and
+        // nothing could be written.
+        if !self.writer.alive() {
+            return Err(StoreError::Unavailable("the store writer stopped".into()));
+        }
+        // A real read of the file (the schema page), not an expression.
+        self.read(|c| db::count(c, "SELECT COUNT(*) FROM sqlite_schema", []).map(|_| ()))
+    }
+
+    async fn operational_counts(
+        &self,
+    ) -> Result<privicore_domain::ports::OperationalCounts, StoreError> {
+        self.scan(data::operational_counts).await
     }
 
     async fn insert_command(

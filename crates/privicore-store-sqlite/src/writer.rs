@@ -110,6 +110,11 @@ impl Writer {
         Self { queue }
     }
 
+    /// Whether the writer thread still takes requests.
+    pub fn alive(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Runs `work` in the next group commit and answers after that commit.
     pub async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
@@ -137,6 +142,7 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
         let job = Typed {
             work,
@@ -148,7 +154,10 @@ impl Writer {
             .send(Message::Job(Box::new(job)))
             .await
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let answer = answer.await.map_err(|_| stopped())?;
+        // Queueing, the group commit and its fsync: what a caller waits for.
+        metrics::histogram!("privicore_store_write_seconds").record(started.elapsed());
+        answer
     }
 
     /// Finishes what is queued, then closes the connection.
@@ -178,6 +187,8 @@ fn run(conn: Connection, mut inbox: mpsc::Receiver<Message>, restart: Arc<Atomic
                 next = inbox.try_recv().ok();
             }
         }
+        metrics::gauge!("privicore_store_write_queue").set(inbox.len() as f64);
+        metrics::histogram!("privicore_store_commit_batch_size").record(batch.len() as f64);
         commit(&conn, batch);
         if restart.load(Ordering::Relaxed) {
             // The catch-up stalls commits for a few ms: done in a gap between requests

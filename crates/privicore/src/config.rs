@@ -44,6 +44,7 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     pub connections: Connections,
     pub commands: Commands,
+    pub metrics: Metrics,
     /// Events queued for one client WebSocket before it counts as lagging: it is told
     /// (`channel.lagged`) and closed, and its client joins again.
     pub socket_queue: usize,
@@ -97,6 +98,33 @@ impl Connections {
             header_read_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
             body_read_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
         }
+    }
+}
+
+/// Who may read `/metrics` (docs/metrics.md): loopback clients always; others with the
+/// bearer token kept in `token_file` (never in the settings themselves, which are logged).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    pub token_file: Option<PathBuf>,
+}
+
+impl Metrics {
+    /// The token, read and trimmed; an empty file is refused rather than opening
+    /// `/metrics` to an empty bearer.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading metrics.token_file {}", path.display()))?;
+        let token = text.trim();
+        anyhow::ensure!(
+            !token.is_empty(),
+            "metrics.token_file {} is empty",
+            path.display()
+        );
+        Ok(Some(token.to_owned()))
     }
 }
 
@@ -298,6 +326,7 @@ impl Default for Settings {
             rate_limits: RateLimits::default(),
             connections: Connections::default(),
             commands: Commands::default(),
+            metrics: Metrics::default(),
             socket_queue: privicore_engine::hub::SOCKET_QUEUE,
             trusted_proxies: Vec::new(),
             bus_url: None,
@@ -445,6 +474,9 @@ pub struct ServeArgs {
     /// Prefix of the broker's exchange and queue names (default privicore).
     #[arg(long, env = "PRIVICORE_BUS_PREFIX")]
     pub bus_prefix: Option<String>,
+    /// File holding a bearer token that lets clients off loopback read /metrics.
+    #[arg(long, env = "PRIVICORE_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -498,6 +530,9 @@ impl Settings {
         }
         if let Some(path) = &args.root_key_file {
             s.keys.root_key_file = Some(path.clone());
+        }
+        if let Some(path) = &args.metrics_token_file {
+            s.metrics.token_file = Some(path.clone());
         }
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
@@ -565,8 +600,11 @@ impl Settings {
 
     /// The HTTP edge's settings, checked.
     pub fn edge(&self) -> anyhow::Result<privicore_http::Edge> {
-        privicore_http::Edge::new(self.trusted_proxy_networks()?, &self.api.cors_origins)
-            .map_err(|e| anyhow::anyhow!("api.cors_origins: {e}"))
+        Ok(
+            privicore_http::Edge::new(self.trusted_proxy_networks()?, &self.api.cors_origins)
+                .map_err(|e| anyhow::anyhow!("api.cors_origins: {e}"))?
+                .with_metrics_token(self.metrics.token()?),
+        )
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -31,6 +31,9 @@ async fn return_freed_memory() {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print listings and `status` as JSON, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -52,6 +55,29 @@ impl ProfileFile {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Is the engine up, who am I, and how are my devices and their replicas.
+    Status {
+        /// The engine's API (default: the profile's, else http://127.0.0.1:8009).
+        #[arg(long)]
+        api: Option<String>,
+        #[command(flatten)]
+        file: ProfileFile,
+    },
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    ///
+    /// For example: `privicore completions bash > ~/.local/share/bash-completion/completions/privicore`,
+    /// or `privicore completions zsh > ~/.zfunc/_privicore`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The profile's data tokens.
+    Tokens {
+        #[command(subcommand)]
+        action: TokensAction,
+        #[command(flatten)]
+        file: ProfileFile,
+    },
     /// Run the engine (embedded defaults: SQLite and in-process bus under ./privicore-data).
     Serve(Box<ServeArgs>),
     /// Run a storage device as its own process, connected to the engine's embedded bus.
@@ -181,7 +207,21 @@ enum ProfileAction {
 }
 
 #[derive(Subcommand)]
+enum TokensAction {
+    /// One page of the profile's tokens, newest first, filtered by the engine.
+    List(cli::listing::TokenFilters),
+}
+
+#[derive(Subcommand)]
 enum DevicesAction {
+    /// The profile's devices (every role and status), one page.
+    List {
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// 1 to 100.
+        #[arg(long, default_value_t = 25)]
+        per_page: u32,
+    },
     /// Request, approve and register storage devices hosted by the engine, or (with
     /// `--authenticator`) one authenticator that runs as its own process.
     Attach {
@@ -208,8 +248,20 @@ fn quiet_logs() {
     });
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match start(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error:?}");
+            if let Some(hint) = cli::hints::hint(&error) {
+                eprintln!("hint: {hint}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let runtime = match &cli.command {
         // The load generator shares the machine with the engine it measures: one thread
         // keeps its own cost (and its cross-thread wake-ups) low.
@@ -228,8 +280,51 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli))
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let json = cli.json;
     match cli.command {
+        Command::Status { api, file } => {
+            quiet_logs();
+            let profile = match file.load() {
+                Ok(profile) => Some(profile),
+                Err(e) if e.downcast_ref::<cli::NoProfile>().is_some() => None,
+                Err(e) => return Err(e),
+            };
+            let api = api
+                .or_else(|| profile.as_ref().map(|p| p.api.clone()))
+                .unwrap_or_else(|| "http://127.0.0.1:8009".into());
+            let report = cli::status::gather(&api, profile.as_ref()).await?;
+            cli::status::print(&report, json)?;
+            // Scripts: 0 while the engine serves (ok or degraded), 1 when it does not.
+            if report["httpStatus"] != 200 {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "privicore",
+                &mut std::io::stdout(),
+            );
+        }
+        Command::Tokens {
+            action: TokensAction::List(filters),
+            file,
+        } => {
+            quiet_logs();
+            let answer = cli::listing::tokens(&file.load()?, &filters).await?;
+            cli::listing::print_tokens(&answer, json)?;
+        }
+        Command::Devices {
+            action: DevicesAction::List { page, per_page },
+            file,
+        } => {
+            quiet_logs();
+            let answer = cli::listing::devices(&file.load()?, page, per_page).await?;
+            cli::listing::print_devices(&answer, json)?;
+        }
         Command::Serve(args) => {
             let settings = Settings::resolve(&args)?;
             logging::init(&settings.log);
@@ -238,7 +333,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let Some(startup) = privicore::operator::sealed::startup(&settings).await? else {
                 tracing::info!("shutdown requested while sealed");
-                return Ok(());
+                return Ok(std::process::ExitCode::SUCCESS);
             };
             let running = server::Server::start_with(&settings, startup).await?;
             tokio::spawn(return_freed_memory());
@@ -351,13 +446,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Directory { action, profile } => {
             quiet_logs();
+            let columns = cli::directory::columns(&action);
             let out = cli::directory::run(action, || profile.load()).await?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            match columns {
+                Some(columns) => cli::output::listing(&out, columns, json)?,
+                None => println!("{}", serde_json::to_string_pretty(&out)?),
+            }
         }
         Command::App { action, profile } => {
             quiet_logs();
+            let list = matches!(action, cli::app::AppAction::List);
             let out = cli::app::run(action, || profile.load()).await?;
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            if list {
+                cli::output::listing(&out, cli::app::COLUMNS, json)?;
+            } else {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
         }
         Command::Bench(args) => {
             quiet_logs();
@@ -381,5 +485,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

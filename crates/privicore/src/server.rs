@@ -303,6 +303,11 @@ impl Server {
         format!("ws://{}", self.ws_addr)
     }
 
+    /// The metadata store (operator tooling; tests close it to see `/health` fail).
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
     /// The in-process device host, unless devices run as their own processes.
     pub fn host(&self) -> Option<&InProcessHost> {
         self.host.as_deref()

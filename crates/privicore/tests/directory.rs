@@ -1300,12 +1300,12 @@ async fn the_cli_manages_a_directory() {
         .unwrap();
         assert_eq!(invited["role"], "member");
         let users: Value = serde_json::from_str(&run_privicore(
-            &["directory", "users", "--directory", &directory],
+            &["directory", "users", "--directory", &directory, "--json"],
             &env,
         ))
         .unwrap();
         let devices: Value = serde_json::from_str(&run_privicore(
-            &["directory", "devices", "--directory", &directory],
+            &["directory", "devices", "--directory", &directory, "--json"],
             &env,
         ))
         .unwrap();

@@ -860,7 +860,8 @@ async fn the_cli_runs_the_code_flow() {
         ))
         .unwrap();
         let client_id = config["clientId"].as_str().unwrap().to_owned();
-        let list: Value = serde_json::from_str(&run_privicore(&["app", "list"], &env)).unwrap();
+        let list: Value =
+            serde_json::from_str(&run_privicore(&["app", "list", "--json"], &env)).unwrap();
         assert_eq!(list["items"][0]["clientId"], client_id.as_str());
         let authorized: Value = serde_json::from_str(&run_privicore(
             &[

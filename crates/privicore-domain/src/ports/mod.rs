@@ -9,7 +9,7 @@ mod store;
 pub use audit::AuditLog;
 pub use bus::{Bus, BusError, EventStream};
 pub use device_bus::DeviceBus;
-pub use store::{MetadataStore, StoreError};
+pub use store::{MetadataStore, OperationalCounts, StoreError};
 
 #[cfg(feature = "testkit")]
 pub mod conformance;

@@ -59,11 +59,23 @@ impl From<StoreError> for Error {
     }
 }
 
+/// What the store holds that operators watch: replica rows by state (`ReplicaState::as_str`)
+/// and the spool's sealed objects (one per token version) and bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationalCounts {
+    pub replicas_by_state: Vec<(String, u64)>,
+    pub spool_objects: u64,
+    pub spool_bytes: u64,
+}
+
 /// Durable metadata: profiles, tokens, keys and the command log.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + 'static {
-    /// Cheap liveness probe for `/health`.
+    /// Cheap liveness probe for `/health`: a real query, and the write path alive.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Replica rows by state and what the spool holds, for `/metrics` (read at scrape
+    /// time, never on a request's path).
+    async fn operational_counts(&self) -> Result<OperationalCounts, StoreError>;
 
     /// Persists a new command together with `effects` (atomically); returns only once it
     /// is durable.

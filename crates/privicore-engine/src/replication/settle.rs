@@ -93,6 +93,11 @@ impl LateQueue {
         }
     }
 
+    /// Writes queued and not yet taken by the worker.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
     /// More late writes wait than the worker should have behind it.
     pub(crate) fn backlogged(&self) -> bool {
         self.depth.load(Ordering::Relaxed) >= BACKLOG_MAX

@@ -102,6 +102,9 @@ pub struct Edge {
     pub trusted_proxies: TrustedProxies,
     /// Cross-origin access to the API; `None` keeps it off (docs/api/README.md §4.6).
     pub cors: Option<CorsLayer>,
+    /// Bearer token that opens `/metrics` to clients off loopback (docs/metrics.md);
+    /// `None`: loopback only.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl Edge {
@@ -113,7 +116,14 @@ impl Edge {
         Ok(Self {
             trusted_proxies: TrustedProxies(trusted_proxies),
             cors: crate::cors::layer(cors_origins)?,
+            metrics_token: None,
         })
+    }
+
+    /// Opens `/metrics` to anyone sending `Authorization: Bearer <token>`.
+    pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.map(Arc::from);
+        self
     }
 }
 
@@ -127,12 +137,15 @@ impl std::ops::Deref for AppState {
 
 /// Every REST route of the API listener, plus the WebSocket at `/ws`.
 pub fn api_router(state: AppState) -> Router {
+    crate::metrics::install();
     let cors = state.edge.cors.clone();
     let router = table::ROUTES
         .iter()
         .fold(Router::new(), |router, route| {
             router.route(route.path, route.method_router())
         })
+        // Operational, not part of the API contract: outside the route table.
+        .route("/metrics", get(crate::metrics::render))
         .fallback(guard::unknown_route)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, guard::api))

@@ -53,6 +53,15 @@ pub enum AppAction {
     },
 }
 
+/// How `app list` prints without `--json`.
+pub const COLUMNS: &[super::output::Column] = &[
+    super::output::col("CLIENT ID", "/clientId"),
+    super::output::col("NAME", "/name"),
+    super::output::col("SCOPES", "/scopes"),
+    super::output::col("GRANTS", "/activeGrants"),
+    super::output::col("REDIRECT URI", "/redirectUri"),
+];
+
 /// Runs the action; what it prints, as JSON.
 pub async fn run(
     action: AppAction,

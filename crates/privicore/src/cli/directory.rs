@@ -1,6 +1,7 @@
 //! `privicore directory`: directories from the command line (docs/api/directory.md): create
 //! one, invite a profile, list its users and its managed users' devices.
 
+use super::output::{Column, col};
 use super::{LocalProfile, connect};
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -41,6 +42,33 @@ pub enum DirectoryAction {
         #[arg(long)]
         directory: String,
     },
+}
+
+/// The columns of the listings (`users`, `devices`) without `--json`; `None` for the
+/// actions that print one JSON result.
+pub fn columns(action: &DirectoryAction) -> Option<&'static [Column]> {
+    const USERS: &[Column] = &[
+        col("PROFILE", "/profileId"),
+        col("USERNAME", "/username"),
+        col("ROLE", "/role"),
+        col("KIND", "/kind"),
+        col("STORAGE", "/storageDevices"),
+        col("AUTHENTICATORS", "/authenticators"),
+        col("ONLINE", "/onlineDevices"),
+    ];
+    const DEVICES: &[Column] = &[
+        col("DEVICE", "/deviceIdentifier"),
+        col("USERNAME", "/username"),
+        col("NAME", "/name"),
+        col("STATUS", "/status"),
+        col("ROLES", "/roles"),
+        col("ONLINE", "/online"),
+    ];
+    match action {
+        DirectoryAction::Users { .. } => Some(USERS),
+        DirectoryAction::Devices { .. } => Some(DEVICES),
+        DirectoryAction::Create { .. } | DirectoryAction::Invite { .. } => None,
+    }
 }
 
 /// Runs the action; what it prints, as JSON.

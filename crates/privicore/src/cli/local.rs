@@ -39,14 +39,19 @@ pub fn default_path() -> PathBuf {
     home.join(".config").join("privicore").join("cli.json")
 }
 
+/// No local profile file where one was looked for (the CLI is not signed in).
+#[derive(Debug, thiserror::Error)]
+#[error("no local profile at {}", .0.display())]
+pub struct NoProfile(pub PathBuf);
+
 impl LocalProfile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading {} (create a profile first: privicore profile create)",
-                path.display()
-            )
-        })?;
+        let text = match std::fs::read_to_string(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(NoProfile(path.to_path_buf()).into());
+            }
+            other => other.with_context(|| format!("reading {}", path.display()))?,
+        };
         serde_json::from_str(&text).context("parsing the CLI profile file")
     }
 

@@ -3,13 +3,17 @@
 
 pub mod app;
 pub mod directory;
+pub mod hints;
 pub mod layer1;
+pub mod listing;
 mod local;
+pub mod output;
 mod progress;
+pub mod status;
 pub mod transfer;
 
 pub use layer1::{decrypt, encrypt};
-pub use local::{LocalProfile, default_path};
+pub use local::{LocalProfile, NoProfile, default_path};
 pub use transfer::{Source, Target, fetch, store};
 
 use anyhow::Context;
@@ -18,18 +22,25 @@ use rand::RngCore;
 use std::path::Path;
 use std::time::Duration;
 
-/// Logs in with the saved credentials and joins the channel.
-pub async fn connect(profile: &LocalProfile) -> anyhow::Result<(Client, Session)> {
+/// Logs in with the saved credentials; a client carrying the token.
+pub async fn login(profile: &LocalProfile) -> anyhow::Result<Client> {
     let api = Client::new(&profile.api);
     let auth = api
         .authenticate(&profile.username, &profile.password)
         .await
-        .context("authenticating")?;
-    let me = api.with_token(&auth.authorization_token);
+        .with_context(|| format!("authenticating at {}", profile.api))?;
+    Ok(api.with_token(&auth.authorization_token))
+}
+
+/// Logs in with the saved credentials and joins the channel.
+pub async fn connect(profile: &LocalProfile) -> anyhow::Result<(Client, Session)> {
+    let me = login(profile).await?;
     let session = Session::connect(&profile.ws)
         .await
-        .context("connecting the WebSocket")?;
-    session.join(&auth.authorization_token).await?;
+        .with_context(|| format!("connecting the WebSocket at {}", profile.ws))?;
+    session
+        .join(me.token().context("a token after login")?)
+        .await?;
     Ok((me, session))
 }
 

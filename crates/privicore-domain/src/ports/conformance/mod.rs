@@ -55,6 +55,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     a_data_token_reads_back_field_for_field(store).await;
     a_reservation_activates_in_one_step(store).await;
     replicas_spool_and_events(store).await;
+    operational_counts_follow_replicas_and_spool(store).await;
     the_spool_of_a_committed_version_expires(store).await;
     idempotency_slots_are_claimed_once(store).await;
     counters_count_within_their_window(store).await;

@@ -332,3 +332,54 @@ pub(super) async fn the_spool_of_a_committed_version_expires(store: &dyn Metadat
     assert!(store.purge_spool(later).await.unwrap() >= 1);
     assert_eq!(store.spool(&t.token, 1).await.unwrap(), None);
 }
+
+fn replicas_in(counts: &crate::ports::OperationalCounts, state: &str) -> u64 {
+    counts
+        .replicas_by_state
+        .iter()
+        .find(|(s, _)| s == state)
+        .map_or(0, |(_, n)| *n)
+}
+
+/// Counts move by what was written (the store is shared by the kit's checks: deltas only).
+pub(super) async fn operational_counts_follow_replicas_and_spool(store: &dyn MetadataStore) {
+    let p = stored_profile(store, "operational").await;
+    let before = store.operational_counts().await.unwrap();
+    let t = token_of(&p, "/counted");
+    let replica = |state| {
+        data(DataEffect::SetReplica(Replica {
+            token: t.token.clone(),
+            version: 1,
+            device_id: DeviceId::new(),
+            state,
+        }))
+    };
+    store
+        .apply(
+            &[
+                data(DataEffect::CreateDataToken(t.clone())),
+                data(DataEffect::PutSpool {
+                    token: t.token.clone(),
+                    version: 1,
+                    chunks: vec![vec![1; 5], vec![2; 3]],
+                }),
+                replica(ReplicaState::Pending),
+                replica(ReplicaState::Confirmed),
+                replica(ReplicaState::Confirmed),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let after = store.operational_counts().await.unwrap();
+    assert_eq!(after.spool_objects, before.spool_objects + 1);
+    assert_eq!(after.spool_bytes, before.spool_bytes + 8);
+    assert_eq!(
+        replicas_in(&after, "pending"),
+        replicas_in(&before, "pending") + 1
+    );
+    assert_eq!(
+        replicas_in(&after, "confirmed"),
+        replicas_in(&before, "confirmed") + 2
+    );
+}
