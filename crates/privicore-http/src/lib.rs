@@ -9,6 +9,7 @@ mod error;
 mod flush;
 mod guard;
 mod idempotency;
+pub mod openapi;
 mod reply;
 mod routes;
 mod serve;
