@@ -673,7 +673,7 @@ pub static DESCRIBED: &[Described] = &[
             Field { name: "meta", at: In::Body, ty: Ty::Obj, required: false, note: "any of `information_security_risk`, `file`, `data`; each given group replaces the stored group wholesale (same field rules as §3.7, §3.8, §3.1); a group set to `null` is cleared" },
         ],
         reply: None,
-        errors: &["data_token.not_found", "data_token.not_owner", "data_token.not_active", "data_token.update_in_progress", "storage.write_failed", "stream.not_started"],
+        errors: &["data_token.not_found", "data_token.not_owner", "data_token.not_active", "data_token.update_in_progress", "storage.write_failed", "stream.not_started", "validation.ambiguous_shape"],
         async_errors: &["storage.no_storage_devices"],
     },
     Described {
@@ -696,7 +696,7 @@ pub static DESCRIBED: &[Described] = &[
             Field { name: "meta", at: In::Body, ty: Ty::Obj, required: false, note: "any of `information_security_risk`, `file`, `data`; each given group replaces the stored group wholesale (same field rules as §3.7, §3.8, §3.1); a group set to `null` is cleared" },
         ],
         reply: None,
-        errors: &["data_token.not_found", "data_token.not_owner", "data_token.not_active", "data_token.update_in_progress", "storage.write_failed", "stream.not_started"],
+        errors: &["data_token.not_found", "data_token.not_owner", "data_token.not_active", "data_token.update_in_progress", "storage.write_failed", "stream.not_started", "validation.ambiguous_shape"],
         async_errors: &["storage.no_storage_devices"],
     },
     Described {
@@ -1170,7 +1170,7 @@ pub static DESCRIBED: &[Described] = &[
   "resolvedAt": null,
   "failureKey": null
 }"#),
-        errors: &[],
+        errors: &["voting.pool_not_found"],
         async_errors: &[],
     },
     Described {
@@ -1445,7 +1445,7 @@ pub static DESCRIBED: &[Described] = &[
         mode: Mode::Sync,
         fields: &[],
         reply: None,
-        errors: &[],
+        errors: &["directory.not_found", "directory.forbidden"],
         async_errors: &[],
     },
     Described {
@@ -1566,7 +1566,7 @@ pub static DESCRIBED: &[Described] = &[
         mode: Mode::Sync,
         fields: &[],
         reply: None,
-        errors: &[],
+        errors: &["directory.not_found", "directory.forbidden", "directory.user_not_found"],
         async_errors: &[],
     },
     Described {
@@ -1578,7 +1578,7 @@ pub static DESCRIBED: &[Described] = &[
         mode: Mode::Sync,
         fields: &[],
         reply: None,
-        errors: &[],
+        errors: &["directory.not_found", "directory.forbidden"],
         async_errors: &[],
     },
     Described {
@@ -1619,7 +1619,7 @@ pub static DESCRIBED: &[Described] = &[
   ],
   "meta": { "page": 1, "perPage": 25, "total": 3 }
 }"#),
-        errors: &[],
+        errors: &["directory.not_found", "directory.forbidden"],
         async_errors: &[],
     },
     Described {
@@ -1666,7 +1666,7 @@ pub static DESCRIBED: &[Described] = &[
         mode: Mode::Sync,
         fields: &[],
         reply: None,
-        errors: &[],
+        errors: &["directory.not_found", "directory.forbidden"],
         async_errors: &[],
     },
     Described {

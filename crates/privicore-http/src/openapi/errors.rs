@@ -1,7 +1,7 @@
 //! The error keys of each operation: its own (documented per route) plus those its guard,
 //! its body parsing and the edge add, grouped by the status the catalogue gives them.
 
-use super::model::{Described, Mode, Ty};
+use super::model::{Described, Mode};
 use crate::error::status_of;
 use crate::routes::table::{Guard, Verb};
 use privicore_domain::Reason;
@@ -56,11 +56,17 @@ pub fn by_status(guard: Guard, d: &Described) -> BTreeMap<u16, Vec<&'static str>
             add(c);
         }
     }
-    if d.fields.iter().any(|f| f.required) {
-        add("validation.missing_field");
-    }
-    if d.fields.iter().any(|f| f.ty != Ty::Str) {
-        add("validation.invalid_type");
+    // Field checks: every POST reads fields (some documented in shared tables rather
+    // than per route), and so does a route with query fields.
+    if d.verb == Verb::Post || !d.fields.is_empty() {
+        for c in [
+            "validation.missing_field",
+            "validation.invalid_type",
+            "validation.invalid_format",
+            "validation.out_of_range",
+        ] {
+            add(c);
+        }
     }
     if d.path.contains('{') {
         add("validation.invalid_format");
