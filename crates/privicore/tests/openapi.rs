@@ -26,7 +26,10 @@ fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
 fn check(doc: &Value, schema: &Value, instance: &Value, what: &str, failures: &mut Vec<String>) {
     let v = validator(doc, schema);
     if let Err(e) = v.validate(instance) {
-        failures.push(format!("{what}: {e} (at {}) in {instance}", e.instance_path));
+        failures.push(format!(
+            "{what}: {e} (at {}) in {instance}",
+            e.instance_path
+        ));
     }
 }
 
@@ -92,7 +95,13 @@ fn hold_to(doc: &Value, op: &Value, what: &str, res: &RawResponse, failures: &mu
                 return;
             }
         };
-        check(doc, &media["schema"], &body, &format!("{what} {status}"), failures);
+        check(
+            doc,
+            &media["schema"],
+            &body,
+            &format!("{what} {status}"),
+            failures,
+        );
     }
 }
 
@@ -144,7 +153,11 @@ async fn every_operation_answers_as_documented() {
         let target = concrete(&path);
         let res = if method == "post" {
             let example = op["requestBody"]["content"]["application/json"]["example"].clone();
-            let body = if example.is_null() { json!({}) } else { example };
+            let body = if example.is_null() {
+                json!({})
+            } else {
+                example
+            };
             api.send(Method::POST, &target, Body::Json(body)).await
         } else {
             api.get(&target).await
@@ -159,7 +172,11 @@ async fn every_operation_answers_as_documented() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(replayed > 90, "only {replayed} operations replayed");
     // Not only refusals: the list endpoints, the examples and the documents succeed.
-    assert!(succeeded.len() >= 30, "{} succeeded: {succeeded:?}", succeeded.len());
+    assert!(
+        succeeded.len() >= 30,
+        "{} succeeded: {succeeded:?}",
+        succeeded.len()
+    );
 }
 
 /// The upload and download listeners answer a bad single-use value as documented.
@@ -182,11 +199,23 @@ async fn the_stream_listeners_answer_as_documented() {
         .await
         .unwrap();
     assert_eq!(res.status, 401);
-    hold_to(&doc, &doc["paths"]["/"]["post"], "upload", &res, &mut failures);
+    hold_to(
+        &doc,
+        &doc["paths"]["/"]["post"],
+        "upload",
+        &res,
+        &mut failures,
+    );
     let download = Client::new(&format!("http://{}", running.downstream_addr));
     let res = download.get("/?auth=D-unknown").await.unwrap();
     assert_eq!(res.status, 401);
-    hold_to(&doc, &doc["paths"]["/"]["get"], "download", &res, &mut failures);
+    hold_to(
+        &doc,
+        &doc["paths"]["/"]["get"],
+        "download",
+        &res,
+        &mut failures,
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -198,7 +227,10 @@ async fn the_docs_page_loads_nothing_from_elsewhere() {
     let api = server.client();
     let page = api.get("/docs").await.unwrap();
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let csp = page.header("content-security-policy").unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
     let html = String::from_utf8(page.body).unwrap();

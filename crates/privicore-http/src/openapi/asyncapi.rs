@@ -31,7 +31,10 @@ fn reply(data: Value) -> Value {
 }
 
 fn action(name: &str, data: Value) -> Value {
-    obj(json!({ "action": { "const": name }, "data": data }), &["action"])
+    obj(
+        json!({ "action": { "const": name }, "data": data }),
+        &["action"],
+    )
 }
 
 fn message(name: &str, summary: &str, payload: Value) -> (String, Value) {
@@ -169,7 +172,15 @@ fn bus_body(kind: &str) -> Value {
                 "requestedBy": {}, "strategy": string(), "openedAt": string(), "expiresAt": string(),
                 "mac": string(),
             }),
-            &["ballotId", "poolId", "attempt", "title", "question", "expiresAt", "mac"],
+            &[
+                "ballotId",
+                "poolId",
+                "attempt",
+                "title",
+                "question",
+                "expiresAt",
+                "mac",
+            ],
         ),
         ballots::WITHDRAW => obj(
             json!({ "ballotId": string(), "poolId": string(), "attempt": { "type": "integer" }, "reason": string() }),
@@ -201,9 +212,20 @@ fn bus_messages() -> Map<String, Value> {
                     "sentAt": string(),
                     "body": bus_body(kind),
                 }),
-                &["v", "type", "messageId", "deviceIdentifier", "sentAt", "body"],
+                &[
+                    "v",
+                    "type",
+                    "messageId",
+                    "deviceIdentifier",
+                    "sentAt",
+                    "body",
+                ],
             );
-            let from = if engine_sends(kind) { "engine → device" } else { "device → engine" };
+            let from = if engine_sends(kind) {
+                "engine → device"
+            } else {
+                "device → engine"
+            };
             message(kind, &format!("`{kind}` ({from})."), payload)
         })
         .collect()

@@ -29,7 +29,11 @@ pub fn by_status(guard: Guard, d: &Described) -> BTreeMap<u16, Vec<&'static str>
             if matches!(guard, Guard::Token(_)) {
                 add("auth.missing_token");
             }
-            for c in ["auth.invalid_token", "auth.token_expired", "auth.token_revoked"] {
+            for c in [
+                "auth.invalid_token",
+                "auth.token_expired",
+                "auth.token_revoked",
+            ] {
                 add(c);
             }
             add("profile.inactive");

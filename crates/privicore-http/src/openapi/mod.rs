@@ -4,7 +4,7 @@
 //!
 //! Paths, methods and security come from the route table; error statuses from the
 //! [`Reason`] catalogue; every table route must have exactly one entry in
-//! `described.rs` (`tests::every_route_is_described_once`).
+//! `described/` (`tests::every_route_is_described_once`).
 
 mod asyncapi;
 mod described;
@@ -31,7 +31,7 @@ pub fn described(route: &Route) -> Option<&'static Described> {
 }
 
 fn all_described() -> impl Iterator<Item = &'static Described> {
-    described::DESCRIBED.iter().chain(described::EXTRA)
+    described::all()
 }
 
 /// The OpenAPI document, built once.
@@ -209,7 +209,11 @@ fn request_body(fields: &[&Field], op_id: &str, components: &mut Map<String, Val
         .iter()
         .map(|f| (f.name.to_owned(), field_schema(f)))
         .collect();
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     let mut schema = json!({ "type": "object", "properties": properties });
     if !required.is_empty() {
         schema["required"] = json!(required);
@@ -230,7 +234,12 @@ fn request_body(fields: &[&Field], op_id: &str, components: &mut Map<String, Val
     })
 }
 
-fn responses(guard: Guard, d: &Described, op_id: &str, components: &mut Map<String, Value>) -> Value {
+fn responses(
+    guard: Guard,
+    d: &Described,
+    op_id: &str,
+    components: &mut Map<String, Value>,
+) -> Value {
     let mut out = Map::new();
     match d.mode {
         Mode::Command => {
@@ -277,7 +286,8 @@ fn security(guard: Guard) -> Value {
     let token = |access: privicore_domain::auth::Access| {
         let mut options = vec![json!({ "profileToken": [] })];
         if !access.profile_token_only {
-            options.push(json!({ "oauthAccessToken": access.scope.into_iter().collect::<Vec<_>>() }));
+            options
+                .push(json!({ "oauthAccessToken": access.scope.into_iter().collect::<Vec<_>>() }));
         }
         options
     };

@@ -1,4 +1,4 @@
-//! The shape of a route description (see `described.rs`).
+//! The shape of a route description (see `described/`).
 
 use crate::routes::table::Verb;
 
@@ -59,4 +59,26 @@ pub struct Described {
     pub errors: &'static [&'static str],
     /// Keys a command can fail with later (`command_status: 3`).
     pub async_errors: &'static [&'static str],
+}
+
+/// A body field.
+pub const fn body(name: &'static str, ty: Ty, required: bool, note: &'static str) -> Field {
+    Field {
+        name,
+        at: In::Body,
+        ty,
+        required,
+        note,
+    }
+}
+
+/// A query field.
+pub const fn query(name: &'static str, ty: Ty, required: bool, note: &'static str) -> Field {
+    Field {
+        name,
+        at: In::Query,
+        ty,
+        required,
+        note,
+    }
 }

@@ -67,7 +67,11 @@ pub fn components() -> Map<String, Value> {
 }
 
 /// The success responses of a synchronous route.
-pub fn success(d: &Described, op_id: &str, components: &mut Map<String, Value>) -> Vec<(u16, Value)> {
+pub fn success(
+    d: &Described,
+    op_id: &str,
+    components: &mut Map<String, Value>,
+) -> Vec<(u16, Value)> {
     debug_assert_eq!(d.mode, Mode::Sync);
     if d.path.starts_with("/request-status/") {
         let media = |example: Value| {
@@ -77,8 +81,14 @@ pub fn success(d: &Described, op_id: &str, components: &mut Map<String, Value>) 
             }})
         };
         return vec![
-            (200, json!({ "description": "Finished.", "content": media(json!(["succeeded", { "profileId": "019c80d5-d7c0-76bb-95c4-43d783e8efcb" }])) })),
-            (202, json!({ "description": "Still running.", "content": media(json!(["started"])) })),
+            (
+                200,
+                json!({ "description": "Finished.", "content": media(json!(["succeeded", { "profileId": "019c80d5-d7c0-76bb-95c4-43d783e8efcb" }])) }),
+            ),
+            (
+                202,
+                json!({ "description": "Still running.", "content": media(json!(["started"])) }),
+            ),
         ];
     }
     let example = d.reply.and_then(|r| serde_json::from_str::<Value>(r).ok());

@@ -11,18 +11,24 @@ fn every_route_is_described_once() {
             .filter(|d| d.verb == route.verb && d.path == route.path)
             .count();
         if count != 1 {
-            missing.push(format!("{:?} {} ({count} descriptions)", route.verb, route.path));
+            missing.push(format!(
+                "{:?} {} ({count} descriptions)",
+                route.verb, route.path
+            ));
         }
     }
     assert!(
         missing.is_empty(),
-        "add an entry to crates/privicore-http/src/openapi/described.rs for: {missing:?}"
+        "add an entry to crates/privicore-http/src/openapi/described/ for: {missing:?}"
     );
     let orphans: Vec<String> = all_described()
         .filter(|d| !ROUTES.iter().any(|r| r.verb == d.verb && r.path == d.path))
         .map(|d| format!("{:?} {}", d.verb, d.path))
         .collect();
-    assert!(orphans.is_empty(), "described but not in the route table: {orphans:?}");
+    assert!(
+        orphans.is_empty(),
+        "described but not in the route table: {orphans:?}"
+    );
 }
 
 #[test]
@@ -40,10 +46,17 @@ fn the_document_has_every_route_of_the_table() {
 fn every_listed_key_is_in_the_catalogue() {
     for d in all_described() {
         for code in d.errors.iter().chain(d.async_errors) {
-            assert!(Reason::from_code(code).is_some(), "{} lists unknown {code}", d.path);
+            assert!(
+                Reason::from_code(code).is_some(),
+                "{} lists unknown {code}",
+                d.path
+            );
         }
     }
-    for code in streams::UPLOAD_ERRORS.iter().chain(streams::DOWNLOAD_ERRORS) {
+    for code in streams::UPLOAD_ERRORS
+        .iter()
+        .chain(streams::DOWNLOAD_ERRORS)
+    {
         assert!(Reason::from_code(code).is_some(), "{code}");
     }
 }
