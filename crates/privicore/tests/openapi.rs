@@ -127,9 +127,13 @@ async fn every_operation_answers_as_documented() {
     let anonymous = server.client();
     let doc = document(&anonymous).await;
     let profile = provision(&server, "oapi").await;
+    // Lists with items, so their item schemas are held to real rows.
+    profile.attach_devices(&["oapi-store"]).await;
+    profile.store("/finance/2026", &random_payload(64)).await;
     let mut failures = Vec::new();
     let mut replayed = 0;
     let mut succeeded = Vec::new();
+    let mut command = None;
     // These end or replace the token the others use: last.
     let last = [
         "/profile/reauthorize-authorization-token",
@@ -168,7 +172,21 @@ async fn every_operation_answers_as_documented() {
         if res.status < 300 {
             succeeded.push(what);
         }
+        if res.status == 202
+            && let Some(id) = res.json()["commandId"].as_str()
+        {
+            command = Some(id.to_owned());
+        }
     }
+    // Request command id status of a real command: the succeeded shape.
+    let id = command.expect("some example was a command");
+    let status_op = &doc["paths"]["/request-status/{command_id}"]["post"];
+    let res = profile
+        .api
+        .post_json(&format!("/request-status/{id}"), json!({}))
+        .await
+        .unwrap();
+    hold_to(&doc, status_op, "request-status", &res, &mut failures);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(replayed > 90, "only {replayed} operations replayed");
     // Not only refusals: the list endpoints, the examples and the documents succeed.
