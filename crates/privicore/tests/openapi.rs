@@ -269,3 +269,49 @@ async fn the_docs_page_loads_nothing_from_elsewhere() {
     assert!(asyncapi["channels"]["client"]["messages"]["commandStatus"].is_object());
     assert!(asyncapi["channels"]["deviceBus"]["messages"]["ballot.issue"].is_object());
 }
+
+/// The frames a client socket really receives (replies, command outcomes, a data request
+/// result, the token-ended notice) each satisfy the AsyncAPI message they are.
+#[tokio::test]
+async fn websocket_frames_match_the_asyncapi_document() {
+    let server = TestServer::start().await;
+    let asyncapi = server.client().get("/asyncapi.json").await.unwrap().json();
+    let profile = provision(&server, "oapi-ws").await;
+    profile.attach_devices(&["oapi-ws-store"]).await;
+    let token = profile.store("/finance/2026", &random_payload(64)).await;
+    assert_eq!(profile.fetch(&token).await.len(), 64);
+    profile.session.ping().await.unwrap();
+    let revoked = profile
+        .api
+        .post_json("/profile/revoke-authorization-token", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, 200);
+    let notice = profile.session.notice(WAIT).await.unwrap();
+    let messages = &asyncapi["channels"]["client"]["messages"];
+    let mut failures = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut frames = profile.session.frames();
+    frames.push(notice);
+    for frame in frames {
+        let name = match frame["data"]["type"].as_str() {
+            Some("X-DPT-CAB-ID") => "commandStatus",
+            Some("X-DPT-CAB-REQUEST-ID") => "dataRequestResult",
+            Some("STREAM-READY") => "streamReady",
+            Some(other) => panic!("undocumented event type {other}: {frame}"),
+            None if frame["correlationId"].is_null() => "tokenEnded",
+            None => "reply",
+        };
+        let schema = &messages[name]["payload"];
+        assert!(schema.is_object(), "no message {name}");
+        let v = jsonschema::draft202012::new(schema).unwrap();
+        if let Err(e) = v.validate(&frame) {
+            failures.push(format!("{name}: {e} in {frame}"));
+        }
+        seen.insert(name);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    for name in ["commandStatus", "dataRequestResult", "reply", "tokenEnded"] {
+        assert!(seen.contains(name), "no {name} frame seen: {seen:?}");
+    }
+}
