@@ -71,7 +71,35 @@ pub static ROUTES: &[Described] = &[
                 "exact; trailing `*` = prefix",
             ),
         ],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [
+    {
+      "approvedAt": "2026-02-21T15:40:00+00:00",
+      "configurationIssuedAt": null,
+      "createdAt": "2026-02-21T15:39:12+00:00",
+      "description": null,
+      "deviceIdentifier": "8bc9e81b-76b0-464a-ae91-e8a1744e69f2",
+      "lastSeenAt": "2026-02-21T15:41:00+00:00",
+      "meta": {},
+      "name": "office-nas",
+      "online": true,
+      "profileId": "019c80d5-d7c0-76bb-95c4-43d783e8efcb",
+      "publicKey": "31420500…",
+      "removedAt": null,
+      "roles": [
+        "storage"
+      ],
+      "status": "approved"
+    }
+  ],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 1
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },

@@ -32,7 +32,36 @@ pub static ROUTES: &[Described] = &[
         spec: "directory.md §3.2",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [
+    {
+      "counts": {
+        "devices": 0,
+        "invitedUsers": 0,
+        "managedUsers": 0,
+        "pendingInvitations": 0,
+        "users": 1
+      },
+      "createdAt": "2026-02-21T15:50:00+00:00",
+      "description": "Finance team",
+      "directoryId": "019c80d7-1a2b-7c3d-8e4f-5a6b7c8d9e0f",
+      "meta": {},
+      "myRole": "owner",
+      "myStatus": "active",
+      "name": "Finance",
+      "ownerProfileId": "019c80d5-d7c0-76bb-95c4-43d783e8efcb",
+      "ownerUsername": "alice@example.com",
+      "updatedAt": "2026-02-21T15:50:00+00:00"
+    }
+  ],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 1
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -44,7 +73,16 @@ pub static ROUTES: &[Described] = &[
         spec: "directory.md §3.3",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 0
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -222,7 +260,16 @@ pub static ROUTES: &[Described] = &[
                 "`pending` `pending`, `accepted`, `declined`, `expired`, `all`",
             ),
         ],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 0
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },

@@ -229,7 +229,16 @@ pub static ROUTES: &[Described] = &[
         spec: "voting-and-policy.md §4.11",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 0
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -326,7 +335,16 @@ pub static ROUTES: &[Described] = &[
         spec: "voting-and-policy.md §5.3",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 0
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -338,7 +356,16 @@ pub static ROUTES: &[Described] = &[
         spec: "voting-and-policy.md §5.4",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 0
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -390,7 +417,16 @@ pub static ROUTES: &[Described] = &[
         spec: "voting-and-policy.md §5.8",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "items": [],
+  "meta": {
+    "page": 1,
+    "perPage": 25,
+    "total": 0
+  }
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },

@@ -191,7 +191,12 @@ pub static ROUTES: &[Described] = &[
             false,
             "configured token lifetime (28800) 1..2592000 (30 days)",
         )],
-        reply: None,
+        reply: Some(
+            r#"{
+  "authorizationToken": "T-qqEkM1kKTmxMMPSSO4dc11Qecv04MFdQTYWHeaaT6hs",
+  "expiresAt": "2026-02-21T23:33:44+00:00"
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -203,7 +208,12 @@ pub static ROUTES: &[Described] = &[
         spec: "profile-and-keys.md §2.7",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "revoked": true,
+  "revokedAt": "2026-02-21T15:33:44+00:00"
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
@@ -267,7 +277,12 @@ pub static ROUTES: &[Described] = &[
         spec: "profile-and-keys.md §3.4",
         mode: Mode::Sync,
         fields: &[],
-        reply: None,
+        reply: Some(
+            r#"{
+  "publicKey": "31420500…",
+  "registeredAt": "2026-02-21T15:34:02+00:00"
+}"#,
+        ),
         errors: &[],
         async_errors: &[],
     },
