@@ -10,6 +10,7 @@ mod flush;
 mod guard;
 mod idempotency;
 mod metrics;
+pub mod openapi;
 mod reply;
 mod routes;
 mod serve;

@@ -197,6 +197,9 @@ routes! {
     Post "/directory/create-directory-voting-pool" => directory::voting_pool, DIRECTORY;
     Get "/device-bus" => crate::device_bus::upgrade, Guard::Device;
     Get "/ws" => ws::upgrade, Guard::Public;
+    Get "/openapi.json" => crate::openapi::openapi_json, Guard::Public;
+    Get "/asyncapi.json" => crate::openapi::asyncapi_json, Guard::Public;
+    Get "/docs" => crate::openapi::docs_page, Guard::Public;
 }
 
 /// The entry serving `method` on `path` (a path of the table, with its `{…}` parameters).

@@ -1,0 +1,481 @@
+//! Data tokens (docs/api/data-tokens.md).
+
+use crate::openapi::model::{Described, Mode, Ty, body, query};
+use crate::routes::table::Verb::{Get, Post};
+
+pub static ROUTES: &[Described] = &[
+    Described {
+        verb: Post,
+        path: "/data-token/reserve-token-space",
+        tag: "Data Token",
+        summary: "Reserve token space",
+        spec: "data-tokens.md §3.1",
+        mode: Mode::Command,
+        fields: &[
+            body(
+                "context",
+                Ty::Str,
+                true,
+                "1..512 characters, no control characters",
+            ),
+            body(
+                "ttl",
+                Ty::Int,
+                false,
+                "5 1..60 (upper bound configurable); outside → 422",
+            ),
+            body(
+                "meta",
+                Ty::Obj,
+                false,
+                "stored as `meta.data`; JSON object, a string containing a JSON object, or bracket notation `meta[type]=invoice`; at most 16 KiB",
+            ),
+        ],
+        reply: Some(
+            r#"{
+  "tokenSpaceRequestId": "019c80d5-e7d1-75f7-9e48-4ff5122cef92",
+  "token": "dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5",
+  "context": "/finance/2026",
+  "expiresAt": "2026-02-21T15:41:12+00:00"
+}"#,
+        ),
+        errors: &[
+            "validation.missing_field",
+            "data_token.invalid_context",
+            "validation.out_of_range",
+            "data_token.invalid_meta",
+            "data_token.too_many_reservations",
+        ],
+        async_errors: &[],
+    },
+    Described {
+        verb: Get,
+        path: "/data-token/retrieve-temporary-data-token/{reservation}",
+        tag: "Data Token",
+        summary: "Retrieve temporary data token",
+        spec: "data-tokens.md §3.2",
+        mode: Mode::Sync,
+        fields: &[],
+        reply: Some(
+            r#"{
+  "token": "dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5",
+  "stream": "U-KmEe3byaCLvd9d5pqENQ82Mm6vMMDa7uV6q_nViWzng",
+  "stream_server_id": "upload.example.com",
+  "stream_server_port": 8010,
+  "streamUrl": "https://upload.example.com:8010/?auth=U-KmEe3byaCLvd9d5pqENQ82Mm6vMMDa7uV6q_nViWzng",
+  "context": "/finance/2026",
+  "expiresAt": "2026-02-21T15:41:12+00:00"
+}"#,
+        ),
+        errors: &[
+            "data_token.reservation_not_found",
+            "data_token.reservation_expired",
+            "data_token.already_exchanged",
+        ],
+        async_errors: &[],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/exchange-data-for-token",
+        tag: "Data Token",
+        summary: "Exchange data for token",
+        spec: "data-tokens.md §3.3",
+        mode: Mode::Command,
+        fields: &[
+            body(
+                "temporaryTokenSpace",
+                Ty::Str,
+                true,
+                "the data token from §3.2",
+            ),
+            body(
+                "data",
+                Ty::Str,
+                true,
+                "client payload (§1.4); decoded 28 bytes .. 1 MiB",
+            ),
+        ],
+        reply: Some(
+            r#"{
+  "token": "dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5",
+  "version": 1,
+  "storedSize": 54,
+  "replicas": { "confirmed": 2, "pending": 1 }
+}"#,
+        ),
+        errors: &[
+            "validation.missing_field",
+            "data_token.not_found",
+            "data_token.not_owner",
+            "data_token.reservation_expired",
+            "data_token.already_exchanged",
+            "data_token.invalid_data_encoding",
+            "data_token.data_too_short",
+            "data_token.payload_too_large",
+        ],
+        async_errors: &["storage.no_storage_devices", "storage.write_failed"],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/request-data",
+        tag: "Data Token",
+        summary: "Request data via token",
+        spec: "data-tokens.md §3.5",
+        mode: Mode::Command,
+        fields: &[body("token", Ty::Str, true, "an `active` data token")],
+        reply: Some(
+            r#"{
+  "requestId": "019c80d5-f7e2-7b69-9292-4d3f861913c2",
+  "token": "dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5",
+  "version": 1,
+  "outputType": 0,
+  "storedSize": 54,
+  "expiresAt": null
+}"#,
+        ),
+        errors: &[
+            "data_token.not_found",
+            "data_token.not_owner",
+            "data_token.not_active",
+        ],
+        async_errors: &["storage.data_unavailable", "data_token.not_found"],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/configure-information-security-risk-meta",
+        tag: "Data Token",
+        summary: "Configure information security risk meta",
+        spec: "data-tokens.md §3.7",
+        mode: Mode::Command,
+        fields: &[
+            body("token", Ty::Str, true, "an `active` token"),
+            body(
+                "classification",
+                Ty::Str,
+                true,
+                "1..64 characters; suggested vocabulary `public`, `internal`, `confidential`, `restricted`, `top-secret` (any string accepted)",
+            ),
+            body("label", Ty::Str, false, "0..128 characters"),
+            body("handling", Ty::Str, false, "0..1024 characters"),
+        ],
+        reply: None,
+        errors: &[
+            "validation.missing_field",
+            "data_token.invalid_meta",
+            "data_token.not_found",
+            "data_token.not_owner",
+            "data_token.not_active",
+        ],
+        async_errors: &[],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/configure-file-meta",
+        tag: "Data Token",
+        summary: "Configure file meta",
+        spec: "data-tokens.md §3.8",
+        mode: Mode::Sync,
+        fields: &[
+            body(
+                "token",
+                Ty::Str,
+                true,
+                "`reserved`, `exchanging` or `active` token",
+            ),
+            body(
+                "fileName",
+                Ty::Str,
+                true,
+                "1..255 characters; no `/`, no NUL",
+            ),
+            body(
+                "extension",
+                Ty::Str,
+                false,
+                "`null` 0..32 characters; a leading `.` is removed",
+            ),
+            body(
+                "context",
+                Ty::Str,
+                false,
+                "unchanged replaces the token's context (same rules as §3.1)",
+            ),
+            body(
+                "size",
+                Ty::Int,
+                false,
+                "`null` plaintext size in bytes as declared by the client, ≥ 0",
+            ),
+            body(
+                "path",
+                Ty::Str,
+                false,
+                "`/` virtual folder inside the context; starts with `/`; at most 1024 characters",
+            ),
+        ],
+        reply: None,
+        errors: &[
+            "validation.missing_field",
+            "data_token.invalid_meta",
+            "data_token.invalid_context",
+            "data_token.not_found",
+            "data_token.not_owner",
+        ],
+        async_errors: &[],
+    },
+    Described {
+        verb: Get,
+        path: "/data-token/list-data-tokens",
+        tag: "Data Token",
+        summary: "List data tokens",
+        spec: "data-tokens.md §3.9",
+        mode: Mode::Sync,
+        fields: &[
+            query("page", Ty::Int, false, "1"),
+            query("perPage", Ty::Int, false, "25 1..100"),
+            query("filters[token]", Ty::Str, false, "one token"),
+            query(
+                "filters[context]",
+                Ty::Str,
+                false,
+                "exact; trailing `*` = prefix",
+            ),
+            query(
+                "filters[meta.file.fileName]",
+                Ty::Str,
+                false,
+                "exact; trailing `*` = prefix",
+            ),
+            query(
+                "filters[meta.file.extension]",
+                Ty::Str,
+                false,
+                "exact, case-insensitive",
+            ),
+            query("filters[meta.data.type]", Ty::Str, false, "exact"),
+            query(
+                "filters[meta.information_security_risk.classification]",
+                Ty::Str,
+                false,
+                "exact, case-insensitive",
+            ),
+            query(
+                "filters[status]",
+                Ty::Str,
+                false,
+                "`active` `reserved`, `exchanging`, `active` or `all` (`all` = the three)",
+            ),
+        ],
+        reply: Some(
+            r#"{
+  "items": [
+    {
+      "token": "dtk-de1e9b84-b367-4bfa-9f8c-ceb00d813be5",
+      "status": "active",
+      "context": "/finance/2026",
+      "version": 1,
+      "storedSize": 54,
+      "expiresAt": null,
+      "createdAt": "2026-02-21T15:36:12+00:00",
+      "updatedAt": "2026-02-21T15:36:15+00:00",
+      "meta": {
+        "file": { "fileName": "invoice-0042.txt", "extension": "txt", "path": "/", "size": 26 },
+        "information_security_risk": null,
+        "data": null
+      },
+      "replicas": { "confirmed": 3, "pending": 0 }
+    }
+  ],
+  "meta": { "page": 1, "perPage": 25, "total": 1 }
+}"#,
+        ),
+        errors: &[],
+        async_errors: &[],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/update-data-token",
+        tag: "Data Token",
+        summary: "Update data token",
+        spec: "data-tokens.md §3.10",
+        mode: Mode::Command,
+        fields: &[
+            body("token", Ty::Str, true, "`active` token"),
+            body("fileName", Ty::Str, false, "as §3.8"),
+            body("extension", Ty::Str, false, "as §3.8"),
+            body("path", Ty::Str, false, "as §3.8"),
+            body("size", Ty::Int, false, "as §3.8"),
+            body("context", Ty::Str, false, "as §3.1"),
+            body("dataToken", Ty::Str, true, "`active` token"),
+            body(
+                "data",
+                Ty::Str,
+                false,
+                "new client payload, same rules as §3.3",
+            ),
+            body(
+                "stream",
+                Ty::Bool,
+                false,
+                "`true` = the new payload will be uploaded to the upstream listener",
+            ),
+            body(
+                "meta",
+                Ty::Obj,
+                false,
+                "any of `information_security_risk`, `file`, `data`; each given group replaces the stored group wholesale (same field rules as §3.7, §3.8, §3.1); a group set to `null` is cleared",
+            ),
+        ],
+        reply: None,
+        errors: &[
+            "data_token.not_found",
+            "data_token.not_owner",
+            "data_token.not_active",
+            "data_token.update_in_progress",
+            "storage.write_failed",
+            "stream.not_started",
+            "validation.ambiguous_shape",
+        ],
+        async_errors: &["storage.no_storage_devices"],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/update-data",
+        tag: "Data Token",
+        summary: "Update data token",
+        spec: "data-tokens.md §3.10",
+        mode: Mode::Command,
+        fields: &[
+            body("token", Ty::Str, true, "`active` token"),
+            body("fileName", Ty::Str, false, "as §3.8"),
+            body("extension", Ty::Str, false, "as §3.8"),
+            body("path", Ty::Str, false, "as §3.8"),
+            body("size", Ty::Int, false, "as §3.8"),
+            body("context", Ty::Str, false, "as §3.1"),
+            body("dataToken", Ty::Str, true, "`active` token"),
+            body(
+                "data",
+                Ty::Str,
+                false,
+                "new client payload, same rules as §3.3",
+            ),
+            body(
+                "stream",
+                Ty::Bool,
+                false,
+                "`true` = the new payload will be uploaded to the upstream listener",
+            ),
+            body(
+                "meta",
+                Ty::Obj,
+                false,
+                "any of `information_security_risk`, `file`, `data`; each given group replaces the stored group wholesale (same field rules as §3.7, §3.8, §3.1); a group set to `null` is cleared",
+            ),
+        ],
+        reply: None,
+        errors: &[
+            "data_token.not_found",
+            "data_token.not_owner",
+            "data_token.not_active",
+            "data_token.update_in_progress",
+            "storage.write_failed",
+            "stream.not_started",
+            "validation.ambiguous_shape",
+        ],
+        async_errors: &["storage.no_storage_devices"],
+    },
+    Described {
+        verb: Post,
+        path: "/data-token/delete-data",
+        tag: "Data Token",
+        summary: "Delete data",
+        spec: "data-tokens.md §3.11",
+        mode: Mode::Command,
+        fields: &[body("token", Ty::Str, true, "`reserved` or `active` token")],
+        reply: None,
+        errors: &[
+            "data_token.not_found",
+            "data_token.not_owner",
+            "data_token.busy",
+        ],
+        async_errors: &[],
+    },
+    Described {
+        verb: Get,
+        path: "/data-token/transaction-count-statistics",
+        tag: "Data Token",
+        summary: "Get data token transaction count statistics",
+        spec: "data-tokens.md §3.12",
+        mode: Mode::Sync,
+        fields: &[
+            query(
+                "from",
+                Ty::Str,
+                false,
+                "`to` minus 30 days ISO 8601; inclusive",
+            ),
+            query("to", Ty::Str, false, "now exclusive; must be after `from`"),
+            query("interval", Ty::Str, false, "`day` `hour`, `day` or `month`"),
+            query(
+                "filters[context]",
+                Ty::Str,
+                false,
+                "exact; trailing `*` = prefix",
+            ),
+        ],
+        reply: Some(
+            r#"{
+  "profileId": "019c80d5-d7c0-76bb-95c4-43d783e8efcb",
+  "from": "2026-02-01T00:00:00+00:00",
+  "to": "2026-02-22T00:00:00+00:00",
+  "interval": "day",
+  "totals": { "exchanged": 41, "requested": 130, "updated": 9, "deleted": 2 },
+  "items": [
+    { "periodStart": "2026-02-01T00:00:00+00:00", "periodEnd": "2026-02-02T00:00:00+00:00",
+      "exchanged": 3, "requested": 12, "updated": 0, "deleted": 0 }
+  ]
+}"#,
+        ),
+        errors: &[],
+        async_errors: &[],
+    },
+    Described {
+        verb: Get,
+        path: "/data-token/statistics",
+        tag: "Data Token",
+        summary: "Get data token transaction count statistics",
+        spec: "data-tokens.md §3.12",
+        mode: Mode::Sync,
+        fields: &[
+            query(
+                "from",
+                Ty::Str,
+                false,
+                "`to` minus 30 days ISO 8601; inclusive",
+            ),
+            query("to", Ty::Str, false, "now exclusive; must be after `from`"),
+            query("interval", Ty::Str, false, "`day` `hour`, `day` or `month`"),
+            query(
+                "filters[context]",
+                Ty::Str,
+                false,
+                "exact; trailing `*` = prefix",
+            ),
+        ],
+        reply: Some(
+            r#"{
+  "profileId": "019c80d5-d7c0-76bb-95c4-43d783e8efcb",
+  "from": "2026-02-01T00:00:00+00:00",
+  "to": "2026-02-22T00:00:00+00:00",
+  "interval": "day",
+  "totals": { "exchanged": 41, "requested": 130, "updated": 9, "deleted": 2 },
+  "items": [
+    { "periodStart": "2026-02-01T00:00:00+00:00", "periodEnd": "2026-02-02T00:00:00+00:00",
+      "exchanged": 3, "requested": 12, "updated": 0, "deleted": 0 }
+  ]
+}"#,
+        ),
+        errors: &[],
+        async_errors: &[],
+    },
+];
