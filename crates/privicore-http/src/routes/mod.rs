@@ -128,6 +128,7 @@ impl std::ops::Deref for AppState {
 /// Every REST route of the API listener, plus the WebSocket at `/ws`.
 pub fn api_router(state: AppState) -> Router {
     let cors = state.edge.cors.clone();
+    let console = crate::console::router(state.clone());
     let router = table::ROUTES
         .iter()
         .fold(Router::new(), |router, route| {
@@ -137,6 +138,8 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, guard::api))
         .layer(CatchPanicLayer::custom(guard::panic_response));
+    // The console's static files pass no API guard: they carry no caller and no command.
+    let router = console.merge(router);
     // Outermost, so preflights are answered before any limit and every answer (a 429
     // too) carries the CORS headers.
     match cors {
