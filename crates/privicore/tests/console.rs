@@ -1,0 +1,399 @@
+//! The web console at `/console`, driven in headless Chromium through chromedriver: sign
+//! in, upload a file encrypted in the browser, see its token, download it back byte for
+//! byte, synchronize a device, and look at votes and live events. Screenshots go to
+//! `<target>/console-screenshots`. Without Chromium and chromedriver the browser test says
+//! it was skipped.
+
+mod common;
+
+use common::*;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the page gets for each step it shows (real time: the page's own work).
+const UI_WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_console_is_served_with_a_strict_content_security_policy() {
+    let server = TestServer::start().await;
+    let base = server.running().api_url();
+    let http = reqwest::Client::new();
+    for (path, kind) in [
+        ("/console", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let csp = header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(!csp.contains("https:"), "nothing from the internet: {csp}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+    let page = http
+        .get(format!("{base}/console"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    let missing = http
+        .get(format!("{base}/console/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+/// `(chromium, chromedriver)` when both are installed.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
+    let find = |names: &[&str]| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+            .find(|p| p.is_file())
+    };
+    Some((
+        find(&["chromium", "chromium-browser", "google-chrome"])?,
+        find(&["chromedriver"])?,
+    ))
+}
+
+/// `<target>/console-screenshots`, beside the test binary's `<target>/debug/deps`.
+fn screenshot_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = target.join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_browser(
+    chromium: &Path,
+    chromedriver: &Path,
+    downloads: &Path,
+    profile: &Path,
+) -> (Driver, Browser) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())],
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            },
+        }),
+    );
+    // chromedriver takes a moment to listen after it starts.
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let connected = ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps.clone())
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await;
+        match connected {
+            Ok(browser) => return (driver, browser),
+            Err(e) if Instant::now() > deadline => panic!("chromedriver never answered: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Waits until `script` (a function body) returns something other than null or false.
+async fn until(browser: &Browser, what: &str, script: &str) -> Value {
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let value = browser.execute(script, vec![]).await.unwrap();
+        if !value.is_null() && value != Value::Bool(false) {
+            return value;
+        }
+        if Instant::now() > deadline {
+            let status: Value = browser
+                .execute(
+                    "return [...document.querySelectorAll('.status')].map(s => s.id + ': ' + s.textContent)",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            panic!("the page never showed {what}; status lines: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn screenshot(browser: &Browser, dir: &Path, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+async fn click(browser: &Browser, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn type_into(browser: &Browser, css: &str, text: &str) {
+    let field = browser.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        println!(
+            "console browser test skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let server = TestServer::start().await;
+    let alice = provision(&server, "console").await;
+    let devices = alice.attach_devices(&["nas-1"]).await;
+    let shots = screenshot_dir();
+    let scratch = tempfile::tempdir().unwrap();
+    let downloads = scratch.path().join("downloads");
+    let chrome_profile = scratch.path().join("chrome");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let (_driver, browser) =
+        start_browser(&chromium, &chromedriver, &downloads, &chrome_profile).await;
+
+    // Sign in.
+    browser
+        .goto(&format!("{}/console", server.running().api_url()))
+        .await
+        .unwrap();
+    until(&browser, "the sign-in form", "return document.getElementById('login-form') !== null && !document.getElementById('login').hidden").await;
+    screenshot(&browser, &shots, "01-sign-in.png").await;
+    type_into(&browser, "#username", &alice.username).await;
+    type_into(&browser, "#password", PASSWORD).await;
+    click(&browser, "#login-submit").await;
+    let who = until(
+        &browser,
+        "the signed-in profile",
+        "const t = document.getElementById('signed-in').textContent; return t || null",
+    )
+    .await;
+    assert!(
+        who.as_str().unwrap().contains(&alice.profile_id),
+        "{who} names the profile"
+    );
+    until(
+        &browser,
+        "the joined event channel",
+        "return document.getElementById('ws-state').textContent === 'events: joined'",
+    )
+    .await;
+
+    // Upload: 40,000 bytes, so the delivery comes back inline (≤ 64 KiB).
+    let plaintext = random_payload(40_000);
+    let file = scratch.path().join("quarterly-report.bin");
+    std::fs::write(&file, &plaintext).unwrap();
+    type_into(&browser, "#upload-context", "/console/test").await;
+    browser
+        .find(Locator::Css("#upload-file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&browser, "#upload-submit").await;
+    let stored = until(
+        &browser,
+        "the stored token",
+        "const s = document.getElementById('upload-status'); return s.classList.contains('ok') ? s.textContent : (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
+    )
+    .await;
+    let stored = stored.as_str().unwrap();
+    assert!(stored.starts_with("Stored "), "{stored}");
+    let token = stored.rsplit(' ').next().unwrap().to_owned();
+    assert!(token.starts_with("dtk-"), "{token}");
+
+    // Listed on the page and by the API, with its name, context and size.
+    until(
+        &browser,
+        "the token in the list",
+        &format!("return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') !== null"),
+    )
+    .await;
+    let listed = alice
+        .api
+        .list_data_tokens(&format!("?filters[token]={token}"))
+        .await
+        .unwrap();
+    let item = &listed["items"][0];
+    assert_eq!(item["context"], "/console/test");
+    assert_eq!(item["meta"]["file"]["fileName"], "quarterly-report.bin");
+    assert_eq!(item["meta"]["file"]["size"], 40_000);
+    assert_eq!(item["storedSize"], 40_000 + 28, "IV and tag around the file");
+    screenshot(&browser, &shots, "02-uploaded.png").await;
+
+    // What the engine holds is the CLI's layer-1 payload under the browser's key.
+    let key_hex = browser
+        .execute(
+            &format!("return localStorage.getItem('privicore.console.key.{}')", alice.profile_id),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(key_hex.as_str().unwrap(), &mut key).unwrap();
+    let payload = alice.fetch(&token).await;
+    assert_ne!(&payload[12..payload.len() - 16], &plaintext[..], "sent encrypted");
+    assert_eq!(privicore::cli::decrypt(&key, &payload).unwrap(), plaintext);
+
+    // Size filters run in the page: a minimum above the file hides it.
+    type_into(&browser, "#filter-min-size", "40001").await;
+    click(&browser, "#filter-apply").await;
+    until(
+        &browser,
+        "the size filter",
+        &format!("return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') === null"),
+    )
+    .await;
+    type_into(&browser, "#filter-min-size", "40000").await;
+    click(&browser, "#filter-apply").await;
+    until(
+        &browser,
+        "the token again",
+        &format!("return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') !== null"),
+    )
+    .await;
+
+    // Download: decrypted in the page, saved to the download folder.
+    click(&browser, &format!("button.download[data-token=\"{token}\"]")).await;
+    let digest = until(
+        &browser,
+        "the decrypted download",
+        "const s = document.getElementById('download-status'); return s.dataset.sha256 || (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
+    )
+    .await;
+    assert_eq!(
+        digest.as_str().unwrap(),
+        hex::encode(Sha256::digest(&plaintext))
+    );
+    let saved = downloads.join("quarterly-report.bin");
+    let deadline = Instant::now() + UI_WAIT;
+    while !saved.is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "no download in {}",
+            downloads.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read(&saved).unwrap(), plaintext, "the exact bytes");
+    screenshot(&browser, &shots, "03-downloaded.png").await;
+
+    // Storage devices: listed with their state; a sync runs to its result.
+    click(&browser, "#tabs button[data-tab=devices]").await;
+    let device = &devices[0];
+    until(
+        &browser,
+        "the storage device",
+        &format!("return document.querySelector('#devices-table tr[data-device=\"{device}\"]') !== null"),
+    )
+    .await;
+    click(&browser, &format!("tr[data-device=\"{device}\"] button.sync")).await;
+    let synced = until(
+        &browser,
+        "the sync result",
+        "const s = document.getElementById('devices-status'); return s.classList.contains('ok') ? s.textContent : (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
+    )
+    .await;
+    assert!(
+        synced.as_str().unwrap().contains("synchronized"),
+        "{synced}"
+    );
+    screenshot(&browser, &shots, "04-devices.png").await;
+
+    click(&browser, "#tabs button[data-tab=governance]").await;
+    until(
+        &browser,
+        "the governance tables",
+        "return document.querySelector('#policies-table tbody tr') !== null && document.querySelector('#authenticators-table tbody tr') !== null",
+    )
+    .await;
+    screenshot(&browser, &shots, "05-votes-and-policies.png").await;
+
+    click(&browser, "#tabs button[data-tab=events]").await;
+    let events = until(
+        &browser,
+        "the live events",
+        "const n = document.querySelectorAll('#events-log li').length; return n > 0 ? n : null",
+    )
+    .await;
+    assert!(events.as_u64().unwrap() >= 5, "{events} events");
+    let log: Value = browser
+        .execute(
+            "return document.getElementById('events-log').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        log.as_str().unwrap().contains("X-DPT-CAB-REQUEST-ID"),
+        "the delivery is in the log"
+    );
+    screenshot(&browser, &shots, "06-live-events.png").await;
+
+    browser.close().await.unwrap();
+    println!("console screenshots: {}", shots.display());
+}
