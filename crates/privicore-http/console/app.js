@@ -255,7 +255,7 @@ function sizeOf(/** @type {any} */ t) {
 function tokenRow(/** @type {any} */ t) {
   const file = t.meta?.file;
   const replicas = t.replicas ? `${t.replicas.confirmed} confirmed, ${t.replicas.pending} pending` : '—';
-  const download = t.status === 'active'
+  const fetchButton = t.status === 'active'
     ? button('Download', () => void download(t), { class: 'download', 'data-token': t.token })
     : null;
   return el('tr', { 'data-token': t.token },
@@ -267,7 +267,7 @@ function tokenRow(/** @type {any} */ t) {
     el('td', {}, when(t.createdAt)),
     el('td', {}, replicas),
     el('td', {}, el('code', {}, t.token)),
-    el('td', {}, download));
+    el('td', {}, fetchButton));
 }
 
 // ---- download (flow 4a) -------------------------------------------------------------
@@ -299,7 +299,6 @@ async function download(/** @type {any} */ t) {
     const plaintext = await layer1.decrypt(dataKey, payload);
     const digest = await layer1.sha256Hex(plaintext);
     saveFile(plaintext, name, 'application/octet-stream');
-    node.dataset.sha256 = digest;
     status('download-status', `Decrypted ${name}: ${plaintext.length} bytes, SHA-256 ${digest}`, 'ok');
     node.dataset.sha256 = digest;
   } catch (e) {
@@ -316,7 +315,6 @@ async function refreshDevices() {
   try {
     const { items } = await api.all('/storage/list-storage-devices', new URLSearchParams(), 5);
     fillTable('devices-table', items.map(deviceRow), 8, 'No storage devices.');
-    status('devices-status', '');
   } catch (e) {
     status('devices-status', message(e), 'error');
   }
@@ -442,6 +440,9 @@ function showTab(/** @type {string} */ name) {
 }
 
 function start() {
+  // A fault the page did not foresee is shown, not only logged to the console.
+  window.addEventListener('error', (e) => status('page-status', String(e.message), 'error'));
+  window.addEventListener('unhandledrejection', (e) => status('page-status', message(e.reason), 'error'));
   byId('login-form').addEventListener('submit', (e) => void signIn(/** @type {SubmitEvent} */ (e)));
   byId('signout').addEventListener('click', () => void signOut());
   byId('upload-submit').addEventListener('click', () => void upload());

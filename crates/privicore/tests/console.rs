@@ -168,6 +168,9 @@ async fn until(browser: &Browser, what: &str, script: &str) -> Value {
                 )
                 .await
                 .unwrap_or_default();
+            if let Ok(png) = browser.screenshot().await {
+                let _ = std::fs::write(screenshot_dir().join("failed.png"), png);
+            }
             panic!("the page never showed {what}; status lines: {status}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
