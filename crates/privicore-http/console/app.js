@@ -414,7 +414,10 @@ async function showPools() {
 
 function logFrame(/** @type {any} */ frame) {
   const log = byId('events-log');
-  const line = el('li', {}, `${new Date().toLocaleTimeString()}  ${JSON.stringify(frame)}`);
+  // Inline payloads are long base64 strings: shown by their length only.
+  const text = JSON.stringify(frame, (_, v) =>
+    typeof v === 'string' && v.length > 160 ? `${v.slice(0, 48)}… (${v.length} characters)` : v);
+  const line = el('li', {}, `${new Date().toLocaleTimeString()}  ${text}`);
   log.prepend(line);
   while (log.children.length > 300) log.lastElementChild?.remove();
 }

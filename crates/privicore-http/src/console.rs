@@ -52,7 +52,10 @@ const FILES: &[(&str, &str, &str)] = &[
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/console", get(index))
-        .route("/console/", get(|| async { Redirect::permanent("/console") }))
+        .route(
+            "/console/",
+            get(|| async { Redirect::permanent("/console") }),
+        )
         .route("/console/{file}", get(file))
         .with_state(state)
 }
@@ -74,7 +77,10 @@ fn serve(state: &AppState, name: &str) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // Small and embedded: always revalidate, so a new binary's files are used at once.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert(
@@ -108,7 +114,9 @@ fn policy(downstream: &str) -> String {
 /// not carry a path or characters that end the directive).
 fn origin(url: &str) -> Option<String> {
     let uri: axum::http::Uri = url.parse().ok()?;
-    let scheme = uri.scheme_str().filter(|s| matches!(*s, "http" | "https"))?;
+    let scheme = uri
+        .scheme_str()
+        .filter(|s| matches!(*s, "http" | "https"))?;
     let authority = uri.authority()?.as_str();
     if authority.contains('@') {
         return None;
@@ -123,7 +131,10 @@ mod tests {
     #[test]
     fn the_policy_names_only_this_origin_and_the_download_listener() {
         let csp = policy("http://127.0.0.1:8011/some/path");
-        assert!(csp.contains("connect-src 'self' http://127.0.0.1:8011;"), "{csp}");
+        assert!(
+            csp.contains("connect-src 'self' http://127.0.0.1:8011;"),
+            "{csp}"
+        );
         assert!(csp.contains("script-src 'self';"));
         assert!(!csp.contains("unsafe"));
     }
@@ -141,10 +152,17 @@ mod tests {
 
     #[test]
     fn every_script_the_page_imports_is_served() {
-        let page = FILES.iter().map(|(_, _, b)| *b).collect::<Vec<_>>().join("\n");
+        let page = FILES
+            .iter()
+            .map(|(_, _, b)| *b)
+            .collect::<Vec<_>>()
+            .join("\n");
         for (name, _, _) in FILES {
             if name.ends_with(".js") && *name != "app.js" {
-                assert!(page.contains(&format!("./{name}")), "{name} is never imported");
+                assert!(
+                    page.contains(&format!("./{name}")),
+                    "{name} is never imported"
+                );
             }
         }
     }

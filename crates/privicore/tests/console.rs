@@ -58,7 +58,10 @@ async fn the_console_is_served_with_a_strict_content_security_policy() {
         .text()
         .await
         .unwrap();
-    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
     let missing = http
         .get(format!("{base}/console/nothing.js"))
         .send()
@@ -138,12 +141,11 @@ async fn start_browser(
     // chromedriver takes a moment to listen after it starts.
     let deadline = Instant::now() + UI_WAIT;
     loop {
-        let connected = ClientBuilder::new(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-        )
-        .capabilities(caps.clone())
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await;
+        let connected =
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
         match connected {
             Ok(browser) => return (driver, browser),
             Err(e) if Instant::now() > deadline => panic!("chromedriver never answered: {e}"),
@@ -273,7 +275,9 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     until(
         &browser,
         "the token in the list",
-        &format!("return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') !== null"),
+        &format!(
+            "return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') !== null"
+        ),
     )
     .await;
     let listed = alice
@@ -285,13 +289,20 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     assert_eq!(item["context"], "/console/test");
     assert_eq!(item["meta"]["file"]["fileName"], "quarterly-report.bin");
     assert_eq!(item["meta"]["file"]["size"], 40_000);
-    assert_eq!(item["storedSize"], 40_000 + 28, "IV and tag around the file");
+    assert_eq!(
+        item["storedSize"],
+        40_000 + 28,
+        "IV and tag around the file"
+    );
     screenshot(&browser, &shots, "02-uploaded.png").await;
 
     // What the engine holds is the CLI's layer-1 payload under the browser's key.
     let key_hex = browser
         .execute(
-            &format!("return localStorage.getItem('privicore.console.key.{}')", alice.profile_id),
+            &format!(
+                "return localStorage.getItem('privicore.console.key.{}')",
+                alice.profile_id
+            ),
             vec![],
         )
         .await
@@ -299,7 +310,11 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     let mut key = [0u8; 32];
     hex::decode_to_slice(key_hex.as_str().unwrap(), &mut key).unwrap();
     let payload = alice.fetch(&token).await;
-    assert_ne!(&payload[12..payload.len() - 16], &plaintext[..], "sent encrypted");
+    assert_ne!(
+        &payload[12..payload.len() - 16],
+        &plaintext[..],
+        "sent encrypted"
+    );
     assert_eq!(privicore::cli::decrypt(&key, &payload).unwrap(), plaintext);
 
     // Size filters run in the page: a minimum above the file hides it.
@@ -308,7 +323,9 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     until(
         &browser,
         "the size filter",
-        &format!("return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') === null"),
+        &format!(
+            "return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') === null"
+        ),
     )
     .await;
     type_into(&browser, "#filter-min-size", "40000").await;
@@ -316,12 +333,18 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     until(
         &browser,
         "the token again",
-        &format!("return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') !== null"),
+        &format!(
+            "return document.querySelector('#tokens-table tr[data-token=\"{token}\"]') !== null"
+        ),
     )
     .await;
 
     // Download: decrypted in the page, saved to the download folder.
-    click(&browser, &format!("button.download[data-token=\"{token}\"]")).await;
+    click(
+        &browser,
+        &format!("button.download[data-token=\"{token}\"]"),
+    )
+    .await;
     let digest = until(
         &browser,
         "the decrypted download",
@@ -351,10 +374,16 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     until(
         &browser,
         "the storage device",
-        &format!("return document.querySelector('#devices-table tr[data-device=\"{device}\"]') !== null"),
+        &format!(
+            "return document.querySelector('#devices-table tr[data-device=\"{device}\"]') !== null"
+        ),
     )
     .await;
-    click(&browser, &format!("tr[data-device=\"{device}\"] button.sync")).await;
+    click(
+        &browser,
+        &format!("tr[data-device=\"{device}\"] button.sync"),
+    )
+    .await;
     let synced = until(
         &browser,
         "the sync result",
@@ -367,11 +396,41 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     );
     screenshot(&browser, &shots, "04-devices.png").await;
 
+    // Votes and policies: an authenticator, a policy, and a vote held open for it.
+    alice.authenticator("alice-phone").await;
+    let configured = alice
+        .api
+        .register_voting_configuration(
+            json!({ "name": "approvers", "strategy": "unanimous", "timeLimit": 300 }),
+        )
+        .await
+        .unwrap();
+    alice.ok(&configured.command_id).await;
+    let policy = alice
+        .api
+        .register_policy(json!({
+            "name": "finance-retrieval", "policyTemplateId": 2, "applyingEventIds": "201",
+            "configuration": { "context": "/finance/*" }, "votingConfigurationId": "approvers"
+        }))
+        .await
+        .unwrap();
+    alice.ok(&policy.command_id).await;
+    alice
+        .api
+        .create_voting(json!({
+            "votingConfigurationId": "approvers", "title": "Open the console to the team?",
+            "question": "Should the team use the web console?"
+        }))
+        .await
+        .unwrap();
     click(&browser, "#tabs button[data-tab=governance]").await;
     until(
         &browser,
-        "the governance tables",
-        "return document.querySelector('#policies-table tbody tr') !== null && document.querySelector('#authenticators-table tbody tr') !== null",
+        "the vote, the policy and the authenticator",
+        "const t = id => document.getElementById(id).textContent; \
+         return t('pools-list').includes('Open the console to the team?') \
+           && t('policies-table').includes('finance-retrieval') \
+           && t('authenticators-table').includes('alice-phone')",
     )
     .await;
     screenshot(&browser, &shots, "05-votes-and-policies.png").await;
