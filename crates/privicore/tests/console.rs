@@ -201,6 +201,102 @@ async fn type_into(browser: &Browser, css: &str, text: &str) {
     field.send_keys(text).await.unwrap();
 }
 
+/// The server on ephemeral ports, with the console's own origin allowed to read from the
+/// download listener (payloads above the inline delivery limit come from there).
+async fn server_with_console_cors() -> TestServer {
+    let bind = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        listener
+    };
+    let (api, ws) = (bind(), bind());
+    let origin = format!("http://{}", api.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    settings.api.cors_origins = vec![origin];
+    let startup = privicore::server::Startup {
+        root: None,
+        listeners: Some((api, ws)),
+    };
+    let server = privicore::server::Server::start_with(&settings, startup)
+        .await
+        .unwrap();
+    TestServer {
+        server: Some(server),
+        dir,
+    }
+}
+
+/// Uploads `name` through the page and returns its token.
+async fn upload(browser: &Browser, file: &Path) -> String {
+    browser
+        .find(Locator::Css("#upload-file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    click(browser, "#upload-submit").await;
+    let stored = until(
+        browser,
+        "the stored token",
+        "const s = document.getElementById('upload-status'); \
+         return s.classList.contains('ok') && s.textContent.startsWith('Stored') ? s.textContent \
+           : (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
+    )
+    .await;
+    let stored = stored.as_str().unwrap();
+    assert!(stored.starts_with("Stored "), "{stored}");
+    let token = stored.rsplit(' ').next().unwrap().to_owned();
+    assert!(token.starts_with("dtk-"), "{token}");
+    // The next upload waits for its own status line.
+    browser
+        .execute(
+            "document.getElementById('upload-status').className = 'status'",
+            vec![],
+        )
+        .await
+        .unwrap();
+    token
+}
+
+/// Downloads `token` through the page; the SHA-256 the page computed and the saved file.
+async fn download(
+    browser: &Browser,
+    token: &str,
+    downloads: &Path,
+    name: &str,
+) -> (String, Vec<u8>) {
+    browser
+        .execute(
+            "delete document.getElementById('download-status').dataset.sha256",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(browser, &format!("button.download[data-token=\"{token}\"]")).await;
+    let digest = until(
+        browser,
+        "the decrypted download",
+        "const s = document.getElementById('download-status'); return s.dataset.sha256 || (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
+    )
+    .await;
+    let saved = downloads.join(name);
+    let deadline = Instant::now() + UI_WAIT;
+    while !saved.is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "no {name} in {}",
+            downloads.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (
+        digest.as_str().unwrap().to_owned(),
+        std::fs::read(&saved).unwrap(),
+    )
+}
+
 #[tokio::test]
 async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     let Some((chromium, chromedriver)) = browser_binaries() else {
@@ -209,7 +305,7 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
         );
         return;
     };
-    let server = TestServer::start().await;
+    let server = server_with_console_cors().await;
     let alice = provision(&server, "console").await;
     let devices = alice.attach_devices(&["nas-1"]).await;
     let shots = screenshot_dir();
@@ -252,24 +348,7 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     let file = scratch.path().join("quarterly-report.bin");
     std::fs::write(&file, &plaintext).unwrap();
     type_into(&browser, "#upload-context", "/console/test").await;
-    browser
-        .find(Locator::Css("#upload-file"))
-        .await
-        .unwrap()
-        .send_keys(file.to_str().unwrap())
-        .await
-        .unwrap();
-    click(&browser, "#upload-submit").await;
-    let stored = until(
-        &browser,
-        "the stored token",
-        "const s = document.getElementById('upload-status'); return s.classList.contains('ok') ? s.textContent : (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
-    )
-    .await;
-    let stored = stored.as_str().unwrap();
-    assert!(stored.starts_with("Stored "), "{stored}");
-    let token = stored.rsplit(' ').next().unwrap().to_owned();
-    assert!(token.starts_with("dtk-"), "{token}");
+    let token = upload(&browser, &file).await;
 
     // Listed on the page and by the API, with its name, context and size.
     until(
@@ -309,6 +388,21 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
         .unwrap();
     let mut key = [0u8; 32];
     hex::decode_to_slice(key_hex.as_str().unwrap(), &mut key).unwrap();
+    // The key file the page exports carries the same key, as the CLI writes it (hex).
+    click(&browser, "#key-export").await;
+    let key_file = downloads.join(format!("privicore-key-{}.json", alice.profile_id));
+    let deadline = Instant::now() + UI_WAIT;
+    while !key_file.is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "no key file in {}",
+            downloads.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exported: Value = serde_json::from_slice(&std::fs::read(&key_file).unwrap()).unwrap();
+    assert_eq!(exported["kind"], "privicore-data-key");
+    assert_eq!(exported["dataKey"], key_hex);
     let payload = alice.fetch(&token).await;
     assert_ne!(
         &payload[12..payload.len() - 16],
@@ -340,33 +434,57 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     .await;
 
     // Download: decrypted in the page, saved to the download folder.
-    click(
-        &browser,
-        &format!("button.download[data-token=\"{token}\"]"),
-    )
-    .await;
-    let digest = until(
-        &browser,
-        "the decrypted download",
-        "const s = document.getElementById('download-status'); return s.dataset.sha256 || (s.classList.contains('error') ? 'ERROR ' + s.textContent : null)",
-    )
-    .await;
-    assert_eq!(
-        digest.as_str().unwrap(),
-        hex::encode(Sha256::digest(&plaintext))
-    );
-    let saved = downloads.join("quarterly-report.bin");
-    let deadline = Instant::now() + UI_WAIT;
-    while !saved.is_file() {
-        assert!(
-            Instant::now() < deadline,
-            "no download in {}",
-            downloads.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(std::fs::read(&saved).unwrap(), plaintext, "the exact bytes");
+    let (digest, saved) = download(&browser, &token, &downloads, "quarterly-report.bin").await;
+    assert_eq!(digest, hex::encode(Sha256::digest(&plaintext)));
+    assert_eq!(saved, plaintext, "the exact bytes");
     screenshot(&browser, &shots, "03-downloaded.png").await;
+
+    // Above the inline delivery limit (64 KiB) the payload comes from the download
+    // listener once it is ready.
+    let large = random_payload(300_000);
+    let large_file = scratch.path().join("scan.pdf");
+    std::fs::write(&large_file, &large).unwrap();
+    let large_token = upload(&browser, &large_file).await;
+    until(
+        &browser,
+        "the second token",
+        &format!("return document.querySelector('#tokens-table tr[data-token=\"{large_token}\"]') !== null"),
+    )
+    .await;
+    let (digest, saved) = download(&browser, &large_token, &downloads, "scan.pdf").await;
+    assert_eq!(digest, hex::encode(Sha256::digest(&large)));
+    assert_eq!(saved, large, "the exact bytes, streamed");
+
+    // Over the inline exchange limit the page refuses before sending anything.
+    let huge_file = scratch.path().join("huge.bin");
+    std::fs::write(&huge_file, vec![7u8; 1024 * 1024]).unwrap();
+    browser
+        .find(Locator::Css("#upload-file"))
+        .await
+        .unwrap()
+        .send_keys(huge_file.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&browser, "#upload-submit").await;
+    let refused = until(
+        &browser,
+        "the size refusal",
+        "const s = document.getElementById('upload-status'); return s.classList.contains('error') ? s.textContent : null",
+    )
+    .await;
+    assert!(
+        refused.as_str().unwrap().contains("privicore store"),
+        "{refused}"
+    );
+    let all = alice
+        .api
+        .list_data_tokens("?filters[status]=all")
+        .await
+        .unwrap();
+    assert_eq!(
+        all["meta"]["total"], 2,
+        "nothing reserved for the refused file"
+    );
 
     // Storage devices: listed with their state; a sync runs to its result.
     click(&browser, "#tabs button[data-tab=devices]").await;
