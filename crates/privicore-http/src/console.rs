@@ -2,12 +2,14 @@
 //! `crates/privicore-http/console/`). The page talks to the same public API as any other
 //! client; these routes only hand out the files, under a strict Content-Security-Policy.
 
+use crate::error::ApiError;
 use crate::routes::AppState;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use privicore_domain::Reason;
 
 /// `(name, content type, bytes)` of every file the console serves.
 const FILES: &[(&str, &str, &str)] = &[
@@ -51,13 +53,22 @@ const FILES: &[(&str, &str, &str)] = &[
 /// `/console`, `/console/` and `/console/<file>`; merged into the API listener's router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/console", get(index))
+        .route("/console", get(index).fallback(not_allowed))
         .route(
             "/console/",
-            get(|| async { Redirect::permanent("/console") }),
+            get(|| async { Redirect::permanent("/console") }).fallback(not_allowed),
         )
-        .route("/console/{file}", get(file))
+        .route("/console/{file}", get(file).fallback(not_allowed))
         .with_state(state)
+}
+
+/// The API's own 405 envelope, as for any other known path.
+async fn not_allowed() -> Response {
+    let mut response = ApiError::from(Reason::RequestMethodNotAllowed).into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+    response
 }
 
 async fn index(State(state): State<AppState>) -> Response {
@@ -70,7 +81,7 @@ async fn file(State(state): State<AppState>, Path(name): Path<String>) -> Respon
 
 fn serve(state: &AppState, name: &str) -> Response {
     let Some((_, content_type, body)) = FILES.iter().find(|(n, _, _)| *n == name) else {
-        return (StatusCode::NOT_FOUND, "not found").into_response();
+        return ApiError::from(Reason::RequestUnknownRoute).into_response();
     };
     let mut response = (*body).into_response();
     let headers = response.headers_mut();

@@ -68,6 +68,13 @@ async fn the_console_is_served_with_a_strict_content_security_policy() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request.unknown_route");
+    let posted = http.post(format!("{base}/console")).send().await.unwrap();
+    assert_eq!(posted.status(), 405);
+    assert_eq!(posted.headers()["allow"], "GET,HEAD");
+    let body: Value = posted.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request.method_not_allowed");
 }
 
 /// `(chromium, chromedriver)` when both are installed.
