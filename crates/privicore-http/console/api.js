@@ -11,9 +11,14 @@ export class ApiError extends Error {
 }
 
 export class Api {
-  /** @param {string | null} token a profile token `T-…`, or null before signing in */
-  constructor(token) {
+  /**
+   * @param {string | null} token a profile token `T-…`, or null before signing in
+   * @param {(code: string) => void} [onTokenEnded] called when the API says the token
+   *   expired or was revoked
+   */
+  constructor(token, onTokenEnded) {
     this.token = token;
+    this.onTokenEnded = onTokenEnded;
   }
 
   /**
@@ -41,6 +46,9 @@ export class Api {
     }
     if (!res.ok) {
       const e = json && json.error;
+      if (res.status === 401 && this.token && /^auth\.token_(expired|revoked)$/.test(e?.code ?? '')) {
+        this.onTokenEnded?.(e.code);
+      }
       throw new ApiError(res.status, e?.code ?? `http.${res.status}`, e?.message ?? res.statusText);
     }
     return json;

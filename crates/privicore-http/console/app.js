@@ -45,7 +45,7 @@ async function signIn(/** @type {SubmitEvent} */ ev) {
 /** @param {boolean} keyRegistered */
 async function enter(keyRegistered) {
   if (!session) return;
-  api = new Api(session.token);
+  api = new Api(session.token, tokenEnded);
   byId('login').hidden = true;
   byId('app').hidden = false;
   byId('whoami').hidden = false;
@@ -57,6 +57,18 @@ async function enter(keyRegistered) {
       'This profile has no public key yet; register one (privicore profile) before storing data.', 'error');
   }
   await refreshTokens();
+}
+
+/** The profile token expired or was revoked: back to the sign-in form. @param {string} code */
+function tokenEnded(code) {
+  channel?.close();
+  channel = null;
+  session = null;
+  sessionStorage.removeItem(SESSION);
+  byId('app').hidden = true;
+  byId('whoami').hidden = true;
+  byId('login').hidden = false;
+  status('login-status', `The session ended (${code}): sign in again.`, 'error');
 }
 
 async function signOut() {

@@ -581,6 +581,28 @@ async fn a_file_goes_through_the_console_encrypted_and_comes_back_exact() {
     );
     screenshot(&browser, &shots, "06-live-events.png").await;
 
+    // Signing out revokes the page's token and shows the form again.
+    let page_token = browser
+        .execute(
+            "return JSON.parse(sessionStorage.getItem('privicore.console.session')).token",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&browser, "#signout").await;
+    until(
+        &browser,
+        "the sign-in form again",
+        "return !document.getElementById('login').hidden && sessionStorage.getItem('privicore.console.session') === null",
+    )
+    .await;
+    let revoked = server
+        .client()
+        .with_token(page_token.as_str().unwrap())
+        .list_data_tokens("")
+        .await;
+    assert!(revoked.is_err(), "the page's token is revoked: {revoked:?}");
+
     browser.close().await.unwrap();
     println!("console screenshots: {}", shots.display());
 }
