@@ -3,6 +3,7 @@
 
 mod body;
 mod client_ip;
+mod console;
 mod cors;
 mod device_bus;
 mod error;

@@ -139,6 +139,7 @@ impl std::ops::Deref for AppState {
 pub fn api_router(state: AppState) -> Router {
     crate::metrics::install();
     let cors = state.edge.cors.clone();
+    let console = crate::console::router(state.clone());
     let router = table::ROUTES
         .iter()
         .fold(Router::new(), |router, route| {
@@ -150,6 +151,8 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, guard::api))
         .layer(CatchPanicLayer::custom(guard::panic_response));
+    // The console's static files pass no API guard: they carry no caller and no command.
+    let router = console.merge(router);
     // Outermost, so preflights are answered before any limit and every answer (a 429
     // too) carries the CORS headers.
     match cors {
