@@ -72,11 +72,6 @@ impl SpoolFiles {
         })
     }
 
-    #[cfg(test)]
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Mutex<Pending>>>> {
         self.pending.lock().expect("spool files lock")
     }
