@@ -169,6 +169,7 @@ impl SqliteStore {
         let rows = self.token_rows.clone();
         let kept = rows.clone();
         let spool = self.spool.clone();
+        let writing = self.spool.clone();
         let (affected, _) = self
             .writer
             .write_then(
@@ -178,13 +179,16 @@ impl SqliteStore {
                         _ => None,
                     }));
                     let mut written = Vec::new();
-                    let mut dropped = Vec::new();
+                    if !flushed.is_empty() {
+                        writing.note_files();
+                    }
+                    let mut dropped = writing.drops();
                     let affected = apply::apply_in(c, &effects, &mut written, &mut dropped)?;
                     for f in flushed.iter() {
                         spool::insert_rows(c, f)?;
                     }
                     more(c)?;
-                    Ok((affected, (tag, written, dropped, flushed.clone())))
+                    Ok((affected, (tag, written, dropped.names, flushed.clone())))
                 },
                 move |(_, (tag, written, dropped, flushed))| {
                     kept.keep(*tag, std::mem::take(written));
@@ -372,6 +376,7 @@ impl MetadataStore for SqliteStore {
 
     async fn purge_spool(&self, before: Timestamp) -> Result<u64, StoreError> {
         let spool = self.spool.clone();
+        let purging = self.spool.clone();
         let (n, _) = self
             .writer
             .write_then(
@@ -387,6 +392,7 @@ impl MetadataStore for SqliteStore {
                         [before.unix()],
                         &mut dropped,
                     )?;
+                    purging.recount(c)?;
                     Ok((n, dropped))
                 },
                 move |(_, dropped)| spool.dropped(&[], std::mem::take(dropped)),

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Every time this much has been written to a spool file, its writeback is started (after
@@ -53,6 +54,17 @@ pub(crate) struct Flushed {
 pub(crate) struct SpoolFiles {
     dir: PathBuf,
     pending: Mutex<HashMap<Key, Arc<Mutex<Pending>>>>,
+    /// Some row may name a file. Set (on the writer thread) before such rows are written,
+    /// cleared by the purge when none is left: until then every spool drop returns the
+    /// names of files it emptied, which costs a little on every late device answer.
+    files: AtomicBool,
+}
+
+/// What a transaction's spool drops collected: the files whose rows went.
+pub(crate) struct Dropped {
+    pub(crate) names: Vec<String>,
+    /// Whether rows naming files may exist (else drops need not look).
+    pub(crate) files: bool,
 }
 
 fn io(e: std::io::Error) -> StoreError {
@@ -69,7 +81,32 @@ impl SpoolFiles {
         Ok(Self {
             dir,
             pending: Mutex::default(),
+            files: AtomicBool::new(false),
         })
+    }
+
+    /// A collector for one run of a transaction's effects.
+    pub(crate) fn drops(&self) -> Dropped {
+        Dropped {
+            names: Vec::new(),
+            files: self.files.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Before rows naming a file are written (on the writer thread).
+    pub(crate) fn note_files(&self) {
+        self.files.store(true, Ordering::SeqCst);
+    }
+
+    /// After a purge on the writer thread: whether any row still names a file.
+    pub(crate) fn recount(&self, conn: &Connection) -> Result<(), StoreError> {
+        let any = crate::db::count(
+            conn,
+            "SELECT EXISTS (SELECT 1 FROM spool WHERE file IS NOT NULL)",
+            [],
+        )? > 0;
+        self.files.store(any, Ordering::SeqCst);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Mutex<Pending>>>> {
@@ -263,6 +300,7 @@ impl SpoolFiles {
             tracing::warn!(%name, "a spool file is missing; its spool copy is dropped");
             crate::db::exec(conn, "DELETE FROM spool WHERE file = ?", [name])?;
         }
+        self.files.store(!present.is_empty(), Ordering::SeqCst);
         Ok(())
     }
 }

@@ -233,3 +233,37 @@ async fn inline_objects_stay_in_the_table() {
     assert!(files(&f.spool_dir()).is_empty());
     assert_eq!(f.spool().await, Some(vec![vec![6; 4]]));
 }
+
+#[tokio::test]
+async fn a_settled_drop_removes_the_file_once_no_replica_is_pending() {
+    use privicore_domain::data_token::{Replica, ReplicaState};
+    use privicore_domain::device::DeviceId;
+    let f = Fixture::new().await;
+    let device = DeviceId::new();
+    let replica = |state| {
+        DataEffect::SetReplica(Replica {
+            token: f.token.token.clone(),
+            version: 1,
+            device_id: device,
+            state,
+        })
+    };
+    let settled = || DataEffect::DropSettledSpool {
+        token: f.token.token.clone(),
+        version: 1,
+    };
+    f.chunk(0, vec![1; 8]).await;
+    f.put_version(1).await;
+    f.apply(replica(ReplicaState::Pending)).await;
+    f.apply(settled()).await;
+    assert_eq!(
+        f.spool().await,
+        Some(vec![vec![1; 8]]),
+        "a replica is pending"
+    );
+    assert_eq!(files(&f.spool_dir()).len(), 1);
+    f.apply(replica(ReplicaState::Confirmed)).await;
+    f.apply(settled()).await;
+    assert_eq!(f.spool().await, None);
+    await_no_files(&f.spool_dir());
+}

@@ -49,7 +49,7 @@ pub fn apply(
     conn: &Connection,
     effect: &DataEffect,
     written: &mut Vec<DataToken>,
-    dropped: &mut Vec<String>,
+    dropped: &mut crate::spool::Dropped,
 ) -> Result<u64, StoreError> {
     match effect {
         DataEffect::SaveDevice(d) => {
@@ -362,9 +362,10 @@ pub fn apply(
             conn,
             concat!("DELETE FROM spool WHERE token_seq = ", token_seq!(), " AND version = ? RETURNING file"),
             params![token, i64::from(*version)],
-            dropped,
+            &mut dropped.names,
         ),
-        DataEffect::DropSettledSpool { token, version } => crate::spool::delete_rows(
+        // After every late answer: names files only while some version is spooled in one.
+        DataEffect::DropSettledSpool { token, version } if dropped.files => crate::spool::delete_rows(
             conn,
             concat!(
                 "DELETE FROM spool WHERE token_seq = ", token_seq!("?1"), " AND version = ?2
@@ -372,7 +373,16 @@ pub fn apply(
                 " AND version = ?2 AND state = 'pending') RETURNING file"
             ),
             params![token, i64::from(*version)],
-            dropped,
+            &mut dropped.names,
+        ),
+        DataEffect::DropSettledSpool { token, version } => exec(
+            conn,
+            concat!(
+                "DELETE FROM spool WHERE token_seq = ", token_seq!("?1"), " AND version = ?2
+                 AND NOT EXISTS (SELECT 1 FROM replicas WHERE token_seq = ", token_seq!("?1"),
+                " AND version = ?2 AND state = 'pending')"
+            ),
+            params![token, i64::from(*version)],
         ),
         DataEffect::CountEvent {
             profile_id,

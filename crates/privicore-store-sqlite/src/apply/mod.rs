@@ -15,7 +15,7 @@ pub fn apply_in(
     conn: &Connection,
     effects: &[Effect],
     written: &mut Vec<DataToken>,
-    dropped: &mut Vec<String>,
+    dropped: &mut crate::spool::Dropped,
 ) -> Result<Vec<u64>, StoreError> {
     effects
         .iter()
@@ -27,7 +27,7 @@ fn one(
     conn: &Connection,
     effect: &Effect,
     written: &mut Vec<DataToken>,
-    dropped: &mut Vec<String>,
+    dropped: &mut crate::spool::Dropped,
 ) -> Result<u64, StoreError> {
     match effect {
         Effect::CreateProfile(p) => conn
