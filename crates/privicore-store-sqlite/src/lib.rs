@@ -204,46 +204,6 @@ impl SqliteStore {
         Ok(affected)
     }
 
-    /// Writes the upload chunks among `effects` to their spool files, off the async
-    /// threads. The file is found (or created) first, so a drop committed after this call
-    /// started always sees it.
-    async fn spool_chunks(&self, effects: &[Effect]) -> Result<(), StoreError> {
-        for effect in effects.iter().filter_map(data_effect) {
-            if let DataEffect::PutSpoolChunk {
-                token,
-                version,
-                index,
-                sealed,
-            } = effect
-            {
-                let pending = self.spool.file_for(token, *version)?;
-                let (index, sealed) = (*index, sealed.clone());
-                tokio::task::spawn_blocking(move || {
-                    spool::SpoolFiles::write(&pending, index, &sealed)
-                })
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-            }
-        }
-        Ok(())
-    }
-
-    /// Flushes the spool file of an upload whose version row is about to be written.
-    async fn flush_spool(
-        &self,
-        token: &str,
-        version: u32,
-    ) -> Result<Option<spool::Flushed>, StoreError> {
-        if !self.spool.is_pending(token, version) {
-            return Ok(None);
-        }
-        let spool = self.spool.clone();
-        let token = token.to_owned();
-        tokio::task::spawn_blocking(move || spool.flush(&token, version).transpose())
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-    }
-
     pub async fn close(&self) {
         self.checkpointer.lock().expect("checkpointer lock").stop();
         self.writer.close().await;

@@ -14,6 +14,7 @@
 //! none; `recover` removes such files at open (the engine hands the reservation back), and
 //! rows whose file is gone are dropped as if purged.
 
+use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::ports::StoreError;
 use rusqlite::{Connection, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -302,6 +303,46 @@ impl SpoolFiles {
         }
         self.files.store(!present.is_empty(), Ordering::SeqCst);
         Ok(())
+    }
+}
+
+impl crate::SqliteStore {
+    /// Writes the upload chunks among `effects` to their spool files, off the async
+    /// threads. The file is found (or created) first, so a drop committed after this call
+    /// started always sees it.
+    pub(crate) async fn spool_chunks(&self, effects: &[Effect]) -> Result<(), StoreError> {
+        for effect in effects.iter().filter_map(crate::data_effect) {
+            if let DataEffect::PutSpoolChunk {
+                token,
+                version,
+                index,
+                sealed,
+            } = effect
+            {
+                let pending = self.spool.file_for(token, *version)?;
+                let (index, sealed) = (*index, sealed.clone());
+                tokio::task::spawn_blocking(move || SpoolFiles::write(&pending, index, &sealed))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the spool file of an upload whose version row is about to be written.
+    pub(crate) async fn flush_spool(
+        &self,
+        token: &str,
+        version: u32,
+    ) -> Result<Option<Flushed>, StoreError> {
+        if !self.spool.is_pending(token, version) {
+            return Ok(None);
+        }
+        let spool = self.spool.clone();
+        let token = token.to_owned();
+        tokio::task::spawn_blocking(move || spool.flush(&token, version).transpose())
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 }
 
