@@ -254,7 +254,7 @@ mod tests {
             total_size: u64::from(count) * 1024,
             sha256: String::new(),
             header: Vec::new(),
-            data: vec![0; 1024],
+            data: vec![0; 1024].into(),
         };
         Envelope::new(kind::STORE_CHUNK, "dev-1", None, body)
     }

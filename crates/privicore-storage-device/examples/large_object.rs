@@ -86,7 +86,7 @@ fn main() {
                     total_size: total,
                     sha256: sha256.clone(),
                     header: vec![0; 130],
-                    data: chunk(i, count),
+                    data: chunk(i, count).into(),
                 };
                 Envelope::new(kind::STORE_CHUNK, "dev-bench", None, body)
             })

@@ -2,6 +2,7 @@
 
 use crate::db;
 use crate::rows::{self, Col};
+use crate::spool::SpoolFiles;
 use privicore_domain::data_token::{
     DataToken, Match, Page, Replica, ReplicaCounts, StoredHeader, TokenFilter, TokenStatus,
     TokenVersion,
@@ -281,8 +282,21 @@ pub fn replica_counts(
     Ok(counts)
 }
 
+/// A spool row's chunk: held in the row, or in the spool file it names.
+fn spooled(files: &SpoolFiles, r: &rusqlite::Row<'_>) -> Result<Vec<u8>, StoreError> {
+    match r.get::<_, Option<String>>(1).map_err(db::unavailable)? {
+        None => r.get::<_, Vec<u8>>(0).map_err(db::unavailable),
+        Some(name) => {
+            let at: i64 = r.get(2).map_err(db::unavailable)?;
+            let len: i64 = r.get(3).map_err(db::unavailable)?;
+            files.read(&name, (at as u64, len as u64))
+        }
+    }
+}
+
 pub fn spool_chunk(
     conn: &Connection,
+    files: &SpoolFiles,
     token: &str,
     version: u32,
     index: u32,
@@ -290,29 +304,30 @@ pub fn spool_chunk(
     db::one(
         conn,
         concat!(
-            "SELECT sealed FROM spool WHERE token_seq = ",
+            "SELECT sealed, file, file_at, file_len FROM spool WHERE token_seq = ",
             token_seq!(),
             " AND version = ? AND chunk_index = ?"
         ),
         params![token, i64::from(version), i64::from(index)],
-        |r| r.col::<Vec<u8>>("sealed"),
+        |r| spooled(files, r),
     )
 }
 
 pub fn spool(
     conn: &Connection,
+    files: &SpoolFiles,
     token: &str,
     version: u32,
 ) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
     let chunks = db::all(
         conn,
         concat!(
-            "SELECT sealed FROM spool WHERE token_seq = ",
+            "SELECT sealed, file, file_at, file_len FROM spool WHERE token_seq = ",
             token_seq!(),
             " AND version = ? ORDER BY chunk_index"
         ),
         params![token, i64::from(version)],
-        |r| r.col::<Vec<u8>>("sealed"),
+        |r| spooled(files, r),
     )?;
     Ok((!chunks.is_empty()).then_some(chunks))
 }
@@ -331,7 +346,7 @@ pub fn operational_counts(
     let (spool_objects, spool_bytes) = db::one(
         conn,
         "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM spool GROUP BY token_seq, version)) AS objects, \
-                COALESCE(SUM(length(sealed)), 0) AS bytes FROM spool",
+                COALESCE(SUM(COALESCE(file_len, length(sealed))), 0) AS bytes FROM spool",
         [],
         |r| Ok((r.col::<i64>("objects")? as u64, r.col::<i64>("bytes")? as u64)),
     )?

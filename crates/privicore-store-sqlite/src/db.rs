@@ -26,6 +26,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0014_oauth.sql"),
     include_str!("../migrations/0015_directories.sql"),
     include_str!("../migrations/0016_directory_purge_and_event_application.sql"),
+    include_str!("../migrations/0017_spool_files.sql"),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -44,6 +44,7 @@ mod governance;
 mod idempotency;
 mod oauth;
 mod rows;
+mod spool;
 mod token_rows;
 mod voting;
 mod writer;
@@ -61,7 +62,7 @@ use privicore_domain::data_token::{
 };
 use privicore_domain::device::{Device, DeviceFilter, DeviceId};
 use privicore_domain::directory as dir;
-use privicore_domain::effect::Effect;
+use privicore_domain::effect::{DataEffect, Effect};
 use privicore_domain::governance::{Attempt, Ballot, HeldCommand, Pool};
 use privicore_domain::governance::{
     ConfigurationFilter, Policy, PolicyFilter, VotingConfiguration, VotingDefaults,
@@ -82,26 +83,40 @@ use std::path::Path;
 use std::sync::Arc;
 use uuid::Uuid;
 
+fn data_effect(effect: &Effect) -> Option<&DataEffect> {
+    match effect {
+        Effect::Data(data) => Some(data),
+        _ => None,
+    }
+}
+
 pub struct SqliteStore {
     readers: Arc<db::Readers>,
     writer: writer::Writer,
     token_rows: Arc<token_rows::TokenRows>,
     checkpointer: std::sync::Mutex<db::Checkpointer>,
+    spool: Arc<spool::SpoolFiles>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs pending migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let owned = path.to_path_buf();
-        let conn = tokio::task::spawn_blocking(move || db::open_writer(&owned))
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let (conn, spool) = tokio::task::spawn_blocking(move || {
+            let conn = db::open_writer(&owned)?;
+            let spool = spool::SpoolFiles::beside(&owned)?;
+            spool.recover(&conn)?;
+            Ok::<_, StoreError>((conn, spool))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         let restart = Arc::new(std::sync::atomic::AtomicBool::new(false));
         Ok(Self {
             readers: Arc::new(db::Readers::new(path)),
             writer: writer::Writer::start(conn, restart.clone()),
             token_rows: Arc::default(),
             checkpointer: std::sync::Mutex::new(db::Checkpointer::start(path, restart)?),
+            spool: Arc::new(spool),
         })
     }
 
@@ -125,15 +140,36 @@ impl SqliteStore {
     }
 
     /// Applies `effects` and then `more` in one request of the next group commit; the
-    /// token rows written go through the row cache (see `token_rows`).
+    /// token rows written go through the row cache (see `token_rows`). Upload chunks go to
+    /// their spool file first; a version row of a spooled upload waits for its file's flush
+    /// and carries the rows that name its chunks (see `spool`).
     async fn write_effects(
         &self,
         effects: &[Effect],
         mut more: impl FnMut(&Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<Vec<u64>, StoreError> {
+        self.spool_chunks(effects).await?;
+        let mut flushed = Vec::new();
+        let mut drops = Vec::new();
+        for effect in effects.iter().filter_map(data_effect) {
+            match effect {
+                DataEffect::PutTokenVersion(v) => {
+                    if let Some(f) = self.flush_spool(&v.token, v.version).await? {
+                        flushed.push(f);
+                    }
+                }
+                DataEffect::DropSpool { token, version } => {
+                    drops.push((token.clone(), *version));
+                }
+                _ => {}
+            }
+        }
+        let flushed = Arc::new(flushed);
         let effects = effects.to_vec();
         let rows = self.token_rows.clone();
         let kept = rows.clone();
+        let spool = self.spool.clone();
+        let writing = self.spool.clone();
         let (affected, _) = self
             .writer
             .write_then(
@@ -143,11 +179,26 @@ impl SqliteStore {
                         _ => None,
                     }));
                     let mut written = Vec::new();
-                    let affected = apply::apply_in(c, &effects, &mut written)?;
+                    if !flushed.is_empty() {
+                        writing.note_files();
+                    }
+                    let mut dropped = writing.drops();
+                    let affected = apply::apply_in(c, &effects, &mut written, &mut dropped)?;
+                    for f in flushed.iter() {
+                        spool::insert_rows(c, f)?;
+                    }
                     more(c)?;
-                    Ok((affected, (tag, written)))
+                    Ok((affected, (tag, written, dropped.names, flushed.clone())))
                 },
-                move |(_, (tag, written))| kept.keep(*tag, std::mem::take(written)),
+                move |(_, (tag, written, dropped, flushed))| {
+                    kept.keep(*tag, std::mem::take(written));
+                    if !flushed.is_empty() {
+                        spool.committed(flushed);
+                    }
+                    if !dropped.is_empty() || !drops.is_empty() {
+                        spool.dropped(&drops, std::mem::take(dropped));
+                    }
+                },
             )
             .await?;
         Ok(affected)
@@ -208,6 +259,14 @@ impl MetadataStore for SqliteStore {
         effects: &[Effect],
         completion: Option<&Completion>,
     ) -> Result<Vec<u64>, StoreError> {
+        let only_chunks = effects
+            .iter()
+            .all(|e| matches!(data_effect(e), Some(DataEffect::PutSpoolChunk { .. })));
+        if completion.is_none() && only_chunks && !effects.is_empty() {
+            // An upload's chunk touches no row until its version is written.
+            self.spool_chunks(effects).await?;
+            return Ok(vec![1; effects.len()]);
+        }
         let completion = completion.cloned();
         self.write_effects(effects, move |c| match &completion {
             Some(done) => commands::complete(c, done),
@@ -288,18 +347,30 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn purge_spool(&self, before: Timestamp) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |c| {
-                db::exec(
-                    c,
-                    "DELETE FROM spool WHERE spooled_at < ? AND EXISTS (
-                         SELECT 1 FROM token_versions v
-                         WHERE v.token_seq = spool.token_seq AND v.version = spool.version
-                           AND v.committed = 1)",
-                    [before.unix()],
-                )
-            })
-            .await
+        let spool = self.spool.clone();
+        let purging = self.spool.clone();
+        let (n, _) = self
+            .writer
+            .write_then(
+                move |c| {
+                    let mut dropped = Vec::new();
+                    let n = spool::delete_rows(
+                        c,
+                        "DELETE FROM spool WHERE spooled_at < ? AND EXISTS (
+                             SELECT 1 FROM token_versions v
+                             WHERE v.token_seq = spool.token_seq AND v.version = spool.version
+                               AND v.committed = 1)
+                         RETURNING file",
+                        [before.unix()],
+                        &mut dropped,
+                    )?;
+                    purging.recount(c)?;
+                    Ok((n, dropped))
+                },
+                move |(_, dropped)| spool.dropped(&[], std::mem::take(dropped)),
+            )
+            .await?;
+        Ok(n)
     }
 
     async fn take_qr_token(
@@ -594,7 +665,10 @@ impl MetadataStore for SqliteStore {
     }
 
     async fn spool(&self, token: &str, version: u32) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-        self.read(|c| data::spool(c, token, version))
+        if let Some(chunks) = self.spool.pending_all(token, version) {
+            return chunks.map(|c| (!c.is_empty()).then_some(c));
+        }
+        self.read(|c| data::spool(c, &self.spool, token, version))
     }
 
     async fn spool_chunk(
@@ -603,7 +677,10 @@ impl MetadataStore for SqliteStore {
         version: u32,
         index: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(|c| data::spool_chunk(c, token, version, index))
+        if let Some(chunk) = self.spool.pending_chunk(token, version, index) {
+            return chunk;
+        }
+        self.read(|c| data::spool_chunk(c, &self.spool, token, version, index))
     }
 
     async fn event_counts(
@@ -945,5 +1022,7 @@ impl AuditLog for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod spool_tests;
 #[cfg(test)]
 mod tests;

@@ -120,6 +120,19 @@ pub mod b64 {
     }
 }
 
+/// `b64` for a shared buffer.
+pub mod b64_bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &bytes::Bytes, s: S) -> Result<S::Ok, S::Error> {
+        super::b64::serialize(bytes, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bytes::Bytes, D::Error> {
+        super::b64::deserialize(d).map(bytes::Bytes::from)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Capacity {
@@ -192,8 +205,9 @@ pub struct StoreChunk {
     pub sha256: String,
     #[serde(with = "b64")]
     pub header: Vec<u8>,
-    #[serde(with = "b64")]
-    pub data: Vec<u8>,
+    /// Shared, not copied, when one chunk goes to several devices in this process.
+    #[serde(with = "b64_bytes")]
+    pub data: bytes::Bytes,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -362,7 +376,7 @@ mod tests {
             total_size: 3,
             sha256: "00".into(),
             header: vec![1, 2],
-            data: vec![0xff; 3],
+            data: vec![0xff; 3].into(),
         };
         let env = Envelope::new(kind::STORE_CHUNK, "dev", None, chunk.clone());
         let text = env.to_text();

@@ -98,7 +98,7 @@ async fn serve_fetch(device: &mut RawDevice, stored: &bus::StoreChunk) {
         version: stored.version,
         chunk_index: 0,
         chunk_count: 1,
-        data: stored.data.clone(),
+        data: stored.data.to_vec(),
     };
     device.send(kind::FETCH_CHUNK, chunk).await;
 }

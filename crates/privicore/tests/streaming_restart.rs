@@ -11,6 +11,10 @@ use privicore_client::Client;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
+fn spool_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+}
+
 async fn status(api: &Client, token: &str) -> serde_json::Value {
     api.list_data_tokens(&format!("?filters[token]={token}&filters[status]=all"))
         .await
@@ -51,6 +55,12 @@ async fn an_upload_cut_off_by_kill_9_is_handed_back_at_the_next_start() {
         assert!(Instant::now() < deadline, "the upload did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The first chunk is in the upload's spool file; no row names it yet.
+    let spool = data_dir.join("privicore.db.spool");
+    while spool_files(&spool) == 0 {
+        assert!(Instant::now() < deadline, "nothing was spooled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = first.child.id().to_string();
     let killed = std::process::Command::new("kill")
         .args(["-KILL", &pid])
@@ -63,6 +73,11 @@ async fn an_upload_cut_off_by_kill_9_is_handed_back_at_the_next_start() {
     let second = start(&data_dir, Some(ROOT_KEY));
     let api = Client::new(&second.api).with_token(&p.token);
     assert_eq!(status(&api, &token).await, "reserved");
+    assert_eq!(
+        spool_files(&spool),
+        0,
+        "the cut-off upload's file is removed"
+    );
     let fresh = api
         .temporary_data_token(&reserved.command_id)
         .await

@@ -35,7 +35,7 @@ pub(crate) async fn push_version(
                 total_size: version.total_size,
                 sha256: version.digest.clone(),
                 header: version.header.clone(),
-                data,
+                data: data.into(),
             };
             core.send(target, kind::STORE_CHUNK, body).await;
         }

@@ -147,7 +147,7 @@ impl Core {
                 total_size: version.total_size,
                 sha256: version.digest.clone(),
                 header: version.header.clone(),
-                data: data.clone(),
+                data: data.clone().into(),
             };
             self.send(device, kind::STORE_CHUNK, body).await;
         }

@@ -1,14 +1,13 @@
 //! Fan-out of a large version from the spool (docs/api/devices-and-storage.md §5.2 step 3):
 //! one chunk read at a time, queued to every target with at most `fanout_in_flight` chunks
 //! waiting per device. The slowest device sets the pace, so memory stays at a few chunks
-//! per device whatever the object's size.
+//! whatever the object's size; the devices share each chunk's buffer (no copy per device).
 
 use crate::engine::Core;
 use privicore_domain::data_token::TokenVersion;
 use privicore_domain::device::DeviceId;
 use privicore_domain::ports::StoreError;
 use privicore_wire::bus::{self, kind};
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Sends every chunk of `version`, read from the spool, to every device of `targets`.
@@ -24,7 +23,7 @@ pub(crate) async fn fan_out(
     let mut senders = Vec::with_capacity(targets.len());
     let mut lanes = Vec::with_capacity(targets.len());
     for device in targets {
-        let (tx, mut rx) = mpsc::channel::<(u32, Arc<Vec<u8>>)>(depth);
+        let (tx, mut rx) = mpsc::channel::<(u32, bytes::Bytes)>(depth);
         senders.push(tx);
         let transfer_id = uuid::Uuid::new_v4().to_string();
         let device = *device;
@@ -39,7 +38,7 @@ pub(crate) async fn fan_out(
                     total_size: version.total_size,
                     sha256: version.digest.clone(),
                     header: version.header.clone(),
-                    data: data.as_ref().clone(),
+                    data,
                 };
                 core.send(device, kind::STORE_CHUNK, body).await;
             }
@@ -57,7 +56,7 @@ pub(crate) async fn fan_out(
                         version.token, version.version
                     ))
                 })?;
-            let chunk = Arc::new(chunk);
+            let chunk = bytes::Bytes::from(chunk);
             for tx in &senders {
                 // A lane only ends with the whole fan-out.
                 let _ = tx.send((index, chunk.clone())).await;

@@ -147,7 +147,7 @@ impl StorageDevice {
             }
             return Taken::Put(PendingPut {
                 info: info(&c),
-                chunk: [std::mem::take(&mut c.data)],
+                chunk: [Vec::from(std::mem::take(&mut c.data))],
                 request: c,
                 correlation: message_id.to_owned(),
             });

@@ -39,7 +39,7 @@ fn store_chunk(transfer: &str, chunks: &[Vec<u8>], index: usize) -> Envelope {
             total_size: chunks.iter().map(|c| c.len() as u64).sum(),
             sha256: digest(chunks),
             header: vec![1, 2, 3],
-            data: chunks[index].clone(),
+            data: chunks[index].clone().into(),
         },
     )
 }

@@ -49,6 +49,7 @@ pub fn apply(
     conn: &Connection,
     effect: &DataEffect,
     written: &mut Vec<DataToken>,
+    dropped: &mut crate::spool::Dropped,
 ) -> Result<u64, StoreError> {
     match effect {
         DataEffect::SaveDevice(d) => {
@@ -355,20 +356,24 @@ pub fn apply(
             }
             Ok(total)
         }
-        DataEffect::PutSpoolChunk {
-            token,
-            version,
-            index,
-            sealed,
-        } => exec(
+        // Its bytes went to the upload's spool file before the transaction (`spool`).
+        DataEffect::PutSpoolChunk { .. } => Ok(1),
+        DataEffect::DropSpool { token, version } => crate::spool::delete_rows(
             conn,
-            concat!("INSERT OR REPLACE INTO spool (token_seq, version, chunk_index, sealed, spooled_at) VALUES (", token_seq!(), ", ?, ?, ?, unixepoch())"),
-            params![token, i64::from(*version), i64::from(*index), sealed],
-        ),
-        DataEffect::DropSpool { token, version } => exec(
-            conn,
-            concat!("DELETE FROM spool WHERE token_seq = ", token_seq!(), " AND version = ?"),
+            concat!("DELETE FROM spool WHERE token_seq = ", token_seq!(), " AND version = ? RETURNING file"),
             params![token, i64::from(*version)],
+            &mut dropped.names,
+        ),
+        // After every late answer: names files only while some version is spooled in one.
+        DataEffect::DropSettledSpool { token, version } if dropped.files => crate::spool::delete_rows(
+            conn,
+            concat!(
+                "DELETE FROM spool WHERE token_seq = ", token_seq!("?1"), " AND version = ?2
+                 AND NOT EXISTS (SELECT 1 FROM replicas WHERE token_seq = ", token_seq!("?1"),
+                " AND version = ?2 AND state = 'pending') RETURNING file"
+            ),
+            params![token, i64::from(*version)],
+            &mut dropped.names,
         ),
         DataEffect::DropSettledSpool { token, version } => exec(
             conn,

@@ -9,15 +9,17 @@ use rusqlite::{Connection, params};
 
 pub use data::token_row_written;
 
-/// Applies `effects`; the token rows they write, as written, go to `written`.
+/// Applies `effects`; the token rows they write, as written, go to `written`, and the
+/// spool files whose rows they dropped to `dropped`.
 pub fn apply_in(
     conn: &Connection,
     effects: &[Effect],
     written: &mut Vec<DataToken>,
+    dropped: &mut crate::spool::Dropped,
 ) -> Result<Vec<u64>, StoreError> {
     effects
         .iter()
-        .map(|effect| one(conn, effect, written))
+        .map(|effect| one(conn, effect, written, dropped))
         .collect()
 }
 
@@ -25,6 +27,7 @@ fn one(
     conn: &Connection,
     effect: &Effect,
     written: &mut Vec<DataToken>,
+    dropped: &mut crate::spool::Dropped,
 ) -> Result<u64, StoreError> {
     match effect {
         Effect::CreateProfile(p) => conn
@@ -113,7 +116,7 @@ fn one(
              ON CONFLICT (profile_id) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at",
             params![q.profile_id.to_string(), q.hash.to_hex(), q.expires_at.unix()],
         ),
-        Effect::Data(data) => data::apply(conn, data, written),
+        Effect::Data(data) => data::apply(conn, data, written, dropped),
         Effect::Governance(effect) => crate::governance::apply(conn, effect),
         Effect::Voting(effect) => crate::voting::apply(conn, effect),
         Effect::Oauth(effect) => crate::oauth::apply(conn, effect),
