@@ -183,6 +183,14 @@ pub(crate) async fn plan(
         core.coordinator.unwatch_store(&key.0, key.1);
         match (stored, sent) {
             (Some(true), Some(bytes)) => {
+                // Recorded with the sync's outcome, so a client acting on the result (say,
+                // removing the other device) finds this replica confirmed.
+                confirmations.push(DataEffect::SetReplica(Replica {
+                    token: key.0,
+                    version: key.1,
+                    device_id,
+                    state: ReplicaState::Confirmed,
+                }));
                 pushed += 1;
                 bytes_pushed += bytes;
                 if present.is_some() {
