@@ -84,7 +84,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 async fn migrate_locked(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql(
+    sqlx::query(
         "CREATE TABLE IF NOT EXISTS privicore_migrations (
              version    BIGINT PRIMARY KEY,
              applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -103,7 +103,10 @@ async fn migrate_locked(conn: &mut PgConnection) -> Result<(), StoreError> {
             StoreError::Unavailable(format!("PostgreSQL migration {version} failed: {e}"))
         };
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(failed)?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(failed)?;
+        // A string without arguments goes as a simple query: several statements at once.
+        sqlx::Executor::execute(&mut *tx, *sql)
+            .await
+            .map_err(failed)?;
         sqlx::query("INSERT INTO privicore_migrations (version) VALUES ($1)")
             .bind(version)
             .execute(&mut *tx)

@@ -40,8 +40,7 @@ async fn run_once(url: &str, sql: &str) -> Result<(), StoreError> {
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .map_err(db::unavailable)?;
-    sqlx::raw_sql(sql)
-        .execute(&mut conn)
+    sqlx::Executor::execute(&mut conn, sql)
         .await
         .map_err(db::unavailable)?;
     let _ = conn.close().await;

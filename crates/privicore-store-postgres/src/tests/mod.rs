@@ -35,3 +35,5 @@ async fn postgres_store_meets_the_audit_port_contract() {
     conformance::run_audit(&store).await;
     store.close().await;
 }
+
+mod concurrency;
