@@ -14,6 +14,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// The metadata store `serve` opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataBackend {
+    /// SQLite in the data directory.
+    Embedded(PathBuf),
+    /// A PostgreSQL database, possibly shared with other engines.
+    Postgres(String),
+}
+
 /// Effective settings of `privicore serve`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +32,10 @@ pub struct Settings {
     #[serde(skip)]
     pub clock: Option<std::sync::Arc<dyn privicore_domain::time::Clock>>,
     pub data_dir: PathBuf,
+    /// The metadata store: `postgres://…` for a PostgreSQL database shared by several
+    /// engines; `sqlite://` or none for the embedded store in `data_dir`.
+    #[serde(alias = "database-url")]
+    pub database_url: Option<String>,
     /// Address every listener binds to. Loopback by default: expose the engine through a
     /// TLS-terminating proxy, or bind wider on purpose.
     pub bind: IpAddr,
@@ -256,6 +269,7 @@ impl Default for Settings {
         Self {
             clock: None,
             data_dir: PathBuf::from("./privicore-data"),
+            database_url: None,
             bind: IpAddr::from([127, 0, 0, 1]),
             api: Listener {
                 port: 8009,
@@ -336,6 +350,10 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[arg(long, env = "PRIVICORE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The metadata store: postgres://user@host:5432/db (shared by several engines), or
+    /// sqlite:// (the embedded default, in the data directory).
+    #[arg(long, env = "PRIVICORE_DATABASE_URL")]
+    pub database_url: Option<String>,
     #[arg(long, env = "PRIVICORE_BIND")]
     pub bind: Option<IpAddr>,
     #[arg(long, env = "PRIVICORE_API_PORT")]
@@ -472,6 +490,9 @@ impl Settings {
         if let Some(path) = &args.root_key_file {
             s.keys.root_key_file = Some(path.clone());
         }
+        if let Some(url) = &args.database_url {
+            s.database_url = Some(url.clone());
+        }
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
         }
@@ -510,7 +531,26 @@ impl Settings {
             anyhow::bail!("connection timeouts must be at least 1 second");
         }
         s.edge()?;
+        s.metadata_store()?;
         Ok(s)
+    }
+
+    /// Where the metadata lives, as `database_url` says.
+    pub fn metadata_store(&self) -> anyhow::Result<MetadataBackend> {
+        match self.database_url.as_deref().map(str::trim) {
+            None | Some("") | Some("sqlite://") | Some("sqlite:") => {
+                Ok(MetadataBackend::Embedded(self.database_path()))
+            }
+            Some(url) if privicore_store_postgres::is_postgres_url(url) => {
+                Ok(MetadataBackend::Postgres(url.to_owned()))
+            }
+            Some(url) if url.starts_with("sqlite:") => anyhow::bail!(
+                "database_url: the embedded store always lives in the data directory \
+                 ({}); give sqlite:// or no URL",
+                self.database_path().display()
+            ),
+            Some(_) => anyhow::bail!("database_url: expected postgres://… or sqlite://"),
+        }
     }
 
     /// `trusted_proxies`, parsed: a CIDR, or a single address.

@@ -5,10 +5,8 @@ use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
 use privicore_bus_local::{LocalBus, LocalDeviceBus};
-use privicore_domain::ports::MetadataStore;
 use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
 use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
-use privicore_store_sqlite::SqliteStore;
 use privicore_wire::SignedPublicKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,7 +24,7 @@ pub struct Server {
     /// The download listener (docs/api/data-tokens.md §3.6).
     pub downstream_addr: SocketAddr,
     engine: Arc<Engine>,
-    store: Arc<SqliteStore>,
+    store: crate::store::Store,
     host: Option<Arc<InProcessHost>>,
     listeners: JoinSet<std::io::Result<()>>,
     stop_listening: CancellationToken,
@@ -152,11 +150,8 @@ impl Server {
 
     pub async fn start_with(settings: &Settings, startup: Startup) -> anyhow::Result<Self> {
         create_private_dir(&settings.data_dir)?;
-        let store = Arc::new(
-            SqliteStore::open(&settings.database_path())
-                .await
-                .context("opening the metadata store")?,
-        );
+        let opened = crate::store::Store::open(settings).await?;
+        let store = opened.metadata();
         let bus = Arc::new(LocalBus::default());
         let device_bus = Arc::new(LocalDeviceBus::default());
         // Every key opens before anything listens; the engine key must exist before hosted
@@ -202,7 +197,7 @@ impl Server {
             host: host.clone().map(|h| h as Arc<dyn DeviceHost>),
             engine_key: Some(keys.engine_key),
             secrets: keys.secrets,
-            audit: store.clone(),
+            audit: opened.audit(),
         };
         let engine = Engine::start(adapters, engine_config(settings, api_addr, streams))
             .await
@@ -212,6 +207,7 @@ impl Server {
             engine.clone(),
             store.clone(),
             keys.vault.clone(),
+            opened.embedded_file(settings),
         );
         let state = AppState::new(
             engine.clone(),
@@ -271,7 +267,7 @@ impl Server {
             upstream_addr: streams.upstream,
             downstream_addr: streams.downstream,
             engine,
-            store,
+            store: opened,
             host,
             listeners,
             stop_listening,

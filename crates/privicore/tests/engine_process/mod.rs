@@ -48,6 +48,14 @@ pub fn serve(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Command
     if let Some(key) = root_key {
         command.env("PRIVICORE_ROOT_KEY", key);
     }
+    // With PRIVICORE_TEST_STORE=postgres, every start on this directory uses one schema.
+    match privicore_store_postgres::testing::harness_url() {
+        Some(server) => command.env(
+            "PRIVICORE_DATABASE_URL",
+            privicore_store_postgres::testing::schema_url_for_dir(&server, data_dir),
+        ),
+        None => command.env_remove("PRIVICORE_DATABASE_URL"),
+    };
     command
 }
 
