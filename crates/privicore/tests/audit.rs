@@ -63,7 +63,7 @@ fn kinds(tail: &str) -> Vec<String> {
 async fn verify_and_tail_show_decisions_and_name_the_first_tampered_record() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
 
     // Decisions as a client makes them: a public key (1), two devices approved and given
     // the storage role (2..=5), one removed (6).
@@ -247,7 +247,7 @@ async fn verify_and_tail_show_decisions_and_name_the_first_tampered_record() {
 async fn governance_changes_are_audited() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "governed").await;
     let authenticator = p.authenticator("phone").await;
     let quorum = p.api.set_quorum_size(1).await.unwrap();
@@ -300,7 +300,7 @@ async fn governance_changes_are_audited() {
 async fn an_engine_with_a_forged_audit_head_refuses_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "forged").await;
     drop(p.session);
     assert!(terminate(engine).success());
@@ -313,7 +313,7 @@ async fn an_engine_with_a_forged_audit_head_refuses_decisions() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN at seq 1"), "{out}");
 
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
     let api = Client::new(&engine.api).with_token(&p.token);
     let session = Session::connect(&engine.ws).await.unwrap();
     session.join(&p.token).await.unwrap();
@@ -350,7 +350,7 @@ async fn a_sealed_data_directory_is_verified_with_its_shares() {
         .filter_map(|l| l.strip_prefix("share-"))
         .map(|l| l.split_once(": ").unwrap().1.to_owned())
         .collect();
-    let child = serve(&data, None, &[])
+    let child = serve_embedded(&data, None, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -10,7 +10,6 @@ use privicore::server::Server;
 use privicore_client::{Body, Client, RawResponse};
 use privicore_domain::CommandId;
 use privicore_domain::command::CommandPayload;
-use privicore_domain::ports::MetadataStore;
 
 fn assert_limited(res: &RawResponse) {
     assert_eq!(

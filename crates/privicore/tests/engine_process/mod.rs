@@ -200,3 +200,19 @@ pub fn endpoints(data_dir: &Path) -> (String, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// For tests about the embedded store's own file (`operator backup`, `privicore audit`,
+/// keys at rest): the engine stays on it whatever `PRIVICORE_TEST_STORE` says.
+const EMBEDDED: [&str; 2] = ["--database-url", "sqlite://"];
+
+pub fn serve_embedded(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Command {
+    serve(data_dir, root_key, &[&EMBEDDED[..], extra].concat())
+}
+
+pub fn start_embedded(data_dir: &Path, root_key: Option<&str>) -> Engine {
+    start_with(data_dir, root_key, &EMBEDDED)
+}
+
+pub fn start_with_embedded(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Engine {
+    start_with(data_dir, root_key, &[&EMBEDDED[..], extra].concat())
+}
