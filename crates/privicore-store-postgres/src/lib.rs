@@ -94,8 +94,54 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// Connects without migrating, for tools that only read (`privicore audit`).
+    pub async fn connect_read_only(url: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: db::connect(url, None, Some(2)).await?,
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Reads the audit chain in one snapshot, even while engines append: `page` sees the
+    /// records in seq order, `page_size` at a time, until it returns `false`; then the
+    /// sealed head as of the same snapshot. `Ok(None)` when the database has no audit
+    /// tables.
+    pub async fn audit_snapshot(
+        &self,
+        page_size: usize,
+        mut page: impl FnMut(&[AuditRecord]) -> bool,
+    ) -> Result<Option<Option<SealedHead>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db::unavailable)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db::unavailable)?;
+        let tables = db::count(
+            &mut tx,
+            sqlx::query(
+                "SELECT COUNT(*) FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name IN ('audit_log', 'audit_head')",
+            ),
+        )
+        .await?;
+        if tables != 2 {
+            return Ok(None);
+        }
+        let mut after = 0;
+        loop {
+            let records = audit::records(&mut tx, after, page_size).await?;
+            let Some(last) = records.last() else { break };
+            after = last.seq;
+            if !page(&records) {
+                break;
+            }
+        }
+        let head = audit::head(&mut tx).await?;
+        let _ = tx.rollback().await;
+        Ok(Some(head))
     }
 
     /// Applies `effects` and, if given, the completion, in one transaction.

@@ -42,9 +42,9 @@ async fn a_data_directory_copied_without_the_root_key_opens_nothing() {
     // A copy without the root key refuses, and so does one with another root key.
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), copy.path());
-    let missing = refused(copy.path(), None);
+    let missing = refused_embedded(copy.path(), None);
     assert!(missing.contains("root key"), "{missing}");
-    let other = refused(copy.path(), Some(OTHER_KEY));
+    let other = refused_embedded(copy.path(), Some(OTHER_KEY));
     assert!(other.contains("does not open"), "{other}");
 
     // With its root key the data directory serves the data again.
@@ -70,7 +70,7 @@ async fn a_missing_key_store_or_root_key_is_never_replaced() {
 
     let root = std::fs::read(keys.join("root.key")).unwrap();
     std::fs::remove_file(keys.join("root.key")).unwrap();
-    let message = refused(dir.path(), None);
+    let message = refused_embedded(dir.path(), None);
     assert!(
         message.contains("root key") && message.contains("missing"),
         "{message}"
@@ -79,7 +79,7 @@ async fn a_missing_key_store_or_root_key_is_never_replaced() {
     std::fs::write(keys.join("root.key"), root).unwrap();
 
     std::fs::remove_file(keys.join("keystore.json")).unwrap();
-    let message = refused(dir.path(), None);
+    let message = refused_embedded(dir.path(), None);
     assert!(message.contains("keystore.json is missing"), "{message}");
     assert!(!keys.join("keystore.json").exists(), "no new KEK was made");
 }

@@ -322,7 +322,11 @@ async fn a_vote_whose_audit_record_cannot_be_written_is_not_counted() {
     // Statements both stores understand: the MAC is kept aside, then replaced by the
     // head's hash, which is not its MAC.
     let dir = server.dir.path();
-    execute_sql(dir, "CREATE TABLE saved_mac AS SELECT mac FROM audit_head WHERE id = 1").await;
+    execute_sql(
+        dir,
+        "CREATE TABLE saved_mac AS SELECT mac FROM audit_head WHERE id = 1",
+    )
+    .await;
     execute_sql(dir, "UPDATE audit_head SET mac = hash WHERE id = 1").await;
     assert_eq!(
         api_code(

@@ -53,10 +53,7 @@ pub async fn write(ctx: &Context, target: &Path) -> anyhow::Result<String> {
              (pg_dump), and the data directory's keys/ and devices/ beside it"
         );
     };
-    let (data_dir, target) = (
-        ctx.data_dir.clone(),
-        target.to_owned(),
-    );
+    let (data_dir, target) = (ctx.data_dir.clone(), target.to_owned());
     let keystore = ctx.keystore()?.to_text()?;
     tokio::task::spawn_blocking(move || write_blocking(&database, &data_dir, &keystore, &target))
         .await?

@@ -94,8 +94,17 @@ pub fn start_with(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> En
 
 /// Runs `serve`, which must refuse to start; what it printed on stderr.
 pub fn refused(data_dir: &Path, root_key: Option<&str>) -> String {
+    refused_with(data_dir, root_key, &[])
+}
+
+/// `refused`, on the embedded store whatever `PRIVICORE_TEST_STORE` says.
+pub fn refused_embedded(data_dir: &Path, root_key: Option<&str>) -> String {
+    refused_with(data_dir, root_key, &EMBEDDED)
+}
+
+fn refused_with(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> String {
     let _ = std::fs::remove_file(data_dir.join("run/endpoints.json"));
-    let mut child = serve(data_dir, root_key, &[])
+    let mut child = serve(data_dir, root_key, extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
