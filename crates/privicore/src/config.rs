@@ -617,6 +617,47 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_selects_the_metadata_store() {
+        let embedded = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(
+            embedded.metadata_store().unwrap(),
+            MetadataBackend::Embedded(PathBuf::from("./privicore-data/privicore.db"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(&path, "database-url = \"postgres://pc@db:5432/vault\"\n").unwrap();
+        let from_file = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_file.metadata_store().unwrap(),
+            MetadataBackend::Postgres("postgres://pc@db:5432/vault".into())
+        );
+        let flag_wins = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            database_url: Some("sqlite://".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            flag_wins.metadata_store().unwrap(),
+            MetadataBackend::Embedded(_)
+        ));
+        for refused in ["sqlite:///tmp/elsewhere.db", "mysql://db/vault"] {
+            assert!(
+                Settings::resolve(&ServeArgs {
+                    database_url: Some(refused.into()),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
     fn root_key_file_and_sealed_come_from_file_or_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("privicore.toml");
