@@ -189,4 +189,13 @@ impl Client {
         .await?
         .expect(200)
     }
+
+    /// §3.17: the pool id is the command id. `body` holds `directoryId`, `title`,
+    /// `question` and optionally `voterProfileIds`, `strategy`, `percentageRequired`,
+    /// `quorumSize`, `timeLimit`, `numberOfAttempts`, `nonce`.
+    pub async fn create_directory_voting_pool(&self, body: Value) -> Result<Accepted, ClientError> {
+        self.post_json("/directory/create-directory-voting-pool", body)
+            .await?
+            .accepted()
+    }
 }

@@ -13,8 +13,10 @@ use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 
 /// Size of the reads from an upload source (and so of the body frames sent).
 const UPLOAD_READ: usize = 256 * 1024;
@@ -24,6 +26,41 @@ const UPLOAD_READ: usize = 256 * 1024;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest error body read from a listener (error envelopes are small).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// How long an upload waits for `100 Continue` before it sends its body anyway: a server or
+/// proxy that ignores `Expect` never sends one (RFC 9110 §10.1.1).
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether an upload's body may go: the engine checks the value, the declared length and
+/// its spool room before it reads a byte, so a refusal arrives instead of `100 Continue`
+/// and the body is never sent (a body written into a refusal ends in a broken pipe that
+/// hides the answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Wait,
+    Go,
+    /// The final answer came: whatever is left of the body is not sent.
+    Stop,
+}
+
+/// `body`, held until the gate opens (or [`CONTINUE_WAIT`] passed) and cut off once it
+/// is stopped.
+fn gated(body: StreamBodyBox, gate: watch::Receiver<Gate>) -> StreamBodyBox {
+    let frames = futures_util::stream::unfold(Some((body, gate, false)), |state| async move {
+        let (mut body, mut gate, open) = state?;
+        if !open {
+            let _ = tokio::time::timeout(CONTINUE_WAIT, gate.wait_for(|g| *g != Gate::Wait)).await;
+        }
+        if *gate.borrow() == Gate::Stop {
+            let stopped = std::io::Error::other("the upload was answered before its end");
+            return Some((Err(stopped), None));
+        }
+        match body.frame().await? {
+            Ok(frame) => Some((Ok(frame), Some((body, gate, true)))),
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    BodyExt::boxed_unsync(StreamBody::new(frames))
+}
 
 /// The upstream listener's 202: the exchange (or update) command now runs like an inline one.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -112,6 +149,11 @@ impl Client {
 
     /// POST the raw body to a `streamUrl` (upstream listener). `len` = Some → Content-Length,
     /// None → chunked.
+    ///
+    /// The request asks `Expect: 100-continue` and sends the body only once the engine
+    /// agreed, so a refusal before the body (`stream.invalid_auth`, `stream.too_large`,
+    /// `stream.spool_full`, …) comes back as [`ClientError::Api`] with its code; so does a
+    /// refusal while the source is slow to give bytes.
     pub async fn upload_stream(
         &self,
         stream_url: &str,
@@ -120,7 +162,8 @@ impl Client {
     ) -> Result<UploadAccepted, ClientError> {
         let mut req = self
             .stream_request(http::Method::POST, stream_url)?
-            .header(http::header::CONTENT_TYPE, "application/octet-stream");
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(http::header::EXPECT, "100-continue");
         let body = match len {
             Some(len) => {
                 req = req.header(http::header::CONTENT_LENGTH, len);
@@ -129,11 +172,25 @@ impl Client {
             }
             None => reader_body(body),
         };
-        let req = req
-            .body(body)
+        let gate = Arc::new(watch::Sender::new(Gate::Wait));
+        let mut req = req
+            .body(gated(body, gate.subscribe()))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let on_continue = gate.clone();
+        hyper::ext::on_informational(&mut req, move |res| {
+            if res.status() == http::StatusCode::CONTINUE {
+                on_continue.send_if_modified(|g| {
+                    let waiting = *g == Gate::Wait;
+                    if waiting {
+                        *g = Gate::Go;
+                    }
+                    waiting
+                });
+            }
+        });
         let res = self.stream_send(req).await?;
         if res.status() != http::StatusCode::ACCEPTED {
+            gate.send_replace(Gate::Stop);
             return Err(error_answer(res).await);
         }
         let (parts, body) = res.into_parts();
@@ -350,6 +407,56 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.code(), Some("stream.not_ready"));
         assert!(out.is_empty());
+    }
+
+    /// A source that notes whether anything was read from it.
+    struct Watched(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl AsyncRead for Watched {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            buf.put_slice(&[0; 1024]);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_refused_before_100_continue_never_reads_its_source() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let service = service_fn(|req: http::Request<Incoming>| async move {
+                assert_eq!(req.headers()["expect"], "100-continue");
+                // Answered without touching the body: no `100 Continue` goes out.
+                Ok::<_, Infallible>(json_answer(
+                    503,
+                    serde_json::json!({"error": {"code": "stream.spool_full", "message": "full"}}),
+                ))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(socket), service)
+                .await;
+        });
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let err = Client::new(&base)
+            .upload_stream(
+                &format!("{base}/?auth=U-x"),
+                Watched(read.clone()),
+                Some(1 << 30),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("stream.spool_full"));
+        let _ = server.await;
+        assert!(
+            !read.load(std::sync::atomic::Ordering::SeqCst),
+            "the body was read"
+        );
     }
 
     #[tokio::test]

@@ -242,13 +242,29 @@ pub enum CommandPayload {
         target: ProfileId,
         device_id: DeviceId,
     },
-    /// Update data token shape B with new inline data, sealed as `version`.
+    /// Create directory voting pool (docs/api/directory.md §3.17): a pool whose id is the
+    /// command id, voted by the members' authenticators; the command ends when it does.
+    CreateDirectoryVoting {
+        directory_id: Uuid,
+        title: String,
+        question: String,
+        /// The voter profiles as listed; empty = every active member.
+        voters: Vec<ProfileId>,
+        rules: crate::governance::VotingRules,
+        nonce: Option<String>,
+    },
+    /// Update data token shape B with new data, sealed as `version`: inline, or streamed
+    /// to the upstream listener before `upload_by`.
     ReplaceData {
         token: String,
         version: u32,
         file: Option<Option<Value>>,
         risk: Option<Option<Value>>,
         data: Option<Option<Value>>,
+        /// Set for a streamed replacement: the upload must start before this time. Its
+        /// record is pending from acceptance; it runs once the upload wrote the version.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upload_by: Option<Timestamp>,
     },
 }
 
@@ -308,6 +324,7 @@ impl CommandPayload {
             Self::ProcessDirectoryInvitation { .. } => "process_directory_invitation",
             Self::CreateProfileDevice { .. } => "create_profile_device",
             Self::AddDirectoryStorage { .. } => "add_directory_storage",
+            Self::CreateDirectoryVoting { .. } => "create_directory_voting",
         }
     }
 

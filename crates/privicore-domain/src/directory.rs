@@ -10,12 +10,17 @@ use uuid::Uuid;
 /// §1.1: free metadata is at most this many bytes serialized.
 pub const META_MAX_BYTES: usize = 64 * 1024;
 
+/// §1.2: removed memberships (and ended invitations) are kept this long, then purged.
+pub const HISTORY_RETENTION_SECONDS: i64 = 90 * 24 * 3600;
+
 /// Configurable limits (§1.1, §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirectoryLimits {
     pub owned_per_profile: u64,
     pub members_per_directory: u64,
     pub invitation_ttl_seconds: i64,
+    /// How often the purge of §1.2 looks for history past its retention.
+    pub purge_interval_ms: u64,
 }
 
 impl Default for DirectoryLimits {
@@ -24,6 +29,7 @@ impl Default for DirectoryLimits {
             owned_per_profile: 20,
             members_per_directory: 10_000,
             invitation_ttl_seconds: 7 * 24 * 3600,
+            purge_interval_ms: 60_000,
         }
     }
 }

@@ -268,6 +268,8 @@ pub enum DataEffect {
         kind: &'static str,
         context: String,
         at: Timestamp,
+        /// The application whose access token made the transaction (oauth.md §1.2).
+        application_id: Option<uuid::Uuid>,
     },
 }
 

@@ -32,6 +32,10 @@ pub struct ProfileEvent {
     pub command_id: Option<CommandId>,
     /// The `data` member of the frame sent to the client.
     pub data: Value,
+    /// Also for app-token sockets of other applications whose grant holds this scope (the
+    /// invitation notice and `directory:manage`, docs/api/directory.md §1.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_scope: Option<String>,
 }
 
 impl ProfileEvent {
@@ -47,6 +51,7 @@ impl ProfileEvent {
             profile_id,
             application_id,
             command_id: Some(command_id),
+            app_scope: None,
             data: json!({
                 "type": "X-DPT-CAB-ID",
                 "id": command_id.to_string(),

@@ -18,6 +18,9 @@ pub const SCOPES: &[&str] = &[
     "directory:manage",
 ];
 
+/// The scope of every directory endpoint, and of the invitation notice on app sockets.
+pub const SCOPE_DIRECTORY_MANAGE: &str = "directory:manage";
+
 /// An authorization code is retrievable and exchangeable this long after its request succeeded.
 pub const CODE_TTL_SECONDS: i64 = 600;
 pub const ACCESS_TTL_SECONDS: i64 = 3600;

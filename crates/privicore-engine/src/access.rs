@@ -176,6 +176,24 @@ impl Engine {
         self.authorize(Some(token), Access::any().key_exempt())
             .await
     }
+
+    /// Joins the hub for a caller `authorize_join` admitted; an app token's socket carries
+    /// its grant's scopes, which decide the events meant for a scope (README §8.5).
+    pub async fn join_channel(&self, caller: &Caller) -> Result<crate::hub::Subscription, Error> {
+        let scopes = match caller.owner {
+            TokenOwner::Profile => Vec::new(),
+            TokenOwner::App { .. } => match self.auth_cache.get(&caller.token_hash) {
+                Some(c) => c.token.scopes,
+                None => self
+                    .store
+                    .auth_token(&caller.token_hash)
+                    .await?
+                    .map(|t| t.scopes)
+                    .unwrap_or_default(),
+            },
+        };
+        Ok(self.hub().join_with_scopes(caller, scopes))
+    }
 }
 
 #[cfg(test)]

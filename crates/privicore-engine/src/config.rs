@@ -41,6 +41,33 @@ pub struct EngineConfig {
     pub directories: privicore_domain::directory::DirectoryLimits,
     /// The time of audit records (the system clock; tests may set another).
     pub clock: Arc<dyn Clock>,
+    /// Where device bundles send devices: `None`, the embedded bus on the API listener.
+    pub device_broker: Option<DeviceBroker>,
+}
+
+/// The AMQP broker coordinates a device bundle carries (docs/api/devices-and-storage.md
+/// §2.7, §6.1). One broker account serves every device.
+#[derive(Clone)]
+pub struct DeviceBroker {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    pub vhost: String,
+    pub user: String,
+    pub password: String,
+    /// Prefix of the exchange and queue names (`privicore`).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for DeviceBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceBroker")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("vhost", &self.vhost)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Replication settings (docs/api/devices-and-storage.md §5).
@@ -157,6 +184,7 @@ impl Default for EngineConfig {
             devices_per_profile: DEVICE_LIMIT,
             directories: Default::default(),
             clock: Arc::new(SystemClock),
+            device_broker: None,
         }
     }
 }

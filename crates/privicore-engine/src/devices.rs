@@ -256,9 +256,36 @@ impl Engine {
             host.retry_now(device.id);
         }
 
-        let (host, port, tls) = split_url(&self.config.api_public_url);
         let id = device.id.to_string();
-        let json = json!({
+        let bus = match &self.config.device_broker {
+            Some(broker) => json!({
+                "bus": "amqp",
+                "rabbit-host": broker.host,
+                "rabbit-port": broker.port,
+                "rabbit-tls": broker.tls,
+                "rabbit-vhost": broker.vhost,
+                // One broker account for every device (docs/deployment.md, RabbitMQ).
+                "rabbit-user": broker.user,
+                "rabbit-pass": broker.password,
+                "queue": format!("{}.device.{id}", broker.prefix),
+                "exchange": format!("{}.engine", broker.prefix),
+            }),
+            None => {
+                let (host, port, tls) = split_url(&self.config.api_public_url);
+                json!({
+                    "bus": "embedded",
+                    "rabbit-host": host,
+                    "rabbit-port": port,
+                    "rabbit-tls": tls,
+                    "rabbit-vhost": "/privicore",
+                    "rabbit-user": device.bus_user(),
+                    "rabbit-pass": bus_password.expose(),
+                    "queue": format!("privicore.device.{id}"),
+                    "exchange": "privicore.engine",
+                })
+            }
+        };
+        let mut json = json!({
             "bundle-version": 1,
             "device-identifier": id,
             "device-name": device.name,
@@ -266,15 +293,6 @@ impl Engine {
             "roles": device.roles,
             "client-id": client_id,
             "client-secret": client_secret.expose(),
-            "bus": "embedded",
-            "rabbit-host": host,
-            "rabbit-port": port,
-            "rabbit-tls": tls,
-            "rabbit-vhost": "/privicore",
-            "rabbit-user": device.bus_user(),
-            "rabbit-pass": bus_password.expose(),
-            "queue": format!("privicore.device.{id}"),
-            "exchange": "privicore.engine",
             "routing-key": format!("device.{id}"),
             "engine-public-key": self.cab.public_key,
             "engine-key-id": self.cab.key_id,
@@ -282,6 +300,9 @@ impl Engine {
             "chunk-size": self.config.storage.chunk_size,
             "issued-at": now.rfc3339(),
         });
+        if let (Some(all), Some(bus)) = (json.as_object_mut(), bus.as_object()) {
+            all.extend(bus.clone());
+        }
         Ok(DeviceBundle {
             device_id: device.id,
             json,

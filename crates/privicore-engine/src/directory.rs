@@ -23,12 +23,16 @@ use privicore_domain::{CommandId, Error, ProfileId, Reason, Timestamp};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+mod pools;
+
+pub use pools::DirectoryPoolInput;
+
 fn effect(e: DirectoryEffect) -> Effect {
     Effect::Directory(Box::new(e))
 }
 
 /// The directory and what the profile is to it; `directory.not_found` when unknown.
-async fn standing(
+pub(crate) async fn standing(
     store: &dyn MetadataStore,
     directory_id: Uuid,
     profile: ProfileId,
@@ -581,11 +585,12 @@ pub(crate) async fn plan(core: &Core, command: &CommandRecord) -> Result<Plan, S
                     "expiresAt": invitation.expires_at.rfc3339(),
                 }),
             );
-            // §1.7: only the invitee's profile sockets.
+            // §1.7: the invitee's profile sockets, and app sockets holding directory:manage.
             plan.notices.push(BusEvent::Profile(ProfileEvent {
                 profile_id: invitee.id,
                 application_id: None,
                 command_id: None,
+                app_scope: Some(privicore_domain::oauth::SCOPE_DIRECTORY_MANAGE.to_owned()),
                 data: json!({
                     "type": "DIRECTORY-INVITATION",
                     "id": command.id.to_string(),

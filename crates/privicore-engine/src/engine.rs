@@ -228,6 +228,7 @@ impl Engine {
 
         let mut pending = store.unfinished_commands().await?;
         crate::streams::release_stranded_uploads(&core, &pending).await?;
+        crate::streams::restore_replacements(&core, &mut pending).await?;
         // A held command comes back through the voting worker once its pools decided;
         // resuming it here as well would run a decided one twice.
         pending.retain(|command| !core.voting.is_held(command.id));
@@ -277,6 +278,31 @@ impl Engine {
                         .purge_oauth(now.plus_seconds(-privicore_domain::oauth::KEEP_SECONDS))
                         .await
                         .map_err(|e| e.to_string())?;
+                    Ok(())
+                }
+            },
+        });
+        // docs/api/directory.md §1.2: history past its retention, by the engine clock.
+        let purge_core = core.clone();
+        supervisor.spawn(Periodic {
+            name: "directory-purge",
+            every: Duration::from_millis(core.config.directories.purge_interval_ms.max(10)),
+            job: move || {
+                let core = purge_core.clone();
+                async move {
+                    let before = core
+                        .config
+                        .clock
+                        .now()
+                        .plus_seconds(-privicore_domain::directory::HISTORY_RETENTION_SECONDS);
+                    let purged = core
+                        .store
+                        .purge_directory_history(before)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if purged > 0 {
+                        tracing::info!(rows = purged, "directory history purged");
+                    }
                     Ok(())
                 }
             },
@@ -366,6 +392,22 @@ impl Engine {
         self.keep_fresh(effects);
         let id = command.id;
         tracing::debug!(command = %id, kind = command.payload.kind(), "command accepted");
+        self.pipeline.submit(slot, command);
+        Ok(id)
+    }
+
+    /// Hands a command recorded pending earlier (a streamed replacement whose upload just
+    /// completed) to its lane, with the effects that make it runnable.
+    pub(crate) async fn submit_recorded(
+        &self,
+        command: CommandRecord,
+        effects: Vec<Effect>,
+    ) -> Result<CommandId, Error> {
+        let slot = self.pipeline.slot(&command)?;
+        self.holds.hold_if_scoped(&self.core, command.id);
+        self.store.apply(&effects, None).await?;
+        self.keep_fresh(effects);
+        let id = command.id;
         self.pipeline.submit(slot, command);
         Ok(id)
     }

@@ -46,6 +46,8 @@ struct Member {
     channel: ChannelId,
     token: TokenHash,
     owner: TokenOwner,
+    /// The scopes of an app token's grant (empty for profile tokens).
+    scopes: Vec<String>,
     tx: mpsc::Sender<ProfileEvent>,
     ended: oneshot::Sender<Ended>,
 }
@@ -77,6 +79,11 @@ impl EventHub {
     /// Joins a channel for the caller; buffered events are queued first (the queue has
     /// room for all of them on top of its usual size).
     pub fn join(&self, caller: &Caller) -> Subscription {
+        self.join_with_scopes(caller, Vec::new())
+    }
+
+    /// [`EventHub::join`] for a token whose grant holds `scopes` (app tokens).
+    pub fn join_with_scopes(&self, caller: &Caller, scopes: Vec<String>) -> Subscription {
         let channel = ChannelId::new();
         let mut state = self.state.lock().expect("hub lock");
         let replayed: Vec<ProfileEvent> = state
@@ -85,7 +92,7 @@ impl EventHub {
             .into_iter()
             .flatten()
             .filter(|(at, event)| {
-                at.elapsed() <= self.replay_window && visible_to(&caller.owner, event)
+                at.elapsed() <= self.replay_window && visible_to(&caller.owner, &scopes, event)
             })
             .map(|(_, event)| event)
             .collect();
@@ -104,6 +111,7 @@ impl EventHub {
                 channel,
                 token: caller.token_hash,
                 owner: caller.owner,
+                scopes,
                 tx,
                 ended: ended_tx,
             });
@@ -180,7 +188,10 @@ impl EventHub {
         let mut lagged = Vec::new();
         let mut gone = Vec::new();
         if let Some(members) = state.members.get(&event.profile_id) {
-            for member in members.iter().filter(|m| visible_to(&m.owner, &event)) {
+            for member in members
+                .iter()
+                .filter(|m| visible_to(&m.owner, &m.scopes, &event))
+            {
                 match member.tx.try_send(event.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => lagged.push(member.channel),
@@ -219,11 +230,18 @@ impl EventHub {
     }
 }
 
-/// App-token sockets see only their application's events (docs/api/README.md §8.5).
-fn visible_to(owner: &TokenOwner, event: &ProfileEvent) -> bool {
+/// App-token sockets see only their application's events (docs/api/README.md §8.5), and
+/// events meant for a scope their grant holds.
+fn visible_to(owner: &TokenOwner, scopes: &[String], event: &ProfileEvent) -> bool {
     match owner {
         TokenOwner::Profile => true,
-        TokenOwner::App { application_id } => event.application_id == Some(*application_id),
+        TokenOwner::App { application_id } => {
+            event.application_id == Some(*application_id)
+                || event
+                    .app_scope
+                    .as_deref()
+                    .is_some_and(|scope| privicore_domain::oauth::holds(scopes, scope))
+        }
     }
 }
 

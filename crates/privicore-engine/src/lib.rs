@@ -29,9 +29,9 @@ mod tokens;
 mod voting;
 pub mod workers;
 
-pub use config::{EngineConfig, RateLimits, StorageConfig, StreamConfig};
+pub use config::{DeviceBroker, EngineConfig, RateLimits, StorageConfig, StreamConfig};
 pub use devices::{DeviceBundle, DeviceListItem};
-pub use directory::{DirectoryUserInput, InviteInput, MemberUpdate};
+pub use directory::{DirectoryPoolInput, DirectoryUserInput, InviteInput, MemberUpdate};
 pub use engine::{Adapters, DeviceHost, Engine, Health};
 pub use governance::{ConfigurationInput, ConfigurationUpdate, PolicyInput};
 pub use keys::{CabKey, GeneratedKeys};

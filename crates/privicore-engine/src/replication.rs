@@ -3,13 +3,15 @@
 //! dispatch, and presence.
 
 mod coordinator;
+mod copy;
 mod presence;
 mod retrieve;
 mod settle;
 
 pub(crate) use coordinator::Coordinator;
+pub(crate) use copy::push_version;
 pub(crate) use presence::Presence;
-pub(crate) use retrieve::{retrieve, sealed_copy, stream_chunks};
+pub(crate) use retrieve::{retrieve, stream_chunks};
 pub(crate) use settle::{SettleWorker, late_mark};
 
 use crate::engine::Core;

@@ -136,7 +136,13 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
     let mut unchecked = 0u64;
     let limits = &state.engine.config().streams;
     let clock = state.engine.config().clock.clone();
-    let started = Instant::now();
+    let (started, started_clock) = (Instant::now(), clock.now());
+    let max_secs = limits.upload_max_duration.as_secs() as i64;
+    // The whole upload too long, by wall time or by the engine clock (§1.5: 6 h).
+    let too_long = || {
+        started.elapsed() >= limits.upload_max_duration
+            || started_clock.seconds_until(clock.now()) >= max_secs.max(1)
+    };
     let mut body = req.into_body();
     let (mut last_real, mut last_clock) = (Instant::now(), clock.now());
     loop {
@@ -148,7 +154,7 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                 let idle_secs = limits.upload_idle.as_secs() as i64;
                 if last_real.elapsed() >= limits.upload_idle
                     || last_clock.seconds_until(clock.now()) >= idle_secs.max(1)
-                    || started.elapsed() >= limits.upload_max_duration
+                    || too_long()
                 {
                     upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
@@ -168,7 +174,7 @@ async fn upload(State(state): State<AppState>, req: Request) -> Result<Response,
                     continue;
                 };
                 (last_real, last_clock) = (Instant::now(), clock.now());
-                if started.elapsed() >= limits.upload_max_duration {
+                if too_long() {
                     upload.abort(Reason::StreamIdleTimeout).await;
                     return Err(Reason::StreamIdleTimeout.into());
                 }

@@ -269,7 +269,13 @@ impl Session {
         self.leave_current();
         match self.engine.authorize_join(token).await {
             Ok(caller) => {
-                let sub = self.engine.hub().join(&caller);
+                let sub = match self.engine.join_channel(&caller).await {
+                    Ok(sub) => sub,
+                    Err(e) => {
+                        let status = crate::error::status_of(e.kind()).as_u16();
+                        return error_reply(correlation, status, e.reason, &e.message);
+                    }
+                };
                 let channel = sub.channel;
                 self.joined = Some(Joined {
                     sub,

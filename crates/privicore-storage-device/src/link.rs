@@ -1,5 +1,5 @@
 //! How a device reaches the engine: an in-process channel pair (hosted devices) or the
-//! embedded WebSocket bus at `/device-bus`.
+//! embedded WebSocket bus at `/device-bus` (and the AMQP broker, `link_amqp`).
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -27,6 +27,11 @@ pub trait Link: Send {
     /// Whether the transport wants `bus.ack` for engine messages (embedded WebSocket bus).
     fn wants_acks(&self) -> bool {
         false
+    }
+    /// Every message received so far is handled (objects flushed, answers sent): an AMQP
+    /// link acknowledges them to the broker now.
+    async fn handled(&mut self) -> Result<(), LinkError> {
+        Ok(())
     }
     /// Ends the link cleanly (a WebSocket sends Close and waits for the engine's answer).
     async fn close(&mut self) {}

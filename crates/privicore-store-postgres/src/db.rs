@@ -10,7 +10,13 @@ use std::time::Duration;
 
 /// Migrations in order, each run once in its own transaction and recorded in
 /// `privicore_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_schema.sql")),
+    (
+        2,
+        include_str!("../migrations/0002_directory_purge_and_event_application.sql"),
+    ),
+];
 
 /// Connections one engine keeps at most. The engine's lanes, inbox and edge run many
 /// statements at once; PostgreSQL's default allows 100 connections for every engine.

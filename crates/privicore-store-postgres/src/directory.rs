@@ -354,6 +354,22 @@ pub async fn invitations(
     .await
 }
 
+/// Drops memberships removed before `before` and invitations that ended before it
+/// (declined, accepted, or expired unanswered); the number of rows dropped. Each
+/// statement stands alone: a row another engine changes meanwhile is judged as it is then.
+pub async fn purge(c: &mut PgConnection, before: Timestamp) -> Result<u64, StoreError> {
+    let at = before.unix();
+    let mut total = 0;
+    for sql in [
+        "DELETE FROM directory_members WHERE status = 'removed' AND updated_at < $1",
+        "DELETE FROM directory_invitations WHERE status <> 'pending' AND processed_at < $1",
+        "DELETE FROM directory_invitations WHERE status = 'pending' AND expires_at < $1",
+    ] {
+        total += db::exec(&mut *c, sqlx::query(sql).bind(at)).await?;
+    }
+    Ok(total)
+}
+
 fn conflict_if_none(n: u64, reason: Reason) -> Result<u64, StoreError> {
     if n == 0 {
         Err(StoreError::Conflict(reason))

@@ -564,9 +564,17 @@ impl MetadataStore for PostgresStore {
         from: Timestamp,
         to: Timestamp,
         context: Option<&Match>,
+        application: Option<Uuid>,
     ) -> Result<Vec<(String, Timestamp)>, StoreError> {
-        read!(self, |c| data::events(c, profile_id, from, to, context)
-            .await)
+        read!(self, |c| data::events(
+            c,
+            profile_id,
+            from,
+            to,
+            context,
+            application
+        )
+        .await)
     }
 
     async fn engine_key(&self) -> Result<Option<EngineKeyRecord>, StoreError> {
@@ -854,6 +862,10 @@ impl MetadataStore for PostgresStore {
             c, scope, status, now, page
         )
         .await)
+    }
+
+    async fn purge_directory_history(&self, before: Timestamp) -> Result<u64, StoreError> {
+        read!(self, |c| directory::purge(c, before).await)
     }
 }
 

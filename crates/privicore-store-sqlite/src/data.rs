@@ -323,11 +323,15 @@ pub fn events(
     from: Timestamp,
     to: Timestamp,
     context: Option<&Match>,
+    application: Option<uuid::Uuid>,
 ) -> Result<Vec<(String, Timestamp)>, StoreError> {
     let mut q = Sql::new("SELECT kind, at FROM token_events WHERE profile_id = ");
     q.bind(profile.to_string());
     q.push(" AND at >= ").bind(from.unix());
     q.push(" AND at < ").bind(to.unix());
+    if let Some(app) = application {
+        q.push(" AND application_id = ").bind(app.to_string());
+    }
     if let Some(m) = context {
         push_match(&mut q, "context", m);
     }

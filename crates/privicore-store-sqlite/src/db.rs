@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0013_ballots_by_seq.sql"),
     include_str!("../migrations/0014_oauth.sql"),
     include_str!("../migrations/0015_directories.sql"),
+    include_str!("../migrations/0016_directory_purge_and_event_application.sql"),
 ];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

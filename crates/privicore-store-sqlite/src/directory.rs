@@ -343,6 +343,28 @@ pub fn invitations(
     )
 }
 
+/// Drops memberships removed before `before` and invitations that ended before it
+/// (declined, accepted, or expired unanswered); the number of rows dropped.
+pub fn purge(c: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    let at = before.unix();
+    let members = db::exec(
+        c,
+        "DELETE FROM directory_members WHERE status = 'removed' AND updated_at < ?",
+        params![at],
+    )?;
+    let processed = db::exec(
+        c,
+        "DELETE FROM directory_invitations WHERE status <> 'pending' AND processed_at < ?",
+        params![at],
+    )?;
+    let expired = db::exec(
+        c,
+        "DELETE FROM directory_invitations WHERE status = 'pending' AND expires_at < ?",
+        params![at],
+    )?;
+    Ok(members + processed + expired)
+}
+
 fn conflict_if_none(n: u64, reason: Reason) -> Result<u64, StoreError> {
     if n == 0 {
         Err(StoreError::Conflict(reason))

@@ -600,9 +600,10 @@ impl MetadataStore for SqliteStore {
         from: Timestamp,
         to: Timestamp,
         context: Option<&Match>,
+        application: Option<uuid::Uuid>,
     ) -> Result<Vec<(String, Timestamp)>, StoreError> {
         let context = context.cloned();
-        self.scan(move |c| data::events(c, profile_id, from, to, context.as_ref()))
+        self.scan(move |c| data::events(c, profile_id, from, to, context.as_ref(), application))
             .await
     }
 
@@ -882,6 +883,12 @@ impl MetadataStore for SqliteStore {
         page: Page,
     ) -> Result<(Vec<dir::Invitation>, u64), StoreError> {
         self.read(|c| directory::invitations(c, scope, status, now, page))
+    }
+
+    async fn purge_directory_history(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |c| directory::purge(c, before))
+            .await
     }
 }
 

@@ -145,6 +145,7 @@ async fn the_wal_starts_over_under_steady_writes() {
                         kind: "exchanged",
                         context: "/steady/writes/with/a/longer/context/to/fill/pages".into(),
                         at: Timestamp::now(),
+                        application_id: None,
                     }));
                     store.apply(&[event], None).await.unwrap();
                 }

@@ -63,6 +63,17 @@ pub struct Settings {
     /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client
     /// for every per-address limit; without any, those headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// RabbitMQ for several engine replicas (`amqp://user:pass@host:5672/vhost`); none:
+    /// the in-process bus, one engine (docs/deployment.md, RabbitMQ).
+    #[serde(alias = "bus-url")]
+    pub bus_url: Option<crate::bus::BusUrl>,
+    /// The broker URL device bundles carry (another account, another host name); by
+    /// default `bus_url`.
+    #[serde(alias = "bus-device-url")]
+    pub bus_device_url: Option<crate::bus::BusUrl>,
+    /// Prefix of the broker's exchange and queue names.
+    #[serde(alias = "bus-prefix")]
+    pub bus_prefix: String,
 }
 
 /// What clients may hold open on each listener (the API and the WebSocket listener).
@@ -196,6 +207,9 @@ pub struct Directories {
     pub members_per_directory: u64,
     /// Seconds an invitation stays open.
     pub invitation_ttl_seconds: i64,
+    /// Milliseconds between two looks for removed memberships and ended invitations older
+    /// than 90 days (purged).
+    pub purge_interval_ms: u64,
 }
 
 impl Default for Directories {
@@ -205,6 +219,7 @@ impl Default for Directories {
             owned_per_profile: d.owned_per_profile,
             members_per_directory: d.members_per_directory,
             invitation_ttl_seconds: d.invitation_ttl_seconds,
+            purge_interval_ms: d.purge_interval_ms,
         }
     }
 }
@@ -299,6 +314,9 @@ impl Default for Settings {
             commands: Commands::default(),
             socket_queue: privicore_engine::hub::SOCKET_QUEUE,
             trusted_proxies: Vec::new(),
+            bus_url: None,
+            bus_device_url: None,
+            bus_prefix: "privicore".into(),
         }
     }
 }
@@ -436,6 +454,15 @@ pub struct ServeArgs {
     /// Comma-separated origins allowed cross-origin access to the API.
     #[arg(long, env = "PRIVICORE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// RabbitMQ URL (amqp://user:pass@host:5672/vhost): the bus of several engine replicas.
+    #[arg(long, env = "PRIVICORE_BUS_URL", hide_env_values = true)]
+    pub bus_url: Option<String>,
+    /// The broker URL device bundles carry (default: --bus-url).
+    #[arg(long, env = "PRIVICORE_BUS_DEVICE_URL", hide_env_values = true)]
+    pub bus_device_url: Option<String>,
+    /// Prefix of the broker's exchange and queue names (default privicore).
+    #[arg(long, env = "PRIVICORE_BUS_PREFIX")]
+    pub bus_prefix: Option<String>,
 }
 
 impl Settings {
@@ -505,6 +532,15 @@ impl Settings {
         if let Some(url) = &args.ws_public_url {
             s.ws.public_url = Some(url.clone());
         }
+        if let Some(url) = &args.bus_url {
+            s.bus_url = Some(crate::bus::BusUrl(url.clone()));
+        }
+        if let Some(url) = &args.bus_device_url {
+            s.bus_device_url = Some(crate::bus::BusUrl(url.clone()));
+        }
+        if let Some(prefix) = &args.bus_prefix {
+            s.bus_prefix = prefix.clone();
+        }
         if !(1..=privicore_domain::auth::MAX_TOKEN_TTL_SECONDS).contains(&s.auth.token_ttl_seconds)
         {
             anyhow::bail!("auth.token_ttl_seconds must be between 1 and 2592000");
@@ -532,6 +568,7 @@ impl Settings {
         }
         s.edge()?;
         s.metadata_store()?;
+        crate::bus::check(&s)?;
         Ok(s)
     }
 
@@ -725,5 +762,44 @@ mod tests {
         let path = dir.path().join("privicore.toml");
         std::fs::write(&path, "api_prot = 1\n").unwrap();
         assert!(Settings::from_file(&path).is_err());
+    }
+
+    #[test]
+    fn a_broker_url_is_read_from_the_file_or_a_flag_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(
+            &path,
+            "bus-url = \"amqp://engine:s3cret@127.0.0.1:5672/%2f\"\nbus_prefix = \"pc\"\n",
+        )
+        .unwrap();
+        let s = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.bus_url.as_ref().unwrap().0,
+            "amqp://engine:s3cret@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(s.bus_prefix, "pc");
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let flag = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            bus_device_url: Some("amqps://devices:pw@bus.example.com/privicore".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(flag.bus_device_url.is_some());
+        assert_eq!(Settings::default().bus_prefix, "privicore");
+        let bad = ServeArgs {
+            bus_url: Some("http://engine:hidden@host".into()),
+            ..Default::default()
+        };
+        let error = format!("{:#}", Settings::resolve(&bad).unwrap_err());
+        assert!(
+            error.contains("bus_url") && !error.contains("hidden"),
+            "{error}"
+        );
     }
 }

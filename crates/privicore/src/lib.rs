@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod authenticator;
 pub mod bench;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod device_cmd;

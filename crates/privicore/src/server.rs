@@ -4,7 +4,6 @@ use crate::config::Settings;
 use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
-use privicore_bus_local::{LocalBus, LocalDeviceBus};
 use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
 use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
 use privicore_wire::SignedPublicKey;
@@ -29,6 +28,7 @@ pub struct Server {
     listeners: JoinSet<std::io::Result<()>>,
     stop_listening: CancellationToken,
     operator: Option<crate::operator::running::OperatorSocket>,
+    broker: Option<Arc<privicore_bus_amqp::Broker>>,
 }
 
 /// How `start_with` gets its keys and sockets: by default the root key as the settings say
@@ -83,6 +83,7 @@ fn engine_config(s: &Settings, api_addr: SocketAddr, streams: StreamAddrs) -> En
             owned_per_profile: s.directories.owned_per_profile,
             members_per_directory: s.directories.members_per_directory.max(1),
             invitation_ttl_seconds: s.directories.invitation_ttl_seconds.max(1),
+            purge_interval_ms: s.directories.purge_interval_ms.max(10),
         },
         commands_per_lane: s.commands.queued_per_lane,
         limits: privicore_engine::RateLimits {
@@ -152,8 +153,7 @@ impl Server {
         create_private_dir(&settings.data_dir)?;
         let opened = crate::store::Store::open(settings).await?;
         let store = opened.metadata();
-        let bus = Arc::new(LocalBus::default());
-        let device_bus = Arc::new(LocalDeviceBus::default());
+        let buses = crate::bus::Buses::open(settings).await?;
         // Every key opens before anything listens; the engine key must exist before hosted
         // devices can verify their welcome.
         let source = match startup.root {
@@ -161,13 +161,26 @@ impl Server {
             None => crate::keys::RootSource::from_settings(settings)?,
         };
         let keys = crate::keys::open(&settings.data_dir, source, store.as_ref()).await?;
-        let host = match settings.storage.host_devices {
-            false => None,
-            true => {
+        // Devices of several engine replicas are processes of their own, on the broker.
+        let hosting = match &buses.local {
+            Some(local) if settings.storage.host_devices => Some(local.clone()),
+            Some(_) => None,
+            None => {
+                if settings.storage.host_devices {
+                    tracing::warn!(
+                        "storage.host_devices is ignored with a broker bus: devices run as `privicore storage-device`"
+                    );
+                }
+                None
+            }
+        };
+        let host = match hosting {
+            None => None,
+            Some(device_bus) => {
                 let key = SignedPublicKey::parse(&keys.engine_key.public_key)
                     .context("the stored engine key is invalid")?;
                 let host = Arc::new(InProcessHost::new(
-                    device_bus.clone(),
+                    device_bus,
                     settings.devices_dir(),
                     key,
                     Arc::new(crate::keys::root::DeviceKeys(keys.vault.clone())),
@@ -191,15 +204,17 @@ impl Server {
 
         let adapters = Adapters {
             store: store.clone(),
-            bus,
-            devices: device_bus.clone(),
+            bus: buses.bus.clone(),
+            devices: buses.devices.clone(),
             keyring: keys.ring,
             host: host.clone().map(|h| h as Arc<dyn DeviceHost>),
             engine_key: Some(keys.engine_key),
             secrets: keys.secrets,
             audit: opened.audit(),
         };
-        let engine = Engine::start(adapters, engine_config(settings, api_addr, streams))
+        let mut config = engine_config(settings, api_addr, streams);
+        config.device_broker = buses.device_broker.clone();
+        let engine = Engine::start(adapters, config)
             .await
             .map_err(|e| anyhow::anyhow!("starting the engine: {e}"))?;
         let operator = crate::operator::running::OperatorSocket::start(
@@ -212,7 +227,7 @@ impl Server {
         let state = AppState::new(
             engine.clone(),
             spool_probe(settings.data_dir.clone()),
-            Some(device_bus),
+            buses.local.clone(),
         )
         .with_edge(settings.edge()?)
         .with_spool_free(spool_free(
@@ -272,6 +287,7 @@ impl Server {
             listeners,
             stop_listening,
             operator,
+            broker: buses.broker,
         })
     }
 
@@ -301,6 +317,9 @@ impl Server {
         self.engine.shutdown().await;
         while self.listeners.join_next().await.is_some() {}
         self.store.close().await;
+        if let Some(broker) = &self.broker {
+            broker.close();
+        }
         tracing::info!("privicore stopped");
     }
 }

@@ -7,70 +7,10 @@ mod common;
 
 use common::*;
 use privicore_client::{ClientError, CommandOutcome};
-use privicore_domain::Timestamp;
-use privicore_domain::time::ManualClock;
 use serde_json::{Value, json};
-use std::sync::Arc;
-
-async fn server_with_clock() -> (TestServer, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(Timestamp::now()));
-    let c = clock.clone();
-    let server = TestServer::start_with(move |s| s.clock = Some(c)).await;
-    (server, clock)
-}
 
 fn code<T: std::fmt::Debug>(result: Result<T, ClientError>) -> (u16, String) {
     api_code(result)
-}
-
-/// Registers a directory owned by `p`; its id.
-async fn directory(p: &Provisioned, name: &str) -> String {
-    let accepted = p
-        .api
-        .register_directory(json!({ "name": name, "meta": { "costCenter": "FIN-01" } }))
-        .await
-        .unwrap();
-    let result = p.ok(&accepted.command_id).await;
-    assert_eq!(result["directoryId"], accepted.command_id.as_str());
-    assert_eq!(result["name"], name);
-    accepted.command_id
-}
-
-/// Invites `who` (by username) with `role`, and has them accept; the invitation id.
-async fn join(owner: &Provisioned, dir: &str, who: &Provisioned, role: &str) -> String {
-    let accepted = owner
-        .api
-        .invite_to_directory(json!({ "directoryId": dir, "username": who.username, "role": role }))
-        .await
-        .unwrap();
-    owner.ok(&accepted.command_id).await;
-    let processed = who
-        .api
-        .process_invitation(&accepted.command_id, "accept")
-        .await
-        .unwrap();
-    let result = who.ok(&processed.command_id).await;
-    assert_eq!(result["status"], "accepted");
-    accepted.command_id
-}
-
-/// Creates a managed user with a password; its profile id and username.
-async fn managed(owner: &Provisioned, dir: &str, prefix: &str) -> (String, String) {
-    let username = unique_username(prefix);
-    let accepted = owner
-        .api
-        .create_directory_user(json!({
-            "directoryId": dir, "username": username, "password": PASSWORD,
-            "displayName": "Carol", "email": "carol@acme.example", "attributes": { "team": "payables" },
-        }))
-        .await
-        .unwrap();
-    let result = owner.ok(&accepted.command_id).await;
-    assert_eq!(result["profileId"], accepted.command_id.as_str());
-    assert_eq!(result["kind"], "managed");
-    assert_eq!(result["role"], "member");
-    assert_eq!(result["passwordSet"], true);
-    (accepted.command_id, username)
 }
 
 #[tokio::test]
@@ -772,7 +712,7 @@ const STANDINGS: [&str; 6] = [
 ];
 
 /// docs/api/directory.md §1.3, written out independently of the domain's table: for each
-/// action the standings allowed. (Device authority and voting pools are not built.)
+/// action the standings allowed.
 const SPEC: &[(&str, &[&str])] = &[
     ("read", &["owner", "admin", "member"]),
     ("retrieve_own_profile", &["owner", "admin", "member"]),
@@ -785,6 +725,7 @@ const SPEC: &[(&str, &[&str])] = &[
     ("store_meta", &["owner", "admin"]),
     ("manage_devices", &["owner", "admin"]),
     ("list_devices", &["owner", "admin"]),
+    ("create_voting_pool", &["owner", "admin"]),
     // Run last: they change the caller's standing.
     ("answer_invitation", &["invitee"]),
     ("leave", &["admin", "member"]),
@@ -866,6 +807,14 @@ async fn attempt(cast: &Cast, dir: &str, who: &Provisioned, action: &str) -> Res
                 .await
                 .map(drop)
                 .or_else(refused);
+        }
+        // Nobody in the cast has an authenticator: an allowed pool fails to start
+        // (voting.no_eligible_authenticators), which shows the permission was granted.
+        "create_voting_pool" => {
+            api.create_directory_voting_pool(
+                json!({ "directoryId": dir, "title": "Permission", "question": "?" }),
+            )
+            .await
         }
         "answer_invitation" => api.process_invitation(&cast.invitation, "decline").await,
         "leave" => {
@@ -1181,24 +1130,6 @@ async fn directory_authority_over_managed_users_devices() {
         code(alice.api.download_device_configuration(&device).await),
         (403, "device.not_owner".into())
     );
-}
-
-/// The device's open ballot of `pool` (waits for it).
-async fn ballot_of(device: &privicore_client::Client, pool: &str) -> String {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let list = device.pending_ballots().await.unwrap();
-        if let Some(b) = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["poolId"] == pool)
-        {
-            return b["ballotId"].as_str().unwrap().to_owned();
-        }
-        assert!(std::time::Instant::now() < deadline, "no ballot of {pool}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 /// The pool holding `command` (waits for its `command_status: 1` event naming one).

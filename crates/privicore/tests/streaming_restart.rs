@@ -86,3 +86,125 @@ async fn an_upload_cut_off_by_kill_9_is_handed_back_at_the_next_start() {
     assert_eq!(result["storedSize"], data.len() as u64);
     assert_eq!(api.fetch_payload(&session, &token).await.unwrap(), data);
 }
+
+/// §3.10 shape B with `stream: true`; the command id and the upload URL's path and query.
+async fn streamed_update(api: &Client, token: &str, file_name: &str) -> (String, String) {
+    let res = api
+        .post_json(
+            "/data-token/update-data-token",
+            serde_json::json!({ "dataToken": token, "stream": true,
+                                "meta": { "file": { "fileName": file_name } } }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status, 202, "{}", res.json());
+    let body = res.json();
+    let url = body["streamUrl"].as_str().unwrap();
+    (
+        body["commandId"].as_str().unwrap().to_owned(),
+        url[url.find("/?").unwrap()..].to_owned(),
+    )
+}
+
+/// A profile's client and socket on the engine as it runs now.
+async fn reconnect(server: &TestServer, token: &str) -> (Client, privicore_client::Session) {
+    let api = server.client().with_token(token);
+    let session = server.session().await;
+    session.join(token).await.unwrap();
+    (api, session)
+}
+
+fn upstream(server: &TestServer) -> Client {
+    Client::new(&format!("http://{}", server.running().upstream_addr))
+}
+
+#[tokio::test]
+async fn a_streamed_replacement_waiting_for_its_upload_survives_a_restart() {
+    let clock = std::sync::Arc::new(privicore_domain::time::ManualClock::new(
+        privicore_domain::Timestamp::now(),
+    ));
+    let with_clock = |clock: &std::sync::Arc<privicore_domain::time::ManualClock>| {
+        let clock = clock.clone();
+        move |s: &mut privicore::config::Settings| s.clock = Some(clock)
+    };
+    let mut server = TestServer::start_with(with_clock(&clock)).await;
+    let p = provision(&server, "replace-restart").await;
+    p.attach_devices(&["vault"]).await;
+    let first = random_payload(100_000);
+    let (kept, late, lapsed) = (
+        p.store("/kept", &first).await,
+        p.store("/late", &first).await,
+        p.store("/lapsed", &first).await,
+    );
+    let (kept_id, kept_path) = streamed_update(&p.api, &kept, "v2.bin").await;
+    let (late_id, late_path) = streamed_update(&p.api, &late, "late.bin").await;
+    assert!(matches!(
+        p.api.request_status(&kept_id).await.unwrap(),
+        privicore_client::RequestStatus::Started
+    ));
+
+    server.restart_with(with_clock(&clock)).await;
+    let (api, session) = reconnect(&server, &p.token).await;
+    // Still one replacement at a time.
+    let err = api
+        .update_data_token(serde_json::json!({ "dataToken": kept, "stream": true }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("data_token.update_in_progress"));
+    // The same value opens the new listener; the upload's 202 names the update command.
+    let second = random_payload((2 << 20) + 5);
+    let accepted = api
+        .upload_stream(
+            &format!("http://{}{kept_path}", server.running().upstream_addr),
+            std::io::Cursor::new(second.clone()),
+            Some(second.len() as u64),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.command_id, kept_id);
+    let result = acked(&session, &kept_id).await;
+    assert_eq!(result["version"], 2);
+    assert_eq!(api.fetch_payload(&session, &kept).await.unwrap(), second);
+    let listed = api
+        .list_data_tokens(&format!("?filters[token]={kept}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["items"][0]["meta"]["file"]["fileName"], "v2.bin",
+        "{listed}"
+    );
+
+    // A restored one still ends at its deadline.
+    clock.advance(15 * 60 + 1);
+    let outcome = session.wait_command(&late_id, WAIT).await.unwrap();
+    assert_eq!(
+        outcome,
+        privicore_client::CommandOutcome::Failed("stream.not_started".into())
+    );
+    let res = upstream(&server)
+        .send(
+            reqwest::Method::POST,
+            &late_path,
+            privicore_client::Body::Raw {
+                content_type: "application/octet-stream",
+                bytes: random_payload(100),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.error_code().as_deref(), Some("stream.invalid_auth"));
+
+    // One whose deadline passes while the engine is down fails when it starts again.
+    let (lapsed_id, _) = streamed_update(&api, &lapsed, "lapsed.bin").await;
+    server.stop().await;
+    clock.advance(15 * 60 + 1);
+    server.restart_with(with_clock(&clock)).await;
+    let (api, session) = reconnect(&server, &p.token).await;
+    assert_eq!(
+        api.poll_command(&lapsed_id, WAIT).await.unwrap(),
+        privicore_client::RequestStatus::Failed("stream.not_started".into())
+    );
+    for token in [&late, &lapsed] {
+        assert_eq!(api.fetch_payload(&session, token).await.unwrap(), first);
+    }
+}

@@ -139,6 +139,9 @@ impl Tally {
 pub struct RequestedBy {
     pub profile_id: ProfileId,
     pub application_id: Option<Uuid>,
+    /// The application's client id, noted when the pool opened (docs/api/oauth.md §1.2).
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// The event a policy pool is about.
@@ -176,6 +179,12 @@ pub struct Pool {
     pub created_at: Timestamp,
     pub resolved_at: Option<Timestamp>,
     pub failure_key: Option<String>,
+    /// Directory pools (docs/api/directory.md §3.17): the directory.
+    #[serde(default)]
+    pub directory_id: Option<Uuid>,
+    /// Directory pools: the voter profiles as listed; empty = every active member.
+    #[serde(default)]
+    pub voter_profiles: Vec<ProfileId>,
 }
 
 /// What follows a closed attempt.
@@ -210,6 +219,46 @@ impl Pool {
             Err(Reason::VotingQuorumUnreachable)
         } else {
             Ok(voters)
+        }
+    }
+
+    /// The voters of a directory pool's next attempt (directory.md §3.17): every approved
+    /// authenticator of each candidate profile (its devices as read now) that has one. A
+    /// profile counts once however many authenticators it has, so the quorum is checked
+    /// against profiles.
+    pub fn directory_voters(
+        &self,
+        candidates: &[(ProfileId, Vec<Device>)],
+    ) -> Result<Vec<(ProfileId, DeviceId)>, Reason> {
+        let mut voters = Vec::new();
+        let mut profiles = 0usize;
+        for (profile, devices) in candidates {
+            let own: Vec<Device> = devices
+                .iter()
+                .filter(|d| d.profile_id == *profile)
+                .cloned()
+                .collect();
+            let ids = super::voting::Voters::AllAuthenticators.eligible(&own);
+            if !ids.is_empty() {
+                profiles += 1;
+                voters.extend(ids.into_iter().map(|d| (*profile, d)));
+            }
+        }
+        if profiles == 0 {
+            Err(Reason::VotingNoEligibleAuthenticators)
+        } else if profiles < self.rules.quorum_size as usize {
+            Err(Reason::VotingQuorumUnreachable)
+        } else {
+            Ok(voters)
+        }
+    }
+
+    /// The attempt's count: per ballot, or per voter profile in directory pools.
+    pub fn tally(&self, ballots: &[Ballot]) -> Tally {
+        if self.origin == PoolOrigin::Directory {
+            tally_by_profile(ballots)
+        } else {
+            tally(ballots)
         }
     }
 
@@ -297,10 +346,21 @@ pub struct Ballot {
 
 impl Ballot {
     pub fn issue(pool: &Pool, attempt: u32, device_id: DeviceId, now: Timestamp) -> Self {
+        Self::issue_to(pool, attempt, pool.profile_id, device_id, now)
+    }
+
+    /// A ballot for a device of `profile` (a voter profile of a directory pool).
+    pub fn issue_to(
+        pool: &Pool,
+        attempt: u32,
+        profile: ProfileId,
+        device_id: DeviceId,
+        now: Timestamp,
+    ) -> Self {
         Self {
             id: BallotId(Uuid::new_v4()),
             pool_id: pool.id,
-            profile_id: pool.profile_id,
+            profile_id: profile,
             attempt,
             device_id,
             issued_at: now,
@@ -349,6 +409,40 @@ pub fn tally(ballots: &[Ballot]) -> Tally {
                 t.no += 1;
             }
             None if b.withdrawn.is_none() => t.issued += 1,
+            None => {}
+        }
+    }
+    t
+}
+
+/// The tally of a directory pool's attempt: each voter profile once. Its vote is the first
+/// one cast by any of its authenticators; it is outstanding while one of its ballots is.
+pub fn tally_by_profile(ballots: &[Ballot]) -> Tally {
+    use std::collections::BTreeMap;
+    let mut voters: BTreeMap<ProfileId, (bool, Option<(Timestamp, Decision)>)> = BTreeMap::new();
+    for b in ballots {
+        let entry = voters.entry(b.profile_id).or_default();
+        match b.vote {
+            Some(v) if entry.1.is_none_or(|(at, _)| v.voted_at < at) => {
+                entry.1 = Some((v.voted_at, v.decision))
+            }
+            Some(_) => {}
+            None if b.withdrawn.is_none() => entry.0 = true,
+            None => {}
+        }
+    }
+    let mut t = Tally::default();
+    for (pending, vote) in voters.values() {
+        match vote {
+            Some((_, Decision::Yes)) => {
+                t.issued += 1;
+                t.yes += 1;
+            }
+            Some((_, Decision::No)) => {
+                t.issued += 1;
+                t.no += 1;
+            }
+            None if *pending => t.issued += 1,
             None => {}
         }
     }
@@ -594,6 +688,7 @@ mod tests {
             requested_by: RequestedBy {
                 profile_id: profile,
                 application_id: None,
+                client_id: None,
             },
             voting_configuration_id: None,
             rules,
@@ -603,6 +698,8 @@ mod tests {
             created_at: Timestamp::from_unix(1_000),
             resolved_at: None,
             failure_key: None,
+            directory_id: None,
+            voter_profiles: vec![],
         }
     }
 
@@ -634,6 +731,68 @@ mod tests {
             p.eligible(&all),
             Err(Reason::VotingNoEligibleAuthenticators)
         );
+    }
+
+    #[test]
+    fn directory_pools_count_each_voter_profile_once() {
+        let creator = ProfileId(Uuid::now_v7());
+        let (bob, dave, carol) = (
+            ProfileId(Uuid::now_v7()),
+            ProfileId(Uuid::now_v7()),
+            ProfileId(Uuid::now_v7()),
+        );
+        let mut p = pool(creator, rules(Strategy::Consensus, None, 2));
+        p.origin = PoolOrigin::Directory;
+        let (b1, b2, d1) = (device(bob, true), device(bob, true), device(dave, true));
+        let storage_only = device(carol, false);
+        let candidates = vec![
+            (bob, vec![b1.clone(), b2.clone()]),
+            (dave, vec![d1.clone()]),
+            (carol, vec![storage_only]),
+        ];
+        // Two voter profiles (Carol has no authenticator), three ballots.
+        let voters = p.directory_voters(&candidates).unwrap();
+        assert_eq!(voters, vec![(bob, b1.id), (bob, b2.id), (dave, d1.id)]);
+        p.rules.quorum_size = 3;
+        assert_eq!(
+            p.directory_voters(&candidates),
+            Err(Reason::VotingQuorumUnreachable)
+        );
+        assert_eq!(
+            p.directory_voters(&[(carol, vec![])]),
+            Err(Reason::VotingNoEligibleAuthenticators)
+        );
+        // A device of another profile listed under a voter never votes for it.
+        assert_eq!(
+            p.directory_voters(&[(carol, vec![d1.clone()])]),
+            Err(Reason::VotingNoEligibleAuthenticators)
+        );
+
+        let now = Timestamp::from_unix(10);
+        let mut ballots: Vec<Ballot> = voters
+            .iter()
+            .map(|(pr, d)| Ballot::issue_to(&p, 1, *pr, *d, now))
+            .collect();
+        assert_eq!(p.tally(&ballots), t(2, 0, 0));
+        // Bob's first vote is his; his other ballot withdrawn does not count.
+        ballots[0].vote = Some(Vote {
+            decision: Decision::Yes,
+            voted_at: now,
+            channel: Channel::Http,
+        });
+        ballots[1].withdrawn = Some(WithdrawReason::Decided);
+        assert_eq!(p.tally(&ballots), t(2, 1, 0));
+        // Should both of a profile's ballots carry a vote, the earlier one counts.
+        ballots[1].withdrawn = None;
+        ballots[1].vote = Some(Vote {
+            decision: Decision::No,
+            voted_at: Timestamp::from_unix(11),
+            channel: Channel::Bus,
+        });
+        assert_eq!(p.tally(&ballots), t(2, 1, 0));
+        // The per-ballot count of other pools is unchanged.
+        p.origin = PoolOrigin::Manual;
+        assert_eq!(p.tally(&ballots), t(3, 1, 1));
     }
 
     #[test]

@@ -231,6 +231,8 @@ pub trait MetadataStore: Send + Sync + 'static {
         from: Timestamp,
         to: Timestamp,
         context: Option<&Match>,
+        // Only the transactions of this application (`None`: all of the profile's).
+        application: Option<uuid::Uuid>,
     ) -> Result<Vec<(String, Timestamp)>, StoreError>;
 
     async fn engine_key(&self) -> Result<Option<EngineKeyRecord>, StoreError>;
@@ -403,4 +405,7 @@ pub trait MetadataStore: Send + Sync + 'static {
         now: Timestamp,
         page: Page,
     ) -> Result<(Vec<crate::directory::Invitation>, u64), StoreError>;
+    /// Drops memberships removed before `before` and invitations that ended before it
+    /// (docs/api/directory.md §1.2); how many rows went.
+    async fn purge_directory_history(&self, before: Timestamp) -> Result<u64, StoreError>;
 }

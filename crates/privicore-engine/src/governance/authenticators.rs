@@ -59,25 +59,26 @@ impl Engine {
             devices.retain(|d| self.online(d.id) == want);
         }
         let total = devices.len() as u64;
-        let items = devices
+        let mut items = Vec::new();
+        for d in devices
             .iter()
             .skip(page.offset() as usize)
             .take(page.per_page as usize)
-            .map(|d| {
-                json!({
-                    "deviceIdentifier": d.id.to_string(),
-                    "name": d.name,
-                    "roles": d.roles,
-                    "online": self.online(d.id),
-                    "lastSeenAt": self.presence.last_seen(d.id).map(Timestamp::rfc3339),
-                    "registeredAt": d.authenticator_registered_at.map(Timestamp::rfc3339),
-                    "publicKeyPinned": d.public_key.is_some(),
-                    // Ballots are not issued by this build yet.
-                    "openBallots": 0,
-                    "lastVoteAt": null,
-                })
-            })
-            .collect();
+        {
+            // Ballots still waiting for this device's answer (open attempts only).
+            let open = self.store.pending_ballots(d.id).await?.len();
+            items.push(json!({
+                "deviceIdentifier": d.id.to_string(),
+                "name": d.name,
+                "roles": d.roles,
+                "online": self.online(d.id),
+                "lastSeenAt": self.presence.last_seen(d.id).map(Timestamp::rfc3339),
+                "registeredAt": d.authenticator_registered_at.map(Timestamp::rfc3339),
+                "publicKeyPinned": d.public_key.is_some(),
+                "openBallots": open,
+                "lastVoteAt": null,
+            }));
+        }
         Ok((items, total))
     }
 

@@ -111,6 +111,31 @@ fn app_sockets_see_only_their_application() {
 }
 
 #[test]
+fn app_sockets_get_events_meant_for_a_scope_their_grant_holds() {
+    let hub = hub(Duration::from_secs(60), 1000);
+    let p = ProfileId(CommandId::new().0);
+    let app = |token| {
+        let owner = TokenOwner::App {
+            application_id: uuid::Uuid::new_v4(),
+        };
+        caller(p, owner, token)
+    };
+    let mut manager = hub.join_with_scopes(&app("m"), vec!["directory:manage".into()]);
+    let mut everything = hub.join_with_scopes(&app("a"), vec!["all".into()]);
+    let mut devices = hub.join_with_scopes(&app("d"), vec!["device:manage".into()]);
+    let mut profile = hub.join(&caller(p, TokenOwner::Profile, "p"));
+    let BusEvent::Profile(mut notice) = event(p, None, 7) else {
+        unreachable!()
+    };
+    notice.app_scope = Some("directory:manage".into());
+    hub.dispatch(BusEvent::Profile(notice));
+    assert_eq!(next_n(&mut manager), Some(7));
+    assert_eq!(next_n(&mut everything), Some(7));
+    assert_eq!(next_n(&mut profile), Some(7));
+    assert_eq!(next_n(&mut devices), None);
+}
+
+#[test]
 fn ended_tokens_end_their_channels_ahead_of_queued_events() {
     let hub = hub(Duration::from_secs(60), 1000);
     let p = ProfileId(CommandId::new().0);

@@ -36,7 +36,10 @@ pub(crate) async fn plan(
             let Some(mut device) = core.store.device(*device_id).await? else {
                 return Ok(Plan::fail(Reason::DeviceNotFound));
             };
-            if device.profile_id != profile {
+            // Directory authority reaches managed users' authenticators (directory.md §1.4).
+            if device.profile_id != profile
+                && !crate::directory::device_authority(core, profile, device.profile_id).await?
+            {
                 return Ok(Plan::fail(Reason::DeviceNotOwner));
             }
             let id = device.id.to_string();

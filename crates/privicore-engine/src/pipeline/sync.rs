@@ -3,7 +3,7 @@
 
 use super::execute::Plan;
 use crate::engine::Core;
-use crate::replication::sealed_copy;
+use crate::replication::push_version;
 use privicore_domain::command::CommandRecord;
 use privicore_domain::data_token::{Page, Replica, ReplicaState, TokenFilter, TokenStatus};
 use privicore_domain::device::DeviceId;
@@ -28,7 +28,11 @@ pub(crate) async fn plan(
     let Some(device) = core.store.device(device_id).await? else {
         return Ok(Plan::fail(Reason::DeviceNotFound));
     };
-    if device.profile_id != command.profile_id {
+    // The owner, or the directory holding authority over it (docs/api/directory.md §1.4);
+    // the sync covers the device owner's tokens either way.
+    if device.profile_id != command.profile_id
+        && !crate::directory::device_authority(core, command.profile_id, device.profile_id).await?
+    {
         return Ok(Plan::fail(Reason::DeviceNotOwner));
     }
     if !device.is_storage() {
@@ -108,7 +112,7 @@ pub(crate) async fn plan(
         let (rows, total) = core
             .store
             .list_data_tokens(
-                command.profile_id,
+                device.profile_id,
                 &filter,
                 Page {
                     page,
@@ -149,16 +153,6 @@ pub(crate) async fn plan(
             }));
             continue;
         }
-        let Some(chunks) = sealed_copy(core, version, device_id).await? else {
-            unavailable += 1;
-            confirmations.push(DataEffect::SetReplica(Replica {
-                token: key.0,
-                version: key.1,
-                device_id,
-                state: ReplicaState::Pending,
-            }));
-            continue;
-        };
         confirmations.push(DataEffect::SetReplica(Replica {
             token: key.0.clone(),
             version: key.1,
@@ -174,19 +168,29 @@ pub(crate) async fn plan(
             core.send_delete(device_id, &key.0, Versions::List(vec![key.1]))
                 .await;
         }
-        core.send_object(device_id, version, &chunks).await;
-        let stored = wait.device_answer(device_id, PUSH_WAIT).await;
+        // A chunk at a time from the spool or another replica, never the whole object.
+        let sent = match push_version(core, version, device_id).await {
+            Ok(sent) => sent,
+            Err(error) => {
+                core.coordinator.unwatch_store(&key.0, key.1);
+                return Err(error);
+            }
+        };
+        let stored = match sent {
+            Some(_) => wait.device_answer(device_id, PUSH_WAIT).await,
+            None => Some(false),
+        };
         core.coordinator.unwatch_store(&key.0, key.1);
-        match stored {
-            Some(true) => {
+        match (stored, sent) {
+            (Some(true), Some(bytes)) => {
                 pushed += 1;
-                bytes_pushed += chunks.iter().map(|c| c.len() as u64).sum::<u64>();
+                bytes_pushed += bytes;
                 if present.is_some() {
                     repaired += 1;
                 }
             }
-            Some(false) => unavailable += 1,
-            None => return Ok(interrupted()),
+            (None, _) => return Ok(interrupted()),
+            _ => unavailable += 1,
         }
     }
 

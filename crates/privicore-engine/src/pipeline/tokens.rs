@@ -17,12 +17,18 @@ fn fx(effects: Vec<DataEffect>) -> Vec<Effect> {
     effects.into_iter().map(Effect::from).collect()
 }
 
-fn count(row: &DataToken, kind: &'static str, at: Timestamp) -> DataEffect {
+fn count(
+    row: &DataToken,
+    kind: &'static str,
+    at: Timestamp,
+    application_id: Option<uuid::Uuid>,
+) -> DataEffect {
     DataEffect::CountEvent {
         profile_id: row.profile_id,
         kind,
         context: row.context.clone(),
         at,
+        application_id,
     }
 }
 
@@ -89,7 +95,7 @@ pub(crate) async fn plan(
             risk,
             data,
             ..
-        } => replace(core, row, *version, [file, risk, data], now).await,
+        } => replace(core, command, row, *version, [file, risk, data], now).await,
         CommandPayload::RequestData { request_id, .. } => {
             request_data(core, command, row, *request_id, now).await
         }
@@ -122,7 +128,7 @@ pub(crate) async fn plan(
                 });
             }
             if row.status == TokenStatus::Active {
-                effects.push(count(&row, EVENT_DELETED, now));
+                effects.push(count(&row, EVENT_DELETED, now, command.application_id));
             }
             let mut plan = Plan::succeed(
                 fx(effects),
@@ -146,7 +152,7 @@ pub(crate) async fn plan(
                         risk: Some(risk.clone()),
                         at: now,
                     },
-                    count(&row, EVENT_UPDATED, now),
+                    count(&row, EVENT_UPDATED, now, command.application_id),
                 ]),
                 json!({ "token": row.token, "information_security_risk": risk }),
             ))
@@ -171,7 +177,7 @@ pub(crate) async fn plan(
                     at: now,
                 });
             }
-            effects.push(count(&row, EVENT_UPDATED, now));
+            effects.push(count(&row, EVENT_UPDATED, now, command.application_id));
             Ok(Plan::succeed(
                 fx(effects),
                 json!({ "token": row.token, "version": row.version, "storedSize": row.stored_size }),
@@ -208,7 +214,12 @@ pub(crate) async fn request_data(
     };
     let size = payload.len();
     let mut plan = Plan::succeed(
-        fx(vec![count(&row, EVENT_REQUESTED, now)]),
+        fx(vec![count(
+            &row,
+            EVENT_REQUESTED,
+            now,
+            command.application_id,
+        )]),
         json!({ "requestId": request_id.to_string(), "token": row.token, "version": version, "outputType": 0,
                 "storedSize": size, "expiresAt": null }),
     );
@@ -216,6 +227,7 @@ pub(crate) async fn request_data(
         profile_id: row.profile_id,
         application_id: command.application_id,
         command_id: Some(command.id),
+        app_scope: None,
         data: json!({ "type": "X-DPT-CAB-REQUEST-ID", "id": request_id.to_string(), "output_type": 0,
                       "data_context": row.context, "body": encode_payload(&payload),
                       "commandId": command.id.to_string(), "token": row.token, "size": size }),
@@ -247,6 +259,7 @@ async fn stream_data(
             profile_id: row.profile_id,
             application_id: command.application_id,
             command_id: Some(command.id),
+            app_scope: None,
             data,
         })
     };
@@ -263,7 +276,12 @@ async fn stream_data(
     }
     let expires_at = grant.expires_at().rfc3339();
     let mut plan = Plan::succeed(
-        fx(vec![count(&row, EVENT_REQUESTED, now)]),
+        fx(vec![count(
+            &row,
+            EVENT_REQUESTED,
+            now,
+            command.application_id,
+        )]),
         json!({ "requestId": request_id.to_string(), "token": row.token, "version": version, "outputType": 1,
                 "storedSize": size, "expiresAt": expires_at }),
     );
@@ -440,7 +458,7 @@ async fn exchange(
     {
         Ok(mut committed) => {
             let effects = committed.spooled_commit(&row.token, version, now);
-            Ok(exchanged(&row, version, committed, effects, now))
+            Ok(exchanged(command, &row, version, committed, effects, now))
         }
         Err(failed) => Ok(failed),
     }
@@ -500,13 +518,14 @@ fn hand_back(row: &DataToken, reason: Reason, with: DataEffect, now: Timestamp) 
 }
 
 fn exchanged(
+    command: &CommandRecord,
     row: &DataToken,
     version: u32,
     committed: Committed,
     mut effects: Vec<DataEffect>,
     now: Timestamp,
 ) -> Plan {
-    effects.push(count(row, EVENT_EXCHANGED, now));
+    effects.push(count(row, EVENT_EXCHANGED, now, command.application_id));
     Plan::succeed(
         fx(effects),
         json!({ "token": row.token, "version": version, "storedSize": committed.stored_size,
@@ -581,7 +600,7 @@ pub(crate) async fn exchange_at_acceptance(
     ];
     let after = late(Some(committed.devices.clone()), object);
     let noted = After::NoteCommitted(kept, committed.devices.clone());
-    let mut plan = exchanged(&row, version, committed, effects, now);
+    let mut plan = exchanged(command, &row, version, committed, effects, now);
     plan.after.extend([after, noted]);
     Ok((plan, undo))
 }
@@ -589,6 +608,7 @@ pub(crate) async fn exchange_at_acceptance(
 /// Shape B with data: version n+1 replicates like an exchange; n is dropped after commit.
 async fn replace(
     core: &Core,
+    command: &CommandRecord,
     row: DataToken,
     version: u32,
     groups: [&Option<Option<Value>>; 3],
@@ -613,7 +633,7 @@ async fn replace(
         };
     let mut effects = committed.spooled_commit(&row.token, version, now);
     effects.extend(meta_effects(&row.token, groups, now));
-    effects.push(count(&row, EVENT_UPDATED, now));
+    effects.push(count(&row, EVENT_UPDATED, now, command.application_id));
     let mut after = Vec::new();
     if let Some(old) = row.version {
         let replicas = core.store.replicas(&row.token, Some(old)).await?;

@@ -10,47 +10,53 @@ use privicore_wire::bus::{self, kind};
 use rand::seq::SliceRandom;
 use std::sync::atomic::Ordering;
 
-/// The sealed chunks of a version, from the spool or from a replica whose chunks
-/// authenticate (for a synchronization push).
-pub(crate) async fn sealed_copy(
+/// Where sealed chunks go, exactly as received once they authenticate, with their index
+/// (a synchronization push relays them to another device).
+pub(crate) type SealedRelay = tokio::sync::mpsc::Sender<(u32, Vec<u8>)>;
+
+/// Relays the sealed chunks `from..` of a committed version from the confirmed, online
+/// replicas other than `skip`, one at a time, continuing from the same chunk on the next
+/// device when one fails (§5.3). True when every chunk went out.
+pub(crate) async fn relay_sealed(
     core: &Core,
     version: &TokenVersion,
     skip: DeviceId,
-) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
-    if let Some(chunks) = core.store.spool(&version.token, version.version).await? {
-        return Ok(Some(chunks));
-    }
+    from: u32,
+    relay: SealedRelay,
+) -> Result<bool, StoreError> {
     let header = Header::parse(&version.header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let opener =
         Opener::new(&core.keyring(), &header).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    for replica in core
+    let source = Source {
+        token: &version.token,
+        version: version.version,
+        opener: &opener,
+    };
+    let mut progress = Progress {
+        next: from,
+        relay: Some(relay),
+        ..Progress::default()
+    };
+    let mut candidates: Vec<DeviceId> = core
         .store
         .replicas(&version.token, Some(version.version))
         .await?
-    {
-        if replica.device_id == skip
-            || replica.state != ReplicaState::Confirmed
-            || !core.online(replica.device_id)
-        {
-            continue;
+        .into_iter()
+        .filter(|r| {
+            r.device_id != skip && r.state == ReplicaState::Confirmed && core.online(r.device_id)
+        })
+        .map(|r| r.device_id)
+        .collect();
+    candidates.shuffle(&mut rand::thread_rng());
+    for device in candidates {
+        if try_device(core, device, &source, &mut progress).await? {
+            return Ok(true);
         }
-        let mut progress = Progress {
-            sealed: Some(Vec::new()),
-            ..Progress::default()
-        };
-        let source = Source {
-            token: &version.token,
-            version: version.version,
-            opener: &opener,
-        };
-        if fetch_from(core, replica.device_id, &source, &mut progress)
-            .await
-            .is_ok()
-        {
-            return Ok(progress.sealed);
+        if progress.cancelled {
+            break;
         }
     }
-    Ok(None)
+    Ok(false)
 }
 
 enum FetchProblem {
@@ -250,8 +256,8 @@ struct Progress {
     /// Opened chunks go here instead of into `payload`.
     sink: Option<ChunkSink>,
     cancelled: bool,
-    /// Also keep the sealed chunks (to push them elsewhere).
-    sealed: Option<Vec<Vec<u8>>>,
+    /// Sealed chunks go here instead (nothing is opened into `payload` or `sink`).
+    relay: Option<SealedRelay>,
 }
 
 async fn fetch_from(
@@ -271,7 +277,7 @@ async fn fetch_from(
         payload,
         sink,
         cancelled,
-        sealed,
+        relay,
     } = progress;
     let total = until.map_or(opener.core().chunk_count, |u| {
         u.min(opener.core().chunk_count)
@@ -308,8 +314,14 @@ async fn fetch_from(
                     }
                     match opener.open_chunk(chunk.chunk_index, &chunk.data) {
                         Ok(plain) => {
-                            if let Some(sealed) = sealed.as_mut() {
-                                sealed.push(chunk.data);
+                            if let Some(relay) = relay {
+                                drop(plain);
+                                if relay.send((chunk.chunk_index, chunk.data)).await.is_err() {
+                                    *cancelled = true;
+                                    break Err(FetchProblem::Cancelled);
+                                }
+                                *next += 1;
+                                continue;
                             }
                             match sink {
                                 Some(sink) => {

@@ -14,6 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Opened chunks queued between the devices and the client connection.
 const CHUNKS_QUEUED: usize = 2;
+/// How often an early download looks at the engine clock while it waits for readiness.
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A download value handed out with an `output_type: 1` event.
 pub(crate) struct Grant {
@@ -139,19 +141,31 @@ impl Engine {
             return Err(invalid_auth());
         }
         let mut ready = grant.ready.subscribe();
-        // The watch guard is not held across the awaits below.
-        let waited = tokio::time::timeout(
-            self.config.streams.not_ready_wait,
-            ready.wait_for(Option::is_some),
-        )
-        .await
-        .map(|state| state.is_ok_and(|state| *state == Some(true)));
+        // The wait ends by wall time or by the engine clock, whichever passes it first.
+        let wait = self.config.streams.not_ready_wait;
+        let (deadline, since) = (tokio::time::Instant::now() + wait, self.config.clock.now());
+        let waited = loop {
+            let poll =
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + READY_POLL));
+            tokio::select! {
+                // The watch guard is not held across the awaits.
+                state = ready.wait_for(Option::is_some) => {
+                    break Some(state.is_ok_and(|state| *state == Some(true)));
+                }
+                () = poll => {}
+            }
+            if tokio::time::Instant::now() >= deadline
+                || since.seconds_until(self.config.clock.now()) >= wait.as_secs() as i64
+            {
+                break None;
+            }
+        };
         match waited {
-            Err(_) => {
+            None => {
                 return Err(Error::new(Reason::StreamNotReady).with_retry_after(2));
             }
-            Ok(true) => {}
-            Ok(false) => return Err(invalid_auth()),
+            Some(true) => {}
+            Some(false) => return Err(invalid_auth()),
         }
         let row = self.store.data_token(&grant.token).await?;
         match row {

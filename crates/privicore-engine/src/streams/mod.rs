@@ -5,8 +5,9 @@
 //! Upload and download values are kept only as SHA-256 digests and compared in constant
 //! time. Both live in memory: a download value lives 300 s; an upload value is derived
 //! from the reservation's stored salt (see `tokens::upload_value`) and registered here
-//! whenever it is shown, so after a restart it opens the listener again once §3.2 (or the
-//! update that issued it) has been asked once more.
+//! whenever it is shown, so after a restart it opens the listener again once §3.2 has been
+//! asked once more. A streamed replacement's value is derived from its command id, whose
+//! record is pending from acceptance; a start registers it again (`restore_replacements`).
 
 mod download;
 mod fanout;
@@ -17,10 +18,16 @@ pub(crate) use download::{issue_download, settle_readiness};
 pub(crate) use fanout::fan_out;
 pub use upload::{Upload, UploadReceipt};
 
-use crate::engine::{Core, Engine};
-use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Outcome};
+use crate::engine::Core;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use privicore_domain::CommandId;
+use privicore_domain::command::{CommandPayload, CommandRecord, CommandState, Completion, Outcome};
+use privicore_domain::effect::DataEffect;
 use privicore_domain::secret::{Secret, TokenHash};
 use privicore_domain::{Reason, Timestamp};
+use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -154,10 +161,77 @@ pub(crate) async fn release_stranded_uploads(
 /// How often a waiting replacement checks its deadline.
 const REPLACEMENT_POLL: Duration = Duration::from_millis(500);
 
+/// The upload value of a streamed replacement: derived from its command id with the
+/// upload-value key, so a restart opens the same value again without storing it.
+pub(crate) fn replacement_value(core: &Core, command: CommandId) -> Secret {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(core.secrets.upload()).expect("any key length");
+    mac.update(b"replace\0");
+    mac.update(command.to_string().as_bytes());
+    Secret::new(format!(
+        "U-{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// Takes out of `pending` the streamed replacements a stop left waiting for their upload
+/// (no version row yet) and opens them again: the same value until the same deadline; one
+/// whose deadline passed meanwhile fails with `stream.not_started`. An upload the stop cut
+/// off left at most some spooled chunks, which go; the client uploads again.
+pub(crate) async fn restore_replacements(
+    core: &Arc<Core>,
+    pending: &mut Vec<CommandRecord>,
+) -> Result<(), privicore_domain::Error> {
+    let mut kept = Vec::with_capacity(pending.len());
+    for command in std::mem::take(pending) {
+        let waiting = match &command.payload {
+            CommandPayload::ReplaceData {
+                token,
+                version,
+                upload_by: Some(by),
+                ..
+            } if core.store.token_version(token, *version).await?.is_none() => {
+                Some((token.clone(), *version, *by))
+            }
+            _ => None,
+        };
+        let Some((token, version, by)) = waiting else {
+            kept.push(command);
+            continue;
+        };
+        core.apply(vec![DataEffect::DropSpool {
+            token: token.clone(),
+            version,
+        }])
+        .await?;
+        // The wall-time bound continues from the acceptance.
+        let waited = command
+            .created_at
+            .seconds_until(Timestamp::now())
+            .clamp(0, REPLACEMENT_UPLOAD_SECONDS);
+        let since = Instant::now()
+            .checked_sub(Duration::from_secs(waited as u64))
+            .unwrap_or_else(Instant::now);
+        let value = replacement_value(core, command.id);
+        let replacement = Arc::new(Replacement::new(command, by, since));
+        if core.config.clock.now() >= by {
+            replacement.taken.store(true, Ordering::SeqCst);
+            fail_replacement(core, &replacement, Reason::StreamNotStarted).await;
+            continue;
+        }
+        tracing::info!(%token, "a streamed replacement waits for its upload again");
+        core.streams.begin_replacement(&token);
+        core.streams
+            .note_upload(value.expose(), UploadTarget::Replace(replacement.clone()));
+        watch_replacement(core.clone(), value, replacement);
+    }
+    *pending = kept;
+    Ok(())
+}
+
 /// Fails a streamed replacement with `stream.not_started` once its deadline passed (by the
 /// engine clock, or by wall time) without the upload having started.
-pub(crate) fn watch_replacement(engine: &Engine, value: Secret, replacement: Arc<Replacement>) {
-    let core = engine.shared_core();
+pub(crate) fn watch_replacement(core: Arc<Core>, value: Secret, replacement: Arc<Replacement>) {
     tokio::spawn(async move {
         let wall = Duration::from_secs(REPLACEMENT_UPLOAD_SECONDS as u64);
         loop {
@@ -179,18 +253,26 @@ pub(crate) fn watch_replacement(engine: &Engine, value: Secret, replacement: Arc
     });
 }
 
-/// Records a streamed replacement's command as failed (version n stays served).
+/// Records a streamed replacement's command as failed (version n stays served). Its record
+/// is pending since acceptance.
 pub(crate) async fn fail_replacement(core: &Core, replacement: &Replacement, reason: Reason) {
     let (token, _) = replacement.target();
     core.streams.end_replacement(token);
     let mut command = replacement.command.clone();
     let outcome = Outcome::failed(reason);
+    let finished_at = Timestamp::now();
+    let completion = Completion {
+        command_id: command.id,
+        outcome: outcome.clone(),
+        finished_at,
+    };
+    if let Err(error) = core.store.apply(&[], Some(&completion)).await {
+        tracing::warn!(command = %command.id, %error, "could not record a failed replacement");
+        return;
+    }
     command.state = CommandState::Finished {
         outcome: outcome.clone(),
-        finished_at: Timestamp::now(),
+        finished_at,
     };
-    if let Err(error) = core.store.insert_command(&command, &[]).await {
-        tracing::warn!(command = %command.id, %error, "could not record a failed replacement");
-    }
     crate::pipeline::publish_outcome(core, &command, outcome).await;
 }

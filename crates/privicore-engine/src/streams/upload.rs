@@ -294,26 +294,28 @@ impl Upload {
             chunk_count: header.core.chunk_count,
             committed: false,
         };
-        let command = match &self.replacement {
-            Some(replacement) => replacement.command.clone(),
-            None => CommandRecord::new(
-                CommandId::new(),
-                self.row.profile_id,
-                self.row.application_id,
-                CommandPayload::ExchangeData {
-                    token: self.row.token.clone(),
-                    version: self.version,
-                    streamed: true,
-                },
-            ),
+        let effects = vec![Effect::from(DataEffect::PutTokenVersion(version))];
+        let id = match &self.replacement {
+            // Recorded pending when the update was accepted.
+            Some(replacement) => {
+                self.engine
+                    .submit_recorded(replacement.command.clone(), effects)
+                    .await?
+            }
+            None => {
+                let command = CommandRecord::new(
+                    CommandId::new(),
+                    self.row.profile_id,
+                    self.row.application_id,
+                    CommandPayload::ExchangeData {
+                        token: self.row.token.clone(),
+                        version: self.version,
+                        streamed: true,
+                    },
+                );
+                self.engine.accept_with(command, effects).await?
+            }
         };
-        let id = self
-            .engine
-            .accept_with(
-                command,
-                vec![Effect::from(DataEffect::PutTokenVersion(version))],
-            )
-            .await?;
         self.settled = true;
         if self.replacement.is_some() {
             // From here the version row marks the replacement as unfinished.

@@ -38,6 +38,7 @@ impl Engine {
                 kind: EVENT_UPDATED,
                 context: row.context.clone(),
                 at: now,
+                application_id: caller.application_id(),
             });
         }
         self.apply(effects).await?;

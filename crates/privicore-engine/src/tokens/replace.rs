@@ -9,7 +9,6 @@ use crate::engine::Engine;
 use privicore_domain::auth::Caller;
 use privicore_domain::command::CommandPayload;
 use privicore_domain::data_token::DataToken;
-use privicore_domain::secret::Secret;
 use privicore_domain::{CommandId, Error, Reason};
 use serde_json::Value;
 
@@ -51,6 +50,7 @@ impl Engine {
                 file,
                 risk,
                 data: data_group,
+                upload_by: None,
             },
         );
         self.accept_with(command, effects).await
@@ -87,7 +87,11 @@ impl Engine {
         let row = self.owned_token(token, caller).await?;
         self.require_active(&row)?;
         let version = self.next_version(&row).await?;
-        let stream = Secret::generate(privicore_wire::TokenKind::Upload);
+        let expires_at = self
+            .config
+            .clock
+            .now()
+            .plus_seconds(crate::streams::REPLACEMENT_UPLOAD_SECONDS);
         let command = self.command_for(
             caller,
             CommandPayload::ReplaceData {
@@ -96,18 +100,21 @@ impl Engine {
                 file,
                 risk,
                 data,
+                upload_by: Some(expires_at),
             },
         );
         let id = command.id;
-        let expires_at = self
-            .config
-            .clock
-            .now()
-            .plus_seconds(crate::streams::REPLACEMENT_UPLOAD_SECONDS);
         let started = std::time::Instant::now();
         if !self.streams.begin_replacement(&row.token) {
             return Err(Reason::DataTokenUpdateInProgress.into());
         }
+        // Pending from here, so a restart finds it (and restores it, see
+        // `streams::restore_replacements`); the lane takes it once the upload is complete.
+        if let Err(error) = self.store.insert_command(&command, &[]).await {
+            self.streams.end_replacement(&row.token);
+            return Err(error.into());
+        }
+        let stream = crate::streams::replacement_value(self, id);
         let replacement = std::sync::Arc::new(crate::streams::Replacement::new(
             command, expires_at, started,
         ));
@@ -115,7 +122,7 @@ impl Engine {
             stream.expose(),
             crate::streams::UploadTarget::Replace(replacement.clone()),
         );
-        crate::streams::watch_replacement(self, stream.clone(), replacement);
+        crate::streams::watch_replacement(self.shared_core(), stream.clone(), replacement);
         let (host, port) = upstream_host_port(&self.config.upstream_public_url);
         let base = self.config.upstream_public_url.trim_end_matches('/');
         Ok((

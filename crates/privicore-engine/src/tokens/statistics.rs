@@ -40,7 +40,13 @@ impl Engine {
         }
         let events = self
             .store
-            .event_counts(caller.profile_id, start, end, context.as_ref())
+            .event_counts(
+                caller.profile_id,
+                start,
+                end,
+                context.as_ref(),
+                caller.application_id(),
+            )
             .await?;
         const KINDS: [&str; 4] = [
             EVENT_EXCHANGED,
@@ -67,8 +73,20 @@ impl Engine {
                         "exchanged": counts[i][0], "requested": counts[i][1], "updated": counts[i][2], "deleted": counts[i][3] })
             })
             .collect();
+        // docs/api/oauth.md §1.2: with an access token, the application's transactions
+        // only, and the report says whose they are.
+        let client_id = match caller.application_id() {
+            Some(app) => self
+                .store
+                .oauth_application(app)
+                .await?
+                .map(|a| a.client_id),
+            None => None,
+        };
         Ok(Statistics(json!({
             "profileId": caller.profile_id.to_string(),
+            "applicationId": caller.application_id().map(|a| a.to_string()),
+            "clientId": client_id,
             "from": start.rfc3339(),
             "to": end.rfc3339(),
             "interval": interval,

@@ -42,7 +42,7 @@ pub(crate) fn issue_body(
         requested_by: json!({
             "profileId": pool.requested_by.profile_id.to_string(),
             "applicationId": pool.requested_by.application_id.map(|a| a.to_string()),
-            "clientId": null,
+            "clientId": pool.requested_by.client_id,
         }),
         strategy: pool.rules.strategy.as_str().to_owned(),
         opened_at: attempt.opened_at.rfc3339(),
@@ -184,6 +184,22 @@ pub(crate) async fn cast(
         "channel": channel.as_str(),
         "at": at.rfc3339(),
     }));
+    // Directory pools: the profile's first vote is its vote; its other ballots go.
+    let siblings: Vec<Ballot> = if pool.origin == PoolOrigin::Directory {
+        core.store
+            .ballots(pool.id)
+            .await?
+            .into_iter()
+            .filter(|b| {
+                b.attempt == ballot.attempt
+                    && b.profile_id == ballot.profile_id
+                    && b.id != ballot.id
+                    && b.is_pending()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let vote = PendingVote {
         ballot_id: ballot.id,
         vote: Vote {
@@ -192,8 +208,10 @@ pub(crate) async fn cast(
             channel,
         },
         entry,
+        siblings: siblings.iter().map(|b| b.id).collect(),
     };
     let status = advance(core, pool.id, Some(vote)).await?;
+    withdraw_sent(core, &pool, attempt, &siblings, WithdrawReason::Decided).await;
     Ok(VoteRecorded {
         ballot_id: ballot.id,
         pool_id: pool.id,

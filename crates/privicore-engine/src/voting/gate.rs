@@ -303,7 +303,10 @@ pub(crate) fn release(command: &CommandRecord, outcome: &str, at: Timestamp) -> 
 }
 
 /// Whether the stored command has finished (its lane got it once more than it should).
-async fn finished_already(core: &Core, command: &CommandRecord) -> Result<bool, StoreError> {
+pub(super) async fn finished_already(
+    core: &Core,
+    command: &CommandRecord,
+) -> Result<bool, StoreError> {
     Ok(!matches!(
         core.store.command(command.id).await?.map(|c| c.state),
         Some(privicore_domain::command::CommandState::Pending)
@@ -317,6 +320,9 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
     }
     if let CommandPayload::CreateVoting { .. } = command.payload {
         return open_manual(core, command).await;
+    }
+    if let CommandPayload::CreateDirectoryVoting { .. } = command.payload {
+        return super::directory::open(core, command).await;
     }
     let Some(event_id) = event_of(&command.payload) else {
         return Ok(Gate::Run(None));
@@ -379,10 +385,7 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
             question: question(command, &label, &shown),
             nonce: None,
             attributes: shown.clone(),
-            requested_by: RequestedBy {
-                profile_id: command.profile_id,
-                application_id: command.application_id,
-            },
+            requested_by: requested_by(core, command).await?,
             voting_configuration_id: configuration.as_ref().map(|c| c.id),
             rules,
             skip: Vec::new(),
@@ -391,6 +394,8 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
             created_at: at,
             resolved_at: None,
             failure_key: None,
+            directory_id: None,
+            voter_profiles: Vec::new(),
         };
         // Nothing is opened unless every pool can start (§1.6).
         let voters = match pool.eligible(&devices) {
@@ -457,6 +462,27 @@ pub(crate) async fn gate(core: &Core, command: &CommandRecord) -> Result<Gate, S
     Ok(Gate::Held)
 }
 
+/// Who asked for a vote: the command's profile and application, with the application's
+/// client id (docs/api/oauth.md §1.2: pools and ballots are attributed to it).
+pub(super) async fn requested_by(
+    core: &Core,
+    command: &CommandRecord,
+) -> Result<RequestedBy, StoreError> {
+    let client_id = match command.application_id {
+        Some(app) => core
+            .store
+            .oauth_application(app)
+            .await?
+            .map(|a| a.client_id),
+        None => None,
+    };
+    Ok(RequestedBy {
+        profile_id: command.profile_id,
+        application_id: command.application_id,
+        client_id,
+    })
+}
+
 pub(super) fn question(command: &CommandRecord, label: &str, shown: &Value) -> String {
     let mut q = format!("{label} requested by profile {}", command.profile_id);
     if let Some(context) = shown.get("context").and_then(Value::as_str) {
@@ -482,7 +508,9 @@ pub(super) async fn resolved_hold(
         return Ok(Gate::Held);
     }
     let at = now(core);
-    if let CommandPayload::CreateVoting { .. } = command.payload {
+    if let CommandPayload::CreateVoting { .. } | CommandPayload::CreateDirectoryVoting { .. } =
+        command.payload
+    {
         let Some(pool) = pools.first() else {
             return Ok(Gate::Fail(Reason::InternalError, None));
         };
@@ -548,7 +576,7 @@ pub(super) async fn last_counts(core: &Core, pool: &Pool) -> Result<(u32, u32), 
         .into_iter()
         .filter(|b| b.attempt == pool.current_attempt)
         .collect();
-    let t = tally(&ballots);
+    let t = pool.tally(&ballots);
     Ok((t.yes, t.no))
 }
 
@@ -596,10 +624,7 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
         question: question.clone(),
         nonce: nonce.clone(),
         attributes: json!({}),
-        requested_by: RequestedBy {
-            profile_id: command.profile_id,
-            application_id: command.application_id,
-        },
+        requested_by: requested_by(core, command).await?,
         voting_configuration_id: Some(config.id),
         rules: VotingRules::resolve(Some(&config), &defaults),
         skip: skip.clone(),
@@ -608,17 +633,35 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
         created_at: at,
         resolved_at: None,
         failure_key: None,
+        directory_id: None,
+        voter_profiles: Vec::new(),
     };
     let devices = core.store.authenticators(command.profile_id).await?;
     let voters = match pool.eligible(&devices) {
         Ok(v) => v,
         Err(reason) => return Ok(Gate::Fail(reason, None)),
     };
+    let voters = voters.into_iter().map(|d| (pool.profile_id, d)).collect();
+    let details = json!({ "origin": "manual", "nonce": nonce });
+    start_pool(core, command, pool, voters, details).await
+}
+
+/// Opens `pool` for `command` (a manual or directory vote) with ballots to `voters`, and
+/// holds the command until it ends.
+pub(super) async fn start_pool(
+    core: &Core,
+    command: &CommandRecord,
+    pool: Pool,
+    voters: Vec<(ProfileId, DeviceId)>,
+    mut details: Value,
+) -> Result<Gate, StoreError> {
+    let at = pool.created_at;
     let attempt = Attempt::open(&pool, 1, at);
     let ballots: Vec<Ballot> = voters
         .iter()
-        .map(|d| Ballot::issue(&pool, 1, *d, at))
+        .map(|(p, d)| Ballot::issue_to(&pool, 1, *p, *d, at))
         .collect();
+    details["voters"] = json!(voters.len());
     let entry = AuditEntry::new(
         AuditKind::PoolOpened,
         actor::caller(command.profile_id, command.application_id),
@@ -626,7 +669,7 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
         "opened",
     )
     .for_profile(command.profile_id)
-    .with_details(json!({ "origin": "manual", "voters": voters.len(), "nonce": nonce }));
+    .with_details(details);
     let effects: Vec<Effect> = vec![
         VotingEffect::HoldCommand {
             command_id: command.id,
@@ -641,7 +684,7 @@ pub(super) async fn open_manual(core: &Core, command: &CommandRecord) -> Result<
     if core.audit.record(vec![entry], effects, None).await.is_err() {
         // Not a refusal: the lane tries again once the log takes records.
         return Err(StoreError::Unavailable(
-            "the audit log did not take a manual vote's opening".into(),
+            "the audit log did not take a vote's opening".into(),
         ));
     }
     core.voting.held.lock().expect("held").insert(command.id);
@@ -666,7 +709,7 @@ pub(super) async fn progress_body(core: &Core, command: CommandId) -> Result<Val
             .into_iter()
             .filter(|b| b.attempt == pool.current_attempt)
             .collect();
-        let t = tally(&ballots);
+        let t = pool.tally(&ballots);
         pools.push(json!({
             "poolId": pool.id.to_string(),
             "policyId": pool.policy_id.map(|p| p.to_string()),

@@ -9,6 +9,7 @@
 
 mod api;
 mod ballots;
+mod directory;
 mod gate;
 mod pools;
 #[cfg(test)]
@@ -29,7 +30,6 @@ use privicore_domain::command::{CommandPayload, CommandRecord};
 use privicore_domain::device::{Device, DeviceId};
 use privicore_domain::effect::{Effect, VotingEffect};
 use privicore_domain::event::{BusEvent, ProfileEvent};
-use privicore_domain::governance::pool::tally;
 use privicore_domain::governance::{
     AfterAttempt, Attempt, AttemptStatus, Ballot, Channel, Decision, EventAttributes, Policy, Pool,
     PoolEvent, PoolOrigin, PoolStatus, RequestedBy, Vote, VotingRules, WithdrawReason,
@@ -89,7 +89,9 @@ struct HeldResources {
 /// The resource a held command occupies: only commands that name one (a token or a
 /// device); profile-wide commands and manual votes do not stop their lane-mates.
 fn occupied(command: &CommandRecord) -> Option<String> {
-    if let CommandPayload::CreateVoting { .. } = command.payload {
+    if let CommandPayload::CreateVoting { .. } | CommandPayload::CreateDirectoryVoting { .. } =
+        command.payload
+    {
         return None;
     }
     command.payload.resource()

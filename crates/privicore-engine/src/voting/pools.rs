@@ -8,22 +8,38 @@ pub(super) struct PendingVote {
     pub ballot_id: BallotId,
     pub vote: Vote,
     pub entry: AuditEntry,
+    /// Directory pools: the voter profile's other open ballots of the attempt, withdrawn
+    /// (`decided`) with this vote, which is the profile's.
+    pub siblings: Vec<BallotId>,
 }
 
 impl PendingVote {
     /// Counts the vote in the ballots being tallied.
     fn count_in(&self, ballots: &mut [Ballot]) {
-        if let Some(b) = ballots.iter_mut().find(|b| b.id == self.ballot_id) {
-            b.vote = Some(self.vote);
+        for b in ballots.iter_mut() {
+            if b.id == self.ballot_id {
+                b.vote = Some(self.vote);
+            } else if self.siblings.contains(&b.id) {
+                b.withdrawn = Some(WithdrawReason::Decided);
+            }
         }
     }
 
-    fn effect(&self) -> Effect {
-        VotingEffect::RecordVote {
-            ballot_id: self.ballot_id,
-            vote: self.vote,
-        }
-        .into()
+    fn effects(&self) -> Vec<Effect> {
+        let mut effects: Vec<Effect> = vec![
+            VotingEffect::RecordVote {
+                ballot_id: self.ballot_id,
+                vote: self.vote,
+            }
+            .into(),
+        ];
+        effects.extend(self.siblings.iter().map(|b| {
+            Effect::from(VotingEffect::WithdrawBallot {
+                ballot_id: *b,
+                reason: WithdrawReason::Decided,
+            })
+        }));
+        effects
     }
 }
 
@@ -36,7 +52,7 @@ async fn record(
     mut effects: Vec<Effect>,
 ) -> Result<(), Error> {
     if let Some(vote) = vote {
-        effects.insert(0, vote.effect());
+        effects.splice(0..0, vote.effects());
         entries.insert(0, vote.entry);
     }
     if entries.is_empty() {
@@ -90,7 +106,7 @@ pub(super) async fn advance(
             v.count_in(&mut ballots);
         }
         let passed = attempt.deadline <= at;
-        let Some(result) = tally(&ballots).decide(&pool.rules, passed) else {
+        let Some(result) = pool.tally(&ballots).decide(&pool.rules, passed) else {
             record(core, vote.take(), Vec::new(), Vec::new()).await?;
             // Undecided: due again at the attempt's own deadline.
             core.voting.set_deadline(pool.id, Some(attempt.deadline));
@@ -123,34 +139,31 @@ pub(super) async fn advance(
         ];
         let unanswered: Vec<Ballot> = ballots.into_iter().filter(Ballot::is_pending).collect();
         match pool.after_attempt(result) {
-            AfterAttempt::NextAttempt(n) => {
-                let devices = core.store.authenticators(pool.profile_id).await?;
-                match pool.eligible(&devices) {
-                    Ok(voters) => {
-                        pool.current_attempt = n;
-                        let next = Attempt::open(&pool, n, at);
-                        let fresh: Vec<Ballot> = voters
-                            .iter()
-                            .map(|d| Ballot::issue(&pool, n, *d, at))
-                            .collect();
-                        effects.push(VotingEffect::save_pool(pool.clone()).into());
-                        effects.push(VotingEffect::SaveAttempt(next.clone()).into());
-                        effects.push(VotingEffect::IssueBallots(fresh.clone()).into());
-                        record(core, vote.take(), Vec::new(), effects).await?;
-                        withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
-                        core.voting.set_deadline(pool.id, Some(next.deadline));
-                        for b in &fresh {
-                            send_issue(core, &pool, &next, b).await;
-                        }
-                        continue;
+            AfterAttempt::NextAttempt(n) => match voters_of(core, &pool).await? {
+                Ok(voters) => {
+                    pool.current_attempt = n;
+                    let next = Attempt::open(&pool, n, at);
+                    let fresh: Vec<Ballot> = voters
+                        .iter()
+                        .map(|(p, d)| Ballot::issue_to(&pool, n, *p, *d, at))
+                        .collect();
+                    effects.push(VotingEffect::save_pool(pool.clone()).into());
+                    effects.push(VotingEffect::SaveAttempt(next.clone()).into());
+                    effects.push(VotingEffect::IssueBallots(fresh.clone()).into());
+                    record(core, vote.take(), Vec::new(), effects).await?;
+                    withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
+                    core.voting.set_deadline(pool.id, Some(next.deadline));
+                    for b in &fresh {
+                        send_issue(core, &pool, &next, b).await;
                     }
-                    Err(why) => {
-                        let status = PoolStatus::Expired;
-                        decide(core, &mut pool, status, Some(why), vote.take(), effects).await?;
-                        withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
-                    }
+                    continue;
                 }
-            }
+                Err(why) => {
+                    let status = PoolStatus::Expired;
+                    decide(core, &mut pool, status, Some(why), vote.take(), effects).await?;
+                    withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
+                }
+            },
             AfterAttempt::Resolve(status) => {
                 decide(core, &mut pool, status, None, vote.take(), effects).await?;
                 withdraw_sent(core, &pool, &attempt, &unanswered, reason).await;
@@ -320,6 +333,20 @@ pub(crate) async fn device_left(core: &Core, device: DeviceId) -> Result<(), Err
     Ok(())
 }
 
+/// The voters of the pool's next attempt, as (profile, device), or why none can vote.
+pub(super) async fn voters_of(
+    core: &Core,
+    pool: &Pool,
+) -> Result<Result<Vec<(ProfileId, DeviceId)>, Reason>, StoreError> {
+    if pool.origin == PoolOrigin::Directory {
+        return super::directory::voters(core, pool, false).await;
+    }
+    let devices = core.store.authenticators(pool.profile_id).await?;
+    Ok(pool
+        .eligible(&devices)
+        .map(|v| v.into_iter().map(|d| (pool.profile_id, d)).collect()))
+}
+
 /// Loads the holds and deadlines a previous run left (restart, also after `kill -9`).
 pub(crate) async fn resume(core: &Core) -> Result<(), StoreError> {
     for held in core.store.held_commands().await? {
@@ -353,21 +380,29 @@ pub(crate) async fn pool_status(
     let Some(pool) = core.store.pool(pool_id).await? else {
         return Err(Reason::VotingPoolNotFound.into());
     };
+    if application.is_some() && pool.requested_by.application_id != application {
+        return Err(Reason::VotingPoolNotFound.into());
+    }
+    let ballots = core.store.ballots(pool.id).await?;
     if pool.profile_id != profile
-        || (application.is_some() && pool.requested_by.application_id != application)
+        && !super::directory::may_read(core, &pool, &ballots, profile).await?
     {
         return Err(Reason::VotingPoolNotFound.into());
     }
     let attempts = core.store.attempts(pool.id).await?;
-    let ballots = core.store.ballots(pool.id).await?;
-    let client_id = match pool.requested_by.application_id {
-        Some(app) => core
+    let client_id = match (
+        &pool.requested_by.client_id,
+        pool.requested_by.application_id,
+    ) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(app)) => core
             .store
             .oauth_application(app)
             .await?
             .map(|a| a.client_id),
-        None => None,
+        (None, None) => None,
     };
+    let directory = pool.origin == PoolOrigin::Directory;
     let attempts: Vec<Value> = attempts
         .iter()
         .map(|a| {
@@ -376,13 +411,18 @@ pub(crate) async fn pool_status(
                 .filter(|b| b.attempt == a.number)
                 .cloned()
                 .collect();
-            let t = tally(&of);
+            let t = pool.tally(&of);
             let votes: Vec<Value> = of
                 .iter()
                 .filter_map(|b| {
                     b.vote.map(|v| {
+                        let voter = if directory {
+                            b.profile_id.to_string()
+                        } else {
+                            b.device_id.to_string()
+                        };
                         json!({
-                            "voter": b.device_id.to_string(),
+                            "voter": voter,
                             "deviceIdentifier": b.device_id.to_string(),
                             "decision": v.decision.as_str(),
                             "votedAt": v.voted_at.rfc3339(),
@@ -410,7 +450,7 @@ pub(crate) async fn pool_status(
         "status": pool.status.as_str(),
         "profileId": pool.profile_id.to_string(),
         "commandId": pool.command_id.map(|c| c.to_string()),
-        "directoryId": null,
+        "directoryId": pool.directory_id.map(|d| d.to_string()),
         "policy": pool.policy_id.map(|p| json!({ "policyId": p.to_string(), "name": pool.policy_name })),
         "event": pool.event.as_ref().map(|e| json!({ "eventId": e.event_id, "eventName": e.event_name, "label": e.label })),
         "title": pool.title,

@@ -14,7 +14,7 @@ use privicore_domain::directory::{
     self as dir, InvitationStatus, Kind, MemberFilter, MemberStatus, Role,
 };
 use privicore_domain::{Error, ProfileId, Reason};
-use privicore_engine::{DirectoryUserInput, InviteInput, MemberUpdate};
+use privicore_engine::{DirectoryPoolInput, DirectoryUserInput, InviteInput, MemberUpdate};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -479,4 +479,34 @@ pub async fn devices(
         .directory_devices(&caller, directory, profile, device_filter, page)
         .await?;
     Ok(reply::ok(&items_page(items, page, total)))
+}
+
+/// §3.17.
+pub async fn voting_pool(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, req.headers()).await?;
+    let f = fields(req).await?;
+    let voters = match f.opt_str_list("voterProfileIds")? {
+        None => Vec::new(),
+        Some(list) => list
+            .iter()
+            .map(|s| uuid_of("voterProfileIds", s).map(ProfileId))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let input = DirectoryPoolInput {
+        directory_id: body_uuid(&f, "directoryId")?,
+        title: f.str("title")?.to_owned(),
+        question: f.str("question")?.to_owned(),
+        voters,
+        strategy: f.opt_str("strategy")?.map(str::to_owned),
+        percentage: f.opt_int("percentageRequired")?,
+        quorum_size: f.opt_int("quorumSize")?,
+        time_limit: f.opt_int("timeLimit")?,
+        attempts: f.opt_int("numberOfAttempts")?,
+        nonce: f.opt_str("nonce")?.map(str::to_owned),
+    };
+    let id = state.engine.create_directory_voting(&caller, input).await?;
+    Ok(super::pools::pool_accepted(id))
 }

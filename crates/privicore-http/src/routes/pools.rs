@@ -44,6 +44,11 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
         .engine
         .create_voting(&caller, &configuration, title, question, skip, nonce)
         .await?;
+    Ok(pool_accepted(id))
+}
+
+/// 202 of a command that opens a pool: `{commandId, poolId}`, both the command id.
+pub(super) fn pool_accepted(id: privicore_domain::CommandId) -> Response {
     let mut response = reply::json(
         StatusCode::ACCEPTED,
         &json!({ "commandId": id.to_string(), "poolId": id.to_string() }),
@@ -52,7 +57,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Result<Respo
         "X-DPT-CAB-ID",
         HeaderValue::from_str(&id.to_string()).expect("uuid is a valid header value"),
     );
-    Ok(response)
+    response
 }
 
 pub async fn pool_status(

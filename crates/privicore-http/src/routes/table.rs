@@ -194,6 +194,7 @@ routes! {
     Post "/directory/add-storage-device-to-profile" => directory::add_storage, DIRECTORY;
     Get "/directory/list-directory-devices/{directory}" => directory::devices, DIRECTORY;
     Post "/directory/store-directory-meta-information" => directory::store_meta, DIRECTORY;
+    Post "/directory/create-directory-voting-pool" => directory::voting_pool, DIRECTORY;
     Get "/device-bus" => crate::device_bus::upgrade, Guard::Device;
     Get "/ws" => ws::upgrade, Guard::Public;
 }

@@ -136,6 +136,7 @@ impl StorageDevice {
                             link.send(reply).await?;
                         }
                     }
+                    link.handled().await?;
                     if link.wants_acks() {
                         let ack = Envelope::new(kind::ACK, &device.lock().expect("device lock").identity.device_identifier, None, bus::Ack { message_ids: ids });
                         link.send(ack).await?;

@@ -483,16 +483,19 @@ pub async fn apply(conn: &mut PgConnection, effect: &DataEffect) -> Result<u64, 
             kind,
             context,
             at,
+            application_id,
         } => {
             exec(
                 conn,
                 sqlx::query(
-                    "INSERT INTO token_events (profile_id, kind, context, at) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO token_events (profile_id, kind, context, at, application_id)
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(profile_id.to_string())
                 .bind(*kind)
                 .bind(context)
-                .bind(at.unix()),
+                .bind(at.unix())
+                .bind(application_id.map(|a| a.to_string())),
             )
             .await
         }

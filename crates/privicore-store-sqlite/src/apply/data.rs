@@ -384,10 +384,18 @@ pub fn apply(
             kind,
             context,
             at,
+            application_id,
         } => exec(
             conn,
-            "INSERT INTO token_events (profile_id, kind, context, at) VALUES (?, ?, ?, ?)",
-            params![profile_id.to_string(), *kind, context, at.unix()],
+            "INSERT INTO token_events (profile_id, kind, context, at, application_id)
+             VALUES (?, ?, ?, ?, ?)",
+            params![
+                profile_id.to_string(),
+                *kind,
+                context,
+                at.unix(),
+                application_id.map(|a| a.to_string())
+            ],
         ),
     }
 }

@@ -15,7 +15,7 @@ mod ui;
 use anyhow::Context;
 use book::{Book, Connection, Received};
 use chrono::Utc;
-use privicore_storage_device::{Bundle, Link, LinkError, connect_websocket};
+use privicore_storage_device::{Bundle, Link, LinkError, connect_amqp, connect_websocket};
 use privicore_wire::bus::ballots::{self, Vote, VoteResult, Withdraw};
 use privicore_wire::bus::{self, Envelope, kind};
 use privicore_wire::{KeyPair, SignedPublicKey};
@@ -146,11 +146,11 @@ pub struct BallotClient {
 }
 
 impl BallotClient {
-    /// A client for `bundle` (embedded bus only) with the device key pair `keys`.
+    /// A client for `bundle` (embedded bus or AMQP) with the device key pair `keys`.
     pub fn new(bundle: Bundle, keys: KeyPair) -> anyhow::Result<Self> {
-        if bundle.bus != "embedded" {
+        if bundle.bus != "embedded" && bundle.bus != "amqp" {
             anyhow::bail!(
-                "this build connects to the embedded bus only (bundle says {})",
+                "unknown bus {:?} in the bundle (embedded or amqp)",
                 bundle.bus
             );
         }
@@ -380,6 +380,7 @@ async fn session(
                             }
                         }
                     }
+                    link.handled().await?;
                     if link.wants_acks() {
                         let ack = bus::Ack { message_ids: vec![id] };
                         link.send(device.envelope(kind::ACK, None, ack)).await?;
@@ -408,17 +409,25 @@ async fn stay_connected(
     let mut backoff = Duration::from_millis(200);
     while !quit.is_cancelled() {
         handler.connection(Connection::Connecting);
-        let why = match connect_websocket(&url, &bundle.rabbit_user, &bundle.rabbit_pass).await {
-            Ok(link) => {
+        let ended = match bundle.bus.as_str() {
+            "amqp" => match connect_amqp(&bundle).await {
+                Ok(link) => Ok(session(&device, link, handler, &mut votes, &mut seen, &quit).await),
+                Err(error) => Err(error),
+            },
+            _ => match connect_websocket(&url, &bundle.rabbit_user, &bundle.rabbit_pass).await {
+                Ok(link) => Ok(session(&device, link, handler, &mut votes, &mut seen, &quit).await),
+                Err(error) => Err(error),
+            },
+        };
+        let why = match ended {
+            Ok(End::Quit) => return,
+            Ok(End::Final(reason)) => {
+                handler.connection(Connection::Ended(reason));
+                return;
+            }
+            Ok(End::Lost(reason)) => {
                 backoff = Duration::from_millis(200);
-                match session(&device, link, handler, &mut votes, &mut seen, &quit).await {
-                    End::Quit => return,
-                    End::Final(reason) => {
-                        handler.connection(Connection::Ended(reason));
-                        return;
-                    }
-                    End::Lost(reason) => reason,
-                }
+                reason
             }
             Err(error) => error.to_string(),
         };
@@ -441,9 +450,9 @@ pub async fn run(config: &Path, key_file: Option<&Path>) -> anyhow::Result<()> {
         .unwrap_or_else(|| default_key_file(config));
     let title = format!("{} ({})", bundle.device_name, bundle.device_identifier);
     // The bundle is checked before the key file is created.
-    if bundle.bus != "embedded" {
+    if bundle.bus != "embedded" && bundle.bus != "amqp" {
         anyhow::bail!(
-            "this build connects to the embedded bus only (bundle says {})",
+            "unknown bus {:?} in the bundle (embedded or amqp)",
             bundle.bus
         );
     }

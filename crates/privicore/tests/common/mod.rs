@@ -3,15 +3,21 @@
 #![allow(dead_code)]
 
 mod bus;
+mod directory;
 mod external;
 mod governance;
+mod oauth;
 
 #[allow(unused_imports)]
 pub use bus::*;
 #[allow(unused_imports)]
+pub use directory::*;
+#[allow(unused_imports)]
 pub use external::*;
 #[allow(unused_imports)]
 pub use governance::*;
+#[allow(unused_imports)]
+pub use oauth::*;
 use privicore::config::{Listener, RateLimits, Settings};
 use privicore::server::Server;
 use privicore_client::{Client, KeyPair, RequestStatus, Session};
@@ -155,8 +161,14 @@ impl TestServer {
 
     /// Starts the server again on the same data directory (new ephemeral ports).
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// Like `restart`, with settings adjusted as `start_with` does (a clock, limits).
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Settings)) {
         self.stop().await;
-        let settings = test_settings(self.dir.path());
+        let mut settings = test_settings(self.dir.path());
+        adjust(&mut settings);
         self.server = Some(Server::start(&settings).await.unwrap());
     }
 }

@@ -284,3 +284,95 @@ pub(super) async fn directories_memberships_and_invitations(store: &dyn Metadata
         crate::directory::ProfileActivity::default()
     );
 }
+
+/// The purge of §1.2: memberships removed before the cut and invitations that ended before
+/// it go; active members, recent removals, pending and recently ended invitations stay.
+pub(super) async fn directory_history_is_purged_after_its_retention(store: &dyn MetadataStore) {
+    let t0 = Timestamp(1_800_000_000);
+    let owner = stored_profile(store, "purge-owner@example.com").await;
+    let old = stored_profile(store, "purge-old@example.com").await;
+    let recent = stored_profile(store, "purge-recent@example.com").await;
+    let (d, owner_m) = directory(&owner, "Purged", t0);
+    let mut gone = member(d.id, &old, Role::Member, Kind::Invited, t0);
+    gone.status = MemberStatus::Removed;
+    let mut kept = member(d.id, &recent, Role::Member, Kind::Invited, t0);
+    kept.status = MemberStatus::Removed;
+    kept.updated_at = t0.plus_seconds(100);
+    let invite = |who: &Profile, expires: i64| Invitation {
+        id: Uuid::now_v7(),
+        directory_id: d.id,
+        invited: who.id,
+        invited_by: owner.id,
+        role: Role::Member,
+        message: None,
+        status: InvitationStatus::Pending,
+        created_at: t0,
+        expires_at: t0.plus_seconds(expires),
+        processed_at: None,
+    };
+    let declined = invite(&old, 10);
+    let expired = invite(&recent, 10);
+    store
+        .apply(
+            &[
+                dir(DirectoryEffect::Create(d.clone(), owner_m)),
+                dir(DirectoryEffect::PutMember(gone)),
+                dir(DirectoryEffect::PutMember(kept)),
+                dir(DirectoryEffect::Invite(declined.clone())),
+                dir(DirectoryEffect::Process {
+                    invitation_id: declined.id,
+                    status: InvitationStatus::Declined,
+                    at: t0.plus_seconds(5),
+                }),
+                dir(DirectoryEffect::Invite(expired.clone())),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let members = |status| MemberFilter {
+        statuses: vec![status],
+        ..MemberFilter::default()
+    };
+    let count = |scope| store.invitations(scope, None, t0, ALL);
+    // Before t0 + 5 only the old removal ended (the count also holds older checks' rows).
+    assert!(
+        store
+            .purge_directory_history(t0.plus_seconds(5))
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        store
+            .members(d.id, &members(MemberStatus::Removed), ALL)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+    assert_eq!(count(InvitationScope::Directory(d.id)).await.unwrap().1, 2);
+    // Past t0 + 10 the declined and the expired invitation go; the recent removal stays.
+    store
+        .purge_directory_history(t0.plus_seconds(11))
+        .await
+        .unwrap();
+    assert_eq!(count(InvitationScope::Directory(d.id)).await.unwrap().1, 0);
+    let left = store
+        .members(d.id, &members(MemberStatus::Removed), ALL)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        left.iter().map(|m| m.profile_id).collect::<Vec<_>>(),
+        vec![recent.id]
+    );
+    assert_eq!(
+        store
+            .members(d.id, &members(MemberStatus::Active), ALL)
+            .await
+            .unwrap()
+            .1,
+        1
+    );
+}

@@ -65,6 +65,7 @@ pub async fn run_all(store: &dyn MetadataStore) {
     pools_attempts_ballots_and_holds_are_durable(store).await;
     oauth_steps_are_single_use(store).await;
     directories_memberships_and_invitations(store).await;
+    directory_history_is_purged_after_its_retention(store).await;
 }
 
 /// A profile (not stored).

@@ -226,43 +226,65 @@ pub(super) async fn replicas_spool_and_events(store: &dyn MetadataStore) {
     a_spool_is_dropped_once_no_replica_is_pending(store, &p).await;
     an_upload_spools_chunk_by_chunk(store, &p).await;
 
-    let event = |kind, context: &str| {
+    let app = uuid::Uuid::now_v7();
+    let event = |kind, context: &str, application_id| {
         data(DataEffect::CountEvent {
             profile_id: p.id,
             kind,
             context: context.into(),
             at: now,
+            application_id,
         })
     };
     store
         .apply(
             &[
-                event(EVENT_EXCHANGED, "/a/1"),
-                event(EVENT_REQUESTED, "/a/2"),
-                event(EVENT_DELETED, "/b"),
+                event(EVENT_EXCHANGED, "/a/1", None),
+                event(EVENT_REQUESTED, "/a/2", Some(app)),
+                event(EVENT_DELETED, "/b", None),
             ],
             None,
         )
         .await
         .unwrap();
     let all = store
-        .event_counts(p.id, now, now.plus_seconds(1), None)
+        .event_counts(p.id, now, now.plus_seconds(1), None, None)
         .await
         .unwrap();
     assert_eq!(all.len(), 3);
+    // An application's count holds only its own transactions.
+    let of_app = store
+        .event_counts(p.id, now, now.plus_seconds(1), None, Some(app))
+        .await
+        .unwrap();
+    assert_eq!(of_app, vec![(EVENT_REQUESTED.to_owned(), now)]);
+    assert!(
+        store
+            .event_counts(
+                p.id,
+                now,
+                now.plus_seconds(1),
+                None,
+                Some(uuid::Uuid::now_v7())
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let some = store
         .event_counts(
             p.id,
             now,
             now.plus_seconds(1),
             Some(&Match::Prefix("/a/".into())),
+            None,
         )
         .await
         .unwrap();
     assert_eq!(some.len(), 2);
     assert!(
         store
-            .event_counts(p.id, now.plus_seconds(1), now.plus_seconds(2), None)
+            .event_counts(p.id, now.plus_seconds(1), now.plus_seconds(2), None, None)
             .await
             .unwrap()
             .is_empty()

@@ -33,6 +33,7 @@ fn pool_of(profile: &Profile, command: Option<CommandId>) -> Pool {
         requested_by: RequestedBy {
             profile_id: profile.id,
             application_id: None,
+            client_id: None,
         },
         voting_configuration_id: None,
         rules: VotingRules::resolve(None, &VotingDefaults::default()),
@@ -42,6 +43,8 @@ fn pool_of(profile: &Profile, command: Option<CommandId>) -> Pool {
         created_at: Timestamp(1_700_000_000),
         resolved_at: None,
         failure_key: None,
+        directory_id: None,
+        voter_profiles: vec![],
     }
 }
 
