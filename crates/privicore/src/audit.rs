@@ -8,6 +8,8 @@ use crate::keys::root::{Vault, label};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use privicore_domain::audit::{AuditKey, ChainBreak, ChainSummary, ChainVerifier};
+use privicore_domain::ports::AuditLog;
+use privicore_store_postgres::{PostgresStore, is_postgres_url};
 use privicore_store_sqlite::AuditReader;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -133,27 +135,102 @@ pub fn verify(data_dir: &Path, key: &AuditKey) -> anyhow::Result<Result<ChainSum
     Ok(checked)
 }
 
+/// Verifies the whole chain in one snapshot of a PostgreSQL database.
+async fn verify_postgres(
+    store: &PostgresStore,
+    key: &AuditKey,
+) -> anyhow::Result<Result<ChainSummary, ChainBreak>> {
+    let mut verifier = ChainVerifier::new(key);
+    let mut broken = None;
+    let head = store
+        .audit_snapshot(PAGE, |page| {
+            for record in page {
+                if let Err(b) = verifier.push(record) {
+                    broken = Some(b);
+                    return false;
+                }
+            }
+            true
+        })
+        .await?;
+    Ok(match (broken, head) {
+        (Some(broken), _) => Err(broken),
+        (None, Some(head)) => verifier.finish(head.as_ref()),
+        (None, None) => ChainVerifier::new(key).finish(None),
+    })
+}
+
+/// `privicore audit` on a PostgreSQL database.
+async fn run_postgres(data_dir: PathBuf, url: &str, action: Action) -> anyhow::Result<i32> {
+    let store = PostgresStore::connect_read_only(url)
+        .await
+        .context("connecting to the PostgreSQL database")?;
+    match action {
+        Action::Verify { key } => {
+            let vault = root_key(&data_dir, &key)?;
+            let key = AuditKey::new(*vault.derive(label::AUDIT));
+            report(verify_postgres(&store, &key).await?)
+        }
+        Action::Tail { lines, follow } => {
+            let shown = store.audit_tail(lines).await?;
+            for record in &shown {
+                println!("{}", record.line());
+            }
+            let mut last = store.audit_tail(1).await?.pop().map_or(0, |r| r.seq);
+            if !follow {
+                return Ok(INTACT);
+            }
+            let stop = tokio::signal::ctrl_c();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => return Ok(INTACT),
+                    _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                }
+                for record in store.audit_records(last, PAGE).await? {
+                    println!("{}", record.line());
+                    last = record.seq;
+                }
+            }
+        }
+    }
+}
+
+/// Prints a verification's result; the exit code.
+fn report(checked: Result<ChainSummary, ChainBreak>) -> anyhow::Result<i32> {
+    match checked {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(INTACT)
+        }
+        Err(broken) => {
+            println!("audit log BROKEN at seq {}: {broken}", broken.seq);
+            if broken.seq > 1 {
+                println!("records 1..={} verified", broken.seq - 1);
+            }
+            Ok(BROKEN)
+        }
+    }
+}
+
 /// Runs one `privicore audit` command; the process's exit code.
-pub async fn run(data_dir: PathBuf, action: Action) -> anyhow::Result<i32> {
+pub async fn run(
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    action: Action,
+) -> anyhow::Result<i32> {
+    match database_url.as_deref().map(str::trim) {
+        Some(url) if is_postgres_url(url) => return run_postgres(data_dir, url, action).await,
+        None | Some("") | Some("sqlite://") | Some("sqlite:") => {}
+        Some(_) => anyhow::bail!("--database-url: expected postgres://… or sqlite://"),
+    }
     match action {
         Action::Verify { key } => {
             let vault = root_key(&data_dir, &key)?;
             let key = AuditKey::new(*vault.derive(label::AUDIT));
             let dir = data_dir.clone();
             let checked = tokio::task::spawn_blocking(move || verify(&dir, &key)).await??;
-            match checked {
-                Ok(summary) => {
-                    println!("{summary}");
-                    Ok(INTACT)
-                }
-                Err(broken) => {
-                    println!("audit log BROKEN at seq {}: {broken}", broken.seq);
-                    if broken.seq > 1 {
-                        println!("records 1..={} verified", broken.seq - 1);
-                    }
-                    Ok(BROKEN)
-                }
-            }
+            report(checked)
         }
         Action::Tail { lines, follow } => {
             let Some(reader) = reader(&data_dir)? else {

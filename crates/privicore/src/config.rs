@@ -14,6 +14,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// The metadata store `serve` opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataBackend {
+    /// SQLite in the data directory.
+    Embedded(PathBuf),
+    /// A PostgreSQL database, possibly shared with other engines.
+    Postgres(String),
+}
+
 /// Effective settings of `privicore serve`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +32,10 @@ pub struct Settings {
     #[serde(skip)]
     pub clock: Option<std::sync::Arc<dyn privicore_domain::time::Clock>>,
     pub data_dir: PathBuf,
+    /// The metadata store: `postgres://…` for a PostgreSQL database shared by several
+    /// engines; `sqlite://` or none for the embedded store in `data_dir`.
+    #[serde(alias = "database-url")]
+    pub database_url: Option<String>,
     /// Address every listener binds to. Loopback by default: expose the engine through a
     /// TLS-terminating proxy, or bind wider on purpose.
     pub bind: IpAddr,
@@ -299,6 +312,7 @@ impl Default for Settings {
         Self {
             clock: None,
             data_dir: PathBuf::from("./privicore-data"),
+            database_url: None,
             bind: IpAddr::from([127, 0, 0, 1]),
             api: Listener {
                 port: 8009,
@@ -383,6 +397,10 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[arg(long, env = "PRIVICORE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The metadata store: postgres://user@host:5432/db (shared by several engines), or
+    /// sqlite:// (the embedded default, in the data directory).
+    #[arg(long, env = "PRIVICORE_DATABASE_URL")]
+    pub database_url: Option<String>,
     #[arg(long, env = "PRIVICORE_BIND")]
     pub bind: Option<IpAddr>,
     #[arg(long, env = "PRIVICORE_API_PORT")]
@@ -534,6 +552,9 @@ impl Settings {
         if let Some(path) = &args.metrics_token_file {
             s.metrics.token_file = Some(path.clone());
         }
+        if let Some(url) = &args.database_url {
+            s.database_url = Some(url.clone());
+        }
         if let Some(url) = &args.upstream_public_url {
             s.upstream.public_url = Some(url.clone());
         }
@@ -581,8 +602,27 @@ impl Settings {
             anyhow::bail!("connection timeouts must be at least 1 second");
         }
         s.edge()?;
+        s.metadata_store()?;
         crate::bus::check(&s)?;
         Ok(s)
+    }
+
+    /// Where the metadata lives, as `database_url` says.
+    pub fn metadata_store(&self) -> anyhow::Result<MetadataBackend> {
+        match self.database_url.as_deref().map(str::trim) {
+            None | Some("") | Some("sqlite://") | Some("sqlite:") => {
+                Ok(MetadataBackend::Embedded(self.database_path()))
+            }
+            Some(url) if privicore_store_postgres::is_postgres_url(url) => {
+                Ok(MetadataBackend::Postgres(url.to_owned()))
+            }
+            Some(url) if url.starts_with("sqlite:") => anyhow::bail!(
+                "database_url: the embedded store always lives in the data directory \
+                 ({}); give sqlite:// or no URL",
+                self.database_path().display()
+            ),
+            Some(_) => anyhow::bail!("database_url: expected postgres://… or sqlite://"),
+        }
     }
 
     /// `trusted_proxies`, parsed: a CIDR, or a single address.
@@ -649,6 +689,47 @@ mod tests {
         assert_eq!(s.api.port, 9100, "flags win over the file");
         assert_eq!(s.ws.port, 8083, "unset values keep their defaults");
         assert_eq!(s.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_database_url_selects_the_metadata_store() {
+        let embedded = Settings::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(
+            embedded.metadata_store().unwrap(),
+            MetadataBackend::Embedded(PathBuf::from("./privicore-data/privicore.db"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("privicore.toml");
+        std::fs::write(&path, "database-url = \"postgres://pc@db:5432/vault\"\n").unwrap();
+        let from_file = Settings::resolve(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_file.metadata_store().unwrap(),
+            MetadataBackend::Postgres("postgres://pc@db:5432/vault".into())
+        );
+        let flag_wins = Settings::resolve(&ServeArgs {
+            config: Some(path),
+            database_url: Some("sqlite://".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            flag_wins.metadata_store().unwrap(),
+            MetadataBackend::Embedded(_)
+        ));
+        for refused in ["sqlite:///tmp/elsewhere.db", "mysql://db/vault"] {
+            assert!(
+                Settings::resolve(&ServeArgs {
+                    database_url: Some(refused.into()),
+                    ..Default::default()
+                })
+                .is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -14,3 +14,4 @@ pub mod logging;
 pub mod operator;
 pub mod request_log;
 pub mod server;
+pub mod store;

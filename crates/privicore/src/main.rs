@@ -177,10 +177,14 @@ enum Command {
         data_dir: PathBuf,
     },
     /// The audit log of governance decisions: check its chain, or show its last records
-    /// (reads `<data_dir>/privicore.db` directly, with or without a running engine).
+    /// (reads `<data_dir>/privicore.db`, or the PostgreSQL database of --database-url,
+    /// directly, with or without a running engine).
     Audit {
         #[command(subcommand)]
         action: privicore::audit::Action,
+        /// The engines' PostgreSQL database (postgres://…); the embedded store otherwise.
+        #[arg(long, env = "PRIVICORE_DATABASE_URL", global = true)]
+        database_url: Option<String>,
         #[arg(
             long,
             env = "PRIVICORE_DATA_DIR",
@@ -329,6 +333,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let settings = Settings::resolve(&args)?;
             logging::init(&settings.log);
             if let Some(file) = &args.restore {
+                // A backup holds the embedded store; it has nowhere to go in PostgreSQL.
+                if let privicore::config::MetadataBackend::Postgres(_) =
+                    settings.metadata_store()?
+                {
+                    anyhow::bail!(
+                        "--restore unpacks the embedded store; with a PostgreSQL database_url \
+                         restore the database with its own tools (pg_restore)"
+                    );
+                }
                 privicore::operator::backup::restore(file, &settings.data_dir)?;
             }
             let Some(startup) = privicore::operator::sealed::startup(&settings).await? else {
@@ -471,9 +484,13 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             quiet_logs();
             privicore::operator::cli::run(data_dir, action).await?;
         }
-        Command::Audit { action, data_dir } => {
+        Command::Audit {
+            action,
+            data_dir,
+            database_url,
+        } => {
             quiet_logs();
-            let code = match privicore::audit::run(data_dir, action).await {
+            let code = match privicore::audit::run(data_dir, database_url, action).await {
                 Ok(code) => code,
                 Err(error) => {
                     eprintln!("Error: {error:#}");

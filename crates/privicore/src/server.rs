@@ -4,10 +4,8 @@ use crate::config::Settings;
 use crate::hosting::InProcessHost;
 use anyhow::Context;
 use axum::Router;
-use privicore_domain::ports::MetadataStore;
 use privicore_engine::{Adapters, DeviceHost, Engine, EngineConfig, StorageConfig};
 use privicore_http::{AppState, SpoolProbe, SpoolStatus, api_router, ws_router};
-use privicore_store_sqlite::SqliteStore;
 use privicore_wire::SignedPublicKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +23,7 @@ pub struct Server {
     /// The download listener (docs/api/data-tokens.md §3.6).
     pub downstream_addr: SocketAddr,
     engine: Arc<Engine>,
-    store: Arc<SqliteStore>,
+    store: crate::store::Store,
     host: Option<Arc<InProcessHost>>,
     listeners: JoinSet<std::io::Result<()>>,
     stop_listening: CancellationToken,
@@ -153,11 +151,8 @@ impl Server {
 
     pub async fn start_with(settings: &Settings, startup: Startup) -> anyhow::Result<Self> {
         create_private_dir(&settings.data_dir)?;
-        let store = Arc::new(
-            SqliteStore::open(&settings.database_path())
-                .await
-                .context("opening the metadata store")?,
-        );
+        let opened = crate::store::Store::open(settings).await?;
+        let store = opened.metadata();
         let buses = crate::bus::Buses::open(settings).await?;
         // Every key opens before anything listens; the engine key must exist before hosted
         // devices can verify their welcome.
@@ -215,7 +210,7 @@ impl Server {
             host: host.clone().map(|h| h as Arc<dyn DeviceHost>),
             engine_key: Some(keys.engine_key),
             secrets: keys.secrets,
-            audit: store.clone(),
+            audit: opened.audit(),
         };
         let mut config = engine_config(settings, api_addr, streams);
         config.device_broker = buses.device_broker.clone();
@@ -227,6 +222,7 @@ impl Server {
             engine.clone(),
             store.clone(),
             keys.vault.clone(),
+            opened.embedded_file(settings),
         );
         let state = AppState::new(
             engine.clone(),
@@ -286,7 +282,7 @@ impl Server {
             upstream_addr: streams.upstream,
             downstream_addr: streams.downstream,
             engine,
-            store,
+            store: opened,
             host,
             listeners,
             stop_listening,
@@ -304,7 +300,7 @@ impl Server {
     }
 
     /// The metadata store (operator tooling; tests close it to see `/health` fail).
-    pub fn store(&self) -> &Arc<SqliteStore> {
+    pub fn store(&self) -> &crate::store::Store {
         &self.store
     }
 

@@ -24,7 +24,8 @@ fn audit(data_dir: &Path, root_key: Option<&str>, args: &[&str]) -> (i32, String
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("PRIVICORE_ROOT_KEY")
-        .env_remove("PRIVICORE_ROOT_KEY_FILE");
+        .env_remove("PRIVICORE_ROOT_KEY_FILE")
+        .env_remove("PRIVICORE_DATABASE_URL");
     if let Some(key) = root_key {
         command.env("PRIVICORE_ROOT_KEY", key);
     }
@@ -63,7 +64,7 @@ fn kinds(tail: &str) -> Vec<String> {
 async fn verify_and_tail_show_decisions_and_name_the_first_tampered_record() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
 
     // Decisions as a client makes them: a public key (1), two devices approved and given
     // the storage role (2..=5), one removed (6).
@@ -247,7 +248,7 @@ async fn verify_and_tail_show_decisions_and_name_the_first_tampered_record() {
 async fn governance_changes_are_audited() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "governed").await;
     let authenticator = p.authenticator("phone").await;
     let quorum = p.api.set_quorum_size(1).await.unwrap();
@@ -300,7 +301,7 @@ async fn governance_changes_are_audited() {
 async fn an_engine_with_a_forged_audit_head_refuses_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "forged").await;
     drop(p.session);
     assert!(terminate(engine).success());
@@ -313,7 +314,7 @@ async fn an_engine_with_a_forged_audit_head_refuses_decisions() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN at seq 1"), "{out}");
 
-    let engine = start(&data, Some(ROOT_KEY));
+    let engine = start_embedded(&data, Some(ROOT_KEY));
     let api = Client::new(&engine.api).with_token(&p.token);
     let session = Session::connect(&engine.ws).await.unwrap();
     session.join(&p.token).await.unwrap();
@@ -350,7 +351,7 @@ async fn a_sealed_data_directory_is_verified_with_its_shares() {
         .filter_map(|l| l.strip_prefix("share-"))
         .map(|l| l.split_once(": ").unwrap().1.to_owned())
         .collect();
-    let child = serve(&data, None, &[])
+    let child = serve_embedded(&data, None, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -385,4 +386,56 @@ async fn a_sealed_data_directory_is_verified_with_its_shares() {
     assert!(out.contains("audit log intact: 3 records"), "{out}");
     drop(p.session);
     terminate(engine);
+}
+
+/// Engines on PostgreSQL keep the chain there: `audit verify --database-url` checks it in
+/// one snapshot and names a record edited in the database, `tail` shows it.
+#[tokio::test]
+async fn verify_and_tail_read_a_postgres_database() {
+    use privicore_store_postgres::testing::{TestSchema, test_url};
+    use sqlx::Connection;
+    let Some(server) = test_url("verify_and_tail_read_a_postgres_database") else {
+        return;
+    };
+    let schema = TestSchema::create(&server).await.unwrap();
+    let url = schema.url();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let engine = start_with(&data, Some(ROOT_KEY), &["--database-url", &url]);
+    let p = provision_at(&engine.api, &engine.ws, "pg-audit").await;
+    drop(p.session);
+    assert!(terminate(engine).success());
+
+    let on_postgres = |args: &[&'static str]| -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string())
+            .chain(["--database-url".to_owned(), url.clone()])
+            .collect()
+    };
+    let (code, out) = audit(&data, Some(ROOT_KEY), &as_args(&on_postgres(&["verify"])));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("audit log intact: 1 record"), "{out}");
+    let (code, tail) = audit(&data, None, &as_args(&on_postgres(&["tail"])));
+    assert_eq!(code, 0, "{tail}");
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.contains("public_key.registered"), "{tail}");
+    assert!(
+        !data.join("privicore.db").exists(),
+        "nothing went to the embedded store"
+    );
+
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    for sql in [
+        "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+        "UPDATE audit_log SET outcome = 'forged' WHERE seq = 1",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+    let (code, out) = audit(&data, Some(ROOT_KEY), &as_args(&on_postgres(&["verify"])));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at seq 1"), "{out}");
+}
+
+fn as_args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
 }

@@ -18,7 +18,7 @@ fn stored_engine_private_key(data_dir: &Path) -> String {
 #[tokio::test]
 async fn a_data_directory_copied_without_the_root_key_opens_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = start(dir.path(), Some(ROOT_KEY));
+    let engine = start_embedded(dir.path(), Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "sealed").await;
     p.attach_devices(&["a"]).await;
     let data = random_payload(3000);
@@ -42,13 +42,13 @@ async fn a_data_directory_copied_without_the_root_key_opens_nothing() {
     // A copy without the root key refuses, and so does one with another root key.
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), copy.path());
-    let missing = refused(copy.path(), None);
+    let missing = refused_embedded(copy.path(), None);
     assert!(missing.contains("root key"), "{missing}");
-    let other = refused(copy.path(), Some(OTHER_KEY));
+    let other = refused_embedded(copy.path(), Some(OTHER_KEY));
     assert!(other.contains("does not open"), "{other}");
 
     // With its root key the data directory serves the data again.
-    let engine = start(dir.path(), Some(ROOT_KEY));
+    let engine = start_embedded(dir.path(), Some(ROOT_KEY));
     let api = privicore_client::Client::new(&engine.api).with_token(&p.token);
     let session = privicore_client::Session::connect(&engine.ws)
         .await
@@ -63,14 +63,14 @@ async fn a_data_directory_copied_without_the_root_key_opens_nothing() {
 #[tokio::test]
 async fn a_missing_key_store_or_root_key_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = start(dir.path(), None);
+    let engine = start_embedded(dir.path(), None);
     terminate(engine);
     let keys = dir.path().join("keys");
     assert!(keys.join("root.key").exists(), "the embedded default");
 
     let root = std::fs::read(keys.join("root.key")).unwrap();
     std::fs::remove_file(keys.join("root.key")).unwrap();
-    let message = refused(dir.path(), None);
+    let message = refused_embedded(dir.path(), None);
     assert!(
         message.contains("root key") && message.contains("missing"),
         "{message}"
@@ -79,7 +79,7 @@ async fn a_missing_key_store_or_root_key_is_never_replaced() {
     std::fs::write(keys.join("root.key"), root).unwrap();
 
     std::fs::remove_file(keys.join("keystore.json")).unwrap();
-    let message = refused(dir.path(), None);
+    let message = refused_embedded(dir.path(), None);
     assert!(message.contains("keystore.json is missing"), "{message}");
     assert!(!keys.join("keystore.json").exists(), "no new KEK was made");
 }
@@ -103,7 +103,7 @@ fn stored_body_hashes(data_dir: &Path, path: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn the_idempotency_table_holds_no_plain_hash_of_a_password_body() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|s| s.database_url = None).await;
     let api = server.client();
     let username = unique_username("idem-secret");
     let retrying = api.with_idempotency_key("register-1");

@@ -10,8 +10,6 @@ use privicore::server::Server;
 use privicore_client::{Body, Client, RawResponse};
 use privicore_domain::CommandId;
 use privicore_domain::command::CommandPayload;
-use privicore_domain::ports::MetadataStore;
-use privicore_store_sqlite::SqliteStore;
 
 fn assert_limited(res: &RawResponse) {
     assert_eq!(
@@ -75,9 +73,8 @@ async fn change_password_guesses_count_and_lock_like_failed_logins() {
 
     // The guesses were recorded without a hash of the new password.
     server.stop().await;
-    let store = SqliteStore::open(&server.dir.path().join("privicore.db"))
-        .await
-        .unwrap();
+    let opened = open_store(server.dir.path()).await;
+    let store = opened.metadata();
     for id in guesses {
         let record = store
             .command(id.parse::<CommandId>().unwrap())
@@ -96,7 +93,7 @@ async fn change_password_guesses_count_and_lock_like_failed_logins() {
             other => panic!("not a password change: {}", other.kind()),
         }
     }
-    store.close().await;
+    opened.close().await;
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// Starts `serve` on a data directory prepared by `operator init`: sealed.
 fn start_sealed(data_dir: &Path) -> Engine {
     let _ = std::fs::remove_file(data_dir.join("run/endpoints.json"));
-    let child = serve(data_dir, None, &[])
+    let child = serve_embedded(data_dir, None, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -154,7 +154,7 @@ fn header_keks(data_dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn rotate_kek_rewraps_while_serving_and_retires_the_old_kek() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = start(dir.path(), Some(ROOT_KEY));
+    let engine = start_embedded(dir.path(), Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "rotate").await;
     p.attach_devices(&["a"]).await;
     let mut stored = Vec::new();
@@ -190,7 +190,7 @@ async fn rotate_kek_rewraps_while_serving_and_retires_the_old_kek() {
     terminate(engine);
 
     // Nothing needs the old KEK after a restart either.
-    let engine = start(dir.path(), Some(ROOT_KEY));
+    let engine = start_embedded(dir.path(), Some(ROOT_KEY));
     let me = Client::new(&engine.api).with_token(&p.token);
     let session = Session::connect(&engine.ws).await.unwrap();
     session.join(&p.token).await.unwrap();
@@ -205,7 +205,7 @@ async fn rotate_kek_rewraps_while_serving_and_retires_the_old_kek() {
 #[tokio::test]
 async fn a_backup_restores_into_an_empty_data_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = start(dir.path(), Some(ROOT_KEY));
+    let engine = start_embedded(dir.path(), Some(ROOT_KEY));
     let p = provision_at(&engine.api, &engine.ws, "backup").await;
     p.attach_devices(&["a"]).await;
     let data = random_payload(4000);
@@ -219,7 +219,7 @@ async fn a_backup_restores_into_an_empty_data_directory() {
     let restored = tempfile::tempdir().unwrap();
     let target = restored.path().join("data");
     let restore = ["--restore", file.to_str().unwrap()];
-    let engine = start_with(&target, Some(ROOT_KEY), &restore);
+    let engine = start_with_embedded(&target, Some(ROOT_KEY), &restore);
     let me = Client::new(&engine.api).with_token(&p.token);
     let session = Session::connect(&engine.ws).await.unwrap();
     session.join(&p.token).await.unwrap();
@@ -230,7 +230,7 @@ async fn a_backup_restores_into_an_empty_data_directory() {
 
     // The backup holds no root key: restored without it, nothing opens.
     let elsewhere = restored.path().join("elsewhere");
-    let mut refused = serve(&elsewhere, None, &restore)
+    let mut refused = serve_embedded(&elsewhere, None, &restore)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()

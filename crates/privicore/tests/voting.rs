@@ -319,13 +319,15 @@ async fn a_vote_whose_audit_record_cannot_be_written_is_not_counted() {
         .to_owned();
 
     // The sealed head stops verifying under the engine's key.
-    let db = rusqlite::Connection::open(server.dir.path().join("privicore.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    let mac: Vec<u8> = db
-        .query_row("SELECT mac FROM audit_head WHERE id = 1", [], |r| r.get(0))
-        .unwrap();
-    db.execute("UPDATE audit_head SET mac = zeroblob(32) WHERE id = 1", [])
-        .unwrap();
+    // Statements both stores understand: the MAC is kept aside, then replaced by the
+    // head's hash, which is not its MAC.
+    let dir = server.dir.path();
+    execute_sql(
+        dir,
+        "CREATE TABLE saved_mac AS SELECT mac FROM audit_head WHERE id = 1",
+    )
+    .await;
+    execute_sql(dir, "UPDATE audit_head SET mac = hash WHERE id = 1").await;
     assert_eq!(
         api_code(
             device
@@ -343,8 +345,11 @@ async fn a_vote_whose_audit_record_cannot_be_written_is_not_counted() {
         "the ballot is still open to this device"
     );
 
-    db.execute("UPDATE audit_head SET mac = ?1 WHERE id = 1", [&mac])
-        .unwrap();
+    execute_sql(
+        dir,
+        "UPDATE audit_head SET mac = (SELECT mac FROM saved_mac) WHERE id = 1",
+    )
+    .await;
     let voted = device
         .cast_vote(json!({ "ballotId": ballot, "decision": "yes" }))
         .await

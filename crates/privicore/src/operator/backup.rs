@@ -47,11 +47,13 @@ fn device_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Resu
 
 /// Writes the backup to `target` (through a temporary file beside it).
 pub async fn write(ctx: &Context, target: &Path) -> anyhow::Result<String> {
-    let (database, data_dir, target) = (
-        ctx.database.clone(),
-        ctx.data_dir.clone(),
-        target.to_owned(),
-    );
+    let Some(database) = ctx.database.clone() else {
+        anyhow::bail!(
+            "the metadata store is PostgreSQL: back the database up with its own tools \
+             (pg_dump), and the data directory's keys/ and devices/ beside it"
+        );
+    };
+    let (data_dir, target) = (ctx.data_dir.clone(), target.to_owned());
     let keystore = ctx.keystore()?.to_text()?;
     tokio::task::spawn_blocking(move || write_blocking(&database, &data_dir, &keystore, &target))
         .await?

@@ -17,7 +17,8 @@ pub struct Context {
     pub store: Arc<dyn MetadataStore>,
     pub vault: Arc<Vault>,
     pub data_dir: PathBuf,
-    pub database: PathBuf,
+    /// The embedded database file; `None` when the metadata lives in PostgreSQL.
+    pub database: Option<PathBuf>,
     pub rotation: Mutex<Option<Progress>>,
     pub stop: CancellationToken,
     /// Key store writes one at a time (rotation, backup).
@@ -88,13 +89,14 @@ impl OperatorSocket {
         engine: Arc<Engine>,
         store: Arc<dyn MetadataStore>,
         vault: Arc<Vault>,
+        database: Option<PathBuf>,
     ) -> Option<Self> {
         let ctx = Arc::new(Context {
             engine,
             store,
             vault,
             data_dir: settings.data_dir.clone(),
-            database: settings.database_path(),
+            database,
             rotation: Mutex::new(None),
             stop: CancellationToken::new(),
             keystore_lock: tokio::sync::Mutex::new(()),

@@ -46,11 +46,50 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
-/// Ephemeral ports, a private data directory, rate limits off.
+/// The metadata store of engines on `dir`: with `PRIVICORE_TEST_STORE=postgres`, a
+/// PostgreSQL schema of their own (the same one for every start on `dir`), else the
+/// embedded store in `dir`.
+pub fn database_url_for(dir: &std::path::Path) -> Option<String> {
+    privicore_store_postgres::testing::harness_url()
+        .map(|server| privicore_store_postgres::testing::schema_url_for_dir(&server, dir))
+}
+
+/// Whether the harness runs engines on PostgreSQL.
+pub fn on_postgres() -> bool {
+    privicore_store_postgres::testing::harness_url().is_some()
+}
+
+/// The metadata store of a stopped engine on `dir`, opened for a test to look into.
+pub async fn open_store(dir: &std::path::Path) -> privicore::store::Store {
+    privicore::store::Store::open(&test_settings(dir))
+        .await
+        .unwrap()
+}
+
+/// Runs one SQL statement on the metadata database of the engine on `dir` (whichever
+/// store it uses), for tests that damage stored data on purpose.
+pub async fn execute_sql(dir: &std::path::Path, sql: &str) {
+    match database_url_for(dir) {
+        Some(url) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        None => {
+            let db = rusqlite::Connection::open(dir.join("privicore.db")).unwrap();
+            db.busy_timeout(Duration::from_secs(5)).unwrap();
+            db.execute(sql, []).unwrap();
+        }
+    }
+}
+
+/// Ephemeral ports, a private data directory, rate limits off; the metadata store as
+/// `database_url_for` says.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
     let defaults = Settings::default();
     Settings {
         data_dir: dir.to_path_buf(),
+        database_url: database_url_for(dir),
         api: Listener {
             port: 0,
             ..defaults.api

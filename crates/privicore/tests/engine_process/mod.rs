@@ -48,6 +48,14 @@ pub fn serve(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Command
     if let Some(key) = root_key {
         command.env("PRIVICORE_ROOT_KEY", key);
     }
+    // With PRIVICORE_TEST_STORE=postgres, every start on this directory uses one schema.
+    match privicore_store_postgres::testing::harness_url() {
+        Some(server) => command.env(
+            "PRIVICORE_DATABASE_URL",
+            privicore_store_postgres::testing::schema_url_for_dir(&server, data_dir),
+        ),
+        None => command.env_remove("PRIVICORE_DATABASE_URL"),
+    };
     command
 }
 
@@ -86,8 +94,17 @@ pub fn start_with(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> En
 
 /// Runs `serve`, which must refuse to start; what it printed on stderr.
 pub fn refused(data_dir: &Path, root_key: Option<&str>) -> String {
+    refused_with(data_dir, root_key, &[])
+}
+
+/// `refused`, on the embedded store whatever `PRIVICORE_TEST_STORE` says.
+pub fn refused_embedded(data_dir: &Path, root_key: Option<&str>) -> String {
+    refused_with(data_dir, root_key, &EMBEDDED)
+}
+
+fn refused_with(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> String {
     let _ = std::fs::remove_file(data_dir.join("run/endpoints.json"));
-    let mut child = serve(data_dir, root_key, &[])
+    let mut child = serve(data_dir, root_key, extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -191,4 +208,20 @@ pub fn endpoints(data_dir: &Path) -> (String, String) {
         assert!(Instant::now() < deadline, "the engine did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// For tests about the embedded store's own file (`operator backup`, `privicore audit`,
+/// keys at rest): the engine stays on it whatever `PRIVICORE_TEST_STORE` says.
+const EMBEDDED: [&str; 2] = ["--database-url", "sqlite://"];
+
+pub fn serve_embedded(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Command {
+    serve(data_dir, root_key, &[&EMBEDDED[..], extra].concat())
+}
+
+pub fn start_embedded(data_dir: &Path, root_key: Option<&str>) -> Engine {
+    start_with(data_dir, root_key, &EMBEDDED)
+}
+
+pub fn start_with_embedded(data_dir: &Path, root_key: Option<&str>, extra: &[&str]) -> Engine {
+    start_with(data_dir, root_key, &[&EMBEDDED[..], extra].concat())
 }
