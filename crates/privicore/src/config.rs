@@ -399,7 +399,7 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// The metadata store: postgres://user@host:5432/db (shared by several engines), or
     /// sqlite:// (the embedded default, in the data directory).
-    #[arg(long, env = "PRIVICORE_DATABASE_URL")]
+    #[arg(long, env = "PRIVICORE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     #[arg(long, env = "PRIVICORE_BIND")]
     pub bind: Option<IpAddr>,

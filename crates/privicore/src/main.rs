@@ -183,7 +183,12 @@ enum Command {
         #[command(subcommand)]
         action: privicore::audit::Action,
         /// The engines' PostgreSQL database (postgres://…); the embedded store otherwise.
-        #[arg(long, env = "PRIVICORE_DATABASE_URL", global = true)]
+        #[arg(
+            long,
+            env = "PRIVICORE_DATABASE_URL",
+            hide_env_values = true,
+            global = true
+        )]
         database_url: Option<String>,
         #[arg(
             long,
