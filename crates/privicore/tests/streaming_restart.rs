@@ -55,9 +55,11 @@ async fn an_upload_cut_off_by_kill_9_is_handed_back_at_the_next_start() {
         assert!(Instant::now() < deadline, "the upload did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The first chunk is in the upload's spool file; no row names it yet.
+    // On the embedded store the first chunk is in the upload's spool file, which no row
+    // names yet (PostgreSQL keeps spooled chunks in the database).
+    let files = !common::on_postgres();
     let spool = data_dir.join("privicore.db.spool");
-    while spool_files(&spool) == 0 {
+    while files && spool_files(&spool) == 0 {
         assert!(Instant::now() < deadline, "nothing was spooled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -73,11 +75,13 @@ async fn an_upload_cut_off_by_kill_9_is_handed_back_at_the_next_start() {
     let second = start(&data_dir, Some(ROOT_KEY));
     let api = Client::new(&second.api).with_token(&p.token);
     assert_eq!(status(&api, &token).await, "reserved");
-    assert_eq!(
-        spool_files(&spool),
-        0,
-        "the cut-off upload's file is removed"
-    );
+    if files {
+        assert_eq!(
+            spool_files(&spool),
+            0,
+            "the cut-off upload's file is removed"
+        );
+    }
     let fresh = api
         .temporary_data_token(&reserved.command_id)
         .await
