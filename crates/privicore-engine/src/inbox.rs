@@ -277,7 +277,7 @@ async fn hello(
                         .map(|(_, chunks)| chunks),
                 };
                 if let (Some(v), Some(chunks)) = (version, chunks) {
-                    core.send_object(device_id, &v, &chunks).await;
+                    core.send_object(&[device_id], &v, &chunks).await;
                 }
             }
             ReplicaState::Deleting => {

@@ -10,7 +10,7 @@ mod settle;
 
 pub(crate) use coordinator::Coordinator;
 pub(crate) use copy::push_version;
-pub(crate) use presence::Presence;
+pub(crate) use presence::{Presence, store_chunk};
 pub(crate) use retrieve::{retrieve, stream_chunks};
 pub(crate) use settle::{SettleWorker, late_mark};
 
@@ -120,9 +120,7 @@ pub(crate) async fn replicate(
     }
     match chunks {
         Some(chunks) => {
-            for device in &targets {
-                core.send_object(*device, tv, chunks).await;
-            }
+            core.send_object(&targets, tv, chunks).await;
         }
         None => {
             // Devices offline now get the object from the spool when they come back (§5.2

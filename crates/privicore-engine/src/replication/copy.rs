@@ -9,7 +9,7 @@ use crate::engine::Core;
 use privicore_domain::data_token::TokenVersion;
 use privicore_domain::device::DeviceId;
 use privicore_domain::ports::StoreError;
-use privicore_wire::bus::{self, kind};
+use privicore_wire::bus::kind;
 use tokio::sync::mpsc;
 
 /// Sends every chunk of `version` to `target`; the sealed bytes sent, or None when some
@@ -26,17 +26,7 @@ pub(crate) async fn push_version(
         let mut bytes = 0u64;
         while let Some((index, data)) = rx.recv().await {
             bytes += data.len() as u64;
-            let body = bus::StoreChunk {
-                transfer_id: transfer_id.clone(),
-                token: version.token.clone(),
-                version: version.version,
-                chunk_index: index,
-                chunk_count: version.chunk_count,
-                total_size: version.total_size,
-                sha256: version.digest.clone(),
-                header: version.header.clone(),
-                data: data.into(),
-            };
+            let body = crate::replication::store_chunk(version, &transfer_id, index, data.into());
             core.send(target, kind::STORE_CHUNK, body).await;
         }
         bytes

@@ -129,27 +129,24 @@ impl Core {
         Ok(!targets.is_empty() && targets.iter().all(|d| self.online(*d)))
     }
 
-    /// Sends every chunk of one object version to a device.
+    /// Sends every chunk of one object version to each of `devices`; a chunk is copied
+    /// once and shared by every device's message.
     pub(crate) async fn send_object(
         &self,
-        device: DeviceId,
+        devices: &[DeviceId],
         version: &TokenVersion,
         chunks: &[Vec<u8>],
     ) {
-        let transfer_id = uuid::Uuid::new_v4().to_string();
+        let transfers: Vec<String> = devices
+            .iter()
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
         for (i, data) in chunks.iter().enumerate() {
-            let body = bus::StoreChunk {
-                transfer_id: transfer_id.clone(),
-                token: version.token.clone(),
-                version: version.version,
-                chunk_index: i as u32,
-                chunk_count: version.chunk_count,
-                total_size: version.total_size,
-                sha256: version.digest.clone(),
-                header: version.header.clone(),
-                data: data.clone().into(),
-            };
-            self.send(device, kind::STORE_CHUNK, body).await;
+            let data = bytes::Bytes::copy_from_slice(data);
+            for (device, transfer_id) in devices.iter().zip(&transfers) {
+                let body = store_chunk(version, transfer_id, i as u32, data.clone());
+                self.send(*device, kind::STORE_CHUNK, body).await;
+            }
         }
     }
 
@@ -185,5 +182,25 @@ impl Core {
         // Give the notice a moment to leave before the connection goes.
         tokio::time::sleep(Duration::from_millis(20)).await;
         self.devices.disconnect(&device.to_string()).await;
+    }
+}
+
+/// The `storage.store_chunk` body of chunk `index` of `version` in transfer `transfer_id`.
+pub(crate) fn store_chunk(
+    version: &TokenVersion,
+    transfer_id: &str,
+    index: u32,
+    data: bytes::Bytes,
+) -> bus::StoreChunk {
+    bus::StoreChunk {
+        transfer_id: transfer_id.to_owned(),
+        token: version.token.clone(),
+        version: version.version,
+        chunk_index: index,
+        chunk_count: version.chunk_count,
+        total_size: version.total_size,
+        sha256: version.digest.clone(),
+        header: version.header.clone(),
+        data,
     }
 }

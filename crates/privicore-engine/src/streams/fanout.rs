@@ -7,7 +7,7 @@ use crate::engine::Core;
 use privicore_domain::data_token::TokenVersion;
 use privicore_domain::device::DeviceId;
 use privicore_domain::ports::StoreError;
-use privicore_wire::bus::{self, kind};
+use privicore_wire::bus::kind;
 use tokio::sync::mpsc;
 
 /// Sends every chunk of `version`, read from the spool, to every device of `targets`.
@@ -29,17 +29,7 @@ pub(crate) async fn fan_out(
         let device = *device;
         lanes.push(async move {
             while let Some((index, data)) = rx.recv().await {
-                let body = bus::StoreChunk {
-                    transfer_id: transfer_id.clone(),
-                    token: version.token.clone(),
-                    version: version.version,
-                    chunk_index: index,
-                    chunk_count: version.chunk_count,
-                    total_size: version.total_size,
-                    sha256: version.digest.clone(),
-                    header: version.header.clone(),
-                    data,
-                };
+                let body = crate::replication::store_chunk(version, &transfer_id, index, data);
                 core.send(device, kind::STORE_CHUNK, body).await;
             }
         });
